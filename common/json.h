@@ -1,0 +1,30 @@
+/* common/json.h: JSON <-> msgpack. The only module that includes <jansson.h>.
+ * JSON documents are parsed with jansson and re-encoded as msgpack (integers stay
+ * int64: Falco's evt.time exceeds 2^53; key order is kept). msgpack values are written
+ * back as JSON text directly (jansson has no msgpack reader). Pure; any thread. */
+#ifndef VG_COMMON_JSON_H
+#define VG_COMMON_JSON_H
+
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/errbuf.h"
+#include "common/span.h"
+#include "common/vg.h"
+
+/* Parses the first JSON value in text (leading white space skipped) and appends it to
+ * out as msgpack. *used (if not NULL) gets the bytes of text consumed, so a stream of
+ * concatenated or pretty-printed documents can be walked. Returns 0; VG_EFORMAT with
+ * "line L column C: why" in eb for bad JSON; -ENODATA when text holds only white
+ * space; VG_ELIMIT when out's max would be passed. */
+int json_to_mp(struct span text, struct buf *out, size_t *used, struct errbuf *eb) VG_MUST_USE;
+
+/* Appends one msgpack value as JSON text. Strings that are not valid UTF-8 are written
+ * with each bad byte as U+FFFD; bin as a base64 string; ext as {"ext":T,"data":"b64"}.
+ * Returns 0, VG_ELIMIT, or VG_ECORRUPT for malformed msgpack. */
+int mp_to_json(struct span value, struct buf *out) VG_MUST_USE;
+
+/* Appends s as a quoted JSON string. */
+int json_append_str(struct buf *out, struct span s) VG_MUST_USE;
+
+#endif
