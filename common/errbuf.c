@@ -37,7 +37,21 @@ void errbuf_prefix(struct errbuf *eb, const char *fmt, ...)
     vsnprintf(head, sizeof(head), fmt, ap);
     va_end(ap);
     memcpy(old, eb->msg, sizeof(old));
-    snprintf(eb->msg, sizeof(eb->msg), "%s: %s", head, old);
+    size_t hn = strlen(head);
+    size_t on = strlen(old);
+    size_t cap = sizeof(eb->msg) - 1;
+    size_t n = 0;
+    /* Truncate by hand: the message is best effort, never an overflow. */
+    for (size_t i = 0; i < hn && n < cap; i++) {
+        eb->msg[n++] = head[i];
+    }
+    for (size_t i = 0; i < 2 && n < cap; i++) {
+        eb->msg[n++] = ": "[i];
+    }
+    for (size_t i = 0; i < on && n < cap; i++) {
+        eb->msg[n++] = old[i];
+    }
+    eb->msg[n] = 0;
 }
 
 const char *errbuf_msg(const struct errbuf *eb)
