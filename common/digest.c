@@ -1,0 +1,66 @@
+/* common/digest.c: SHA-256 through OpenSSL's EVP interface. Any thread; a struct
+ * digest belongs to one thread at a time. */
+#include "common/digest.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct digest {
+    EVP_MD_CTX *ctx;
+};
+
+static void digest_reset(struct digest *d)
+{
+    if (EVP_DigestInit_ex(d->ctx, EVP_sha256(), NULL) != 1) {
+        fprintf(stderr, "EVP_DigestInit_ex(sha256) failed\n");
+        abort();
+    }
+}
+
+struct digest *digest_new(void)
+{
+    struct digest *d = malloc(sizeof(*d));
+    if (!d || !(d->ctx = EVP_MD_CTX_new())) {
+        fprintf(stderr, "out of memory allocating a SHA-256 context\n");
+        abort();
+    }
+    digest_reset(d);
+    return d;
+}
+
+void digest_update(struct digest *d, const void *p, size_t n)
+{
+    EVP_DigestUpdate(d->ctx, p, n);
+}
+
+void digest_final(struct digest *d, uint8_t out[VG_SHA256_LEN])
+{
+    unsigned int len = VG_SHA256_LEN;
+    EVP_DigestFinal_ex(d->ctx, out, &len);
+    digest_reset(d);
+}
+
+void digest_free(struct digest *d)
+{
+    if (d) {
+        EVP_MD_CTX_free(d->ctx);
+        free(d);
+    }
+}
+
+void vg_sha256(const void *p, size_t n, uint8_t out[VG_SHA256_LEN])
+{
+    unsigned int len = VG_SHA256_LEN;
+    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+void vg_hex(const uint8_t *p, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[p[i] >> 4];
+        out[2 * i + 1] = hex[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}

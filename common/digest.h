@@ -1,0 +1,20 @@
+/* common/digest.h: SHA-256 for the store's integrity chain (OpenSSL EVP behind it). */
+#ifndef VG_COMMON_DIGEST_H
+#define VG_COMMON_DIGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VG_SHA256_LEN 32
+
+struct digest; /* an incremental SHA-256 */
+
+struct digest *digest_new(void); /* aborts on allocation failure */
+void digest_update(struct digest *d, const void *p, size_t n);
+void digest_final(struct digest *d, uint8_t out[VG_SHA256_LEN]); /* d is reset for reuse */
+void digest_free(struct digest *d);
+void vg_sha256(const void *p, size_t n, uint8_t out[VG_SHA256_LEN]);
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void vg_hex(const uint8_t *p, size_t n, char *out);
+
+#endif
