@@ -1,0 +1,91 @@
+/* collector/conn.h: one accepted connection: TCP -> TLS (memory BIOs) -> a protocol
+ * handler (Forward, later syslog and HTTPS). Loop thread only.
+ *
+ * States and their timers:
+ *   CONN_HANDSHAKE  TLS handshake; handshake timer armed
+ *   CONN_STREAMING  peer verified; frames flow; idle timer armed
+ *   CONN_DRAINING   EOF or shutdown; no more reading; waiting for the last acks
+ *   CONN_CLOSING    uv_close() called; only close callbacks run
+ * A struct conn is freed when both handles are closed and no waiter holds a ref. */
+#ifndef VG_COLLECTOR_CONN_H
+#define VG_COLLECTOR_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "collector/metrics.h"
+#include "common/buf.h"
+
+struct vigild;
+struct conn;
+
+enum conn_state { CONN_HANDSHAKE, CONN_STREAMING, CONN_DRAINING, CONN_CLOSING };
+
+/* A protocol handler. on_data consumes complete frames from c->in and returns 0, or a
+ * negative code to close the connection (after logging why). It may stop early when
+ * the pipeline is full (conn_pause); it is called again on resume. */
+struct conn_proto {
+    enum listener_kind kind;
+    int (*on_data)(struct conn *c);
+    void (*on_release)(struct conn *c); /* frees c->proto_state */
+};
+
+struct listener {
+    struct vigild *vd;
+    enum listener_kind kind;
+    const struct conn_proto *proto;
+    bool tls;
+    uv_tcp_t tcp;
+    char addr[64];
+    int port; /* the bound port (after port 0) */
+};
+
+struct conn {
+    struct vigild *vd;
+    struct listener *lst;
+    uint64_t id;
+    enum conn_state state;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int handles_open;
+    int refs;
+    struct tls_sess *tls;
+    char peer[64];   /* "ip:port" */
+    char peer_ip[48];
+    char agent[256]; /* verified certificate identity */
+    struct buf in;   /* decrypted bytes not yet consumed by the protocol */
+    struct buf scratch;
+    bool reading;
+    bool paused;     /* stopped for backpressure; resumed by conn_resume_all */
+    uint64_t unacked;   /* durability waiters outstanding */
+    size_t write_bytes; /* bytes handed to uv_write and not yet completed */
+    void *proto_state;
+    struct conn *prev, *next;
+    uint8_t rbuf[32 * 1024];
+};
+
+int listener_start(struct vigild *vd, enum listener_kind kind, const struct conn_proto *proto,
+                   const char *host, int port, bool tls, struct listener **out,
+                   struct errbuf *eb);
+void listener_close(struct listener *l);
+
+/* Sends plaintext to the peer (encrypting it when TLS). Returns 0 or negative. */
+int conn_send(struct conn *c, const void *p, size_t n);
+/* The one way out: idempotent; logs the reason once (rc 0: normal close). */
+void conn_close(struct conn *c, int rc, const char *why);
+/* Stops reading; closes once every ack and write owed to the peer has gone out. */
+void conn_finish(struct conn *c);
+/* Stops reading because the pipeline is full. */
+void conn_pause(struct conn *c);
+/* Resumes every paused connection (pipeline drain callback). */
+void conn_resume_all(struct vigild *vd);
+/* Shutdown: stops reading on every connection; closes those with nothing pending. */
+void conn_drain_all(struct vigild *vd);
+void conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+/* Called by protocols when a waiter for c completes; closes a draining connection that
+ * has nothing left to wait for. */
+void conn_waiter_done(struct conn *c);
+
+#endif

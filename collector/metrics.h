@@ -1,0 +1,47 @@
+/* collector/metrics.h: vigild's counters, exported by the admin listener as Prometheus
+ * text. Owned by the loop thread; the store thread's figures are copied in under the
+ * pipeline's mutex when a batch completes. */
+#ifndef VG_COLLECTOR_METRICS_H
+#define VG_COLLECTOR_METRICS_H
+
+#include <stdint.h>
+
+#include "common/buf.h"
+
+enum listener_kind { LST_FORWARD, LST_SYSLOG, LST_HTTPS, LST_ADMIN, LST_COUNT };
+
+struct lst_metrics {
+    uint64_t conns_accepted;
+    uint64_t conns_refused_limit;  /* over listen.max_connections */
+    uint64_t conns_open;
+    uint64_t tls_handshake_failures;
+    uint64_t tls_handshake_timeouts;
+    uint64_t frames;               /* messages/documents/lines decoded */
+    uint64_t frames_rejected;      /* malformed or over limit */
+    uint64_t events_received;
+    uint64_t events_rejected;      /* an entry that did not map */
+    uint64_t bytes_received;       /* ciphertext */
+    uint64_t acks_sent;
+    uint64_t conns_dropped_unacked; /* closed with events not yet acknowledged */
+    uint64_t pauses;               /* backpressure: reading stopped */
+};
+
+struct metrics {
+    struct lst_metrics lst[LST_COUNT];
+    uint64_t events_stored;
+    uint64_t batches_committed;
+    uint64_t commit_failures;
+    uint64_t commit_ns_total;      /* time spent in store append+commit */
+    uint64_t store_blocks;
+    uint64_t store_bytes_raw;
+    uint64_t store_bytes_stored;
+    uint64_t vigil_events;         /* source=vigil self-events recorded */
+    uint64_t vigil_events_dropped; /* self-events not recorded: batch full */
+    int64_t started_ns;
+};
+
+const char *listener_kind_name(enum listener_kind k);
+/* Appends the Prometheus text exposition of m. */
+int metrics_render(const struct metrics *m, struct buf *out);
+
+#endif

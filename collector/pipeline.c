@@ -1,0 +1,363 @@
+/* collector/pipeline.c: batches and the store thread (see pipeline.h).
+ *
+ * Threads: the loop thread owns `open` (the filling batch) and the waiter lists; the
+ * store thread owns the struct store. They meet at `inflight` under `mu`: the loop
+ * hands a batch over (cond signal), the store thread commits it and hands it back
+ * (uv_async_send). At most one batch is in flight and one is filling, so memory is
+ * bounded by twice batch_max_bytes plus the waiters. */
+#include "collector/pipeline.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collector/metrics.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "common/xalloc.h"
+
+struct waiter {
+    struct waiter *next;
+    pipeline_done_fn fn;
+    void *arg;
+};
+
+struct rec_ref {
+    int64_t ts;
+    uint64_t seq;
+    uint32_t off, len;
+};
+
+struct batch {
+    struct buf data;       /* encoded records, back to back */
+    struct rec_ref *refs;  /* one per record */
+    size_t nrefs, caprefs;
+    struct waiter *waiters, **wtail;
+    int rc;                /* commit result, set by the store thread */
+    uint64_t commit_ns;
+};
+
+struct pipeline {
+    uv_loop_t *loop;
+    struct metrics *m;
+    uint64_t next_seq;
+    size_t batch_max;
+    size_t batch_slack;
+    pipeline_drain_fn on_drain;
+    void *drain_arg;
+    pipeline_closed_fn on_closed;
+    void *closed_arg;
+
+    struct batch *open;     /* loop thread: filling */
+    bool was_full;          /* loop thread: pipeline_full() was reported */
+    bool closing;
+
+    /* Shared under mu. */
+    uv_mutex_t mu;
+    uv_cond_t cond;
+    struct batch *inflight; /* handed to the store thread; NULL when idle */
+    bool inflight_done;     /* store thread finished it */
+    bool stop;              /* store thread must exit */
+    struct store_stats stats;
+
+    struct store *st;       /* store thread only */
+    uv_thread_t thread;
+    uv_async_t async;
+    uv_check_t check;       /* after each loop iteration's I/O: hand the batch over */
+    int handles_open;
+};
+
+static struct batch *batch_new(size_t max, size_t slack)
+{
+    struct batch *b = xcalloc(1, sizeof(*b));
+    buf_init(&b->data, max + slack);
+    b->wtail = &b->waiters;
+    return b;
+}
+
+static void batch_reset(struct batch *b)
+{
+    buf_reset(&b->data);
+    b->nrefs = 0;
+    b->waiters = NULL;
+    b->wtail = &b->waiters;
+    b->rc = 0;
+}
+
+static void batch_free(struct batch *b)
+{
+    if (b) {
+        buf_release(&b->data);
+        free(b->refs);
+        free(b);
+    }
+}
+
+static bool batch_empty(const struct batch *b)
+{
+    return b->nrefs == 0 && b->waiters == NULL;
+}
+
+/* Store thread: append every record and commit once. */
+static int commit_batch(struct store *st, struct batch *b)
+{
+    for (size_t i = 0; i < b->nrefs; i++) {
+        struct rec_ref *r = &b->refs[i];
+        int rc = store_append(st, r->ts, r->seq, (struct span){ b->data.data + r->off, r->len });
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return store_commit(st);
+}
+
+static void store_thread(void *arg)
+{
+    struct pipeline *p = arg;
+    int64_t last_seal = vg_mono_ns();
+
+    uv_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && (p->inflight == NULL || p->inflight_done)) {
+            uv_cond_wait(&p->cond, &p->mu);
+        }
+        if (p->inflight == NULL || p->inflight_done) {
+            break; /* stop requested and nothing to do */
+        }
+        struct batch *b = p->inflight;
+        uv_mutex_unlock(&p->mu);
+
+        int64_t t0 = vg_mono_ns();
+        b->rc = commit_batch(p->st, b);
+        b->commit_ns = (uint64_t)(vg_mono_ns() - t0);
+        if (t0 - last_seal > 10 * VG_NS_PER_SEC) {
+            /* Partitions that ended over a minute ago get no more on-time events. */
+            int src = store_seal_before(p->st, vg_now_ns() - 60 * VG_NS_PER_SEC);
+            if (src < 0) {
+                log_warn("store: sealing old partitions failed: %s", vg_strerror(src));
+            }
+            last_seal = t0;
+        }
+        struct store_stats s;
+        store_get_stats(p->st, &s);
+
+        uv_mutex_lock(&p->mu);
+        p->stats = s;
+        p->inflight_done = true;
+        uv_async_send(&p->async);
+    }
+    uv_mutex_unlock(&p->mu);
+}
+
+/* Loop thread: hands the open batch to the store thread if it is idle. */
+static void maybe_submit(struct pipeline *p)
+{
+    uv_mutex_lock(&p->mu);
+    if (p->inflight == NULL && !batch_empty(p->open)) {
+        p->inflight = p->open;
+        p->inflight_done = false;
+        p->open = batch_new(p->batch_max, p->batch_slack);
+        uv_cond_signal(&p->cond);
+    }
+    uv_mutex_unlock(&p->mu);
+}
+
+static void on_close_handle(uv_handle_t *h)
+{
+    struct pipeline *p = h->data;
+    if (--p->handles_open == 0 && p->on_closed) {
+        p->on_closed(p->closed_arg);
+    }
+}
+
+/* Runs once per loop iteration after the read callbacks: everything the connections
+ * decoded in this iteration goes to the store thread in one batch. */
+static void on_check(uv_check_t *h)
+{
+    maybe_submit(h->data);
+}
+
+static void finish_close(struct pipeline *p)
+{
+    uv_mutex_lock(&p->mu);
+    p->stop = true;
+    uv_cond_signal(&p->cond);
+    uv_mutex_unlock(&p->mu);
+    uv_thread_join(&p->thread);
+    store_close(p->st);
+    p->st = NULL;
+    uv_close((uv_handle_t *)&p->async, on_close_handle);
+    uv_close((uv_handle_t *)&p->check, on_close_handle);
+}
+
+static void on_batch_done(uv_async_t *h)
+{
+    struct pipeline *p = h->data;
+    struct batch *done = NULL;
+    struct store_stats s;
+
+    uv_mutex_lock(&p->mu);
+    if (p->inflight && p->inflight_done) {
+        done = p->inflight;
+        p->inflight = NULL;
+    }
+    s = p->stats;
+    uv_mutex_unlock(&p->mu);
+    if (!done) {
+        return;
+    }
+    if (done->rc == 0) {
+        p->m->events_stored += done->nrefs;
+        p->m->batches_committed++;
+    } else {
+        p->m->commit_failures++;
+        log_error("store: commit of %zu events failed: %s; nothing of it is acknowledged",
+                  done->nrefs, vg_strerror(done->rc));
+    }
+    p->m->commit_ns_total += done->commit_ns;
+    p->m->store_blocks = s.blocks;
+    p->m->store_bytes_raw = s.bytes_raw;
+    p->m->store_bytes_stored = s.bytes_stored;
+
+    /* Submit the next batch before calling waiters: the store thread works while the
+     * loop sends acks. */
+    maybe_submit(p);
+
+    struct waiter *w = done->waiters;
+    while (w) {
+        struct waiter *next = w->next;
+        w->fn(w->arg, done->rc);
+        free(w);
+        w = next;
+    }
+    batch_free(done);
+
+    if (p->was_full && !pipeline_full(p)) {
+        p->was_full = false;
+        if (p->on_drain) {
+            p->on_drain(p->drain_arg);
+        }
+    }
+    if (p->closing) {
+        uv_mutex_lock(&p->mu);
+        bool idle = p->inflight == NULL;
+        uv_mutex_unlock(&p->mu);
+        if (idle && batch_empty(p->open)) {
+            finish_close(p);
+        }
+    }
+}
+
+int pipeline_new(uv_loop_t *loop, struct store *st, uint64_t first_seq, size_t batch_max_bytes,
+                 size_t batch_slack_bytes, struct metrics *m, pipeline_drain_fn on_drain, void *drain_arg,
+                 struct pipeline **out, struct errbuf *eb)
+{
+    struct pipeline *p = xcalloc(1, sizeof(*p));
+    int rc;
+
+    p->loop = loop;
+    p->m = m;
+    p->st = st;
+    p->next_seq = first_seq;
+    p->batch_max = batch_max_bytes;
+    p->batch_slack = batch_slack_bytes;
+    p->on_drain = on_drain;
+    p->drain_arg = drain_arg;
+    p->open = batch_new(batch_max_bytes, batch_slack_bytes);
+    if ((rc = uv_mutex_init(&p->mu)) < 0 || (rc = uv_cond_init(&p->cond)) < 0) {
+        errbuf_set(eb, "pipeline: cannot init lock: %s", vg_strerror(rc));
+        abort(); /* only on resource exhaustion at start-up */
+    }
+    if ((rc = uv_async_init(loop, &p->async, on_batch_done)) < 0) {
+        errbuf_set(eb, "pipeline: uv_async_init: %s", vg_strerror(rc));
+        abort();
+    }
+    p->async.data = p;
+    uv_check_init(loop, &p->check);
+    p->check.data = p;
+    uv_check_start(&p->check, on_check);
+    uv_unref((uv_handle_t *)&p->check);
+    p->handles_open = 2;
+    if ((rc = uv_thread_create(&p->thread, store_thread, p)) < 0) {
+        errbuf_set(eb, "pipeline: cannot start the store thread: %s", vg_strerror(rc));
+        abort();
+    }
+    *out = p;
+    return 0;
+}
+
+int pipeline_add(struct pipeline *p, struct rec *r)
+{
+    struct batch *b = p->open;
+    size_t start = b->data.len;
+
+    /* The soft limit (batch_max) is checked by listeners before each message; within
+     * a message the batch may grow up to the hard limit (batch_max + slack). */
+    r->seq = p->next_seq;
+    r->has_seq = true;
+    if (!r->has_received) {
+        r->received = vg_now_ns();
+        r->has_received = true;
+    }
+    if (!r->has_ts) {
+        r->ts = r->received;
+        r->has_ts = true;
+    }
+    int rc = rec_encode(r, &b->data);
+    if (rc < 0) {
+        b->data.len = start;
+        p->was_full = true;
+        return rc;
+    }
+    if (b->nrefs == b->caprefs) {
+        b->caprefs = b->caprefs ? 2 * b->caprefs : 1024;
+        b->refs = xrealloc(b->refs, b->caprefs * sizeof(*b->refs));
+    }
+    b->refs[b->nrefs++] = (struct rec_ref){ r->ts, r->seq, (uint32_t)start,
+                                            (uint32_t)(b->data.len - start) };
+    p->next_seq++;
+    if (b->data.len >= p->batch_max) {
+        p->was_full = true;
+    }
+    return 0;
+}
+
+void pipeline_when_durable(struct pipeline *p, pipeline_done_fn fn, void *arg)
+{
+    struct waiter *w = xmalloc(sizeof(*w));
+    w->next = NULL;
+    w->fn = fn;
+    w->arg = arg;
+    *p->open->wtail = w;
+    p->open->wtail = &w->next;
+}
+
+bool pipeline_full(const struct pipeline *p)
+{
+    return p->open->data.len >= p->batch_max;
+}
+
+void pipeline_close(struct pipeline *p, pipeline_closed_fn fn, void *arg)
+{
+    p->closing = true;
+    p->on_closed = fn;
+    p->closed_arg = arg;
+    maybe_submit(p);
+    uv_mutex_lock(&p->mu);
+    bool idle = p->inflight == NULL;
+    uv_mutex_unlock(&p->mu);
+    if (idle && batch_empty(p->open)) {
+        finish_close(p);
+    }
+}
+
+void pipeline_free(struct pipeline *p)
+{
+    if (!p) {
+        return;
+    }
+    batch_free(p->open);
+    uv_mutex_destroy(&p->mu);
+    uv_cond_destroy(&p->cond);
+    free(p);
+}

@@ -1,0 +1,189 @@
+/* collector/vigild.c: start-up and shutdown of the daemon's parts on the loop thread:
+ * listeners, the pipeline (which owns the store thread), signals. */
+#include "collector/vigild.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "collector/admin.h"
+#include "collector/conn.h"
+#include "collector/forward_in.h"
+#include "collector/pipeline.h"
+#include "common/log.h"
+#include "common/time.h"
+
+void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *action,
+                       const char *outcome, const char *src_ip, const char *agent,
+                       const char *fmt, ...)
+{
+    char msg[512];
+    struct rec r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!vd->pipe || vd->stopping) {
+        log_info("not recorded (stopping): %s", msg);
+        return;
+    }
+    rec_init(&r);
+    rec_set(&r, VG_F_SOURCE, SPAN_LIT("vigil"));
+    rec_set(&r, VG_F_KIND, SPAN_LIT("log"));
+    rec_set(&r, VG_F_SEVERITY, span_str(vg_severity_name(sev)));
+    rec_set(&r, VG_F_ACTION, span_str(action));
+    rec_set(&r, VG_F_OUTCOME, span_str(outcome));
+    rec_set(&r, VG_F_SRC_IP, span_str(src_ip));
+    rec_set(&r, VG_F_HOST, span_str(vd->self_host));
+    rec_set(&r, VG_F_AGENT, span_str(agent && *agent ? agent : "vigild"));
+    rec_set(&r, VG_F_MESSAGE, span_str(msg));
+    if (pipeline_add(vd->pipe, &r) < 0) {
+        vd->m.vigil_events_dropped++;
+        log_warn("self-event not recorded (batch full): %s", msg);
+        return;
+    }
+    vd->m.vigil_events++;
+}
+
+static void on_drain(void *arg)
+{
+    conn_resume_all(arg);
+}
+
+static void on_signal_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_pipeline_closed(void *arg)
+{
+    struct vigild *vd = arg;
+
+    log_info("store closed; %" PRIu64 " events stored in this run", vd->m.events_stored);
+    uv_close((uv_handle_t *)&vd->sig_term, on_signal_handle_closed);
+    uv_close((uv_handle_t *)&vd->sig_int, on_signal_handle_closed);
+    uv_close((uv_handle_t *)&vd->sig_hup, on_signal_handle_closed);
+}
+
+/* Checks each loop iteration during shutdown whether connections have drained. */
+static void on_stop_poll(uv_timer_t *t)
+{
+    struct vigild *vd = t->data;
+
+    if (vd->conns == NULL) {
+        uv_timer_stop(t);
+        uv_close((uv_handle_t *)t, (uv_close_cb)NULL);
+        pipeline_close(vd->pipe, on_pipeline_closed, vd);
+    }
+}
+
+void vigild_stop(struct vigild *vd)
+{
+    if (vd->stopping) {
+        return;
+    }
+    log_info("stopping: no new connections; waiting for in-flight events to be durable "
+             "and acknowledged");
+    vd->stopping = true;
+    for (int k = 0; k < LST_COUNT; k++) {
+        listener_close(vd->lst[k]);
+        vd->lst[k] = NULL;
+    }
+    conn_drain_all(vd);
+    /* Connections finish as their last acks go out; poll cheaply until none remain. */
+    uv_timer_init(vd->loop, &vd->stop_timer);
+    vd->stop_timer.data = vd;
+    uv_timer_start(&vd->stop_timer, on_stop_poll, 0, 10);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct vigild *vd = h->data;
+
+    if (signum == SIGHUP) {
+        log_info("SIGHUP: reload is not supported yet; configuration unchanged");
+        return;
+    }
+    log_info("%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    vigild_stop(vd);
+}
+
+int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
+{
+    struct vg_config *cfg = vd->cfg;
+    static const struct {
+        enum listener_kind kind;
+        const struct conn_proto *proto;
+    } protos[] = {
+        { LST_FORWARD, &forward_in_proto },
+        { LST_ADMIN, &admin_proto },
+    };
+    const struct cfg_addr *addrs[LST_COUNT] = {
+        [LST_FORWARD] = &cfg->listen.forward,
+        [LST_SYSLOG] = &cfg->listen.syslog,
+        [LST_HTTPS] = &cfg->listen.https,
+        [LST_ADMIN] = &cfg->listen.admin,
+    };
+    char ready[512];
+    size_t rn = 0;
+    int rc;
+
+    vd->m.started_ns = vg_now_ns();
+    /* Batches: 8 MiB soft limit; one message may add four times the largest frame
+     * (records carry the normalized fields beside the raw event). */
+    rc = pipeline_new(vd->loop, st, store_next_seq(st), 8u << 20,
+                      4 * (size_t)cfg->listen.max_frame_bytes + (1u << 20), &vd->m, on_drain, vd,
+                      &vd->pipe, eb);
+    if (rc < 0) {
+        store_close(st);
+        return rc;
+    }
+    uv_signal_init(vd->loop, &vd->sig_term);
+    uv_signal_init(vd->loop, &vd->sig_int);
+    uv_signal_init(vd->loop, &vd->sig_hup);
+    vd->sig_term.data = vd->sig_int.data = vd->sig_hup.data = vd;
+    uv_signal_start(&vd->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&vd->sig_int, on_signal, SIGINT);
+    uv_signal_start(&vd->sig_hup, on_signal, SIGHUP);
+    if (gethostname(vd->self_host, sizeof(vd->self_host) - 1) != 0) {
+        snprintf(vd->self_host, sizeof(vd->self_host), "vigild");
+    }
+    for (size_t i = 0; i < VG_ARRAY_LEN(protos); i++) {
+        enum listener_kind k = protos[i].kind;
+        const struct cfg_addr *a = addrs[k];
+        if (!a->enabled) {
+            continue;
+        }
+        bool tls = k != LST_ADMIN && !cfg->listen.insecure;
+        rc = listener_start(vd, k, protos[i].proto, a->host, a->port, tls, &vd->lst[k], eb);
+        if (rc < 0) {
+            return rc;
+        }
+        log_info("listening: %s on %s (%s)", listener_kind_name(k), vd->lst[k]->addr,
+                 tls ? "TLS, client certificates required" : "plain");
+        rn += (size_t)snprintf(ready + rn, sizeof(ready) - rn, "%s=%s ", listener_kind_name(k),
+                               vd->lst[k]->addr);
+    }
+    for (int k = 0; k < LST_COUNT; k++) {
+        if (addrs[k]->enabled && !vd->lst[k] && k != LST_FORWARD && k != LST_ADMIN) {
+            log_warn("listen.%s is configured but that listener is not built yet; ignored",
+                     listener_kind_name((enum listener_kind)k));
+        }
+    }
+
+    log_info("ready: %spid=%d", ready, (int)getpid());
+    if (vd->ready_fd >= 0) {
+        char line[600];
+        int n = snprintf(line, sizeof(line), "ready %spid=%d\n", ready, (int)getpid());
+        if (write(vd->ready_fd, line, (size_t)n) != n) {
+            log_warn("cannot write the ready line to fd %d: %s", vd->ready_fd, strerror(errno));
+        }
+        close(vd->ready_fd);
+        vd->ready_fd = -1;
+    }
+    return 0;
+}

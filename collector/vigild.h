@@ -1,0 +1,50 @@
+/* collector/vigild.h: the daemon's state. One struct vigild per process, owned by the
+ * loop thread; the only mutable state outside it is the log threshold. */
+#ifndef VG_COLLECTOR_VIGILD_H
+#define VG_COLLECTOR_VIGILD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "collector/metrics.h"
+#include "common/config.h"
+#include "schemas/record.h"
+#include "store/store.h"
+
+struct conn;
+struct listener;
+struct pipeline;
+struct tls_ctx;
+
+struct vigild {
+    uv_loop_t *loop;
+    struct vg_config *cfg;
+    struct tls_ctx *tls;     /* NULL when listen.insecure */
+    struct pipeline *pipe;
+    struct listener *lst[LST_COUNT];
+    struct metrics m;
+    struct conn *conns;      /* every open connection (intrusive list) */
+    uint64_t next_conn_id;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t stop_timer;   /* shutdown: polls until every connection has drained */
+    bool stopping;
+    int ready_fd;            /* -1, or where the "ready" line goes once listening */
+    char self_host[256];     /* host name stamped on source=vigil events */
+};
+
+/* Records a source=vigil evidence event (refused handshake, rejected input...). Never
+ * fails: when the batch is full the event is counted as dropped and logged. */
+void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *action,
+                       const char *outcome, const char *src_ip, const char *agent,
+                       const char *fmt, ...) VG_PRINTF(7, 8);
+
+/* Starts the pipeline (taking ownership of st), the listeners and signal handling.
+ * Returns 0 or negative with eb. */
+int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb);
+
+/* Graceful stop: stop accepting, let in-flight events become durable and be
+ * acknowledged, close connections, close the store. The loop then ends. */
+void vigild_stop(struct vigild *vd);
+
+#endif

@@ -1,0 +1,458 @@
+/* query/send.c: the Forward client behind `vigil send` (see send.h).
+ *
+ * Documents are parsed (JSON via common/json.c, or text lines for syslog), packed as
+ * PackedForward chunks of chunk_events entries each with a unique `chunk` id, and
+ * written while at most `window` chunks await their ack. vigild acks a chunk only when
+ * its events are durable, so a chunk leaves memory only when acked; after a broken
+ * connection every unacked chunk is sent again on a new one (at least once). */
+#include "query/send.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "collector/forward.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/mp.h"
+#include "common/time.h"
+#include "common/tls.h"
+#include "common/xalloc.h"
+
+#define SEND_MAX_DOC   (16u << 20)
+#define SEND_MAX_CHUNK (8u << 20)
+
+struct chunk {
+    char id[40];
+    struct buf msg; /* the encoded Forward message */
+    uint32_t count;
+};
+
+struct sender {
+    const struct send_opts *o;
+    struct tls_ctx *ctx;
+    struct tls_conn *conn;
+    struct chunk *q; /* ring of in-flight chunks */
+    int qhead, qlen, qcap;
+    struct buf entries; /* the chunk being built */
+    uint32_t nentries;
+    struct buf ackbuf;
+    uint64_t next_id;
+    uint32_t id_salt;
+    struct send_stats *st;
+    struct errbuf *eb;
+    int64_t t0, last_progress;
+    uint64_t sent_events;
+    const char *tag;
+};
+
+void send_opts_init(struct send_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->host = "127.0.0.1";
+    o->port = 24224;
+    o->format = SEND_NDJSON;
+    o->chunk_events = 1000;
+    o->window = 8;
+    o->timeout_ms = 30000;
+    o->max_retries = 5;
+}
+
+int send_format_parse(const char *s, enum send_format *out)
+{
+    static const struct {
+        const char *name;
+        enum send_format f;
+    } names[] = {
+        { "ndjson", SEND_NDJSON },     { "json", SEND_NDJSON },   { "falco", SEND_FALCO },
+        { "k8s-audit", SEND_K8S_AUDIT }, { "trivy", SEND_TRIVY }, { "syslog", SEND_SYSLOG },
+    };
+    for (size_t i = 0; i < VG_ARRAY_LEN(names); i++) {
+        if (strcmp(s, names[i].name) == 0) {
+            *out = names[i].f;
+            return 0;
+        }
+    }
+    return VG_EPARSE;
+}
+
+static const char *format_tag(enum send_format f)
+{
+    switch (f) {
+    case SEND_FALCO:
+        return "falco";
+    case SEND_K8S_AUDIT:
+        return "k8s.audit";
+    case SEND_TRIVY:
+        return "trivy";
+    case SEND_SYSLOG:
+        return "syslog";
+    default:
+        return "vigil.send";
+    }
+}
+
+static void progress(struct sender *s, bool final)
+{
+    if (!s->o->progress) {
+        return;
+    }
+    int64_t now = vg_mono_ns();
+    if (!final && now - s->last_progress < 250000000) {
+        return;
+    }
+    s->last_progress = now;
+    double secs = (double)(now - s->t0) / 1e9;
+    fprintf(stderr, "\rvigil send: %" PRIu64 " events sent, %" PRIu64 " acknowledged (%.0f/s)%s",
+            s->sent_events, s->st->events, secs > 0 ? (double)s->st->events / secs : 0.0,
+            final ? "\n" : "");
+    fflush(stderr);
+}
+
+static int connect_server(struct sender *s)
+{
+    tls_conn_close(s->conn);
+    s->conn = NULL;
+    buf_reset(&s->ackbuf);
+    return tls_conn_open(s->ctx, s->o->host, s->o->port, s->o->timeout_ms, &s->conn, s->eb);
+}
+
+static struct chunk *q_at(struct sender *s, int i)
+{
+    return &s->q[(s->qhead + i) % s->qcap];
+}
+
+/* Reads until the ack of the oldest chunk arrives. */
+static int wait_ack(struct sender *s)
+{
+    struct chunk *c = q_at(s, 0);
+
+    for (;;) {
+        struct span ack;
+        ssize_t n = forward_decode_ack(buf_span(&s->ackbuf), &ack);
+        if (n < 0) {
+            errbuf_set(s->eb, "server sent something that is not a Forward ack");
+            return -EPROTO;
+        }
+        if (n > 0) {
+            if (!span_eq_str(ack, c->id)) {
+                errbuf_set(s->eb, "ack for an unknown chunk (expected '%s')", c->id);
+                return -EPROTO;
+            }
+            buf_consume(&s->ackbuf, (size_t)n);
+            s->st->events += c->count;
+            s->st->chunks++;
+            buf_release(&c->msg);
+            s->qhead = (s->qhead + 1) % s->qcap;
+            s->qlen--;
+            progress(s, false);
+            return 0;
+        }
+        uint8_t tmp[4096];
+        ssize_t r = tls_conn_read(s->conn, tmp, sizeof(tmp), s->o->timeout_ms);
+        if (r < 0) {
+            return (int)r;
+        }
+        if (buf_append(&s->ackbuf, tmp, (size_t)r) < 0) {
+            errbuf_set(s->eb, "server sent over 64 KiB without a complete ack");
+            return -EPROTO;
+        }
+    }
+}
+
+/* After a failure: reconnect (with backoff) and resend every unacked chunk. */
+static int recover(struct sender *s, int why)
+{
+    for (int attempt = 1; attempt <= s->o->max_retries; attempt++) {
+        struct errbuf eb;
+        errbuf_clear(&eb);
+        fprintf(stderr, "vigil send: connection lost (%s); reconnecting (%d/%d), %d chunk(s) "
+                        "to resend\n",
+                vg_strerror(why), attempt, s->o->max_retries, s->qlen);
+        usleep((useconds_t)(100000u << (attempt - 1)));
+        struct errbuf *saved = s->eb;
+        s->eb = &eb;
+        int rc = connect_server(s);
+        s->eb = saved;
+        if (rc < 0) {
+            why = rc;
+            continue;
+        }
+        s->st->reconnects++;
+        for (int i = 0; i < s->qlen && rc == 0; i++) {
+            struct chunk *c = q_at(s, i);
+            rc = tls_conn_write(s->conn, c->msg.data, c->msg.len);
+        }
+        if (rc == 0) {
+            return 0;
+        }
+        why = rc;
+    }
+    errbuf_set(s->eb, "server %s:%d unreachable after %d attempts: %s", s->o->host, s->o->port,
+               s->o->max_retries, vg_strerror(why));
+    return why;
+}
+
+static int wait_ack_retrying(struct sender *s)
+{
+    for (;;) {
+        int rc = wait_ack(s);
+        if (rc == 0 || rc == -EPROTO) {
+            return rc;
+        }
+        if ((rc = recover(s, rc)) < 0) {
+            return rc;
+        }
+    }
+}
+
+static int flush_chunk(struct sender *s)
+{
+    int rc;
+
+    if (s->nentries == 0) {
+        return 0;
+    }
+    while (s->qlen >= s->qcap) {
+        if ((rc = wait_ack_retrying(s)) < 0) {
+            return rc;
+        }
+    }
+    struct chunk *c = q_at(s, s->qlen);
+    snprintf(c->id, sizeof(c->id), "%08x-%" PRIu64, s->id_salt, ++s->next_id);
+    buf_init(&c->msg, SEND_MAX_CHUNK + (1u << 20));
+    c->count = s->nentries;
+    rc = forward_encode_packed(&c->msg, span_str(s->tag), buf_span(&s->entries), s->nentries,
+                               span_str(c->id));
+    if (rc < 0) {
+        buf_release(&c->msg);
+        errbuf_set(s->eb, "cannot encode a chunk: %s", vg_strerror(rc));
+        return rc;
+    }
+    s->qlen++;
+    s->sent_events += s->nentries;
+    buf_reset(&s->entries);
+    s->nentries = 0;
+    rc = tls_conn_write(s->conn, c->msg.data, c->msg.len);
+    if (rc < 0 && (rc = recover(s, rc)) < 0) {
+        return rc;
+    }
+    while (s->qlen >= s->o->window) {
+        if ((rc = wait_ack_retrying(s)) < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int add_record(struct sender *s, struct span record)
+{
+    int rc = forward_encode_entry(&s->entries, vg_now_ns(), record);
+    if (rc < 0) {
+        errbuf_set(s->eb, "event of %zu bytes too large to send", record.n);
+        return rc;
+    }
+    s->nentries++;
+    if (s->nentries >= s->o->chunk_events || s->entries.len >= SEND_MAX_CHUNK) {
+        return flush_chunk(s);
+    }
+    return 0;
+}
+
+/* One parsed document: a map is an event; an array holds events; a k8s EventList's
+ * items are events. */
+static int add_document(struct sender *s, struct span doc, const char *file, uint64_t line)
+{
+    struct span cur = doc;
+    struct mp_obj o;
+    struct span items;
+
+    if (mp_read(&cur, &o) != 1) {
+        return VG_EFORMAT;
+    }
+    if (o.type == MP_ARRAY) {
+        for (uint32_t i = 0; i < o.v.count; i++) {
+            struct span el;
+            if (mp_take(&cur, &el) < 0) {
+                return VG_EFORMAT;
+            }
+            int rc = add_document(s, el, file, line);
+            if (rc < 0) {
+                return rc;
+            }
+        }
+        return 0;
+    }
+    if (o.type != MP_MAP) {
+        fprintf(stderr, "vigil send: %s:%" PRIu64 ": not a JSON object; skipped\n", file, line);
+        s->st->bad_docs++;
+        return 0;
+    }
+    struct span kind;
+    struct span v;
+    if (mp_map_get(doc, SPAN_LIT("kind"), &v) == 1 && mp_get_str(v, &kind) &&
+        span_eq_str(kind, "EventList") && mp_map_get(doc, SPAN_LIT("items"), &items) == 1) {
+        return add_document(s, items, file, line);
+    }
+    return add_record(s, doc);
+}
+
+static int send_syslog_line(struct sender *s, struct span line, struct buf *rec)
+{
+    buf_reset(rec);
+    if (mp_put_map(rec, 1) < 0 || mp_put_cstr(rec, "message") < 0 ||
+        mp_put_str(rec, line.p, line.n) < 0) {
+        return VG_ELIMIT;
+    }
+    return add_record(s, buf_span(rec));
+}
+
+static int send_stream(struct sender *s, FILE *f, const char *name)
+{
+    struct buf doc;
+    struct buf text;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    uint64_t lineno = 0;
+    int rc = 0;
+
+    buf_init(&doc, SEND_MAX_DOC);
+    buf_init(&text, 64u << 20);
+    /* Line-delimited first; a line that does not parse alone may begin a document that
+     * spans lines (pretty-printed JSON): gather lines until it parses. */
+    uint64_t doc_line = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        struct span l = { (const uint8_t *)line, (size_t)n };
+        while (l.n && (l.p[l.n - 1] == '\n' || l.p[l.n - 1] == '\r')) {
+            l.n--;
+        }
+        if (s->o->format == SEND_SYSLOG) {
+            if (l.n) {
+                rc = send_syslog_line(s, l, &doc);
+            }
+            continue;
+        }
+        if (text.len == 0) {
+            doc_line = lineno;
+        }
+        if ((rc = buf_append(&text, line, (size_t)n)) < 0) {
+            fprintf(stderr, "vigil send: %s:%" PRIu64 ": document over 64 MiB\n", name, doc_line);
+            break;
+        }
+        /* Parse every complete document in text. */
+        for (;;) {
+            struct errbuf eb;
+            size_t used = 0;
+            errbuf_clear(&eb);
+            buf_reset(&doc);
+            int jr = json_to_mp(buf_span(&text), &doc, &used, &eb);
+            if (jr == -ENODATA) {
+                buf_reset(&text);
+                break;
+            }
+            if (jr < 0) {
+                /* Incomplete (a multi-line document) or broken: decide at the next line
+                 * that starts a new document, or at the end of input. */
+                bool starts_new = l.n > 0 && (l.p[0] == '{' || l.p[0] == '[') &&
+                                  text.len > (size_t)n;
+                if (starts_new) {
+                    fprintf(stderr, "vigil send: %s:%" PRIu64 ": %s; skipped\n", name, doc_line,
+                            errbuf_msg(&eb));
+                    s->st->bad_docs++;
+                    buf_consume(&text, text.len - (size_t)n);
+                    doc_line = lineno;
+                    continue;
+                }
+                break;
+            }
+            rc = add_document(s, buf_span(&doc), name, doc_line);
+            buf_consume(&text, used);
+            doc_line = lineno;
+            if (rc < 0) {
+                break;
+            }
+        }
+    }
+    if (rc == 0 && text.len > 0) {
+        struct errbuf eb;
+        size_t used = 0;
+        errbuf_clear(&eb);
+        buf_reset(&doc);
+        int jr = json_to_mp(buf_span(&text), &doc, &used, &eb);
+        if (jr == 0) {
+            rc = add_document(s, buf_span(&doc), name, doc_line);
+        } else if (jr != -ENODATA) {
+            fprintf(stderr, "vigil send: %s:%" PRIu64 ": %s; skipped\n", name, doc_line,
+                    errbuf_msg(&eb));
+            s->st->bad_docs++;
+        }
+    }
+    free(line);
+    buf_release(&doc);
+    buf_release(&text);
+    return rc;
+}
+
+int send_files(const struct send_opts *o, char **files, int nfiles, struct send_stats *st,
+               struct errbuf *eb)
+{
+    struct sender s;
+    int rc;
+
+    memset(&s, 0, sizeof(s));
+    memset(st, 0, sizeof(*st));
+    s.o = o;
+    s.st = st;
+    s.eb = eb;
+    s.tag = o->tag ? o->tag : format_tag(o->format);
+    s.qcap = o->window > 0 ? o->window : 1;
+    s.q = xcalloc((size_t)s.qcap, sizeof(*s.q));
+    s.id_salt = (uint32_t)(vg_now_ns() ^ (getpid() << 16));
+    buf_init(&s.entries, SEND_MAX_CHUNK + SEND_MAX_DOC + 64);
+    buf_init(&s.ackbuf, 64 * 1024);
+    s.t0 = vg_mono_ns();
+
+    rc = tls_client_ctx_new(o->ca, o->cert, o->key, &s.ctx, eb);
+    if (rc == 0) {
+        rc = connect_server(&s);
+    }
+    for (int i = 0; rc == 0 && i < (nfiles > 0 ? nfiles : 1); i++) {
+        const char *name = nfiles > 0 ? files[i] : "-";
+        FILE *f = strcmp(name, "-") == 0 ? stdin : fopen(name, "r");
+        if (!f) {
+            rc = -errno;
+            errbuf_set(eb, "cannot open '%s': %s", name, strerror(errno));
+            break;
+        }
+        rc = send_stream(&s, f, strcmp(name, "-") == 0 ? "<stdin>" : name);
+        if (f != stdin) {
+            fclose(f);
+        }
+    }
+    if (rc == 0) {
+        rc = flush_chunk(&s);
+    }
+    while (rc == 0 && s.qlen > 0) {
+        rc = wait_ack_retrying(&s);
+    }
+    st->seconds = (double)(vg_mono_ns() - s.t0) / 1e9;
+    progress(&s, true);
+    for (int i = 0; i < s.qlen; i++) {
+        buf_release(&q_at(&s, i)->msg);
+    }
+    free(s.q);
+    tls_conn_close(s.conn);
+    tls_ctx_free(s.ctx);
+    buf_release(&s.entries);
+    buf_release(&s.ackbuf);
+    if (rc == 0 && st->bad_docs > 0) {
+        errbuf_set(eb, "%" PRIu64 " document(s) did not parse and were not sent", st->bad_docs);
+        rc = VG_EFORMAT;
+    }
+    return rc;
+}

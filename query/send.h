@@ -1,0 +1,46 @@
+/* query/send.h: shipping events to vigild over Forward with mutual TLS, waiting for
+ * every acknowledgement (used by `vigil send` and `vigil demo`). Blocking; not for the
+ * event loop. */
+#ifndef VG_QUERY_SEND_H
+#define VG_QUERY_SEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/errbuf.h"
+
+enum send_format { SEND_NDJSON, SEND_FALCO, SEND_K8S_AUDIT, SEND_TRIVY, SEND_SYSLOG };
+
+struct send_opts {
+    const char *host;
+    int port;
+    const char *ca, *cert, *key;
+    enum send_format format;
+    const char *tag;       /* NULL: derived from the format */
+    uint32_t chunk_events; /* events per PackedForward chunk */
+    int window;            /* chunks in flight before waiting for an ack */
+    int timeout_ms;        /* connect and per-ack timeout */
+    int max_retries;       /* reconnects in a row before giving up */
+    bool progress;         /* draw a progress line on stderr */
+};
+
+struct send_stats {
+    uint64_t events;     /* events acknowledged */
+    uint64_t chunks;     /* chunks acknowledged */
+    uint64_t bad_docs;   /* input documents that did not parse (not sent) */
+    uint64_t reconnects; /* connections re-made after a failure (chunks resent) */
+    double seconds;
+};
+
+void send_opts_init(struct send_opts *o);
+int send_format_parse(const char *s, enum send_format *out);
+
+/* Sends every document of the files ("-" or no files: standard input) and returns 0
+ * when every event was acknowledged. Documents that do not parse are reported on
+ * stderr with file and line, counted in bad_docs, and make the result VG_EFORMAT after
+ * everything else was sent. Returns negative with eb set when the server could not be
+ * reached or stopped acknowledging. */
+int send_files(const struct send_opts *o, char **files, int nfiles, struct send_stats *st,
+               struct errbuf *eb);
+
+#endif
