@@ -1,0 +1,510 @@
+/* query/pki.c: `vigil pki init` and `vigil pki issue`: a development CA and the
+ * certificates a demo or a test needs, made with OpenSSL 3's EVP_PKEY and X509 API.
+ *
+ * Invariants: a key file is created 0600 with O_EXCL before any byte of the key is
+ * written (never a moment readable by others); a certificate file is 0644; nothing is
+ * overwritten unless force, and then the old file is unlinked first (so O_EXCL still
+ * holds and a symlink in the directory is replaced, not followed). A failed run removes
+ * the files it created. Runs on the CLI's only thread; blocks on file I/O. */
+#include "query/pki.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "common/tls.h"
+
+#define PKI_LEAF_DAYS 825
+#define PKI_CA_DAYS   3650
+#define PKI_MAX_FILES 16
+#define PKI_NAME_MAX  64
+#define PKI_REASON    256
+
+enum pki_kind { PKI_CA, PKI_SERVER, PKI_CLIENT };
+
+/* The files this run created, removed if it fails. */
+struct pki_made {
+    char path[PKI_MAX_FILES][PATH_MAX];
+    int n;
+};
+
+struct pki_ext {
+    int nid;
+    const char *value;
+};
+
+static const struct pki_ext pki_ca_exts[] = {
+    { NID_basic_constraints, "critical,CA:TRUE" },
+    { NID_key_usage, "critical,keyCertSign,cRLSign" },
+    { NID_subject_key_identifier, "hash" },
+    { 0, NULL },
+};
+
+static const struct pki_ext pki_server_exts[] = {
+    { NID_basic_constraints, "critical,CA:FALSE" },
+    { NID_key_usage, "critical,digitalSignature" },
+    { NID_ext_key_usage, "serverAuth" },
+    { NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1" },
+    { NID_subject_key_identifier, "hash" },
+    { NID_authority_key_identifier, "keyid:always" },
+    { 0, NULL },
+};
+
+static const struct pki_ext pki_client_exts[] = {
+    { NID_basic_constraints, "critical,CA:FALSE" },
+    { NID_key_usage, "critical,digitalSignature" },
+    { NID_ext_key_usage, "clientAuth" },
+    { NID_subject_key_identifier, "hash" },
+    { NID_authority_key_identifier, "keyid:always" },
+    { 0, NULL },
+};
+
+static const char *const pki_clients[] = { "agent-node-1", "agent-sidecar-1", "analyst" };
+
+static int pki_path(char *dst, const char *dir, const char *name, const char *suffix,
+                    struct errbuf *eb)
+{
+    int n = snprintf(dst, PATH_MAX, "%s/%s%s", dir, name, suffix);
+
+    if (n < 0 || n >= PATH_MAX) {
+        errbuf_set(eb, "path too long: '%s/%s%s'", dir, name, suffix);
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+static int pki_openssl_fail(struct errbuf *eb, const char *what, const char *subject)
+{
+    char r[PKI_REASON];
+
+    errbuf_set(eb, "cannot %s '%s': %s", what, subject, tls_errq_string(r, sizeof(r)));
+    return VG_ETLS;
+}
+
+static bool pki_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > PKI_NAME_MAX || name[0] == '.' || name[0] == '-') {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* dir exists as a directory afterwards (created 0700 when missing). */
+static int pki_ensure_dir(const char *dir, struct errbuf *eb)
+{
+    struct stat st;
+
+    if (dir[0] == 0) {
+        errbuf_set(eb, "no directory given");
+        return -EINVAL;
+    }
+    if (mkdir(dir, 0700) == 0) {
+        return 0;
+    }
+    if (errno != EEXIST) {
+        int rc = -errno;
+        errbuf_set(eb, "cannot create directory '%s': %s", dir, strerror(errno));
+        return rc;
+    }
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        errbuf_set(eb, "'%s' exists and is not a directory", dir);
+        return -ENOTDIR;
+    }
+    return 0;
+}
+
+/* Fails, naming the file, if path exists (or cannot be checked). */
+static int pki_check_absent(const char *path, struct errbuf *eb)
+{
+    struct stat st;
+
+    if (lstat(path, &st) == 0) {
+        errbuf_set(eb, "refusing to overwrite '%s' (force replaces it)", path);
+        return -EEXIST;
+    }
+    if (errno != ENOENT) {
+        int rc = -errno;
+        errbuf_set(eb, "cannot check '%s': %s", path, strerror(errno));
+        return rc;
+    }
+    return 0;
+}
+
+/* Creates path with mode (O_EXCL: never an existing file, never through a symlink) and
+ * writes n bytes. With force an existing file is unlinked first. */
+static int pki_write_file(const char *path, const void *data, size_t n, mode_t mode, bool force,
+                          struct pki_made *m, struct errbuf *eb)
+{
+    const char *p = data;
+    int rc = 0;
+
+    if (force && unlink(path) < 0 && errno != ENOENT) {
+        rc = -errno;
+        errbuf_set(eb, "cannot replace '%s': %s", path, strerror(errno));
+        return rc;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) {
+        rc = -errno;
+        if (errno == EEXIST) {
+            errbuf_set(eb, "refusing to overwrite '%s' (force replaces it)", path);
+        } else {
+            errbuf_set(eb, "cannot create '%s': %s", path, strerror(errno));
+        }
+        return rc;
+    }
+    if (m->n < PKI_MAX_FILES) {
+        snprintf(m->path[m->n++], PATH_MAX, "%s", path);
+    }
+    /* Exactly mode, whatever the umask (which could only have removed bits). */
+    if (fchmod(fd, mode) < 0) {
+        rc = -errno;
+        errbuf_set(eb, "cannot chmod '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            rc = w < 0 ? -errno : -EIO;
+            errbuf_set(eb, "cannot write '%s': %s", path, strerror(-rc));
+            goto out;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    if (fsync(fd) < 0) {
+        rc = -errno;
+        errbuf_set(eb, "cannot sync '%s': %s", path, strerror(errno));
+    }
+out:
+    if (close(fd) < 0 && rc == 0) {
+        rc = -errno;
+        errbuf_set(eb, "cannot close '%s': %s", path, strerror(errno));
+    }
+    return rc;
+}
+
+/* PEM of a key or certificate into a file. The memory holding key PEM is cleansed. */
+static int pki_write_pem(const char *path, EVP_PKEY *key, X509 *cert, bool force,
+                         struct pki_made *m, struct errbuf *eb)
+{
+    BIO *mem = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    int rc;
+
+    ERR_clear_error();
+    if (!mem || (key && !PEM_write_bio_PrivateKey(mem, key, NULL, NULL, 0, NULL, NULL)) ||
+        (cert && !PEM_write_bio_X509(mem, cert))) {
+        BIO_free(mem);
+        return pki_openssl_fail(eb, "encode", path);
+    }
+    long n = BIO_get_mem_data(mem, &data);
+    rc = pki_write_file(path, data, n > 0 ? (size_t)n : 0, key ? 0600 : 0644, force, m, eb);
+    if (key && n > 0) {
+        OPENSSL_cleanse(data, (size_t)n);
+    }
+    BIO_free(mem);
+    return rc;
+}
+
+/* A random positive 128-bit serial number. */
+static int pki_set_serial(X509 *x)
+{
+    unsigned char b[16];
+    int ok = 0;
+
+    if (RAND_bytes(b, sizeof(b)) != 1) {
+        return 0;
+    }
+    b[sizeof(b) - 1] |= 1; /* never zero */
+    BIGNUM *bn = BN_bin2bn(b, sizeof(b), NULL);
+    if (bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x))) {
+        ok = 1;
+    }
+    BN_free(bn);
+    return ok;
+}
+
+static int pki_add_exts(X509 *x, X509 *issuer, const struct pki_ext *exts)
+{
+    X509V3_CTX v3;
+
+    X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+    for (const struct pki_ext *e = exts; e->nid; e++) {
+        X509_EXTENSION *ex = X509V3_EXT_nconf_nid(NULL, &v3, e->nid, e->value);
+        if (!ex) {
+            return 0;
+        }
+        int ok = X509_add_ext(x, ex, -1);
+        X509_EXTENSION_free(ex);
+        if (!ok) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A certificate for key with subject CN=cn, signed by issuer/issuer_key (the CA) or
+ * self-signed when issuer is NULL. Returns the certificate (caller owns) or NULL with
+ * the reason in OpenSSL's error queue. */
+static X509 *pki_make_cert(enum pki_kind kind, const char *cn, EVP_PKEY *key, X509 *issuer,
+                           EVP_PKEY *issuer_key)
+{
+    X509 *x = X509_new();
+    X509_NAME *name = X509_NAME_new();
+    const struct pki_ext *exts = kind == PKI_CA       ? pki_ca_exts
+                                 : kind == PKI_SERVER ? pki_server_exts
+                                                      : pki_client_exts;
+    long days = kind == PKI_CA ? PKI_CA_DAYS : PKI_LEAF_DAYS;
+
+    if (!x || !name || !X509_set_version(x, X509_VERSION_3) || !pki_set_serial(x)) {
+        goto fail;
+    }
+    if (kind == PKI_CA && !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                                                      (const unsigned char *)"vigil", -1, -1, 0)) {
+        goto fail;
+    }
+    if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+                                    0) ||
+        !X509_set_subject_name(x, name) ||
+        !X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name)) {
+        goto fail;
+    }
+    /* An hour back: clocks of agents and the collector are never quite in step. */
+    if (!X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+        !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) || !X509_set_pubkey(x, key)) {
+        goto fail;
+    }
+    if (!pki_add_exts(x, issuer ? issuer : x, exts) ||
+        !X509_sign(x, issuer ? issuer_key : key, EVP_sha256())) {
+        goto fail;
+    }
+    X509_NAME_free(name);
+    return x;
+fail:
+    X509_NAME_free(name);
+    X509_free(x);
+    return NULL;
+}
+
+/* Generates a key and a certificate for name and writes dir/<name>-key.pem, then
+ * dir/<name>.pem. For PKI_CA, *ca_out and *ca_key_out receive them (caller owns). */
+static int pki_issue(const char *dir, const char *name, enum pki_kind kind, X509 *ca,
+                     EVP_PKEY *ca_key, bool force, struct pki_made *m, X509 **ca_out,
+                     EVP_PKEY **ca_key_out, struct errbuf *eb)
+{
+    char cert_path[PATH_MAX];
+    char key_path[PATH_MAX];
+    const char *cn = kind == PKI_CA ? "vigil development CA" : kind == PKI_SERVER ? "vigild" : name;
+    EVP_PKEY *key = NULL;
+    X509 *x = NULL;
+    int rc = pki_path(cert_path, dir, name, ".pem", eb);
+
+    if (rc == 0) {
+        rc = pki_path(key_path, dir, name, "-key.pem", eb);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    ERR_clear_error();
+    key = EVP_EC_gen("P-256");
+    if (!key) {
+        return pki_openssl_fail(eb, "generate a key for", name);
+    }
+    x = pki_make_cert(kind, cn, key, ca, ca_key);
+    if (!x) {
+        rc = pki_openssl_fail(eb, "make the certificate", cert_path);
+        goto out;
+    }
+    rc = pki_write_pem(key_path, key, NULL, force, m, eb);
+    if (rc == 0) {
+        rc = pki_write_pem(cert_path, NULL, x, force, m, eb);
+    }
+    if (rc == 0 && kind == PKI_CA) {
+        *ca_out = x;
+        *ca_key_out = key;
+        return 0;
+    }
+out:
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+static void pki_undo(struct pki_made *m)
+{
+    for (int i = 0; i < m->n; i++) {
+        (void)unlink(m->path[i]);
+    }
+    m->n = 0;
+}
+
+static int pki_check_pair(const char *dir, const char *name, struct errbuf *eb)
+{
+    char path[PATH_MAX];
+    int rc = pki_path(path, dir, name, ".pem", eb);
+
+    if (rc == 0) {
+        rc = pki_check_absent(path, eb);
+    }
+    if (rc == 0) {
+        rc = pki_path(path, dir, name, "-key.pem", eb);
+    }
+    if (rc == 0) {
+        rc = pki_check_absent(path, eb);
+    }
+    return rc;
+}
+
+int pki_init(const char *dir, bool force, struct errbuf *eb)
+{
+    struct pki_made m = { .n = 0 };
+    X509 *ca = NULL;
+    EVP_PKEY *ca_key = NULL;
+    int rc = pki_ensure_dir(dir, eb);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (!force) {
+        /* All checked before anything is written: a refusal leaves dir untouched. */
+        rc = pki_check_pair(dir, "ca", eb);
+        if (rc == 0) {
+            rc = pki_check_pair(dir, "server", eb);
+        }
+        for (size_t i = 0; rc == 0 && i < VG_ARRAY_LEN(pki_clients); i++) {
+            rc = pki_check_pair(dir, pki_clients[i], eb);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    rc = pki_issue(dir, "ca", PKI_CA, NULL, NULL, force, &m, &ca, &ca_key, eb);
+    if (rc == 0) {
+        rc = pki_issue(dir, "server", PKI_SERVER, ca, ca_key, force, &m, NULL, NULL, eb);
+    }
+    for (size_t i = 0; rc == 0 && i < VG_ARRAY_LEN(pki_clients); i++) {
+        rc = pki_issue(dir, pki_clients[i], PKI_CLIENT, ca, ca_key, force, &m, NULL, NULL, eb);
+    }
+    if (rc < 0) {
+        pki_undo(&m);
+    }
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    return rc;
+}
+
+/* Never prompt for a passphrase: an encrypted CA key is an error. */
+static int on_no_password(char *b, int size, int rwflag, void *u)
+{
+    (void)b;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return 0;
+}
+
+/* Loads dir's CA certificate and key and checks that they belong together. */
+static int pki_load_ca(const char *dir, X509 **ca_out, EVP_PKEY **key_out, struct errbuf *eb)
+{
+    char cert_path[PATH_MAX];
+    char key_path[PATH_MAX];
+    X509 *ca = NULL;
+    EVP_PKEY *key = NULL;
+    BIO *in = NULL;
+    int rc = pki_path(cert_path, dir, "ca", ".pem", eb);
+
+    if (rc == 0) {
+        rc = pki_path(key_path, dir, "ca", "-key.pem", eb);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (access(cert_path, R_OK) < 0 || access(key_path, R_OK) < 0) {
+        rc = -errno;
+        errbuf_set(eb, "cannot read the CA in '%s': %s", dir, strerror(errno));
+        return rc;
+    }
+    ERR_clear_error();
+    in = BIO_new_file(cert_path, "r");
+    ca = in ? PEM_read_bio_X509(in, NULL, on_no_password, NULL) : NULL;
+    BIO_free(in);
+    if (!ca) {
+        return pki_openssl_fail(eb, "load CA certificate", cert_path);
+    }
+    in = BIO_new_file(key_path, "r");
+    key = in ? PEM_read_bio_PrivateKey(in, NULL, on_no_password, NULL) : NULL;
+    BIO_free(in);
+    if (!key) {
+        X509_free(ca);
+        return pki_openssl_fail(eb, "load CA key", key_path);
+    }
+    if (!X509_check_private_key(ca, key)) {
+        X509_free(ca);
+        EVP_PKEY_free(key);
+        return pki_openssl_fail(eb, "use CA key with certificate", key_path);
+    }
+    *ca_out = ca;
+    *key_out = key;
+    return 0;
+}
+
+int pki_issue_client(const char *dir, const char *name, struct errbuf *eb)
+{
+    struct pki_made m = { .n = 0 };
+    X509 *ca = NULL;
+    EVP_PKEY *ca_key = NULL;
+    int rc;
+
+    if (!pki_name_ok(name)) {
+        errbuf_set(eb,
+                   "bad client name '%.80s': use 1 to %d of A-Z a-z 0-9 . _ - (not first . or -)",
+                   name, PKI_NAME_MAX);
+        return VG_EPARSE;
+    }
+    if (strcmp(name, "ca") == 0) {
+        errbuf_set(eb, "client name 'ca' would clash with the CA's files");
+        return VG_EPARSE;
+    }
+    rc = pki_check_pair(dir, name, eb);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = pki_load_ca(dir, &ca, &ca_key, eb);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = pki_issue(dir, name, PKI_CLIENT, ca, ca_key, false, &m, NULL, NULL, eb);
+    if (rc < 0) {
+        pki_undo(&m);
+    }
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    return rc;
+}

@@ -1,0 +1,33 @@
+/* query/pki.h: `vigil pki`: a development PKI made with OpenSSL 3's API (no shelling
+ * out). Not for production: keys are written unencrypted. */
+#ifndef VG_QUERY_PKI_H
+#define VG_QUERY_PKI_H
+
+#include <stdbool.h>
+
+#include "common/errbuf.h"
+#include "common/vg.h"
+
+/* Makes a development PKI in dir (created 0700 if missing):
+ *   ca.pem, ca-key.pem                  self-signed CA "vigil development CA",
+ *                                       basicConstraints CA:TRUE critical, keyUsage
+ *                                       keyCertSign,cRLSign critical; valid 10 years
+ *   server.pem, server-key.pem          CN vigild, SAN DNS:localhost, IP:127.0.0.1,
+ *                                       IP:::1, EKU serverAuth
+ *   agent-node-1.pem, -key.pem          CN agent-node-1, EKU clientAuth
+ *   agent-sidecar-1.pem, -key.pem       CN agent-sidecar-1, EKU clientAuth
+ *   analyst.pem, analyst-key.pem        CN analyst, EKU clientAuth
+ * EC P-256 keys (PKCS#8 PEM), SHA-256 signatures, random 128-bit serials, leaves valid
+ * from now-1h to now+825 days. Keys are created 0600 (O_CREAT|O_EXCL), certs 0644.
+ * Refuses, naming the file, if any of them exists, unless force (then replaces them).
+ * On failure the files this call created are removed. Returns 0, or -errno / VG_ETLS
+ * with eb set. Blocks (file I/O). */
+int pki_init(const char *dir, bool force, struct errbuf *eb) VG_MUST_USE;
+
+/* Issues one more client certificate: CN=name, EKU clientAuth, signed by dir's CA
+ * (dir/ca.pem, dir/ca-key.pem), into dir/<name>.pem and dir/<name>-key.pem. name is
+ * 1..64 of [A-Za-z0-9._-], not starting with '.' or '-'. Refuses if either file
+ * exists. Returns 0, or -errno / VG_ETLS / VG_EPARSE (bad name) with eb set. */
+int pki_issue_client(const char *dir, const char *name, struct errbuf *eb) VG_MUST_USE;
+
+#endif

@@ -1,0 +1,832 @@
+/* tests/unit/common/test_tls.c: common/tls and `vigil pki` together.
+ *
+ * Two PKIs are made with pki_init in temporary directories (two unrelated CAs). Most
+ * tests pump two memory-BIO sessions into each other; the tls_conn tests run a server
+ * session in a thread behind a real socket on 127.0.0.1. A CRL test signs a CRL with
+ * OpenSSL directly (the tls module is where OpenSSL may be used). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "common/buf.h"
+#include "common/errbuf.h"
+#include "common/tls.h"
+#include "query/pki.h"
+
+static char dir1[64]; /* the PKI the server trusts */
+static char dir2[64]; /* another CA */
+
+/* dir/file in one of a few rotating buffers (enough for one call's arguments). */
+static const char *P(const char *dir, const char *file)
+{
+    static char bufs[8][256];
+    static int next;
+    char *b = bufs[next++ % 8];
+
+    snprintf(b, 256, "%s/%s", dir, file);
+    return b;
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[300];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int group_setup(void **state)
+{
+    struct errbuf eb;
+
+    (void)state;
+    snprintf(dir1, sizeof(dir1), "/tmp/vg-tls-1-XXXXXX");
+    snprintf(dir2, sizeof(dir2), "/tmp/vg-tls-2-XXXXXX");
+    if (!mkdtemp(dir1) || !mkdtemp(dir2)) {
+        return -1;
+    }
+    errbuf_clear(&eb);
+    if (pki_init(dir1, false, &eb) != 0) {
+        fprintf(stderr, "pki_init: %s\n", errbuf_msg(&eb));
+        return -1;
+    }
+    if (pki_init(dir2, false, &eb) != 0) {
+        fprintf(stderr, "pki_init: %s\n", errbuf_msg(&eb));
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (!getenv("VG_KEEP_TESTDIR")) {
+        rm_rf(dir1);
+        rm_rf(dir2);
+    }
+    return 0;
+}
+
+static struct tls_ctx *server_ctx(const char *crl)
+{
+    struct tls_ctx *ctx = NULL;
+    struct errbuf eb;
+
+    errbuf_clear(&eb);
+    int rc = tls_server_ctx_new(P(dir1, "ca.pem"), P(dir1, "server.pem"), P(dir1, "server-key.pem"),
+                                crl, &ctx, &eb);
+    if (rc != 0) {
+        fail_msg("server ctx: %s", errbuf_msg(&eb));
+    }
+    return ctx;
+}
+
+/* A client trusting ca_dir's CA, presenting cert_dir/name (name NULL: no cert). */
+static struct tls_ctx *client_ctx(const char *ca_dir, const char *cert_dir, const char *name)
+{
+    struct tls_ctx *ctx = NULL;
+    struct errbuf eb;
+    char cert[256];
+    char key[256];
+
+    errbuf_clear(&eb);
+    if (name) {
+        snprintf(cert, sizeof(cert), "%s/%s.pem", cert_dir, name);
+        snprintf(key, sizeof(key), "%s/%s-key.pem", cert_dir, name);
+    }
+    int rc =
+        tls_client_ctx_new(P(ca_dir, "ca.pem"), name ? cert : NULL, name ? key : NULL, &ctx, &eb);
+    if (rc != 0) {
+        fail_msg("client ctx: %s", errbuf_msg(&eb));
+    }
+    return ctx;
+}
+
+/* Moves from's pending ciphertext into to. */
+static void move(struct tls_sess *from, struct tls_sess *to)
+{
+    struct buf b;
+
+    buf_init(&b, 1 << 22);
+    ssize_t n = tls_sess_take_output(from, &b);
+    assert_true(n >= 0);
+    assert_int_equal((size_t)n, b.len);
+    assert_true(buf_check(&b));
+    assert_int_equal(tls_sess_output_pending(from), 0);
+    if (n > 0) {
+        assert_int_equal(tls_sess_feed(to, b.data, b.len), 0);
+    }
+    buf_release(&b);
+}
+
+/* Runs both handshakes until both are done or one failed. */
+static void pump(struct tls_sess *c, struct tls_sess *s, int *crc, int *src)
+{
+    *crc = 0;
+    *src = 0;
+    for (int i = 0; i < 20; i++) {
+        if (*crc == 0) {
+            *crc = tls_sess_handshake(c);
+        }
+        move(c, s);
+        if (*src == 0) {
+            *src = tls_sess_handshake(s);
+        }
+        move(s, c);
+        if ((*crc != 0 && *src != 0) || *crc < 0 || *src < 0) {
+            return;
+        }
+    }
+}
+
+struct pair {
+    struct tls_ctx *cctx;
+    struct tls_ctx *sctx;
+    struct tls_sess *c;
+    struct tls_sess *s;
+    int crc;
+    int src;
+};
+
+static void pair_run(struct pair *p, struct tls_ctx *cctx, struct tls_ctx *sctx,
+                     const char *verify_host)
+{
+    memset(p, 0, sizeof(*p));
+    p->cctx = cctx;
+    p->sctx = sctx;
+    assert_int_equal(tls_sess_new(cctx, false, verify_host, &p->c), 0);
+    assert_int_equal(tls_sess_new(sctx, true, NULL, &p->s), 0);
+    pump(p->c, p->s, &p->crc, &p->src);
+}
+
+static void pair_free(struct pair *p)
+{
+    tls_sess_free(p->c);
+    tls_sess_free(p->s);
+    tls_ctx_free(p->cctx);
+    tls_ctx_free(p->sctx);
+}
+
+/* The client reads what the server sent after refusing it (a TLS 1.3 client finishes
+ * its handshake before the server has checked its certificate). */
+static void expect_client_refused(struct pair *p, const char *why)
+{
+    uint8_t tmp[64];
+
+    ssize_t n = tls_sess_read(p->c, tmp, sizeof(tmp));
+    assert_int_equal(n, VG_ETLS);
+    if (!strstr(tls_sess_error(p->c), why)) {
+        fail_msg("client error '%s' lacks '%s'", tls_sess_error(p->c), why);
+    }
+}
+
+static void expect_contains(const char *s, const char *sub)
+{
+    if (!strstr(s, sub)) {
+        fail_msg("'%s' lacks '%s'", s, sub);
+    }
+}
+
+/* (1) mutual TLS: peer identity, data both ways, TLS 1.3, clean close. */
+static void test_mtls_roundtrip(void **state)
+{
+    struct pair p;
+    uint8_t tmp[4096];
+
+    (void)state;
+    struct tls_ctx *sctx = server_ctx(NULL);
+    struct tls_ctx *cctx = client_ctx(dir1, dir1, "agent-node-1");
+    assert_int_equal(tls_sess_new(cctx, false, "localhost", &p.c), 0);
+    assert_int_equal(tls_sess_new(sctx, true, NULL, &p.s), 0);
+    /* A SIGHUP swap: the sessions keep the contexts alive. */
+    tls_ctx_free(sctx);
+    tls_ctx_free(cctx);
+    p.cctx = NULL;
+    p.sctx = NULL;
+    assert_string_equal(tls_sess_peer(p.s), "");
+    assert_int_equal(tls_sess_write(p.c, "early", 5), VG_ETLS);
+    pump(p.c, p.s, &p.crc, &p.src);
+    assert_int_equal(p.crc, 1);
+    assert_int_equal(p.src, 1);
+    assert_string_equal(tls_sess_peer(p.s), "agent-node-1");
+    assert_string_equal(tls_sess_peer(p.c), "vigild");
+    assert_string_equal(tls_sess_version(p.s), "TLSv1.3");
+    assert_string_equal(tls_sess_version(p.c), "TLSv1.3");
+    assert_int_equal(tls_sess_handshake(p.s), 1); /* idempotent */
+
+    /* Nothing to read yet. */
+    assert_int_equal(tls_sess_read(p.s, tmp, sizeof(tmp)), 0);
+
+    assert_int_equal(tls_sess_write(p.c, "hello server", 12), 0);
+    move(p.c, p.s);
+    assert_int_equal(tls_sess_read(p.s, tmp, sizeof(tmp)), 12);
+    assert_memory_equal(tmp, "hello server", 12);
+
+    assert_int_equal(tls_sess_write(p.s, "hello agent", 11), 0);
+    move(p.s, p.c);
+    assert_int_equal(tls_sess_read(p.c, tmp, sizeof(tmp)), 11);
+    assert_memory_equal(tmp, "hello agent", 11);
+
+    /* Many records, fed to the server in odd-sized pieces. */
+    size_t big_n = 200000;
+    uint8_t *big = malloc(big_n);
+    uint8_t *got = malloc(big_n);
+    for (size_t i = 0; i < big_n; i++) {
+        big[i] = (uint8_t)(i * 7 + 3);
+    }
+    assert_int_equal(tls_sess_write(p.c, big, big_n), 0);
+    struct buf wire;
+    buf_init(&wire, 1 << 22);
+    assert_true(tls_sess_take_output(p.c, &wire) > (ssize_t)big_n);
+    size_t off = 0;
+    size_t have = 0;
+    while (off < wire.len) {
+        size_t k = wire.len - off < 777 ? wire.len - off : 777;
+        assert_int_equal(tls_sess_feed(p.s, wire.data + off, k), 0);
+        off += k;
+        while (have < big_n) {
+            ssize_t n = tls_sess_read(p.s, got + have, big_n - have);
+            assert_true(n >= 0);
+            if (n == 0) {
+                break;
+            }
+            have += (size_t)n;
+        }
+    }
+    assert_int_equal(have, big_n);
+    assert_memory_equal(got, big, big_n);
+    buf_release(&wire);
+    free(big);
+    free(got);
+
+    /* A bounded output buffer that cannot take it all: VG_ELIMIT, nothing lost. */
+    assert_int_equal(tls_sess_write(p.s, "x", 1), 0);
+    struct buf small;
+    buf_init(&small, 4);
+    assert_int_equal(tls_sess_take_output(p.s, &small), VG_ELIMIT);
+    assert_int_equal(small.len, 0);
+    buf_release(&small);
+    move(p.s, p.c);
+    assert_int_equal(tls_sess_read(p.c, tmp, sizeof(tmp)), 1);
+
+    /* Clean close. */
+    assert_int_equal(tls_sess_shutdown(p.c), 0);
+    assert_int_equal(tls_sess_shutdown(p.c), 0);
+    move(p.c, p.s);
+    assert_int_equal(tls_sess_read(p.s, tmp, sizeof(tmp)), -EPIPE);
+    assert_int_equal(tls_sess_shutdown(p.s), 0);
+    move(p.s, p.c);
+    assert_int_equal(tls_sess_read(p.c, tmp, sizeof(tmp)), -EPIPE);
+    pair_free(&p);
+}
+
+/* (2) no client certificate: refused by the server, and the client learns why. */
+static void test_no_client_cert(void **state)
+{
+    struct pair p;
+
+    (void)state;
+    pair_run(&p, client_ctx(dir1, NULL, NULL), server_ctx(NULL), "localhost");
+    assert_int_equal(p.src, VG_ETLS);
+    expect_contains(tls_sess_error(p.s), "peer did not return a certificate");
+    assert_string_equal(tls_sess_peer(p.s), "");
+    assert_int_equal(p.crc, 1); /* TLS 1.3: the client is done before the verdict */
+    expect_client_refused(&p, "certificate required");
+    pair_free(&p);
+}
+
+/* (3) a client certificate from another CA: refused with the verify reason. */
+static void test_client_cert_other_ca(void **state)
+{
+    struct pair p;
+
+    (void)state;
+    pair_run(&p, client_ctx(dir1, dir2, "agent-node-1"), server_ctx(NULL), "localhost");
+    assert_int_equal(p.src, VG_ETLS);
+    assert_string_equal(tls_sess_error(p.s),
+                        "certificate verify failed: unable to get local issuer certificate");
+    expect_client_refused(&p, "unknown ca");
+    pair_free(&p);
+}
+
+/* The client refuses a server from another CA, or with another name. */
+static void test_client_verifies_server(void **state)
+{
+    struct pair p;
+
+    (void)state;
+    pair_run(&p, client_ctx(dir2, dir1, "agent-node-1"), server_ctx(NULL), "localhost");
+    assert_int_equal(p.crc, VG_ETLS);
+    assert_string_equal(tls_sess_error(p.c),
+                        "certificate verify failed: unable to get local issuer certificate");
+    pair_free(&p);
+
+    static const char *const good[] = { "localhost", "127.0.0.1", "::1", NULL };
+    for (int i = 0; i < 4; i++) {
+        pair_run(&p, client_ctx(dir1, dir1, "analyst"), server_ctx(NULL), good[i]);
+        assert_int_equal(p.crc, 1);
+        assert_int_equal(p.src, 1);
+        assert_string_equal(tls_sess_peer(p.s), "analyst");
+        pair_free(&p);
+    }
+
+    pair_run(&p, client_ctx(dir1, dir1, "analyst"), server_ctx(NULL), "example.com");
+    assert_int_equal(p.crc, VG_ETLS);
+    assert_string_equal(tls_sess_error(p.c), "certificate verify failed: hostname mismatch");
+    pair_free(&p);
+
+    pair_run(&p, client_ctx(dir1, dir1, "analyst"), server_ctx(NULL), "10.1.2.3");
+    assert_int_equal(p.crc, VG_ETLS);
+    assert_string_equal(tls_sess_error(p.c), "certificate verify failed: IP address mismatch");
+    pair_free(&p);
+}
+
+/* (4) bad files: the message names the file. */
+static void test_ctx_errors(void **state)
+{
+    struct tls_ctx *ctx = NULL;
+    struct errbuf eb;
+
+    (void)state;
+    errbuf_clear(&eb);
+    assert_int_equal(tls_server_ctx_new(P(dir1, "ca.pem"), P(dir1, "server.pem"),
+                                        P(dir1, "agent-node-1-key.pem"), NULL, &ctx, &eb),
+                     VG_ETLS);
+    assert_null(ctx);
+    expect_contains(errbuf_msg(&eb), "agent-node-1-key.pem");
+    expect_contains(errbuf_msg(&eb), "mismatch");
+
+    errbuf_clear(&eb);
+    assert_int_equal(tls_server_ctx_new(P(dir1, "ca.pem"), P(dir1, "nope.pem"),
+                                        P(dir1, "server-key.pem"), NULL, &ctx, &eb),
+                     -ENOENT);
+    expect_contains(errbuf_msg(&eb), "nope.pem");
+
+    /* A key where the CA should be. */
+    errbuf_clear(&eb);
+    assert_int_equal(tls_server_ctx_new(P(dir1, "ca-key.pem"), P(dir1, "server.pem"),
+                                        P(dir1, "server-key.pem"), NULL, &ctx, &eb),
+                     VG_ETLS);
+    expect_contains(errbuf_msg(&eb), "ca-key.pem");
+
+    /* A certificate where the CRL should be. */
+    errbuf_clear(&eb);
+    assert_int_equal(tls_server_ctx_new(P(dir1, "ca.pem"), P(dir1, "server.pem"),
+                                        P(dir1, "server-key.pem"), P(dir1, "ca.pem"), &ctx, &eb),
+                     VG_ETLS);
+    expect_contains(errbuf_msg(&eb), "CRL");
+
+    errbuf_clear(&eb);
+    assert_int_equal(tls_client_ctx_new(P(dir1, "ca.pem"), P(dir1, "analyst.pem"), NULL, &ctx, &eb),
+                     -EINVAL);
+    tls_ctx_free(NULL);
+}
+
+/* (5) pki_init refuses to overwrite; modes; one more client; force. */
+static void test_pki_files(void **state)
+{
+    static const char *const names[] = { "ca", "server", "agent-node-1", "agent-sidecar-1",
+                                         "analyst" };
+    struct errbuf eb;
+    struct stat st;
+
+    (void)state;
+    errbuf_clear(&eb);
+    assert_int_equal(pki_init(dir1, false, &eb), -EEXIST);
+    expect_contains(errbuf_msg(&eb), P(dir1, "ca.pem"));
+    for (size_t i = 0; i < VG_ARRAY_LEN(names); i++) {
+        char f[64];
+        snprintf(f, sizeof(f), "%s-key.pem", names[i]);
+        assert_int_equal(stat(P(dir1, f), &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        snprintf(f, sizeof(f), "%s.pem", names[i]);
+        assert_int_equal(stat(P(dir1, f), &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0644);
+    }
+
+    /* A fresh directory is created 0700; a single existing file blocks everything. */
+    char dir3[64];
+    snprintf(dir3, sizeof(dir3), "/tmp/vg-tls-3-XXXXXX");
+    assert_non_null(mkdtemp(dir3));
+    const char *sub = P(dir3, "pki");
+    char subdir[256];
+    snprintf(subdir, sizeof(subdir), "%s", sub);
+    int fd = -1;
+    assert_int_equal(mkdir(subdir, 0700), 0);
+    fd = open(P(subdir, "analyst-key.pem"), O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    errbuf_clear(&eb);
+    assert_int_equal(pki_init(subdir, false, &eb), -EEXIST);
+    expect_contains(errbuf_msg(&eb), "analyst-key.pem");
+    assert_int_equal(stat(P(subdir, "ca.pem"), &st), -1); /* nothing written */
+    errbuf_clear(&eb);
+    assert_int_equal(pki_init(subdir, true, &eb), 0);
+    assert_int_equal(stat(P(subdir, "analyst-key.pem"), &st), 0);
+    assert_true(st.st_size > 100);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    const char *fresh = P(dir3, "new");
+    char freshdir[256];
+    snprintf(freshdir, sizeof(freshdir), "%s", fresh);
+    assert_int_equal(pki_init(freshdir, false, &eb), 0);
+    assert_int_equal(stat(freshdir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+
+    /* Not a directory. */
+    errbuf_clear(&eb);
+    assert_int_equal(pki_init(P(freshdir, "ca.pem"), false, &eb), -ENOTDIR);
+
+    /* One more client, usable at once. */
+    errbuf_clear(&eb);
+    assert_int_equal(pki_issue_client(dir1, "bob", &eb), 0);
+    assert_int_equal(stat(P(dir1, "bob-key.pem"), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(pki_issue_client(dir1, "bob", &eb), -EEXIST);
+    expect_contains(errbuf_msg(&eb), "bob.pem");
+    errbuf_clear(&eb);
+    assert_int_equal(pki_issue_client(dir1, "../evil", &eb), VG_EPARSE);
+    assert_int_equal(pki_issue_client(dir1, "", &eb), VG_EPARSE);
+    assert_int_equal(pki_issue_client(dir1, "ca", &eb), VG_EPARSE);
+    errbuf_clear(&eb);
+    assert_int_equal(pki_issue_client(dir3, "carol", &eb), -ENOENT); /* no CA there */
+    expect_contains(errbuf_msg(&eb), dir3);
+
+    struct pair p;
+    pair_run(&p, client_ctx(dir1, dir1, "bob"), server_ctx(NULL), "localhost");
+    assert_int_equal(p.src, 1);
+    assert_string_equal(tls_sess_peer(p.s), "bob");
+    pair_free(&p);
+
+    rm_rf(dir3);
+}
+
+/* (6) plaintext on the TLS port: a clean failure with a reason. */
+static void test_plaintext_garbage(void **state)
+{
+    static const char *const inputs[] = {
+        "GET / HTTP/1.1\r\n", "<13>Oct 11 22:14:15 host sshd[1]: hello\n",
+        "\x16\x03\x01\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00",
+        "\x93\xa3tag\xce\x00\x00\x00\x01\x80", /* Forward msgpack without TLS */
+    };
+    (void)state;
+    struct tls_ctx *sctx = server_ctx(NULL);
+    for (size_t i = 0; i < VG_ARRAY_LEN(inputs); i++) {
+        struct tls_sess *s = NULL;
+        struct buf out;
+        assert_int_equal(tls_sess_new(sctx, true, NULL, &s), 0);
+        assert_int_equal(tls_sess_feed(s, (const uint8_t *)inputs[i], strlen(inputs[i])), 0);
+        int rc = tls_sess_handshake(s);
+        if (i == 2) {
+            /* A plausible record header claiming 64 KiB: too long for a record. */
+            assert_int_equal(rc, VG_ETLS);
+        }
+        assert_int_equal(rc, VG_ETLS);
+        assert_true(strlen(tls_sess_error(s)) > 0);
+        if (i == 0) {
+            assert_string_equal(tls_sess_error(s), "http request (plaintext HTTP on a TLS port)");
+        }
+        buf_init(&out, 1 << 16);
+        assert_true(tls_sess_take_output(s, &out) >= 0); /* maybe an alert */
+        assert_int_equal(tls_sess_shutdown(s), 0);       /* nothing to close */
+        buf_release(&out);
+        tls_sess_free(s);
+    }
+    tls_ctx_free(sctx);
+}
+
+/* Revocation: a CRL from the CA revokes agent-sidecar-1, agent-node-1 still passes. */
+static void test_crl(void **state)
+{
+    (void)state;
+    FILE *f = fopen(P(dir1, "ca.pem"), "r");
+    X509 *ca = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    f = fopen(P(dir1, "ca-key.pem"), "r");
+    EVP_PKEY *ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    f = fopen(P(dir1, "agent-sidecar-1.pem"), "r");
+    X509 *victim = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(ca);
+    assert_non_null(ca_key);
+    assert_non_null(victim);
+
+    X509_CRL *crl = X509_CRL_new();
+    assert_true(X509_CRL_set_version(crl, 1));
+    assert_true(X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)));
+    ASN1_TIME *t = ASN1_TIME_adj(NULL, time(NULL), 0, -60);
+    assert_true(X509_CRL_set1_lastUpdate(crl, t));
+    ASN1_TIME_adj(t, time(NULL), 1, 0);
+    assert_true(X509_CRL_set1_nextUpdate(crl, t));
+    X509_REVOKED *rev = X509_REVOKED_new();
+    assert_true(X509_REVOKED_set_serialNumber(rev, X509_get_serialNumber(victim)));
+    ASN1_TIME_adj(t, time(NULL), 0, -30);
+    assert_true(X509_REVOKED_set_revocationDate(rev, t));
+    assert_true(X509_CRL_add0_revoked(crl, rev));
+    assert_true(X509_CRL_sort(crl));
+    assert_true(X509_CRL_sign(crl, ca_key, EVP_sha256()));
+    f = fopen(P(dir1, "crl.pem"), "w");
+    assert_true(PEM_write_X509_CRL(f, crl));
+    fclose(f);
+    ASN1_TIME_free(t);
+    X509_CRL_free(crl);
+    X509_free(victim);
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+
+    struct pair p;
+    pair_run(&p, client_ctx(dir1, dir1, "agent-node-1"), server_ctx(P(dir1, "crl.pem")),
+             "localhost");
+    assert_int_equal(p.src, 1);
+    assert_string_equal(tls_sess_peer(p.s), "agent-node-1");
+    pair_free(&p);
+
+    pair_run(&p, client_ctx(dir1, dir1, "agent-sidecar-1"), server_ctx(P(dir1, "crl.pem")),
+             "localhost");
+    assert_int_equal(p.src, VG_ETLS);
+    assert_string_equal(tls_sess_error(p.s), "certificate verify failed: certificate revoked");
+    expect_client_refused(&p, "revoked");
+    pair_free(&p);
+
+    /* Without a CRL, the same certificate passes. */
+    pair_run(&p, client_ctx(dir1, dir1, "agent-sidecar-1"), server_ctx(NULL), "localhost");
+    assert_int_equal(p.src, 1);
+    pair_free(&p);
+}
+
+/* ---- tls_conn over a real socket ------------------------------------------------ */
+
+static int listen_local(int *port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t sl = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_conn_refused(void **state)
+{
+    struct tls_conn *c = NULL;
+    struct errbuf eb;
+    int port;
+
+    (void)state;
+    int fd = listen_local(&port);
+    close(fd); /* nobody listens there now */
+    struct tls_ctx *ctx = client_ctx(dir1, dir1, "agent-node-1");
+    errbuf_clear(&eb);
+    int64_t t0 = mono_ms();
+    assert_int_equal(tls_conn_open(ctx, "127.0.0.1", port, 5000, &c, &eb), -ECONNREFUSED);
+    assert_true(mono_ms() - t0 < 1000);
+    assert_null(c);
+    expect_contains(errbuf_msg(&eb), "cannot connect to 127.0.0.1:");
+    expect_contains(errbuf_msg(&eb), "refused");
+
+    errbuf_clear(&eb);
+    assert_int_equal(tls_conn_open(ctx, "127.0.0.1", 0, 5000, &c, &eb), VG_EPARSE);
+    tls_conn_close(NULL);
+    tls_ctx_free(ctx);
+}
+
+/* A server behind a socket, driven by blocking I/O in a thread. */
+struct srv {
+    int lfd;
+    struct tls_ctx *ctx;
+    int hs_rc;
+    char peer[64];
+    char err[256];
+    int end_rc; /* how the echo loop ended */
+};
+
+static int srv_flush(int fd, struct tls_sess *s)
+{
+    struct buf b;
+
+    buf_init(&b, 1 << 22);
+    ssize_t n = tls_sess_take_output(s, &b);
+    size_t off = 0;
+    while (n > 0 && off < b.len) {
+        ssize_t w = send(fd, b.data + off, b.len - off, MSG_NOSIGNAL);
+        if (w <= 0) {
+            break;
+        }
+        off += (size_t)w;
+    }
+    buf_release(&b);
+    return n < 0 ? -1 : 0;
+}
+
+static int srv_fill(int fd, struct tls_sess *s)
+{
+    uint8_t tmp[8192];
+    ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+
+    if (n <= 0) {
+        return -1;
+    }
+    return tls_sess_feed(s, tmp, (size_t)n);
+}
+
+/* Echoes "pong:<data>" for each read until the client closes. */
+static void *srv_main(void *arg)
+{
+    struct srv *sv = arg;
+    struct tls_sess *s = NULL;
+    struct timeval tv = { .tv_sec = 5 };
+    int fd = accept(sv->lfd, NULL, NULL);
+
+    sv->end_rc = 1;
+    if (fd < 0) {
+        return NULL;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (tls_sess_new(sv->ctx, true, NULL, &s) != 0) {
+        close(fd);
+        return NULL;
+    }
+    for (;;) {
+        sv->hs_rc = tls_sess_handshake(s);
+        srv_flush(fd, s);
+        if (sv->hs_rc != 0) {
+            break;
+        }
+        if (srv_fill(fd, s) < 0) {
+            break;
+        }
+    }
+    if (sv->hs_rc != 1) {
+        snprintf(sv->err, sizeof(sv->err), "%s", tls_sess_error(s));
+        goto out;
+    }
+    snprintf(sv->peer, sizeof(sv->peer), "%s", tls_sess_peer(s));
+    for (;;) {
+        uint8_t in[4096];
+        ssize_t n = tls_sess_read(s, in, sizeof(in));
+        if (n > 0) {
+            if (tls_sess_write(s, "pong:", 5) != 0 || tls_sess_write(s, in, (size_t)n) != 0) {
+                break;
+            }
+            srv_flush(fd, s);
+            continue;
+        }
+        if (n < 0) {
+            sv->end_rc = (int)n;
+            if (n == -EPIPE) {
+                (void)tls_sess_shutdown(s);
+                srv_flush(fd, s);
+            }
+            break;
+        }
+        srv_flush(fd, s);
+        if (srv_fill(fd, s) < 0) {
+            sv->end_rc = -ECONNRESET;
+            break;
+        }
+    }
+out:
+    tls_sess_free(s);
+    close(fd);
+    return NULL;
+}
+
+static void test_conn_echo(void **state)
+{
+    struct srv sv = { 0 };
+    struct tls_conn *c = NULL;
+    struct errbuf eb;
+    pthread_t th;
+    char in[256];
+    int port;
+
+    (void)state;
+    sv.lfd = listen_local(&port);
+    sv.ctx = server_ctx(NULL);
+    assert_int_equal(pthread_create(&th, NULL, srv_main, &sv), 0);
+    struct tls_ctx *ctx = client_ctx(dir1, dir1, "agent-sidecar-1");
+    errbuf_clear(&eb);
+    if (tls_conn_open(ctx, "127.0.0.1", port, 5000, &c, &eb) != 0) {
+        fail_msg("open: %s", errbuf_msg(&eb));
+    }
+    /* Nothing sent yet: a read times out, quickly. */
+    int64_t t0 = mono_ms();
+    assert_int_equal(tls_conn_read(c, in, sizeof(in), 100), -ETIMEDOUT);
+    assert_true(mono_ms() - t0 < 1000);
+
+    assert_int_equal(tls_conn_write(c, "ping", 4), 0);
+    size_t have = 0;
+    while (have < 9) {
+        ssize_t n = tls_conn_read(c, in + have, sizeof(in) - have, 5000);
+        assert_true(n > 0);
+        have += (size_t)n;
+    }
+    assert_memory_equal(in, "pong:ping", 9);
+    tls_conn_close(c);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(sv.hs_rc, 1);
+    assert_string_equal(sv.peer, "agent-sidecar-1");
+    assert_int_equal(sv.end_rc, -EPIPE); /* close_notify arrived */
+    tls_ctx_free(ctx);
+    tls_ctx_free(sv.ctx);
+    close(sv.lfd);
+}
+
+/* A client without a certificate: the TLS 1.3 handshake completes on our side, then
+ * the first read carries the server's refusal. */
+static void test_conn_refused_by_server(void **state)
+{
+    struct srv sv = { 0 };
+    struct tls_conn *c = NULL;
+    struct errbuf eb;
+    pthread_t th;
+    char in[64];
+    int port;
+
+    (void)state;
+    sv.lfd = listen_local(&port);
+    sv.ctx = server_ctx(NULL);
+    assert_int_equal(pthread_create(&th, NULL, srv_main, &sv), 0);
+    struct tls_ctx *ctx = client_ctx(dir1, NULL, NULL);
+    errbuf_clear(&eb);
+    int rc = tls_conn_open(ctx, "127.0.0.1", port, 5000, &c, &eb);
+    if (rc == 0) {
+        assert_int_equal(tls_conn_read(c, in, sizeof(in), 5000), VG_ETLS);
+        expect_contains(tls_conn_error(c), "certificate required");
+        tls_conn_close(c);
+    } else {
+        expect_contains(errbuf_msg(&eb), "certificate required");
+    }
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(sv.hs_rc, VG_ETLS);
+    expect_contains(sv.err, "peer did not return a certificate");
+    tls_ctx_free(ctx);
+    tls_ctx_free(sv.ctx);
+    close(sv.lfd);
+
+    /* The server's name is checked on a real connection too. */
+    sv = (struct srv){ 0 };
+    sv.lfd = listen_local(&port);
+    sv.ctx = server_ctx(NULL);
+    assert_int_equal(pthread_create(&th, NULL, srv_main, &sv), 0);
+    ctx = client_ctx(dir2, dir2, "agent-node-1");
+    errbuf_clear(&eb);
+    assert_int_equal(tls_conn_open(ctx, "127.0.0.1", port, 5000, &c, &eb), VG_ETLS);
+    expect_contains(errbuf_msg(&eb), "TLS handshake with 127.0.0.1:");
+    expect_contains(errbuf_msg(&eb), "unable to get local issuer certificate");
+    assert_int_equal(pthread_join(th, NULL), 0);
+    tls_ctx_free(ctx);
+    tls_ctx_free(sv.ctx);
+    close(sv.lfd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mtls_roundtrip),
+        cmocka_unit_test(test_no_client_cert),
+        cmocka_unit_test(test_client_cert_other_ca),
+        cmocka_unit_test(test_client_verifies_server),
+        cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_pki_files),
+        cmocka_unit_test(test_plaintext_garbage),
+        cmocka_unit_test(test_crl),
+        cmocka_unit_test(test_conn_refused),
+        cmocka_unit_test(test_conn_echo),
+        cmocka_unit_test(test_conn_refused_by_server),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
