@@ -16,6 +16,7 @@
 
 #include "collector/metrics.h"
 #include "common/buf.h"
+#include "common/errbuf.h"
 
 struct vigild;
 struct conn;

@@ -75,15 +75,6 @@ static struct batch *batch_new(size_t max, size_t slack)
     return b;
 }
 
-static void batch_reset(struct batch *b)
-{
-    buf_reset(&b->data);
-    b->nrefs = 0;
-    b->waiters = NULL;
-    b->wtail = &b->waiters;
-    b->rc = 0;
-}
-
 static void batch_free(struct batch *b)
 {
     if (b) {

@@ -1,0 +1,466 @@
+/* query/demo.c: `vigil demo`, the one-command tour. Makes a throwaway directory with a
+ * development PKI, starts the real vigild on free loopback ports, ships the demo's real
+ * events over mutual TLS as two agents, shows that a client without a certificate is
+ * refused (and that the refusal is itself recorded), prints what an incident responder
+ * looks at first, then stops vigild with SIGTERM and removes the directory. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/errbuf.h"
+#include "common/time.h"
+#include "common/tls.h"
+#include "query/cli.h"
+#include "query/filter.h"
+#include "query/output.h"
+#include "query/pki.h"
+#include "query/scan.h"
+#include "query/send.h"
+
+extern char **environ;
+
+struct demo {
+    char dir[PATH_MAX];
+    char exe_dir[PATH_MAX];
+    char data[PATH_MAX];
+    pid_t vigild;
+    int forward_port;
+    bool keep;
+};
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool is_exec(const char *p)
+{
+    return access(p, X_OK) == 0;
+}
+
+static int find_paths(struct demo *d, const char *argv0)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) {
+        snprintf(self, sizeof(self), "%s", argv0);
+    } else {
+        self[n] = 0;
+    }
+    char *slash = strrchr(self, '/');
+    if (slash) {
+        *slash = 0;
+    } else {
+        snprintf(self, sizeof(self), ".");
+    }
+    snprintf(d->exe_dir, sizeof(d->exe_dir), "%s", self);
+
+    const char *env = getenv("VIGIL_DEMO_DATA");
+    const char *cands[] = { "%s/../../etc/demo", "%s/../etc/demo", "%s/../share/vigil/demo" };
+    if (env && is_dir(env)) {
+        snprintf(d->data, sizeof(d->data), "%s", env);
+        return 0;
+    }
+    for (size_t i = 0; i < VG_ARRAY_LEN(cands); i++) {
+        char p[PATH_MAX + 64];
+        snprintf(p, sizeof(p), cands[i], d->exe_dir);
+        if (is_dir(p) && realpath(p, d->data)) {
+            return 0;
+        }
+    }
+    if (is_dir("/usr/share/vigil/demo")) {
+        snprintf(d->data, sizeof(d->data), "/usr/share/vigil/demo");
+        return 0;
+    }
+    fprintf(stderr, "vigil demo: cannot find the demo events (etc/demo); set VIGIL_DEMO_DATA\n");
+    return -ENOENT;
+}
+
+static int find_vigild(const struct demo *d, char *out, size_t cap)
+{
+    const char *cands[] = { "%s/vigild", "%s/../collector/vigild" };
+    for (size_t i = 0; i < VG_ARRAY_LEN(cands); i++) {
+        snprintf(out, cap, cands[i], d->exe_dir);
+        if (is_exec(out)) {
+            return 0;
+        }
+    }
+    fprintf(stderr, "vigil demo: cannot find vigild next to vigil (%s)\n", d->exe_dir);
+    return -ENOENT;
+}
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        return -errno;
+    }
+    fputs(text, f);
+    return fclose(f) == 0 ? 0 : -EIO;
+}
+
+/* Starts vigild and waits (10 s at most) for its ready line on a pipe. */
+static int start_vigild(struct demo *d)
+{
+    char vigild[PATH_MAX + 32];
+    char cfg[PATH_MAX + 32];
+    char log[PATH_MAX + 32];
+    int fds[2];
+    int rc;
+
+    if ((rc = find_vigild(d, vigild, sizeof(vigild))) < 0) {
+        return rc;
+    }
+    snprintf(cfg, sizeof(cfg), "%s/vigil.yaml", d->dir);
+    snprintf(log, sizeof(log), "%s/vigild.log", d->dir);
+    if (pipe(fds) != 0) {
+        return -errno;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 3);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    char *args[] = { vigild, "-c", cfg, "--ready-fd", "3", NULL };
+    rc = posix_spawn(&d->vigild, vigild, &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (rc != 0) {
+        close(fds[0]);
+        fprintf(stderr, "vigil demo: cannot start %s: %s\n", vigild, strerror(rc));
+        return -rc;
+    }
+    char line[512];
+    size_t n = 0;
+    struct pollfd p = { fds[0], POLLIN, 0 };
+    while (n < sizeof(line) - 1 && poll(&p, 1, 10000) > 0) {
+        ssize_t r = read(fds[0], line + n, sizeof(line) - 1 - n);
+        if (r <= 0) {
+            break;
+        }
+        n += (size_t)r;
+        if (memchr(line, '\n', n)) {
+            break;
+        }
+    }
+    close(fds[0]);
+    line[n] = 0;
+    const char *fw = strstr(line, "forward=");
+    const char *colon = fw ? strchr(fw, ' ') : NULL;
+    if (!fw || !colon) {
+        fprintf(stderr, "vigil demo: vigild did not start; its log (%s) says:\n", log);
+        FILE *f = fopen(log, "r");
+        if (f) {
+            char buf[512];
+            while (fgets(buf, sizeof(buf), f)) {
+                fputs(buf, stderr);
+            }
+            fclose(f);
+        }
+        return -EIO;
+    }
+    const char *pc = colon;
+    while (pc > fw && *pc != ':') {
+        pc--;
+    }
+    d->forward_port = atoi(pc + 1);
+    return 0;
+}
+
+static int stop_vigild(struct demo *d)
+{
+    int status = 0;
+    if (d->vigild <= 0) {
+        return 0;
+    }
+    kill(d->vigild, SIGTERM);
+    if (waitpid(d->vigild, &status, 0) < 0) {
+        return -errno;
+    }
+    d->vigild = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "vigil demo: vigild did not stop cleanly (status %d)\n", status);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int ship(struct demo *d, const char *agent, enum send_format fmt, const char *file,
+                uint64_t *events)
+{
+    char ca[PATH_MAX + 16], cert[PATH_MAX + 32], key[PATH_MAX + 32], path[PATH_MAX + 64];
+    struct send_opts o;
+    struct send_stats st;
+    struct errbuf eb;
+
+    snprintf(ca, sizeof(ca), "%s/pki/ca.pem", d->dir);
+    snprintf(cert, sizeof(cert), "%s/pki/%s.pem", d->dir, agent);
+    snprintf(key, sizeof(key), "%s/pki/%s-key.pem", d->dir, agent);
+    snprintf(path, sizeof(path), "%s/%s", d->data, file);
+    send_opts_init(&o);
+    o.port = d->forward_port;
+    o.ca = ca;
+    o.cert = cert;
+    o.key = key;
+    o.format = fmt;
+    o.timeout_ms = 10000;
+    errbuf_clear(&eb);
+    char *files[] = { path };
+    int rc = send_files(&o, files, 1, &st, &eb);
+    if (rc < 0) {
+        fprintf(stderr, "vigil demo: sending %s failed: %s\n", file, errbuf_msg(&eb));
+        return rc;
+    }
+    printf("  %-28s %4" PRIu64 " events  as %-16s all acknowledged\n", file, st.events, agent);
+    *events += st.events;
+    return 0;
+}
+
+/* A client with no certificate: the handshake must be refused. */
+static void try_without_certificate(struct demo *d)
+{
+    char ca[PATH_MAX + 16];
+    struct tls_ctx *ctx = NULL;
+    struct tls_conn *c = NULL;
+    struct errbuf eb;
+
+    snprintf(ca, sizeof(ca), "%s/pki/ca.pem", d->dir);
+    errbuf_clear(&eb);
+    if (tls_client_ctx_new(ca, NULL, NULL, &ctx, &eb) < 0) {
+        return;
+    }
+    int rc = tls_conn_open(ctx, "127.0.0.1", d->forward_port, 5000, &c, &eb);
+    if (rc == 0) {
+        /* TLS 1.3: the server's verdict arrives after our side finished. */
+        uint8_t b[64];
+        ssize_t n = tls_conn_read(c, b, sizeof(b), 5000);
+        rc = n < 0 ? (int)n : 0;
+    }
+    printf("  a client without a certificate: %s\n",
+           rc < 0 ? "refused during the TLS handshake" : "ACCEPTED (this is a bug)");
+    tls_conn_close(c);
+    tls_ctx_free(ctx);
+}
+
+static int print_section(const char *store, const char *title, const char *ftext, uint64_t limit)
+{
+    struct filter *f = NULL;
+    struct errbuf eb;
+    struct scan_result res;
+    int col;
+
+    errbuf_clear(&eb);
+    if (filter_parse(ftext, vg_now_ns(), &f, &col, &eb) < 0) {
+        fprintf(stderr, "vigil demo: filter '%s': %s\n", ftext, errbuf_msg(&eb));
+        return VG_EPARSE;
+    }
+    int rc = scan_run(store, INT64_MIN, INT64_MAX, f, limit, false, &res, &eb);
+    if (rc == 0) {
+        printf("\n%s   (vigil search %s)\n", title, ftext);
+        struct out *o = out_new(OUT_TABLE, stdout, 120);
+        for (size_t i = 0; i < res.n; i++) {
+            struct span cur = { res.hits[i].bytes, res.hits[i].len };
+            struct rec r;
+            if (rec_decode(&cur, &r) == 0 && out_event(o, &r) < 0) {
+                break;
+            }
+        }
+        if (out_finish(o) < 0) {
+            rc = -EIO;
+        }
+        out_free(o);
+        if (res.matched > res.n) {
+            printf("  ... %" PRIu64 " more\n", res.matched - res.n);
+        }
+    } else {
+        fprintf(stderr, "vigil demo: %s\n", errbuf_msg(&eb));
+    }
+    scan_result_release(&res);
+    filter_free(f);
+    return rc;
+}
+
+static int count_sources(const char *store)
+{
+    struct errbuf eb;
+    struct scan_result res;
+    const char *names[16];
+    uint64_t counts[16];
+    int nn = 0;
+
+    errbuf_clear(&eb);
+    int rc = scan_run(store, INT64_MIN, INT64_MAX, NULL, 0, false, &res, &eb);
+    if (rc < 0) {
+        fprintf(stderr, "vigil demo: %s\n", errbuf_msg(&eb));
+        scan_result_release(&res);
+        return rc;
+    }
+    static char keep[16][32];
+    for (size_t i = 0; i < res.n; i++) {
+        struct span cur = { res.hits[i].bytes, res.hits[i].len };
+        struct rec r;
+        if (rec_decode(&cur, &r) < 0) {
+            continue;
+        }
+        struct span s = r.str[VG_F_SOURCE];
+        int k = 0;
+        while (k < nn && !span_eq_str(s, names[k])) {
+            k++;
+        }
+        if (k == nn && nn < 16) {
+            snprintf(keep[nn], sizeof(keep[nn]), "%.*s", (int)s.n, s.p ? (const char *)s.p : "");
+            names[nn] = keep[nn];
+            counts[nn++] = 0;
+        }
+        if (k < 16) {
+            counts[k]++;
+        }
+    }
+    printf("\nEvents stored, by source (%zu in all):\n", res.n);
+    for (int k = 0; k < nn; k++) {
+        printf("  %-12s %6" PRIu64 "\n", names[k], counts[k]);
+    }
+    scan_result_release(&res);
+    return 0;
+}
+
+static void remove_tree(const char *path)
+{
+    DIR *dir = opendir(path);
+    if (dir) {
+        struct dirent *e;
+        while ((e = readdir(dir)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+                continue;
+            }
+            char p[PATH_MAX + 256];
+            snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+            struct stat st;
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+                remove_tree(p);
+            } else {
+                unlink(p);
+            }
+        }
+        closedir(dir);
+    }
+    rmdir(path);
+}
+
+int cmd_demo(int argc, char **argv, const char *argv0)
+{
+    struct demo d = { 0 };
+    struct errbuf eb;
+    uint64_t events = 0;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--keep") == 0) {
+            d.keep = true;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            printf("usage: vigil demo [--keep]   (--keep leaves the directory for exploring)\n");
+            return CLI_OK;
+        } else {
+            fprintf(stderr, "vigil demo: unknown argument '%s'\n", argv[i]);
+            return CLI_USAGE;
+        }
+    }
+    if (find_paths(&d, argv0) < 0) {
+        return CLI_FAIL;
+    }
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(d.dir, sizeof(d.dir), "%s/vigil-demo-XXXXXX", tmp);
+    if (!mkdtemp(d.dir)) {
+        fprintf(stderr, "vigil demo: cannot make a directory in %s: %s\n", tmp, strerror(errno));
+        return CLI_FAIL;
+    }
+    char pki[PATH_MAX + 8], cfgpath[PATH_MAX + 16], cfgtext[2 * PATH_MAX + 1024];
+    snprintf(pki, sizeof(pki), "%s/pki", d.dir);
+    errbuf_clear(&eb);
+    printf("vigil demo: a collector on loopback with a throwaway CA in %s\n\n", d.dir);
+    if ((rc = pki_init(pki, false, &eb)) < 0) {
+        fprintf(stderr, "vigil demo: %s\n", errbuf_msg(&eb));
+        goto out;
+    }
+    snprintf(cfgpath, sizeof(cfgpath), "%s/vigil.yaml", d.dir);
+    snprintf(cfgtext, sizeof(cfgtext),
+             "# written by vigil demo\n"
+             "store:  { path: %s/store, partition: 1h }\n"
+             "tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem }\n"
+             "listen: { forward: 127.0.0.1:0, syslog: null, https: null, admin: 127.0.0.1:0 }\n",
+             d.dir);
+    if ((rc = write_file(cfgpath, cfgtext)) < 0 || (rc = start_vigild(&d)) < 0) {
+        goto out;
+    }
+    printf("vigild is up (pid %d): Forward over mutual TLS on 127.0.0.1:%d\n\n", (int)d.vigild,
+           d.forward_port);
+    printf("Agents ship real events (each agent proves who it is with its certificate):\n");
+    static const struct {
+        const char *agent;
+        enum send_format fmt;
+        const char *file;
+    } files[] = {
+        { "agent-sidecar-1", SEND_K8S_AUDIT, "k8s-audit-priv-pod.log" },
+        { "agent-sidecar-1", SEND_K8S_AUDIT, "k8s-audit-pod-exec.log" },
+        { "agent-node-1", SEND_FALCO, "falco-alerts.ndjson" },
+        { "agent-node-1", SEND_SYSLOG, "sshd-invalid-bf.log" },
+        { "agent-node-1", SEND_SYSLOG, "sshd-bad-keyexchange-bf.log" },
+        { "agent-node-1", SEND_SYSLOG, "ssh-generic-test.log" },
+        { "agent-node-1", SEND_SYSLOG, "sshd-success-logs.log" },
+    };
+    for (size_t i = 0; i < VG_ARRAY_LEN(files); i++) {
+        if ((rc = ship(&d, files[i].agent, files[i].fmt, files[i].file, &events)) < 0) {
+            goto out;
+        }
+    }
+    try_without_certificate(&d);
+
+    /* Stop vigild first: everything acknowledged is durable, and the refusal event
+     * recorded after the last ack is flushed by the clean stop. */
+    if ((rc = stop_vigild(&d)) < 0) {
+        goto out;
+    }
+    printf("vigild stopped cleanly (SIGTERM: flushed, exit 0)\n");
+    char store[PATH_MAX + 16];
+    snprintf(store, sizeof(store), "%s/store", d.dir);
+    if ((rc = count_sources(store)) < 0) {
+        goto out;
+    }
+    print_section(store, "The affected pod, in time order: privileged pod created, then a shell "
+                         "opened in it",
+                  "pod=test-pod-1", 50);
+    print_section(store, "Who was working on that cluster, from where", "user=minikube-user", 50);
+    print_section(store, "SSH authentication failures on the nodes",
+                  "kind=auth outcome=failure", 8);
+    print_section(store, "Shells in containers (Falco)", "source=falco", 10);
+    print_section(store, "The collector's own evidence (refused connections, rejected input)",
+                  "source=vigil", 10);
+    printf("\nExplore it yourself%s:\n"
+           "  vigil search --store %s/store pod=test-pod-1 --format json\n"
+           "  vigil search --store %s/store src_ip=179.43.183.0/24\n",
+           d.keep ? "" : " (run vigil demo --keep to keep the store)", d.dir, d.dir);
+    rc = 0;
+out:
+    if (stop_vigild(&d) < 0 && rc == 0) {
+        rc = -EIO;
+    }
+    if (!d.keep) {
+        remove_tree(d.dir);
+    } else {
+        printf("\nkept: %s\n", d.dir);
+    }
+    return rc < 0 ? CLI_FAIL : CLI_OK;
+}

@@ -1,0 +1,49 @@
+/* query/main.c: vigil, the query and operations CLI. Dispatches to one command. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "query/cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vigil COMMAND [ARGS]   (vigil COMMAND --help for details)\n"
+            "\n"
+            "  search   [FILTER] [--since T] [--until T] [--limit N] [--format table|json|ndjson|csv]\n"
+            "  send     [--format ndjson|falco|k8s-audit|trivy|syslog] [FILE...]   ship over mTLS\n"
+            "  pki      init DIR      a development CA, server, agent and analyst certificates\n"
+            "  demo                   the one-command tour: collector, mTLS agents, a timeline\n"
+            "\n"
+            "Every command takes -c vigil.yaml or --store DIR.\n");
+}
+
+int main(int argc, char **argv)
+{
+    log_set_prog("vigil");
+    log_set_level(LOG_LVL_WARN);
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("vigil %s\n", VG_VERSION);
+        return CLI_OK;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "search") == 0) {
+        return cmd_search(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "send") == 0) {
+        return cmd_send(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "pki") == 0) {
+        return cmd_pki(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "demo") == 0) {
+        return cmd_demo(argc - 1, argv + 1, argv[0]);
+    }
+    fprintf(stderr, "vigil: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return CLI_USAGE;
+}
