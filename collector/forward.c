@@ -114,8 +114,11 @@ static ssize_t check_prefix(struct span in)
         return -EPROTO; /* the tag */
     }
     rc = mp_read(&in, &o);
-    if (rc <= 0 || in.n == 0) {
+    if (rc <= 0) {
         return rc;
+    }
+    if (in.n == 0) {
+        return 0;
     }
     return arity_ok(kind_of(in.p[0]), arity) ? 0 : -EPROTO;
 }
@@ -604,8 +607,8 @@ int forward_encode_entry(struct buf *entries, int64_t time_ns, struct span recor
 }
 
 /* [tag, bin(body), option]: the PackedForward shape. */
-static int put_packed(struct buf *out, struct span tag, struct span body, uint32_t count,
-                      bool gzip, struct span chunk)
+static int put_packed(struct buf *out, struct span tag, struct span body, uint32_t count, bool gzip,
+                      struct span chunk)
 {
     size_t len = out->len;
     int rc = mp_put_array(out, 3);
@@ -729,8 +732,8 @@ static int gzip_append(struct span in, struct buf *out)
     return rc;
 }
 
-int forward_encode_compressed(struct buf *out, struct span tag, struct span entries,
-                              uint32_t count, struct span chunk)
+int forward_encode_compressed(struct buf *out, struct span tag, struct span entries, uint32_t count,
+                              struct span chunk)
 {
     struct buf gz;
     int rc;

@@ -43,11 +43,11 @@ struct forward_msg {
      * concatenated entries stream (contents of the bin/str); COMPRESSED: the gzip
      * bytes; MESSAGE: empty. */
     struct span entries;
-    uint32_t count;      /* FORWARD: entries in the array header; else 0 */
-    int64_t time_ns;     /* MESSAGE: the event time */
-    struct span record;  /* MESSAGE: the record map (whole msgpack value) */
-    struct span chunk;   /* option "chunk" (str or bin; empty if none): the ack id */
-    uint32_t size_opt;   /* option "size", 0 if absent */
+    uint32_t count;       /* FORWARD: entries in the array header; else 0 */
+    int64_t time_ns;      /* MESSAGE: the event time */
+    struct span record;   /* MESSAGE: the record map (whole msgpack value) */
+    struct span chunk;    /* option "chunk" (str or bin; empty if none): the ack id */
+    uint32_t size_opt;    /* option "size", 0 if absent */
     bool compressed_gzip; /* option compressed == "gzip" */
 };
 
@@ -124,8 +124,8 @@ int forward_encode_forward(struct buf *out, struct span tag, struct span entries
                            uint32_t count, struct span chunk) VG_MUST_USE;
 /* [tag, bin(gzip(entries)), {"size": count, "compressed": "gzip"(, "chunk": chunk)}].
  * Blocks for the CPU time of compression. */
-int forward_encode_compressed(struct buf *out, struct span tag, struct span entries,
-                              uint32_t count, struct span chunk) VG_MUST_USE;
+int forward_encode_compressed(struct buf *out, struct span tag, struct span entries, uint32_t count,
+                              struct span chunk) VG_MUST_USE;
 
 /* Client side: parses an ack response {"ack": id} at the front of in (id str or bin;
  * other keys ignored). Returns bytes consumed (> 0) with *chunk pointing into in, 0 when
