@@ -1,0 +1,41 @@
+// Ships N events to vigild with @fluent-org/logger (a Forward client we did not write)
+// over TLS with a client certificate, waiting for each acknowledgement.
+// usage: node fluent_client.js PORT CA CERT KEY COUNT MODE RUN_ID
+"use strict";
+const fs = require("fs");
+const { FluentClient, EventTime } = require("@fluent-org/logger");
+
+async function main() {
+  const [port, ca, cert, key, count, mode, runId] = process.argv.slice(2);
+  const client = new FluentClient("vigil.it", {
+    eventMode: mode,
+    ack: { ackTimeout: 20000 },
+    socket: { host: "127.0.0.1", port: Number(port), timeout: 20000, disableReconnect: true },
+    tls: {
+      ca: fs.readFileSync(ca),
+      cert: fs.readFileSync(cert),
+      key: fs.readFileSync(key),
+      servername: "localhost",
+    },
+    flushInterval: 10,
+  });
+  await client.connect();
+  const pending = [];
+  for (let i = 0; i < Number(count); i++) {
+    pending.push(client.emit("fluent", {
+      message: `fluent-logger event ${i}`,
+      run_id: runId,
+      seq_no: i,
+      host: "node-fluent",
+      user: "svc-fluent",
+    }, EventTime.now()));
+  }
+  await Promise.all(pending);
+  await client.disconnect();
+  console.log(`acknowledged ${pending.length}`);
+}
+
+main().catch((err) => {
+  console.error("fluent client failed:", err && err.stack ? err.stack : err);
+  process.exit(1);
+});

@@ -1,0 +1,226 @@
+"""Integration test harness: a real vigild on 127.0.0.1 with a throwaway PKI.
+
+Each test gets a temp dir, a PKI from `vigil pki init` plus a second, unrelated CA,
+and vigild on port 0. The harness learns the ports from vigild's ready line on a pipe
+(--ready-fd), never by sleeping. vigild is stopped by PID with SIGTERM and must exit
+0; its log must hold no sanitizer report and no unexpected error line.
+
+Environment: VIGIL_BIN, VIGILD_BIN (set by ctest), VG_KEEP_TESTDIR=1 keeps the
+directory, VG_TIMEOUT_MULT stretches timeouts (sanitizer builds).
+Standard library only.
+"""
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+VIGIL = os.environ.get("VIGIL_BIN", "vigil")
+VIGILD = os.environ.get("VIGILD_BIN", "vigild")
+MULT = float(os.environ.get("VG_TIMEOUT_MULT", "1"))
+SKIP = 77
+
+SANITIZER_PATTERNS = re.compile(
+    r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+    r"ThreadSanitizer|UndefinedBehaviorSanitizer)")
+
+
+def timeout(seconds):
+    return seconds * MULT
+
+
+def run(args, check=True, input=None, env=None, t=60):
+    """Runs a command; returns CompletedProcess with text stdout/stderr."""
+    p = subprocess.run(args, input=input, capture_output=True, text=True,
+                       timeout=timeout(t), env=env)
+    if check and p.returncode != 0:
+        raise AssertionError("%s exited %d\nstdout: %s\nstderr: %s" % (
+            " ".join(args), p.returncode, p.stdout[-3000:], p.stderr[-3000:]))
+    return p
+
+
+class Vigild:
+    """A vigild process with its own directory, PKI and config."""
+
+    def __init__(self, name="vigild", extra_config="", insecure=False):
+        self.dir = tempfile.mkdtemp(prefix="vigil-it-%s-" % name)
+        self.pki = os.path.join(self.dir, "pki")
+        self.other_pki = os.path.join(self.dir, "other-pki")
+        run([VIGIL, "pki", "init", self.pki])
+        run([VIGIL, "pki", "init", self.other_pki])
+        self.store = os.path.join(self.dir, "store")
+        self.config = os.path.join(self.dir, "vigil.yaml")
+        self.log_path = os.path.join(self.dir, "vigild.log")
+        self.extra_config = extra_config
+        self.proc = None
+        self.ports = {}
+        self.expected_errors = []
+
+    def write_config(self):
+        with open(self.config, "w") as f:
+            f.write(
+                "store:  { path: %s, partition: 1h }\n"
+                "tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem }\n"
+                "listen: { forward: 127.0.0.1:0, syslog: null, https: null, admin: 127.0.0.1:0 }\n"
+                "%s" % (self.store, self.extra_config))
+
+    def start(self):
+        self.write_config()
+        r, w = os.pipe()
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [VIGILD, "-c", self.config, "--ready-fd", str(w)],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, pass_fds=(w,))
+        os.close(w)
+        line = b""
+        deadline = time.monotonic() + timeout(20)
+        while b"\n" not in line:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([r], [], [], left)
+            if not ready:
+                break
+            chunk = os.read(r, 1024)
+            if not chunk:
+                break
+            line += chunk
+        os.close(r)
+        if not line.startswith(b"ready "):
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("vigild did not become ready; log:\n" + self.read_log())
+        for tok in line.decode().split():
+            if "=" in tok:
+                k, v = tok.split("=", 1)
+                self.ports[k] = int(v.rsplit(":", 1)[1]) if k != "pid" else int(v)
+        return self
+
+    @property
+    def forward_port(self):
+        return self.ports["forward"]
+
+    @property
+    def admin_port(self):
+        return self.ports["admin"]
+
+    def read_log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, expect_rc=0):
+        """SIGTERM by PID; asserts the exit code and a clean log."""
+        if not self.proc:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout(30))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("vigild did not stop within 30 s of SIGTERM")
+        self.proc = None
+        self.log.close()
+        self.check_log()
+        if rc != expect_rc:
+            raise AssertionError("vigild exited %d, expected %d; log:\n%s" % (
+                rc, expect_rc, self.read_log()[-4000:]))
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        self.log.close()
+
+    def check_log(self):
+        text = self.read_log()
+        if SANITIZER_PATTERNS.search(text):
+            raise AssertionError("sanitizer report in vigild's log:\n" + text[-6000:])
+        for line in text.splitlines():
+            if " error: " in line and not any(e in line for e in self.expected_errors):
+                raise AssertionError("unexpected error line in vigild's log: " + line)
+
+    def metrics(self):
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin_port,
+                                    timeout=timeout(10)) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+        return out
+
+    def cert(self, name, other_ca=False):
+        d = self.other_pki if other_ca else self.pki
+        return os.path.join(d, name + ".pem"), os.path.join(d, name + "-key.pem")
+
+    @property
+    def ca(self):
+        return os.path.join(self.pki, "ca.pem")
+
+    def send(self, files, agent="agent-node-1", fmt="ndjson", check=True, stdin=None,
+             extra=()):
+        cert, key = self.cert(agent)
+        args = [VIGIL, "send", "--server", "127.0.0.1:%d" % self.forward_port,
+                "--ca", self.ca, "--cert", cert, "--key", key, "--format", fmt]
+        args += list(extra) + list(files)
+        return run(args, check=check, input=stdin, t=300)
+
+    def search(self, *filter_words, fmt="ndjson", check=True, extra=()):
+        args = [VIGIL, "search", "--store", self.store, "--format", fmt]
+        args += list(extra) + list(filter_words)
+        p = run(args, check=check)
+        if fmt == "ndjson" and p.returncode == 0:
+            return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+        return p
+
+    def cleanup(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        if os.environ.get("VG_KEEP_TESTDIR") == "1":
+            print("kept test directory:", self.dir, file=sys.stderr)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class VigildTest(unittest.TestCase):
+    """Base class: self.vd is a started vigild, stopped (and checked) after each test."""
+
+    extra_config = ""
+
+    def setUp(self):
+        self.vd = Vigild(self.id().rsplit(".", 1)[-1][:40], self.extra_config)
+        self.addCleanup(self.vd.cleanup)
+        self.vd.start()
+
+    def tearDown(self):
+        self.vd.stop()
+
+
+def main():
+    """Runs the module's tests and prints the plain closing line 'N passed, N failed'."""
+    prog = unittest.main(exit=False, verbosity=2)
+    r = prog.result
+    failed = len(r.failures) + len(r.errors)
+    skipped = len(r.skipped)
+    passed = r.testsRun - failed - skipped
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    if failed:
+        sys.exit(1)
+    if r.testsRun and skipped == r.testsRun:
+        sys.exit(SKIP)
+    sys.exit(0)
