@@ -244,8 +244,14 @@ static int ctx_load_identity(struct tls_ctx *ctx, const char *cert, const char *
     if (!SSL_CTX_use_PrivateKey_file(ctx->ssl, key, SSL_FILETYPE_PEM)) {
         /* OpenSSL checks the key against the loaded certificate here already. */
         char r[TLS_REASON_MAX];
-        errbuf_set(eb, "cannot use key '%s' with certificate '%s': %s", key, cert,
-                   tls_errq_string(r, sizeof(r)));
+        unsigned long e = ERR_peek_error();
+        if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
+            errbuf_set(eb, "key '%s' does not match certificate '%s': %s", key, cert,
+                       tls_errq_string(r, sizeof(r)));
+        } else {
+            errbuf_set(eb, "cannot load key '%s': %s (not an unencrypted PEM private key?)", key,
+                       tls_errq_string(r, sizeof(r)));
+        }
         return VG_ETLS;
     }
     ERR_clear_error();
@@ -791,7 +797,7 @@ int tls_conn_open(struct tls_ctx *ctx, const char *host, int port, int timeout_m
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC,
                               .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG };
+                              .ai_flags = AI_NUMERICSERV };
     struct addrinfo *res = NULL;
     struct tls_conn *c;
     char portstr[16];

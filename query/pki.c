@@ -137,12 +137,13 @@ static int pki_ensure_dir(const char *dir, struct errbuf *eb)
 }
 
 /* Fails, naming the file, if path exists (or cannot be checked). */
-static int pki_check_absent(const char *path, struct errbuf *eb)
+static int pki_check_absent(const char *path, bool can_force, struct errbuf *eb)
 {
     struct stat st;
 
     if (lstat(path, &st) == 0) {
-        errbuf_set(eb, "refusing to overwrite '%s' (force replaces it)", path);
+        errbuf_set(eb, "refusing to overwrite '%s'%s", path,
+                   can_force ? " (--force replaces it)" : "");
         return -EEXIST;
     }
     if (errno != ENOENT) {
@@ -170,7 +171,7 @@ static int pki_write_file(const char *path, const void *data, size_t n, mode_t m
     if (fd < 0) {
         rc = -errno;
         if (errno == EEXIST) {
-            errbuf_set(eb, "refusing to overwrite '%s' (force replaces it)", path);
+            errbuf_set(eb, "refusing to overwrite '%s'", path);
         } else {
             errbuf_set(eb, "cannot create '%s': %s", path, strerror(errno));
         }
@@ -365,19 +366,19 @@ static void pki_undo(struct pki_made *m)
     m->n = 0;
 }
 
-static int pki_check_pair(const char *dir, const char *name, struct errbuf *eb)
+static int pki_check_pair(const char *dir, const char *name, bool can_force, struct errbuf *eb)
 {
     char path[PATH_MAX];
     int rc = pki_path(path, dir, name, ".pem", eb);
 
     if (rc == 0) {
-        rc = pki_check_absent(path, eb);
+        rc = pki_check_absent(path, can_force, eb);
     }
     if (rc == 0) {
         rc = pki_path(path, dir, name, "-key.pem", eb);
     }
     if (rc == 0) {
-        rc = pki_check_absent(path, eb);
+        rc = pki_check_absent(path, can_force, eb);
     }
     return rc;
 }
@@ -394,12 +395,12 @@ int pki_init(const char *dir, bool force, struct errbuf *eb)
     }
     if (!force) {
         /* All checked before anything is written: a refusal leaves dir untouched. */
-        rc = pki_check_pair(dir, "ca", eb);
+        rc = pki_check_pair(dir, "ca", true, eb);
         if (rc == 0) {
-            rc = pki_check_pair(dir, "server", eb);
+            rc = pki_check_pair(dir, "server", true, eb);
         }
         for (size_t i = 0; rc == 0 && i < VG_ARRAY_LEN(pki_clients); i++) {
-            rc = pki_check_pair(dir, pki_clients[i], eb);
+            rc = pki_check_pair(dir, pki_clients[i], true, eb);
         }
         if (rc < 0) {
             return rc;
@@ -492,7 +493,7 @@ int pki_issue_client(const char *dir, const char *name, struct errbuf *eb)
         errbuf_set(eb, "client name 'ca' would clash with the CA's files");
         return VG_EPARSE;
     }
-    rc = pki_check_pair(dir, name, eb);
+    rc = pki_check_pair(dir, name, false, eb);
     if (rc < 0) {
         return rc;
     }
