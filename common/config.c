@@ -1,0 +1,371 @@
+/* common/config.c: vigil.yaml's sections as option tables (the reference for every key),
+ * plus the checks that span keys: TLS files when a listener needs them, loopback for admin
+ * and insecure listeners, distinct listener addresses, unique forwarder names.
+ *
+ * A load is all or nothing: the struct is built and checked privately and handed out only
+ * when every check passed. No globals beyond the constant tables; any thread. */
+#include "common/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/time.h"
+#include "common/xalloc.h"
+
+/* Rows name the fields they use; the rest (flags, sub, ...) are zero. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+#define NS_MS  (1000 * 1000LL)
+#define NS_SEC VG_NS_PER_SEC
+#define NS_MIN (60 * NS_SEC)
+#define NS_DAY (86400 * NS_SEC)
+
+static const struct cfg_opt retention_opts[] = {
+    { "max_age", CFG_DURATION, "30d", 3600 * NS_SEC, 36500 * NS_DAY,
+      CFG_OFF(struct store_cfg, max_age_ns),
+      "events older than this are deleted, a partition at a time" },
+    { "max_size", CFG_SIZE, "200GB", 1 << 20, 1LL << 50, CFG_OFF(struct store_cfg, max_size_bytes),
+      "when the store grows past this, the oldest partitions are deleted" },
+    { NULL },
+};
+
+static const struct cfg_opt store_opts[] = {
+    { "path", CFG_PATH, "/var/lib/vigil", 0, 0, CFG_OFF(struct store_cfg, path),
+      "directory holding the segments and catalog.db" },
+    { "partition", CFG_DURATION, "1h", NS_MIN, 7 * NS_DAY, CFG_OFF(struct store_cfg, partition_ns),
+      "span of event time in one segment file" },
+    { "retention", CFG_SECTION, NULL, 0, 0, 0, "how long and how much to keep",
+      .sub = retention_opts },
+    { "block_bytes", CFG_SIZE, "256KiB", 4 << 10, 16 << 20, CFG_OFF(struct store_cfg, block_bytes),
+      "uncompressed bytes of records per compressed block" },
+    { "commit_interval", CFG_DURATION, "2ms", 0, NS_SEC,
+      CFG_OFF(struct store_cfg, commit_interval_ns),
+      "how long a commit waits to batch more events before its fsync (group commit)" },
+    { "free_reserve", CFG_SIZE, "1GiB", 0, 0, CFG_OFF(struct store_cfg, free_reserve_bytes),
+      "ingest is refused (backpressure) when the disk has less free space than this" },
+    { "fsync", CFG_BOOL, "true", 0, 0, CFG_OFF(struct store_cfg, fsync),
+      "fsync before acknowledging; false loses acknowledged events on power loss" },
+    { NULL },
+};
+
+static const struct cfg_opt tls_opts[] = {
+    { "ca", CFG_PATH, NULL, 0, 0, CFG_OFF(struct tls_cfg, ca),
+      "PEM CA bundle that client certificates must chain to (required with TLS listeners)",
+      .flags = CFG_F_EXISTS },
+    { "cert", CFG_PATH, NULL, 0, 0, CFG_OFF(struct tls_cfg, cert),
+      "PEM server certificate chain (required with TLS listeners)", .flags = CFG_F_EXISTS },
+    { "key", CFG_PATH, NULL, 0, 0, CFG_OFF(struct tls_cfg, key),
+      "PEM private key of cert (required with TLS listeners)", .flags = CFG_F_EXISTS },
+    { "crl", CFG_PATH, NULL, 0, 0, CFG_OFF(struct tls_cfg, crl),
+      "PEM certificate revocation list, or null", .flags = CFG_F_EXISTS },
+    { "handshake_timeout", CFG_DURATION, "10s", 100 * NS_MS, 5 * NS_MIN,
+      CFG_OFF(struct tls_cfg, handshake_timeout_ns),
+      "a connection that has not finished its TLS handshake by then is closed" },
+    { NULL },
+};
+
+static const struct cfg_opt listen_opts[] = {
+    { "forward", CFG_ADDR, "0.0.0.0:24224", 0, 0, CFG_OFF(struct listen_cfg, forward),
+      "Fluentd Forward protocol over TLS, or off" },
+    { "syslog", CFG_ADDR, "0.0.0.0:6514", 0, 0, CFG_OFF(struct listen_cfg, syslog),
+      "RFC 5425 syslog over TLS, or off" },
+    { "https", CFG_ADDR, "0.0.0.0:8443", 0, 0, CFG_OFF(struct listen_cfg, https),
+      "HTTPS ingest (/v1/events, /v1/falco, /v1/k8s/audit, /v1/trivy), or off" },
+    { "admin", CFG_ADDR, "127.0.0.1:9465", 0, 0, CFG_OFF(struct listen_cfg, admin),
+      "plain HTTP /metrics and /healthz; loopback only, or off" },
+    { "insecure", CFG_BOOL, "false", 0, 0, CFG_OFF(struct listen_cfg, insecure),
+      "plaintext forward/syslog/https without client certificates; only on loopback" },
+    { "max_frame_bytes", CFG_SIZE, "16MiB", 1024, 256 << 20,
+      CFG_OFF(struct listen_cfg, max_frame_bytes),
+      "largest Forward frame, syslog message or HTTP body accepted" },
+    { "max_connections", CFG_UINT, "4096", 1, 1000000, CFG_OFF(struct listen_cfg, max_connections),
+      "connections over this are refused at accept" },
+    { "idle_timeout", CFG_DURATION, "5m", NS_SEC, 7 * NS_DAY,
+      CFG_OFF(struct listen_cfg, idle_timeout_ns), "a connection silent this long is closed" },
+    { "high_water_bytes", CFG_SIZE, "64MiB", 64 << 10, 4LL << 30,
+      CFG_OFF(struct listen_cfg, high_water_bytes),
+      "unacknowledged bytes of one connection before vigild stops reading it" },
+    { "shared_key_file", CFG_PATH, NULL, 0, 0, CFG_OFF(struct listen_cfg, shared_key_file),
+      "file holding the Forward shared_key (optional, in addition to client certificates)",
+      .flags = CFG_F_EXISTS },
+    { NULL },
+};
+
+static const struct cfg_opt rules_opts[] = {
+    { "paths", CFG_PATHLIST, NULL, 0, 256, CFG_OFF(struct rules_cfg, paths),
+      "Sigma rule files or directories of them", .count_off = CFG_OFF(struct rules_cfg, npaths) },
+    { NULL },
+};
+
+static const char *const forwarder_types[] = {
+    "alertmanager", "pagerduty", "opsgenie", "slack", "webhook", NULL,
+};
+
+static const struct cfg_opt match_opts[] = {
+    { "severity", CFG_STR, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, match_severity),
+      "alerts of this severity, e.g. \">=high\"; absent: every alert" },
+    { NULL },
+};
+
+static const struct cfg_opt forwarder_opts[] = {
+    { "name", CFG_STR, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, name),
+      "unique name, used in logs, metrics and the outbox", .flags = CFG_F_REQUIRED },
+    { "type", CFG_ENUM, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, type), "receiver API",
+      .flags = CFG_F_REQUIRED, .choices = forwarder_types },
+    { "url", CFG_STR, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, url),
+      "endpoint, http:// or https://", .flags = CFG_F_REQUIRED },
+    { "match", CFG_SECTION, NULL, 0, 0, 0, "which alerts go to this forwarder", .sub = match_opts },
+    { "secret_file", CFG_PATH, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, secret_file),
+      "file holding the routing key or token", .flags = CFG_F_EXISTS },
+    { "secret_env", CFG_STR, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, secret_env),
+      "environment variable holding the routing key or token" },
+    { NULL },
+};
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+
+static const struct cfg_opt log_opts[] = {
+    { "level", CFG_ENUM, "info", 0, 0, CFG_OFF(struct log_cfg, level), "least severe level logged",
+      .choices = log_levels },
+    { NULL },
+};
+
+static const struct cfg_opt config_opts[] = {
+    { "store", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, store), "the event store",
+      .sub = store_opts },
+    { "tls", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, tls),
+      "server certificate and client CA of the TLS listeners", .sub = tls_opts },
+    { "listen", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, listen),
+      "listeners and per-connection limits", .sub = listen_opts },
+    { "rules", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, rules), "correlation rules",
+      .sub = rules_opts },
+    { "forwarders", CFG_LIST, NULL, 0, 64, CFG_OFF(struct vg_config, forwarders),
+      "where alerts are sent", .sub = forwarder_opts, .elem_size = sizeof(struct forwarder_cfg),
+      .count_off = CFG_OFF(struct vg_config, nforwarders) },
+    { "log", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, log), "vigild's own log",
+      .sub = log_opts },
+    { NULL },
+};
+
+static bool addr_same(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+    return a->enabled && b->enabled && a->port != 0 && a->port == b->port &&
+           strcmp(a->host, b->host) == 0;
+}
+
+static int check_listen(const struct cfg_doc *d, const struct vg_config *c, struct errbuf *eb)
+{
+    const struct listen_cfg *l = &c->listen;
+    const struct {
+        const char *name;
+        const struct cfg_addr *a;
+        bool tls; /* plain HTTP admin is not a TLS listener */
+    } all[] = {
+        { "forward", &l->forward, true },
+        { "syslog", &l->syslog, true },
+        { "https", &l->https, true },
+        { "admin", &l->admin, false },
+    };
+    bool any_tls = false;
+
+    if (l->admin.enabled && !cfg_host_is_loopback(l->admin.host)) {
+        return cfg_doc_error(d, &l->admin, eb,
+                             "the admin listener serves plain HTTP and must be on loopback "
+                             "(127.0.0.1, ::1, localhost), got '%s'",
+                             l->admin.host);
+    }
+    for (size_t i = 0; i < VG_ARRAY_LEN(all); i++) {
+        const struct cfg_addr *a = all[i].a;
+        if (!a->enabled || !all[i].tls) {
+            continue;
+        }
+        any_tls = true;
+        if (l->insecure && !cfg_host_is_loopback(a->host)) {
+            /* Point at the line to change: the address if the file gave it. */
+            if (cfg_doc_has(d, a)) {
+                return cfg_doc_error(
+                    d, a, eb, "must be on loopback with listen.insecure: true, got '%s'", a->host);
+            }
+            return cfg_doc_error(d, &l->insecure, eb,
+                                 "insecure: true needs every listener on loopback, but "
+                                 "'listen.%s' is on '%s' (its default)",
+                                 all[i].name, a->host);
+        }
+    }
+    for (size_t i = 0; i < VG_ARRAY_LEN(all); i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (addr_same(all[i].a, all[j].a)) {
+                return cfg_doc_error(d, all[i].a, eb, "%s:%d is also 'listen.%s'", all[i].a->host,
+                                     all[i].a->port, all[j].name);
+            }
+        }
+    }
+    if (any_tls && !l->insecure) {
+        const struct {
+            const char *name;
+            char *const *v;
+        } files[] = { { "ca", &c->tls.ca }, { "cert", &c->tls.cert }, { "key", &c->tls.key } };
+        for (size_t i = 0; i < VG_ARRAY_LEN(files); i++) {
+            if (!*files[i].v) {
+                return cfg_doc_error(d, files[i].v, eb,
+                                     "missing: the forward, syslog and https listeners use TLS "
+                                     "with client certificates (set tls.%s, or turn the "
+                                     "listeners off)",
+                                     files[i].name);
+            }
+        }
+    }
+    return 0;
+}
+
+static int check_forwarders(const struct cfg_doc *d, const struct vg_config *c, struct errbuf *eb)
+{
+    for (size_t i = 0; i < c->nforwarders; i++) {
+        const struct forwarder_cfg *f = &c->forwarders[i];
+
+        if (strncmp(f->url, "http://", 7) != 0 && strncmp(f->url, "https://", 8) != 0) {
+            return cfg_doc_error(d, &f->url, eb, "expected an http:// or https:// URL");
+        }
+        if (f->secret_file && f->secret_env) {
+            return cfg_doc_error(d, &f->secret_env, eb, "give secret_file or secret_env, not both");
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(f->name, c->forwarders[j].name) == 0) {
+                return cfg_doc_error(d, &f->name, eb, "forwarder name '%s' is used twice", f->name);
+            }
+        }
+    }
+    return 0;
+}
+
+int config_load_mem(const char *name, struct span text, const char *base_dir,
+                    struct vg_config **out, struct errbuf *eb)
+{
+    struct cfg_doc *d = NULL;
+    struct vg_config *c;
+    int rc;
+
+    rc = cfg_doc_parse(name, text, &d, eb);
+    if (rc < 0) {
+        return rc;
+    }
+    c = xcalloc(1, sizeof(*c));
+    rc = cfg_doc_apply(d, config_opts, c, base_dir, eb);
+    if (rc == 0) {
+        rc = check_listen(d, c, eb);
+    }
+    if (rc == 0) {
+        rc = check_forwarders(d, c, eb);
+    }
+    cfg_doc_free(d);
+    if (rc < 0) {
+        config_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* Reads at most CFG_MAX_FILE_BYTES + 1 bytes, so a larger file is caught by the parser's
+ * size check without reading all of it. */
+static int read_file(const char *path, char **data, size_t *len, struct errbuf *eb)
+{
+    size_t cap = CFG_MAX_FILE_BYTES + 1;
+    char *p;
+    size_t n = 0;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+    if (fd < 0) {
+        int rc = -errno;
+        errbuf_set(eb, "cannot read config '%s': %s", path, vg_strerror(rc));
+        return rc;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errbuf_set(eb, "cannot read config '%s': not a regular file", path);
+        return -EINVAL;
+    }
+    p = xmalloc(cap);
+    while (n < cap) {
+        ssize_t r = read(fd, p + n, cap - n);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            int rc = -errno;
+            errbuf_set(eb, "cannot read config '%s': %s", path, vg_strerror(rc));
+            free(p);
+            close(fd);
+            return rc;
+        }
+        if (r == 0) {
+            break;
+        }
+        n += (size_t)r;
+    }
+    close(fd);
+    *data = p;
+    *len = n;
+    return 0;
+}
+
+int config_load(const char *path, struct vg_config **out, struct errbuf *eb)
+{
+    char *text = NULL;
+    size_t len = 0;
+    char *dir_copy;
+    char real_dir[PATH_MAX];
+    int rc;
+
+    rc = read_file(path, &text, &len, eb);
+    if (rc < 0) {
+        return rc;
+    }
+    /* Paths in the file are relative to its directory, made absolute so that they still
+     * hold if the process changes directory before a reload. */
+    dir_copy = xstrdup(path);
+    const char *dir = dirname(dir_copy);
+    if (realpath(dir, real_dir)) {
+        dir = real_dir;
+    }
+    rc = config_load_mem(path, (struct span){ (const uint8_t *)text, len }, dir, out, eb);
+    free(dir_copy);
+    free(text);
+    if (rc == 0) {
+        (*out)->file = xstrdup(path);
+    }
+    return rc;
+}
+
+int config_defaults(struct vg_config **out)
+{
+    struct vg_config *c = xcalloc(1, sizeof(*c));
+
+    cfg_defaults(config_opts, c);
+    *out = c;
+    return 0;
+}
+
+void config_free(struct vg_config *c)
+{
+    if (!c) {
+        return;
+    }
+    cfg_release(config_opts, c);
+    free(c->file);
+    free(c);
+}
+
+void config_print_reference(FILE *f)
+{
+    fprintf(f, "vigil.yaml options (sizes: 4096, 512KiB, 16MiB, 200GB; durations: 500ms, 1h, "
+               "30d; addresses: host:port, [::1]:port or off)\n\n");
+    cfg_print_reference(f, config_opts);
+}

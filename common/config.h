@@ -1,0 +1,109 @@
+/* common/config.h: vigil.yaml, the configuration of vigild and vigil.
+ *
+ * A load builds a new, complete struct vg_config or nothing: on any error no struct is
+ * returned. The option tables in config.c are the reference for every key (type, default,
+ * bounds, help); `vigild --help-config` prints them with config_print_reference(). */
+#ifndef VG_COMMON_CONFIG_H
+#define VG_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/cfg.h" /* struct cfg_addr */
+#include "common/errbuf.h"
+#include "common/span.h"
+#include "common/vg.h"
+
+/* store: { path, partition, retention: { max_age, max_size }, block_bytes, commit_interval,
+ *          free_reserve, fsync } */
+struct store_cfg {
+    char *path;                  /* never NULL */
+    int64_t partition_ns;        /* 1h */
+    int64_t max_age_ns;          /* retention.max_age, 30d */
+    uint64_t max_size_bytes;     /* retention.max_size, 200GB */
+    uint64_t block_bytes;        /* 256KiB, 4KiB..16MiB */
+    int64_t commit_interval_ns;  /* 2ms, 0..1s */
+    uint64_t free_reserve_bytes; /* 1GiB */
+    bool fsync;                  /* true */
+};
+
+/* tls: { ca, cert, key, crl, handshake_timeout }. ca, cert and key are set (and were
+ * readable regular files at load) whenever a forward, syslog or https listener is
+ * enabled without listen.insecure; otherwise they may be NULL. crl may be NULL. */
+struct tls_cfg {
+    char *ca;
+    char *cert;
+    char *key;
+    char *crl;
+    int64_t handshake_timeout_ns; /* 10s */
+};
+
+/* listen: admin is always loopback; insecure: true only with every enabled listener on
+ * loopback. A disabled listener has enabled == false and host == NULL. */
+struct listen_cfg {
+    struct cfg_addr forward;   /* 0.0.0.0:24224 */
+    struct cfg_addr syslog;    /* 0.0.0.0:6514 */
+    struct cfg_addr https;     /* 0.0.0.0:8443 */
+    struct cfg_addr admin;     /* 127.0.0.1:9465, plain HTTP */
+    bool insecure;             /* plaintext forward/syslog/https (loopback only) */
+    uint64_t max_frame_bytes;  /* 16MiB */
+    uint64_t max_connections;  /* 4096 */
+    int64_t idle_timeout_ns;   /* 5m */
+    uint64_t high_water_bytes; /* 64MiB: per-connection pending bytes before pausing reads */
+    char *shared_key_file;     /* Forward shared_key secret, or NULL */
+};
+
+struct rules_cfg {
+    char **paths; /* rule files or directories, resolved against the config's directory */
+    size_t npaths;
+};
+
+/* forwarders: [ { name, type, url, match: { severity }, secret_file, secret_env } ] */
+struct forwarder_cfg {
+    char *name;           /* unique, never NULL */
+    char *type;           /* alertmanager, pagerduty, opsgenie, slack or webhook */
+    char *url;            /* http:// or https://, never NULL */
+    char *match_severity; /* match.severity, e.g. ">=high", or NULL (every alert) */
+    char *secret_file;    /* or NULL; at most one of secret_file and secret_env */
+    char *secret_env;     /* or NULL */
+};
+
+struct log_cfg {
+    char *level; /* error, warn, info or debug; default info */
+};
+
+struct vg_config {
+    char *file; /* path loaded, as given, or NULL */
+    struct store_cfg store;
+    struct tls_cfg tls;
+    struct listen_cfg listen;
+    struct rules_cfg rules;
+    struct forwarder_cfg *forwarders;
+    size_t nforwarders;
+    struct log_cfg log;
+};
+
+/* Reads and loads the file at path (at most CFG_MAX_FILE_BYTES); relative paths inside it
+ * resolve against the file's directory (made absolute). Errors name the file as given:
+ * "vigil.yaml:12:3: unknown key 'listen.max_fram'". Returns 0 with *out owned by the
+ * caller (config_free), VG_ECONFIG, or -errno when the file cannot be read; eb says why.
+ * Blocks on file I/O. */
+int config_load(const char *path, struct vg_config **out, struct errbuf *eb);
+
+/* Loads config text; `name` is what errors call it; relative paths resolve against
+ * base_dir (NULL: left relative). Returns 0 with *out owned by the caller, or
+ * VG_ECONFIG. For tests and fuzzing; blocks only to check that named files exist. */
+int config_load_mem(const char *name, struct span text, const char *base_dir,
+                    struct vg_config **out, struct errbuf *eb);
+
+/* Every default, no file; ca/cert/key are NULL. Returns 0 with *out owned by the caller. */
+int config_defaults(struct vg_config **out);
+
+void config_free(struct vg_config *c); /* takes NULL */
+
+/* Prints every option with type, default, bounds and help (`vigild --help-config`). */
+void config_print_reference(FILE *f);
+
+#endif
