@@ -41,6 +41,7 @@
 #define CFG_MAX_FILE_BYTES (1u << 20) /* larger config text is refused */
 #define CFG_MAX_DEPTH      16         /* nesting of maps and sequences */
 #define CFG_LIST_MAX       1024       /* items in a list with no explicit max */
+#define CFG_MAX_NODES      20000      /* scalars, maps and lists in one document */
 
 enum cfg_type {
     CFG_STR,      /* any scalar */
@@ -90,8 +91,9 @@ struct cfg_doc;
 
 /* Parses YAML text. `name` is what errors call the file (as the user gave it). Refuses
  * text over CFG_MAX_FILE_BYTES, syntax errors, aliases, anchors, explicit tags, nesting
- * deeper than CFG_MAX_DEPTH and more than one document. Returns 0 with *out owned by the
- * caller (cfg_doc_free), or VG_ECONFIG with the message in eb. Does not block. */
+ * deeper than CFG_MAX_DEPTH, more than CFG_MAX_NODES nodes and more than one document. Returns 0
+ * with *out owned by the caller (cfg_doc_free), or VG_ECONFIG with the message in eb. Does not
+ * block. */
 int cfg_doc_parse(const char *name, struct span text, struct cfg_doc **out, struct errbuf *eb);
 
 /* Fills obj (zeroed by the caller) from the document's root map against `opts`: defaults

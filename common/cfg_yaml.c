@@ -4,9 +4,9 @@
  * Loading is two passes over text of at most CFG_MAX_FILE_BYTES. The first uses libyaml's
  * event API to refuse what vigil.yaml never needs and a hostile file could abuse: aliases
  * (a few bytes referring to a node many times), anchors, explicit tags, nesting deeper
- * than CFG_MAX_DEPTH and further documents; it also reports syntax errors with their
- * place. The second loads the document (yaml_parser_load); since no node is shared, a
- * walk over it is linear in the text.
+ * than CFG_MAX_DEPTH, more than CFG_MAX_NODES nodes and further documents; it also reports syntax
+ * errors with their place. The second loads the document (yaml_parser_load); since no node is
+ * shared, a walk over it is linear in the text.
  *
  * Invariants: every value a walk stores is recorded in cfg_doc.where (field address, key
  * path, place), so checks across keys can report where a value came from; everything a
@@ -91,6 +91,18 @@ static const char *show(const void *p, size_t n, char *out, size_t cap)
         }
     }
     out[o] = 0;
+    return out;
+}
+
+/* show() between single quotes. */
+static const char *quote(const void *p, size_t n, char *out, size_t cap)
+{
+    assert(cap >= 2 + 8);
+    out[0] = '\'';
+    show(p, n, out + 1, cap - 2);
+    size_t len = strlen(out);
+    out[len] = '\'';
+    out[len + 1] = 0;
     return out;
 }
 
@@ -373,6 +385,7 @@ static int screen_events(const char *name, struct span text, struct errbuf *eb)
     yaml_event_t ev;
     int depth = 0;
     int docs = 0;
+    size_t nodes = 0;
     int rc = 0;
 
     if (!yaml_parser_initialize(&p)) {
@@ -426,6 +439,12 @@ static int screen_events(const char *name, struct span text, struct errbuf *eb)
             rc = fail_at(name, at, eb, "YAML tags are not supported");
         } else if (rc == 0 && depth > CFG_MAX_DEPTH) {
             rc = fail_at(name, at, eb, "nested deeper than %d levels", CFG_MAX_DEPTH);
+        } else if (rc == 0 &&
+                   (ev.type == YAML_SCALAR_EVENT || ev.type == YAML_SEQUENCE_START_EVENT ||
+                    ev.type == YAML_MAPPING_START_EVENT) &&
+                   ++nodes > CFG_MAX_NODES) {
+            /* The document a load builds grows with its nodes; vigil.yaml needs hundreds. */
+            rc = fail_at(name, at, eb, "more than %d YAML nodes", CFG_MAX_NODES);
         }
         yaml_event_delete(&ev);
     }
@@ -567,13 +586,7 @@ static const char *node_kind(const yaml_node_t *n, char *out, size_t cap)
     case YAML_SEQUENCE_NODE:
         return "a list";
     default:
-        assert(cap > 2 + 8);
-        out[0] = '\'';
-        show(n->data.scalar.value, n->data.scalar.length, out + 1, cap - 2);
-        size_t len = strlen(out);
-        out[len] = '\'';
-        out[len + 1] = 0;
-        return out;
+        return quote(n->data.scalar.value, n->data.scalar.length, out, cap);
     }
 }
 
@@ -666,16 +679,7 @@ static int check_range_i(struct walk *w, const struct cfg_opt *o, const struct s
 /* A scalar for "got ...": null, or the value quoted, escaped and cut. */
 static const char *got(const struct scalar *s, char *out, size_t cap)
 {
-    if (s->null) {
-        return "null";
-    }
-    assert(cap > 2 + 8);
-    out[0] = '\'';
-    show(s->p, s->n, out + 1, cap - 2);
-    size_t len = strlen(out);
-    out[len] = '\'';
-    out[len + 1] = 0;
-    return out;
+    return s->null ? "null" : quote(s->p, s->n, out, cap);
 }
 
 static int set_scalar(struct walk *w, const struct cfg_opt *o, void *field, const struct scalar *s,
@@ -714,7 +718,7 @@ static int set_scalar(struct walk *w, const struct cfg_opt *o, void *field, cons
         set_str(field, xstrndup(s->p, s->n));
         return 0;
     case CFG_PATH: {
-        char *full;
+        char *full = NULL;
         int rc = resolve_path(w, o, s, path, &full);
         if (rc < 0) {
             return rc;
@@ -833,7 +837,7 @@ static int apply_strlist(struct walk *w, const struct cfg_opt *o, char *base, co
     char ***items = (char ***)(base + o->off);
     size_t *count = (size_t *)(base + o->count_off);
     size_t len;
-    char ip[CFG_PATH_MAX];
+    char ip[CFG_PATH_MAX + 24]; /* path and "[index]" */
     char kb[CFG_SHOW_MAX + 8];
 
     if (!n) {
@@ -888,7 +892,7 @@ static int apply_list(struct walk *w, const struct cfg_opt *o, char *base, const
 {
     void **items = (void **)(base + o->off);
     size_t *count = (size_t *)(base + o->count_off);
-    char ip[CFG_PATH_MAX];
+    char ip[CFG_PATH_MAX + 24]; /* path and "[index]" */
     char kb[CFG_SHOW_MAX + 8];
     size_t len;
 
@@ -999,8 +1003,11 @@ static int apply_map(struct walk *w, const struct cfg_opt *opts, char *base, con
             size_t i;
 
             if (!k || !v || k->type != YAML_SCALAR_NODE) {
-                rc = walk_fail(w, place_of(k), "keys in '%s' must be strings",
-                               prefix[0] ? prefix : "the top level");
+                if (prefix[0]) {
+                    rc = walk_fail(w, place_of(k), "keys in '%s' must be strings", prefix);
+                } else {
+                    rc = walk_fail(w, place_of(k), "top-level keys must be strings");
+                }
                 break;
             }
             const char *kp = (const char *)k->data.scalar.value;

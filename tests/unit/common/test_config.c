@@ -329,7 +329,8 @@ static void test_errors(void **state)
           "t.yaml:4:5: unknown key 'store.retention.max_ag'" },
         { TLS_OK "forwarders:\n  - { name: a, type: slack, url: 'https://x', colour: red }\n",
           "t.yaml:3:47: unknown key 'forwarders[0].colour'" },
-        { TLS_OK "? [a]\n: 1\n", "t.yaml:2:3: keys in 'the top level' must be strings" },
+        { TLS_OK "? [a]\n: 1\n", "t.yaml:2:3: top-level keys must be strings" },
+        { TLS_OK "log: { [a]: 1 }\n", "t.yaml:2:8: keys in 'log' must be strings" },
         /* wrong types */
         { TLS_OK "store: 5\n", "t.yaml:2:8: 'store': expected a map, got '5'" },
         { TLS_OK "rules:\n  paths: /x\n",
@@ -455,6 +456,7 @@ static void test_hostile_sizes(void **state)
     struct vg_config *c;
     struct errbuf eb;
     char *text = malloc(CFG_MAX_FILE_BYTES + 2);
+    size_t n;
 
     (void)state;
     assert_non_null(text);
@@ -470,8 +472,18 @@ static void test_hostile_sizes(void **state)
     assert_int_equal(load(text, &c, &eb), VG_ECONFIG);
     assert_non_null(strstr(errbuf_msg(&eb), "t.yaml: larger than 1048576 bytes"));
 
+    /* Too many nodes, however shallow. */
+    n = 0;
+    for (int i = 0; i < 30000; i++) {
+        memcpy(text + n, "- a\n", 4);
+        n += 4;
+    }
+    text[n] = 0;
+    assert_int_equal(load(text, &c, &eb), VG_ECONFIG);
+    assert_non_null(strstr(errbuf_msg(&eb), "t.yaml:20000:3: more than 20000 YAML nodes"));
+
     /* A list longer than its maximum. */
-    size_t n = (size_t)snprintf(text, 64, "%s", "rules: { paths: [");
+    n = (size_t)snprintf(text, 64, "%s", "rules: { paths: [");
     for (int i = 0; i < 300; i++) {
         n += (size_t)snprintf(text + n, 16, "p%d,", i);
     }
