@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1300,6 +1301,182 @@ static void test_encoder_errors(void **state)
     buf_release(&recs);
 }
 
+/* The seed corpus: real bytes from @fluent-org/logger 1.0.10 in every event mode (with
+ * and without acks, integer seconds and EventTime), frames shaped as Fluent Bit, Fluentd
+ * and Envoy send them, and malformed input. Each file decodes as recorded here. */
+struct seed_result {
+    int messages;
+    int events;
+    ssize_t end; /* what ended the decode loop: 0 (all consumed or need more), or error */
+    size_t left; /* bytes not consumed */
+    int iter_err;
+    int chunks;
+    int64_t first_t;
+    int64_t second_t;
+    struct span first_record;
+};
+
+static uint8_t *read_seed(const char *name, size_t *n)
+{
+    const char *src = getenv("VG_SOURCE_DIR");
+    char path[1024];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/forward/%s", src ? src : ".", name);
+    f = fopen(path, "rb");
+    if (!f) {
+        fail_msg("cannot open seed '%s'", path);
+    }
+    uint8_t *data = malloc(1 << 20);
+    assert_non_null(data);
+    *n = fread(data, 1, 1 << 20, f);
+    fclose(f);
+    return data;
+}
+
+static void run_seed(const uint8_t *data, size_t n, struct buf *scratch, struct seed_result *res)
+{
+    struct span in = { data, n };
+    struct forward_msg m;
+    ssize_t rc;
+
+    memset(res, 0, sizeof(*res));
+    while ((rc = forward_decode(in, &m, MAXF)) > 0) {
+        struct forward_iter it;
+        int64_t t;
+        struct span r;
+        int irc;
+
+        res->messages++;
+        res->chunks += m.chunk.n > 0;
+        irc = forward_iter_init(&it, &m, scratch);
+        while (irc == 0 && (irc = forward_iter_next(&it, &t, &r)) == 1) {
+            if (res->events == 0) {
+                res->first_t = t;
+                res->first_record = r;
+            } else if (res->events == 1) {
+                res->second_t = t;
+            }
+            res->events++;
+            irc = 0;
+        }
+        if (irc < 0 && res->iter_err == 0) {
+            res->iter_err = irc;
+        }
+        span_advance(&in, (size_t)rc);
+    }
+    res->end = rc;
+    res->left = in.n;
+}
+
+static void test_seed_corpus(void **state)
+{
+    static const struct {
+        const char *name;
+        int messages;
+        int events;
+        ssize_t end;
+        int iter_err;
+        int chunks;
+    } seeds[] = {
+        { "fluentbit_forward_eventtime_ack.bin", 1, 3, 0, 0, 1 },
+        { "fluentbit_compressed_gzip_ack.bin", 1, 3, 0, 0, 1 },
+        { "fluentbit_metadata_entries.bin", 1, 2, 0, 0, 0 },
+        { "fluentbit_time_as_integer.bin", 1, 3, 0, 0, 1 },
+        { "fluentbit_float_time.bin", 1, 2, 0, 0, 0 },
+        { "fluentbit_metrics_message.bin", 1, 1, 0, 0, 0 },
+        { "fluentd_packed_str32_text_ack.bin", 1, 3, 0, 0, 1 },
+        { "fluentd_packed_str32_gzip.bin", 1, 3, 0, 0, 0 },
+        { "envoy_forward_string_options.bin", 1, 1, 0, 0, 0 },
+        { "vigil_message_chunk.bin", 1, 1, 0, 0, 1 },
+        { "vigil_packed_chunk.bin", 1, 3, 0, 0, 1 },
+        { "stream_all_modes.bin", 11, 25, 0, 0, 6 },
+        { "gzip_two_members.bin", 1, 6, 0, 0, 0 },
+        { "gzip_bomb.bin", 1, 0, 0, VG_ELIMIT, 1 },
+        { "bad_gzip_truncated.bin", 1, 0, 0, -EPROTO, 0 },
+        { "bad_entry_not_array.bin", 1, 1, 0, -EPROTO, 0 },
+        { "packed_cut_entry.bin", 1, 1, 0, -EPROTO, 0 },
+        { "bad_arity5.bin", 0, 0, -EPROTO, 0, 0 },
+        { "bad_tag_int.bin", 0, 0, -EPROTO, 0, 0 },
+        { "bad_option_int.bin", 0, 0, -EPROTO, 0, 0 },
+        { "bad_record_array.bin", 0, 0, -EPROTO, 0, 0 },
+        { "bad_eventtime_nsec.bin", 0, 0, -EPROTO, 0, 0 },
+        { "bad_eventtime_ext4.bin", 0, 0, -EPROTO, 0, 0 },
+        { "packed_zstd.bin", 0, 0, -EPROTO, 0, 0 },
+        { "deep_nesting.bin", 0, 0, -EPROTO, 0, 0 },
+        { "helo.bin", 0, 0, -EPROTO, 0, 0 },
+        { "tls_clienthello.bin", 0, 0, -EPROTO, 0, 0 },
+        { "http_request.bin", 0, 0, -EPROTO, 0, 0 },
+        { "ack_two.bin", 0, 0, -EPROTO, 0, 0 },
+        { "huge_array32.bin", 0, 0, VG_ELIMIT, 0, 0 },
+        { "huge_bin32.bin", 0, 0, VG_ELIMIT, 0, 0 },
+        { "huge_map32_record.bin", 0, 0, VG_ELIMIT, 0, 0 },
+        { "truncated_message.bin", 0, 0, 0, 0, 0 },
+    };
+    struct buf scratch;
+    struct seed_result res;
+    size_t n;
+    (void)state;
+
+    buf_init(&scratch, MAXF);
+    for (size_t i = 0; i < VG_ARRAY_LEN(seeds); i++) {
+        uint8_t *data = read_seed(seeds[i].name, &n);
+        run_seed(data, n, &scratch, &res);
+        if (res.messages != seeds[i].messages || res.events != seeds[i].events ||
+            res.end != seeds[i].end || res.iter_err != seeds[i].iter_err ||
+            res.chunks != seeds[i].chunks ||
+            (res.left > 0) != (seeds[i].end != 0 || seeds[i].messages == 0)) {
+            fail_msg("%s: messages %d events %d end %zd left %zu iter_err %d chunks %d",
+                     seeds[i].name, res.messages, res.events, res.end, res.left, res.iter_err,
+                     res.chunks);
+        }
+        free(data);
+    }
+
+    /* @fluent-org/logger: emit(rec, Date(1700000000123)), emit(.., EventTime(1700000001,
+     * 123456789)), emit(.., now); milliseconds:false sends integer seconds. */
+    static const char *const modes[] = { "Message", "Forward", "PackedForward",
+                                         "CompressedPackedForward" };
+    for (int mode = 0; mode < 4; mode++) {
+        for (int ack = 0; ack <= 1; ack++) {
+            for (int et = 0; et <= 1; et++) {
+                char name[128];
+                snprintf(name, sizeof(name), "nodelogger_%s%s%s.bin", modes[mode],
+                         ack ? "_ack" : "", et ? "_eventtime" : "_intsec");
+                uint8_t *data = read_seed(name, &n);
+                run_seed(data, n, &scratch, &res);
+                if (res.events != 3 || res.end != 0 || res.left != 0 || res.iter_err != 0 ||
+                    res.messages < 1 || res.chunks != (ack ? res.messages : 0)) {
+                    fail_msg("%s: messages %d events %d end %zd left %zu iter_err %d chunks %d",
+                             name, res.messages, res.events, res.end, res.left, res.iter_err,
+                             res.chunks);
+                }
+                assert_int_equal(res.first_t, et ? SEC(1700000000) + 123000000 : SEC(1700000000));
+                assert_int_equal(res.second_t, SEC(1700000001) + 123456789);
+                struct span log;
+                struct span s;
+                assert_int_equal(mp_map_get(res.first_record, SPAN_LIT("log"), &log), 1);
+                assert_true(mp_get_str(log, &s));
+                assert_true(span_starts_with(s, SPAN_LIT("sshd[812]: Failed password")));
+                free(data);
+            }
+        }
+    }
+
+    /* The ack seed through the client's decoder. */
+    uint8_t *data = read_seed("ack_two.bin", &n);
+    struct span in = { data, n };
+    struct span chunk;
+    ssize_t rc = forward_decode_ack(in, &chunk);
+    assert_true(rc > 0);
+    assert_true(span_eq_str(chunk, "5f2b0c9a1e7d4c3b8a6f0e1d2c3b4a59"));
+    span_advance(&in, (size_t)rc);
+    assert_int_equal(forward_decode_ack(in, &chunk), (ssize_t)in.n);
+    assert_true(span_eq_str(chunk, "c-2"));
+    free(data);
+    buf_release(&scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1322,6 +1499,7 @@ int main(void)
         cmocka_unit_test(test_gzip_members),
         cmocka_unit_test(test_ack),
         cmocka_unit_test(test_encoder_errors),
+        cmocka_unit_test(test_seed_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
