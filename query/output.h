@@ -1,0 +1,51 @@
+/* query/output.h: printing events for `vigil search`, `timeline` and `tail`.
+ *
+ *   table   TIME (RFC 3339, ms), SOURCE, SEV, WHERE (namespace/pod or host), WHO
+ *           (user@src_ip), WHAT (rule, or action and object, or message); cells are
+ *           cut at a character boundary with '…' to fit the width, control characters
+ *           are escaped so event text cannot drive the terminal.
+ *   json    a JSON array, one event object per line.
+ *   ndjson  one event object per line.
+ *   csv     RFC 4180: a header row, then ts, source, kind, severity, host, namespace,
+ *           pod, user, src_ip, action, outcome, rule, message; CRLF line ends.
+ *
+ * An event object holds ts and received as RFC 3339 strings with 9 fraction digits,
+ * seq and dst_port as numbers, every other present field as a string, and "raw", the
+ * original event converted back to JSON. One struct out is used by one thread. */
+#ifndef VG_QUERY_OUTPUT_H
+#define VG_QUERY_OUTPUT_H
+
+#include <stdio.h>
+
+#include "common/vg.h"
+#include "schemas/record.h"
+
+enum out_format { OUT_TABLE, OUT_JSON, OUT_NDJSON, OUT_CSV };
+
+/* "table", "json", "ndjson" or "csv" (any case). Returns 0 or VG_EPARSE. */
+int out_format_parse(const char *s, enum out_format *out) VG_MUST_USE;
+
+/* The name out_format_parse accepts for fmt. Static storage. */
+const char *out_format_name(enum out_format fmt);
+
+struct out;
+
+/* Prints to f (borrowed; the caller closes it). width: terminal columns for the table;
+ * 0 when not a terminal, then columns have a fixed generous width and the last one is
+ * never cut. Never fails (aborts on out of memory); caller frees with out_free. */
+struct out *out_new(enum out_format fmt, FILE *f, int width);
+
+/* Prints one event (a table or CSV header first, before the first event). Each event
+ * is formatted whole before it is written, so an error prints nothing of it. Returns
+ * 0, VG_ECORRUPT when r's raw value is malformed msgpack, VG_ELIMIT for an event over
+ * 256 MiB of text, or -errno when writing fails. Blocks on f. */
+int out_event(struct out *o, const struct rec *r) VG_MUST_USE;
+
+/* Ends the output (closes the JSON array; prints the CSV header if no event did) and
+ * flushes f. Returns 0, or -errno (-EIO when stdio lost an earlier write). Call once. */
+int out_finish(struct out *o) VG_MUST_USE;
+
+/* Frees o (takes NULL). Does not close f. */
+void out_free(struct out *o);
+
+#endif
