@@ -41,7 +41,6 @@ static int admin_on_data(struct conn *c)
     }
     const uint8_t *eol = memchr(in.p, '\r', in.n);
     struct span line = { in.p, (size_t)(eol - in.p) };
-    buf_consume(&c->in, c->in.len);
 
     if (span_starts_with(line, SPAN_LIT("GET /metrics ")) ||
         span_eq_str(line, "GET /metrics")) {
@@ -64,6 +63,7 @@ static int admin_on_data(struct conn *c)
     } else {
         respond(c, 405, "Method Not Allowed", "text/plain", SPAN_LIT("GET only\n"));
     }
+    buf_consume(&c->in, c->in.len); /* one request per connection */
     return 0;
 }
 

@@ -68,14 +68,14 @@ static int find_paths(struct demo *d, const char *argv0)
     snprintf(d->exe_dir, sizeof(d->exe_dir), "%s", self);
 
     const char *env = getenv("VIGIL_DEMO_DATA");
-    const char *cands[] = { "%s/../../etc/demo", "%s/../etc/demo", "%s/../share/vigil/demo" };
+    const char *cands[] = { "/../../etc/demo", "/../etc/demo", "/../share/vigil/demo" };
     if (env && is_dir(env)) {
         snprintf(d->data, sizeof(d->data), "%s", env);
         return 0;
     }
     for (size_t i = 0; i < VG_ARRAY_LEN(cands); i++) {
         char p[PATH_MAX + 64];
-        snprintf(p, sizeof(p), cands[i], d->exe_dir);
+        snprintf(p, sizeof(p), "%s%s", d->exe_dir, cands[i]);
         if (is_dir(p) && realpath(p, d->data)) {
             return 0;
         }
@@ -90,9 +90,9 @@ static int find_paths(struct demo *d, const char *argv0)
 
 static int find_vigild(const struct demo *d, char *out, size_t cap)
 {
-    const char *cands[] = { "%s/vigild", "%s/../collector/vigild" };
+    const char *cands[] = { "/vigild", "/../collector/vigild" };
     for (size_t i = 0; i < VG_ARRAY_LEN(cands); i++) {
-        snprintf(out, cap, cands[i], d->exe_dir);
+        snprintf(out, cap, "%s%s", d->exe_dir, cands[i]);
         if (is_exec(out)) {
             return 0;
         }

@@ -147,7 +147,9 @@ int scan_run(const char *dir, int64_t since, int64_t until, const struct filter 
     if (progress && c.seen >= 0x10000) {
         fprintf(stderr, "\r%60s\r", "");
     }
-    qsort(res->hits, res->n, sizeof(*res->hits), cmp_hit);
+    if (res->n > 1) {
+        qsort(res->hits, res->n, sizeof(*res->hits), cmp_hit);
+    }
     res->seconds = (double)(vg_mono_ns() - t0) / 1e9;
     return rc < 0 ? rc : 0;
 }

@@ -10,12 +10,17 @@ async function main() {
   const client = new FluentClient("vigil.it", {
     eventMode: mode,
     ack: { ackTimeout: 20000 },
-    socket: { host: "127.0.0.1", port: Number(port), timeout: 20000, disableReconnect: true },
-    tls: {
-      ca: fs.readFileSync(ca),
-      cert: fs.readFileSync(cert),
-      key: fs.readFileSync(key),
-      servername: "localhost",
+    socket: {
+      host: "127.0.0.1",
+      port: Number(port),
+      timeout: 20000,
+      disableReconnect: true,
+      tls: {
+        ca: fs.readFileSync(ca),
+        cert: fs.readFileSync(cert),
+        key: fs.readFileSync(key),
+        servername: "localhost",
+      },
     },
     flushInterval: 10,
   });

@@ -97,7 +97,8 @@ class SendSearch(VigildTest):
         audit = os.path.join(corpus, "k8s-audit", "crowdsec_k8s-audit-pod-exec-file.log")
         if not (os.path.exists(falco) and os.path.exists(audit)):
             self.skipTest("shared corpus not found")
-        n_falco = sum(1 for l in open(falco) if l.strip())
+        with open(falco) as f:
+            n_falco = sum(1 for l in f if l.strip())
         p = self.vd.send([falco], fmt="falco")
         self.assertIn("%d events acknowledged" % n_falco, p.stdout)
         self.vd.send([audit], fmt="k8s-audit")
@@ -156,7 +157,8 @@ class Refusals(VigildTest):
     def test_plaintext_on_tls_port_is_refused(self):
         s = socket.create_connection(("127.0.0.1", self.vd.forward_port))
         s.sendall(b"\x93\xa4test\x01\x80")  # a plaintext Forward message
-        self.assertEqual(recv_until_closed(s)[:1], b"\x15")  # a TLS alert, then close
+        # Closed at once: at most a TLS alert record (0x15), never a Forward ack.
+        self.assertIn(recv_until_closed(s)[:1], (b"", b"\x15"))
         s.close()
         self.assertEqual(self.vd.search("source=vigil", "action=tls_handshake",
                                         check=True)[0]["outcome"], "failure")
@@ -217,18 +219,24 @@ class Oversized(VigildTest):
 
         def write_config():
             orig()
-            text = open(self.vd.config).read().replace(
-                "admin: 127.0.0.1:0 }", "admin: 127.0.0.1:0, max_frame_bytes: 64KiB }")
-            open(self.vd.config, "w").write(text)
+            with open(self.vd.config) as f:
+                text = f.read().replace(
+                    "admin: 127.0.0.1:0 }", "admin: 127.0.0.1:0, max_frame_bytes: 64KiB }")
+            with open(self.vd.config, "w") as f:
+                f.write(text)
         self.vd.write_config = write_config
         self.vd.start()
 
     def test_frame_over_max_frame_bytes_is_refused(self):
         s = tls_client(self.vd)
-        # A str32 of 1 MiB inside a Message: refused as soon as its header is seen.
-        s.sendall(b"\x94\xa4test\xce\x66\x31\x8a\x00\x81\xa7message\xdb\x00\x10\x00\x00" +
-                  b"x" * 70000)
-        self.assertEqual(recv_until_closed(s), b"")
+        # A str32 of 1 MiB inside a Message: refused as soon as its header is seen, so
+        # the server may close while we are still sending.
+        try:
+            s.sendall(b"\x94\xa4test\xce\x66\x31\x8a\x00\x81\xa7message\xdb\x00\x10\x00\x00" +
+                      b"x" * 70000)
+            self.assertEqual(recv_until_closed(s), b"")
+        except (ssl.SSLError, BrokenPipeError, ConnectionResetError):
+            pass
         s.close()
         self.assertIn("listen.max_frame_bytes", self.vd.read_log())
         path = os.path.join(self.vd.dir, "ok.ndjson")
