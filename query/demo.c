@@ -132,9 +132,12 @@ static int start_vigild(struct demo *d)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 3);
+    /* The write end is inherited under its own number; the read end is closed. */
     posix_spawn_file_actions_addclose(&fa, fds[0]);
-    char *args[] = { vigild, "-c", cfg, "--ready-fd", "3", NULL };
+    char fdarg[16];
+    snprintf(fdarg, sizeof(fdarg), "%d", fds[1]);
+    char *args[] = { vigild, "-c", cfg, "--ready-fd", fdarg, NULL };
+    fflush(stdout);
     rc = posix_spawn(&d->vigild, vigild, &fa, NULL, args, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
