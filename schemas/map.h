@@ -85,9 +85,9 @@ const char *map_source_name(enum map_source s);
  * the line has them, user, src_ip (IPv4 or IPv6; ::ffff:a.b.c.d is given as a.b.c.d;
  * host names are not IPs and are dropped), dst_ip and dst_port ("Connection from A port
  * N on B port M"), cmdline (sudo COMMAND=) and object (the target account of sudo/su).
- * The client's port is never dst_port. Does not set message. Spans point into line;
- * scratch is unused today (kept for computed fields). Returns true if it recognized an
- * auth line; on false r is unchanged except possibly host and process. */
+ * The client's port is never dst_port. Does not set message or ts. Spans point into
+ * line or are static; scratch is unused today (kept for computed fields). Returns true
+ * if it recognized an auth line; on false r is unchanged. */
 bool map_auth_line(struct span line, struct rec *r, struct buf *scratch);
 
 /* For rsyslog's `message repeated N times: [ LINE]` returns N (1..UINT32_MAX) and sets
