@@ -1,6 +1,7 @@
 /* common/time.c: parsing and formatting of event times. Pure; any thread. */
 #include "common/time.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -82,7 +83,12 @@ int vg_time_parse_rfc3339(struct span s, int64_t *ns)
         return VG_EPARSE;
     }
     static const uint8_t mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1]) {
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap)) {
+        return VG_EPARSE;
+    }
+    /* int64 nanoseconds cover 1677-09-21 to 2262-04-11: whole years inside that. */
+    if (y < 1678 || y > 2261) {
         return VG_EPARSE;
     }
     if (p < end) {

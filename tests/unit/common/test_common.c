@@ -1,0 +1,188 @@
+/* Unit tests for common/: buf invariants, the bounded msgpack cursor, time parsing and
+ * formatting, JSON <-> msgpack. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "common/json.h"
+#include "common/mp.h"
+#include "common/time.h"
+
+static void test_buf_limits_and_invariants(void **state)
+{
+    struct buf b;
+    (void)state;
+
+    buf_init(&b, 10);
+    assert_true(buf_check(&b));
+    assert_int_equal(buf_append(&b, "hello", 5), 0);
+    assert_true(buf_check(&b));
+    assert_string_equal(buf_cstr(&b), "hello");
+    assert_int_equal(buf_append(&b, "world", 5), 0);
+    assert_int_equal(b.len, 10);
+    assert_int_equal(buf_append(&b, "!", 1), VG_ELIMIT);
+    assert_int_equal(b.len, 10);
+    assert_true(buf_check(&b));
+    buf_consume(&b, 3);
+    assert_string_equal(buf_cstr(&b), "loworld");
+    assert_true(buf_check(&b));
+    assert_int_equal(buf_appendf(&b, "%d", 123), 0);
+    assert_string_equal(buf_cstr(&b), "loworld123");
+    assert_int_equal(buf_appendf(&b, "x"), VG_ELIMIT);
+    buf_reset(&b);
+    assert_int_equal(buf_append_escaped(&b, (struct span){ (const uint8_t *)"a\x01", 2 }, 8), 0);
+    assert_string_equal(buf_cstr(&b), "a\\x01");
+    size_t n;
+    uint8_t *p = buf_detach(&b, &n);
+    assert_int_equal(n, 5);
+    assert_true(buf_check(&b));
+    free(p);
+    buf_release(&b);
+}
+
+static void test_mp_rejects_huge_claims(void **state)
+{
+    const uint8_t arr32[] = { 0xdd, 0xff, 0xff, 0xff, 0xff };  /* array32 of 2^32-1 */
+    const uint8_t str32[] = { 0xdb, 0x7f, 0xff, 0xff, 0xff, 'a' }; /* 2 GiB string */
+    const uint8_t bad[] = { 0xc1 };
+    (void)state;
+
+    assert_int_equal(mp_value_len((struct span){ arr32, sizeof(arr32) }, 1 << 20, 8), VG_ELIMIT);
+    assert_int_equal(mp_value_len((struct span){ str32, sizeof(str32) }, 1 << 20, 8), VG_ELIMIT);
+    assert_int_equal(mp_value_len((struct span){ bad, 1 }, 1 << 20, 8), -EPROTO);
+    /* A prefix of a valid value within the limit is "need more". */
+    const uint8_t part[] = { 0x92, 0x01 };
+    assert_int_equal(mp_value_len((struct span){ part, 2 }, 1 << 20, 8), 0);
+    /* Depth is bounded. */
+    uint8_t deep[40];
+    memset(deep, 0x91, sizeof(deep));
+    deep[39] = 0xc0;
+    assert_int_equal(mp_value_len((struct span){ deep, 40 }, 1 << 20, 8), -EPROTO);
+    assert_int_equal(mp_value_len((struct span){ deep, 40 }, 1 << 20, 64), 40);
+    struct span s = { deep, 39 };
+    assert_int_equal(mp_skip(&s), -EPROTO);
+}
+
+static void test_mp_round_trip_and_lookup(void **state)
+{
+    struct buf b;
+    struct span v;
+    struct span str;
+    int64_t i;
+    (void)state;
+
+    buf_init(&b, 1 << 16);
+    assert_int_equal(mp_put_map(&b, 3), 0);
+    assert_int_equal(mp_put_cstr(&b, "list"), 0);
+    assert_int_equal(mp_put_array(&b, 2), 0);
+    assert_int_equal(mp_put_i64(&b, -5), 0);
+    assert_int_equal(mp_put_u64(&b, UINT64_MAX), 0);
+    assert_int_equal(mp_put_cstr(&b, "big"), 0);
+    assert_int_equal(mp_put_i64(&b, 1685022245478445995LL), 0);
+    assert_int_equal(mp_put_cstr(&b, "k.with.dots"), 0);
+    assert_int_equal(mp_put_cstr(&b, "v"), 0);
+    struct span all = buf_span(&b);
+    assert_int_equal(mp_value_len(all, all.n, 8), (ssize_t)all.n);
+    assert_int_equal(mp_map_get(all, SPAN_LIT("big"), &v), 1);
+    assert_true(mp_get_i64(v, &i));
+    assert_true(i == 1685022245478445995LL);
+    assert_int_equal(mp_map_get(all, SPAN_LIT("k.with.dots"), &v), 1);
+    assert_true(mp_get_str(v, &str));
+    assert_true(span_eq_str(str, "v"));
+    assert_int_equal(mp_map_get(all, SPAN_LIT("nope"), &v), 0);
+    /* Truncated map: malformed for lookups. */
+    assert_int_equal(mp_map_get((struct span){ all.p, all.n - 1 }, SPAN_LIT("nope"), &v), -EPROTO);
+    buf_release(&b);
+}
+
+static void test_time_parse_and_format(void **state)
+{
+    int64_t ns;
+    char out[40];
+    (void)state;
+
+    assert_int_equal(vg_time_parse_rfc3339(SPAN_LIT("2023-05-25T13:44:05.478445995Z"), &ns), 0);
+    assert_true(ns == 1685022245478445995LL);
+    assert_int_equal(vg_time_parse_rfc3339(SPAN_LIT("2023-11-14T00:20:42.738197+01:00"), &ns), 0);
+    vg_time_format(ns, 6, out, sizeof(out));
+    assert_string_equal(out, "2023-11-13T23:20:42.738197Z");
+    assert_int_equal(vg_time_parse_rfc3339(SPAN_LIT("2024-05-01"), &ns), 0);
+    assert_true(ns == 1714521600LL * VG_NS_PER_SEC);
+    assert_int_equal(vg_time_parse_rfc3339(SPAN_LIT("1969-12-31T23:59:59.5Z"), &ns), 0);
+    assert_true(ns == -500000000LL);
+    vg_time_format(ns, 3, out, sizeof(out));
+    assert_string_equal(out, "1969-12-31T23:59:59.500Z");
+    assert_int_equal(vg_time_parse_rfc3339(SPAN_LIT("2023-02-29T00:00:00Z"), &ns), VG_EPARSE);
+    assert_int_equal(vg_time_parse_rfc3339(SPAN_LIT("2024-02-29T00:00:00Z"), &ns), 0);
+    assert_int_equal(vg_time_parse_rfc3339(SPAN_LIT("9999-01-01T00:00:00Z"), &ns), VG_EPARSE);
+    assert_int_equal(vg_time_parse_rfc3339(SPAN_LIT("2024-13-01"), &ns), VG_EPARSE);
+    assert_int_equal(vg_time_parse_rfc3339(SPAN_LIT("2024-05-01T25:00Z"), &ns), VG_EPARSE);
+    assert_int_equal(vg_time_parse_rfc3339(SPAN_LIT("2024-05-01T10:00:00Zjunk"), &ns), VG_EPARSE);
+    assert_int_equal(vg_duration_parse(SPAN_LIT("15m"), &ns), 0);
+    assert_true(ns == 900LL * VG_NS_PER_SEC);
+    assert_int_equal(vg_duration_parse(SPAN_LIT("7d"), &ns), 0);
+    assert_int_equal(vg_duration_parse(SPAN_LIT("m"), &ns), VG_EPARSE);
+    assert_int_equal(vg_duration_parse(SPAN_LIT("3 h"), &ns), VG_EPARSE);
+    assert_int_equal(vg_time_parse_arg("2h", 10 * 3600 * VG_NS_PER_SEC, &ns), 0);
+    assert_true(ns == 8 * 3600 * VG_NS_PER_SEC);
+}
+
+static void test_json_round_trip(void **state)
+{
+    const char *doc = "{\"a\":1,\"big\":1685022245478445995,\"s\":\"x\\u00e9\\n\\\"\","
+                      "\"l\":[true,false,null,1.5],\"o\":{\"k.dot\":\"v\"}}";
+    struct buf mp;
+    struct buf js;
+    struct errbuf eb;
+    size_t used;
+    (void)state;
+
+    buf_init(&mp, 1 << 16);
+    buf_init(&js, 1 << 16);
+    errbuf_clear(&eb);
+    assert_int_equal(json_to_mp(span_str(doc), &mp, &used, &eb), 0);
+    assert_int_equal(used, strlen(doc));
+    assert_int_equal(mp_to_json(buf_span(&mp), &js), 0);
+    /* Same document; \u00e9 comes back as UTF-8. */
+    assert_string_equal(buf_cstr(&js), "{\"a\":1,\"big\":1685022245478445995,\"s\":\"x\xc3\xa9\\n\\\"\","
+                                       "\"l\":[true,false,null,1.5],\"o\":{\"k.dot\":\"v\"}}");
+    /* Concatenated and pretty-printed documents are walked with `used`. */
+    buf_reset(&mp);
+    const char *two = "  {\"x\": 1}\n{\n  \"y\": 2\n}\n";
+    assert_int_equal(json_to_mp(span_str(two), &mp, &used, &eb), 0);
+    struct span rest = { (const uint8_t *)two + used, strlen(two) - used };
+    assert_int_equal(json_to_mp(rest, &mp, &used, &eb), 0);
+    rest.p += used;
+    rest.n -= used;
+    assert_int_equal(json_to_mp(rest, &mp, &used, &eb), -ENODATA);
+    /* Errors name line and column. */
+    assert_int_equal(json_to_mp(SPAN_LIT("{\"a\": tru}"), &mp, &used, &eb), VG_EFORMAT);
+    assert_non_null(strstr(errbuf_msg(&eb), "line 1 column"));
+    /* Invalid UTF-8 in msgpack strings becomes U+FFFD, still valid JSON. */
+    buf_reset(&mp);
+    buf_reset(&js);
+    assert_int_equal(mp_put_str(&mp, "a\xff", 2), 0);
+    assert_int_equal(mp_to_json(buf_span(&mp), &js), 0);
+    assert_string_equal(buf_cstr(&js), "\"a\xef\xbf\xbd\"");
+    buf_release(&mp);
+    buf_release(&js);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_limits_and_invariants),
+        cmocka_unit_test(test_mp_rejects_huge_claims),
+        cmocka_unit_test(test_mp_round_trip_and_lookup),
+        cmocka_unit_test(test_time_parse_and_format),
+        cmocka_unit_test(test_json_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
