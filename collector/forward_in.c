@@ -67,7 +67,7 @@ static int keep_rejected(struct conn *c, struct span entry, int64_t ts, const ch
     r.raw = entry;
     r.ts = ts;
     r.has_ts = true;
-    return pipeline_add(c->vd->pipe, &r);
+    return vigild_ingest(c->vd, &r);
 }
 
 static int handle_msg(struct conn *c, const struct forward_msg *m)
@@ -107,7 +107,7 @@ static int handle_msg(struct conn *c, const struct forward_msg *m)
             rec_set(&r, VG_F_AGENT, span_str(c->agent));
             r.received = now;
             r.has_received = true;
-            rc = pipeline_add(vd->pipe, &r);
+            rc = vigild_ingest(vd, &r);
         }
         if (rc < 0) {
             break;

@@ -41,12 +41,17 @@ void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *acti
     rec_set(&r, VG_F_HOST, span_str(vd->self_host));
     rec_set(&r, VG_F_AGENT, span_str(agent && *agent ? agent : "vigild"));
     rec_set(&r, VG_F_MESSAGE, span_str(msg));
-    if (pipeline_add(vd->pipe, &r) < 0) {
+    if (vigild_ingest(vd, &r) < 0) {
         vd->m.vigil_events_dropped++;
         log_warn("self-event not recorded (batch full): %s", msg);
         return;
     }
     vd->m.vigil_events++;
+}
+
+int vigild_ingest(struct vigild *vd, struct rec *r)
+{
+    return pipeline_add(vd->pipe, r);
 }
 
 static void on_drain(void *arg)

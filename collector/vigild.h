@@ -39,6 +39,11 @@ void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *acti
                        const char *outcome, const char *src_ip, const char *agent,
                        const char *fmt, ...) VG_PRINTF(7, 8);
 
+/* The one way a listener hands a mapped event to the daemon: stamps nothing the
+ * caller set, adds it to the pipeline (see pipeline_add) and, once rules exist, runs
+ * them over it. Returns 0 or VG_ELIMIT (batch over its hard limit). */
+int vigild_ingest(struct vigild *vd, struct rec *r);
+
 /* Starts the pipeline (taking ownership of st), the listeners and signal handling.
  * Returns 0 or negative with eb. */
 int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb);
