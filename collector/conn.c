@@ -348,6 +348,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         snprintf(c->agent, sizeof(c->agent), "%s", tls_sess_peer(c->tls));
         conn_set_state(c, CONN_STREAMING);
         arm_idle(c);
+        if (c->lst->proto->on_start) {
+            c->lst->proto->on_start(c);
+            if (c->state == CONN_CLOSING) {
+                return;
+            }
+        }
         log_debug("conn %" PRIu64 " %s peer %s: TLS %s, agent '%s'", c->id,
                   listener_kind_name(c->lst->kind), c->peer, tls_sess_version(c->tls), c->agent);
     } else {
@@ -478,6 +484,12 @@ static void on_connection(uv_stream_t *server, int status)
         snprintf(c->agent, sizeof(c->agent), "insecure:%s", c->peer_ip);
         conn_set_state(c, CONN_STREAMING);
         arm_idle(c);
+        if (c->lst->proto->on_start) {
+            c->lst->proto->on_start(c);
+            if (c->state == CONN_CLOSING) {
+                return;
+            }
+        }
     }
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     c->reading = true;

@@ -28,6 +28,8 @@ enum conn_state { CONN_HANDSHAKE, CONN_STREAMING, CONN_DRAINING, CONN_CLOSING };
  * the pipeline is full (conn_pause); it is called again on resume. */
 struct conn_proto {
     enum listener_kind kind;
+    /* Optional: called once when the peer is verified and bytes may flow. */
+    void (*on_start)(struct conn *c);
     int (*on_data)(struct conn *c);
     void (*on_release)(struct conn *c); /* frees c->proto_state */
 };

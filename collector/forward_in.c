@@ -8,14 +8,29 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "collector/forward.h"
 #include "collector/pipeline.h"
 #include "collector/vigild.h"
+#include "common/digest.h"
+#include "common/mp.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "common/xalloc.h"
 #include "schemas/map.h"
+
+/* Forward v1 handshake (shared key): the server sends HELO when the connection is up,
+ * the client answers PING with sha512_hex(salt + client_host + nonce + key), the server
+ * checks it and answers PONG with sha512_hex(salt + server_host + nonce + key). Events
+ * are accepted only after that. TLS client certificates are still required: the shared
+ * key is a second factor that Fluentd and Fluent Bit deployments already carry. */
+enum fwd_phase { FWD_OPEN, FWD_WAIT_PING, FWD_AUTHED };
+
+struct fwd_state {
+    enum fwd_phase phase;
+    uint8_t nonce[16];
+};
 
 struct fwd_ack {
     struct conn *c;
@@ -118,6 +133,133 @@ static int handle_msg(struct conn *c, const struct forward_msg *m)
     return rc;
 }
 
+static void forward_on_start(struct conn *c)
+{
+    struct vigild *vd = c->vd;
+    struct fwd_state *fs = xcalloc(1, sizeof(*fs));
+    struct buf out;
+
+    c->proto_state = fs;
+    if (!vd->shared_key) {
+        fs->phase = FWD_OPEN;
+        return;
+    }
+    if (getrandom(fs->nonce, sizeof(fs->nonce), 0) != (ssize_t)sizeof(fs->nonce)) {
+        conn_close(c, -EIO, "no randomness for the HELO nonce");
+        return;
+    }
+    fs->phase = FWD_WAIT_PING;
+    buf_init(&out, 256);
+    /* ["HELO", {"nonce": bin16, "auth": "", "keepalive": true}] */
+    if (mp_put_array(&out, 2) < 0 || mp_put_cstr(&out, "HELO") < 0 || mp_put_map(&out, 3) < 0 ||
+        mp_put_cstr(&out, "nonce") < 0 || mp_put_bin(&out, fs->nonce, sizeof(fs->nonce)) < 0 ||
+        mp_put_cstr(&out, "auth") < 0 || mp_put_cstr(&out, "") < 0 ||
+        mp_put_cstr(&out, "keepalive") < 0 || mp_put_bool(&out, true) < 0 ||
+        conn_send(c, out.data, out.len) < 0) {
+        conn_close(c, -EIO, "cannot send HELO");
+    }
+    buf_release(&out);
+}
+
+static void forward_on_release(struct conn *c)
+{
+    free(c->proto_state);
+    c->proto_state = NULL;
+}
+
+static int send_pong(struct conn *c, bool ok, const char *reason, struct span salt)
+{
+    struct fwd_state *fs = c->proto_state;
+    struct vigild *vd = c->vd;
+    char hex[VG_SHA512_HEX_LEN + 1] = "";
+    struct buf out;
+    int rc;
+
+    if (ok) {
+        struct span parts[] = { salt, span_str(vd->self_host),
+                                { fs->nonce, sizeof(fs->nonce) }, span_str(vd->shared_key) };
+        vg_sha512_hex_parts(parts, VG_ARRAY_LEN(parts), hex);
+    }
+    buf_init(&out, 512 + salt.n);
+    /* ["PONG", ok, reason, server_hostname, digest] */
+    if ((rc = mp_put_array(&out, 5)) < 0 || (rc = mp_put_cstr(&out, "PONG")) < 0 ||
+        (rc = mp_put_bool(&out, ok)) < 0 || (rc = mp_put_cstr(&out, reason)) < 0 ||
+        (rc = mp_put_cstr(&out, vd->self_host)) < 0 || (rc = mp_put_cstr(&out, hex)) < 0) {
+        buf_release(&out);
+        return rc;
+    }
+    rc = conn_send(c, out.data, out.len);
+    buf_release(&out);
+    return rc;
+}
+
+static bool get_bytes(struct span *cur, struct span *out)
+{
+    struct mp_obj o;
+    if (mp_read(cur, &o) != 1 || (o.type != MP_STR && o.type != MP_BIN)) {
+        return false;
+    }
+    *out = o.v.s;
+    return true;
+}
+
+/* Handles the PING at the front of c->in. Returns bytes consumed, 0 for need more, or
+ * negative after closing the connection. */
+static ssize_t handle_ping(struct conn *c, struct span in)
+{
+    struct fwd_state *fs = c->proto_state;
+    struct vigild *vd = c->vd;
+    struct lst_metrics *lm = &vd->m.lst[c->lst->kind];
+    ssize_t n = mp_value_len(in, 64 * 1024, 4);
+    struct span cur = in;
+    struct mp_obj o;
+    struct span word, host, salt, digest;
+    const char *why = NULL;
+
+    if (n == 0) {
+        return 0;
+    }
+    if (n < 0 || mp_read(&cur, &o) != 1 || o.type != MP_ARRAY || o.v.count != 6 ||
+        !get_bytes(&cur, &word) || !span_eq_str(word, "PING") || !get_bytes(&cur, &host) ||
+        !get_bytes(&cur, &salt) || !get_bytes(&cur, &digest)) {
+        why = "expected a PING after HELO (shared key authentication)";
+    } else if (span_eq_str(host, vd->self_host)) {
+        why = "same hostname as the server";
+    } else {
+        char hex[VG_SHA512_HEX_LEN + 1];
+        struct span parts[] = { salt, host, { fs->nonce, sizeof(fs->nonce) },
+                                span_str(vd->shared_key) };
+        vg_sha512_hex_parts(parts, VG_ARRAY_LEN(parts), hex);
+        /* Constant-time enough: both are hex of fixed length; compare every byte. */
+        uint8_t diff = digest.n != VG_SHA512_HEX_LEN;
+        for (size_t i = 0; i < VG_SHA512_HEX_LEN && i < digest.n; i++) {
+            diff |= (uint8_t)(digest.p[i] ^ (uint8_t)hex[i]);
+        }
+        if (diff) {
+            why = "shared key mismatch";
+        }
+    }
+    if (why) {
+        lm->auth_failures++;
+        vigild_self_event(vd, VG_SEV_WARNING, "forward_auth", "failure", c->peer_ip, c->agent,
+                          "Forward shared-key authentication refused for %s agent '%s': %s",
+                          c->peer, c->agent, why);
+        log_warn("conn %" PRIu64 " forward peer %s agent '%s': authentication refused: %s", c->id,
+                 c->peer, c->agent, why);
+        send_pong(c, false, why, (struct span){ NULL, 0 });
+        conn_finish(c);
+        return -EACCES;
+    }
+    if (send_pong(c, true, "", salt) < 0) {
+        conn_close(c, -EIO, "cannot send PONG");
+        return -EIO;
+    }
+    fs->phase = FWD_AUTHED;
+    log_debug("conn %" PRIu64 " forward agent '%s': shared key verified (client host '%.*s')",
+              c->id, c->agent, (int)host.n, (const char *)host.p);
+    return n;
+}
+
 static int forward_on_data(struct conn *c)
 {
     struct vigild *vd = c->vd;
@@ -126,7 +268,18 @@ static int forward_on_data(struct conn *c)
     size_t max = (size_t)vd->cfg->listen.max_frame_bytes;
     int rc = 0;
 
-    while (in.n > 0 && c->state != CONN_CLOSING) {
+    struct fwd_state *fs = c->proto_state;
+    if (fs && fs->phase == FWD_WAIT_PING && in.n > 0) {
+        ssize_t n = handle_ping(c, in);
+        if (n <= 0) {
+            if (n < 0) {
+                buf_consume(&c->in, c->in.len);
+            }
+            return 0;
+        }
+        span_advance(&in, (size_t)n);
+    }
+    while (in.n > 0 && c->state == CONN_STREAMING) {
         struct forward_msg m;
 
         if (pipeline_full(vd->pipe)) {
@@ -181,6 +334,7 @@ static int forward_on_data(struct conn *c)
 
 const struct conn_proto forward_in_proto = {
     .kind = LST_FORWARD,
+    .on_start = forward_on_start,
     .on_data = forward_on_data,
-    .on_release = NULL,
+    .on_release = forward_on_release,
 };

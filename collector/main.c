@@ -134,6 +134,7 @@ int main(int argc, char **argv)
     }
     /* The pipeline's store thread has been joined and the store closed. */
     pipeline_free(vd.pipe);
+    free(vd.shared_key);
     tls_ctx_free(tls);
     config_free(cfg);
     if (exit_code == 0) {

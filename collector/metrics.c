@@ -34,6 +34,7 @@ static const struct lst_counter lst_counters[] = {
     LC(acks_sent, "counter", "acknowledgements sent after the events were durable"),
     LC(conns_dropped_unacked, "counter", "connections closed while events were not yet acknowledged"),
     LC(pauses, "counter", "times reading stopped for backpressure"),
+    LC(auth_failures, "counter", "Forward shared-key authentications refused"),
 };
 
 int metrics_render(const struct metrics *m, struct buf *out)

@@ -24,6 +24,7 @@ struct lst_metrics {
     uint64_t acks_sent;
     uint64_t conns_dropped_unacked; /* closed with events not yet acknowledged */
     uint64_t pauses;               /* backpressure: reading stopped */
+    uint64_t auth_failures;        /* Forward shared-key (PING) authentications refused */
 };
 
 struct metrics {

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "collector/pipeline.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "common/xalloc.h"
 
 void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *action,
                        const char *outcome, const char *src_ip, const char *agent,
@@ -117,6 +119,29 @@ static void on_signal(uv_signal_t *h, int signum)
     vigild_stop(vd);
 }
 
+/* Reads listen.shared_key_file: the key is the file's first line. */
+static int load_shared_key(struct vigild *vd, const char *path, struct errbuf *eb)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+
+    if (!f) {
+        errbuf_set(eb, "listen.shared_key_file: cannot open '%s': %s", path, strerror(errno));
+        return -errno;
+    }
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    size_t n = ok ? strcspn(line, "\r\n") : 0;
+    if (n == 0) {
+        errbuf_set(eb, "listen.shared_key_file: '%s' holds no key on its first line", path);
+        return VG_ECONFIG;
+    }
+    line[n] = 0;
+    vd->shared_key = xstrdup(line);
+    memset(line, 0, sizeof(line));
+    return 0;
+}
+
 int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
 {
     struct vg_config *cfg = vd->cfg;
@@ -138,6 +163,10 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
     int rc;
 
     vd->m.started_ns = vg_now_ns();
+    if (cfg->listen.shared_key_file && (rc = load_shared_key(vd, cfg->listen.shared_key_file, eb)) < 0) {
+        store_close(st);
+        return rc;
+    }
     /* Batches: 8 MiB soft limit; one message may add four times the largest frame
      * (records carry the normalized fields beside the raw event). */
     rc = pipeline_new(vd->loop, st, store_next_seq(st), 8u << 20,

@@ -31,6 +31,7 @@ struct vigild {
     bool stopping;
     int ready_fd;            /* -1, or where the "ready" line goes once listening */
     char self_host[256];     /* host name stamped on source=vigil events */
+    char *shared_key;        /* Forward shared key (listen.shared_key_file), or NULL */
 };
 
 /* Records a source=vigil evidence event (refused handshake, rejected input...). Never

@@ -64,3 +64,21 @@ void vg_hex(const uint8_t *p, size_t n, char *out)
     }
     out[2 * n] = 0;
 }
+
+void vg_sha512_hex_parts(const struct span *parts, size_t n, char out[VG_SHA512_HEX_LEN + 1])
+{
+    uint8_t md[64];
+    unsigned int len = sizeof(md);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha512(), NULL) != 1) {
+        fprintf(stderr, "cannot initialise SHA-512\n");
+        abort();
+    }
+    for (size_t i = 0; i < n; i++) {
+        EVP_DigestUpdate(ctx, parts[i].p, parts[i].n);
+    }
+    EVP_DigestFinal_ex(ctx, md, &len);
+    EVP_MD_CTX_free(ctx);
+    vg_hex(md, sizeof(md), out);
+}

@@ -5,6 +5,15 @@
 const fs = require("fs");
 const { FluentClient, EventTime } = require("@fluent-org/logger");
 
+let done = false;
+// Promises that never settle (the server refused us) must not look like success.
+process.on("beforeExit", () => {
+  if (!done) {
+    console.error("fluent client: ended without every acknowledgement (refused?)");
+    process.exit(3);
+  }
+});
+
 async function main() {
   const [port, ca, cert, key, count, mode, runId] = process.argv.slice(2);
   const client = new FluentClient("vigil.it", {
@@ -23,7 +32,12 @@ async function main() {
       },
     },
     flushInterval: 10,
+    // Forward v1 shared-key handshake (HELO/PING/PONG) when SHARED_KEY is set.
+    security: process.env.SHARED_KEY
+      ? { clientHostname: "fluent-it-client", sharedKey: process.env.SHARED_KEY }
+      : undefined,
   });
+  client.socketOn("error", (err) => console.error("fluent client error:", err.message));
   await client.connect();
   const pending = [];
   for (let i = 0; i < Number(count); i++) {
@@ -37,6 +51,7 @@ async function main() {
   }
   await Promise.all(pending);
   await client.disconnect();
+  done = true;
   console.log(`acknowledged ${pending.length}`);
 }
 

@@ -266,5 +266,54 @@ class FluentLogger(VigildTest):
             self.assertEqual({h["source"] for h in hits}, {"forward"})
 
 
+class SharedKey(VigildTest):
+    """Forward v1 HELO/PING/PONG with listen.shared_key_file, against @fluent-org/logger."""
+
+    def setUp(self):
+        self.vd = harness.Vigild("sharedkey")
+        self.addCleanup(self.vd.cleanup)
+        key = os.path.join(self.vd.dir, "forward.key")
+        with open(key, "w") as f:
+            f.write("s3cret-forward-key\n")
+        orig = self.vd.write_config
+
+        def write_config():
+            orig()
+            with open(self.vd.config) as f:
+                text = f.read().replace(
+                    "admin: 127.0.0.1:0 }",
+                    "admin: 127.0.0.1:0, shared_key_file: forward.key }")
+            with open(self.vd.config, "w") as f:
+                f.write(text)
+        self.vd.write_config = write_config
+        self.vd.start()
+
+    def fluent(self, key, run_id, n=20):
+        node = shutil.which("node")
+        if not node or not os.path.isdir(os.path.join(HERE, "node_modules", "@fluent-org")):
+            self.skipTest("node or @fluent-org/logger not installed")
+        cert, key_file = self.vd.cert("agent-node-1")
+        env = dict(os.environ, SHARED_KEY=key)
+        return run([node, os.path.join(HERE, "fluent_client.js"), str(self.vd.forward_port),
+                    self.vd.ca, cert, key_file, str(n), "PackedForward", run_id],
+                   env=env, check=False, t=60)
+
+    def test_right_key_is_accepted_wrong_key_refused(self):
+        ok = self.fluent("s3cret-forward-key", "sk-good")
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("acknowledged 20", ok.stdout)
+        self.assertEqual(len(self.vd.search("raw.run_id=sk-good")), 20)
+        bad = self.fluent("wrong-key", "sk-bad")
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertNotIn("acknowledged", bad.stdout)
+        self.assertEqual(self.vd.search("raw.run_id=sk-bad"), [])
+        m = self.vd.metrics()
+        self.assertEqual(m['vigil_listener_auth_failures{listener="forward"}'], 1)
+        ev = self.vd.search("source=vigil", "action=forward_auth")
+        self.assertEqual(len(ev), 1)
+        self.assertIn("shared key mismatch", ev[0]["message"])
+        self.assertNotIn("s3cret", self.vd.read_log())
+
+
 if __name__ == "__main__":
     harness.main()
