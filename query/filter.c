@@ -31,6 +31,7 @@
 #include "common/mp.h"
 #include "common/time.h"
 #include "common/xalloc.h"
+#include "schemas/raw_path.h"
 
 /* ---- the tree ---- */
 
@@ -1205,100 +1206,17 @@ static bool raw_value_match(const struct fcmp *c, struct span v, int depth)
     }
 }
 
-static bool all_digits(struct span s)
+/* Visits one value a raw path reached (schemas/raw_path.h). */
+static bool raw_visit(struct span value, int depth, void *arg)
 {
-    for (size_t i = 0; i < s.n; i++) {
-        if (s.p[i] < '0' || s.p[i] > '9') {
-            return false;
-        }
-    }
-    return s.n > 0;
+    return raw_value_match(arg, value, depth);
 }
 
-/* Follows path (dotted) from value v and matches what it reaches. At a map, a key
- * matches when it equals the rest of the path or is a prefix of it followed by '.',
- * so Falco's flat "proc.cmdline" keys resolve; every candidate is tried (the exact
- * key first), and any match is a match. At an array, a numeric segment indexes it;
- * otherwise the path applies to each element. Cost: a value is reached by one chain
- * of keys, so it is visited at most once per comparison, and each map is scanned
- * twice: at most 2 * bytes * path segments, whatever the event holds. */
+/* Follows c's path from v and matches what it reaches: raw_path_walk does the walking
+ * (flat dotted keys, nested maps, arrays); any value reached that matches is a match. */
 static bool raw_walk(const struct fcmp *c, struct span v, struct span path, int depth)
 {
-    struct span cur = v;
-    struct mp_obj o;
-
-    if (path.n == 0) {
-        return raw_value_match(c, v, depth);
-    }
-    if (depth > MP_MAX_DEPTH || mp_read(&cur, &o) != 1) {
-        return false;
-    }
-    if (o.type == MP_MAP) {
-        /* Two passes: keys equal to the whole rest first, then keys that are a prefix
-         * of it (a dotted key, or a plain one to descend through). */
-        bool any_prefix = false;
-        for (int pass = 0; pass < 2; pass++) {
-            struct span walk = v;
-            if (pass == 1 && !any_prefix) {
-                break;
-            }
-            if (mp_read(&walk, &o) != 1) {
-                return false;
-            }
-            for (uint32_t i = 0; i < o.v.count; i++) {
-                struct span kv;
-                struct span k;
-                struct span val;
-                if (mp_take(&walk, &kv) < 0 || mp_take(&walk, &val) < 0) {
-                    return false;
-                }
-                if (!mp_get_str(kv, &k)) {
-                    continue;
-                }
-                if (pass == 0 && span_eq(k, path)) {
-                    if (raw_value_match(c, val, depth + 1)) {
-                        return true;
-                    }
-                } else if (k.n < path.n && path.p[k.n] == '.' && span_starts_with(path, k)) {
-                    any_prefix = true;
-                    struct span rest = { path.p + k.n + 1, path.n - k.n - 1 };
-                    if (pass == 1 && raw_walk(c, val, rest, depth + 1)) {
-                        return true;
-                    }
-                }
-            }
-        }
-        return false;
-    }
-    if (o.type == MP_ARRAY) {
-        const uint8_t *dot = memchr(path.p, '.', path.n);
-        struct span seg = { path.p, dot ? (size_t)(dot - path.p) : path.n };
-        uint64_t idx;
-        if (all_digits(seg)) {
-            if (parse_u64(seg, UINT32_MAX, &idx) < 0 || idx >= o.v.count) {
-                return false;
-            }
-            struct span el;
-            for (uint64_t i = 0; i <= idx; i++) {
-                if (mp_take(&cur, &el) < 0) {
-                    return false;
-                }
-            }
-            struct span rest = dot ? (struct span){ dot + 1, path.n - seg.n - 1 }
-                                   : (struct span){ path.p + path.n, 0 };
-            return raw_walk(c, el, rest, depth + 1);
-        }
-        for (uint32_t i = 0; i < o.v.count; i++) {
-            struct span el;
-            if (mp_take(&cur, &el) < 0) {
-                return false;
-            }
-            if (raw_walk(c, el, path, depth + 1)) {
-                return true;
-            }
-        }
-    }
-    return false;
+    return raw_path_walk(v, path, depth, raw_visit, (void *)c);
 }
 
 /* Full text: every string (and integer, as decimal) value in the raw event; map keys
