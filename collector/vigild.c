@@ -14,6 +14,7 @@
 #include "collector/conn.h"
 #include "collector/forward_in.h"
 #include "collector/pipeline.h"
+#include "collector/syslog_in.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "common/xalloc.h"
@@ -150,6 +151,7 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         const struct conn_proto *proto;
     } protos[] = {
         { LST_FORWARD, &forward_in_proto },
+        { LST_SYSLOG, &syslog_in_proto },
         { LST_ADMIN, &admin_proto },
     };
     const struct cfg_addr *addrs[LST_COUNT] = {
@@ -203,7 +205,8 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
                                vd->lst[k]->addr);
     }
     for (int k = 0; k < LST_COUNT; k++) {
-        if (addrs[k]->enabled && !vd->lst[k] && k != LST_FORWARD && k != LST_ADMIN) {
+        if (addrs[k]->enabled && !vd->lst[k] && k != LST_FORWARD && k != LST_SYSLOG &&
+            k != LST_ADMIN) {
             log_warn("listen.%s is configured but that listener is not built yet; ignored",
                      listener_kind_name((enum listener_kind)k));
         }

@@ -48,7 +48,12 @@ def run(args, check=True, input=None, env=None, t=60):
 class Vigild:
     """A vigild process with its own directory, PKI and config."""
 
-    def __init__(self, name="vigild", extra_config="", insecure=False):
+    # Listener addresses written to the config; `listen` overrides some of them, e.g.
+    # {"syslog": "127.0.0.1:0"} enables the syslog listener on a free port.
+    LISTEN_DEFAULTS = (("forward", "127.0.0.1:0"), ("syslog", "null"), ("https", "null"),
+                       ("admin", "127.0.0.1:0"))
+
+    def __init__(self, name="vigild", extra_config="", insecure=False, listen=None):
         self.dir = tempfile.mkdtemp(prefix="vigil-it-%s-" % name)
         self.pki = os.path.join(self.dir, "pki")
         self.other_pki = os.path.join(self.dir, "other-pki")
@@ -58,6 +63,8 @@ class Vigild:
         self.config = os.path.join(self.dir, "vigil.yaml")
         self.log_path = os.path.join(self.dir, "vigild.log")
         self.extra_config = extra_config
+        self.listen = dict(self.LISTEN_DEFAULTS)
+        self.listen.update(listen or {})
         self.proc = None
         self.ports = {}
         self.expected_errors = []
@@ -67,8 +74,9 @@ class Vigild:
             f.write(
                 "store:  { path: %s, partition: 1h }\n"
                 "tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem }\n"
-                "listen: { forward: 127.0.0.1:0, syslog: null, https: null, admin: 127.0.0.1:0 }\n"
-                "%s" % (self.store, self.extra_config))
+                "listen: { %s }\n"
+                "%s" % (self.store, ", ".join("%s: %s" % (k, self.listen[k]) for k, _ in
+                                              self.LISTEN_DEFAULTS), self.extra_config))
 
     def start(self):
         self.write_config()
@@ -109,6 +117,10 @@ class Vigild:
     @property
     def admin_port(self):
         return self.ports["admin"]
+
+    @property
+    def syslog_port(self):
+        return self.ports["syslog"]
 
     def read_log(self):
         try:
@@ -201,9 +213,11 @@ class VigildTest(unittest.TestCase):
     """Base class: self.vd is a started vigild, stopped (and checked) after each test."""
 
     extra_config = ""
+    listen = None  # listener overrides, see Vigild
 
     def setUp(self):
-        self.vd = Vigild(self.id().rsplit(".", 1)[-1][:40], self.extra_config)
+        self.vd = Vigild(self.id().rsplit(".", 1)[-1][:40], self.extra_config,
+                         listen=self.listen)
         self.addCleanup(self.vd.cleanup)
         self.vd.start()
 
