@@ -1,0 +1,390 @@
+/* store/block.c: one block of a segment (schemas/segment.md 3): the header, the record
+ * stream, LZ4 compression, the CRC-32 checksum and the SHA-256 chain hash. The only
+ * file that includes <lz4.h>.
+ *
+ * Everything read here comes from disk and may be hostile: lengths are checked against
+ * the hard limits of segment.md 3.7 before anything is allocated or trusted. Pure
+ * functions over caller memory; any thread. */
+#include <errno.h>
+#include <inttypes.h>
+#include <lz4.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "store/store_int.h"
+
+static const uint8_t block_magic[4] = { 'V', 'G', 'B', 'K' };
+
+/* segment.md 3.1: field offsets of the block header. */
+enum {
+    BH_MAGIC = 0,
+    BH_VERSION = 4,
+    BH_HDR_LEN = 6,
+    BH_CODEC = 8,
+    BH_FLAGS = 9,
+    BH_COUNT = 12,
+    BH_RAW_LEN = 16,
+    BH_STORED_LEN = 20,
+    BH_INDEX_LEN = 24,
+    BH_TS_MIN = 32,
+    BH_TS_MAX = 40,
+    BH_SEQ_MIN = 48,
+    BH_SEQ_MAX = 56,
+    BH_HASH = 64,
+    BH_CRC = 124,
+};
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint16_t get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+void block__hdr_encode(const struct block_hdr *h, uint8_t *p)
+{
+    memset(p, 0, BLOCK_HDR_LEN);
+    memcpy(p + BH_MAGIC, block_magic, sizeof(block_magic));
+    put_u16(p + BH_VERSION, h->version);
+    put_u16(p + BH_HDR_LEN, BLOCK_HDR_LEN);
+    p[BH_CODEC] = h->codec;
+    p[BH_FLAGS] = h->flags;
+    put_u32(p + BH_COUNT, h->count);
+    put_u32(p + BH_RAW_LEN, h->raw_len);
+    put_u32(p + BH_STORED_LEN, h->stored_len);
+    put_u32(p + BH_INDEX_LEN, h->index_len);
+    put_u64(p + BH_TS_MIN, (uint64_t)h->ts_min);
+    put_u64(p + BH_TS_MAX, (uint64_t)h->ts_max);
+    put_u64(p + BH_SEQ_MIN, h->seq_min);
+    put_u64(p + BH_SEQ_MAX, h->seq_max);
+    memcpy(p + BH_HASH, h->hash, VG_SHA256_LEN);
+    put_u32(p + BH_CRC, h->crc);
+}
+
+int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
+{
+    /* segment.md 3.7: every check that needs only the header. */
+    if (memcmp(p + BH_MAGIC, block_magic, sizeof(block_magic)) != 0) {
+        errbuf_set(why, "bad block magic");
+        return VG_ECORRUPT;
+    }
+    h->version = get_u16(p + BH_VERSION);
+    if (h->version != BLOCK_VERSION) {
+        errbuf_set(why, "unsupported block version %u", h->version);
+        return VG_ECORRUPT;
+    }
+    if (get_u16(p + BH_HDR_LEN) != BLOCK_HDR_LEN) {
+        errbuf_set(why, "bad block header length %u", get_u16(p + BH_HDR_LEN));
+        return VG_ECORRUPT;
+    }
+    h->codec = p[BH_CODEC];
+    h->flags = p[BH_FLAGS];
+    if (h->codec != BLOCK_CODEC_LZ4) {
+        errbuf_set(why, "unsupported block codec %u", h->codec);
+        return VG_ECORRUPT;
+    }
+    h->count = get_u32(p + BH_COUNT);
+    h->raw_len = get_u32(p + BH_RAW_LEN);
+    h->stored_len = get_u32(p + BH_STORED_LEN);
+    h->index_len = get_u32(p + BH_INDEX_LEN);
+    h->ts_min = (int64_t)get_u64(p + BH_TS_MIN);
+    h->ts_max = (int64_t)get_u64(p + BH_TS_MAX);
+    h->seq_min = get_u64(p + BH_SEQ_MIN);
+    h->seq_max = get_u64(p + BH_SEQ_MAX);
+    memcpy(h->hash, p + BH_HASH, VG_SHA256_LEN);
+    h->crc = get_u32(p + BH_CRC);
+
+    if (h->raw_len == 0 || h->raw_len > BLOCK_MAX_RAW) {
+        errbuf_set(why, "bad uncompressed length %" PRIu32, h->raw_len);
+        return VG_ECORRUPT;
+    }
+    if (h->index_len > BLOCK_MAX_INDEX) {
+        errbuf_set(why, "bad index length %" PRIu32, h->index_len);
+        return VG_ECORRUPT;
+    }
+    if (h->stored_len == 0 || h->stored_len > (uint32_t)LZ4_COMPRESSBOUND(h->raw_len) ||
+        (uint64_t)h->raw_len > 255 * (uint64_t)h->stored_len) {
+        errbuf_set(why, "bad compressed length %" PRIu32 " for %" PRIu32 " bytes", h->stored_len,
+                   h->raw_len);
+        return VG_ECORRUPT;
+    }
+    if (h->count == 0 || h->count > h->raw_len / 4) {
+        errbuf_set(why, "bad record count %" PRIu32 " for %" PRIu32 " bytes", h->count, h->raw_len);
+        return VG_ECORRUPT;
+    }
+    if (h->ts_min > h->ts_max || h->seq_min > h->seq_max) {
+        errbuf_set(why, "bad ts or seq range");
+        return VG_ECORRUPT;
+    }
+    return 0;
+}
+
+int block__verify(const uint8_t *hdr, const struct block_hdr *h, struct span payload,
+                  const uint8_t prev[VG_SHA256_LEN], struct digest *d, struct errbuf *why)
+{
+    uint8_t tmp[BLOCK_HDR_LEN];
+    uint8_t hash[VG_SHA256_LEN];
+
+    /* segment.md 3.5: CRC over the header with the crc field zero, then the payload. */
+    memcpy(tmp, hdr, BLOCK_HDR_LEN);
+    memset(tmp + BH_CRC, 0, 4);
+    uLong crc = crc32(0L, tmp, BLOCK_HDR_LEN);
+    crc = crc32_z(crc, payload.p, payload.n);
+    if ((uint32_t)crc != h->crc) {
+        errbuf_set(why, "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")", h->crc,
+                   (uint32_t)crc);
+        return VG_ECORRUPT;
+    }
+    /* segment.md 3.6: the chain hash, with hash and crc fields zero. */
+    memset(tmp + BH_HASH, 0, VG_SHA256_LEN);
+    digest_update(d, prev, VG_SHA256_LEN);
+    digest_update(d, tmp, BLOCK_HDR_LEN);
+    digest_update(d, payload.p, payload.n);
+    digest_final(d, hash);
+    if (memcmp(hash, h->hash, VG_SHA256_LEN) != 0) {
+        errbuf_set(why, "chain hash mismatch");
+        return VG_ECORRUPT;
+    }
+    return 0;
+}
+
+int block__decompress(const struct block_hdr *h, struct span data, struct buf *out,
+                      struct errbuf *why)
+{
+    /* segment.md 3.3; raw_len was bounded by block__hdr_decode. */
+    out->len = 0;
+    if (h->raw_len > out->max || data.n > (size_t)INT32_MAX) {
+        errbuf_set(why, "block of %" PRIu32 " bytes over the reader's limit", h->raw_len);
+        return VG_ECORRUPT;
+    }
+    if (buf_reserve(out, h->raw_len) < 0) {
+        errbuf_set(why, "block of %" PRIu32 " bytes over the reader's limit", h->raw_len);
+        return VG_ECORRUPT;
+    }
+    int n =
+        LZ4_decompress_safe((const char *)data.p, (char *)out->data, (int)data.n, (int)h->raw_len);
+    if (n != (int)h->raw_len) {
+        errbuf_set(why, "lz4 decompression failed (%d of %" PRIu32 " bytes)", n, h->raw_len);
+        return VG_ECORRUPT;
+    }
+    out->len = h->raw_len;
+    out->data[out->len] = 0;
+    return 0;
+}
+
+/* segment.md 3.4: unsigned LEB128, at most 10 bytes. */
+static int get_uvarint(struct span *in, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    for (size_t i = 0; i < 10; i++) {
+        if (i >= in->n) {
+            return -1;
+        }
+        uint8_t b = in->p[i];
+        if (i == 9 && b > 1) {
+            return -1;
+        }
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            span_advance(in, i + 1);
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static inline uint8_t *put_uvarint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+void block__iter_init(struct block_iter *it, const struct block_hdr *h, struct span raw)
+{
+    it->h = h;
+    it->in = raw;
+    it->left = h->count;
+    it->ts = 0;
+    it->seq = 0;
+}
+
+int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct span *rec,
+                     struct errbuf *why)
+{
+    uint64_t zz;
+    uint64_t dseq;
+    uint64_t len;
+
+    if (it->left == 0) {
+        if (it->in.n != 0) {
+            errbuf_set(why, "%zu bytes after the last record", it->in.n);
+            return VG_ECORRUPT;
+        }
+        return 0;
+    }
+    if (get_uvarint(&it->in, &zz) < 0 || get_uvarint(&it->in, &dseq) < 0 ||
+        get_uvarint(&it->in, &len) < 0) {
+        errbuf_set(why, "record %" PRIu32 ": bad entry header", it->h->count - it->left);
+        return VG_ECORRUPT;
+    }
+    if (len == 0 || len > it->in.n) {
+        errbuf_set(why, "record %" PRIu32 ": bad length %" PRIu64, it->h->count - it->left, len);
+        return VG_ECORRUPT;
+    }
+    /* Differences wrap around in two's complement (segment.md 3.4). */
+    uint64_t dts = (zz >> 1) ^ (0 - (zz & 1));
+    it->ts = (int64_t)((uint64_t)it->ts + dts);
+    it->seq += dseq;
+    if (it->ts < it->h->ts_min || it->ts > it->h->ts_max || it->seq < it->h->seq_min ||
+        it->seq > it->h->seq_max) {
+        errbuf_set(why, "record %" PRIu32 ": ts or seq outside the block's range",
+                   it->h->count - it->left);
+        return VG_ECORRUPT;
+    }
+    *ts = it->ts;
+    *seq = it->seq;
+    *rec = (struct span){ it->in.p, (size_t)len };
+    span_advance(&it->in, (size_t)len);
+    it->left--;
+    return 1;
+}
+
+void block__builder_init(struct block_builder *b)
+{
+    buf_init(&b->raw, BLOCK_MAX_RAW);
+    block__builder_reset(b);
+}
+
+void block__builder_reset(struct block_builder *b)
+{
+    b->raw.len = 0;
+    b->count = 0;
+    b->ts_min = INT64_MAX;
+    b->ts_max = INT64_MIN;
+    b->prev_ts = 0;
+    b->seq_min = UINT64_MAX;
+    b->seq_max = 0;
+    b->prev_seq = 0;
+}
+
+void block__builder_release(struct block_builder *b)
+{
+    buf_release(&b->raw);
+    block__builder_reset(b);
+}
+
+int block__builder_add(struct block_builder *b, int64_t ts, uint64_t seq, struct span rec)
+{
+    /* The hot path: one bounds check, three varints and a memcpy; the buffer only grows
+     * until it holds a full block. */
+    if (rec.n > BLOCK_MAX_REC || buf_reserve(&b->raw, block__entry_len(rec.n)) < 0) {
+        return VG_ELIMIT;
+    }
+    uint64_t dts = (uint64_t)ts - (uint64_t)b->prev_ts;
+    uint8_t *p = b->raw.data + b->raw.len;
+    p = put_uvarint(p, (dts << 1) ^ (0 - (dts >> 63)));
+    p = put_uvarint(p, seq - b->prev_seq);
+    p = put_uvarint(p, rec.n);
+    memcpy(p, rec.p, rec.n);
+    p += rec.n;
+    b->raw.len = (size_t)(p - b->raw.data);
+    b->raw.data[b->raw.len] = 0;
+    b->prev_ts = ts;
+    b->prev_seq = seq;
+    b->count++;
+    if (ts < b->ts_min) {
+        b->ts_min = ts;
+    }
+    if (ts > b->ts_max) {
+        b->ts_max = ts;
+    }
+    if (seq < b->seq_min) {
+        b->seq_min = seq;
+    }
+    if (seq > b->seq_max) {
+        b->seq_max = seq;
+    }
+    return 0;
+}
+
+int block__builder_finish(const struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
+                          struct digest *d, struct buf *out, struct block_hdr *h)
+{
+    uint8_t tmp[BLOCK_HDR_LEN];
+
+    if (b->count == 0 || b->raw.len == 0) {
+        return -EINVAL;
+    }
+    int bound = LZ4_compressBound((int)b->raw.len);
+    out->len = 0;
+    if (buf_reserve(out, BLOCK_HDR_LEN + (size_t)bound) < 0) {
+        return VG_ELIMIT;
+    }
+    /* segment.md 3.3: LZ4 block format straight after the header's room. */
+    int n = LZ4_compress_default((const char *)b->raw.data, (char *)out->data + BLOCK_HDR_LEN,
+                                 (int)b->raw.len, bound);
+    if (n <= 0) {
+        return -EIO; /* cannot happen with a buffer of LZ4_compressBound */
+    }
+    memset(h, 0, sizeof(*h));
+    h->version = BLOCK_VERSION;
+    h->codec = BLOCK_CODEC_LZ4;
+    h->count = b->count;
+    h->raw_len = (uint32_t)b->raw.len;
+    h->stored_len = (uint32_t)n;
+    h->index_len = 0;
+    h->ts_min = b->ts_min;
+    h->ts_max = b->ts_max;
+    h->seq_min = b->seq_min;
+    h->seq_max = b->seq_max;
+    struct span payload = { out->data + BLOCK_HDR_LEN, (size_t)n };
+
+    /* segment.md 3.6, then 3.5 over the header that holds the hash. */
+    block__hdr_encode(h, tmp);
+    digest_update(d, prev, VG_SHA256_LEN);
+    digest_update(d, tmp, BLOCK_HDR_LEN);
+    digest_update(d, payload.p, payload.n);
+    digest_final(d, h->hash);
+    memcpy(tmp + BH_HASH, h->hash, VG_SHA256_LEN);
+    uLong crc = crc32(0L, tmp, BLOCK_HDR_LEN);
+    h->crc = (uint32_t)crc32_z(crc, payload.p, payload.n);
+    put_u32(tmp + BH_CRC, h->crc);
+    memcpy(out->data, tmp, BLOCK_HDR_LEN);
+    out->len = BLOCK_HDR_LEN + (size_t)n;
+    out->data[out->len] = 0;
+    return 0;
+}

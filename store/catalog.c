@@ -1,0 +1,418 @@
+/* store/catalog.c: catalog.db, the SQLite list of segments (schemas/segment.md 6). The
+ * only file of the store that includes <sqlite3.h>.
+ *
+ * The writer opens it read-write (WAL, synchronous=NORMAL: a crash may lose the last
+ * transactions, never consistency; recovery rebuilds open rows from the files). Readers
+ * open it SQLITE_OPEN_READONLY while the writer holds it. A struct catalog belongs to one
+ * thread at a time. uint64 seq values are stored as their int64 bit pattern. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "store/store_int.h"
+
+#define CATALOG_FORMAT 1
+
+enum {
+    STMT_PUT,
+    STMT_GET_OPEN,
+    STMT_SEAL,
+    STMT_SEAL_BEFORE,
+    STMT_LIST_ALL,
+    STMT_LIST_OPEN,
+    STMT_LIST_RANGE,
+    STMT_MAX_ID,
+    STMT_NEXT_SEQ,
+    STMT_BEGIN,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_COUNT
+};
+
+#define SEG_COLS                                                                    \
+ "id, file, part_start, part_end, state, ts_min, ts_max, seq_min, seq_max, count, " \
+ "blocks, bytes, bytes_raw, chain_head, created, sealed"
+
+static const char *const stmt_sql[STMT_COUNT] = {
+    [STMT_PUT] = "INSERT OR REPLACE INTO segments (" SEG_COLS ") "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [STMT_GET_OPEN] = "SELECT " SEG_COLS " FROM segments WHERE state = 'open' AND "
+                      "part_start = ?1 AND part_end = ?2 ORDER BY id DESC LIMIT 1",
+    [STMT_SEAL] = "UPDATE segments SET state = 'sealed', sealed = ?2 WHERE id = ?1",
+    [STMT_SEAL_BEFORE] = "UPDATE segments SET state = 'sealed', sealed = ?2 "
+                         "WHERE state = 'open' AND part_end <= ?1",
+    [STMT_LIST_ALL] = "SELECT " SEG_COLS " FROM segments ORDER BY part_start, id",
+    [STMT_LIST_OPEN] = "SELECT " SEG_COLS " FROM segments WHERE state = 'open' "
+                       "ORDER BY part_start, id",
+    /* Open rows' ts range lags the file (blocks past the last commit), so they are
+     * chosen by partition; sealed rows by their exact ts range. */
+    [STMT_LIST_RANGE] = "SELECT " SEG_COLS " FROM segments WHERE "
+                        "(state = 'open' AND part_end > ?1 AND part_start < ?2) OR "
+                        "(state = 'sealed' AND count > 0 AND ts_max >= ?1 AND ts_min < ?2) "
+                        "ORDER BY part_start, id",
+    [STMT_MAX_ID] = "SELECT max(id) FROM segments",
+    [STMT_NEXT_SEQ] = "SELECT max(seq_max) FROM segments WHERE count > 0",
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('format', '1');"
+    "CREATE TABLE IF NOT EXISTS segments ("
+    " id INTEGER PRIMARY KEY,"
+    " file TEXT NOT NULL UNIQUE,"
+    " part_start INTEGER NOT NULL,"
+    " part_end INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('open', 'sealed')),"
+    " ts_min INTEGER, ts_max INTEGER, seq_min INTEGER, seq_max INTEGER,"
+    " count INTEGER NOT NULL, blocks INTEGER NOT NULL,"
+    " bytes INTEGER NOT NULL, bytes_raw INTEGER NOT NULL,"
+    " chain_head TEXT NOT NULL,"
+    " created INTEGER NOT NULL, sealed INTEGER);"
+    "CREATE INDEX IF NOT EXISTS segments_part ON segments (part_start);";
+
+struct catalog {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *stmt[STMT_COUNT];
+};
+
+const char *catalog__errmsg(const struct catalog *c)
+{
+    return c && c->db ? sqlite3_errmsg(c->db) : "no catalog";
+}
+
+static int db_fail(struct catalog *c, const char *what)
+{
+    log_error("catalog '%s': %s: %s", c->path, what, sqlite3_errmsg(c->db));
+    return VG_EDB;
+}
+
+static int check_format(struct catalog *c, struct errbuf *eb)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'format'", -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        errbuf_set(eb, "'%s' is not a vigil catalog: %s", c->path, sqlite3_errmsg(c->db));
+        sqlite3_finalize(s);
+        return VG_EFORMAT;
+    }
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        errbuf_set(eb, "'%s' is not a vigil catalog (no format)", c->path);
+        sqlite3_finalize(s);
+        return rc == SQLITE_DONE ? VG_EFORMAT : VG_EDB;
+    }
+    int format = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (format != CATALOG_FORMAT) {
+        errbuf_set(eb, "catalog '%s' has format %d; this version reads format %d", c->path, format,
+                   CATALOG_FORMAT);
+        return VG_EFORMAT;
+    }
+    return 0;
+}
+
+int catalog__open(const char *path, bool readonly, struct catalog **out, struct errbuf *eb)
+{
+    struct catalog *c = xcalloc(1, sizeof(*c));
+    struct stat sb;
+    char *msg = NULL;
+    int rc;
+
+    c->path = xstrdup(path);
+    if (readonly && stat(path, &sb) != 0) {
+        rc = -errno;
+        errbuf_set(eb, "cannot open catalog '%s': %s", path, vg_strerror(rc));
+        goto fail;
+    }
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        errbuf_set(eb, "cannot open catalog '%s': %s", path,
+                   c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        rc = VG_EDB;
+        goto fail;
+    }
+    sqlite3_busy_timeout(c->db, 10000);
+    sqlite3_extended_result_codes(c->db, 1);
+    if (!readonly) {
+        /* segment.md 6: WAL, synchronous=NORMAL. */
+        if (sqlite3_exec(c->db,
+                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                         "PRAGMA foreign_keys=OFF;",
+                         NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(c->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+            errbuf_set(eb, "cannot set up catalog '%s': %s", path, msg ? msg : "?");
+            sqlite3_free(msg);
+            rc = VG_EDB;
+            goto fail;
+        }
+    }
+    rc = check_format(c, eb);
+    if (rc < 0) {
+        goto fail;
+    }
+    for (int i = 0; i < STMT_COUNT; i++) {
+        if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[i],
+                               NULL) != SQLITE_OK) {
+            errbuf_set(eb, "catalog '%s': cannot prepare statements: %s", path,
+                       sqlite3_errmsg(c->db));
+            rc = VG_EDB;
+            goto fail;
+        }
+    }
+    *out = c;
+    return 0;
+fail:
+    catalog__close(c);
+    return rc;
+}
+
+void catalog__close(struct catalog *c)
+{
+    if (!c) {
+        return;
+    }
+    for (int i = 0; i < STMT_COUNT; i++) {
+        sqlite3_finalize(c->stmt[i]);
+    }
+    if (c->db && sqlite3_close(c->db) != SQLITE_OK) {
+        log_error("catalog '%s': close: %s", c->path, sqlite3_errmsg(c->db));
+    }
+    free(c->path);
+    free(c);
+}
+
+/* Runs a statement that returns no rows; resets it. */
+static int step_done(struct catalog *c, int i, const char *what)
+{
+    sqlite3_stmt *s = c->stmt[i];
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? 0 : db_fail(c, what);
+}
+
+int catalog__begin(struct catalog *c)
+{
+    return step_done(c, STMT_BEGIN, "begin");
+}
+
+int catalog__commit(struct catalog *c)
+{
+    return step_done(c, STMT_COMMIT, "commit");
+}
+
+void catalog__rollback(struct catalog *c)
+{
+    if (!sqlite3_get_autocommit(c->db)) {
+        (void)step_done(c, STMT_ROLLBACK, "rollback");
+    }
+}
+
+int catalog__put(struct catalog *c, const struct seg_meta *m)
+{
+    sqlite3_stmt *s = c->stmt[STMT_PUT];
+    char hex[2 * VG_SHA256_LEN + 1];
+
+    vg_hex(m->chain_head, VG_SHA256_LEN, hex);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)m->id);
+    sqlite3_bind_text(s, 2, m->file, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, m->part_start);
+    sqlite3_bind_int64(s, 4, m->part_end);
+    sqlite3_bind_text(s, 5, m->state == SEG_OPEN ? "open" : "sealed", -1, SQLITE_STATIC);
+    if (m->tot.count > 0) {
+        sqlite3_bind_int64(s, 6, m->tot.ts_min);
+        sqlite3_bind_int64(s, 7, m->tot.ts_max);
+        sqlite3_bind_int64(s, 8, (sqlite3_int64)m->tot.seq_min);
+        sqlite3_bind_int64(s, 9, (sqlite3_int64)m->tot.seq_max);
+    } else {
+        for (int i = 6; i <= 9; i++) {
+            sqlite3_bind_null(s, i);
+        }
+    }
+    sqlite3_bind_int64(s, 10, (sqlite3_int64)m->tot.count);
+    sqlite3_bind_int64(s, 11, (sqlite3_int64)m->tot.blocks);
+    sqlite3_bind_int64(s, 12, (sqlite3_int64)m->bytes);
+    sqlite3_bind_int64(s, 13, (sqlite3_int64)m->tot.bytes_raw);
+    sqlite3_bind_text(s, 14, hex, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 15, m->created);
+    if (m->state == SEG_SEALED) {
+        sqlite3_bind_int64(s, 16, m->sealed);
+    } else {
+        sqlite3_bind_null(s, 16);
+    }
+    return step_done(c, STMT_PUT, "update segment row");
+}
+
+static int hex_nibble(int ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    return -1;
+}
+
+/* Fills m from the current row of a SEG_COLS statement. Returns 0 or VG_EDB for a row
+ * the writer could not have written. */
+static int row_read(struct catalog *c, sqlite3_stmt *s, struct seg_meta *m)
+{
+    const unsigned char *file = sqlite3_column_text(s, 1);
+    const unsigned char *state = sqlite3_column_text(s, 4);
+    const unsigned char *hex = sqlite3_column_text(s, 13);
+
+    memset(m, 0, sizeof(*m));
+    m->id = (uint64_t)sqlite3_column_int64(s, 0);
+    if (!file || strlen((const char *)file) >= SEG_NAME_MAX || strchr((const char *)file, '/') ||
+        !state || !hex || strlen((const char *)hex) != 2 * VG_SHA256_LEN) {
+        log_error("catalog '%s': malformed row for segment %llu", c->path,
+                  (unsigned long long)m->id);
+        return VG_EDB;
+    }
+    snprintf(m->file, sizeof(m->file), "%s", (const char *)file);
+    m->part_start = sqlite3_column_int64(s, 2);
+    m->part_end = sqlite3_column_int64(s, 3);
+    m->state = strcmp((const char *)state, "open") == 0 ? SEG_OPEN : SEG_SEALED;
+    m->tot.ts_min = sqlite3_column_int64(s, 5);
+    m->tot.ts_max = sqlite3_column_int64(s, 6);
+    m->tot.seq_min = (uint64_t)sqlite3_column_int64(s, 7);
+    m->tot.seq_max = (uint64_t)sqlite3_column_int64(s, 8);
+    m->tot.count = (uint64_t)sqlite3_column_int64(s, 9);
+    m->tot.blocks = (uint64_t)sqlite3_column_int64(s, 10);
+    m->bytes = (uint64_t)sqlite3_column_int64(s, 11);
+    m->tot.bytes_raw = (uint64_t)sqlite3_column_int64(s, 12);
+    for (int i = 0; i < VG_SHA256_LEN; i++) {
+        int hi = hex_nibble(hex[2 * i]);
+        int lo = hex_nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            log_error("catalog '%s': bad chain_head for segment %llu", c->path,
+                      (unsigned long long)m->id);
+            return VG_EDB;
+        }
+        m->chain_head[i] = (uint8_t)(hi << 4 | lo);
+    }
+    m->created = sqlite3_column_int64(s, 14);
+    m->sealed = sqlite3_column_int64(s, 15);
+    return 0;
+}
+
+int catalog__get_open(struct catalog *c, int64_t part_start, int64_t part_end, struct seg_meta *out)
+{
+    sqlite3_stmt *s = c->stmt[STMT_GET_OPEN];
+    int found = 0;
+
+    sqlite3_bind_int64(s, 1, part_start);
+    sqlite3_bind_int64(s, 2, part_end);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        found = row_read(c, s, out) < 0 ? VG_EDB : 1;
+    } else if (rc != SQLITE_DONE) {
+        found = db_fail(c, "look up open segment");
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return found;
+}
+
+int catalog__seal(struct catalog *c, uint64_t id, int64_t sealed_ns)
+{
+    sqlite3_stmt *s = c->stmt[STMT_SEAL];
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+    sqlite3_bind_int64(s, 2, sealed_ns);
+    return step_done(c, STMT_SEAL, "seal segment");
+}
+
+int catalog__seal_before(struct catalog *c, int64_t ts, int64_t sealed_ns)
+{
+    sqlite3_stmt *s = c->stmt[STMT_SEAL_BEFORE];
+    sqlite3_bind_int64(s, 1, ts);
+    sqlite3_bind_int64(s, 2, sealed_ns);
+    int rc = step_done(c, STMT_SEAL_BEFORE, "seal segments");
+    return rc < 0 ? rc : sqlite3_changes(c->db);
+}
+
+int catalog__list(struct catalog *c, enum catalog_sel sel, int64_t since, int64_t until,
+                  struct seg_meta **rows, size_t *n)
+{
+    int i = sel == CATALOG_ALL    ? STMT_LIST_ALL
+            : sel == CATALOG_OPEN ? STMT_LIST_OPEN
+                                  : STMT_LIST_RANGE;
+    sqlite3_stmt *s = c->stmt[i];
+    struct seg_meta *v = NULL;
+    size_t len = 0;
+    size_t cap = 0;
+    int rc;
+
+    if (sel == CATALOG_RANGE) {
+        sqlite3_bind_int64(s, 1, since);
+        sqlite3_bind_int64(s, 2, until);
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? 2 * cap : 16;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        if (row_read(c, s, &v[len]) < 0) {
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+        len++;
+    }
+    int ret = rc == SQLITE_DONE ? 0 : rc == SQLITE_CORRUPT ? VG_EDB : db_fail(c, "list segments");
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (ret < 0) {
+        free(v);
+        return ret;
+    }
+    *rows = v;
+    *n = len;
+    return 0;
+}
+
+static int one_int(struct catalog *c, int i, bool *null, int64_t *out)
+{
+    sqlite3_stmt *s = c->stmt[i];
+    int ret = 0;
+
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *null = sqlite3_column_type(s, 0) == SQLITE_NULL;
+        *out = sqlite3_column_int64(s, 0);
+    } else {
+        ret = db_fail(c, "query");
+    }
+    sqlite3_reset(s);
+    return ret;
+}
+
+int catalog__max_id(struct catalog *c, uint64_t *out)
+{
+    bool null;
+    int64_t v;
+    int rc = one_int(c, STMT_MAX_ID, &null, &v);
+    if (rc == 0) {
+        *out = null ? 0 : (uint64_t)v;
+    }
+    return rc;
+}
+
+int catalog__next_seq(struct catalog *c, uint64_t *out)
+{
+    bool null;
+    int64_t v;
+    int rc = one_int(c, STMT_NEXT_SEQ, &null, &v);
+    if (rc == 0) {
+        *out = null ? 1 : (uint64_t)v + 1;
+    }
+    return rc;
+}

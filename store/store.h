@@ -1,0 +1,135 @@
+/* store/store.h: the event store (schemas/segment.md): time-partitioned, append-only
+ * segment files of LZ4-compressed blocks of records, chained with SHA-256, listed in a
+ * SQLite catalog. One writer (vigild's store thread) and any number of readers (vigil),
+ * in the same or other processes.
+ *
+ * Records are opaque byte strings (each one complete msgpack value: an encoded struct
+ * rec from schemas/record.h) stored with their event time ts and sequence number seq. */
+#ifndef VG_STORE_STORE_H
+#define VG_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/errbuf.h"
+#include "common/span.h"
+#include "common/vg.h"
+
+struct fsops;
+
+struct store_opts {
+    const char *dir;        /* store root; created if missing (writer) */
+    int64_t partition_ns;   /* partition length, e.g. 1h; 1 s .. 366 days */
+    size_t block_bytes;     /* target uncompressed block size (4 KiB .. 16 MiB; 0: 256 KiB);
+                               a block is written when full or at commit */
+    int max_open_segments;  /* open segment files at once (late events reopen old
+                               partitions); LRU beyond. 1 .. 4096; 0: 16 */
+    bool fsync;             /* false only for benchmarks/tests: commit skips fdatasync */
+    const struct fsops *fs; /* NULL: the real system calls; tests install failing ones */
+};
+
+/* The writer. One thread uses it (vigild's store thread); functions block on disk I/O. */
+struct store;
+
+/* Opens or creates dir, dir/catalog.db (WAL, synchronous=NORMAL) and dir/segments/, and
+ * takes an exclusive flock on dir/LOCK (a second writer fails with a message naming it).
+ * Recovers (segment.md 5.4): every segment open in the catalog, and every segment file
+ * missing from it, is walked; a torn tail is cut off (logged with log_warn naming the
+ * file, offset and bytes cut); corrupt committed data is kept and its segment sealed
+ * (log_error); the catalog is made to agree with the files. On success *out is owned by
+ * the caller (store_close). Returns 0, VG_ECONFIG (bad opts), VG_EDB, VG_EFORMAT (newer
+ * format), -EWOULDBLOCK (locked) or -errno; eb says what failed. */
+int store_open(const struct store_opts *o, struct store **out, struct errbuf *eb) VG_MUST_USE;
+
+/* 1 + the highest seq recorded in any block or appended since (1 for an empty store). */
+uint64_t store_next_seq(const struct store *st);
+
+/* Adds one record (copied; 1 byte .. 64 MiB - 32) to the open block of ts's partition
+ * (segment.md 1.1). May compress and write a full block (not synced), or open a
+ * segment file. seq must be greater than every seq appended before. No syscall or
+ * allocation per record in the steady state. Returns 0; -EINVAL (seq not increasing,
+ * empty record, ts whose partition overflows int64) or VG_ELIMIT (record too large),
+ * which change nothing; or an I/O or catalog error (-ENOSPC, -EIO, VG_EDB...), after
+ * which every record appended since the last successful commit has been dropped and
+ * the files truncated back (segment.md 5.3): the caller treats all of them as not
+ * durable. The next append starts afresh (if the truncation failed too, appends and
+ * commits retry it first and fail with the original error until it succeeds). */
+int store_append(struct store *st, int64_t ts, uint64_t seq, struct span rec) VG_MUST_USE;
+
+/* Writes every partial block, fdatasyncs every segment written since the last commit
+ * (and segments/ when a file was created), then updates the catalog rows of the touched
+ * segments. Returns 0 when every record appended (successfully) before the call is
+ * durable. On error (-errno, VG_EDB) nothing appended since the last successful commit
+ * is durable: those records are dropped and every touched file is truncated back to its
+ * committed size (retried by later calls if that fails too), so a later commit never
+ * builds on unacknowledged bytes. The store stays usable. */
+int store_commit(struct store *st) VG_MUST_USE;
+
+/* Seals the open segments of partitions ending at or before ts (segment.md 5.5):
+ * commits first when one of them holds uncommitted records, then closes them and marks
+ * them sealed in the catalog. Called periodically. Returns 0 or an error as
+ * store_commit / VG_EDB. */
+int store_seal_before(struct store *st, int64_t ts) VG_MUST_USE;
+
+/* Commits (an error is logged), closes files, releases the lock and frees. Seals
+ * nothing. Takes NULL. */
+void store_close(struct store *st);
+
+struct store_stats {
+    uint64_t records;       /* appended since store_open */
+    uint64_t blocks;        /* blocks written since store_open */
+    uint64_t bytes_raw;     /* uncompressed record-stream bytes of those blocks */
+    uint64_t bytes_stored;  /* bytes written to segment files (headers included) */
+    uint64_t commits;       /* successful store_commit calls that had work */
+    uint64_t segments_open; /* open segments the writer holds now (gauge) */
+};
+void store_get_stats(const struct store *st, struct store_stats *out);
+
+/* Reading (vigil): read-only, any number of readers while vigild writes; a reader sees
+ * everything committed. A reader belongs to one thread at a time. */
+struct store_reader;
+
+/* Opens dir/catalog.db read-only. *out is owned by the caller (store_reader_close).
+ * Returns 0, -ENOENT (no store there), VG_EDB or VG_EFORMAT; eb says what failed. */
+int store_reader_open(const char *dir, struct store_reader **out, struct errbuf *eb) VG_MUST_USE;
+
+struct store_scan_stats {
+    uint64_t segments;           /* segment files walked */
+    uint64_t blocks_read;        /* blocks checked and decompressed */
+    uint64_t blocks_skipped;     /* blocks skipped by their header's time range */
+    uint64_t bytes_decompressed; /* uncompressed bytes produced */
+    uint64_t records;            /* records passed to fn */
+};
+
+/* Called for each record; rec points into the reader's buffer, valid until fn returns.
+ * A nonzero return stops the scan and is returned by store_scan. */
+typedef int (*store_rec_fn)(void *arg, int64_t ts, uint64_t seq, struct span rec);
+
+/* Calls fn for every record with since <= ts < until (INT64_MIN / INT64_MAX for open
+ * ends), partitions in time order, within a partition segment by segment, within a
+ * segment in file order. Partitions and blocks whose time range cannot overlap are
+ * skipped without decompressing them. In an open segment the first incomplete block at
+ * the end (in flight) ends that segment quietly; any other bad block (checksum, chain,
+ * decompression, record stream) fails with VG_ECORRUPT, and store_reader_error() names
+ * the segment file and offset. Returns 0, fn's nonzero value, VG_ECORRUPT, VG_EDB or
+ * -errno. stats (may be NULL) is added to, not reset. Blocks on disk I/O. */
+int store_scan(struct store_reader *r, int64_t since, int64_t until, store_rec_fn fn, void *arg,
+               struct store_scan_stats *stats) VG_MUST_USE;
+
+/* The message of the last failure ("" when none). Owned by r. */
+const char *store_reader_error(const struct store_reader *r);
+
+void store_reader_close(struct store_reader *r); /* takes NULL */
+
+/* For `vigil verify`: walks every segment of the catalog and every segment file,
+ * recomputes each block's checksum, decompresses it, checks its record stream and the
+ * whole chain, and checks the catalog rows agree with the files (for open segments: up
+ * to the committed size). Prints one line per segment to report ("<file>: ok ..." or
+ * "<file>: FAILED at offset N: reason"). Read-only; safe while vigild writes. Returns 0
+ * when everything verifies, VG_ECORRUPT when something does not, or another error
+ * (eb says what) when the store cannot be read at all. */
+int store_verify(const char *dir, FILE *report, struct errbuf *eb) VG_MUST_USE;
+
+#endif

@@ -1,0 +1,257 @@
+/* store/store_int.h: what the store's own files (block, segment, catalog, writer,
+ * reader) and its tests and fuzz targets share. Layouts are schemas/segment.md's. */
+#ifndef VG_STORE_STORE_INT_H
+#define VG_STORE_STORE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/digest.h"
+#include "common/errbuf.h"
+#include "common/span.h"
+#include "store/store.h"
+
+/* segment.md 2 and 3.1: both headers are fixed size. */
+#define SEG_HDR_LEN               128
+#define SEG_VERSION               1
+#define BLOCK_HDR_LEN             128
+#define BLOCK_VERSION             1
+#define BLOCK_CODEC_LZ4           1
+#define BLOCK_CODEC_ZSTD          2           /* reserved (segment.md 3.1); v1 cannot read it */
+#define BLOCK_MAX_RAW             (64u << 20) /* segment.md 3.7 */
+#define BLOCK_MAX_INDEX           (16u << 20)
+#define BLOCK_ENTRY_MAX           30u /* three uvarints of at most 10 bytes (segment.md 3.4) */
+#define BLOCK_MAX_REC             (BLOCK_MAX_RAW - 32u)
+#define SEG_NAME_MAX              64
+#define STORE_DEFAULT_BLOCK_BYTES (256u << 10)
+#define STORE_DEFAULT_MAX_OPEN    16
+
+/* ---- block.c: one block (segment.md 3) ---- */
+
+struct block_hdr { /* segment.md 3.1 */
+    uint16_t version;
+    uint8_t codec;
+    uint8_t flags;
+    uint32_t count;
+    uint32_t raw_len;
+    uint32_t stored_len;
+    uint32_t index_len;
+    int64_t ts_min;
+    int64_t ts_max;
+    uint64_t seq_min;
+    uint64_t seq_max;
+    uint8_t hash[VG_SHA256_LEN];
+    uint32_t crc;
+};
+
+static inline uint64_t block__len(const struct block_hdr *h)
+{
+    return (uint64_t)BLOCK_HDR_LEN + h->index_len + h->stored_len;
+}
+
+/* Decodes the BLOCK_HDR_LEN bytes at p and checks them alone (segment.md 3.7, all but
+ * the partition range and file length). Returns 0 or VG_ECORRUPT with a reason in why. */
+int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why) VG_MUST_USE;
+void block__hdr_encode(const struct block_hdr *h, uint8_t *p);
+
+/* Checks the checksum (3.5) and the chain hash from prev (3.6) of the block whose raw
+ * header bytes are hdr and whose payload (index ‖ data, block__len - header bytes) is
+ * payload. d is scratch. Returns 0 or VG_ECORRUPT with why. */
+int block__verify(const uint8_t *hdr, const struct block_hdr *h, struct span payload,
+                  const uint8_t prev[VG_SHA256_LEN], struct digest *d,
+                  struct errbuf *why) VG_MUST_USE;
+
+/* Decompresses the data section (3.3) into out (reset first; out->max must allow
+ * raw_len). Returns 0 or VG_ECORRUPT with why. */
+int block__decompress(const struct block_hdr *h, struct span data, struct buf *out,
+                      struct errbuf *why) VG_MUST_USE;
+
+/* Walks a decompressed record stream (3.4). */
+struct block_iter {
+    const struct block_hdr *h;
+    struct span in;
+    uint32_t left;
+    int64_t ts;
+    uint64_t seq;
+};
+void block__iter_init(struct block_iter *it, const struct block_hdr *h, struct span raw);
+/* Returns 1 with the next record (rec points into raw), 0 at a clean end (count entries
+ * exactly filling raw), VG_ECORRUPT with why. */
+int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct span *rec,
+                     struct errbuf *why) VG_MUST_USE;
+
+/* Accumulates one block's record stream (the writer's hot path). */
+struct block_builder {
+    struct buf raw; /* record stream; max BLOCK_MAX_RAW */
+    uint32_t count;
+    int64_t ts_min;
+    int64_t ts_max;
+    int64_t prev_ts;
+    uint64_t seq_min;
+    uint64_t seq_max;
+    uint64_t prev_seq;
+};
+void block__builder_init(struct block_builder *b);  /* allocates nothing */
+void block__builder_reset(struct block_builder *b); /* empty; keeps memory */
+void block__builder_release(struct block_builder *b);
+/* Bytes rec takes in the stream, framing included (an upper bound). */
+static inline size_t block__entry_len(size_t rec_len)
+{
+    return rec_len + BLOCK_ENTRY_MAX;
+}
+/* Appends one entry. Returns 0 or VG_ELIMIT (the stream would pass BLOCK_MAX_RAW). */
+int block__builder_add(struct block_builder *b, int64_t ts, uint64_t seq,
+                       struct span rec) VG_MUST_USE;
+/* Compresses the (non-empty) stream into out (reset first): the block header, then the
+ * data section, chained from prev; h gets the header (h->hash is the new chain head).
+ * The builder is unchanged. Returns 0 or VG_ELIMIT (out->max too small). */
+int block__builder_finish(const struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
+                          struct digest *d, struct buf *out, struct block_hdr *h) VG_MUST_USE;
+
+/* ---- segment.c: segment files (segment.md 1, 2, 4) ---- */
+
+struct seg_hdr { /* segment.md 2 */
+    uint16_t version;
+    uint32_t flags;
+    int64_t part_start;
+    int64_t part_ns;
+    uint64_t id;
+    int64_t created;
+};
+void seg__hdr_encode(const struct seg_hdr *h, uint8_t *p);
+/* Decodes and checks SEG_HDR_LEN bytes. Returns 0 or VG_ECORRUPT with why. */
+int seg__hdr_decode(const uint8_t *p, struct seg_hdr *h, struct errbuf *why) VG_MUST_USE;
+
+/* segment.md 1.3: "<YYYYMMDDTHHMMSSZ>-<id>.vseg" into out (SEG_NAME_MAX). */
+void seg__name(int64_t part_start, uint64_t id, char *out);
+/* Parses a segment file name; returns true and its id when name is one. */
+bool seg__name_parse(const char *name, uint64_t *id);
+
+/* "<a>/<b>" into out (cap bytes). Returns 0 or -ENAMETOOLONG. */
+int seg__path(char *out, size_t cap, const char *a, const char *b) VG_MUST_USE;
+
+/* segment.md 1.1: the partition of ts. Returns 0 or -EINVAL when it overflows int64. */
+int seg__partition(int64_t ts, int64_t part_ns, int64_t *start, int64_t *end) VG_MUST_USE;
+
+/* What a run of good blocks holds. */
+struct seg_totals {
+    uint64_t count;
+    uint64_t blocks;
+    uint64_t bytes_raw;
+    int64_t ts_min; /* meaningful when count > 0 */
+    int64_t ts_max;
+    uint64_t seq_min;
+    uint64_t seq_max;
+};
+void seg__totals_add(struct seg_totals *t, const struct block_hdr *h);
+bool seg__totals_eq(const struct seg_totals *a, const struct seg_totals *b);
+
+enum seg_state { SEG_OPEN, SEG_SEALED };
+
+/* One catalog row (segment.md 6). */
+struct seg_meta {
+    uint64_t id;
+    char file[SEG_NAME_MAX];
+    int64_t part_start;
+    int64_t part_end;
+    enum seg_state state;
+    struct seg_totals tot;
+    uint64_t bytes; /* committed file size */
+    uint8_t chain_head[VG_SHA256_LEN];
+    int64_t created;
+    int64_t sealed; /* 0 while open */
+};
+
+/* One pass over a segment file (segment.md 4.1): the file header, then block after
+ * block until the end or the first bad one. The writer's recovery, the reader, verify
+ * and the fuzz targets all read segments through this. */
+struct seg_walk {
+    /* in */
+    int fd;
+    uint64_t size;                 /* bytes of the file to consider */
+    const struct seg_meta *expect; /* NULL, or the catalog row the header must match */
+    bool decode;                   /* decompress every block read and check its records */
+    bool skip;                     /* skip blocks outside [since, until) unread */
+    int64_t since;
+    int64_t until;
+    store_rec_fn fn; /* NULL, or called for decoded records in [since, until) */
+    void *arg;
+    bool no_verify;                 /* fuzz targets only: skip checksums and hashes (2, 3.5,
+                                       3.6) to reach the decoding behind them */
+    uint64_t mark_off;              /* when a block ends here, remember chain and totals */
+    struct buf *rbuf;               /* scratch: stored block bytes (max >= seg__rbuf_max) */
+    struct buf *dbuf;               /* scratch: decompressed bytes (max >= BLOCK_MAX_RAW) */
+    struct digest *dg;              /* scratch */
+    struct store_scan_stats *stats; /* NULL, or added to */
+    /* out */
+    bool hdr_ok;
+    struct seg_hdr hdr;
+    uint8_t chain[VG_SHA256_LEN]; /* hash of the last good block, else the genesis hash */
+    uint64_t end;                 /* offset past the last good block (0: header bad) */
+    struct seg_totals tot;        /* of the good blocks (skipped ones by their headers) */
+    bool stopped;                 /* fn returned nonzero (seg__walk returned it) */
+    bool mark_hit;
+    uint8_t mark_chain[VG_SHA256_LEN];
+    struct seg_totals mark_tot;
+    /* when seg__walk returns VG_ECORRUPT */
+    uint64_t bad_off;    /* offset of the bad header or block */
+    bool bad_incomplete; /* it runs past size (in flight or torn) */
+    struct errbuf why;   /* the reason, without the file name */
+};
+/* Limit for seg_walk.rbuf. */
+size_t seg__rbuf_max(void);
+/* Returns 0 (walked to exactly size), fn's nonzero value, VG_ECORRUPT (bad_off,
+ * bad_incomplete and why set; everything before bad_off is good), or -errno from
+ * pread. Blocks on disk I/O. */
+int seg__walk(struct seg_walk *w) VG_MUST_USE;
+
+/* ---- writer.c ---- */
+
+/* Tests only: frees st without committing, as if the process died (kill -9): written
+ * blocks stay in the files, the open blocks are lost. Takes NULL. */
+void store__abandon(struct store *st);
+/* Tests only: an I/O error awaits a successful rollback (segment.md 5.3). */
+bool store__poisoned(const struct store *st);
+
+/* ---- catalog.c: catalog.db (segment.md 6); the only file with <sqlite3.h> ---- */
+
+struct catalog;
+
+/* Opens (writer: creates the schema; readonly: SQLITE_OPEN_READONLY) path. *out owned
+ * by the caller (catalog__close). Returns 0, -ENOENT (readonly, no file), VG_EDB or
+ * VG_EFORMAT with eb set. */
+int catalog__open(const char *path, bool readonly, struct catalog **out,
+                  struct errbuf *eb) VG_MUST_USE;
+void catalog__close(struct catalog *c); /* takes NULL */
+const char *catalog__errmsg(const struct catalog *c);
+
+int catalog__begin(struct catalog *c) VG_MUST_USE;
+int catalog__commit(struct catalog *c) VG_MUST_USE;
+void catalog__rollback(struct catalog *c);
+
+/* Inserts or replaces the row m->id. Returns 0 or VG_EDB. */
+int catalog__put(struct catalog *c, const struct seg_meta *m) VG_MUST_USE;
+/* The open segment of exactly [part_start, part_end) with the highest id: 1 and *out,
+ * 0 when none, or VG_EDB. */
+int catalog__get_open(struct catalog *c, int64_t part_start, int64_t part_end,
+                      struct seg_meta *out) VG_MUST_USE;
+int catalog__seal(struct catalog *c, uint64_t id, int64_t sealed_ns) VG_MUST_USE;
+/* Seals every open row with part_end <= ts; returns how many, or VG_EDB. */
+int catalog__seal_before(struct catalog *c, int64_t ts, int64_t sealed_ns) VG_MUST_USE;
+
+enum catalog_sel {
+    CATALOG_ALL,   /* every row */
+    CATALOG_OPEN,  /* state open */
+    CATALOG_RANGE, /* rows that may hold records in [since, until): open ones by partition,
+                      sealed ones by ts range */
+};
+/* Rows ordered by part_start, then id, into a new array *rows (caller frees) of *n.
+ * Returns 0 or VG_EDB. */
+int catalog__list(struct catalog *c, enum catalog_sel sel, int64_t since, int64_t until,
+                  struct seg_meta **rows, size_t *n) VG_MUST_USE;
+/* Largest id (0 when empty) and 1 + largest seq_max (1 when no records). */
+int catalog__max_id(struct catalog *c, uint64_t *out) VG_MUST_USE;
+int catalog__next_seq(struct catalog *c, uint64_t *out) VG_MUST_USE;
+
+#endif

@@ -1,0 +1,982 @@
+/* store/writer.c: the store writer (schemas/segment.md 5): appends records to the open
+ * block of their partition's open segment, writes full blocks, commits durably, rolls
+ * back failed commits, seals ended partitions and recovers after a crash.
+ *
+ * Invariants, between calls:
+ * - every segment in st->segs has `committed` = what its catalog row says (or will
+ *   say, for a segment created since the last commit: header only), and its file is
+ *   exactly m.bytes long (plus, after a failed write, garbage that the rollback of the
+ *   poisoned cycle removes);
+ * - m.chain_head is the hash of the last block in the file (the genesis hash while
+ *   there is none); the open block chains from it when written;
+ * - at most max_open_segments segments hold an fd, except transiently on errors;
+ * - a segment not dirty, without an fd, is in the catalog and is dropped from memory.
+ *
+ * Thread: one thread uses a struct store (vigild's store thread); every function
+ * blocks on disk I/O. */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "common/xalloc.h"
+#include "store/fsops.h"
+#include "store/store_int.h"
+
+struct seg_writer {
+    struct seg_meta m;         /* as written: bytes = file end, chain_head, totals */
+    struct seg_meta committed; /* as of the last successful commit */
+    int fd;                    /* -1 while evicted (LRU) */
+    bool in_catalog;           /* its row exists */
+    bool created;              /* created since the last commit: fsync segments/ */
+    bool dirty;                /* records or bytes since the last commit */
+    bool synced;               /* dirty bytes already fdatasynced (at eviction) */
+    uint64_t last_use;         /* LRU tick */
+    struct block_builder blk;  /* the open block */
+};
+
+struct store {
+    struct store_opts o;
+    const struct fsops *fs;
+    char dir[PATH_MAX];
+    char segdir[PATH_MAX];
+    int lock_fd;
+    struct catalog *cat;
+    struct seg_writer **segs;
+    size_t nsegs;
+    size_t cap;
+    struct seg_writer *cur; /* the segment of the last append */
+    uint64_t tick;
+    uint64_t next_id;
+    uint64_t next_seq;
+    int poison_rc;   /* an I/O error since the last commit (segment.md 5.3) */
+    struct buf zbuf; /* the block being written: header + compressed data */
+    struct buf rbuf; /* recovery scratch */
+    struct buf dbuf;
+    struct digest *dg;
+    struct store_stats stats;
+};
+
+static int seg_path(const struct store *st, const char *file, char *out)
+{
+    return seg__path(out, PATH_MAX, st->segdir, file);
+}
+
+static size_t fds_open(const struct store *st)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < st->nsegs; i++) {
+        n += st->segs[i]->fd >= 0;
+    }
+    return n;
+}
+
+static struct seg_writer *seg_alloc(const struct seg_meta *m)
+{
+    struct seg_writer *s = xcalloc(1, sizeof(*s));
+    s->m = *m;
+    s->committed = *m;
+    s->fd = -1;
+    block__builder_init(&s->blk);
+    return s;
+}
+
+static void seg_close_fd(struct store *st, struct seg_writer *s)
+{
+    if (s->fd >= 0) {
+        int rc = st->fs->close(st->fs->ctx, s->fd);
+        if (rc < 0) {
+            log_warn("segment '%s': close: %s", s->m.file, vg_strerror(rc));
+        }
+        s->fd = -1;
+    }
+}
+
+static void seg_free(struct store *st, struct seg_writer *s)
+{
+    if (s) {
+        seg_close_fd(st, s);
+        block__builder_release(&s->blk);
+        free(s);
+    }
+}
+
+static void segs_add(struct store *st, struct seg_writer *s)
+{
+    if (st->nsegs == st->cap) {
+        st->cap = st->cap ? 2 * st->cap : 8;
+        st->segs = xrealloc(st->segs, st->cap * sizeof(*st->segs));
+    }
+    st->segs[st->nsegs++] = s;
+}
+
+static void segs_remove(struct store *st, size_t i)
+{
+    if (st->cur == st->segs[i]) {
+        st->cur = NULL;
+    }
+    seg_free(st, st->segs[i]);
+    st->segs[i] = st->segs[--st->nsegs];
+}
+
+/* Compresses and writes s's open block at the end of its file (not synced). On error the
+ * file may hold part of the block past m.bytes; the caller poisons the cycle. */
+static int seg_flush(struct store *st, struct seg_writer *s)
+{
+    struct block_hdr h;
+
+    if (s->blk.count == 0) {
+        return 0;
+    }
+    assert(s->fd >= 0);
+    int rc = block__builder_finish(&s->blk, s->m.chain_head, st->dg, &st->zbuf, &h);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = fsops_pwrite_all(st->fs, s->fd, st->zbuf.data, st->zbuf.len, (int64_t)s->m.bytes);
+    if (rc < 0) {
+        log_error("segment '%s': write of %zu bytes at offset %" PRIu64 " failed: %s", s->m.file,
+                  st->zbuf.len, s->m.bytes, vg_strerror(rc));
+        return rc;
+    }
+    s->m.bytes += st->zbuf.len;
+    memcpy(s->m.chain_head, h.hash, VG_SHA256_LEN);
+    seg__totals_add(&s->m.tot, &h);
+    s->dirty = true;
+    s->synced = false;
+    st->stats.blocks++;
+    st->stats.bytes_raw += h.raw_len;
+    st->stats.bytes_stored += st->zbuf.len;
+    block__builder_reset(&s->blk);
+    return 0;
+}
+
+/* Makes s give up its fd: writes its open block and syncs what it wrote, so no write
+ * error can hide behind a later fd. A clean segment is dropped from memory. */
+static int seg_evict(struct store *st, size_t i)
+{
+    struct seg_writer *s = st->segs[i];
+    int rc = seg_flush(st, s);
+
+    if (rc == 0 && s->dirty && !s->synced && st->o.fsync) {
+        rc = st->fs->fdatasync(st->fs->ctx, s->fd);
+        if (rc < 0) {
+            log_error("segment '%s': fdatasync: %s", s->m.file, vg_strerror(rc));
+        }
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    s->synced = true;
+    if (!s->dirty) {
+        segs_remove(st, i);
+        return 0;
+    }
+    seg_close_fd(st, s);
+    block__builder_release(&s->blk);
+    if (st->cur == s) {
+        st->cur = NULL;
+    }
+    return 0;
+}
+
+/* Frees an fd slot when max_open_segments are open, evicting the least recently used
+ * segment other than keep. */
+static int make_room(struct store *st, const struct seg_writer *keep)
+{
+    while (fds_open(st) >= (size_t)st->o.max_open_segments) {
+        size_t lru = SIZE_MAX;
+        for (size_t i = 0; i < st->nsegs; i++) {
+            struct seg_writer *s = st->segs[i];
+            if (s->fd >= 0 && s != keep &&
+                (lru == SIZE_MAX || s->last_use < st->segs[lru]->last_use)) {
+                lru = i;
+            }
+        }
+        if (lru == SIZE_MAX) {
+            return 0;
+        }
+        int rc = seg_evict(st, lru);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int seg_open_fd(struct store *st, struct seg_writer *s)
+{
+    char path[PATH_MAX];
+    int rc = seg_path(st, s->m.file, path);
+
+    if (rc == 0) {
+        rc = st->fs->open(st->fs->ctx, path, O_WRONLY, 0);
+    }
+    if (rc < 0) {
+        log_error("segment '%s': cannot open: %s", s->m.file, vg_strerror(rc));
+        return rc;
+    }
+    s->fd = rc;
+    return 0;
+}
+
+/* segment.md 5.1: a new segment for [start, end). */
+static int seg_create(struct store *st, int64_t start, int64_t end, struct seg_writer **out)
+{
+    struct seg_meta m;
+    struct seg_hdr h = { .version = SEG_VERSION };
+    uint8_t hb[SEG_HDR_LEN];
+    char path[PATH_MAX];
+
+    memset(&m, 0, sizeof(m));
+    m.id = st->next_id;
+    m.part_start = start;
+    m.part_end = end;
+    m.state = SEG_OPEN;
+    m.bytes = SEG_HDR_LEN;
+    m.created = vg_now_ns();
+    seg__name(start, m.id, m.file);
+    h.part_start = start;
+    h.part_ns = end - start;
+    h.id = m.id;
+    h.created = m.created;
+    seg__hdr_encode(&h, hb);
+    vg_sha256(hb, SEG_HDR_LEN, m.chain_head);
+
+    int rc = seg_path(st, m.file, path);
+    if (rc < 0) {
+        return rc;
+    }
+    int fd = st->fs->open(st->fs->ctx, path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+    if (fd < 0) {
+        log_error("segment '%s': cannot create: %s", m.file, vg_strerror(fd));
+        return fd;
+    }
+    st->next_id++; /* never reuse an id whose file may exist */
+    rc = fsops_pwrite_all(st->fs, fd, hb, SEG_HDR_LEN, 0);
+    if (rc < 0) {
+        log_error("segment '%s': cannot write header: %s", m.file, vg_strerror(rc));
+        st->fs->close(st->fs->ctx, fd);
+        int urc = st->fs->unlink(st->fs->ctx, path);
+        if (urc < 0) {
+            log_warn("segment '%s': cannot remove: %s", m.file, vg_strerror(urc));
+        }
+        return rc;
+    }
+    struct seg_writer *s = seg_alloc(&m);
+    s->fd = fd;
+    s->created = true;
+    s->dirty = true; /* its row and directory entry come with the next commit */
+    *out = s;
+    log_debug("segment '%s': created", m.file);
+    return 0;
+}
+
+/* Continues an open segment known to the catalog (evicted earlier, or from a previous
+ * run: recovery made the file agree with the row). Returns 1 and *out, 0 when the file
+ * no longer agrees (the row is sealed; the caller creates a new segment), or < 0. */
+static int seg_reopen(struct store *st, const struct seg_meta *m, struct seg_writer **out)
+{
+    struct seg_writer *s = seg_alloc(m);
+    struct stat sb;
+    int rc = seg_open_fd(st, s);
+
+    if (rc < 0) {
+        seg_free(st, s);
+        return rc;
+    }
+    if (fstat(s->fd, &sb) != 0) {
+        rc = -errno;
+        seg_free(st, s);
+        return rc;
+    }
+    if ((uint64_t)sb.st_size != m->bytes) {
+        log_error("segment '%s': file is %lld bytes, the catalog says %" PRIu64
+                  "; sealing it and starting a new segment",
+                  m->file, (long long)sb.st_size, m->bytes);
+        seg_free(st, s);
+        rc = catalog__seal(st->cat, m->id, vg_now_ns());
+        return rc < 0 ? rc : 0;
+    }
+    s->in_catalog = true;
+    *out = s;
+    return 1;
+}
+
+/* The segment for ts, opened or created; st->cur afterwards. */
+static int seg_for(struct store *st, int64_t ts, struct seg_writer **out)
+{
+    int64_t start;
+    int64_t end;
+    struct seg_writer *s = NULL;
+    struct seg_meta m;
+    int rc = seg__partition(ts, st->o.partition_ns, &start, &end);
+
+    if (rc < 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < st->nsegs; i++) {
+        if (st->segs[i]->m.part_start == start && st->segs[i]->m.part_end == end) {
+            s = st->segs[i];
+            break;
+        }
+    }
+    if (s && s->fd < 0) {
+        rc = make_room(st, s);
+        if (rc == 0) {
+            rc = seg_open_fd(st, s);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (!s) {
+        rc = make_room(st, NULL);
+        if (rc < 0) {
+            return rc;
+        }
+        rc = catalog__get_open(st->cat, start, end, &m);
+        if (rc > 0) {
+            rc = seg_reopen(st, &m, &s);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 0) {
+            rc = seg_create(st, start, end, &s);
+            if (rc < 0) {
+                return rc;
+            }
+        }
+        segs_add(st, s);
+    }
+    s->last_use = ++st->tick;
+    st->cur = s;
+    *out = s;
+    return 0;
+}
+
+static int store_rollback(struct store *st);
+
+/* segment.md 5.3: an I/O error ends the cycle: roll back now, so the store is usable
+ * again (a failed rollback is retried before the next write). Returns rc. */
+static int store_fail(struct store *st, int rc)
+{
+    st->poison_rc = store_rollback(st) < 0 ? rc : 0;
+    return rc;
+}
+
+/* Retries a rollback that failed. Returns 0 once the files are back at their committed
+ * sizes, else the error that started it. */
+static int store_unpoison(struct store *st)
+{
+    if (store_rollback(st) < 0) {
+        return st->poison_rc;
+    }
+    st->poison_rc = 0;
+    return 0;
+}
+
+int store_append(struct store *st, int64_t ts, uint64_t seq, struct span rec)
+{
+    struct seg_writer *s = st->cur;
+    int rc;
+
+    if (st->poison_rc < 0 && (rc = store_unpoison(st)) < 0) {
+        return rc;
+    }
+    if (rec.n == 0 || seq < st->next_seq) {
+        return -EINVAL;
+    }
+    if (rec.n > BLOCK_MAX_REC) {
+        return VG_ELIMIT;
+    }
+    if (!s || ts < s->m.part_start || ts >= s->m.part_end) {
+        rc = seg_for(st, ts, &s);
+        if (rc == -EINVAL) {
+            return rc; /* the partition overflows int64: nothing happened */
+        }
+        if (rc < 0) {
+            return store_fail(st, rc);
+        }
+    }
+    if (s->blk.count > 0 && s->blk.raw.len + block__entry_len(rec.n) > st->o.block_bytes) {
+        rc = seg_flush(st, s);
+        if (rc < 0) {
+            return store_fail(st, rc);
+        }
+    }
+    rc = block__builder_add(&s->blk, ts, seq, rec);
+    if (rc < 0) {
+        return rc;
+    }
+    s->dirty = true;
+    st->next_seq = seq + 1;
+    st->stats.records++;
+    return 0;
+}
+
+uint64_t store_next_seq(const struct store *st)
+{
+    return st->next_seq;
+}
+
+/* segment.md 5.3: back to the last commit. Returns 0, or the error of a truncation
+ * that failed (the segment stays dirty and is retried by the next rollback). */
+static int seg_rollback(struct store *st, struct seg_writer *s)
+{
+    bool had_fd = s->fd >= 0;
+    int rc = 0;
+
+    block__builder_reset(&s->blk);
+    if (s->dirty) {
+        if (!had_fd) {
+            rc = seg_open_fd(st, s);
+        }
+        if (rc == 0) {
+            rc = st->fs->ftruncate(st->fs->ctx, s->fd, (int64_t)s->committed.bytes);
+            if (rc < 0) {
+                log_error("segment '%s': cannot truncate back to %" PRIu64 " bytes: %s", s->m.file,
+                          s->committed.bytes, vg_strerror(rc));
+            }
+        }
+        if (!had_fd) {
+            seg_close_fd(st, s);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    s->m = s->committed;
+    s->dirty = !s->in_catalog; /* a new file still needs its row */
+    if (had_fd) {
+        s->synced = false;
+    } /* else eviction synced it, and the header it kept is unchanged */
+    return 0;
+}
+
+static int store_rollback(struct store *st)
+{
+    int first = 0;
+
+    for (size_t i = 0; i < st->nsegs; i++) {
+        int rc = seg_rollback(st, st->segs[i]);
+        if (rc < 0 && first == 0) {
+            first = rc;
+        }
+    }
+    return first;
+}
+
+int store_commit(struct store *st)
+{
+    bool any = false;
+    bool need_dir = false;
+    int rc;
+
+    if (st->poison_rc < 0 && (rc = store_unpoison(st)) < 0) {
+        return rc;
+    }
+    /* segment.md 5.2 (a): write the open blocks. */
+    for (size_t i = 0; i < st->nsegs; i++) {
+        struct seg_writer *s = st->segs[i];
+        if (s->blk.count > 0) {
+            rc = seg_flush(st, s);
+            if (rc < 0) {
+                goto fail;
+            }
+        }
+    }
+    /* (b) make them durable. */
+    for (size_t i = 0; i < st->nsegs; i++) {
+        struct seg_writer *s = st->segs[i];
+        if (!s->dirty) {
+            continue;
+        }
+        any = true;
+        need_dir |= s->created;
+        if (st->o.fsync && !s->synced) {
+            /* Eviction syncs before it closes the fd, so this is an open segment. */
+            assert(s->fd >= 0);
+            rc = st->fs->fdatasync(st->fs->ctx, s->fd);
+            if (rc < 0) {
+                log_error("segment '%s': fdatasync: %s", s->m.file, vg_strerror(rc));
+                goto fail;
+            }
+        }
+    }
+    if (!any) {
+        return 0;
+    }
+    if (need_dir && st->o.fsync) {
+        rc = st->fs->fsync_dir(st->fs->ctx, st->segdir);
+        if (rc < 0) {
+            log_error("store '%s': fsync of segments/: %s", st->dir, vg_strerror(rc));
+            goto fail;
+        }
+    }
+    /* (c) then tell the catalog, in one transaction. */
+    rc = catalog__begin(st->cat);
+    for (size_t i = 0; rc == 0 && i < st->nsegs; i++) {
+        if (st->segs[i]->dirty) {
+            rc = catalog__put(st->cat, &st->segs[i]->m);
+        }
+    }
+    if (rc == 0) {
+        rc = catalog__commit(st->cat);
+    }
+    if (rc < 0) {
+        catalog__rollback(st->cat);
+        goto fail;
+    }
+    for (size_t i = st->nsegs; i-- > 0;) {
+        struct seg_writer *s = st->segs[i];
+        if (s->dirty) {
+            s->committed = s->m;
+            s->in_catalog = true;
+            s->created = false;
+            s->dirty = false;
+            s->synced = false;
+        }
+        if (s->fd < 0) {
+            segs_remove(st, i);
+        }
+    }
+    st->stats.commits++;
+    return 0;
+fail:
+    return store_fail(st, rc);
+}
+
+int store_seal_before(struct store *st, int64_t ts)
+{
+    int rc;
+
+    for (size_t i = 0; i < st->nsegs; i++) {
+        struct seg_writer *s = st->segs[i];
+        if (s->m.part_end <= ts && (s->dirty || s->blk.count > 0)) {
+            rc = store_commit(st);
+            if (rc < 0) {
+                return rc;
+            }
+            break;
+        }
+    }
+    for (size_t i = st->nsegs; i-- > 0;) {
+        if (st->segs[i]->m.part_end <= ts) {
+            segs_remove(st, i);
+        }
+    }
+    rc = catalog__seal_before(st->cat, ts, vg_now_ns());
+    if (rc > 0) {
+        log_debug("store '%s': sealed %d segments", st->dir, rc);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+void store_get_stats(const struct store *st, struct store_stats *out)
+{
+    *out = st->stats;
+    out->segments_open = st->nsegs;
+}
+
+/* ---- opening and recovery (segment.md 5.4) ---- */
+
+static int check_opts(const struct store_opts *o, struct store_opts *out, struct errbuf *eb)
+{
+    *out = *o;
+    if (!o->dir || !*o->dir) {
+        errbuf_set(eb, "store: no directory given");
+        return VG_ECONFIG;
+    }
+    if (strlen(o->dir) > PATH_MAX - 2 * SEG_NAME_MAX) {
+        errbuf_set(eb, "store '%s': path too long", o->dir);
+        return VG_ECONFIG;
+    }
+    if (o->partition_ns < VG_NS_PER_SEC || o->partition_ns > 366 * 86400 * VG_NS_PER_SEC) {
+        errbuf_set(eb, "store '%s': partition length %lld ns is not between 1s and 366d", o->dir,
+                   (long long)o->partition_ns);
+        return VG_ECONFIG;
+    }
+    if (out->block_bytes == 0) {
+        out->block_bytes = STORE_DEFAULT_BLOCK_BYTES;
+    }
+    if (out->block_bytes < 4096 || out->block_bytes > (16u << 20)) {
+        errbuf_set(eb, "store '%s': block size %zu is not between 4KiB and 16MiB", o->dir,
+                   o->block_bytes);
+        return VG_ECONFIG;
+    }
+    if (out->max_open_segments == 0) {
+        out->max_open_segments = STORE_DEFAULT_MAX_OPEN;
+    }
+    if (out->max_open_segments < 1 || out->max_open_segments > 4096) {
+        errbuf_set(eb, "store '%s': max open segments %d is not between 1 and 4096", o->dir,
+                   o->max_open_segments);
+        return VG_ECONFIG;
+    }
+    return 0;
+}
+
+/* mkdir that is durable: fsyncs the parent when it created the directory. */
+static int make_dir(struct store *st, const char *path, const char *parent, struct errbuf *eb)
+{
+    int rc = st->fs->mkdir(st->fs->ctx, path, 0750);
+
+    if (rc == -EEXIST) {
+        struct stat sb;
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            return 0;
+        }
+        errbuf_set(eb, "store: '%s' exists and is not a directory", path);
+        return -ENOTDIR;
+    }
+    if (rc == 0) {
+        rc = st->fs->fsync_dir(st->fs->ctx, parent);
+    }
+    if (rc < 0) {
+        errbuf_set(eb, "store: cannot create '%s': %s", path, vg_strerror(rc));
+    }
+    return rc;
+}
+
+static void parent_of(const char *path, char *out)
+{
+    snprintf(out, PATH_MAX, "%s", path);
+    char *slash = strrchr(out, '/');
+    while (slash && slash > out && slash[1] == 0) { /* trailing slashes */
+        *slash = 0;
+        slash = strrchr(out, '/');
+    }
+    if (!slash) {
+        snprintf(out, PATH_MAX, ".");
+    } else if (slash == out) {
+        out[1] = 0;
+    } else {
+        *slash = 0;
+    }
+}
+
+static int take_lock(struct store *st, struct errbuf *eb)
+{
+    char path[PATH_MAX];
+
+    if (seg__path(path, sizeof(path), st->dir, "LOCK") < 0) {
+        errbuf_set(eb, "store '%s': path too long", st->dir);
+        return -ENAMETOOLONG;
+    }
+    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (st->lock_fd < 0) {
+        int rc = -errno;
+        errbuf_set(eb, "store: cannot open lock file '%s': %s", path, vg_strerror(rc));
+        return rc;
+    }
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int rc = -errno;
+        if (rc == -EWOULDBLOCK) {
+            errbuf_set(eb, "store '%s' is in use by another writer (lock '%s' is held)", st->dir,
+                       path);
+        } else {
+            errbuf_set(eb, "store: cannot lock '%s': %s", path, vg_strerror(rc));
+        }
+        return rc;
+    }
+    return 0;
+}
+
+/* segment.md 5.4 for one file; row is its catalog row or NULL. */
+static int recover_file(struct store *st, const char *file, const struct seg_meta *row,
+                        struct errbuf *eb)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    struct seg_walk w;
+    uint64_t id = 0;
+    int rc = seg_path(st, file, path);
+
+    if (rc < 0) {
+        return rc;
+    }
+    int fd = st->fs->open(st->fs->ctx, path, O_RDWR, 0);
+    if (fd == -ENOENT && row) {
+        log_error("segment '%s': file missing (catalog lists %" PRIu64 " records); sealed", file,
+                  row->tot.count);
+        return catalog__seal(st->cat, row->id, vg_now_ns());
+    }
+    if (fd < 0) {
+        errbuf_set(eb, "recovery: cannot open segment '%s': %s", path, vg_strerror(fd));
+        return fd;
+    }
+    if (fstat(fd, &sb) != 0) {
+        rc = -errno;
+        errbuf_set(eb, "recovery: cannot stat segment '%s': %s", path, vg_strerror(rc));
+        goto out;
+    }
+    memset(&w, 0, sizeof(w));
+    w.fd = fd;
+    w.size = (uint64_t)sb.st_size;
+    w.expect = row;
+    w.rbuf = &st->rbuf;
+    w.dbuf = &st->dbuf;
+    w.dg = st->dg;
+    w.mark_off = UINT64_MAX;
+    rc = seg__walk(&w);
+    if (rc < 0 && rc != VG_ECORRUPT) {
+        errbuf_set(eb, "recovery: cannot read segment '%s': %s", path, vg_strerror(rc));
+        goto out;
+    }
+    uint64_t committed = row ? row->bytes : 0;
+    if (!w.hdr_ok || (!row && (!seg__name_parse(file, &id) || id != w.hdr.id))) {
+        if (!row && w.bad_incomplete) {
+            /* Created, never committed, header not even complete: nothing to keep. */
+            log_warn("segment '%s': torn file header (%" PRIu64 " bytes) and no catalog row: "
+                     "removed",
+                     file, w.size);
+            st->fs->close(st->fs->ctx, fd);
+            fd = -1;
+            rc = st->fs->unlink(st->fs->ctx, path);
+            if (rc == 0) {
+                rc = st->fs->fsync_dir(st->fs->ctx, st->segdir);
+            }
+            if (rc < 0) {
+                errbuf_set(eb, "recovery: cannot remove '%s': %s", path, vg_strerror(rc));
+            }
+            goto out;
+        }
+        if (!row) {
+            log_error("segment '%s': %s; not a segment of this store, left alone", file,
+                      w.hdr_ok ? "file name does not match its header" : errbuf_msg(&w.why));
+            rc = 0;
+            goto out;
+        }
+        log_error("segment '%s': %s; kept for inspection and sealed", file, errbuf_msg(&w.why));
+        rc = catalog__seal(st->cat, row->id, vg_now_ns());
+        goto out;
+    }
+    if (rc == VG_ECORRUPT) {
+        if (w.bad_off < committed && !(w.bad_incomplete && w.size < committed)) {
+            log_error("segment '%s': corrupt block at offset %" PRIu64
+                      " inside committed data (%s); kept, segment sealed",
+                      file, w.bad_off, errbuf_msg(&w.why));
+            rc = catalog__seal(st->cat, row->id, vg_now_ns());
+            goto out;
+        }
+        log_warn("segment '%s': torn tail at offset %" PRIu64 " (%s): cutting %" PRIu64 " bytes%s",
+                 file, w.bad_off, errbuf_msg(&w.why), w.size - w.bad_off,
+                 w.bad_off < committed ? "; the catalog recorded them as committed" : "");
+        rc = st->fs->ftruncate(st->fs->ctx, fd, (int64_t)w.bad_off);
+        if (rc == 0) {
+            rc = st->fs->fdatasync(st->fs->ctx, fd);
+        }
+        if (rc < 0) {
+            errbuf_set(eb, "recovery: cannot cut the torn tail of '%s': %s", path, vg_strerror(rc));
+            goto out;
+        }
+    }
+    struct seg_meta m;
+    memset(&m, 0, sizeof(m));
+    m.id = w.hdr.id;
+    snprintf(m.file, sizeof(m.file), "%s", file);
+    m.part_start = w.hdr.part_start;
+    m.part_end = w.hdr.part_start + w.hdr.part_ns;
+    m.state = SEG_OPEN;
+    m.tot = w.tot;
+    m.bytes = w.end;
+    memcpy(m.chain_head, w.chain, VG_SHA256_LEN);
+    m.created = w.hdr.created;
+    if (!row) {
+        log_warn("segment '%s': not in the catalog (%" PRIu64 " records); added", file,
+                 m.tot.count);
+        rc = st->fs->fsync_dir(st->fs->ctx, st->segdir);
+        if (rc < 0) {
+            errbuf_set(eb, "recovery: fsync of '%s': %s", st->segdir, vg_strerror(rc));
+            goto out;
+        }
+    }
+    rc = catalog__put(st->cat, &m);
+    if (rc < 0) {
+        errbuf_set(eb, "recovery: cannot update catalog: %s", catalog__errmsg(st->cat));
+    }
+out:
+    if (fd >= 0) {
+        st->fs->close(st->fs->ctx, fd);
+    }
+    return rc;
+}
+
+static int cmp_meta_id(const void *a, const void *b)
+{
+    uint64_t x = ((const struct seg_meta *)a)->id;
+    uint64_t y = ((const struct seg_meta *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+static int recover(struct store *st, struct errbuf *eb)
+{
+    struct seg_meta *rows = NULL;
+    size_t n = 0;
+    DIR *d = NULL;
+    struct dirent *e;
+    uint64_t max_id = 0;
+    int rc = catalog__list(st->cat, CATALOG_ALL, 0, 0, &rows, &n);
+
+    if (rc < 0) {
+        errbuf_set(eb, "recovery: cannot list catalog: %s", catalog__errmsg(st->cat));
+        return rc;
+    }
+    if (n > 0) {
+        qsort(rows, n, sizeof(*rows), cmp_meta_id);
+    }
+    for (size_t i = 0; i < n; i++) {
+        max_id = rows[i].id > max_id ? rows[i].id : max_id;
+    }
+    /* Files without a row first (they were created after the last commit). */
+    d = opendir(st->segdir);
+    if (!d) {
+        rc = -errno;
+        errbuf_set(eb, "recovery: cannot list '%s': %s", st->segdir, vg_strerror(rc));
+        goto out;
+    }
+    while ((e = readdir(d)) != NULL) {
+        uint64_t id;
+        struct seg_meta key;
+        if (!seg__name_parse(e->d_name, &id)) {
+            continue;
+        }
+        max_id = id > max_id ? id : max_id;
+        key.id = id;
+        if (n == 0 || bsearch(&key, rows, n, sizeof(*rows), cmp_meta_id) == NULL) {
+            rc = recover_file(st, e->d_name, NULL, eb);
+            if (rc < 0) {
+                goto out;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].state == SEG_OPEN) {
+            rc = recover_file(st, rows[i].file, &rows[i], eb);
+            if (rc < 0) {
+                goto out;
+            }
+        }
+    }
+    st->next_id = max_id + 1;
+    rc = catalog__next_seq(st->cat, &st->next_seq);
+    if (rc < 0) {
+        errbuf_set(eb, "recovery: %s", catalog__errmsg(st->cat));
+    }
+out:
+    if (d) {
+        closedir(d);
+    }
+    free(rows);
+    return rc;
+}
+
+int store_open(const struct store_opts *o, struct store **out, struct errbuf *eb)
+{
+    struct store *st = xcalloc(1, sizeof(*st));
+    char path[PATH_MAX];
+    int rc;
+
+    st->lock_fd = -1;
+    rc = check_opts(o, &st->o, eb);
+    if (rc < 0) {
+        free(st);
+        return rc;
+    }
+    st->fs = o->fs ? o->fs : fsops_default();
+    snprintf(st->dir, sizeof(st->dir), "%s", o->dir);
+    if (seg__path(st->segdir, sizeof(st->segdir), o->dir, "segments") < 0) {
+        free(st);
+        errbuf_set(eb, "store '%s': path too long", o->dir);
+        return VG_ECONFIG;
+    }
+    buf_init(&st->zbuf, BLOCK_HDR_LEN + (size_t)BLOCK_MAX_RAW + BLOCK_MAX_RAW / 255 + 16);
+    buf_init(&st->rbuf, seg__rbuf_max());
+    buf_init(&st->dbuf, BLOCK_MAX_RAW);
+    st->dg = digest_new();
+
+    parent_of(st->dir, path);
+    rc = make_dir(st, st->dir, path, eb);
+    if (rc == 0) {
+        rc = make_dir(st, st->segdir, st->dir, eb);
+    }
+    if (rc == 0) {
+        rc = take_lock(st, eb);
+    }
+    if (rc < 0) {
+        goto fail;
+    }
+    rc = seg__path(path, sizeof(path), st->dir, "catalog.db");
+    if (rc < 0) {
+        goto fail;
+    }
+    rc = catalog__open(path, false, &st->cat, eb);
+    if (rc < 0) {
+        goto fail;
+    }
+    rc = recover(st, eb);
+    if (rc < 0) {
+        goto fail;
+    }
+    buf_release(&st->rbuf); /* recovery scratch; can be large */
+    buf_release(&st->dbuf);
+    *out = st;
+    return 0;
+fail:
+    store_close(st);
+    return rc;
+}
+
+static void store_free(struct store *st)
+{
+    for (size_t i = 0; i < st->nsegs; i++) {
+        seg_free(st, st->segs[i]);
+    }
+    free(st->segs);
+    catalog__close(st->cat);
+    if (st->lock_fd >= 0) {
+        close(st->lock_fd); /* releases the flock */
+    }
+    buf_release(&st->zbuf);
+    buf_release(&st->rbuf);
+    buf_release(&st->dbuf);
+    digest_free(st->dg);
+    free(st);
+}
+
+void store__abandon(struct store *st)
+{
+    if (st) {
+        store_free(st);
+    }
+}
+
+bool store__poisoned(const struct store *st)
+{
+    return st->poison_rc < 0;
+}
+
+void store_close(struct store *st)
+{
+    if (!st) {
+        return;
+    }
+    if (st->cat) {
+        int rc = store_commit(st);
+        if (rc < 0) {
+            log_error("store '%s': final commit failed: %s", st->dir, vg_strerror(rc));
+        }
+    }
+    store_free(st);
+}
