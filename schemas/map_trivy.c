@@ -3,7 +3,8 @@
  * generator emit (a finding's fields next to ArtifactName and a k8s object). Whole
  * Trivy reports are split into such findings by the HTTPS listener before this.
  *
- * cve = VulnerabilityID, package = PkgName, object = PkgName "@" InstalledVersion (the
+ * cve = VulnerabilityID (misconfiguration and secret findings: rule = ID/AVDID or RuleID,
+ * object = Target), package = PkgName, object = PkgName "@" InstalledVersion (the
  * installed package, so "which images run libc6@2.36-9" is one filter), image =
  * ArtifactName, severity from Severity (CRITICAL critical, HIGH error, MEDIUM warning,
  * LOW notice, UNKNOWN info), message = Title, namespace/pod/container_name/host from
@@ -19,11 +20,21 @@ int map__trivy(const struct map__top *t, struct rec *r, struct buf *scratch, str
     struct span ver;
     int64_t ns;
 
-    if (!map__str(t->v[MT_VULN_ID], &s)) {
-        errbuf_set(eb, "trivy finding without a VulnerabilityID");
+    if (map__str(t->v[MT_VULN_ID], &s)) {
+        rec_set(r, VG_F_CVE, s);
+    } else if (map__get_str(r->raw, "ID", &s) || map__get_str(r->raw, "AVDID", &s) ||
+               map__get_str(r->raw, "RuleID", &s)) {
+        /* A misconfiguration (ID, AVDID) or secret (RuleID) finding, as
+         * schemas/trivy_report.c splits them from a report: the check is the rule, the
+         * file or k8s object it was found in the object. */
+        rec_set(r, VG_F_RULE, s);
+        if (map__get_str(r->raw, "Target", &s)) {
+            rec_set(r, VG_F_OBJECT, s);
+        }
+    } else {
+        errbuf_set(eb, "trivy finding without a VulnerabilityID, ID or RuleID");
         return VG_EFORMAT;
     }
-    rec_set(r, VG_F_CVE, s);
     rec_set(r, VG_F_SOURCE, SPAN_LIT("trivy"));
     rec_set(r, VG_F_KIND, SPAN_LIT("scan"));
     if (map__str(t->v[MT_PKG_NAME], &pkg)) {
