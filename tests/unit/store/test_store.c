@@ -987,20 +987,28 @@ static int fault_run(const struct tdir *t, struct fault *f)
     uint64_t pending[8 * 40];
     size_t npending = 0;
     for (int batch = 0; st && batch < 8; batch++) {
+        int fired = f->fired;
+        bool failed = false;
         for (int i = 0; i < 40; i++, seq++) {
             int64_t ts = T0 + (int64_t)(seq / 7 % 3) * HOUR + (int64_t)seq;
             if (append(st, ts, seq) == 0) {
                 pending[npending++] = seq;
             } else {
                 npending = 0;
+                failed = true;
             }
         }
         if (store_commit(st) == 0) {
             for (size_t i = 0; i < npending; i++) {
                 acked[pending[i]] = true;
             }
+        } else {
+            failed = true;
         }
         npending = 0;
+        if (f->fired != fired) {
+            assert_true(failed); /* no I/O error is swallowed */
+        }
     }
     bool may_keep_unacked = st && store__poisoned(st); /* a rollback failed */
     store__abandon(st);                                /* kill -9 */
