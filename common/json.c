@@ -2,69 +2,199 @@
 #include "common/json.h"
 
 #include <errno.h>
-#include <jansson.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <yajl/yajl_parse.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/mp.h"
 
-static int put_json(struct buf *out, json_t *j, int depth)
-{
-    int rc;
+/* JSON -> msgpack with yajl's event (SAX) parser: each value is packed as it is
+ * lexed, with no document tree. A container's element count is unknown until it
+ * closes, so its header is written as map32/array32 and shrunk to the smallest form
+ * on close (the bytes after it move left by 2 or 4), which keeps the output identical
+ * to a packer that knew the count. */
+struct j2m {
+    struct buf *out;
+    struct {
+        size_t hdr;
+        uint32_t count;
+        bool map;
+    } st[MP_MAX_DEPTH];
+    int depth;
+    int err;   /* VG_ELIMIT or VG_EFORMAT set by a callback */
+    bool done; /* the first complete value has been packed */
+    const char *why;
+};
 
-    if (depth > MP_MAX_DEPTH) {
-        return VG_EFORMAT;
+static int j2m_fail(struct j2m *j, int rc, const char *why)
+{
+    j->err = rc;
+    j->why = why;
+    return 0; /* cancels the parse */
+}
+
+/* After a complete value: count it in its array, or stop at the top level. */
+static int j2m_value(struct j2m *j, int rc)
+{
+    if (rc < 0) {
+        return j2m_fail(j, VG_ELIMIT, NULL);
     }
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: {
-        const char *key;
-        json_t *v;
-        if ((rc = mp_put_map(out, (uint32_t)json_object_size(j))) < 0) {
-            return rc;
-        }
-        json_object_foreach(j, key, v)
-        {
-            if ((rc = mp_put_cstr(out, key)) < 0 || (rc = put_json(out, v, depth + 1)) < 0) {
-                return rc;
-            }
-        }
+    if (j->depth == 0) {
+        j->done = true;
         return 0;
     }
-    case JSON_ARRAY: {
-        size_t i;
-        json_t *v;
-        if ((rc = mp_put_array(out, (uint32_t)json_array_size(j))) < 0) {
-            return rc;
+    if (!j->st[j->depth - 1].map) {
+        j->st[j->depth - 1].count++;
+    }
+    return 1;
+}
+
+static int on_null(void *ctx)
+{
+    struct j2m *j = ctx;
+    return j2m_value(j, mp_put_nil(j->out));
+}
+
+static int on_bool(void *ctx, int b)
+{
+    struct j2m *j = ctx;
+    return j2m_value(j, mp_put_bool(j->out, b != 0));
+}
+
+/* Numbers arrive as text: integers stay exact int64 (or uint64), others are doubles. */
+static int on_number(void *ctx, const char *s, size_t n)
+{
+    struct j2m *j = ctx;
+    struct span sp = { (const uint8_t *)s, n };
+    int64_t i;
+    uint64_t u;
+    char tmp[64];
+
+    if (!memchr(s, '.', n) && !memchr(s, 'e', n) && !memchr(s, 'E', n)) {
+        if (parse_i64(sp, INT64_MIN, INT64_MAX, &i) == 0) {
+            return j2m_value(j, mp_put_i64(j->out, i));
         }
-        json_array_foreach(j, i, v)
-        {
-            if ((rc = put_json(out, v, depth + 1)) < 0) {
-                return rc;
-            }
+        if (parse_u64(sp, UINT64_MAX, &u) == 0) {
+            return j2m_value(j, mp_put_u64(j->out, u));
         }
+    }
+    if (n >= sizeof(tmp)) {
+        return j2m_fail(j, VG_EFORMAT, "number longer than 63 characters");
+    }
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    return j2m_value(j, mp_put_f64(j->out, strtod(tmp, NULL)));
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t n)
+{
+    struct j2m *j = ctx;
+    return j2m_value(j, mp_put_str(j->out, s, n));
+}
+
+static int on_key(void *ctx, const unsigned char *s, size_t n)
+{
+    struct j2m *j = ctx;
+    j->st[j->depth - 1].count++;
+    return mp_put_str(j->out, s, n) < 0 ? j2m_fail(j, VG_ELIMIT, NULL) : 1;
+}
+
+static int j2m_open(struct j2m *j, bool map)
+{
+    const uint8_t h[5] = { map ? 0xdf : 0xdd, 0, 0, 0, 0 };
+
+    if (j->depth >= MP_MAX_DEPTH) {
+        return j2m_fail(j, VG_EFORMAT, "nesting deeper than 64 levels");
+    }
+    if (j->depth > 0 && !j->st[j->depth - 1].map) {
+        j->st[j->depth - 1].count++;
+    }
+    j->st[j->depth].hdr = j->out->len;
+    j->st[j->depth].count = 0;
+    j->st[j->depth].map = map;
+    if (buf_append(j->out, h, sizeof(h)) < 0) {
+        return j2m_fail(j, VG_ELIMIT, NULL);
+    }
+    j->depth++;
+    return 1;
+}
+
+static int on_close(void *ctx)
+{
+    struct j2m *j = ctx;
+    j->depth--;
+    uint32_t n = j->st[j->depth].count;
+    bool map = j->st[j->depth].map;
+    uint8_t *p = j->out->data + j->st[j->depth].hdr;
+    size_t tail = j->out->len - j->st[j->depth].hdr - 5;
+
+    if (n < 16) {
+        p[0] = (uint8_t)((map ? 0x80 : 0x90) | n);
+        memmove(p + 1, p + 5, tail);
+        j->out->len -= 4;
+    } else if (n <= UINT16_MAX) {
+        p[0] = map ? 0xde : 0xdc;
+        p[1] = (uint8_t)(n >> 8);
+        p[2] = (uint8_t)n;
+        memmove(p + 3, p + 5, tail);
+        j->out->len -= 2;
+    } else {
+        p[1] = (uint8_t)(n >> 24);
+        p[2] = (uint8_t)(n >> 16);
+        p[3] = (uint8_t)(n >> 8);
+        p[4] = (uint8_t)n;
+    }
+    j->out->data[j->out->len] = 0;
+    if (j->depth == 0) {
+        j->done = true;
         return 0;
     }
-    case JSON_STRING:
-        return mp_put_str(out, json_string_value(j), json_string_length(j));
-    case JSON_INTEGER:
-        return mp_put_i64(out, json_integer_value(j));
-    case JSON_REAL:
-        return mp_put_f64(out, json_real_value(j));
-    case JSON_TRUE:
-        return mp_put_bool(out, true);
-    case JSON_FALSE:
-        return mp_put_bool(out, false);
-    case JSON_NULL:
-    default:
-        return mp_put_nil(out);
+    return 1;
+}
+
+static int on_start_map(void *ctx)
+{
+    return j2m_open(ctx, true);
+}
+
+static int on_start_array(void *ctx)
+{
+    return j2m_open(ctx, false);
+}
+
+static const yajl_callbacks j2m_callbacks = {
+    .yajl_null = on_null,
+    .yajl_boolean = on_bool,
+    .yajl_number = on_number,
+    .yajl_string = on_string,
+    .yajl_start_map = on_start_map,
+    .yajl_map_key = on_key,
+    .yajl_end_map = on_close,
+    .yajl_start_array = on_start_array,
+    .yajl_end_array = on_close,
+};
+
+/* "line L column C" of byte offset off in text (both 1-based). */
+static void line_col(struct span text, size_t off, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off && i < text.n; i++) {
+        if (text.p[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
     }
 }
 
 int json_to_mp(struct span text, struct buf *out, size_t *used, struct errbuf *eb)
 {
     size_t skip = 0;
-    json_error_t err;
 
     while (skip < text.n && (text.p[skip] == ' ' || text.p[skip] == '\t' ||
                              text.p[skip] == '\n' || text.p[skip] == '\r')) {
@@ -76,24 +206,48 @@ int json_to_mp(struct span text, struct buf *out, size_t *used, struct errbuf *e
         }
         return -ENODATA;
     }
-    json_t *j = json_loadb((const char *)text.p + skip, text.n - skip,
-                           JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &err);
-    if (!j) {
-        errbuf_set(eb, "line %d column %d: %s", err.line, err.column, err.text);
-        return VG_EFORMAT;
-    }
+    struct span doc = { text.p + skip, text.n - skip };
+    struct j2m j = { .out = out };
     size_t start = out->len;
-    int rc = put_json(out, j, 0);
-    json_decref(j);
-    if (rc < 0) {
-        out->len = start;
+    yajl_handle h = yajl_alloc(&j2m_callbacks, NULL, &j);
+
+    if (!h) {
+        return -ENOMEM;
+    }
+    /* Several values may follow each other (NDJSON, concatenated documents): the
+     * callbacks stop the parse after the first. */
+    yajl_config(h, yajl_allow_multiple_values, 1);
+    yajl_status st = yajl_parse(h, doc.p, doc.n);
+    if (st == yajl_status_ok && !j.done) {
+        st = yajl_complete_parse(h); /* a number at the very end of the text */
+    }
+    size_t consumed = yajl_get_bytes_consumed(h);
+    if (!j.done) {
+        int line, col;
+        int rc = j.err ? j.err : VG_EFORMAT;
+        line_col(text, skip + consumed, &line, &col);
         if (rc == VG_EFORMAT) {
-            errbuf_set(eb, "nesting deeper than %d levels", MP_MAX_DEPTH);
+            char why[160];
+            if (j.why) {
+                snprintf(why, sizeof(why), "%s", j.why);
+            } else {
+                unsigned char *msg = yajl_get_error(h, 0, doc.p, doc.n);
+                snprintf(why, sizeof(why), "%s", msg ? (const char *)msg : "not JSON");
+                yajl_free_error(h, msg);
+                why[strcspn(why, "\n")] = 0;
+            }
+            errbuf_set(eb, "line %d column %d: %s", line, col, why);
+        }
+        yajl_free(h);
+        out->len = start;
+        if (out->cap) {
+            out->data[start] = 0;
         }
         return rc;
     }
+    yajl_free(h);
     if (used) {
-        *used = skip + (size_t)err.position;
+        *used = skip + (consumed < doc.n ? consumed : doc.n);
     }
     return 0;
 }
@@ -276,18 +430,36 @@ static int to_json(struct span *in, struct buf *out, int depth)
             if (i && (rc = buf_append_byte(out, ',')) < 0) {
                 return rc;
             }
-            /* JSON keys are strings: a non-string key is written as its JSON text. */
+            /* JSON keys are strings. A scalar key is written as its JSON text in a
+             * string; a container key (legal msgpack, never JSON) as "msgpack:" and the
+             * base64 of its bytes, so the output stays linear in the input. */
             if (mp_read(in, &k) == 1 && k.type == MP_STR) {
                 rc = json_append_str(out, k.v.s);
-            } else {
+            } else if (k.type != MP_ARRAY && k.type != MP_MAP) {
                 struct buf tmp;
                 *in = save;
-                buf_init(&tmp, out->max);
+                buf_init(&tmp, 4096);
                 rc = to_json(in, &tmp, depth + 1);
                 if (rc == 0) {
                     rc = json_append_str(out, buf_span(&tmp));
                 }
                 buf_release(&tmp);
+            } else {
+                struct span key;
+                *in = save;
+                if (mp_take(in, &key) < 0) {
+                    return VG_ECORRUPT;
+                }
+                if ((rc = buf_append_str(out, "\"msgpack:")) == 0) {
+                    size_t at = out->len;
+                    rc = append_b64(out, key);
+                    if (rc == 0) {
+                        /* append_b64 quotes; drop its opening quote. */
+                        memmove(out->data + at, out->data + at + 1, out->len - at - 1);
+                        out->len--;
+                        out->data[out->len] = 0;
+                    }
+                }
             }
             if (rc < 0 || (rc = buf_append_byte(out, ':')) < 0 ||
                 (rc = to_json(in, out, depth + 1)) < 0) {

@@ -157,7 +157,16 @@ int cmd_search(int argc, char **argv)
     for (size_t i = 0; i < res.n; i++) {
         struct span cur = { res.hits[i].bytes, res.hits[i].len };
         struct rec r;
-        if (rec_decode(&cur, &r) == 0 && out_event(o, &r) < 0) {
+        if (rec_decode(&cur, &r) < 0) {
+            continue;
+        }
+        int orc = out_event(o, &r);
+        if (orc == VG_ECORRUPT) {
+            fprintf(stderr, "vigil search: event seq %" PRIu64 " has a malformed raw value; "
+                            "shown without it would be lossy, skipped\n", res.hits[i].seq);
+            continue;
+        }
+        if (orc < 0) {
             break; /* stdout closed (a pager quit): nothing more to show */
         }
     }

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev libmsgpack-dev
-            libsqlite3-dev libyaml-dev libcmocka-dev libhttp-parser-dev libjansson-dev
+            libsqlite3-dev libyaml-dev libcmocka-dev libhttp-parser-dev libyajl-dev
             zlib1g-dev libcurl4-openssl-dev libzstd-dev)
 TEST_PKGS=(openssl python3 nodejs npm rsyslog rsyslog-openssl)
 
