@@ -163,7 +163,7 @@ int cmd_search(int argc, char **argv)
         int orc = out_event(o, &r);
         if (orc == VG_ECORRUPT) {
             fprintf(stderr, "vigil search: event seq %" PRIu64 " has a malformed raw value; "
-                            "shown without it would be lossy, skipped\n", res.hits[i].seq);
+                            "skipped (run vigil verify)\n", res.hits[i].seq);
             continue;
         }
         if (orc < 0) {
