@@ -1,0 +1,882 @@
+/* rules/rules_engine.c: evaluating records against a ruleset (rules.h "evaluation").
+ *
+ * Per record: the logsource pre-filters are decided once per logsource (lazily), and
+ * only the detections of logsources that take the record are evaluated. A rule's
+ * condition is evaluated lazily with each selection memoized; within a selection's AND
+ * the cheap fields come first. Each field a rule reads is a slot of the ruleset, resolved
+ * once per record whatever the number of rules reading it (a generation counter marks
+ * the cache valid): its values, their lower-case copies and number texts live in a
+ * per-record arena. Matches go to the alert callback and to the correlations they feed
+ * (rules_corr.c).
+ *
+ * Owned by one thread; never blocks; bounded by the ruleset's limits (rules_int.h) and
+ * the engine's (struct rules_limits). */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/digest.h"
+#include "common/mp.h"
+#include "common/time.h"
+#include "common/xalloc.h"
+#include "rules/engine_int.h"
+#include "schemas/raw_path.h"
+
+#define ARENA_BLOCK     (64 * 1024)
+#define ARENA_MAX_BYTES (64u << 20)
+
+/* ---- SipHash-2-4 (the group tables' hash: an attacker choosing group-by values must not
+ * be able to pile them into one bucket) ---- */
+
+static uint64_t rotl(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+#define SIPROUND     \
+ do {                \
+  v0 += v1;          \
+  v1 = rotl(v1, 13); \
+  v1 ^= v0;          \
+  v0 = rotl(v0, 32); \
+  v2 += v3;          \
+  v3 = rotl(v3, 16); \
+  v3 ^= v2;          \
+  v0 += v3;          \
+  v3 = rotl(v3, 21); \
+  v3 ^= v0;          \
+  v2 += v1;          \
+  v1 = rotl(v1, 17); \
+  v1 ^= v2;          \
+  v2 = rotl(v2, 32); \
+ } while (0)
+
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+uint64_t rules__siphash(const uint8_t key[16], const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    uint64_t k0 = le64(key);
+    uint64_t k1 = le64(key + 8);
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
+    uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
+    uint64_t v3 = 0x7465646279746573ULL ^ k1;
+    uint64_t b = (uint64_t)n << 56;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m = le64(p + i);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    for (size_t j = 0; i + j < n; j++) {
+        b |= (uint64_t)p[i + j] << (8 * j);
+    }
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* The counted value of value_count: deterministic across processes (checkpoints carry
+ * it) and collision-resistant (SHA-256, truncated), so crafted values cannot merge. */
+uint64_t rules__value_hash(struct span v)
+{
+    uint8_t d[VG_SHA256_LEN];
+    vg_sha256(v.p ? (const void *)v.p : "", v.n, d);
+    return le64(d);
+}
+
+/* ---- arena ---- */
+
+static void arena_reset(struct arena *a)
+{
+    struct arena_blk *b = a->head;
+    if (!b) {
+        return;
+    }
+    /* keep the oldest (first) block, free the rest */
+    while (b->next) {
+        struct arena_blk *next = b->next;
+        free(b);
+        b = next;
+    }
+    b->len = 0;
+    a->head = b;
+    a->total = b->cap;
+}
+
+static void arena_release(struct arena *a)
+{
+    struct arena_blk *b = a->head;
+    while (b) {
+        struct arena_blk *next = b->next;
+        free(b);
+        b = next;
+    }
+    a->head = NULL;
+    a->total = 0;
+}
+
+static uint8_t *arena_alloc(struct arena *a, size_t n)
+{
+    struct arena_blk *b = a->head;
+
+    if (b && b->cap - b->len >= n) {
+        uint8_t *p = b->data + b->len;
+        b->len += n;
+        return p;
+    }
+    size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+    if (a->total + cap > a->max) {
+        return NULL;
+    }
+    struct arena_blk *nb = xmalloc(sizeof(*nb) + cap);
+    nb->cap = cap;
+    nb->len = n;
+    nb->next = b;
+    a->head = nb;
+    a->total += cap;
+    return nb->data;
+}
+
+/* ---- limits, life cycle ---- */
+
+void rules_limits_default(struct rules_limits *lim)
+{
+    lim->max_groups_per_rule = 10000;
+    lim->max_events_per_group = 1024;
+    lim->max_alert_events = 32;
+    lim->lateness_ns = 120 * VG_NS_PER_SEC;
+    lim->max_future_ns = 300 * VG_NS_PER_SEC;
+}
+
+int rules_engine_new(const struct ruleset *rs, const struct rules_limits *lim,
+                     struct rules_engine **out)
+{
+    struct rules_limits def;
+    struct rules_engine *e;
+
+    *out = NULL;
+    if (!lim) {
+        rules_limits_default(&def);
+        lim = &def;
+    }
+    if (lim->max_groups_per_rule == 0 || lim->max_events_per_group == 0 ||
+        lim->max_alert_events == 0 || lim->lateness_ns < 0 || lim->max_future_ns < 0 ||
+        lim->max_events_per_group > UINT32_MAX / 2) {
+        return -EINVAL;
+    }
+    e = xcalloc(1, sizeof(*e));
+    e->rs = rs;
+    e->lim = *lim;
+    if (getrandom(e->hkey, sizeof(e->hkey), 0) != (ssize_t)sizeof(e->hkey)) {
+        int64_t t = vg_mono_ns() ^ vg_now_ns();
+        memcpy(e->hkey, &t, sizeof(t));
+        memcpy(e->hkey + 8, &e, sizeof(e) < 8 ? sizeof(e) : 8);
+    }
+    e->sc = xcalloc(rs->nslots + 1, sizeof(*e->sc));
+    e->selmemo = xcalloc(rs->max_sels + 1, 1);
+    e->lsgen = xcalloc(rs->map.nls + 1, sizeof(*e->lsgen));
+    e->lsval = xcalloc(rs->map.nls + 1, sizeof(*e->lsval));
+    e->rst = xcalloc(rs->nrules + 1, sizeof(*e->rst));
+    e->arena.max = ARENA_MAX_BYTES;
+    rules__corr_init(e);
+    *out = e;
+    return 0;
+}
+
+void rules_engine_free(struct rules_engine *e)
+{
+    if (!e) {
+        return;
+    }
+    rules__corr_release(e);
+    arena_release(&e->arena);
+    free(e->sc);
+    free(e->vals);
+    free(e->selmemo);
+    free(e->lsgen);
+    free(e->lsval);
+    free(e->rst);
+    free(e->vcount_keys);
+    free(e->vcount_vals);
+    free(e);
+}
+
+/* ---- slots: the values of one field of the current record ---- */
+
+static struct sval *val_add(struct rules_engine *e)
+{
+    if (e->nvals == e->capvals) {
+        e->capvals = e->capvals ? 2 * e->capvals : 64;
+        e->vals = xrealloc(e->vals, e->capvals * sizeof(*e->vals));
+    }
+    struct sval *v = &e->vals[e->nvals++];
+    memset(v, 0, sizeof(*v));
+    return v;
+}
+
+/* Sets v->low: s itself, or a lower-case copy in the arena. false when out of arena. */
+static bool set_low(struct rules_engine *e, struct sval *v)
+{
+    size_t i = 0;
+    while (i < v->s.n && !(v->s.p[i] >= 'A' && v->s.p[i] <= 'Z')) {
+        i++;
+    }
+    if (i == v->s.n) {
+        v->low = v->s;
+        return true;
+    }
+    uint8_t *p = arena_alloc(&e->arena, v->s.n);
+    if (!p) {
+        return false;
+    }
+    memcpy(p, v->s.p, i);
+    for (; i < v->s.n; i++) {
+        uint8_t c = v->s.p[i];
+        p[i] = c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+    }
+    v->low = (struct span){ p, v->s.n };
+    return true;
+}
+
+/* Adds a text value (bytes that outlive the record evaluation). */
+static bool add_text(struct rules_engine *e, struct span s, enum sv_type type, double num,
+                     bool has_num, size_t first)
+{
+    if (e->nvals - first >= RULES_MAX_SLOT_VALS) {
+        e->st.values_truncated++;
+        return false;
+    }
+    struct sval *v = val_add(e);
+    v->type = type;
+    v->s = s;
+    v->num = num;
+    v->has_num = has_num;
+    if (!set_low(e, v)) {
+        e->nvals--;
+        e->st.values_truncated++;
+        return false;
+    }
+    return true;
+}
+
+static bool add_number_text(struct rules_engine *e, const char *txt, enum sv_type type, double num,
+                            size_t first)
+{
+    size_t n = strlen(txt);
+    uint8_t *p = arena_alloc(&e->arena, n);
+    if (!p) {
+        e->st.values_truncated++;
+        return false;
+    }
+    memcpy(p, txt, n);
+    return add_text(e, (struct span){ p, n }, type, num, true, first);
+}
+
+struct collect {
+    struct rules_engine *e;
+    size_t first; /* first value of the slot being resolved */
+    bool present;
+    bool text_mode; /* every string under maps too (keywords over the whole event) */
+    bool full;
+};
+
+/* Adds one msgpack value (arrays: their elements; maps: SV_OTHER, or in text mode their
+ * values). Returns false when the slot is full. */
+static bool add_mp(struct collect *c, struct span *cur, int depth)
+{
+    struct rules_engine *e = c->e;
+    struct mp_obj o;
+    char num[40];
+
+    if (depth > MP_MAX_DEPTH || mp_read(cur, &o) != 1) {
+        return false;
+    }
+    switch (o.type) {
+    case MP_NIL:
+        if (!c->text_mode) {
+            struct sval *v = val_add(e);
+            v->type = SV_NULL;
+        }
+        return true;
+    case MP_BOOL:
+        return add_text(e, span_str(o.v.b ? "true" : "false"), SV_BOOL, 0, false, c->first);
+    case MP_INT:
+        snprintf(num, sizeof(num), "%" PRId64, o.v.i);
+        return add_number_text(e, num, SV_INT, (double)o.v.i, c->first);
+    case MP_UINT:
+        snprintf(num, sizeof(num), "%" PRIu64, o.v.u);
+        return add_number_text(e, num, SV_INT, (double)o.v.u, c->first);
+    case MP_FLOAT:
+        snprintf(num, sizeof(num), "%.17g", o.v.f);
+        return add_number_text(e, num, SV_FLOAT, o.v.f, c->first);
+    case MP_STR:
+        return add_text(e, o.v.s, SV_STR, 0, false, c->first);
+    case MP_ARRAY:
+        for (uint32_t i = 0; i < o.v.count; i++) {
+            if (!add_mp(c, cur, depth + 1)) {
+                return false;
+            }
+        }
+        return true;
+    case MP_MAP:
+        if (!c->text_mode) {
+            /* present, not text: '*' and exists see it, string matchers do not */
+            struct sval *v = val_add(e);
+            v->type = SV_OTHER;
+            for (uint32_t i = 0; i < 2 * o.v.count; i++) {
+                if (mp_skip(cur) < 0) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        for (uint32_t i = 0; i < o.v.count; i++) {
+            if (mp_skip(cur) < 0 || !add_mp(c, cur, depth + 1)) {
+                return false;
+            }
+        }
+        return true;
+    default:
+        /* bin, ext: present, not text */
+        if (!c->text_mode) {
+            struct sval *v = val_add(e);
+            v->type = SV_OTHER;
+        }
+        return true;
+    }
+}
+
+static bool on_path_value(struct span value, int depth, void *arg)
+{
+    struct collect *c = arg;
+    struct span cur = value;
+
+    c->present = true;
+    if (!add_mp(c, &cur, depth)) {
+        c->full = true;
+        return true; /* stop the walk */
+    }
+    return false;
+}
+
+/* Appends the values of target t in the current record; returns whether present. */
+static bool resolve_tgt(struct rules_engine *e, const struct tgt *t, size_t first)
+{
+    const struct rec *r = e->cur;
+    char num[40];
+
+    switch (t->kind) {
+    case TGT_FIELD:
+        switch (t->field) {
+        case VG_F_TS:
+        case VG_F_RECEIVED:
+        case VG_F_DST_PORT: {
+            bool has = t->field == VG_F_TS         ? r->has_ts
+                       : t->field == VG_F_RECEIVED ? r->has_received
+                                                   : r->has_dst_port;
+            int64_t v = t->field == VG_F_TS         ? r->ts
+                        : t->field == VG_F_RECEIVED ? r->received
+                                                    : r->dst_port;
+            if (!has) {
+                return false;
+            }
+            snprintf(num, sizeof(num), "%" PRId64, v);
+            add_number_text(e, num, SV_INT, (double)v, first);
+            return true;
+        }
+        case VG_F_SEQ:
+            if (!r->has_seq) {
+                return false;
+            }
+            snprintf(num, sizeof(num), "%" PRIu64, r->seq);
+            add_number_text(e, num, SV_INT, (double)r->seq, first);
+            return true;
+        default:
+            if (!r->str[t->field].p) {
+                return false;
+            }
+            add_text(e, r->str[t->field], SV_STR, 0, false, first);
+            return true;
+        }
+    case TGT_RAW: {
+        struct collect c = { .e = e, .first = first };
+        if (r->raw.n == 0) {
+            return false;
+        }
+        raw_path_walk(r->raw, (struct span){ (const uint8_t *)t->path, t->pathlen }, 0,
+                      on_path_value, &c);
+        return c.present;
+    }
+    case TGT_RAW_TEXT: {
+        struct collect c = { .e = e, .first = first, .text_mode = true };
+        struct span cur = r->raw;
+        if (r->raw.n == 0) {
+            return false;
+        }
+        add_mp(&c, &cur, 0);
+        /* the normalized text fields too: message may not be in the event's own words */
+        if (r->str[VG_F_MESSAGE].p) {
+            add_text(e, r->str[VG_F_MESSAGE], SV_STR, 0, false, first);
+        }
+        return true;
+    }
+    }
+    return false;
+}
+
+static const struct slot_cache *slot_get(struct rules_engine *e, int s)
+{
+    struct slot_cache *c = &e->sc[s];
+    const struct slot *sl;
+
+    if (c->gen == e->gen) {
+        return c;
+    }
+    sl = &e->rs->slots[s];
+    c->gen = e->gen;
+    c->present = false;
+    c->first = (uint32_t)e->nvals;
+    for (size_t i = 0; i < sl->ntgts; i++) {
+        if (resolve_tgt(e, &sl->tgts[i], c->first)) {
+            c->present = true;
+            if (!sl->any) {
+                break;
+            }
+        }
+    }
+    c->n = (uint32_t)(e->nvals - c->first);
+    return c;
+}
+
+/* ---- detection ---- */
+
+static bool numeric_text(const struct sval *x, double *out)
+{
+    char tmp[64];
+    char *end;
+
+    if (x->has_num) {
+        *out = x->num;
+        return true;
+    }
+    if (x->type != SV_STR || x->s.n == 0 || x->s.n >= sizeof(tmp)) {
+        return false;
+    }
+    for (size_t i = 0; i < x->s.n; i++) {
+        char c = (char)x->s.p[i];
+        if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E')) {
+            return false;
+        }
+    }
+    memcpy(tmp, x->s.p, x->s.n);
+    tmp[x->s.n] = 0;
+    double d = strtod(tmp, &end);
+    if (end != tmp + x->s.n || !isfinite(d)) {
+        return false;
+    }
+    *out = d;
+    return true;
+}
+
+static bool value_match(struct rules_engine *e, const struct pval *v, const struct sval *xs,
+                        size_t n, const struct slot_cache *c)
+{
+    switch (v->kind) {
+    case VK_NULL: {
+        if (!c->present) {
+            return true;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (xs[i].type == SV_NULL) {
+                return true;
+            }
+        }
+        return false;
+    }
+    case VK_EXISTS:
+        return c->present == v->b;
+    case VK_FIELDREF: {
+        const struct slot_cache *rc = slot_get(e, v->ref_slot);
+        /* slot_get may have grown e->vals: take the pointers afresh */
+        const struct sval *mine = e->vals + c->first;
+        const struct sval *refs = e->vals + rc->first;
+        for (size_t i = 0; i < n; i++) {
+            if (rules__fieldref_match(v, &mine[i], refs, rc->n)) {
+                return true;
+            }
+        }
+        return false;
+    }
+    case VK_NUM:
+        for (size_t i = 0; i < n; i++) {
+            double d;
+            if (xs[i].type != SV_NULL && xs[i].type != SV_OTHER && numeric_text(&xs[i], &d)) {
+                struct sval tmp = xs[i];
+                tmp.num = d;
+                tmp.has_num = true;
+                if (rules__pval_match(v, &tmp)) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    default:
+        for (size_t i = 0; i < n; i++) {
+            if (rules__pval_match(v, &xs[i])) {
+                return true;
+            }
+        }
+        return false;
+    }
+}
+
+static bool field_match(struct rules_engine *e, const struct pfield *f)
+{
+    const struct slot_cache *c = slot_get(e, f->slot);
+
+    for (size_t i = 0; i < f->nvals; i++) {
+        const struct pval *v = &f->vals[i];
+        /* fieldref resolves another slot, which may move e->vals: index afresh */
+        bool m = value_match(e, v, e->vals + c->first, c->n, c);
+        if (m && !f->all) {
+            return true;
+        }
+        if (!m && f->all) {
+            return false;
+        }
+    }
+    return f->all;
+}
+
+static bool sel_match(struct rules_engine *e, const struct psel *s)
+{
+    for (size_t a = 0; a < s->nalts; a++) {
+        const struct palt *alt = &s->alts[a];
+        bool ok = true;
+        for (size_t i = 0; i < alt->n && ok; i++) {
+            ok = field_match(e, &alt->f[i]);
+        }
+        if (ok) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool cond_eval(struct rules_engine *e, const struct rule *r, const struct cnode *c)
+{
+    switch (c->kind) {
+    case CN_TRUE:
+        return true;
+    case CN_SEL: {
+        uint8_t *m = &e->selmemo[c->sel];
+        if (*m == 0) {
+            *m = sel_match(e, &r->sels[c->sel]) ? 2 : 1;
+        }
+        return *m == 2;
+    }
+    case CN_AND:
+        for (size_t i = 0; i < c->n; i++) {
+            if (!cond_eval(e, r, c->kids[i])) {
+                return false;
+            }
+        }
+        return true;
+    case CN_OR:
+        for (size_t i = 0; i < c->n; i++) {
+            if (cond_eval(e, r, c->kids[i])) {
+                return true;
+            }
+        }
+        return false;
+    case CN_NOT:
+        return !cond_eval(e, r, c->kids[0]);
+    case CN_NOF: {
+        uint32_t hits = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            if (cond_eval(e, r, c->kids[i]) && ++hits >= c->need) {
+                return true;
+            }
+            if (hits + (c->n - i - 1) < c->need) {
+                return false;
+            }
+        }
+        return false;
+    }
+    }
+    return false;
+}
+
+static bool lsrc_takes(const struct lsrc *l, const struct rec *r)
+{
+    for (size_t a = 0; a < l->nalts; a++) {
+        const struct lsrc_alt *alt = &l->alts[a];
+        bool ok = true;
+        for (size_t i = 0; i < alt->nconds && ok; i++) {
+            const struct lsrc_cond *cd = &alt->conds[i];
+            struct span v = r->str[cd->field];
+            if (!v.p) {
+                ok = cd->absent_ok;
+                continue;
+            }
+            ok = false;
+            for (size_t j = 0; j < cd->nvals && !ok; j++) {
+                ok = span_eq_nocase(v, span_str(cd->vals[j]));
+            }
+        }
+        if (ok) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool ls_ok(struct rules_engine *e, int ls)
+{
+    if (e->lsgen[ls] != e->gen) {
+        e->lsgen[ls] = e->gen;
+        e->lsval[ls] = lsrc_takes(&e->rs->map.ls[ls], e->cur);
+    }
+    return e->lsval[ls];
+}
+
+/* Starts evaluating record r: a new generation of the slot and logsource caches. */
+static void begin_record(struct rules_engine *e, const struct rec *r)
+{
+    e->cur = r;
+    if (++e->gen == 0) {
+        memset(e->sc, 0, (e->rs->nslots + 1) * sizeof(*e->sc));
+        memset(e->lsgen, 0, (e->rs->map.nls + 1) * sizeof(*e->lsgen));
+        e->gen = 1;
+    }
+    arena_reset(&e->arena);
+    e->nvals = 0;
+}
+
+/* Evaluates detection rule i on the record being evaluated (begin_record done). */
+static bool detect_one(struct rules_engine *e, size_t i)
+{
+    const struct rule *rule = &e->rs->rules[i];
+
+    memset(e->selmemo, 0, rule->nsels);
+    return cond_eval(e, rule, rule->cond);
+}
+
+bool rules__detect(struct rules_engine *e, size_t i, const struct rec *r, bool check_ls)
+{
+    const struct rule *rule = &e->rs->rules[i];
+    bool m;
+
+    if (rule->type != RULES_DETECTION) {
+        return false;
+    }
+    begin_record(e, r);
+    m = (!check_ls || ls_ok(e, rule->ls)) && detect_one(e, i);
+    e->cur = NULL;
+    return m;
+}
+
+/* ---- alerts ---- */
+
+void rules__emit(struct rules_engine *e, const struct rules_alert *a)
+{
+    e->nalerts++;
+    e->st.alerts++;
+    e->rst[a->rule].alerts++;
+    if (e->emit) {
+        int rc = e->emit(a, e->arg);
+        if (rc != 0 && e->emit_rc == 0) {
+            e->emit_rc = rc;
+        }
+    }
+}
+
+static const char *rule_key(const struct rule *r)
+{
+    return r->id ? r->id : r->name ? r->name : "";
+}
+
+/* The first value of slot s as group text, or false when absent / not text. */
+static bool slot_text(struct rules_engine *e, int s, struct span *out)
+{
+    const struct slot_cache *c = slot_get(e, s);
+    for (uint32_t i = 0; i < c->n; i++) {
+        const struct sval *v = &e->vals[c->first + i];
+        if (v->type != SV_NULL && v->type != SV_OTHER) {
+            *out = v->s;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void on_match(struct rules_engine *e, size_t i, int64_t ts)
+{
+    const struct rule *r = &e->rs->rules[i];
+    const struct rec *rec = e->cur;
+    uint64_t seq = rec->has_seq ? rec->seq : RULES_NO_SEQ;
+
+    e->st.matches++;
+    e->rst[i].matches++;
+    if (r->output || e->emit_all) {
+        struct rules_alert a = {
+            .rule = i,
+            .rule_id = rule_key(r),
+            .title = r->title,
+            .level = r->level ? r->level : "",
+            .severity = r->sev,
+            .type = RULES_DETECTION,
+            .seqs = rec->has_seq ? &rec->seq : NULL,
+            .nseqs = rec->has_seq ? 1 : 0,
+            .count = 1,
+            .ts = ts,
+            .window_start = ts,
+            .window_end = ts,
+            .event = rec,
+        };
+        rules__emit(e, &a);
+    }
+    for (size_t p = 0; p < r->nparents; p++) {
+        size_t pi = r->parents[p];
+        const struct corr *co = &e->rs->rules[pi].corr;
+        for (size_t k = 0; k < co->nrefs; k++) {
+            if (co->refs[k].rule != i) {
+                continue;
+            }
+            struct span g[RULES_MAX_GROUP_BY];
+            bool ok = true;
+            for (size_t j = 0; j < co->ngroup && ok; j++) {
+                ok = slot_text(e, co->refs[k].gsrc[j], &g[j]);
+            }
+            uint64_t vh = 0;
+            if (ok && co->refs[k].vsrc >= 0) {
+                struct span v;
+                ok = slot_text(e, co->refs[k].vsrc, &v);
+                vh = ok ? rules__value_hash(v) : 0;
+            }
+            if (ok) {
+                /* events without a group-by (or counted) value are not counted: the
+                 * backends' GROUP BY drops them too */
+                rules__corr_feed(e, pi, k, g, vh, ts, seq);
+            }
+        }
+    }
+}
+
+/* The event time the correlations use: ts (else received), clamped to received +
+ * max_future_ns when received is known. */
+static int64_t effective_ts(const struct rules_engine *e, const struct rec *r)
+{
+    int64_t t = r->has_ts ? r->ts : r->has_received ? r->received : e->has_wm ? e->wm : 0;
+    if (r->has_received && r->received <= INT64_MAX - e->lim.max_future_ns &&
+        t > r->received + e->lim.max_future_ns) {
+        t = r->received + e->lim.max_future_ns;
+    }
+    return t;
+}
+
+static void begin_call(struct rules_engine *e, rules_alert_fn emit, void *arg)
+{
+    e->emit = emit;
+    e->arg = arg;
+    e->emit_rc = 0;
+    e->nalerts = 0;
+}
+
+static int end_call(struct rules_engine *e)
+{
+    int rc = e->emit_rc ? e->emit_rc : e->nalerts;
+    e->emit = NULL;
+    e->arg = NULL;
+    e->cur = NULL;
+    return rc;
+}
+
+int rules_engine_eval(struct rules_engine *e, const struct rec *r, rules_alert_fn emit, void *arg)
+{
+    const struct ruleset *rs = e->rs;
+
+    begin_call(e, emit, arg);
+    e->st.events++;
+    e->eid++;
+    int64_t ts = effective_ts(e, r);
+    if (!e->has_wm || ts > e->wm) {
+        e->wm = ts;
+        e->has_wm = true;
+        rules__corr_expire(e);
+    }
+    begin_record(e, r);
+    for (size_t l = 0; l < rs->map.nls; l++) {
+        if (rs->nby_ls[l] == 0 || !ls_ok(e, (int)l)) {
+            continue;
+        }
+        for (size_t j = 0; j < rs->nby_ls[l]; j++) {
+            size_t i = rs->by_ls[l][j];
+            if (detect_one(e, i)) {
+                on_match(e, i, ts);
+            }
+        }
+    }
+    return end_call(e);
+}
+
+int rules_engine_advance(struct rules_engine *e, int64_t now_ns, rules_alert_fn emit, void *arg)
+{
+    begin_call(e, emit, arg);
+    if (!e->has_wm || now_ns > e->wm) {
+        e->wm = now_ns;
+        e->has_wm = true;
+        rules__corr_expire(e);
+    }
+    return end_call(e);
+}
+
+int rules_engine_flush(struct rules_engine *e, rules_alert_fn emit, void *arg)
+{
+    begin_call(e, emit, arg);
+    rules__corr_flush(e);
+    return end_call(e);
+}
+
+void rules_engine_stats(const struct rules_engine *e, const size_t *rule, struct rules_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (rule) {
+        *st = e->rst[*rule];
+        return;
+    }
+    st->events = e->st.events;
+    st->values_truncated = e->st.values_truncated;
+    for (size_t i = 0; i < e->rs->nrules; i++) {
+        const struct rules_stats *r = &e->rst[i];
+        st->matches += r->matches;
+        st->alerts += r->alerts;
+        st->groups += r->groups;
+        st->late_dropped += r->late_dropped;
+        st->groups_evicted += r->groups_evicted;
+        st->events_forgotten += r->events_forgotten;
+    }
+}
