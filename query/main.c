@@ -13,6 +13,7 @@ static void usage(FILE *f)
             "  search   [FILTER] [--since T] [--until T] [--limit N] [--format table|json|ndjson|csv]\n"
             "  send     [--format ndjson|falco|k8s-audit|trivy|syslog] [FILE...]   ship over mTLS\n"
             "  pki      init DIR      a development CA, server, agent and analyst certificates\n"
+            "  rules    check|test [PATH...]   load and lint Sigma rules; run their test cases\n"
             "  demo                   the one-command tour: collector, mTLS agents, a timeline\n"
             "\n"
             "Every command takes -c vigil.yaml or --store DIR.\n");
@@ -39,6 +40,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "pki") == 0) {
         return cmd_pki(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "rules") == 0) {
+        return cmd_rules(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "demo") == 0) {
         return cmd_demo(argc - 1, argv + 1, argv[0]);
