@@ -118,6 +118,9 @@ int buf_append_escaped(struct buf *b, struct span s, size_t max_in)
 
 void buf_consume(struct buf *b, size_t n)
 {
+    if (n == 0) {
+        return;
+    }
     if (n >= b->len) {
         b->len = 0;
     } else {
