@@ -256,8 +256,9 @@ class FluentLogger(VigildTest):
         for mode, n in (("PackedForward", 500), ("Forward", 200), ("Message", 50),
                         ("CompressedPackedForward", 300)):
             run_id = "fl-" + mode
+            env = dict(os.environ, FLUENT_TIMEOUT_MS=str(int(harness.timeout(20000))))
             p = run([node, os.path.join(HERE, "fluent_client.js"), str(self.vd.forward_port),
-                     self.vd.ca, cert, key, str(n), mode, run_id], t=120)
+                     self.vd.ca, cert, key, str(n), mode, run_id], t=120, env=env)
             self.assertIn("acknowledged %d" % n, p.stdout)
             hits = self.vd.search("raw.run_id=" + run_id)
             self.assertEqual(len(hits), n, mode)
@@ -293,7 +294,8 @@ class SharedKey(VigildTest):
         if not node or not os.path.isdir(os.path.join(HERE, "node_modules", "@fluent-org")):
             self.skipTest("node or @fluent-org/logger not installed")
         cert, key_file = self.vd.cert("agent-node-1")
-        env = dict(os.environ, SHARED_KEY=key)
+        env = dict(os.environ, SHARED_KEY=key,
+                   FLUENT_TIMEOUT_MS=str(int(harness.timeout(20000))))
         return run([node, os.path.join(HERE, "fluent_client.js"), str(self.vd.forward_port),
                     self.vd.ca, cert, key_file, str(n), "PackedForward", run_id],
                    env=env, check=False, t=60)
