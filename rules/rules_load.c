@@ -1019,8 +1019,10 @@ static void load_text(struct loader *L, const char *file, const void *text, size
         return;
     }
     for (size_t i = 0; i < ys.ndocs; i++) {
-        if (ys.docs[i]) {
-            load_doc(L, file, ys.docs[i]);
+        const struct ynode *root = ys.docs[i];
+        /* an empty document ("---" twice, a trailing "---") is no rule */
+        if (root && !(root->type == YN_SCALAR && !root->quoted && root->n == 0)) {
+            load_doc(L, file, root);
         }
     }
     ystream_release(&ys);
