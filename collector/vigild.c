@@ -13,6 +13,7 @@
 #include "collector/admin.h"
 #include "collector/conn.h"
 #include "collector/forward_in.h"
+#include "collector/https.h"
 #include "collector/pipeline.h"
 #include "collector/syslog_in.h"
 #include "common/log.h"
@@ -152,6 +153,7 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
     } protos[] = {
         { LST_FORWARD, &forward_in_proto },
         { LST_SYSLOG, &syslog_in_proto },
+        { LST_HTTPS, &https_proto },
         { LST_ADMIN, &admin_proto },
     };
     const struct cfg_addr *addrs[LST_COUNT] = {
@@ -204,14 +206,6 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         rn += (size_t)snprintf(ready + rn, sizeof(ready) - rn, "%s=%s ", listener_kind_name(k),
                                vd->lst[k]->addr);
     }
-    for (int k = 0; k < LST_COUNT; k++) {
-        if (addrs[k]->enabled && !vd->lst[k] && k != LST_FORWARD && k != LST_SYSLOG &&
-            k != LST_ADMIN) {
-            log_warn("listen.%s is configured but that listener is not built yet; ignored",
-                     listener_kind_name((enum listener_kind)k));
-        }
-    }
-
     log_info("ready: %spid=%d", ready, (int)getpid());
     if (vd->ready_fd >= 0) {
         char line[600];

@@ -21,6 +21,7 @@
 #include "common/time.h"
 #include "common/tls.h"
 #include "common/xalloc.h"
+#include "schemas/trivy_report.h"
 
 #define SEND_MAX_DOC   (16u << 20)
 #define SEND_MAX_CHUNK (8u << 20)
@@ -262,6 +263,38 @@ static int add_record(struct sender *s, struct span record)
     return 0;
 }
 
+struct trivy_send {
+    struct sender *s;
+    int rc; /* add_record's failure, told apart from the splitter's own */
+};
+
+static int add_finding(void *arg, struct span finding)
+{
+    struct trivy_send *t = arg;
+    return t->rc = add_record(t->s, finding);
+}
+
+/* --format trivy: a whole Trivy or Grype report is one event per finding
+ * (schemas/trivy_report.h), as vigild's /v1/trivy stores it. */
+static int add_trivy_report(struct sender *s, struct span doc, const char *file, uint64_t line)
+{
+    struct trivy_send t = { s, 0 };
+    struct buf flat;
+    struct errbuf eb;
+    int rc;
+
+    buf_init(&flat, 2 * doc.n + 65536);
+    errbuf_clear(&eb);
+    rc = trivy_report_split(doc, &flat, add_finding, &t, &eb);
+    buf_release(&flat);
+    if (rc < 0 && t.rc == 0) {
+        fprintf(stderr, "vigil send: %s:%" PRIu64 ": %s; skipped\n", file, line, errbuf_msg(&eb));
+        s->st->bad_docs++;
+        return 0;
+    }
+    return rc < 0 ? rc : 0;
+}
+
 /* One parsed document: a map is an event; an array holds events; a k8s EventList's
  * items are events. */
 static int add_document(struct sender *s, struct span doc, const char *file, uint64_t line)
@@ -269,6 +302,10 @@ static int add_document(struct sender *s, struct span doc, const char *file, uin
     struct span cur = doc;
     struct mp_obj o;
     struct span items;
+
+    if (s->o->format == SEND_TRIVY) {
+        return add_trivy_report(s, doc, file, line);
+    }
 
     if (mp_read(&cur, &o) != 1) {
         return VG_EFORMAT;

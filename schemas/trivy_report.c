@@ -671,10 +671,15 @@ int trivy_report_split(struct span doc, struct buf *out, trivy_finding_fn fn, vo
                        struct errbuf *eb)
 {
     struct tr t;
-    enum trivy_layout layout = trivy_report_layout(doc);
+    enum trivy_layout layout;
     int rc;
 
     memset(&t, 0, sizeof(t));
+    if (mp_value_len(doc, doc.n, MP_MAX_DEPTH) != (ssize_t)doc.n) {
+        errbuf_set(eb, "the report is not one well-formed msgpack value");
+        return VG_EFORMAT;
+    }
+    layout = trivy_report_layout(doc);
     t.out = out;
     t.fn = fn;
     t.arg = arg;
