@@ -6,7 +6,10 @@
  * acks in syslog: a message is in the store once its batch commits, and a connection
  * the peer closes simply ends. A malformed octet count loses the framing of everything
  * after it, so the connection is closed (good frames before it are kept); a bad LF line
- * cannot break the framing and is stored with whatever of it parsed. */
+ * cannot break the framing and is stored with whatever of it parsed. A frame cut off by
+ * the peer's close is not stored: an octet-counted one is incomplete by definition, and
+ * for a last LF line without its LF, conn.h has no end-of-stream hook (rsyslog's imtcp
+ * would submit such a line; vigil drops it). */
 #include "collector/syslog_in.h"
 
 #include <errno.h>
