@@ -76,7 +76,26 @@ static const char schema_sql[] =
     " bytes INTEGER NOT NULL, bytes_raw INTEGER NOT NULL,"
     " chain_head TEXT NOT NULL,"
     " created INTEGER NOT NULL, sealed INTEGER);"
-    "CREATE INDEX IF NOT EXISTS segments_part ON segments (part_start);";
+    "CREATE INDEX IF NOT EXISTS segments_part ON segments (part_start);"
+    /* segment.md 8-10: signing keys, seals, deletions by policy, legal holds. */
+    "CREATE TABLE IF NOT EXISTS keys ("
+    " key_id TEXT PRIMARY KEY, algorithm TEXT NOT NULL, public_pem TEXT NOT NULL,"
+    " added INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS seals ("
+    " segment_id INTEGER PRIMARY KEY, reason TEXT NOT NULL, key_id TEXT, signature TEXT,"
+    " signed INTEGER);"
+    "CREATE TABLE IF NOT EXISTS deletions ("
+    " segment_id INTEGER PRIMARY KEY, file TEXT NOT NULL,"
+    " part_start INTEGER NOT NULL, part_end INTEGER NOT NULL,"
+    " ts_min INTEGER, ts_max INTEGER, seq_min INTEGER, seq_max INTEGER,"
+    " count INTEGER NOT NULL, blocks INTEGER NOT NULL,"
+    " bytes INTEGER NOT NULL, bytes_raw INTEGER NOT NULL, chain_head TEXT NOT NULL,"
+    " created INTEGER NOT NULL, sealed INTEGER NOT NULL, key_id TEXT, signature TEXT,"
+    " reason TEXT NOT NULL, deleted INTEGER NOT NULL, file_removed INTEGER);"
+    "CREATE TABLE IF NOT EXISTS holds ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, since INTEGER NOT NULL, until INTEGER NOT NULL,"
+    " filter TEXT, reason TEXT NOT NULL, created_by TEXT NOT NULL, created INTEGER NOT NULL,"
+    " released INTEGER, released_by TEXT, release_reason TEXT, CHECK (since < until));";
 
 struct catalog {
     sqlite3 *db;
@@ -415,4 +434,470 @@ int catalog__next_seq(struct catalog *c, uint64_t *out)
         *out = null ? 1 : (uint64_t)v + 1;
     }
     return rc;
+}
+
+/* ---- integrity, retention and holds (segment.md 8-10) ----
+ * Rare statements (once per seal, retention run, verify or `vigil hold`): prepared per
+ * call rather than kept. */
+
+bool catalog__full(const struct catalog *c)
+{
+    int ec = c && c->db ? sqlite3_extended_errcode(c->db) : 0;
+    return (ec & 0xff) == SQLITE_FULL ||
+           ((ec & 0xff) == SQLITE_IOERR && sqlite3_system_errno(c->db) == ENOSPC);
+}
+
+static int prep(struct catalog *c, const char *sql, sqlite3_stmt **s)
+{
+    if (sqlite3_prepare_v2(c->db, sql, -1, s, NULL) != SQLITE_OK) {
+        sqlite3_finalize(*s);
+        *s = NULL;
+        return db_fail(c, "prepare");
+    }
+    return 0;
+}
+
+/* Steps a statement that returns no rows, then finalizes it. */
+static int run_done(struct catalog *c, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : db_fail(c, what);
+}
+
+int catalog__has_table(struct catalog *c, const char *name)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prep(c, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", &s);
+    if (rc < 0) {
+        return rc;
+    }
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_fail(c, "look up table");
+}
+
+static void text_copy(sqlite3_stmt *s, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+static char *text_dup(sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    return t ? xstrdup((const char *)t) : NULL;
+}
+
+/* A signature column pair (key_id, signature hex): both NULL, or both well formed. */
+static void sig_read(sqlite3_stmt *s, int col, bool *is_signed, char *key_id, uint8_t *sig)
+{
+    const unsigned char *k = sqlite3_column_text(s, col);
+    const unsigned char *h = sqlite3_column_text(s, col + 1);
+
+    *is_signed = false;
+    key_id[0] = 0;
+    memset(sig, 0, SIGN_SIG_LEN);
+    if (!k || !h) {
+        return;
+    }
+    snprintf(key_id, SIGN_KEY_ID_LEN + 1, "%s", (const char *)k);
+    /* A malformed signature reads as all zeros: it fails the check, never crashes. */
+    if (sign_unhex((const char *)h, sig, SIGN_SIG_LEN) < 0) {
+        memset(sig, 0, SIGN_SIG_LEN);
+    }
+    *is_signed = true;
+}
+
+static void sig_bind(sqlite3_stmt *s, int col, bool is_signed, const char *key_id,
+                     const uint8_t *sig)
+{
+    char hex[2 * SIGN_SIG_LEN + 1];
+
+    if (!is_signed) {
+        sqlite3_bind_null(s, col);
+        sqlite3_bind_null(s, col + 1);
+        return;
+    }
+    vg_hex(sig, SIGN_SIG_LEN, hex);
+    sqlite3_bind_text(s, col, key_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, col + 1, hex, -1, SQLITE_TRANSIENT);
+}
+
+int catalog__key_put(struct catalog *c, const char *key_id, const char *pem, int64_t added)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prep(c,
+                  "INSERT OR IGNORE INTO keys (key_id, algorithm, public_pem, added) "
+                  "VALUES (?1, 'ed25519', ?2, ?3)",
+                  &s);
+    if (rc < 0) {
+        return rc;
+    }
+    sqlite3_bind_text(s, 1, key_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, pem, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, added);
+    return run_done(c, s, "record signing key");
+}
+
+int catalog__keys_list(struct catalog *c, struct catalog_key **out, size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    struct catalog_key *v = NULL;
+    size_t len = 0;
+    int rc = catalog__has_table(c, "keys");
+
+    *out = NULL;
+    *n = 0;
+    if (rc <= 0) {
+        return rc;
+    }
+    rc = prep(c, "SELECT key_id, public_pem, added FROM keys ORDER BY added, key_id", &s);
+    if (rc < 0) {
+        return rc;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        text_copy(s, 0, v[len].key_id, sizeof(v[len].key_id));
+        v[len].pem = text_dup(s, 1);
+        v[len].added = sqlite3_column_int64(s, 2);
+        len++;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        catalog__keys_free(v, len);
+        return db_fail(c, "list keys");
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+void catalog__keys_free(struct catalog_key *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(k[i].pem);
+    }
+    free(k);
+}
+
+int catalog__seal_put(struct catalog *c, const struct catalog_seal *seal)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prep(c,
+                  "INSERT OR REPLACE INTO seals (segment_id, reason, key_id, signature, signed) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5)",
+                  &s);
+    if (rc < 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)seal->id);
+    sqlite3_bind_text(s, 2, seal->reason, -1, SQLITE_TRANSIENT);
+    sig_bind(s, 3, seal->is_signed, seal->key_id, seal->sig);
+    if (seal->is_signed) {
+        sqlite3_bind_int64(s, 5, seal->signed_at);
+    } else {
+        sqlite3_bind_null(s, 5);
+    }
+    return run_done(c, s, "record seal");
+}
+
+int catalog__seals_list(struct catalog *c, struct catalog_seal **out, size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    struct catalog_seal *v = NULL;
+    size_t len = 0;
+    int rc = catalog__has_table(c, "seals");
+
+    *out = NULL;
+    *n = 0;
+    if (rc <= 0) {
+        return rc;
+    }
+    rc = prep(c,
+              "SELECT segment_id, reason, key_id, signature, signed FROM seals "
+              "ORDER BY segment_id",
+              &s);
+    if (rc < 0) {
+        return rc;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        memset(&v[len], 0, sizeof(v[len]));
+        v[len].id = (uint64_t)sqlite3_column_int64(s, 0);
+        text_copy(s, 1, v[len].reason, sizeof(v[len].reason));
+        sig_read(s, 2, &v[len].is_signed, v[len].key_id, v[len].sig);
+        v[len].signed_at = sqlite3_column_int64(s, 4);
+        len++;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        free(v);
+        return db_fail(c, "list seals");
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+#define DEL_COLS                                                                      \
+ "segment_id, file, part_start, part_end, ts_min, ts_max, seq_min, seq_max, count, "  \
+ "blocks, bytes, bytes_raw, chain_head, created, sealed, key_id, signature, reason, " \
+ "deleted, file_removed"
+
+int catalog__deletion_add(struct catalog *c, const struct catalog_deletion *d)
+{
+    const struct seg_meta *m = &d->m;
+    char hex[2 * VG_SHA256_LEN + 1];
+    sqlite3_stmt *s = NULL;
+    int rc = prep(c,
+                  "INSERT OR REPLACE INTO deletions (" DEL_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                  "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, NULL)",
+                  &s);
+    if (rc < 0) {
+        return rc;
+    }
+    vg_hex(m->chain_head, VG_SHA256_LEN, hex);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)m->id);
+    sqlite3_bind_text(s, 2, m->file, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, m->part_start);
+    sqlite3_bind_int64(s, 4, m->part_end);
+    if (m->tot.count > 0) {
+        sqlite3_bind_int64(s, 5, m->tot.ts_min);
+        sqlite3_bind_int64(s, 6, m->tot.ts_max);
+        sqlite3_bind_int64(s, 7, (sqlite3_int64)m->tot.seq_min);
+        sqlite3_bind_int64(s, 8, (sqlite3_int64)m->tot.seq_max);
+    }
+    sqlite3_bind_int64(s, 9, (sqlite3_int64)m->tot.count);
+    sqlite3_bind_int64(s, 10, (sqlite3_int64)m->tot.blocks);
+    sqlite3_bind_int64(s, 11, (sqlite3_int64)m->bytes);
+    sqlite3_bind_int64(s, 12, (sqlite3_int64)m->tot.bytes_raw);
+    sqlite3_bind_text(s, 13, hex, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 14, m->created);
+    sqlite3_bind_int64(s, 15, m->sealed);
+    sig_bind(s, 16, d->is_signed, d->key_id, d->sig);
+    sqlite3_bind_text(s, 18, d->reason, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 19, d->deleted);
+    rc = run_done(c, s, "record deletion");
+    if (rc == 0 && (rc = prep(c, "DELETE FROM segments WHERE id = ?1", &s)) == 0) {
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)m->id);
+        rc = run_done(c, s, "delete segment row");
+    }
+    if (rc == 0 && (rc = prep(c, "DELETE FROM seals WHERE segment_id = ?1", &s)) == 0) {
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)m->id);
+        rc = run_done(c, s, "delete seal row");
+    }
+    return rc;
+}
+
+static int deletion_read(struct catalog *c, sqlite3_stmt *s, struct catalog_deletion *d)
+{
+    struct seg_meta *m = &d->m;
+    const unsigned char *file = sqlite3_column_text(s, 1);
+    const unsigned char *hex = sqlite3_column_text(s, 12);
+
+    memset(d, 0, sizeof(*d));
+    m->id = (uint64_t)sqlite3_column_int64(s, 0);
+    if (!file || strlen((const char *)file) >= SEG_NAME_MAX || strchr((const char *)file, '/') ||
+        !hex || sign_unhex((const char *)hex, m->chain_head, VG_SHA256_LEN) < 0) {
+        log_error("catalog '%s': malformed deletion row for segment %llu", c->path,
+                  (unsigned long long)m->id);
+        return VG_EDB;
+    }
+    snprintf(m->file, sizeof(m->file), "%s", (const char *)file);
+    m->part_start = sqlite3_column_int64(s, 2);
+    m->part_end = sqlite3_column_int64(s, 3);
+    m->state = SEG_SEALED;
+    m->tot.ts_min = sqlite3_column_int64(s, 4);
+    m->tot.ts_max = sqlite3_column_int64(s, 5);
+    m->tot.seq_min = (uint64_t)sqlite3_column_int64(s, 6);
+    m->tot.seq_max = (uint64_t)sqlite3_column_int64(s, 7);
+    m->tot.count = (uint64_t)sqlite3_column_int64(s, 8);
+    m->tot.blocks = (uint64_t)sqlite3_column_int64(s, 9);
+    m->bytes = (uint64_t)sqlite3_column_int64(s, 10);
+    m->tot.bytes_raw = (uint64_t)sqlite3_column_int64(s, 11);
+    m->created = sqlite3_column_int64(s, 13);
+    m->sealed = sqlite3_column_int64(s, 14);
+    sig_read(s, 15, &d->is_signed, d->key_id, d->sig);
+    text_copy(s, 17, d->reason, sizeof(d->reason));
+    d->deleted = sqlite3_column_int64(s, 18);
+    d->file_removed = sqlite3_column_int64(s, 19);
+    return 0;
+}
+
+int catalog__deletion_get(struct catalog *c, uint64_t id, struct catalog_deletion *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = catalog__has_table(c, "deletions");
+
+    if (rc <= 0) {
+        return rc;
+    }
+    rc = prep(c, "SELECT " DEL_COLS " FROM deletions WHERE segment_id = ?1", &s);
+    if (rc < 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        rc = deletion_read(c, s, out) < 0 ? VG_EDB : 1;
+    } else {
+        rc = rc == SQLITE_DONE ? 0 : db_fail(c, "look up deletion");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int catalog__deletions_list(struct catalog *c, bool pending_only, struct catalog_deletion **out,
+                            size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    struct catalog_deletion *v = NULL;
+    size_t len = 0;
+    int rc = catalog__has_table(c, "deletions");
+
+    *out = NULL;
+    *n = 0;
+    if (rc <= 0) {
+        return rc;
+    }
+    rc = prep(c,
+              pending_only ? "SELECT " DEL_COLS " FROM deletions WHERE file_removed IS NULL "
+                             "ORDER BY segment_id"
+                           : "SELECT " DEL_COLS " FROM deletions ORDER BY segment_id",
+              &s);
+    if (rc < 0) {
+        return rc;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        if (deletion_read(c, s, &v[len]) < 0) {
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+        len++;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        free(v);
+        return rc == SQLITE_CORRUPT ? VG_EDB : db_fail(c, "list deletions");
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int catalog__deletion_removed(struct catalog *c, uint64_t id, int64_t when)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prep(c, "UPDATE deletions SET file_removed = ?2 WHERE segment_id = ?1", &s);
+    if (rc < 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+    sqlite3_bind_int64(s, 2, when);
+    return run_done(c, s, "record file removal");
+}
+
+int catalog__hold_add(struct catalog *c, const struct store_hold *h, int64_t *id)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prep(c,
+                  "INSERT INTO holds (since, until, filter, reason, created_by, created) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                  &s);
+    if (rc < 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(s, 1, h->since);
+    sqlite3_bind_int64(s, 2, h->until);
+    if (h->filter && *h->filter) {
+        sqlite3_bind_text(s, 3, h->filter, -1, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_bind_null(s, 3);
+    }
+    sqlite3_bind_text(s, 4, h->reason, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 5, h->created_by, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 6, h->created);
+    rc = run_done(c, s, "add hold");
+    if (rc == 0) {
+        *id = sqlite3_last_insert_rowid(c->db);
+    }
+    return rc;
+}
+
+int catalog__hold_release(struct catalog *c, int64_t id, int64_t when, const char *who,
+                          const char *reason)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prep(c,
+                  "UPDATE holds SET released = ?2, released_by = ?3, release_reason = ?4 "
+                  "WHERE id = ?1 AND released IS NULL",
+                  &s);
+    if (rc < 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, when);
+    sqlite3_bind_text(s, 3, who, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 4, reason, -1, SQLITE_TRANSIENT);
+    rc = run_done(c, s, "release hold");
+    if (rc < 0 || sqlite3_changes(c->db) == 1) {
+        return rc;
+    }
+    /* Nothing changed: no such hold, or released already. */
+    if ((rc = prep(c, "SELECT released FROM holds WHERE id = ?1", &s)) < 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? -EALREADY : rc == SQLITE_DONE ? -ENOENT : db_fail(c, "look up hold");
+}
+
+int catalog__holds_list(struct catalog *c, bool active_only, struct store_hold **out, size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    struct store_hold *v = NULL;
+    size_t len = 0;
+    int rc = catalog__has_table(c, "holds");
+
+    *out = NULL;
+    *n = 0;
+    if (rc <= 0) {
+        return rc;
+    }
+    rc = prep(c,
+              active_only ? "SELECT id, since, until, filter, reason, created_by, created, "
+                            "released, released_by, release_reason FROM holds "
+                            "WHERE released IS NULL ORDER BY id"
+                          : "SELECT id, since, until, filter, reason, created_by, created, "
+                            "released, released_by, release_reason FROM holds ORDER BY id",
+              &s);
+    if (rc < 0) {
+        return rc;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v = xrealloc(v, (len + 1) * sizeof(*v));
+        struct store_hold *h = &v[len++];
+        h->id = sqlite3_column_int64(s, 0);
+        h->since = sqlite3_column_int64(s, 1);
+        h->until = sqlite3_column_int64(s, 2);
+        h->filter = text_dup(s, 3);
+        h->reason = text_dup(s, 4);
+        h->created_by = text_dup(s, 5);
+        h->created = sqlite3_column_int64(s, 6);
+        h->released = sqlite3_column_int64(s, 7);
+        h->released_by = text_dup(s, 8);
+        h->release_reason = text_dup(s, 9);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        store_holds_free(v, len);
+        return db_fail(c, "list holds");
+    }
+    *out = v;
+    *n = len;
+    return 0;
 }

@@ -20,14 +20,17 @@
 struct fsops;
 
 struct store_opts {
-    const char *dir;        /* store root; created if missing (writer) */
-    int64_t partition_ns;   /* partition length, e.g. 1h; 1 s .. 366 days */
-    size_t block_bytes;     /* target uncompressed block size (4 KiB .. 16 MiB; 0: 256 KiB);
-                               a block is written when full or at commit */
-    int max_open_segments;  /* open segment files at once (late events reopen old
-                               partitions); LRU beyond. 1 .. 4096; 0: 16 */
-    bool fsync;             /* false only for benchmarks/tests: commit skips fdatasync */
-    const struct fsops *fs; /* NULL: the real system calls; tests install failing ones */
+    const char *dir;         /* store root; created if missing (writer) */
+    int64_t partition_ns;    /* partition length, e.g. 1h; 1 s .. 366 days */
+    size_t block_bytes;      /* target uncompressed block size (4 KiB .. 16 MiB; 0: 256 KiB);
+                                a block is written when full or at commit */
+    int max_open_segments;   /* open segment files at once (late events reopen old
+                                partitions); LRU beyond. 1 .. 4096; 0: 16 */
+    bool fsync;              /* false only for benchmarks/tests: commit skips fdatasync */
+    const struct fsops *fs;  /* NULL: the real system calls; tests install failing ones */
+    const char *signing_key; /* Ed25519 private key PEM signing sealed chain heads
+                                (segment.md 8); NULL: dir/keys/collector-ed25519.pem,
+                                created on first start */
 };
 
 /* The writer. One thread uses it (vigild's store thread); functions block on disk I/O. */
@@ -131,5 +134,103 @@ void store_reader_close(struct store_reader *r); /* takes NULL */
  * when everything verifies, VG_ECORRUPT when something does not, or another error
  * (eb says what) when the store cannot be read at all. */
 int store_verify(const char *dir, FILE *report, struct errbuf *eb) VG_MUST_USE;
+
+/* ---- integrity, retention, legal holds (segment.md 8-10) ---- */
+
+/* What `vigil verify` checked (store_verify_ex). */
+struct store_verify_opts {
+    const char *trusted_key; /* NULL, or a PEM public key file every signature must be
+                                made by (otherwise the keys the catalog records) */
+};
+struct store_verify_summary {
+    unsigned segments; /* segment files and rows checked */
+    unsigned ok;
+    unsigned failed;
+    unsigned deleted;   /* segments deleted by policy (recorded in the catalog) */
+    unsigned signed_ok; /* sealed segments whose signature checked out */
+    uint64_t records;   /* records in the segments that verified */
+    char key_id[65];    /* the signing key of the last signature checked ("" none) */
+};
+
+/* store_verify with options; sum (may be NULL) gets the figures. The report (may be
+ * NULL) gets one line per segment ("<file>: ok ..." or "<file>: FAILED at offset N,
+ * block B: reason"), then one per deleted segment, catalog-level findings, and a
+ * summary line. Returns as store_verify. */
+int store_verify_ex(const char *dir, const struct store_verify_opts *o, FILE *report,
+                    struct store_verify_summary *sum, struct errbuf *eb) VG_MUST_USE;
+
+/* Retention policy (store.retention); 0 disables a limit. */
+struct store_retention {
+    int64_t max_age_ns;      /* partitions that ended longer ago than this go */
+    uint64_t max_size_bytes; /* while the segments take more, the oldest partitions go */
+};
+
+/* One segment retention deleted (for logs and the source=vigil event). */
+struct store_deleted {
+    uint64_t segment_id;
+    char file[64];
+    int64_t part_start;
+    int64_t part_end;
+    int64_t ts_min; /* meaningful when count > 0 */
+    int64_t ts_max;
+    uint64_t count;
+    uint64_t bytes;
+    const char *reason; /* "max_age" or "max_size" (static) */
+};
+
+struct store_retention_result {
+    struct store_deleted *deleted; /* owned by the caller (free) */
+    size_t ndeleted;
+    unsigned held;        /* partitions retention would delete but a hold protects */
+    unsigned busy;        /* ... but the writer has open (never deleted) */
+    uint64_t bytes_total; /* segment bytes left in the store */
+    bool over_size;       /* still over max_size (held or open partitions) */
+};
+
+/* Runs retention once (the store thread; blocks on SQLite and unlink): whole
+ * partitions, oldest first, never one with an open or in-memory segment, never one
+ * overlapping an active hold. In one catalog transaction each deleted segment gets a
+ * deletions row (its head, counts, time range, signature, the reason and the time)
+ * and loses its segments row; then the files are removed (a removal that fails is
+ * retried by the next run and by recovery). Also removes files of earlier deletions
+ * still pending. now_ns is the clock (tests pass their own). *res (zeroed first) says
+ * what happened. Returns the number of segments deleted, or VG_EDB / -errno. */
+int store_retention_run(struct store *st, const struct store_retention *pol, int64_t now_ns,
+                        struct store_retention_result *res) VG_MUST_USE;
+
+/* A legal hold (segment.md 10): retention keeps every partition overlapping
+ * [since, until) while the hold is active. */
+struct store_hold {
+    int64_t id;
+    int64_t since; /* event time, ns; since < until */
+    int64_t until;
+    char *filter; /* NULL: everything in the range (the filter is recorded; a
+                     partition is kept whole whatever the filter) */
+    char *reason;
+    char *created_by;
+    int64_t created;
+    int64_t released;  /* 0 while active */
+    char *released_by; /* NULL while active */
+    char *release_reason;
+};
+
+/* These open dir/catalog.db read-write beside a running vigild (SQLite WAL; waits up
+ * to 10 s for its lock) and block. They fail with -ENOENT when there is no store. */
+/* Adds a hold; *id gets its number. Returns 0, -ENOENT, -EINVAL (since >= until, no
+ * reason) or VG_EDB with eb. */
+int store_hold_add(const char *dir, const struct store_hold *h, int64_t *id,
+                   struct errbuf *eb) VG_MUST_USE;
+/* Every hold, active and released, by id: *out is a new array (store_holds_free). */
+int store_hold_list(const char *dir, struct store_hold **out, size_t *n,
+                    struct errbuf *eb) VG_MUST_USE;
+/* Marks hold id released (the row stays: who, when, why). Returns 0, -ENOENT (no such
+ * hold), -EALREADY (released before) or VG_EDB, with eb. */
+int store_hold_release(const char *dir, int64_t id, const char *who, const char *reason,
+                       int64_t now_ns, struct errbuf *eb) VG_MUST_USE;
+void store_holds_free(struct store_hold *h, size_t n); /* takes NULL */
+
+/* Free bytes for an unprivileged writer on the file system holding dir (statvfs
+ * f_bavail * f_frsize). Returns 0 or -errno. */
+int store_free_bytes(const char *dir, uint64_t *out) VG_MUST_USE;
 
 #endif

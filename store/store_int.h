@@ -10,6 +10,7 @@
 #include "common/digest.h"
 #include "common/errbuf.h"
 #include "common/span.h"
+#include "store/sign.h"
 #include "store/store.h"
 
 /* segment.md 2 and 3.1: both headers are fixed size. */
@@ -253,5 +254,98 @@ int catalog__list(struct catalog *c, enum catalog_sel sel, int64_t since, int64_
 /* Largest id (0 when empty) and 1 + largest seq_max (1 when no records). */
 int catalog__max_id(struct catalog *c, uint64_t *out) VG_MUST_USE;
 int catalog__next_seq(struct catalog *c, uint64_t *out) VG_MUST_USE;
+
+/* ---- integrity, retention and holds (segment.md 8-10): catalog.c (tables),
+ * integrity.c (keys, seals, signatures), retention.c (deletions, holds), verify.c ---- */
+
+#define SEAL_MSG_LEN      144     /* segment.md 8.2 */
+#define SEAL_REASON_ENDED "ended" /* sealed by store_seal_before: signed */
+
+struct catalog_key { /* a row of keys (segment.md 8.3) */
+    char key_id[SIGN_KEY_ID_LEN + 1];
+    char *pem; /* owned */
+    int64_t added;
+};
+
+struct catalog_seal { /* a row of seals (segment.md 8.3) */
+    uint64_t id;      /* segment id */
+    char reason[16];  /* SEAL_REASON_ENDED */
+    bool is_signed;   /* key_id and sig set */
+    char key_id[SIGN_KEY_ID_LEN + 1];
+    uint8_t sig[SIGN_SIG_LEN];
+    int64_t signed_at;
+};
+
+struct catalog_deletion { /* a row of deletions (segment.md 9.2) */
+    struct seg_meta m;    /* the segment row as it was when deleted (m.sealed set) */
+    bool is_signed;       /* the segment's seal signature, kept */
+    char key_id[SIGN_KEY_ID_LEN + 1];
+    uint8_t sig[SIGN_SIG_LEN];
+    char reason[16];      /* "max_age" | "max_size" */
+    int64_t deleted;      /* ns */
+    int64_t file_removed; /* ns; 0 while the file may still exist */
+};
+
+/* True when the catalog's last failure was a full disk (SQLITE_FULL or ENOSPC). */
+bool catalog__full(const struct catalog *c);
+/* 1 when the table exists, 0 when not (an older catalog), VG_EDB. */
+int catalog__has_table(struct catalog *c, const char *name) VG_MUST_USE;
+/* Records a public key (INSERT OR IGNORE). Returns 0 or VG_EDB. */
+int catalog__key_put(struct catalog *c, const char *key_id, const char *pem,
+                     int64_t added) VG_MUST_USE;
+/* Lists into a new array (catalog__keys_free); empty when the table is missing. */
+int catalog__keys_list(struct catalog *c, struct catalog_key **out, size_t *n) VG_MUST_USE;
+void catalog__keys_free(struct catalog_key *k, size_t n);
+/* Inserts or replaces the seal row of s->id. Returns 0 or VG_EDB. */
+int catalog__seal_put(struct catalog *c, const struct catalog_seal *s) VG_MUST_USE;
+/* Every seal row, by segment id, into a new array (caller frees). */
+int catalog__seals_list(struct catalog *c, struct catalog_seal **out, size_t *n) VG_MUST_USE;
+/* Records d and removes the segment's segments and seals rows (call inside a
+ * transaction). Returns 0 or VG_EDB. */
+int catalog__deletion_add(struct catalog *c, const struct catalog_deletion *d) VG_MUST_USE;
+/* 1 and *out when segment id was deleted by policy, 0 when not, or VG_EDB. */
+int catalog__deletion_get(struct catalog *c, uint64_t id, struct catalog_deletion *out) VG_MUST_USE;
+/* Deletion rows (pending_only: those whose file removal is not recorded yet) into a
+ * new array (caller frees). */
+int catalog__deletions_list(struct catalog *c, bool pending_only, struct catalog_deletion **out,
+                            size_t *n) VG_MUST_USE;
+int catalog__deletion_removed(struct catalog *c, uint64_t id, int64_t when) VG_MUST_USE;
+/* Adds a hold (since, until, filter, reason, created_by, created of h); *id gets its id. */
+int catalog__hold_add(struct catalog *c, const struct store_hold *h, int64_t *id) VG_MUST_USE;
+/* Returns 0, -ENOENT (no such hold), -EALREADY (released before) or VG_EDB. */
+int catalog__hold_release(struct catalog *c, int64_t id, int64_t when, const char *who,
+                          const char *reason) VG_MUST_USE;
+/* Holds by id (active_only: not released) into a new array (store_holds_free). */
+int catalog__holds_list(struct catalog *c, bool active_only, struct store_hold **out,
+                        size_t *n) VG_MUST_USE;
+
+/* integrity.c. The seal record of segment.md 8.2 for row m (m->sealed set). */
+void integrity__seal_msg(const struct seg_meta *m, uint8_t out[SEAL_MSG_LEN]);
+/* At store_open, after recovery: loads key_path, or when NULL the store's own key
+ * (dir/keys/collector-ed25519.pem, created on first start, 0600); writes its public
+ * key next to it and records it in the catalog; signs seals left unsigned. *out is the
+ * key (owned by the store), or NULL when the default key cannot be made (a full disk:
+ * logged; seals stay unsigned until a later start signs them). Returns 0, or
+ * VG_ECONFIG / -errno when a configured key cannot be loaded (eb says why). */
+int integrity__open(struct catalog *cat, const struct fsops *fs, const char *dir,
+                    const char *key_path, struct sign_key **out, struct errbuf *eb) VG_MUST_USE;
+/* Seals every open row with part_end <= ts, in one transaction, each with a seal row
+ * signed by key (unsigned when key is NULL). Returns how many, or VG_EDB. */
+int integrity__seal_before(struct catalog *cat, const struct sign_key *key, int64_t ts,
+                           int64_t now) VG_MUST_USE;
+
+/* retention.c. During recovery: when segment file `name` (id) without a catalog row
+ * was deleted by policy, removes the file (a crash between the catalog transaction and
+ * the unlink) and returns 1; 0 when it was not; < 0 on error. */
+int retention__finish_file(struct catalog *cat, const struct fsops *fs, const char *segdir,
+                           const char *name, uint64_t id) VG_MUST_USE;
+
+/* writer.c: what integrity.c and retention.c reach in the writer. */
+struct catalog *store__catalog(struct store *st);
+const struct fsops *store__fsops(const struct store *st);
+const char *store__segdir(const struct store *st);
+/* True when the writer holds a segment of partition [start, end) in memory (open, or
+ * written and not yet committed): retention must not touch it. */
+bool store__part_in_use(const struct store *st, int64_t start, int64_t end);
 
 #endif

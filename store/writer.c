@@ -65,6 +65,7 @@ struct store {
     struct buf dbuf;
     struct digest *dg;
     struct store_stats stats;
+    struct sign_key *key; /* signs seals (integrity.c); NULL when it could not be made */
 };
 
 static int seg_path(const struct store *st, const char *file, char *out)
@@ -577,7 +578,7 @@ int store_seal_before(struct store *st, int64_t ts)
             segs_remove(st, i);
         }
     }
-    rc = catalog__seal_before(st->cat, ts, vg_now_ns());
+    rc = integrity__seal_before(st->cat, st->key, ts, vg_now_ns());
     if (rc > 0) {
         log_debug("store '%s': sealed %d segments", st->dir, rc);
     }
@@ -855,6 +856,15 @@ static int recover(struct store *st, struct errbuf *eb)
         max_id = id > max_id ? id : max_id;
         key.id = id;
         if (n == 0 || bsearch(&key, rows, n, sizeof(*rows), cmp_meta_id) == NULL) {
+            /* Deleted by retention, the file left by a crash (segment.md 9.1)? */
+            rc = retention__finish_file(st->cat, st->fs, st->segdir, e->d_name, id);
+            if (rc != 0) {
+                if (rc < 0) {
+                    errbuf_set(eb, "recovery: %s", catalog__errmsg(st->cat));
+                    goto out;
+                }
+                continue;
+            }
             rc = recover_file(st, e->d_name, NULL, eb);
             if (rc < 0) {
                 goto out;
@@ -929,6 +939,10 @@ int store_open(const struct store_opts *o, struct store **out, struct errbuf *eb
     if (rc < 0) {
         goto fail;
     }
+    rc = integrity__open(st->cat, st->fs, st->dir, o->signing_key, &st->key, eb);
+    if (rc < 0) {
+        goto fail;
+    }
     buf_release(&st->rbuf); /* recovery scratch; can be large */
     buf_release(&st->dbuf);
     *out = st;
@@ -952,6 +966,7 @@ static void store_free(struct store *st)
     buf_release(&st->rbuf);
     buf_release(&st->dbuf);
     digest_free(st->dg);
+    sign_key_free(st->key);
     free(st);
 }
 
@@ -965,6 +980,31 @@ void store__abandon(struct store *st)
 bool store__poisoned(const struct store *st)
 {
     return st->poison_rc < 0;
+}
+
+struct catalog *store__catalog(struct store *st)
+{
+    return st->cat;
+}
+
+const struct fsops *store__fsops(const struct store *st)
+{
+    return st->fs;
+}
+
+const char *store__segdir(const struct store *st)
+{
+    return st->segdir;
+}
+
+bool store__part_in_use(const struct store *st, int64_t start, int64_t end)
+{
+    for (size_t i = 0; i < st->nsegs; i++) {
+        if (st->segs[i]->m.part_start < end && start < st->segs[i]->m.part_end) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void store_close(struct store *st)
