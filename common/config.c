@@ -51,6 +51,10 @@ static const struct cfg_opt store_opts[] = {
       "ingest is refused (backpressure) when the disk has less free space than this" },
     { "fsync", CFG_BOOL, "true", 0, 0, CFG_OFF(struct store_cfg, fsync),
       "fsync before acknowledging; false loses acknowledged events on power loss" },
+    { "signing_key", CFG_PATH, NULL, 0, 0, CFG_OFF(struct store_cfg, signing_key),
+      "Ed25519 private key (PEM) that signs sealed segments; absent: the store makes "
+      "keys/collector-ed25519.pem on first start",
+      .flags = CFG_F_EXISTS },
     { NULL },
 };
 

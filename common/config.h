@@ -17,7 +17,7 @@
 #include "common/vg.h"
 
 /* store: { path, partition, retention: { max_age, max_size }, block_bytes, commit_interval,
- *          free_reserve, fsync } */
+ *          free_reserve, fsync, signing_key } */
 struct store_cfg {
     char *path;                  /* never NULL */
     int64_t partition_ns;        /* 1h */
@@ -27,6 +27,8 @@ struct store_cfg {
     int64_t commit_interval_ns;  /* 2ms, 0..1s */
     uint64_t free_reserve_bytes; /* 1GiB */
     bool fsync;                  /* true */
+    char *signing_key;           /* Ed25519 PEM key signing sealed segments, or NULL
+                                    (the store makes <path>/keys/collector-ed25519.pem) */
 };
 
 /* tls: { ca, cert, key, crl, handshake_timeout }. ca, cert and key are set (and were

@@ -319,6 +319,30 @@ struct bad_case {
     const char *want; /* substring of the message */
 };
 
+/* store.signing_key: a path resolved against the config's directory, which must exist;
+ * absent by default (the store makes its own key). */
+static void test_signing_key(void **state)
+{
+    struct vg_config *c;
+    struct errbuf eb;
+    char p[PATH_MAX];
+
+    (void)state;
+    assert_int_equal(load(TLS_OK, &c, &eb), 0);
+    assert_null(c->store.signing_key);
+    config_free(c);
+
+    assert_int_equal(load(TLS_OK "store: { signing_key: server-key.pem }\n", &c, &eb), 0);
+    in_tmp(p, sizeof(p), "server-key.pem");
+    assert_string_equal(c->store.signing_key, p);
+    config_free(c);
+
+    assert_int_equal(load(TLS_OK "store: { signing_key: no-such-key.pem }\n", &c, &eb), VG_ECONFIG);
+    assert_null(c);
+    assert_non_null(strstr(errbuf_msg(&eb), "'store.signing_key'"));
+    assert_non_null(strstr(errbuf_msg(&eb), "no-such-key.pem"));
+}
+
 static void test_errors(void **state)
 {
     static const struct bad_case cases[] = {
@@ -726,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_example_loads),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_minimal_and_overrides),
+        cmocka_unit_test(test_signing_key),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_hostile_sizes),
         cmocka_unit_test(test_load_file),
