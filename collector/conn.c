@@ -108,11 +108,21 @@ void conn_close(struct conn *c, int rc, const char *why)
 }
 
 /* A draining connection closes once nothing is owed to the peer. */
+static int conn_flush(struct conn *c, struct buf *plain);
+
 static void conn_maybe_finish(struct conn *c)
 {
-    if (c->state == CONN_DRAINING && c->unacked == 0 && c->write_bytes == 0) {
-        conn_close(c, 0, "drained");
+    if (c->state != CONN_DRAINING || c->unacked != 0 || c->write_bytes != 0) {
+        return;
     }
+    if (c->close_notify_owed) {
+        /* The peer said close_notify: answer it once nothing else is owed. */
+        c->close_notify_owed = false;
+        if (tls_sess_shutdown(c->tls) == 0 && conn_flush(c, NULL) == 0 && c->write_bytes > 0) {
+            return; /* on_write finishes */
+        }
+    }
+    conn_close(c, 0, "drained");
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -239,6 +249,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 /* Decrypts what TLS holds into c->in and runs the protocol. */
 static void conn_process(struct conn *c)
 {
+    bool peer_closed = false;
+
     if (c->tls) {
         for (;;) {
             if (buf_reserve(&c->in, 16 * 1024) < 0) {
@@ -260,7 +272,9 @@ static void conn_process(struct conn *c)
                 break;
             }
             if (n == -EPIPE) {
-                /* close_notify: process what we have, then drain. */
+                /* close_notify: process what we have, answer it, then drain (acks still
+                 * owed go out first; clients such as Python's ssl.unwrap() wait for it). */
+                peer_closed = true;
                 break;
             }
             if (n < 0) {
@@ -278,6 +292,10 @@ static void conn_process(struct conn *c)
     }
     if (c->state != CONN_CLOSING && c->tls) {
         conn_flush(c, NULL);
+        if (peer_closed) {
+            c->close_notify_owed = true; /* sent after the last ack (conn_maybe_finish) */
+            conn_finish(c);
+        }
     }
 }
 

@@ -61,6 +61,7 @@ struct conn {
     struct buf scratch;
     bool reading;
     bool paused;     /* stopped for backpressure; resumed by conn_resume_all */
+    bool close_notify_owed; /* the peer closed TLS cleanly: answer once acks are out */
     uint64_t unacked;   /* durability waiters outstanding */
     size_t write_bytes; /* bytes handed to uv_write and not yet completed */
     void *proto_state;

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "collector/pipeline.h"
+#include "collector/rules_live.h"
 #include "collector/vigild.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -91,8 +92,25 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct vigild vd = { 0 };
+    vd.loop = &loop;
+    vd.cfg = cfg;
+    vd.tls = tls;
+    vd.ready_fd = ready_fd;
+    /* Rules load before anything listens (file reads; the loop is not running yet). */
+    if ((rc = rules_live_new(&vd, &vd.rules, &eb)) < 0) {
+        fprintf(stderr, "vigild: %s\n", errbuf_msg(&eb));
+        uv_loop_close(&loop);
+        tls_ctx_free(tls);
+        config_free(cfg);
+        return 2;
+    }
     if (check_only) {
         printf("vigild: %s: configuration OK\n", cfg_path);
+        rules_live_free(vd.rules);
+        uv_loop_close(&loop);
         tls_ctx_free(tls);
         config_free(cfg);
         return 0;
@@ -105,21 +123,17 @@ int main(int argc, char **argv)
         .block_bytes = (size_t)cfg->store.block_bytes,
         .max_open_segments = 8,
         .fsync = cfg->store.fsync,
+        .signing_key = cfg->store.signing_key,
     };
     if ((rc = store_open(&so, &st, &eb)) < 0) {
         log_error("cannot open the store: %s", errbuf_msg(&eb));
+        rules_live_free(vd.rules);
+        uv_loop_close(&loop);
         tls_ctx_free(tls);
         config_free(cfg);
         return 1;
     }
 
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct vigild vd = { 0 };
-    vd.loop = &loop;
-    vd.cfg = cfg;
-    vd.tls = tls;
-    vd.ready_fd = ready_fd;
     int exit_code = 0;
     if ((rc = vigild_start(&vd, st, &eb)) < 0) {
         log_error("%s", errbuf_msg(&eb));
@@ -133,6 +147,7 @@ int main(int argc, char **argv)
         log_warn("loop closed with handles still open");
     }
     /* The pipeline's store thread has been joined and the store closed. */
+    rules_live_free(vd.rules); /* the final checkpoint of the correlation state */
     pipeline_free(vd.pipe);
     free(vd.shared_key);
     tls_ctx_free(tls);

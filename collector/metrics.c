@@ -54,6 +54,35 @@ int metrics_render(const struct metrics *m, struct buf *out)
     if (rc == 0) {
         rc = buf_appendf(
             out,
+            "# HELP vigil_store_disk_full 1 while free space is below store.free_reserve "
+            "(events refused)\n"
+            "# TYPE vigil_store_disk_full gauge\nvigil_store_disk_full %" PRIu64 "\n"
+            "# HELP vigil_store_free_bytes free bytes on the store's file system\n"
+            "# TYPE vigil_store_free_bytes gauge\nvigil_store_free_bytes %" PRIu64 "\n"
+            "# HELP vigil_store_disk_full_episodes_total times ingest stopped for "
+            "store.free_reserve\n"
+            "# TYPE vigil_store_disk_full_episodes_total counter\n"
+            "vigil_store_disk_full_episodes_total %" PRIu64 "\n"
+            "# HELP vigil_events_refused_disk_full_total events refused (not acknowledged) "
+            "while the disk was full\n"
+            "# TYPE vigil_events_refused_disk_full_total counter\n"
+            "vigil_events_refused_disk_full_total %" PRIu64 "\n"
+            "# HELP vigil_retention_segments_deleted_total segments deleted by retention\n"
+            "# TYPE vigil_retention_segments_deleted_total counter\n"
+            "vigil_retention_segments_deleted_total %" PRIu64 "\n"
+            "# HELP vigil_retention_bytes_deleted_total bytes of segments deleted by retention\n"
+            "# TYPE vigil_retention_bytes_deleted_total counter\n"
+            "vigil_retention_bytes_deleted_total %" PRIu64 "\n"
+            "# HELP vigil_retention_held_partitions partitions past retention kept by a legal "
+            "hold\n"
+            "# TYPE vigil_retention_held_partitions gauge\n"
+            "vigil_retention_held_partitions %" PRIu64 "\n",
+            m->disk_full, m->disk_free_bytes, m->disk_full_episodes, m->events_refused_disk,
+            m->retention_deleted, m->retention_bytes, m->retention_held);
+    }
+    if (rc == 0) {
+        rc = buf_appendf(
+            out,
             "# HELP vigil_events_stored_total events durable in the store\n"
             "# TYPE vigil_events_stored_total counter\nvigil_events_stored_total %" PRIu64 "\n"
             "# HELP vigil_store_commits_total group commits (one fsync round each)\n"
@@ -76,12 +105,21 @@ int metrics_render(const struct metrics *m, struct buf *out)
             "# HELP vigil_self_events_dropped_total source=vigil events not recorded (batch full)\n"
             "# TYPE vigil_self_events_dropped_total counter\n"
             "vigil_self_events_dropped_total %" PRIu64 "\n"
+            "# HELP vigil_rules_events_total durable events evaluated by the rules\n"
+            "# TYPE vigil_rules_events_total counter\nvigil_rules_events_total %" PRIu64 "\n"
+            "# HELP vigil_rules_alerts_total alerts recorded\n"
+            "# TYPE vigil_rules_alerts_total counter\nvigil_rules_alerts_total %" PRIu64 "\n"
+            "# HELP vigil_rules_groups correlation groups held in memory\n"
+            "# TYPE vigil_rules_groups gauge\nvigil_rules_groups %" PRIu64 "\n"
+            "# HELP vigil_rules_groups_evicted_total groups dropped at the per-rule cap\n"
+            "# TYPE vigil_rules_groups_evicted_total counter\n"
+            "vigil_rules_groups_evicted_total %" PRIu64 "\n"
             "# HELP vigil_uptime_seconds seconds since start\n"
             "# TYPE vigil_uptime_seconds gauge\nvigil_uptime_seconds %.3f\n",
             m->events_stored, m->batches_committed, m->commit_failures,
             (double)m->commit_ns_total / 1e9, m->store_blocks, m->store_bytes_raw,
-            m->store_bytes_stored, m->vigil_events, m->vigil_events_dropped,
-            (double)(vg_now_ns() - m->started_ns) / 1e9);
+            m->store_bytes_stored, m->vigil_events, m->vigil_events_dropped, m->rules_events,
+            m->rules_alerts, m->rules_groups, m->rules_groups_evicted, (double)(vg_now_ns() - m->started_ns) / 1e9);
     }
     return rc;
 }

@@ -4,9 +4,15 @@
  * store thread owns the struct store. They meet at `inflight` under `mu`: the loop
  * hands a batch over (cond signal), the store thread commits it and hands it back
  * (uv_async_send). At most one batch is in flight and one is filling, so memory is
- * bounded by twice batch_max_bytes plus the waiters. */
+ * bounded by twice batch_max_bytes plus the waiters.
+ *
+ * The store thread also keeps house (pipeline.h): sealing, retention and the free-space
+ * check run between batches and, when idle, on a timed wait of the condition. Their
+ * notices wait in a bounded queue under `mu` and reach the loop with the next
+ * uv_async_send. */
 #include "collector/pipeline.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +32,10 @@ struct rec_ref {
     int64_t ts;
     uint64_t seq;
     uint32_t off, len;
+    bool evidence; /* the collector's own event: stored even below the free reserve */
 };
+
+#define PIPELINE_NOTICES_MAX 256 /* beyond: one DELETED_MORE with a count */
 
 struct batch {
     struct buf data;       /* encoded records, back to back */
@@ -35,6 +44,8 @@ struct batch {
     struct waiter *waiters, **wtail;
     int rc;                /* commit result, set by the store thread */
     uint64_t commit_ns;
+    size_t stored;         /* records stored when rc != 0 (evidence, disk full) */
+    size_t refused;        /* records refused because the disk was full */
 };
 
 struct pipeline {
@@ -47,6 +58,10 @@ struct pipeline {
     void *drain_arg;
     pipeline_closed_fn on_closed;
     void *closed_arg;
+    pipeline_notice_fn on_notice;
+    void *notice_arg;
+    pipeline_committed_fn on_committed;
+    void *committed_arg;
 
     struct batch *open;     /* loop thread: filling */
     bool was_full;          /* loop thread: pipeline_full() was reported */
@@ -59,6 +74,24 @@ struct pipeline {
     bool inflight_done;     /* store thread finished it */
     bool stop;              /* store thread must exit */
     struct store_stats stats;
+    struct pipeline_notice notices[PIPELINE_NOTICES_MAX];
+    size_t nnotices;
+    uint64_t notices_more;  /* deletions past the queue */
+    uint64_t free_bytes;    /* at the last check */
+    unsigned held;          /* partitions retention keeps for a hold */
+
+    /* Store thread only: housekeeping. */
+    struct pipeline_policy pol;
+    bool disk_full;
+    bool disk_recheck;      /* a commit failed with ENOSPC: check at once */
+    bool statvfs_warned;
+    bool over_size_warned;
+    int64_t full_since;     /* mono ns */
+    uint64_t refused;       /* events refused in this disk-full episode */
+    int64_t next_seal, next_retention, next_disk; /* mono ns */
+    struct pipeline_notice pending[PIPELINE_NOTICES_MAX];
+    size_t npending;
+    uint64_t pending_more;
 
     struct store *st;       /* store thread only */
     uv_thread_t thread;
@@ -89,53 +122,210 @@ static bool batch_empty(const struct batch *b)
     return b->nrefs == 0 && b->waiters == NULL;
 }
 
-/* Store thread: append every record and commit once. */
-static int commit_batch(struct store *st, struct batch *b)
+/* Store thread: append every record and commit once. Below the free reserve only the
+ * evidence records are stored and the batch is refused (-ENOSPC): its waiters
+ * acknowledge nothing. */
+static int commit_batch(struct pipeline *p, struct batch *b)
 {
+    bool full = p->disk_full;
+    int rc;
+
     for (size_t i = 0; i < b->nrefs; i++) {
         struct rec_ref *r = &b->refs[i];
-        int rc = store_append(st, r->ts, r->seq, (struct span){ b->data.data + r->off, r->len });
-        if (rc < 0) {
-            return rc;
+        if (full && !r->evidence) {
+            b->refused++;
+            continue;
         }
+        rc = store_append(p->st, r->ts, r->seq, (struct span){ b->data.data + r->off, r->len });
+        if (rc < 0) {
+            goto fail;
+        }
+        b->stored++;
     }
-    return store_commit(st);
+    rc = store_commit(p->st);
+    if (rc < 0) {
+        goto fail;
+    }
+    if (full) {
+        p->refused += b->refused;
+        return -ENOSPC;
+    }
+    b->stored = 0;
+    return 0;
+fail:
+    b->stored = 0;
+    b->refused = 0;
+    if (rc == -ENOSPC || rc == -EDQUOT) {
+        p->disk_recheck = true; /* the disk filled up before the check saw it */
+    }
+    return rc;
+}
+
+static void notice(struct pipeline *p, const struct pipeline_notice *n)
+{
+    if (p->npending < PIPELINE_NOTICES_MAX - 1 ||
+        (p->npending < PIPELINE_NOTICES_MAX && n->kind != PIPELINE_DELETED)) {
+        p->pending[p->npending++] = *n; /* the last slot is kept for disk notices */
+    } else {
+        p->pending_more++;
+    }
+}
+
+/* Store thread: statvfs against the reserve; a change of state is a notice. */
+static void check_disk(struct pipeline *p, int64_t mono)
+{
+    uint64_t free_b;
+    int rc = store_free_bytes(p->pol.store_dir, &free_b);
+
+    if (rc < 0) {
+        if (!p->statvfs_warned) {
+            log_warn("store '%s': cannot read the free space (statvfs): %s; store.free_reserve "
+                     "is not enforced",
+                     p->pol.store_dir, vg_strerror(rc));
+            p->statvfs_warned = true;
+        }
+        return;
+    }
+    p->statvfs_warned = false;
+    uv_mutex_lock(&p->mu);
+    p->free_bytes = free_b;
+    uv_mutex_unlock(&p->mu);
+    /* A failed write (ENOSPC) counts as full even if statvfs disagrees. */
+    bool full = free_b < p->pol.free_reserve_bytes || p->disk_recheck;
+    p->disk_recheck = false;
+    if (full == p->disk_full) {
+        return;
+    }
+    struct pipeline_notice n = { .free_bytes = free_b,
+                                 .reserve_bytes = p->pol.free_reserve_bytes };
+    p->disk_full = full;
+    if (full) {
+        n.kind = PIPELINE_DISK_FULL;
+        p->full_since = mono;
+        p->refused = 0;
+        log_warn("store '%s': %" PRIu64 " bytes free, below store.free_reserve (%" PRIu64
+                 "): refusing events (not acknowledged; agents retry) until space returns",
+                 p->pol.store_dir, free_b, p->pol.free_reserve_bytes);
+    } else {
+        n.kind = PIPELINE_DISK_OK;
+        n.duration_ns = mono - p->full_since;
+        n.refused = p->refused;
+        log_info("store '%s': %" PRIu64 " bytes free again (store.free_reserve %" PRIu64
+                 "): accepting events after %.1f s and %" PRIu64 " refused",
+                 p->pol.store_dir, free_b, p->pol.free_reserve_bytes,
+                 (double)n.duration_ns / 1e9, n.refused);
+    }
+    notice(p, &n);
+}
+
+static void run_retention(struct pipeline *p)
+{
+    struct store_retention_result res;
+    int rc = store_retention_run(p->st, &p->pol.retention, vg_now_ns(), &res);
+
+    if (rc < 0) {
+        log_warn("store: retention failed: %s (retried in a minute)", vg_strerror(rc));
+        return;
+    }
+    for (size_t i = 0; i < res.ndeleted; i++) {
+        struct pipeline_notice n = { .kind = PIPELINE_DELETED, .del = res.deleted[i] };
+        notice(p, &n);
+    }
+    free(res.deleted);
+    if (res.over_size && !p->over_size_warned) {
+        log_warn("store: %" PRIu64 " bytes, over store.retention.max_size (%" PRIu64
+                 "): what is left is held (%u partitions) or still open",
+                 res.bytes_total, p->pol.retention.max_size_bytes, res.held);
+    }
+    p->over_size_warned = res.over_size;
+    uv_mutex_lock(&p->mu);
+    p->held = res.held;
+    uv_mutex_unlock(&p->mu);
+}
+
+/* Store thread: whatever is due. Returns when the next thing is due (mono ns). */
+static int64_t housekeeping(struct pipeline *p)
+{
+    int64_t now = vg_mono_ns();
+
+    if (p->pol.free_reserve_bytes > 0 && (now >= p->next_disk || p->disk_recheck)) {
+        check_disk(p, now);
+        p->next_disk = now + p->pol.disk_check_every_ns;
+    }
+    if (now >= p->next_seal) {
+        /* Partitions that ended over a minute ago get no more on-time events. */
+        int rc = store_seal_before(p->st, vg_now_ns() - p->pol.seal_grace_ns);
+        if (rc < 0) {
+            log_warn("store: sealing old partitions failed: %s", vg_strerror(rc));
+        }
+        p->next_seal = now + p->pol.seal_every_ns;
+    }
+    if (p->pol.retention_every_ns > 0 && now >= p->next_retention) {
+        if (p->pol.retention.max_age_ns > 0 || p->pol.retention.max_size_bytes > 0) {
+            run_retention(p);
+        }
+        p->next_retention = now + p->pol.retention_every_ns;
+    }
+    int64_t next = p->next_seal;
+    if (p->pol.free_reserve_bytes > 0 && p->next_disk < next) {
+        next = p->next_disk;
+    }
+    if (p->pol.retention_every_ns > 0 && p->next_retention < next) {
+        next = p->next_retention;
+    }
+    return next;
 }
 
 static void store_thread(void *arg)
 {
     struct pipeline *p = arg;
-    int64_t last_seal = vg_mono_ns();
+    int64_t next = housekeeping(p); /* at start: seal, retention, free space */
 
     uv_mutex_lock(&p->mu);
     for (;;) {
         while (!p->stop && (p->inflight == NULL || p->inflight_done)) {
-            uv_cond_wait(&p->cond, &p->mu);
+            int64_t wait = next - vg_mono_ns();
+            if (wait <= 0 || uv_cond_timedwait(&p->cond, &p->mu, (uint64_t)wait) == UV_ETIMEDOUT) {
+                break;
+            }
         }
-        if (p->inflight == NULL || p->inflight_done) {
+        bool have = p->inflight != NULL && !p->inflight_done;
+        if (!have && p->stop) {
             break; /* stop requested and nothing to do */
         }
-        struct batch *b = p->inflight;
+        struct batch *b = have ? p->inflight : NULL;
         uv_mutex_unlock(&p->mu);
 
-        int64_t t0 = vg_mono_ns();
-        b->rc = commit_batch(p->st, b);
-        b->commit_ns = (uint64_t)(vg_mono_ns() - t0);
-        if (t0 - last_seal > 10 * VG_NS_PER_SEC) {
-            /* Partitions that ended over a minute ago get no more on-time events. */
-            int src = store_seal_before(p->st, vg_now_ns() - 60 * VG_NS_PER_SEC);
-            if (src < 0) {
-                log_warn("store: sealing old partitions failed: %s", vg_strerror(src));
-            }
-            last_seal = t0;
+        if (b) {
+            int64_t t0 = vg_mono_ns();
+            b->rc = commit_batch(p, b);
+            b->commit_ns = (uint64_t)(vg_mono_ns() - t0);
         }
+        next = housekeeping(p);
         struct store_stats s;
         store_get_stats(p->st, &s);
 
         uv_mutex_lock(&p->mu);
         p->stats = s;
-        p->inflight_done = true;
-        uv_async_send(&p->async);
+        bool wake = b != NULL;
+        for (size_t i = 0; i < p->npending; i++) {
+            if (p->nnotices < PIPELINE_NOTICES_MAX) {
+                p->notices[p->nnotices++] = p->pending[i];
+            } else {
+                p->notices_more++;
+            }
+            wake = true;
+        }
+        p->notices_more += p->pending_more;
+        wake |= p->pending_more > 0;
+        p->npending = 0;
+        p->pending_more = 0;
+        if (b) {
+            p->inflight_done = true;
+        }
+        if (wake) {
+            uv_async_send(&p->async);
+        }
     }
     uv_mutex_unlock(&p->mu);
 }
@@ -181,12 +371,61 @@ static void finish_close(struct pipeline *p)
     uv_close((uv_handle_t *)&p->check, on_close_handle);
 }
 
+/* Loop thread: the store thread's notices, in order; metrics first, then the owner. */
+static void deliver_notices(struct pipeline *p)
+{
+    struct pipeline_notice *v;
+    size_t n;
+    uint64_t more;
+
+    uv_mutex_lock(&p->mu);
+    n = p->nnotices;
+    more = p->notices_more;
+    v = n ? xmalloc(n * sizeof(*v)) : NULL;
+    if (n) {
+        memcpy(v, p->notices, n * sizeof(*v));
+    }
+    p->nnotices = 0;
+    p->notices_more = 0;
+    p->m->disk_free_bytes = p->free_bytes;
+    p->m->retention_held = p->held;
+    uv_mutex_unlock(&p->mu);
+    for (size_t i = 0; i <= n; i++) {
+        struct pipeline_notice extra = { .kind = PIPELINE_DELETED_MORE, .count = more };
+        const struct pipeline_notice *x = i < n ? &v[i] : &extra;
+        if (i == n && more == 0) {
+            break;
+        }
+        switch (x->kind) {
+        case PIPELINE_DISK_FULL:
+            p->m->disk_full = 1;
+            p->m->disk_full_episodes++;
+            break;
+        case PIPELINE_DISK_OK:
+            p->m->disk_full = 0;
+            break;
+        case PIPELINE_DELETED:
+            p->m->retention_deleted++;
+            p->m->retention_bytes += x->del.bytes;
+            break;
+        case PIPELINE_DELETED_MORE:
+            p->m->retention_deleted += x->count;
+            break;
+        }
+        if (p->on_notice) {
+            p->on_notice(p->notice_arg, x);
+        }
+    }
+    free(v);
+}
+
 static void on_batch_done(uv_async_t *h)
 {
     struct pipeline *p = h->data;
     struct batch *done = NULL;
     struct store_stats s;
 
+    deliver_notices(p);
     uv_mutex_lock(&p->mu);
     if (p->inflight && p->inflight_done) {
         done = p->inflight;
@@ -200,6 +439,14 @@ static void on_batch_done(uv_async_t *h)
     if (done->rc == 0) {
         p->m->events_stored += done->nrefs;
         p->m->batches_committed++;
+    } else if (done->rc == -ENOSPC && done->refused + done->stored == done->nrefs &&
+               done->stored + done->refused > 0) {
+        /* Refused below store.free_reserve: logged once per episode (check_disk). */
+        p->m->events_stored += done->stored;
+        p->m->events_refused_disk += done->refused;
+        p->m->batches_committed += done->stored > 0;
+    } else if (done->rc == -ENOSPC && done->nrefs == 0) {
+        /* Only waiters, refused while the disk is full. */
     } else {
         p->m->commit_failures++;
         log_error("store: commit of %zu events failed: %s; nothing of it is acknowledged",
@@ -210,8 +457,16 @@ static void on_batch_done(uv_async_t *h)
     p->m->store_bytes_raw = s.bytes_raw;
     p->m->store_bytes_stored = s.bytes_stored;
 
-    /* Submit the next batch before calling waiters: the store thread works while the
+    /* Durable records go to the hook (rules) first: what it adds joins the next batch,
+     * which is submitted before the waiters run, so the store thread works while the
      * loop sends acks. */
+    if (done->rc == 0 && p->on_committed) {
+        for (size_t i = 0; i < done->nrefs; i++) {
+            const struct rec_ref *r = &done->refs[i];
+            p->on_committed(p->committed_arg, r->ts, r->seq,
+                            (struct span){ done->data.data + r->off, r->len });
+        }
+    }
     maybe_submit(p);
 
     struct waiter *w = done->waiters;
@@ -241,10 +496,31 @@ static void on_batch_done(uv_async_t *h)
 
 int pipeline_new(uv_loop_t *loop, struct store *st, uint64_t first_seq, size_t batch_max_bytes,
                  size_t batch_slack_bytes, struct metrics *m, pipeline_drain_fn on_drain, void *drain_arg,
-                 struct pipeline **out, struct errbuf *eb)
+                 const struct pipeline_policy *pol, struct pipeline **out, struct errbuf *eb)
 {
     struct pipeline *p = xcalloc(1, sizeof(*p));
     int rc;
+
+    if (pol) {
+        p->pol = *pol;
+    }
+    if (!p->pol.store_dir) {
+        p->pol.free_reserve_bytes = 0;
+    }
+    if (p->pol.seal_every_ns <= 0) {
+        p->pol.seal_every_ns = 10 * VG_NS_PER_SEC;
+    }
+    if (p->pol.seal_grace_ns <= 0) {
+        p->pol.seal_grace_ns = 60 * VG_NS_PER_SEC;
+    }
+    if (p->pol.retention_every_ns <= 0) {
+        p->pol.retention_every_ns = 60 * VG_NS_PER_SEC;
+    }
+    if (p->pol.disk_check_every_ns <= 0) {
+        p->pol.disk_check_every_ns = VG_NS_PER_SEC;
+    }
+    p->on_notice = p->pol.on_notice;
+    p->notice_arg = p->pol.notice_arg;
 
     p->loop = loop;
     p->m = m;
@@ -277,7 +553,7 @@ int pipeline_new(uv_loop_t *loop, struct store *st, uint64_t first_seq, size_t b
     return 0;
 }
 
-int pipeline_add(struct pipeline *p, struct rec *r)
+static int add(struct pipeline *p, struct rec *r, bool evidence)
 {
     struct batch *b = p->open;
     size_t start = b->data.len;
@@ -305,12 +581,22 @@ int pipeline_add(struct pipeline *p, struct rec *r)
         b->refs = xrealloc(b->refs, b->caprefs * sizeof(*b->refs));
     }
     b->refs[b->nrefs++] = (struct rec_ref){ r->ts, r->seq, (uint32_t)start,
-                                            (uint32_t)(b->data.len - start) };
+                                            (uint32_t)(b->data.len - start), evidence };
     p->next_seq++;
     if (b->data.len >= p->batch_max) {
         p->was_full = true;
     }
     return 0;
+}
+
+int pipeline_add(struct pipeline *p, struct rec *r)
+{
+    return add(p, r, false);
+}
+
+int pipeline_add_evidence(struct pipeline *p, struct rec *r)
+{
+    return add(p, r, true);
 }
 
 void pipeline_when_durable(struct pipeline *p, pipeline_done_fn fn, void *arg)
@@ -321,6 +607,12 @@ void pipeline_when_durable(struct pipeline *p, pipeline_done_fn fn, void *arg)
     w->arg = arg;
     *p->open->wtail = w;
     p->open->wtail = &w->next;
+}
+
+void pipeline_set_committed_hook(struct pipeline *p, pipeline_committed_fn fn, void *arg)
+{
+    p->on_committed = fn;
+    p->committed_arg = arg;
 }
 
 bool pipeline_full(const struct pipeline *p)

@@ -15,6 +15,7 @@
 #include "collector/forward_in.h"
 #include "collector/https.h"
 #include "collector/pipeline.h"
+#include "collector/rules_live.h"
 #include "collector/syslog_in.h"
 #include "common/log.h"
 #include "common/time.h"
@@ -45,7 +46,8 @@ void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *acti
     rec_set(&r, VG_F_HOST, span_str(vd->self_host));
     rec_set(&r, VG_F_AGENT, span_str(agent && *agent ? agent : "vigild"));
     rec_set(&r, VG_F_MESSAGE, span_str(msg));
-    if (vigild_ingest(vd, &r) < 0) {
+    /* Evidence: stored even while the disk is below store.free_reserve. */
+    if (pipeline_add_evidence(vd->pipe, &r) < 0) {
         vd->m.vigil_events_dropped++;
         log_warn("self-event not recorded (batch full): %s", msg);
         return;
@@ -61,6 +63,45 @@ int vigild_ingest(struct vigild *vd, struct rec *r)
 static void on_drain(void *arg)
 {
     conn_resume_all(arg);
+}
+
+/* The store thread's findings become source=vigil evidence (pipeline.h). */
+static void on_store_notice(void *arg, const struct pipeline_notice *n)
+{
+    struct vigild *vd = arg;
+    const struct store_deleted *d = &n->del;
+    char t0[40];
+    char t1[40];
+
+    switch (n->kind) {
+    case PIPELINE_DISK_FULL:
+        vigild_self_event(vd, VG_SEV_CRITICAL, "disk_full", "failure", NULL, NULL,
+                          "store disk has %" PRIu64 " bytes free, below store.free_reserve (%" PRIu64
+                          "): events are refused and not acknowledged until space returns",
+                          n->free_bytes, n->reserve_bytes);
+        break;
+    case PIPELINE_DISK_OK:
+        vigild_self_event(vd, VG_SEV_NOTICE, "disk_full", "success", NULL, NULL,
+                          "store disk has %" PRIu64 " bytes free again (store.free_reserve %" PRIu64
+                          "): accepting events after %.1f s; %" PRIu64 " events were refused",
+                          n->free_bytes, n->reserve_bytes, (double)n->duration_ns / 1e9,
+                          n->refused);
+        break;
+    case PIPELINE_DELETED:
+        vg_time_format(d->part_start, 0, t0, sizeof(t0));
+        vg_time_format(d->part_end, 0, t1, sizeof(t1));
+        vigild_self_event(vd, VG_SEV_NOTICE, "retention_delete", "success", NULL, NULL,
+                          "retention (%s) deleted segment %s: partition %s .. %s, %" PRIu64
+                          " events, %" PRIu64 " bytes; recorded in the catalog's deletions",
+                          d->reason, d->file, t0, t1, d->count, d->bytes);
+        break;
+    case PIPELINE_DELETED_MORE:
+        vigild_self_event(vd, VG_SEV_NOTICE, "retention_delete", "success", NULL, NULL,
+                          "retention deleted %" PRIu64 " more segments (see the catalog's "
+                          "deletions and vigil verify)",
+                          n->count);
+        break;
+    }
 }
 
 static void on_signal_handle_closed(uv_handle_t *h)
@@ -98,6 +139,7 @@ void vigild_stop(struct vigild *vd)
     log_info("stopping: no new connections; waiting for in-flight events to be durable "
              "and acknowledged");
     vd->stopping = true;
+    rules_live_stop(vd->rules);
     for (int k = 0; k < LST_COUNT; k++) {
         listener_close(vd->lst[k]);
         vd->lst[k] = NULL;
@@ -114,7 +156,12 @@ static void on_signal(uv_signal_t *h, int signum)
     struct vigild *vd = h->data;
 
     if (signum == SIGHUP) {
-        log_info("SIGHUP: reload is not supported yet; configuration unchanged");
+        if (vd->rules) {
+            log_info("SIGHUP: reloading rules");
+            rules_live_reload(vd->rules);
+        } else {
+            log_info("SIGHUP: no rules configured; nothing to reload");
+        }
         return;
     }
     log_info("%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -173,12 +220,23 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
     }
     /* Batches: 8 MiB soft limit; one message may add four times the largest frame
      * (records carry the normalized fields beside the raw event). */
+    struct pipeline_policy pol = {
+        .store_dir = cfg->store.path,
+        .free_reserve_bytes = cfg->store.free_reserve_bytes,
+        .retention = { cfg->store.max_age_ns, cfg->store.max_size_bytes },
+        .on_notice = on_store_notice,
+        .notice_arg = vd,
+    };
     rc = pipeline_new(vd->loop, st, store_next_seq(st), 8u << 20,
                       4 * (size_t)cfg->listen.max_frame_bytes + (1u << 20), &vd->m, on_drain, vd,
-                      &vd->pipe, eb);
+                      &pol, &vd->pipe, eb);
     if (rc < 0) {
         store_close(st);
         return rc;
+    }
+    if (vd->rules) {
+        pipeline_set_committed_hook(vd->pipe, rules_live_on_record, vd->rules);
+        rules_live_start(vd->rules);
     }
     uv_signal_init(vd->loop, &vd->sig_term);
     uv_signal_init(vd->loop, &vd->sig_int);

@@ -15,6 +15,7 @@
 struct conn;
 struct listener;
 struct pipeline;
+struct rules_live;
 struct tls_ctx;
 
 struct vigild {
@@ -22,6 +23,7 @@ struct vigild {
     struct vg_config *cfg;
     struct tls_ctx *tls;     /* NULL when listen.insecure */
     struct pipeline *pipe;
+    struct rules_live *rules; /* NULL without rules.paths */
     struct listener *lst[LST_COUNT];
     struct metrics m;
     struct conn *conns;      /* every open connection (intrusive list) */

@@ -1,0 +1,385 @@
+/* collector/rules_live.c: live Sigma evaluation in vigild (see rules_live.h). */
+#include "collector/rules_live.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "collector/vigild.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "common/xalloc.h"
+#include "rules/rules.h"
+
+#define RULES_TICK_MS       1000
+#define RULES_CHECKPOINT_MS 10000
+#define RULES_STATE_MAX     (256u << 20)
+
+struct ckpt_work {
+    uv_work_t req;
+    struct rules_live *rl;
+    uint8_t *data;
+    size_t len;
+    int rc;
+};
+
+struct reload_work {
+    uv_work_t req;
+    struct rules_live *rl;
+    struct ruleset *rs;
+    struct rules_report rep;
+    struct errbuf eb;
+    int rc;
+};
+
+struct rules_live {
+    struct vigild *vd;
+    struct ruleset *rs;
+    struct rules_engine *eng;
+    struct rules_limits lim;
+    uv_timer_t tick;
+    bool timer_open;
+    int64_t last_ckpt_ms;
+    bool ckpt_busy;
+    bool reload_busy;
+    bool stopped;
+    bool started;        /* ran in the daemon: the final checkpoint is worth writing */
+    struct buf scratch;  /* alert records are built here */
+    char *state_path;
+    uint64_t alerts;
+};
+
+static void log_report(const struct rules_report *rep)
+{
+    for (size_t i = 0; i < rep->n; i++) {
+        const struct rules_report_item *it = &rep->items[i];
+        if (it->status != RULES_LOADED) {
+            log_warn("rules: not loaded (%s): %s",
+                     it->status == RULES_UNSUPPORTED ? "unsupported" : "invalid",
+                     it->reason ? it->reason : it->file);
+        }
+    }
+    log_info("rules: %zu loaded, %zu unsupported, %zu invalid", rep->loaded, rep->unsupported,
+             rep->invalid);
+}
+
+static int load(struct vigild *vd, struct ruleset **rs, struct rules_report *rep,
+                struct errbuf *eb)
+{
+    const struct rules_cfg *rc = &vd->cfg->rules;
+    return rules_load((const char *const *)rc->paths, rc->npaths, NULL, rs, rep, eb);
+}
+
+/* Restores <store>/rules.state if present (a corrupt file is logged and ignored: the
+ * windows start empty, which loses at most an attack in progress, never evidence). */
+static void restore_state(struct rules_live *rl)
+{
+    FILE *f = fopen(rl->state_path, "rb");
+    if (!f) {
+        return;
+    }
+    struct buf b;
+    buf_init(&b, RULES_STATE_MAX);
+    uint8_t tmp[65536];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+        rc = buf_append(&b, tmp, n);
+    }
+    fclose(f);
+    if (rc == 0) {
+        rc = rules_engine_restore(rl->eng, buf_span(&b));
+    }
+    if (rc < 0) {
+        log_warn("rules: checkpoint '%s' not restored: %s; correlation windows start empty",
+                 rl->state_path, vg_strerror(rc));
+    } else {
+        log_info("rules: restored %d correlation group(s) from '%s'", rc, rl->state_path);
+    }
+    buf_release(&b);
+}
+
+int rules_live_new(struct vigild *vd, struct rules_live **out, struct errbuf *eb)
+{
+    struct rules_report rep;
+    struct ruleset *rs = NULL;
+    int rc;
+
+    *out = NULL;
+    if (vd->cfg->rules.npaths == 0) {
+        return 0;
+    }
+    rules_report_init(&rep);
+    rc = load(vd, &rs, &rep, eb);
+    if (rc == 0) {
+        log_report(&rep);
+    }
+    rules_report_release(&rep);
+    if (rc < 0) {
+        return rc;
+    }
+    struct rules_live *rl = xcalloc(1, sizeof(*rl));
+    rl->vd = vd;
+    rl->rs = rs;
+    rules_limits_default(&rl->lim);
+    if ((rc = rules_engine_new(rs, &rl->lim, &rl->eng)) < 0) {
+        errbuf_set(eb, "rules: cannot make the engine: %s", vg_strerror(rc));
+        ruleset_free(rs);
+        free(rl);
+        return rc;
+    }
+    buf_init(&rl->scratch, 1u << 20);
+    size_t n = strlen(vd->cfg->store.path) + 32;
+    rl->state_path = xmalloc(n);
+    snprintf(rl->state_path, n, "%s/rules.state", vd->cfg->store.path);
+    restore_state(rl);
+    *out = rl;
+    return 0;
+}
+
+static int on_alert(const struct rules_alert *a, void *arg)
+{
+    struct rules_live *rl = arg;
+    struct rec r;
+
+    buf_reset(&rl->scratch);
+    if (rules_alert_to_rec(rl->rs, a, &r, &rl->scratch) < 0) {
+        log_warn("rules: alert of rule '%s' too large to record", a->title);
+        return 0;
+    }
+    rec_set(&r, VG_F_AGENT, SPAN_LIT("vigild"));
+    rec_set(&r, VG_F_HOST, span_str(rl->vd->self_host));
+    if (vigild_ingest(rl->vd, &r) < 0) {
+        rl->vd->m.vigil_events_dropped++;
+        log_warn("rules: alert of rule '%s' not recorded (batch full)", a->title);
+        return 0;
+    }
+    rl->alerts++;
+    rl->vd->m.rules_alerts++;
+    log_info("alert: %s (%s) x%" PRIu64, a->title, vg_severity_name(a->severity), a->count);
+    return 0;
+}
+
+void rules_live_on_record(void *arg, int64_t ts, uint64_t seq, struct span bytes)
+{
+    struct rules_live *rl = arg;
+    struct span cur = bytes;
+    struct rec r;
+
+    (void)ts;
+    (void)seq;
+    if (!rl || rec_decode(&cur, &r) < 0) {
+        return;
+    }
+    /* Alerts are not evaluated again: a rule never fires on its own output. */
+    if (span_eq_str(r.str[VG_F_SOURCE], "rule")) {
+        return;
+    }
+    rl->vd->m.rules_events++;
+    if (rules_engine_eval(rl->eng, &r, on_alert, rl) < 0) {
+        log_warn("rules: evaluation of seq %" PRIu64 " failed", seq);
+    }
+}
+
+static void ckpt_work(uv_work_t *req)
+{
+    struct ckpt_work *w = req->data;
+    struct rules_live *rl = w->rl;
+    size_t n = strlen(rl->state_path) + 8;
+    char *tmp = xmalloc(n);
+    snprintf(tmp, n, "%s.tmp", rl->state_path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    w->rc = 0;
+    if (fd < 0) {
+        w->rc = -errno;
+    } else {
+        size_t off = 0;
+        while (off < w->len && w->rc == 0) {
+            ssize_t k = write(fd, w->data + off, w->len - off);
+            if (k < 0) {
+                w->rc = -errno;
+            } else {
+                off += (size_t)k;
+            }
+        }
+        if (w->rc == 0 && fdatasync(fd) != 0) {
+            w->rc = -errno;
+        }
+        close(fd);
+        if (w->rc == 0 && rename(tmp, rl->state_path) != 0) {
+            w->rc = -errno;
+        }
+    }
+    free(tmp);
+}
+
+static void ckpt_done(uv_work_t *req, int status)
+{
+    struct ckpt_work *w = req->data;
+    (void)status;
+    if (w->rc < 0) {
+        log_warn("rules: cannot write the checkpoint '%s': %s", w->rl->state_path,
+                 vg_strerror(w->rc));
+    }
+    w->rl->ckpt_busy = false;
+    free(w->data);
+    free(w);
+}
+
+static void checkpoint_async(struct rules_live *rl)
+{
+    struct buf b;
+
+    if (rl->ckpt_busy) {
+        return;
+    }
+    buf_init(&b, RULES_STATE_MAX);
+    if (rules_engine_checkpoint(rl->eng, &b) < 0) {
+        log_warn("rules: correlation state over %u MiB; not checkpointed", RULES_STATE_MAX >> 20);
+        buf_release(&b);
+        return;
+    }
+    struct ckpt_work *w = xcalloc(1, sizeof(*w));
+    w->rl = rl;
+    w->data = buf_detach(&b, &w->len);
+    w->req.data = w;
+    rl->ckpt_busy = true;
+    if (uv_queue_work(rl->vd->loop, &w->req, ckpt_work, ckpt_done) < 0) {
+        rl->ckpt_busy = false;
+        free(w->data);
+        free(w);
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct rules_live *rl = t->data;
+    int64_t now = vg_now_ns();
+
+    rules_engine_advance(rl->eng, now - rl->lim.lateness_ns, on_alert, rl);
+    int64_t ms = (int64_t)uv_now(rl->vd->loop);
+    if (ms - rl->last_ckpt_ms >= RULES_CHECKPOINT_MS) {
+        rl->last_ckpt_ms = ms;
+        checkpoint_async(rl);
+    }
+    struct rules_stats st;
+    rules_engine_stats(rl->eng, NULL, &st);
+    rl->vd->m.rules_groups = st.groups;
+    rl->vd->m.rules_groups_evicted = st.groups_evicted;
+}
+
+void rules_live_start(struct rules_live *rl)
+{
+    if (!rl) {
+        return;
+    }
+    uv_timer_init(rl->vd->loop, &rl->tick);
+    rl->tick.data = rl;
+    rl->timer_open = true;
+    rl->started = true;
+    rl->last_ckpt_ms = (int64_t)uv_now(rl->vd->loop);
+    uv_timer_start(&rl->tick, on_tick, RULES_TICK_MS, RULES_TICK_MS);
+    uv_unref((uv_handle_t *)&rl->tick);
+}
+
+static void reload_work(uv_work_t *req)
+{
+    struct reload_work *w = req->data;
+    w->rc = load(w->rl->vd, &w->rs, &w->rep, &w->eb);
+}
+
+static void reload_done(uv_work_t *req, int status)
+{
+    struct reload_work *w = req->data;
+    struct rules_live *rl = w->rl;
+    struct rules_engine *eng = NULL;
+    struct buf state;
+    int rc = w->rc;
+
+    (void)status;
+    rl->reload_busy = false;
+    if (rc < 0) {
+        log_error("SIGHUP: rules not reloaded, the old set stays: %s", errbuf_msg(&w->eb));
+        goto out;
+    }
+    log_report(&w->rep);
+    if (rl->stopped || (rc = rules_engine_new(w->rs, &rl->lim, &eng)) < 0) {
+        goto out;
+    }
+    /* Carry the correlation state over: unchanged rules keep their windows. */
+    buf_init(&state, RULES_STATE_MAX);
+    if (rules_engine_checkpoint(rl->eng, &state) == 0) {
+        int n = rules_engine_restore(eng, buf_span(&state));
+        log_info("SIGHUP: rules reloaded (%zu rules); %d correlation group(s) kept",
+                 ruleset_count(w->rs), n < 0 ? 0 : n);
+    }
+    buf_release(&state);
+    rules_engine_free(rl->eng);
+    ruleset_free(rl->rs);
+    rl->eng = eng;
+    rl->rs = w->rs;
+    w->rs = NULL;
+out:
+    ruleset_free(w->rs);
+    rules_report_release(&w->rep);
+    free(w);
+}
+
+void rules_live_reload(struct rules_live *rl)
+{
+    if (!rl || rl->reload_busy) {
+        return;
+    }
+    struct reload_work *w = xcalloc(1, sizeof(*w));
+    w->rl = rl;
+    w->req.data = w;
+    rules_report_init(&w->rep);
+    errbuf_clear(&w->eb);
+    rl->reload_busy = true;
+    if (uv_queue_work(rl->vd->loop, &w->req, reload_work, reload_done) < 0) {
+        rl->reload_busy = false;
+        rules_report_release(&w->rep);
+        free(w);
+    }
+}
+
+void rules_live_stop(struct rules_live *rl)
+{
+    if (rl && rl->timer_open) {
+        rl->stopped = true;
+        uv_timer_stop(&rl->tick);
+        uv_close((uv_handle_t *)&rl->tick, NULL);
+        rl->timer_open = false;
+    }
+}
+
+void rules_live_free(struct rules_live *rl)
+{
+    if (!rl) {
+        return;
+    }
+    struct buf b;
+    buf_init(&b, RULES_STATE_MAX);
+    if (rl->started && rules_engine_checkpoint(rl->eng, &b) == 0) {
+        struct ckpt_work w = { .rl = rl, .data = b.data, .len = b.len };
+        ckpt_work(&(uv_work_t){ .data = &w });
+        if (w.rc < 0) {
+            log_warn("rules: cannot write the final checkpoint '%s': %s", rl->state_path,
+                     vg_strerror(w.rc));
+        }
+    }
+    buf_release(&b);
+    if (rl->started) {
+        log_info("rules: %" PRIu64 " alert(s) in this run", rl->alerts);
+    }
+    rules_engine_free(rl->eng);
+    ruleset_free(rl->rs);
+    buf_release(&rl->scratch);
+    free(rl->state_path);
+    free(rl);
+}
