@@ -252,43 +252,6 @@ int json_to_mp(struct span text, struct buf *out, size_t *used, struct errbuf *e
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
-static size_t utf8_len(const uint8_t *p, size_t n)
-{
-    uint8_t c = p[0];
-    size_t len;
-    uint32_t cp;
-
-    if (c < 0x80) {
-        return 1;
-    } else if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len) {
-        return 0;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-        return 0;
-    }
-    return len;
-}
-
 int json_append_str(struct buf *out, struct span s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -313,7 +276,7 @@ int json_append_str(struct buf *out, struct span s)
         }
         uint8_t c = s.p[i];
         if (c >= 0x80) {
-            size_t len = utf8_len(s.p + i, s.n - i);
+            size_t len = utf8_seq_len(s.p + i, s.n - i, NULL);
             if (len == 0) {
                 rc = buf_append_str(out, "\xef\xbf\xbd");
                 i++;

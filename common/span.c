@@ -105,3 +105,45 @@ int parse_i64(struct span s, int64_t min, int64_t max, int64_t *out)
     *out = v;
     return 0;
 }
+
+size_t utf8_seq_len(const uint8_t *p, size_t n, uint32_t *cp_out)
+{
+    uint8_t c = p[0];
+    size_t len;
+    uint32_t cp;
+
+    if (c < 0x80) {
+        if (cp_out) {
+            *cp_out = c;
+        }
+        return 1;
+    } else if ((c & 0xe0) == 0xc0) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3;
+        cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len) {
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    if (cp_out) {
+        *cp_out = cp;
+    }
+    return len;
+}

@@ -38,6 +38,11 @@ bool span_contains(struct span hay, struct span needle);
 bool span_contains_nocase(struct span hay, struct span needle);
 bool span_starts_with(struct span s, struct span prefix);
 
+/* The length (1..4) of the valid UTF-8 sequence at the front of p[0..n), 0 when it is
+ * not valid (overlong, surrogate, past U+10FFFF, cut off); *cp gets the code point
+ * (cp may be NULL). n must be > 0. */
+size_t utf8_seq_len(const uint8_t *p, size_t n, uint32_t *cp);
+
 /* Drops n bytes from the front; n <= s->n. */
 static inline void span_advance(struct span *s, size_t n)
 {

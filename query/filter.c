@@ -120,43 +120,6 @@ static struct fnode *node_join(enum fnode_kind kind, struct fnode *a, struct fno
 
 /* ---- text helpers ---- */
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
-static size_t utf8_len(const uint8_t *p, size_t n)
-{
-    uint8_t c = p[0];
-    size_t len;
-    uint32_t cp;
-
-    if (c < 0x80) {
-        return 1;
-    } else if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len) {
-        return 0;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-        return 0;
-    }
-    return len;
-}
-
 /* The 1-based character column of byte offset off in text. */
 static int column_of(const char *text, size_t off)
 {
@@ -165,7 +128,7 @@ static int column_of(const char *text, size_t off)
     int col = 1;
 
     while (i < off) {
-        size_t l = utf8_len(p + i, off - i);
+        size_t l = utf8_seq_len(p + i, off - i, NULL);
         i += l ? l : 1;
         col++;
     }
@@ -1614,7 +1577,7 @@ void filter_error_caret(const char *text, int column, FILE *f)
     int chars = 0;
 
     while (i < n) {
-        size_t l = utf8_len(p + i, n - i);
+        size_t l = utf8_seq_len(p + i, n - i, NULL);
         if (l == 0) {
             fputc('?', f);
             l = 1;

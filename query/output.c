@@ -116,45 +116,6 @@ static int write_line(struct out *o)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
-static size_t utf8_len(const uint8_t *p, size_t n, uint32_t *cp_out)
-{
-    uint8_t c = p[0];
-    size_t len;
-    uint32_t cp;
-
-    if (c < 0x80) {
-        *cp_out = c;
-        return 1;
-    } else if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len) {
-        return 0;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-        return 0;
-    }
-    *cp_out = cp;
-    return len;
-}
-
 /* ---- JSON ---- */
 
 static int json_time(struct buf *b, const char *key, int64_t ns)
@@ -251,7 +212,7 @@ static int csv_cell(struct buf *b, struct span s)
     }
     for (size_t i = 0; i < s.n && rc == 0;) {
         uint32_t cp;
-        size_t l = utf8_len(s.p + i, s.n - i, &cp);
+        size_t l = utf8_seq_len(s.p + i, s.n - i, &cp);
         if (l == 0) {
             rc = buf_append_str(b, "\xef\xbf\xbd");
             i++;
@@ -319,7 +280,7 @@ static int sanitize(struct buf *out, struct span s, size_t *chars)
     *chars = 0;
     for (size_t i = 0; i < s.n && rc == 0;) {
         uint32_t cp;
-        size_t l = utf8_len(s.p + i, s.n - i, &cp);
+        size_t l = utf8_seq_len(s.p + i, s.n - i, &cp);
         if (l == 0) {
             rc = buf_append_str(out, "\xef\xbf\xbd");
             i++;
@@ -362,7 +323,7 @@ static int table_cell(struct out *o, struct span s, size_t w, bool last)
         size_t i = 0;
         for (size_t c = 0; c + 1 < w; c++) {
             uint32_t cp;
-            i += utf8_len(o->cell.data + i, o->cell.len - i, &cp);
+            i += utf8_seq_len(o->cell.data + i, o->cell.len - i, &cp);
         }
         if ((rc = buf_append(b, o->cell.data, i)) < 0) {
             return rc;
