@@ -422,14 +422,19 @@ static int format_table(struct out *o, const struct rec *r)
         cells[3] = s[VG_F_CONTAINER_NAME].p ? s[VG_F_CONTAINER_NAME] : SPAN_LIT("-");
     }
     cells[4] = join2(&o->scratch, s[VG_F_USER], "@", s[VG_F_SRC_IP]);
+    /* WHAT: the rule; else what was done to what; else the finding (CVE, package); else
+     * the message (an sshd line or a collector event says more than its action word);
+     * else the action, else the kind. */
     if (s[VG_F_RULE].p) {
         cells[5] = s[VG_F_RULE];
-    } else if (s[VG_F_ACTION].p) {
+    } else if (s[VG_F_ACTION].p && s[VG_F_OBJECT].p) {
         cells[5] = join2(&o->scratch, s[VG_F_ACTION], " ", s[VG_F_OBJECT]);
-    } else if (s[VG_F_MESSAGE].p) {
-        cells[5] = s[VG_F_MESSAGE];
     } else if (s[VG_F_CVE].p) {
         cells[5] = join2(&o->scratch, s[VG_F_CVE], " ", s[VG_F_PACKAGE]);
+    } else if (s[VG_F_MESSAGE].p) {
+        cells[5] = s[VG_F_MESSAGE];
+    } else if (s[VG_F_ACTION].p) {
+        cells[5] = s[VG_F_ACTION];
     } else {
         cells[5] = s[VG_F_KIND].p ? s[VG_F_KIND] : SPAN_LIT("-");
     }
