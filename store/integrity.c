@@ -110,7 +110,7 @@ static int key_create(const struct fsops *fs, const char *dir, const char *keydi
 {
     struct sign_key *k = NULL;
     struct buf pem;
-    int rc = fs->mkdir(fs->ctx, keydir, 0700);
+    int rc = fs->mkdir(fs->ctx, keydir, 0750);
 
     if (rc == 0) {
         rc = fs->fsync_dir(fs->ctx, dir);
@@ -146,7 +146,7 @@ static int pub_write(const struct fsops *fs, const char *keydir, const struct bu
 {
     char path[PATH_MAX];
     char have[SIGN_PEM_MAX];
-    int rc = fs->mkdir(fs->ctx, keydir, 0700);
+    int rc = fs->mkdir(fs->ctx, keydir, 0750);
 
     if (rc < 0 && rc != -EEXIST) {
         return rc;
