@@ -52,8 +52,11 @@ class Vigild:
     # {"syslog": "127.0.0.1:0"} enables the syslog listener on a free port.
     LISTEN_DEFAULTS = (("forward", "127.0.0.1:0"), ("syslog", "null"), ("https", "null"),
                        ("admin", "127.0.0.1:0"))
+    # Store keys besides path; `store` overrides or adds some, e.g. {"free_reserve": "1GiB"}.
+    # Retention keeps a century by default: test events are dated 2024.
+    STORE_DEFAULTS = (("partition", "1h"), ("retention", "{ max_age: 36500d }"))
 
-    def __init__(self, name="vigild", extra_config="", insecure=False, listen=None):
+    def __init__(self, name="vigild", extra_config="", insecure=False, listen=None, store=None):
         self.dir = tempfile.mkdtemp(prefix="vigil-it-%s-" % name)
         self.pki = os.path.join(self.dir, "pki")
         self.other_pki = os.path.join(self.dir, "other-pki")
@@ -65,6 +68,8 @@ class Vigild:
         self.extra_config = extra_config
         self.listen = dict(self.LISTEN_DEFAULTS)
         self.listen.update(listen or {})
+        self.store_opts = dict(self.STORE_DEFAULTS)
+        self.store_opts.update(store or {})
         self.proc = None
         self.ports = {}
         self.expected_errors = []
@@ -72,11 +77,13 @@ class Vigild:
     def write_config(self):
         with open(self.config, "w") as f:
             f.write(
-                "store:  { path: %s, partition: 1h }\n"
+                "store:  { path: %s, %s }\n"
                 "tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem }\n"
                 "listen: { %s }\n"
-                "%s" % (self.store, ", ".join("%s: %s" % (k, self.listen[k]) for k, _ in
-                                              self.LISTEN_DEFAULTS), self.extra_config))
+                "%s" % (self.store,
+                        ", ".join("%s: %s" % kv for kv in self.store_opts.items()),
+                        ", ".join("%s: %s" % (k, self.listen[k]) for k, _ in
+                                  self.LISTEN_DEFAULTS), self.extra_config))
 
     def start(self):
         self.write_config()
@@ -198,6 +205,10 @@ class Vigild:
             return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
         return p
 
+    def verify(self, *extra):
+        """`vigil verify --store`; returns the CompletedProcess (exit 0 ok, 1 failed)."""
+        return run([VIGIL, "verify", "--store", self.store] + list(extra), check=False)
+
     def cleanup(self):
         if self.proc:
             self.proc.kill()
@@ -214,10 +225,11 @@ class VigildTest(unittest.TestCase):
 
     extra_config = ""
     listen = None  # listener overrides, see Vigild
+    store = None   # store key overrides, see Vigild
 
     def setUp(self):
         self.vd = Vigild(self.id().rsplit(".", 1)[-1][:40], self.extra_config,
-                         listen=self.listen)
+                         listen=self.listen, store=self.store)
         self.addCleanup(self.vd.cleanup)
         self.vd.start()
 

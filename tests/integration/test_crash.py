@@ -1,0 +1,138 @@
+"""kill -9 under load loses no acknowledged event (DESIGN.md "Ingest", STYLE.md "Tests").
+
+A Forward client (forward_client.py: stdlib ssl and a tiny msgpack encoder, so the test
+knows exactly which event ids were acknowledged) ships chunks of unique-id events while
+the test kills vigild with SIGKILL at random moments and restarts it on the same store,
+again and again. Like a real agent, the client resends a chunk that was not
+acknowledged, so some events may be stored twice (at least once is the contract).
+Finally every acknowledged id must be stored, the duplicates are counted and printed,
+and `vigil verify` must pass on the store.
+
+VG_CRASH_ITERATIONS (default 20) and VG_CRASH_SECONDS (default 120, times
+VG_TIMEOUT_MULT) bound the run.
+"""
+import collections
+import json
+import os
+import random
+import ssl
+import sys
+import threading
+import time
+import unittest
+
+import harness
+from harness import VIGIL, run
+from forward_client import ForwardClient
+
+CHUNK = 25  # events per Forward chunk
+
+
+class Sender(threading.Thread):
+    """Ships chunks until stopped or until the connection breaks (vigild killed)."""
+
+    def __init__(self, vd, state, it, flush_only=False):
+        super().__init__(daemon=True)
+        self.vd = vd
+        self.state = state
+        self.it = it
+        self.flush_only = flush_only  # send what is pending, then end
+        self.stop = threading.Event()
+        self.chunks = 0
+
+    def run(self):
+        st = self.state
+        cert, key = self.vd.cert("agent-node-1")
+        try:
+            c = ForwardClient(self.vd.forward_port, self.vd.ca, cert, key,
+                              timeout=harness.timeout(20))
+        except (OSError, ssl.SSLError):
+            return
+        try:
+            while not self.stop.is_set():
+                if not st["pending"] and self.flush_only:
+                    break
+                if not st["pending"]:
+                    now = int(time.time())
+                    for _ in range(CHUNK):
+                        eid = "e%07d" % st["next"]
+                        st["next"] += 1
+                        # Event times spread over the last five hours: several
+                        # partitions, sealed ones among them (late events).
+                        t = now - random.randrange(0, 5 * 3600)
+                        st["pending"].append((t, {"message": "crash test %s" % eid,
+                                                  "eid": eid, "run": st["run"]}))
+                chunk_id = "it%d-c%d" % (self.it, self.chunks)
+                c.send_chunk("crash.test", st["pending"], chunk_id)
+                st["sent"] += len(st["pending"])
+                if c.wait_ack() != chunk_id:
+                    raise AssertionError("ack for another chunk")
+                for _, r in st["pending"]:
+                    st["acked"].add(r["eid"])
+                st["pending"] = []  # acknowledged: never sent again
+                self.chunks += 1
+        except (OSError, ssl.SSLError, ConnectionError):
+            pass  # killed: the chunk in flight stays pending and is resent
+        finally:
+            c.close()
+
+
+class CrashTest(unittest.TestCase):
+    def test_kill9_loses_no_acknowledged_event(self):
+        iterations = int(os.environ.get("VG_CRASH_ITERATIONS", "20"))
+        budget = harness.timeout(float(os.environ.get("VG_CRASH_SECONDS", "120")))
+        vd = harness.Vigild("crash", store={"block_bytes": "16KiB"})
+        self.addCleanup(vd.cleanup)
+        state = {"run": "crash-%d" % os.getpid(), "next": 0, "pending": [], "acked": set(),
+                 "sent": 0}
+        rng = random.Random(int(os.environ.get("VG_CRASH_SEED", str(int(time.time())))))
+        t0 = time.monotonic()
+        done = 0
+        for it in range(iterations):
+            if time.monotonic() - t0 > budget:
+                break
+            vd.start()
+            s = Sender(vd, state, it)
+            s.start()
+            # Kill at a random moment: during the handshake, mid-chunk, mid-commit.
+            time.sleep(rng.uniform(0.02, 0.8) * harness.MULT)
+            vd.kill9()
+            s.stop.set()
+            s.join(harness.timeout(30))
+            self.assertFalse(s.is_alive(), "sender stuck after vigild died")
+            vd.check_log()  # no sanitizer report, no error line, even when killed
+            done += 1
+
+        # A last run: the pending chunk is acknowledged, then a clean stop.
+        vd.start()
+        s = Sender(vd, state, iterations, flush_only=True)
+        s.start()
+        s.join(harness.timeout(60))
+        self.assertFalse(s.is_alive(), "the last chunk was not acknowledged in time")
+        self.assertEqual(state["pending"], [], "the last chunk was not acknowledged")
+        vd.stop()
+
+        p = run([VIGIL, "search", "--store", vd.store, "--format", "ndjson",
+                 "raw.run=" + state["run"]], t=300)
+        counts = collections.Counter(json.loads(l)["raw"]["eid"]
+                                     for l in p.stdout.splitlines() if l.strip())
+        acked = state["acked"]
+        lost = sorted(acked - set(counts))
+        dups = sum(n - 1 for n in counts.values() if n > 1)
+        unacked_stored = len(set(counts) - acked)
+        print("crash test: %d kill -9 iterations, %d events sent (with resends), %d "
+              "acknowledged, %d stored distinct, %d duplicates, %d lost" % (
+                  done, state["sent"], len(acked), len(counts), dups, len(lost)))
+        sys.stdout.flush()
+        self.assertGreaterEqual(done, min(iterations, 5))
+        self.assertGreater(len(acked), 0)
+        self.assertEqual(lost, [], "acknowledged events lost: %d" % len(lost))
+        self.assertEqual(unacked_stored, 0)  # everything was acknowledged in the end
+
+        v = vd.verify()
+        self.assertEqual(v.returncode, 0, "vigil verify failed:\n" + v.stdout + v.stderr)
+        self.assertIn("store OK", v.stdout)
+
+
+if __name__ == "__main__":
+    harness.main()
