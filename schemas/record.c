@@ -146,7 +146,10 @@ int rec_encode(const struct rec *r, struct buf *out)
                             (rc = mp_put_i64(out, r->dst_port)) < 0)) {
         return rc;
     }
-    if (r->raw.n > 0 && ((rc = put_key(out, VG_F_RAW)) < 0 || (rc = mp_put_raw(out, r->raw)) < 0)) {
+    /* raw is wrapped in a bin: its length is in the header, so a reader that does not
+     * need it skips it without walking the original event. */
+    if (r->raw.n > 0 &&
+        ((rc = put_key(out, VG_F_RAW)) < 0 || (rc = mp_put_bin(out, r->raw.p, r->raw.n)) < 0)) {
         return rc;
     }
     return 0;
@@ -164,10 +167,21 @@ int rec_decode(struct span *in, struct rec *r)
     for (uint32_t i = 0; i < o.v.count; i++) {
         struct mp_obj k;
         struct span val;
-        if (mp_read(&cur, &k) != 1 || k.type != MP_STR || mp_take(&cur, &val) < 0) {
+        if (mp_read(&cur, &k) != 1 || k.type != MP_STR) {
             return VG_ECORRUPT;
         }
         int f = vg_field_lookup(k.v.s);
+        if (f == VG_F_RAW && cur.n > 0 && (cur.p[0] == 0xc4 || cur.p[0] == 0xc5 || cur.p[0] == 0xc6)) {
+            struct mp_obj b;
+            if (mp_read(&cur, &b) != 1) {
+                return VG_ECORRUPT;
+            }
+            r->raw = b.v.s; /* the original event's msgpack, inside the bin */
+            continue;
+        }
+        if (mp_take(&cur, &val) < 0) {
+            return VG_ECORRUPT;
+        }
         if (f < 0) {
             continue;
         }

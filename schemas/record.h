@@ -1,7 +1,9 @@
 /* schemas/record.h: the normalized event record, schema v1 (schemas/event.yaml).
  *
  * On disk and on the wire between modules a record is one msgpack map whose keys are
- * the field names below, present only when known, `raw` last. struct rec is both the
+ * the field names below, present only when known, `raw` last: a bin holding the
+ * original event's msgpack value (so readers skip it in O(1)); a plain msgpack value
+ * there (older writers) is read too. struct rec is both the
  * builder (mappers fill it, rec_encode writes it) and the view (rec_decode fills it
  * with spans into the encoded bytes, copying nothing). */
 #ifndef VG_SCHEMAS_RECORD_H
