@@ -14,6 +14,7 @@ static void usage(FILE *f)
             "  send     [--format ndjson|falco|k8s-audit|trivy|syslog] [FILE...]   ship over mTLS\n"
             "  pki      init DIR      a development CA, server, agent and analyst certificates\n"
             "  rules    check|test [PATH...]   load and lint Sigma rules; run their test cases\n"
+            "  hunt     RULE_FILE|DIR... [--since T] [--until T]   run rules over the store\n"
             "  verify   [--key PUB.pem]        check every chain, signature and catalog row\n"
             "  hold     add|list|release       legal holds: keep time ranges from retention\n"
             "  demo                   the one-command tour: collector, mTLS agents, a timeline\n"
@@ -51,6 +52,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "hold") == 0) {
         return cmd_hold(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "hunt") == 0) {
+        return cmd_hunt(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "demo") == 0) {
         return cmd_demo(argc - 1, argv + 1, argv[0]);

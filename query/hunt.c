@@ -1,0 +1,646 @@
+/* query/hunt.c: `vigil hunt RULE_FILE|DIR... [--since T] [--until T]
+ * [--format table|json|ndjson|csv] [--live-clock] [--buffer-mb N] [-c FILE | --store DIR]`:
+ * runs Sigma rules over the store with the engine vigild runs live (DESIGN.md
+ * "Correlation rules": the same answers live and over history).
+ *
+ * Same answers as live: vigild evaluates every durable record in seq order, except the
+ * alerts it made itself (source=rule; collector/rules_live.c), and the engine is
+ * deterministic in the order it is fed (rules/rules.h). The store is scanned in time
+ * order, partition by partition, which is not seq order once some events arrived late.
+ * So hunt reads the records first and replays them by seq: the scan yields runs of
+ * increasing seqs (one per segment), kept in memory up to --buffer-mb and spilled
+ * beyond that to an unlinked temporary file, then merged with a heap over the runs
+ * (memory: the buffer, plus one read window per run). After the last record,
+ * rules_engine_flush closes every open window, which live does later, on its timer.
+ *
+ * vigild's timer also moves event time on with the wall clock (now - lateness), so live
+ * a correlation does not count a record dated more than twice the lateness before its
+ * arrival, while a hunt, driven by event time alone, does. --live-clock replays that
+ * clock from each record's `received` time (to the timer's one-second tick), for
+ * backfilled or replayed events whose live alerts are to be reproduced.
+ *
+ * Output: each alert as a record (rules_alert_to_rec, the fields of a kind=alert event
+ * in the store) through query/output.h on stdout; rules that did not load, and a
+ * summary line, on stderr; progress on a terminal only. Exit 0 whether or not alerts
+ * fired, 1 when the store cannot be read or no rule loaded, 2 for usage errors.
+ * Runs on the CLI's only thread; blocks on disk. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "common/time.h"
+#include "common/xalloc.h"
+#include "query/cli.h"
+#include "query/output.h"
+#include "rules/rules.h"
+#include "store/store.h"
+
+#define HUNT_HDR            12          /* per record in the spill: seq (8), length (4) */
+#define HUNT_MAX_REC        (64u << 20) /* store_append's limit */
+#define HUNT_WINDOW         (64u << 10) /* bytes a run reads from the spill file at once */
+#define HUNT_DEFAULT_BUF_MB 256
+#define HUNT_PROGRESS_NS    200000000LL
+#define HUNT_TICK_NS        VG_NS_PER_SEC /* vigild's rules timer (rules_live.c) */
+
+static void hunt_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vigil hunt RULE_FILE|DIR... [--since T] [--until T]\n"
+            "                  [--format table|json|ndjson|csv] [--live-clock] [--buffer-mb N]\n"
+            "                  [--map FILE] [-c FILE | --store DIR]\n"
+            "\n"
+            "Runs Sigma rules (and correlations) over the stored events in the order vigild\n"
+            "evaluated them live (seq), and prints each alert as an event. Without a rule path,\n"
+            "the config's rules.paths. T: RFC 3339 or relative (15m, 2h, 7d).\n"
+            "  --live-clock   also move time on with each event's received time, as vigild's\n"
+            "                 timer does: events that arrived long after their time do not\n"
+            "                 count for correlations, as live\n"
+            "  --buffer-mb N  events held in memory while ordering them (default %d); beyond,\n"
+            "                 a temporary file in $TMPDIR\n"
+            "  --map FILE     a logsource/field mapping instead of the built-in one\n",
+            HUNT_DEFAULT_BUF_MB);
+}
+
+/* ---- the records, in seq order ---- */
+
+struct run {
+    uint64_t off, end; /* logical offsets of its first record and past its last */
+};
+
+/* Every record to evaluate, as a stream of [seq, len, bytes] in scan order: the head in
+ * a file once the buffer overflowed, the tail in memory. Logical offsets count from the
+ * first byte of the file. */
+struct spill {
+    struct buf mem;
+    size_t budget;
+    FILE *f; /* NULL until the first spill */
+    uint64_t flen;
+    struct run *runs;
+    size_t nruns, capruns;
+    uint64_t last_seq;
+    uint64_t nrecs;
+    uint64_t skipped; /* alerts (source=rule): never evaluated, as live */
+};
+
+static void spill_init(struct spill *sp, size_t budget)
+{
+    memset(sp, 0, sizeof(*sp));
+    sp->budget = budget;
+    /* room for one largest record past the budget: a record is never split */
+    buf_init(&sp->mem, budget + HUNT_MAX_REC + HUNT_HDR);
+}
+
+static void spill_release(struct spill *sp)
+{
+    buf_release(&sp->mem);
+    if (sp->f) {
+        fclose(sp->f);
+    }
+    free(sp->runs);
+    memset(sp, 0, sizeof(*sp));
+}
+
+static int spill_open_file(struct spill *sp, struct errbuf *eb)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[PATH_MAX];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/vigil-hunt-XXXXXX", dir && dir[0] ? dir : "/tmp");
+    if ((fd = mkstemp(path)) < 0) {
+        int rc = -errno;
+        errbuf_set(eb, "cannot make a temporary file in '%s': %s", dir && dir[0] ? dir : "/tmp",
+                   vg_strerror(rc));
+        return rc;
+    }
+    unlink(path); /* gone when closed, whatever happens */
+    if (!(sp->f = fdopen(fd, "w+b"))) {
+        int rc = -errno;
+        close(fd);
+        errbuf_set(eb, "cannot open the temporary file: %s", vg_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+/* Moves the buffered tail to the file. */
+static int spill_flush(struct spill *sp, struct errbuf *eb)
+{
+    int rc;
+
+    if (sp->mem.len == 0) {
+        return 0;
+    }
+    if (!sp->f && (rc = spill_open_file(sp, eb)) < 0) {
+        return rc;
+    }
+    if (fwrite(sp->mem.data, 1, sp->mem.len, sp->f) != sp->mem.len) {
+        rc = -errno ? -errno : -EIO;
+        errbuf_set(eb, "cannot write the temporary file: %s", vg_strerror(rc));
+        return rc;
+    }
+    sp->flen += sp->mem.len;
+    buf_reset(&sp->mem);
+    return 0;
+}
+
+static int spill_add(struct spill *sp, uint64_t seq, struct span rec, struct errbuf *eb)
+{
+    uint8_t hdr[HUNT_HDR];
+    uint32_t len = (uint32_t)rec.n;
+    int rc;
+
+    if (rec.n > HUNT_MAX_REC) {
+        errbuf_set(eb, "record seq %" PRIu64 " is larger than %u bytes", seq, HUNT_MAX_REC);
+        return VG_ECORRUPT;
+    }
+    if (sp->mem.len > 0 && sp->mem.len + HUNT_HDR + rec.n > sp->budget &&
+        (rc = spill_flush(sp, eb)) < 0) {
+        return rc;
+    }
+    uint64_t off = sp->flen + sp->mem.len;
+    if (sp->nruns == 0 || seq <= sp->last_seq) {
+        if (sp->nruns == sp->capruns) {
+            sp->capruns = sp->capruns ? 2 * sp->capruns : 16;
+            sp->runs = xrealloc(sp->runs, sp->capruns * sizeof(*sp->runs));
+        }
+        sp->runs[sp->nruns++] = (struct run){ off, off };
+    }
+    memcpy(hdr, &seq, 8);
+    memcpy(hdr + 8, &len, 4);
+    if ((rc = buf_append(&sp->mem, hdr, sizeof(hdr))) < 0 ||
+        (rc = buf_append(&sp->mem, rec.p, rec.n)) < 0) {
+        errbuf_set(eb, "out of hunt buffer");
+        return rc;
+    }
+    sp->runs[sp->nruns - 1].end = sp->flen + sp->mem.len;
+    sp->last_seq = seq;
+    sp->nrecs++;
+    return 0;
+}
+
+/* A cursor over one run. In memory mode (nothing spilled) records are read in place;
+ * otherwise through a window of the file. */
+struct cursor {
+    uint64_t off, end;
+    uint64_t seq;
+    struct span rec;
+    struct buf win;
+    uint64_t win_off; /* logical offset of win.data[0] */
+};
+
+/* Makes [off, off + n) readable: returns a pointer to it, or NULL with *rc set. */
+static const uint8_t *cursor_at(const struct spill *sp, struct cursor *c, uint64_t n, int *rc)
+{
+    if (!sp->f) {
+        return sp->mem.data + c->off;
+    }
+    if (c->off >= c->win_off && c->off + n <= c->win_off + c->win.len) {
+        return c->win.data + (c->off - c->win_off);
+    }
+    uint64_t want = c->end - c->off;
+    if (want > HUNT_WINDOW && n <= HUNT_WINDOW) {
+        want = HUNT_WINDOW;
+    } else if (want > n && n > HUNT_WINDOW) {
+        want = n;
+    }
+    buf_reset(&c->win);
+    if ((*rc = buf_reserve(&c->win, (size_t)want)) < 0) {
+        return NULL;
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t k =
+            pread(fileno(sp->f), c->win.data + got, (size_t)want - got, (off_t)(c->off + got));
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            *rc = k < 0 ? -errno : -EIO;
+            return NULL;
+        }
+        got += (size_t)k;
+    }
+    c->win.len = got;
+    c->win_off = c->off;
+    return c->win.data;
+}
+
+/* Loads the record at c->off. Returns 1, 0 at the end of the run, or a negative code. */
+static int cursor_load(const struct spill *sp, struct cursor *c)
+{
+    uint32_t len;
+    int rc = 0;
+    const uint8_t *p;
+
+    if (c->off >= c->end) {
+        return 0;
+    }
+    if (!(p = cursor_at(sp, c, HUNT_HDR, &rc))) {
+        return rc;
+    }
+    memcpy(&c->seq, p, 8);
+    memcpy(&len, p + 8, 4);
+    if (!(p = cursor_at(sp, c, (uint64_t)HUNT_HDR + len, &rc))) {
+        return rc;
+    }
+    c->rec = (struct span){ p + HUNT_HDR, len };
+    return 1;
+}
+
+static void heap_down(struct cursor **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1;
+        size_t m = i;
+        if (l < n && h[l]->seq < h[m]->seq) {
+            m = l;
+        }
+        if (l + 1 < n && h[l + 1]->seq < h[m]->seq) {
+            m = l + 1;
+        }
+        if (m == i) {
+            return;
+        }
+        struct cursor *t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+/* ---- the hunt ---- */
+
+struct hunt {
+    const struct ruleset *rs;
+    struct rules_engine *eng;
+    struct rules_limits lim;
+    struct out *o;
+    struct buf scratch;
+    struct spill sp;
+    struct errbuf *eb;
+    int64_t since, until;
+    bool live_clock;
+    bool progress;
+    int64_t last_progress;
+    uint64_t seen;
+    uint64_t evaluated;
+    uint64_t alerts;
+    int out_rc; /* first output failure: stop feeding */
+    int bad;    /* a record that does not decode */
+};
+
+static void progress(struct hunt *h, const char *what, uint64_t n, uint64_t of)
+{
+    int64_t now = vg_mono_ns();
+    if (!h->progress || now - h->last_progress < HUNT_PROGRESS_NS) {
+        return;
+    }
+    h->last_progress = now;
+    if (of) {
+        fprintf(stderr, "\rhunt: %s %" PRIu64 " of %" PRIu64 " events, %" PRIu64 " alerts   ", what,
+                n, of, h->alerts);
+    } else {
+        fprintf(stderr, "\rhunt: %s %" PRIu64 " events   ", what, n);
+    }
+    fflush(stderr);
+}
+
+static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
+{
+    struct hunt *h = arg;
+    struct span cur = bytes;
+    struct rec r;
+
+    (void)ts;
+    if (rec_decode(&cur, &r) < 0) {
+        errbuf_set(h->eb, "record seq %" PRIu64 " does not decode as a schema v1 record", seq);
+        h->bad = VG_ECORRUPT;
+        return VG_ECORRUPT;
+    }
+    if ((++h->seen & 0xffff) == 0) {
+        progress(h, "reading", h->seen, 0);
+    }
+    /* Alerts are not evaluated again: a rule never fires on its own output (live). */
+    if (span_eq_str(r.str[VG_F_SOURCE], "rule")) {
+        h->sp.skipped++;
+        return 0;
+    }
+    int rc = spill_add(&h->sp, seq, bytes, h->eb);
+    if (rc < 0) {
+        h->bad = rc;
+    }
+    return rc;
+}
+
+static int on_alert(const struct rules_alert *a, void *arg)
+{
+    struct hunt *h = arg;
+    struct rec r;
+
+    h->alerts++;
+    if (h->out_rc < 0) {
+        return 0;
+    }
+    buf_reset(&h->scratch);
+    if (rules_alert_to_rec(h->rs, a, &r, &h->scratch) < 0) {
+        fprintf(stderr, "vigil hunt: an alert of rule '%s' is too large to print\n", a->title);
+        return 0;
+    }
+    int rc = out_event(h->o, &r);
+    if (rc < 0) {
+        h->out_rc = rc; /* stdout closed (a pager quit): nothing more to show */
+    }
+    return 0;
+}
+
+static void eval_one(struct hunt *h, struct span bytes)
+{
+    struct span cur = bytes;
+    struct rec r;
+
+    if (rec_decode(&cur, &r) < 0) {
+        return; /* decoded once already while reading */
+    }
+    if (h->live_clock && r.has_received) {
+        /* vigild's timer: now - lateness, at most one tick behind the arrival */
+        int64_t t = r.received - h->lim.lateness_ns - HUNT_TICK_NS;
+        (void)rules_engine_advance(h->eng, t, on_alert, h);
+    }
+    (void)rules_engine_eval(h->eng, &r, on_alert, h);
+    h->evaluated++;
+    if ((h->evaluated & 0xffff) == 0) {
+        progress(h, "evaluated", h->evaluated, h->sp.nrecs);
+    }
+}
+
+/* Replays the spill in seq order through the engine. */
+static int replay(struct hunt *h)
+{
+    struct spill *sp = &h->sp;
+    struct cursor *cs = xcalloc(sp->nruns + 1, sizeof(*cs));
+    struct cursor **heap = xcalloc(sp->nruns + 1, sizeof(*heap));
+    size_t n = 0;
+    int rc = 0;
+
+    if (sp->f && (rc = spill_flush(sp, h->eb)) == 0 && fflush(sp->f) != 0) {
+        rc = -errno ? -errno : -EIO;
+        errbuf_set(h->eb, "cannot write the temporary file: %s", vg_strerror(rc));
+    }
+    for (size_t i = 0; i < sp->nruns && rc == 0; i++) {
+        cs[i].off = sp->runs[i].off;
+        cs[i].end = sp->runs[i].end;
+        buf_init(&cs[i].win, HUNT_MAX_REC + HUNT_HDR);
+        int k = cursor_load(sp, &cs[i]);
+        if (k < 0) {
+            rc = k;
+        } else if (k > 0) {
+            heap[n++] = &cs[i];
+        }
+    }
+    for (size_t i = n / 2; i-- > 0;) {
+        heap_down(heap, n, i);
+    }
+    while (rc == 0 && n > 0 && h->out_rc == 0) {
+        struct cursor *c = heap[0];
+        eval_one(h, c->rec);
+        c->off += HUNT_HDR + c->rec.n;
+        int k = cursor_load(sp, c);
+        if (k < 0) {
+            rc = k;
+        } else if (k == 0) {
+            heap[0] = heap[--n];
+        }
+        heap_down(heap, n, 0);
+    }
+    if (rc < 0 && !errbuf_msg(h->eb)[0]) {
+        errbuf_set(h->eb, "cannot read the temporary file: %s", vg_strerror(rc));
+    }
+    for (size_t i = 0; i < sp->nruns; i++) {
+        buf_release(&cs[i].win);
+    }
+    free(heap);
+    free(cs);
+    return rc;
+}
+
+static void print_not_loaded(const struct rules_report *rep)
+{
+    for (size_t i = 0; i < rep->n; i++) {
+        const struct rules_report_item *it = &rep->items[i];
+        if (it->status == RULES_LOADED) {
+            continue;
+        }
+        fprintf(stderr, "%-11s %s:%u", it->status == RULES_UNSUPPORTED ? "UNSUPPORTED" : "INVALID",
+                it->file, it->line);
+        if (it->title) {
+            fprintf(stderr, "  \"%s\"", it->title);
+        }
+        if (it->id) {
+            fprintf(stderr, " (%s)", it->id);
+        }
+        if (it->correlation) {
+            fputs(" [correlation]", stderr);
+        }
+        fputc('\n', stderr);
+        if (it->reason) {
+            fprintf(stderr, "            %s\n", it->reason);
+        }
+    }
+}
+
+static int terminal_width(void)
+{
+    struct winsize ws;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+        return ws.ws_col;
+    }
+    return 0;
+}
+
+int cmd_hunt(int argc, char **argv)
+{
+    struct cli_common cc = { 0 };
+    struct rules_options opt = { 0 };
+    struct rules_report rep;
+    struct ruleset *rs = NULL;
+    struct errbuf eb;
+    const char *since_s = NULL;
+    const char *until_s = NULL;
+    const char *fmt_s = "table";
+    uint64_t buf_mb = HUNT_DEFAULT_BUF_MB;
+    bool live_clock = false;
+    const char **paths = xcalloc((size_t)argc + 1, sizeof(*paths));
+    size_t npaths = 0;
+    int result = CLI_OK;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int c = cli_common_arg(&cc, argc, argv, &i);
+        if (c < 0) {
+            free(paths);
+            return CLI_USAGE;
+        }
+        if (c > 0) {
+            continue;
+        }
+        if ((strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0 || strcmp(a, "--format") == 0 ||
+             strcmp(a, "--buffer-mb") == 0 || strcmp(a, "--map") == 0) &&
+            i + 1 >= argc) {
+            fprintf(stderr, "vigil hunt: %s needs a value\n", a);
+            free(paths);
+            return CLI_USAGE;
+        }
+        if (strcmp(a, "--since") == 0) {
+            since_s = argv[++i];
+        } else if (strcmp(a, "--until") == 0) {
+            until_s = argv[++i];
+        } else if (strcmp(a, "--format") == 0) {
+            fmt_s = argv[++i];
+        } else if (strcmp(a, "--map") == 0) {
+            opt.map_path = argv[++i];
+        } else if (strcmp(a, "--buffer-mb") == 0) {
+            if (parse_u64(span_str(argv[++i]), 1u << 20, &buf_mb) < 0 || buf_mb == 0) {
+                fprintf(stderr, "vigil hunt: --buffer-mb: expected 1 to %u, got '%s'\n", 1u << 20,
+                        argv[i]);
+                free(paths);
+                return CLI_USAGE;
+            }
+        } else if (strcmp(a, "--live-clock") == 0) {
+            live_clock = true;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            hunt_usage(stdout);
+            free(paths);
+            return CLI_OK;
+        } else if (a[0] == '-' && a[1] != 0) {
+            fprintf(stderr, "vigil hunt: unknown option '%s'\n", a);
+            hunt_usage(stderr);
+            free(paths);
+            return CLI_USAGE;
+        } else {
+            paths[npaths++] = a;
+        }
+    }
+
+    int64_t now = vg_now_ns();
+    int64_t since = INT64_MIN;
+    int64_t until = INT64_MAX;
+    enum out_format fmt;
+    if (since_s && vg_time_parse_arg(since_s, now, &since) < 0) {
+        fprintf(stderr, "vigil hunt: --since: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n",
+                since_s);
+        free(paths);
+        return CLI_USAGE;
+    }
+    if (until_s && vg_time_parse_arg(until_s, now, &until) < 0) {
+        fprintf(stderr, "vigil hunt: --until: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n",
+                until_s);
+        free(paths);
+        return CLI_USAGE;
+    }
+    if (out_format_parse(fmt_s, &fmt) < 0) {
+        fprintf(stderr, "vigil hunt: --format: expected table, json, ndjson or csv, got '%s'\n",
+                fmt_s);
+        free(paths);
+        return CLI_USAGE;
+    }
+    if ((rc = cli_common_load(&cc, "hunt")) != CLI_OK) {
+        free(paths);
+        return rc;
+    }
+    if (npaths == 0 && cc.cfg->rules.npaths > 0) {
+        npaths = cc.cfg->rules.npaths;
+        paths = xrealloc(paths, (npaths + 1) * sizeof(*paths));
+        for (size_t i = 0; i < npaths; i++) {
+            paths[i] = cc.cfg->rules.paths[i];
+        }
+    }
+    if (npaths == 0) {
+        fprintf(stderr, "vigil hunt: no rule paths given and none in the config (rules.paths)\n");
+        hunt_usage(stderr);
+        cli_common_release(&cc);
+        free(paths);
+        return CLI_USAGE;
+    }
+
+    errbuf_clear(&eb);
+    rules_report_init(&rep);
+    if ((rc = rules_load(paths, npaths, &opt, &rs, &rep, &eb)) < 0) {
+        fprintf(stderr, "vigil hunt: %s\n", errbuf_msg(&eb));
+        rules_report_release(&rep);
+        cli_common_release(&cc);
+        free(paths);
+        return CLI_USAGE;
+    }
+    print_not_loaded(&rep);
+    if (ruleset_count(rs) == 0) {
+        fprintf(stderr, "vigil hunt: no rule loaded (%zu unsupported, %zu invalid)\n",
+                rep.unsupported, rep.invalid);
+        ruleset_free(rs);
+        rules_report_release(&rep);
+        cli_common_release(&cc);
+        free(paths);
+        return CLI_FAIL;
+    }
+
+    struct hunt h = {
+        .rs = rs,
+        .eb = &eb,
+        .since = since,
+        .until = until,
+        .live_clock = live_clock,
+        .progress = cli_progress_enabled(),
+    };
+    int64_t t0 = vg_mono_ns();
+    rules_limits_default(&h.lim);
+    buf_init(&h.scratch, 1u << 20);
+    spill_init(&h.sp, (size_t)buf_mb << 20);
+    h.o = out_new(fmt, stdout, terminal_width());
+
+    struct store_reader *rd = NULL;
+    if ((rc = store_reader_open(cli_store_dir(&cc), &rd, &eb)) == 0) {
+        rc = store_scan(rd, since, until, on_rec, &h, NULL);
+        if (rc < 0 && !h.bad) {
+            errbuf_set(&eb, "%s", store_reader_error(rd));
+        }
+        store_reader_close(rd);
+    }
+    if (rc == 0 && (rc = rules_engine_new(rs, &h.lim, &h.eng)) < 0) {
+        errbuf_set(&eb, "cannot make the engine: %s", vg_strerror(rc));
+    }
+    if (rc == 0 && (rc = replay(&h)) == 0 && h.out_rc == 0) {
+        (void)rules_engine_flush(h.eng, on_alert, &h);
+    }
+    if (h.progress && h.seen >= 0x10000) {
+        fprintf(stderr, "\r%70s\r", "");
+    }
+    if (rc < 0) {
+        fprintf(stderr, "vigil hunt: %s\n", errbuf_msg(&eb));
+        result = CLI_FAIL;
+    }
+    if (out_finish(h.o) < 0 && h.out_rc == 0) {
+        h.out_rc = -EPIPE;
+    }
+    if (result == CLI_OK) {
+        fprintf(stderr,
+                "vigil hunt: %zu rules loaded (%zu unsupported, %zu invalid), %" PRIu64
+                " events evaluated (%" PRIu64 " alerts skipped), %" PRIu64 " alerts, %.2f s\n",
+                ruleset_count(rs), rep.unsupported, rep.invalid, h.evaluated, h.sp.skipped,
+                h.alerts, (double)(vg_mono_ns() - t0) / 1e9);
+    }
+    out_free(h.o);
+    rules_engine_free(h.eng);
+    spill_release(&h.sp);
+    buf_release(&h.scratch);
+    ruleset_free(rs);
+    rules_report_release(&rep);
+    cli_common_release(&cc);
+    free(paths);
+    return result;
+}
