@@ -64,6 +64,11 @@ static void conn_free(struct conn *c)
     tls_sess_free(c->tls);
     buf_release(&c->in);
     buf_release(&c->scratch);
+    /* A connection may outlive its listener's handle (closed at shutdown while its
+     * last acks were pending): the last one frees the listener. */
+    if (--c->lst->conns == 0 && c->lst->closed) {
+        free(c->lst);
+    }
     free(c);
 }
 
@@ -445,6 +450,7 @@ static void on_connection(uv_stream_t *server, int status)
     struct conn *c = xcalloc(1, sizeof(*c));
     c->vd = vd;
     c->lst = l;
+    l->conns++;
     c->id = ++vd->next_conn_id;
     uv_tcp_init(vd->loop, &c->tcp);
     uv_timer_init(vd->loop, &c->timer);
@@ -515,7 +521,12 @@ static void on_connection(uv_stream_t *server, int status)
 
 static void on_listener_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct listener *l = h->data;
+
+    l->closed = true;
+    if (l->conns == 0) {
+        free(l);
+    }
 }
 
 int listener_start(struct vigild *vd, enum listener_kind kind, const struct conn_proto *proto,

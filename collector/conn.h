@@ -41,7 +41,9 @@ struct listener {
     bool tls;
     uv_tcp_t tcp;
     char addr[64];
-    int port; /* the bound port (after port 0) */
+    int port;    /* the bound port (after port 0) */
+    int conns;   /* connections not yet freed: they use this struct until then */
+    bool closed; /* its handle is closed; freed with its last connection */
 };
 
 struct conn {
