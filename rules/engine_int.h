@@ -6,7 +6,8 @@
 
 #include "rules/rules_int.h"
 
-#define RULES_NO_SEQ UINT64_MAX
+#define RULES_NO_SEQ      UINT64_MAX
+#define RULES_RAW_INDEXED 16 /* maps indexed per record */
 
 /* A bump allocator for one record's computed text (lower-case copies, numbers); reset per
  * record, keeping its first block. Bounded by max: past it, values are dropped (counted). */
@@ -68,9 +69,22 @@ struct rules_engine {
     struct slot_cache *sc;
     struct sval *vals;
     size_t nvals, capvals;
+    /* maps of the raw event indexed for this record (the top level and the maps one
+     * level down that paths go through: Falco's output_fields, audit's objectRef) */
+    struct span *rawkeys; /* key, value, key, value... of every indexed map */
+    size_t nrawkeys, caprawkeys;
+    struct rawidx {
+        const uint8_t *map; /* the map's first byte */
+        uint32_t first, n;  /* its pairs in rawkeys */
+        bool ok;            /* well-formed (else paths walk it with raw_path_walk) */
+    } rawidx[RULES_RAW_INDEXED];
+    size_t nrawidx;
+    uint32_t rawgen; /* gen the indexes were built for */
     struct arena arena;
-    uint8_t *selmemo; /* per selection of the rule being evaluated: 0 ?, 1 false, 2 true */
-    uint32_t *lsgen;  /* per logsource: gen when lsval was computed */
+    uint64_t *litbits; /* per slot (lit_index.bitoff): which literals the record matches */
+    uint32_t *litgen;  /* per slot: gen the bits are for */
+    uint8_t *selmemo;  /* per selection of the rule being evaluated: 0 ?, 1 false, 2 true */
+    uint32_t *lsgen;   /* per logsource: gen when lsval was computed */
     bool *lsval;
 
     /* event time */

@@ -256,9 +256,10 @@ static int parse_of(struct cparse *p, struct cnode **out)
                     p->s + p->toff);
     }
     if (need > set->n) {
+        size_t n = set->n;
         rules__cond_free(set);
         return cerr(p, VG_EPARSE, "'%s of %.*s': only %zu selections match", q, (int)p->tlen,
-                    p->s + p->toff, set->n);
+                    p->s + p->toff, n);
     }
     if (set->n == 1) {
         *out = set->kids[0];
@@ -274,7 +275,11 @@ static int parse_of(struct cparse *p, struct cnode **out)
         set->need = need;
         *out = set;
     }
-    return lex(p);
+    if ((rc = lex(p)) < 0) {
+        rules__cond_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 static int parse_primary(struct cparse *p, int depth, struct cnode **out)

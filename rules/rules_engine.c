@@ -196,6 +196,8 @@ int rules_engine_new(const struct ruleset *rs, const struct rules_limits *lim,
         memcpy(e->hkey + 8, &e, sizeof(e) < 8 ? sizeof(e) : 8);
     }
     e->sc = xcalloc(rs->nslots + 1, sizeof(*e->sc));
+    e->litbits = xcalloc(rs->lit_words + 1, sizeof(*e->litbits));
+    e->litgen = xcalloc(rs->nslots + 1, sizeof(*e->litgen));
     e->selmemo = xcalloc(rs->max_sels + 1, 1);
     e->lsgen = xcalloc(rs->map.nls + 1, sizeof(*e->lsgen));
     e->lsval = xcalloc(rs->map.nls + 1, sizeof(*e->lsval));
@@ -214,7 +216,10 @@ void rules_engine_free(struct rules_engine *e)
     rules__corr_release(e);
     arena_release(&e->arena);
     free(e->sc);
+    free(e->litbits);
+    free(e->litgen);
     free(e->vals);
+    free(e->rawkeys);
     free(e->selmemo);
     free(e->lsgen);
     free(e->lsval);
@@ -382,6 +387,101 @@ static bool on_path_value(struct span value, int depth, void *arg)
     return false;
 }
 
+/* Reads one complete value at the front of *cur into *v: scalars with mp_read alone (it
+ * consumes their payload), containers with mp_take. */
+static bool take_value(struct span *cur, struct span *v)
+{
+    struct span peek = *cur;
+    struct mp_obj o;
+
+    if (mp_read(&peek, &o) != 1) {
+        return false;
+    }
+    if (o.type != MP_ARRAY && o.type != MP_MAP) {
+        *v = (struct span){ cur->p, (size_t)(peek.p - cur->p) };
+        *cur = peek;
+        return true;
+    }
+    return mp_take(cur, v) == 0;
+}
+
+/* The index of the map value at map (built once per record), or NULL when it is not a
+ * map, is malformed, or the per-record cache is full: the caller then walks it with
+ * raw_path_walk, which gives the same answer more slowly. */
+static const struct rawidx *raw_index(struct rules_engine *e, struct span map)
+{
+    struct span cur = map;
+    struct mp_obj o;
+
+    if (e->rawgen != e->gen) {
+        e->rawgen = e->gen;
+        e->nrawidx = 0;
+        e->nrawkeys = 0;
+    }
+    for (size_t i = 0; i < e->nrawidx; i++) {
+        if (e->rawidx[i].map == map.p) {
+            return e->rawidx[i].ok ? &e->rawidx[i] : NULL;
+        }
+    }
+    if (e->nrawidx == RULES_RAW_INDEXED) {
+        return NULL;
+    }
+    struct rawidx *x = &e->rawidx[e->nrawidx++];
+    *x = (struct rawidx){ .map = map.p, .first = (uint32_t)e->nrawkeys };
+    if (mp_read(&cur, &o) != 1 || o.type != MP_MAP) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < o.v.count; i++) {
+        struct span kv;
+        struct span k;
+        struct span v;
+        if (!take_value(&cur, &kv) || !take_value(&cur, &v)) {
+            e->nrawkeys = x->first;
+            return NULL;
+        }
+        if (!mp_get_str(kv, &k)) {
+            continue;
+        }
+        if (e->nrawkeys + 2 > e->caprawkeys) {
+            e->caprawkeys = e->caprawkeys ? 2 * e->caprawkeys : 64;
+            e->rawkeys = xrealloc(e->rawkeys, e->caprawkeys * sizeof(*e->rawkeys));
+        }
+        e->rawkeys[e->nrawkeys++] = k;
+        e->rawkeys[e->nrawkeys++] = v;
+    }
+    x->n = (uint32_t)(e->nrawkeys - x->first) / 2;
+    x->ok = true;
+    return x;
+}
+
+/* raw_path_walk (schemas/raw_path.h) with the map steps of the first two levels done on
+ * indexes: keys equal to the rest of the path first, then keys that are a prefix of it
+ * followed by '.'; deeper levels and arrays are raw_path_walk's. */
+static void walk_path(struct rules_engine *e, struct span v, struct span path, int depth,
+                      struct collect *c)
+{
+    const struct rawidx *x = depth < 2 && path.n ? raw_index(e, v) : NULL;
+
+    if (!x) {
+        raw_path_walk(v, path, depth, on_path_value, c);
+        return;
+    }
+    for (int pass = 0; pass < 2 && !c->full; pass++) {
+        for (uint32_t i = 0; i < x->n && !c->full; i++) {
+            /* e->rawkeys may move while a deeper map is indexed: index it afresh */
+            struct span k = e->rawkeys[x->first + 2 * i];
+            struct span val = e->rawkeys[x->first + 2 * i + 1];
+            if (pass == 0 && span_eq(k, path)) {
+                on_path_value(val, depth + 1, c);
+            } else if (pass == 1 && k.n < path.n && path.p[k.n] == '.' &&
+                       span_starts_with(path, k)) {
+                struct span rest = { path.p + k.n + 1, path.n - k.n - 1 };
+                walk_path(e, val, rest, depth + 1, c);
+            }
+        }
+    }
+}
+
 /* Appends the values of target t in the current record; returns whether present. */
 static bool resolve_tgt(struct rules_engine *e, const struct tgt *t, size_t first)
 {
@@ -426,8 +526,7 @@ static bool resolve_tgt(struct rules_engine *e, const struct tgt *t, size_t firs
         if (r->raw.n == 0) {
             return false;
         }
-        raw_path_walk(r->raw, (struct span){ (const uint8_t *)t->path, t->pathlen }, 0,
-                      on_path_value, &c);
+        walk_path(e, r->raw, (struct span){ (const uint8_t *)t->path, t->pathlen }, 0, &c);
         return c.present;
     }
     case TGT_RAW_TEXT: {
@@ -501,9 +600,34 @@ static bool numeric_text(const struct sval *x, double *out)
     return true;
 }
 
-static bool value_match(struct rules_engine *e, const struct pval *v, const struct sval *xs,
-                        size_t n, const struct slot_cache *c)
+/* Which of slot s's indexed literals the current record matches (computed once). */
+static const uint64_t *lit_bits(struct rules_engine *e, int s)
 {
+    const struct lit_index *li = &e->rs->slots[s].li;
+    uint64_t *bits = e->litbits + li->bitoff;
+
+    if (e->litgen[s] == e->gen) {
+        return bits;
+    }
+    e->litgen[s] = e->gen;
+    const struct slot_cache *c = slot_get(e, s);
+    memset(bits, 0, (li->nlits + 63) / 64 * sizeof(*bits));
+    for (uint32_t i = 0; i < c->n; i++) {
+        const struct sval *v = &e->vals[c->first + i];
+        if (v->type != SV_NULL && v->type != SV_OTHER) {
+            rules__lit_match(li, v->low, bits);
+        }
+    }
+    return bits;
+}
+
+static bool value_match(struct rules_engine *e, int slot, const struct pval *v,
+                        const struct sval *xs, size_t n, const struct slot_cache *c)
+{
+    if (v->lit >= 0) {
+        const uint64_t *bits = lit_bits(e, slot);
+        return (bits[v->lit >> 6] >> (v->lit & 63)) & 1;
+    }
     switch (v->kind) {
     case VK_NULL: {
         if (!c->present) {
@@ -521,8 +645,8 @@ static bool value_match(struct rules_engine *e, const struct pval *v, const stru
     case VK_FIELDREF: {
         const struct slot_cache *rc = slot_get(e, v->ref_slot);
         /* slot_get may have grown e->vals: take the pointers afresh */
-        const struct sval *mine = e->vals + c->first;
-        const struct sval *refs = e->vals + rc->first;
+        const struct sval *mine = n ? e->vals + c->first : NULL;
+        const struct sval *refs = rc->n ? e->vals + rc->first : NULL;
         for (size_t i = 0; i < n; i++) {
             if (rules__fieldref_match(v, &mine[i], refs, rc->n)) {
                 return true;
@@ -555,12 +679,25 @@ static bool value_match(struct rules_engine *e, const struct pval *v, const stru
 
 static bool field_match(struct rules_engine *e, const struct pfield *f)
 {
+    if (f->lit_all) {
+        const uint64_t *bits = lit_bits(e, f->slot);
+        for (uint32_t i = 0; i < f->nlw; i++) {
+            uint64_t hit = bits[f->lw_idx[i]] & f->lw_mask[i];
+            if (!f->all && hit) {
+                return true;
+            }
+            if (f->all && hit != f->lw_mask[i]) {
+                return false;
+            }
+        }
+        return f->all;
+    }
     const struct slot_cache *c = slot_get(e, f->slot);
 
     for (size_t i = 0; i < f->nvals; i++) {
         const struct pval *v = &f->vals[i];
         /* fieldref resolves another slot, which may move e->vals: index afresh */
-        bool m = value_match(e, v, e->vals + c->first, c->n, c);
+        bool m = value_match(e, f->slot, v, c->n ? e->vals + c->first : NULL, c->n, c);
         if (m && !f->all) {
             return true;
         }
@@ -670,6 +807,8 @@ static void begin_record(struct rules_engine *e, const struct rec *r)
     if (++e->gen == 0) {
         memset(e->sc, 0, (e->rs->nslots + 1) * sizeof(*e->sc));
         memset(e->lsgen, 0, (e->rs->map.nls + 1) * sizeof(*e->lsgen));
+        memset(e->litgen, 0, (e->rs->nslots + 1) * sizeof(*e->litgen));
+        e->rawgen = 0;
         e->gen = 1;
     }
     arena_reset(&e->arena);

@@ -103,12 +103,44 @@ void rules__tgt_release(struct tgt *t);
 /* ---- field slots ---- */
 
 /* A distinct field read by some rule: its targets, resolved once per record. */
+/* The case-insensitive literals (equals, startswith, endswith, contains) that rules test
+ * on one slot, deduplicated, so a record's value is tested against all of them in one
+ * pass instead of one pattern at a time (rules_lit.c): equality and prefix/suffix by
+ * hash lookups per distinct length, substrings by a bigram filter and verification. */
+struct lit {
+    uint8_t kind;     /* enum vkind */
+    const uint8_t *s; /* a pval's bytes (owned by the pval) */
+    uint32_t n;
+};
+
+struct bigram_ent {
+    uint16_t bg;
+    uint32_t id;
+};
+
+struct lit_index {
+    struct lit *lits;
+    size_t nlits;
+    uint32_t *tab; /* open addressing over (kind, bytes): id + 1, 0 empty */
+    size_t tabcap;
+    uint32_t *plens, *slens; /* distinct prefix / suffix lengths */
+    size_t nplens, nslens;
+    bool has_eq;
+    uint64_t *bigrams;     /* 65536-bit set of the first two bytes of substrings */
+    struct bigram_ent *bg; /* sorted by bigram */
+    size_t nbg;
+    uint32_t *shorts; /* substrings of 0 or 1 byte */
+    size_t nshorts;
+    size_t bitoff; /* this slot's first word in the engine's match bits */
+};
+
 struct slot {
     struct tgt *tgts;
     size_t ntgts;
     bool any;  /* keywords: the values of every target; else those of the first present */
     char *key; /* canonical text, for sharing */
     bool normalized_only; /* every target is a normalized field (alert group values) */
+    struct lit_index li;
 };
 
 /* ---- detection ---- */
@@ -149,6 +181,7 @@ struct pval {
     bool b;       /* EXISTS, BOOL */
     int ref_slot; /* FIELDREF */
     enum vkind ref_kind;
+    int32_t lit; /* its id in the slot's lit_index, or -1 (matched one by one) */
 };
 
 struct pfield {
@@ -159,6 +192,12 @@ struct pfield {
     struct pval *vals;
     size_t nvals;
     int cost; /* cheaper fields are tried first within an AND */
+    /* when every value is an indexed literal (rules_lit.c): the words of the slot's
+     * match bits that hold them and their masks, so the field is a few ANDs */
+    bool lit_all;
+    uint32_t nlw;
+    uint32_t *lw_idx;
+    uint64_t *lw_mask;
 };
 
 struct palt {
@@ -246,6 +285,7 @@ struct ruleset {
     size_t *nby_ls;
     int *kw_slot; /* per logsource: the keyword slot, or -1 */
     size_t max_sels;
+    size_t lit_words; /* match bits of all slots' literal indexes */
 };
 
 /* ---- values (rules_value.c) ---- */
@@ -279,6 +319,15 @@ int rules__field_cost(const struct pfield *f);
 
 /* Parses a textual IPv4/IPv6 address into the 16-byte form. */
 bool rules__ip_parse(struct span s, uint8_t out[16], bool *v4);
+
+/* ---- literal indexes (rules_lit.c) ---- */
+
+/* Indexes every case-insensitive literal of every rule by slot and sets each pval's lit;
+ * assigns each slot's bit offset. Returns the total 64-bit words of match bits. */
+size_t rules__lit_build(struct ruleset *rs);
+void rules__lit_release(struct lit_index *li);
+/* Sets in bits (li->nlits bits, cleared by the caller) the literals that text matches. */
+void rules__lit_match(const struct lit_index *li, struct span text, uint64_t *bits);
 
 /* ---- engine internals shared with the test runner ---- */
 

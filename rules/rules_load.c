@@ -1397,6 +1397,7 @@ static void finish(struct loader *L)
     }
     free(referenced);
     free(generated);
+    rs->lit_words = rules__lit_build(rs);
     rs->by_ls = xcalloc(rs->map.nls + 1, sizeof(*rs->by_ls));
     rs->nby_ls = xcalloc(rs->map.nls + 1, sizeof(*rs->nby_ls));
     for (size_t i = 0; i < rs->nrules; i++) {
@@ -1450,6 +1451,7 @@ void ruleset_free(struct ruleset *rs)
         }
         free(rs->slots[i].tgts);
         free(rs->slots[i].key);
+        rules__lit_release(&rs->slots[i].li);
     }
     free(rs->slots);
     if (rs->by_ls) {

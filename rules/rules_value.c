@@ -1077,6 +1077,8 @@ void rules__field_release(struct pfield *f)
     }
     free(f->vals);
     free(f->name);
+    free(f->lw_idx);
+    free(f->lw_mask);
     memset(f, 0, sizeof(*f));
 }
 
@@ -1086,7 +1088,8 @@ static void add_val(struct pfield *f, const struct pval *v)
     if ((n & (n - 1)) == 0) {
         f->vals = xrealloc(f->vals, (n ? 2 * n : 1) * sizeof(*f->vals));
     }
-    f->vals[f->nvals++] = *v;
+    f->vals[f->nvals] = *v;
+    f->vals[f->nvals++].lit = -1; /* rules__lit_build indexes it later */
 }
 
 /* The text a scalar stands for in string contexts: numbers canonical, booleans true/false. */
