@@ -280,6 +280,77 @@ static void test_corpus_rules_on_corpus_events(void **state)
     ruleset_free(rs);
 }
 
+/* Hand-made events in each source's native format that the corpus rules must catch. */
+static void test_corpus_rules_fire(void **state)
+{
+    (void)state;
+    static const struct {
+        enum map_source src;
+        const char *event;
+        const char *title;
+    } cases[] = {
+        { MAP_SSHD,
+          "{\"syslog_line\":\"Mar 27 13:08:09 web-1 sudo:   alice : TTY=pts/0 ; PWD=/home/alice ; "
+          "USER=#-1 ; COMMAND=/bin/bash\"}",
+          "Sudo Privilege Escalation CVE-2019-14287 - Builtin" },
+        { MAP_SSHD,
+          "{\"syslog_line\":\"Mar 27 13:08:09 web-1 pkexec[11]: alice: The value for environment "
+          "variable XAUTHORITY contains suspicious content [USER=root] [TTY=/dev/pts/0] "
+          "[CWD=/tmp] [COMMAND=GCONV_PATH=.]\"}",
+          "PwnKit Local Privilege Escalation" },
+        { MAP_SSHD,
+          "{\"@timestamp\":\"2024-05-01T10:00:00Z\",\"message\":\"error: buffer_get_ret: trying "
+          "to get more bytes 1907 than in buffer 308 [preauth]\",\"process\":{\"name\":\"sshd\"}}",
+          "SSHD Error Message CVE-2018-15473" },
+        { MAP_SSHD,
+          "{\"syslog_line\":\"Mar 27 13:08:09 web-1 sshd[1361]: Corrupted MAC on input.\"}",
+          "Suspicious OpenSSH Daemon Error" },
+        { MAP_FALCO,
+          "{\"rule\":\"x\",\"priority\":\"Warning\",\"time\":\"2024-05-01T10:00:00Z\","
+          "\"output\":\"x\",\"source\":\"syscall\",\"output_fields\":{"
+          "\"proc.exepath\":\"/usr/bin/bash\",\"proc.cmdline\":\"bash -c id\","
+          "\"proc.pexepath\":\"/usr/sbin/sshd\",\"user.name\":\"root\"}}",
+          "Potential Exploitation of CVE-2024-3094 - Suspicious SSH Child Process" },
+        { MAP_FALCO,
+          "{\"rule\":\"x\",\"priority\":\"Warning\",\"time\":\"2024-05-01T10:00:00Z\","
+          "\"output\":\"x\",\"source\":\"syscall\",\"output_fields\":{"
+          "\"proc.exepath\":\"/usr/bin/wget\",\"proc.cmdline\":\"wget -O /tmp/x http://a\"}}",
+          "Download File To Potentially Suspicious Directory Via Wget" },
+        { MAP_K8S_AUDIT,
+          "{\"kind\":\"Event\",\"verb\":\"create\",\"objectRef\":{\"resource\":\"pods\","
+          "\"namespace\":\"default\",\"name\":\"p\"},\"requestObject\":{\"spec\":{"
+          "\"containers\":[{\"name\":\"c\"},{\"securityContext\":{\"capabilities\":{"
+          "\"add\":[\"SYS_ADMIN\"]}}}]}}}",
+          "Privileged Container Deployed" },
+    };
+    struct rules_report rep;
+    struct ruleset *rs = load_corpus(&rep);
+    struct rules_engine *e;
+    assert_int_equal(rules_engine_new(rs, NULL, &e), 0);
+    for (size_t i = 0; i < VG_ARRAY_LEN(cases); i++) {
+        struct buf ev;
+        struct buf scratch;
+        struct errbuf eb;
+        struct rec r;
+        struct tally c = { .rs = rs };
+        buf_init(&ev, 1 << 20);
+        buf_init(&scratch, 1 << 20);
+        assert_int_equal(json_to_mp(span_str(cases[i].event), &ev, NULL, &eb), 0);
+        assert_int_equal(map_event(cases[i].src, buf_span(&ev), TU_T0, "http", &r, &scratch, &eb),
+                         0);
+        rules_engine_eval(e, &r, count_alert, &c);
+        if (tally_of(&c, cases[i].title) != 1) {
+            fail_msg("case %zu: '%s' did not fire (%zu alerts: %s)", i, cases[i].title, c.n,
+                     c.n ? c.t[0].title : "");
+        }
+        buf_release(&ev);
+        buf_release(&scratch);
+    }
+    rules_engine_free(e);
+    rules_report_release(&rep);
+    ruleset_free(rs);
+}
+
 /* ---- documents ---- */
 
 static void test_yaml_errors_have_places(void **state)
@@ -553,6 +624,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corpus_sigma_rules),
         cmocka_unit_test(test_corpus_rules_on_corpus_events),
+        cmocka_unit_test(test_corpus_rules_fire),
         cmocka_unit_test(test_yaml_errors_have_places),
         cmocka_unit_test(test_documents),
         cmocka_unit_test(test_folders_and_references),
