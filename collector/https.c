@@ -432,6 +432,7 @@ static int map_one(struct ingest *g, struct span ev, int64_t index)
     }
     if ((rc = g->emit(g->arg, &r)) < 0) {
         g->emit_rc = rc;
+        g->res->stop_line = g->line;
         return rc;
     }
     g->res->accepted++;
@@ -521,12 +522,15 @@ struct walk {
 /* Moves to `to`, counting lines. */
 static void walk_to(struct walk *w, size_t to)
 {
-    while (w->pos < to) {
-        if (w->b.p[w->pos] == '\n') {
-            w->line++;
-            w->line_start = w->pos + 1;
-        }
-        w->pos++;
+    const uint8_t *nl;
+
+    while (w->pos < to && (nl = memchr(w->b.p + w->pos, '\n', to - w->pos)) != NULL) {
+        w->line++;
+        w->pos = (size_t)(nl - w->b.p) + 1;
+        w->line_start = w->pos;
+    }
+    if (w->pos < to) {
+        w->pos = to;
     }
 }
 
@@ -832,9 +836,10 @@ int https_result_json(const struct https_result *res, struct buf *out)
 struct https_resp {
     struct https_resp *next;
     struct conn *c;
-    bool ready;   /* may be sent once every reply before it was */
-    bool close;   /* the connection closes after it */
-    bool durable; /* it acknowledges events (counted as an ack) */
+    bool ready;     /* may be sent once every reply before it was */
+    bool close;     /* the connection closes after it */
+    bool durable;   /* it acknowledges events (counted as an ack) */
+    char *evidence; /* a source=vigil message to record once the batch committed, or NULL */
     struct buf bytes;
 };
 
@@ -871,6 +876,7 @@ static void https_release(struct conn *c)
         struct https_resp *r = h->head;
         h->head = r->next;
         buf_release(&r->bytes);
+        free(r->evidence);
         free(r);
     }
     https_parser_free(h->p);
@@ -929,6 +935,7 @@ static void flush(struct conn *c, struct https_conn *h)
             c->vd->m.lst[c->lst->kind].acks_sent++;
         }
         buf_release(&r->bytes);
+        free(r->evidence);
         free(r);
         if (close) {
             /* nothing is queued behind a closing reply: parsing stopped there */
@@ -941,10 +948,12 @@ static void flush(struct conn *c, struct https_conn *h)
 /* A rejection: counted, logged and recorded (the first HTTPS_LOG_REJECTS per
  * connection), as DESIGN.md asks of evidence. */
 static void note_reject(struct conn *c, struct https_conn *h, const struct https_req *req,
-                        int status, const char *fmt, ...) VG_PRINTF(5, 6);
+                        int status, char **defer, const char *fmt, ...) VG_PRINTF(6, 7);
 
+/* With defer, the source=vigil message is handed back (caller frees) instead of being
+ * recorded now: for when the open batch has no room left. */
 static void note_reject(struct conn *c, struct https_conn *h, const struct https_req *req,
-                        int status, const char *fmt, ...)
+                        int status, char **defer, const char *fmt, ...)
 {
     char why[400];
     struct buf path;
@@ -964,9 +973,19 @@ static void note_reject(struct conn *c, struct https_conn *h, const struct https
     }
     log_warn("conn %" PRIu64 " https peer %s agent '%s': %s: %d %s: %s", c->id, c->peer, c->agent,
              buf_cstr(&path), status, https_reason(status), why);
-    vigild_self_event(c->vd, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip, c->agent,
-                      "HTTPS %s from %s agent '%s' answered %d: %s", buf_cstr(&path), c->peer,
-                      c->agent, status, why);
+    if (defer) {
+        struct buf msg;
+        buf_init(&msg, 1024);
+        if (buf_appendf(&msg, "HTTPS %s from %s agent '%s' answered %d: %s", buf_cstr(&path),
+                        c->peer, c->agent, status, why) == 0) {
+            *defer = xstrdup(buf_cstr(&msg));
+        }
+        buf_release(&msg);
+    } else {
+        vigild_self_event(c->vd, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip, c->agent,
+                          "HTTPS %s from %s agent '%s' answered %d: %s", buf_cstr(&path), c->peer,
+                          c->agent, status, why);
+    }
     if (h->rejects_logged == HTTPS_LOG_REJECTS) {
         log_warn("conn %" PRIu64 " https peer %s: %d rejections; further ones on this connection "
                  "are only counted",
@@ -983,7 +1002,7 @@ static void refuse(struct conn *c, struct https_conn *h, const struct https_req 
                                            : NULL;
 
     c->vd->m.lst[c->lst->kind].frames_rejected++;
-    note_reject(c, h, req, req->status, "%s", req->error ? req->error : "rejected");
+    note_reject(c, h, req, req->status, NULL, "%s", req->error ? req->error : "rejected");
     queue_json(h, c, req->status, req->keep_alive && !close && !req->close_after, extra,
                req->error ? req->error : "rejected");
 }
@@ -1010,6 +1029,12 @@ static void on_durable(void *arg, int rc)
         buf_release(&body);
         r->close = true;
         r->durable = false;
+    }
+    if (r->evidence) {
+        vigild_self_event(c->vd, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip, c->agent,
+                          "%s", r->evidence);
+        free(r->evidence);
+        r->evidence = NULL;
     }
     r->ready = true;
     if (c->state != CONN_CLOSING) {
@@ -1067,22 +1092,40 @@ static void on_request(struct conn *c, struct https_conn *h, const struct https_
     rc = https_ingest(req, e.now, emit_event, &e, &res);
     buf_init(&body, 64 * 1024);
     if (rc < 0) {
-        /* The batch is over its hard limit: what was added is stored, but the request is
-         * not acknowledged; the client retries (at least once). */
+        /* The open batch passed its hard limit inside this request (many tiny events
+         * inflate as records): what was added is stored and acknowledged as such; the
+         * rest is refused as too large, so the client sends it again in smaller bodies
+         * rather than retrying the same one. */
+        char *evidence = NULL;
         lm->frames_rejected++;
-        note_reject(c, h, req, 503, "collector busy after %" PRIu64 " events: %s", res.accepted,
-                    vg_strerror(rc));
-        if (https_error_json("collector busy: retry", &body) < 0) {
+        note_reject(c, h, req, 413, res.accepted > 0 ? &evidence : NULL,
+                    "the request's events do not fit one store batch (%s): %" PRIu64
+                    " stored, stopped at line %" PRIu32,
+                    vg_strerror(rc), res.accepted, res.stop_line);
+        if (buf_appendf(&body,
+                        "{\"error\":\"the request's events do not fit one store batch: send "
+                        "smaller bodies\",\"line\":%" PRIu32 ",\"accepted\":%" PRIu64 "}\n",
+                        res.stop_line, res.accepted) < 0) {
             buf_reset(&body);
         }
-        queue_reply(h, c, 503, false, "application/json", NULL, buf_span(&body));
+        struct https_resp *r =
+            queue_reply(h, c, 413, false, "application/json", NULL, buf_span(&body));
         buf_release(&body);
+        r->evidence = evidence; /* the open batch is full: recorded after the commit */
+        if (res.accepted > 0) {
+            r->ready = false;
+            r->durable = true;
+            conn_ref(c);
+            c->unacked++;
+            pipeline_when_durable(c->vd->pipe, on_durable, r);
+        }
         return;
     }
+    char *evidence = NULL;
     if (res.rejected > 0) {
         const struct https_reject *rj = &res.listed[0];
         lm->events_rejected += res.rejected;
-        note_reject(c, h, req, 400,
+        note_reject(c, h, req, 400, res.accepted > 0 ? &evidence : NULL,
                     "%" PRIu64 " document(s) rejected, %" PRIu64 " accepted; first at line %" PRIu32
                     " column %" PRIu32 ": %s",
                     res.rejected, res.accepted, rj->line, rj->column, rj->error);
@@ -1093,6 +1136,7 @@ static void on_request(struct conn *c, struct https_conn *h, const struct https_
     struct https_resp *r = queue_reply(h, c, res.rejected ? 400 : 200, req->keep_alive,
                                        "application/json", NULL, buf_span(&body));
     buf_release(&body);
+    r->evidence = evidence; /* recorded after the events it is about */
     if (res.accepted > 0) {
         r->ready = false;
         r->durable = true;

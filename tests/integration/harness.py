@@ -49,7 +49,8 @@ class Vigild:
     """A vigild process with its own directory, PKI and config."""
 
     # Listener addresses written to the config; `listen` overrides some of them, e.g.
-    # {"syslog": "127.0.0.1:0"} enables the syslog listener on a free port.
+    # {"syslog": "127.0.0.1:0"} enables the syslog listener on a free port, or adds
+    # other listen keys, e.g. {"max_frame_bytes": "1MiB"}.
     LISTEN_DEFAULTS = (("forward", "127.0.0.1:0"), ("syslog", "null"), ("https", "null"),
                        ("admin", "127.0.0.1:0"))
     # Store keys besides path; `store` overrides or adds some, e.g. {"free_reserve": "1GiB"}.
@@ -82,8 +83,8 @@ class Vigild:
                 "listen: { %s }\n"
                 "%s" % (self.store,
                         ", ".join("%s: %s" % kv for kv in self.store_opts.items()),
-                        ", ".join("%s: %s" % (k, self.listen[k]) for k, _ in
-                                  self.LISTEN_DEFAULTS), self.extra_config))
+                        ", ".join("%s: %s" % kv for kv in self.listen.items()),
+                        self.extra_config))
 
     def start(self):
         self.write_config()

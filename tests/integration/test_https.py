@@ -417,5 +417,28 @@ class Refusals(HttpsTest):
         self.assertIn("400 Bad Request", self.vd.read_log())
 
 
+class BatchLimit(HttpsTest):
+    listen = {"https": "127.0.0.1:0", "max_frame_bytes": "1MiB"}
+
+    def test_tiny_events_over_one_store_batch(self):
+        # 340,000 empty objects fit the 1 MiB body limit but not, once normalized, one
+        # store batch: the first ones are stored and acknowledged as such, then 413.
+        n = 340000
+        code, _, reply = self.post("/v1/events", b"{}\n" * n, "application/x-ndjson")
+        r = json.loads(reply)
+        self.assertEqual(code, 413)
+        self.assertTrue(0 < r["accepted"] < n, r)
+        self.assertEqual(r["line"], r["accepted"] + 1)
+        self.assertIn("smaller bodies", r["error"])
+        # the reply came after they were durable
+        m = self.vd.metrics()
+        self.assertGreaterEqual(m["vigil_events_stored_total"], r["accepted"])
+        ev = self.vd.search("source=vigil", "action=rejected_input")
+        self.assertEqual(len(ev), 1)
+        self.assertIn("do not fit one store batch", ev[0]["message"])
+        code, _, reply = self.post("/v1/events", b'{"message":"small"}')
+        self.assertEqual((code, json.loads(reply)), (200, {"accepted": 1}))
+
+
 if __name__ == "__main__":
     harness.main()

@@ -713,6 +713,7 @@ static void test_ingest_emit_error_and_many_rejections(void **state)
                             &s, &res),
                      VG_ELIMIT);
     assert_int_equal(res.accepted, 1);
+    assert_int_equal(res.stop_line, 2);
     /* rejections past HTTPS_MAX_LISTED are counted, not listed */
     buf_init(&body, 1 << 20);
     for (int i = 0; i < 100; i++) {
