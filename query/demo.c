@@ -2,7 +2,14 @@
  * development PKI, starts the real vigild on free loopback ports, ships the demo's real
  * events over mutual TLS as two agents, shows that a client without a certificate is
  * refused (and that the refusal is itself recorded), prints what an incident responder
- * looks at first, then stops vigild with SIGTERM and removes the directory. */
+ * looks at first and the alerts the default rule pack (etc/rules) raised live, then
+ * stops vigild with SIGTERM and removes the directory.
+ *
+ * The nodes' auth logs are replayed as of now (their BSD syslog headers rewritten, the
+ * spacing kept): vigild's correlation windows follow the wall clock and do not count
+ * events dated minutes before they arrive (collector/rules_live.c), and the SSH brute
+ * force is a correlation. The audit and Falco events keep their dates: their rules are
+ * single-event detections. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/errbuf.h"
@@ -34,6 +42,7 @@ struct demo {
     char dir[PATH_MAX];
     char exe_dir[PATH_MAX];
     char data[PATH_MAX];
+    char rules[PATH_MAX]; /* the default rule pack; "" when not found */
     pid_t vigild;
     int forward_port;
     bool keep;
@@ -86,6 +95,89 @@ static int find_paths(struct demo *d, const char *argv0)
     }
     fprintf(stderr, "vigil demo: cannot find the demo events (etc/demo); set VIGIL_DEMO_DATA\n");
     return -ENOENT;
+}
+
+/* The default rule pack, found like the demo's events: $VIGIL_DEMO_RULES, etc/rules next
+ * to the build or install tree, /usr/share/vigil/rules. Without one the demo runs without
+ * rules and says so. */
+static void find_rules(struct demo *d)
+{
+    const char *env = getenv("VIGIL_DEMO_RULES");
+    const char *cands[] = { "/../../etc/rules", "/../etc/rules", "/../share/vigil/rules" };
+
+    d->rules[0] = 0;
+    if (env && is_dir(env) && realpath(env, d->rules)) {
+        return;
+    }
+    for (size_t i = 0; i < VG_ARRAY_LEN(cands); i++) {
+        char p[PATH_MAX + 64];
+        snprintf(p, sizeof(p), "%s%s", d->exe_dir, cands[i]);
+        if (is_dir(p) && realpath(p, d->rules)) {
+            return;
+        }
+    }
+    if (is_dir("/usr/share/vigil/rules")) {
+        snprintf(d->rules, sizeof(d->rules), "/usr/share/vigil/rules");
+    }
+}
+
+/* Copies syslog file src to dst with each BSD header ("Mmm dd HH:MM:SS ") moved to the
+ * present: the last line at now, the others as far before it as they were (within a
+ * day; the demo's files span seconds). Lines without such a header are copied as they
+ * are. Returns 0 or -errno. */
+static int replay_now(const char *src, const char *dst)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    FILE *in = fopen(src, "r");
+    FILE *out = NULL;
+    char line[8192];
+    long last = -1;
+    int rc = 0;
+
+    if (!in) {
+        return -errno;
+    }
+    /* pass 1: the time of day of the last header */
+    while (fgets(line, sizeof(line), in)) {
+        int h, m, sec;
+        char mon[4];
+        if (sscanf(line, "%3s %*d %2d:%2d:%2d ", mon, &h, &m, &sec) == 4 && strstr(months, mon)) {
+            last = h * 3600L + m * 60L + sec;
+        }
+    }
+    if (!(out = fopen(dst, "w"))) {
+        rc = -errno;
+        fclose(in);
+        return rc;
+    }
+    rewind(in);
+    int64_t now = vg_now_ns() / VG_NS_PER_SEC;
+    while (fgets(line, sizeof(line), in)) {
+        int h, m, sec;
+        int n = 0;
+        char mon[4];
+        if (last >= 0 && sscanf(line, "%3s %*d %2d:%2d:%2d %n", mon, &h, &m, &sec, &n) == 4 &&
+            n > 0 && strstr(months, mon)) {
+            long back = (last - (h * 3600L + m * 60L + sec) + 86400) % 86400;
+            time_t t = (time_t)(now - back);
+            struct tm tm;
+            char hdr[32];
+            gmtime_r(&t, &tm);
+            strftime(hdr, sizeof(hdr), "%b %e %H:%M:%S ", &tm);
+            fputs(hdr, out);
+            fputs(line + n, out);
+        } else {
+            fputs(line, out);
+        }
+    }
+    if (ferror(in)) {
+        rc = -EIO;
+    }
+    fclose(in);
+    if (fclose(out) != 0 && rc == 0) {
+        rc = -errno;
+    }
+    return rc;
 }
 
 static int find_vigild(const struct demo *d, char *out, size_t cap)
@@ -213,6 +305,16 @@ static int ship(struct demo *d, const char *agent, enum send_format fmt, const c
     snprintf(cert, sizeof(cert), "%s/pki/%s.pem", d->dir, agent);
     snprintf(key, sizeof(key), "%s/pki/%s-key.pem", d->dir, agent);
     snprintf(path, sizeof(path), "%s/%s", d->data, file);
+    if (fmt == SEND_SYSLOG) {
+        char now_path[PATH_MAX + 64];
+        snprintf(now_path, sizeof(now_path), "%s/%s", d->dir, file);
+        int rc = replay_now(path, now_path);
+        if (rc < 0) {
+            fprintf(stderr, "vigil demo: cannot copy %s: %s\n", file, vg_strerror(rc));
+            return rc;
+        }
+        snprintf(path, sizeof(path), "%s", now_path);
+    }
     send_opts_init(&o);
     o.port = d->forward_port;
     o.ca = ca;
@@ -227,7 +329,8 @@ static int ship(struct demo *d, const char *agent, enum send_format fmt, const c
         fprintf(stderr, "vigil demo: sending %s failed: %s\n", file, errbuf_msg(&eb));
         return rc;
     }
-    printf("  %-28s %4" PRIu64 " events  as %-16s all acknowledged\n", file, st.events, agent);
+    printf("  %-28s %4" PRIu64 " events  as %-16s all acknowledged%s\n", file, st.events, agent,
+           fmt == SEND_SYSLOG ? " (as of now)" : "");
     *events += st.events;
     return 0;
 }
@@ -399,17 +502,28 @@ int cmd_demo(int argc, char **argv, const char *argv0)
         goto out;
     }
     snprintf(cfgpath, sizeof(cfgpath), "%s/vigil.yaml", d.dir);
+    find_rules(&d);
+    char rules_line[PATH_MAX + 64] = "";
+    if (d.rules[0]) {
+        snprintf(rules_line, sizeof(rules_line), "rules:  { paths: [ \"%s\" ] }\n", d.rules);
+    }
     snprintf(cfgtext, sizeof(cfgtext),
              "# written by vigil demo\n"
              "store:  { path: %s/store, partition: 1h }\n"
              "tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem }\n"
-             "listen: { forward: 127.0.0.1:0, syslog: null, https: null, admin: 127.0.0.1:0 }\n",
-             d.dir);
+             "listen: { forward: 127.0.0.1:0, syslog: null, https: null, admin: 127.0.0.1:0 }\n"
+             "%s",
+             d.dir, rules_line);
     if ((rc = write_file(cfgpath, cfgtext)) < 0 || (rc = start_vigild(&d)) < 0) {
         goto out;
     }
-    printf("vigild is up (pid %d): Forward over mutual TLS on 127.0.0.1:%d\n\n", (int)d.vigild,
+    printf("vigild is up (pid %d): Forward over mutual TLS on 127.0.0.1:%d\n", (int)d.vigild,
            d.forward_port);
+    if (d.rules[0]) {
+        printf("rules: the default pack, %s\n\n", d.rules);
+    } else {
+        printf("rules: none (the default pack etc/rules was not found; set VIGIL_DEMO_RULES)\n\n");
+    }
     printf("Agents ship real events (each agent proves who it is with its certificate):\n");
     static const struct {
         const char *agent;
@@ -442,19 +556,25 @@ int cmd_demo(int argc, char **argv, const char *argv0)
     if ((rc = count_sources(store)) < 0) {
         goto out;
     }
-    print_section(store, "The affected pod, in time order: privileged pod created, then a shell "
-                         "opened in it",
+    print_section(store,
+                  "The affected pod, in time order: privileged pod created, then a shell "
+                  "opened in it",
                   "pod=test-pod-1", 50);
     print_section(store, "Who was working on that cluster, from where", "user=minikube-user", 50);
-    print_section(store, "SSH authentication failures on the nodes",
-                  "kind=auth outcome=failure", 8);
+    print_section(store, "SSH authentication failures on the nodes", "kind=auth outcome=failure",
+                  8);
     print_section(store, "Shells in containers (Falco)", "source=falco", 10);
     print_section(store, "The collector's own evidence (refused connections, rejected input)",
                   "source=vigil", 10);
+    if (d.rules[0]) {
+        print_section(store, "Alerts raised live by the rule pack", "kind=alert", 12);
+    }
     printf("\nExplore it yourself%s:\n"
            "  vigil search --store %s/store pod=test-pod-1 --format json\n"
-           "  vigil search --store %s/store src_ip=179.43.183.0/24\n",
-           d.keep ? "" : " (run vigil demo --keep to keep the store)", d.dir, d.dir);
+           "  vigil search --store %s/store src_ip=179.43.183.0/24\n"
+           "  vigil hunt %s --store %s/store\n",
+           d.keep ? "" : " (run vigil demo --keep to keep the store)", d.dir, d.dir,
+           d.rules[0] ? d.rules : "etc/rules", d.dir);
     rc = 0;
 out:
     if (stop_vigild(&d) < 0 && rc == 0) {

@@ -662,5 +662,25 @@ class Reload(unittest.TestCase):
         vd.stop()
 
 
+class Demo(unittest.TestCase):
+    """vigil demo loads etc/rules and shows what they raised."""
+
+    def test_demo_raises_the_pack_alerts(self):
+        env = dict(os.environ, VIGIL_DEMO_RULES=RULES,
+                   VIGIL_DEMO_DATA=os.path.join(SRC, "etc", "demo"))
+        p = run([harness.VIGIL, "demo"], env=env, t=120)
+        self.assertIn("rules: the default pack, " + os.path.realpath(RULES), p.stdout)
+        section = p.stdout.split("Alerts raised live by the rule pack", 1)[1]
+        section = section.split("\n\n", 1)[0]
+        lines = [l for l in section.splitlines() if " rule " in l]
+        for title, n in (("Shell spawned in a container", 3),
+                         ("Kubernetes privileged or hostPath", 1),
+                         ("Kubernetes exec or attach", 1),
+                         ("SSH brute force from one address", 1)):
+            self.assertEqual(len([l for l in lines if title in l]), n, title + "\n" + section)
+        self.assertEqual(len(lines), 6, section)
+        self.assertIn("179.43.183.98", [l for l in lines if "SSH brute" in l][0])
+
+
 if __name__ == "__main__":
     harness.main()
