@@ -1176,6 +1176,12 @@ static int https_on_data(struct conn *c)
             conn_pause(c);
             break;
         }
+        /* Replies that are ready leave now: what stays queued waits for the store, and
+         * that wait's end resumes a connection paused here (on_durable). */
+        flush(c, h);
+        if (c->state == CONN_CLOSING || h->stop) {
+            break;
+        }
         if (h->nqueued >= HTTPS_MAX_QUEUED) {
             h->queue_paused = true;
             conn_pause(c);

@@ -328,6 +328,26 @@ class KeepAlive(HttpsTest):
         self.assertEqual(len(self.vd.search("raw.run_id=pl")), 3)
 
 
+    def test_many_pipelined_requests_past_the_reply_queue(self):
+        # More requests in one write than replies may wait on a connection (64): reading
+        # stops, and resumes as the replies leave.
+        s = self.tls_socket()
+        body = b'{"message":"mid","run_id":"many"}'
+        post = (b"POST /v1/events HTTP/1.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        get = b"GET /healthz HTTP/1.1\r\n\r\n"
+        last = b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+        s.sendall((get * 100 + post + get * 100 + post) * 2 + last)
+        data = recv_until_closed(s, 60)
+        s.close()
+        codes = [p[:3] for p in data.split(b"HTTP/1.1 ")[1:]]
+        self.assertEqual(len(codes), 405)
+        self.assertEqual(set(codes), {b"200"})
+        self.assertEqual(data.count(b'{"accepted":1}'), 4)
+        self.assertEqual(len(self.vd.search("raw.run_id=many")), 4)
+        self.assertGreaterEqual(self.vd.metrics()['vigil_listener_pauses{listener="https"}'], 1)
+
+
 class Refusals(HttpsTest):
     def test_no_or_wrong_client_certificate_gets_no_http_response(self):
         args = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary",
