@@ -897,7 +897,14 @@ int map__syslog(const struct map__top *t, enum map_source src, int64_t fallback_
     }
     rec_set(r, VG_F_MESSAGE, msg);
 
-    if (!map_auth_line(msg, r, scratch)) {
+    bool auth = map_auth_line(msg, r, scratch);
+    struct span prog = r->str[VG_F_PROCESS];
+    if (auth && src == MAP_SYSLOG &&
+        (span_eq_str(prog, "sshd") || span_eq_str(prog, "sshd-session"))) {
+        /* As the syslog listener does: an sshd line is sshd evidence, whatever carried it. */
+        rec_set(r, VG_F_SOURCE, SPAN_LIT("sshd"));
+    }
+    if (!auth) {
         rec_set(r, VG_F_KIND, src == MAP_SSHD ? SPAN_LIT("auth") : SPAN_LIT("log"));
         /* ECS: event.outcome, user.name, source.ip */
         struct span ev = t->v[MT_EVENT];
