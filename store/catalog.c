@@ -101,7 +101,18 @@ struct catalog {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *stmt[STMT_COUNT];
+    bool full; /* the last failed step found no room to write (catalog__full) */
 };
+
+/* Right after a step failed: was it a full disk? SQLite says SQLITE_FULL for ENOSPC;
+ * a write refused otherwise (quota, the file size limit) is SQLITE_IOERR_WRITE, whose
+ * errno it does not keep reliably: both count as no room to write. */
+static void note_failure(struct catalog *c)
+{
+    int ec = sqlite3_extended_errcode(c->db);
+
+    c->full = (ec & 0xff) == SQLITE_FULL || ec == SQLITE_IOERR_WRITE;
+}
 
 const char *catalog__errmsg(const struct catalog *c)
 {
@@ -214,6 +225,9 @@ static int step_done(struct catalog *c, int i, const char *what)
 {
     sqlite3_stmt *s = c->stmt[i];
     int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) {
+        note_failure(c);
+    }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return rc == SQLITE_DONE ? 0 : db_fail(c, what);
@@ -442,9 +456,7 @@ int catalog__next_seq(struct catalog *c, uint64_t *out)
 
 bool catalog__full(const struct catalog *c)
 {
-    int ec = c && c->db ? sqlite3_extended_errcode(c->db) : 0;
-    return (ec & 0xff) == SQLITE_FULL ||
-           ((ec & 0xff) == SQLITE_IOERR && sqlite3_system_errno(c->db) == ENOSPC);
+    return c && c->full;
 }
 
 static int prep(struct catalog *c, const char *sql, sqlite3_stmt **s)
@@ -461,6 +473,9 @@ static int prep(struct catalog *c, const char *sql, sqlite3_stmt **s)
 static int run_done(struct catalog *c, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) {
+        note_failure(c);
+    }
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? 0 : db_fail(c, what);
 }

@@ -152,10 +152,10 @@ struct store_verify_summary {
     char key_id[65];    /* the signing key of the last signature checked ("" none) */
 };
 
-/* store_verify with options; sum (may be NULL) gets the figures. The report (may be
- * NULL) gets one line per segment ("<file>: ok ..." or "<file>: FAILED at offset N,
- * block B: reason"), then one per deleted segment, catalog-level findings, and a
- * summary line. Returns as store_verify. */
+/* store_verify with options (segment.md 11); sum (may be NULL) gets the figures. The
+ * report (may be NULL) gets one line per segment ("<file>: ok ..." or "<file>: FAILED
+ * at offset N: block B: reason"), one per deleted segment, catalog-level findings,
+ * notes, and a summary line. Returns as store_verify. */
 int store_verify_ex(const char *dir, const struct store_verify_opts *o, FILE *report,
                     struct store_verify_summary *sum, struct errbuf *eb) VG_MUST_USE;
 

@@ -286,7 +286,8 @@ struct catalog_deletion { /* a row of deletions (segment.md 9.2) */
     int64_t file_removed; /* ns; 0 while the file may still exist */
 };
 
-/* True when the catalog's last failure was a full disk (SQLITE_FULL or ENOSPC). */
+/* True when the catalog's last failed statement found no room to write: SQLITE_FULL
+ * (ENOSPC) or SQLITE_IOERR_WRITE (quota, file size limit). */
 bool catalog__full(const struct catalog *c);
 /* 1 when the table exists, 0 when not (an older catalog), VG_EDB. */
 int catalog__has_table(struct catalog *c, const char *name) VG_MUST_USE;

@@ -41,6 +41,7 @@ struct seg_writer {
     bool created;              /* created since the last commit: fsync segments/ */
     bool dirty;                /* records or bytes since the last commit */
     bool synced;               /* dirty bytes already fdatasynced (at eviction) */
+    bool stale_row;            /* recovery could not write its row (a full disk) */
     uint64_t last_use;         /* LRU tick */
     struct block_builder blk;  /* the open block */
 };
@@ -66,7 +67,48 @@ struct store {
     struct digest *dg;
     struct store_stats stats;
     struct sign_key *key; /* signs seals (integrity.c); NULL when it could not be made */
+    uint64_t *seal_pending; /* rows to seal that a full disk kept SQLite from sealing */
+    size_t nseal_pending;
 };
+
+static bool seal_is_pending(const struct store *st, uint64_t id)
+{
+    for (size_t i = 0; i < st->nseal_pending; i++) {
+        if (st->seal_pending[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Seals a row the writer cannot trust (recovery, a file that no longer agrees). On a
+ * full disk, where SQLite cannot write, the seal waits in memory for the next commit
+ * and the segment is never reopened meanwhile: the store degrades, it does not stop
+ * (segment.md 5.4). */
+static int seal_untrusted(struct store *st, uint64_t id)
+{
+    int rc = catalog__seal(st->cat, id, vg_now_ns());
+
+    if (rc < 0 && catalog__full(st->cat)) {
+        log_warn("store '%s': the disk is full: segment %" PRIu64
+                 " is sealed with the next commit",
+                 st->dir, id);
+        st->seal_pending = xrealloc(st->seal_pending, (st->nseal_pending + 1) * sizeof(uint64_t));
+        st->seal_pending[st->nseal_pending++] = id;
+        return 0;
+    }
+    return rc;
+}
+
+static int seal_pending_flush(struct store *st)
+{
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i < st->nseal_pending; i++) {
+        rc = catalog__seal(st->cat, st->seal_pending[i], vg_now_ns());
+    }
+    return rc;
+}
 
 static int seg_path(const struct store *st, const char *file, char *out)
 {
@@ -306,7 +348,7 @@ static int seg_reopen(struct store *st, const struct seg_meta *m, struct seg_wri
                   "; sealing it and starting a new segment",
                   m->file, (long long)sb.st_size, m->bytes);
         seg_free(st, s);
-        rc = catalog__seal(st->cat, m->id, vg_now_ns());
+        rc = seal_untrusted(st, m->id);
         return rc < 0 ? rc : 0;
     }
     s->in_catalog = true;
@@ -347,6 +389,9 @@ static int seg_for(struct store *st, int64_t ts, struct seg_writer **out)
             return rc;
         }
         rc = catalog__get_open(st->cat, start, end, &m);
+        if (rc > 0 && seal_is_pending(st, m.id)) {
+            rc = 0; /* untrusted: a new segment */
+        }
         if (rc > 0) {
             rc = seg_reopen(st, &m, &s);
         }
@@ -411,7 +456,7 @@ int store_append(struct store *st, int64_t ts, uint64_t seq, struct span rec)
             return store_fail(st, rc);
         }
     }
-    if (s->blk.count > 0 && s->blk.raw.len + block__entry_len(rec.n) > st->o.block_bytes) {
+    if (s->blk.count > 0 && s->blk.in_bytes + block__entry_len(rec.n) > st->o.block_bytes) {
         rc = seg_flush(st, s);
         if (rc < 0) {
             return store_fail(st, rc);
@@ -459,7 +504,7 @@ static int seg_rollback(struct store *st, struct seg_writer *s)
         }
     }
     s->m = s->committed;
-    s->dirty = !s->in_catalog; /* a new file still needs its row */
+    s->dirty = !s->in_catalog || s->stale_row; /* a new file still needs its row */
     if (had_fd) {
         s->synced = false;
     } /* else eviction synced it, and the header it kept is unchanged */
@@ -534,6 +579,9 @@ int store_commit(struct store *st)
         }
     }
     if (rc == 0) {
+        rc = seal_pending_flush(st);
+    }
+    if (rc == 0) {
         rc = catalog__commit(st->cat);
     }
     if (rc < 0) {
@@ -548,11 +596,13 @@ int store_commit(struct store *st)
             s->created = false;
             s->dirty = false;
             s->synced = false;
+            s->stale_row = false;
         }
         if (s->fd < 0) {
             segs_remove(st, i);
         }
     }
+    st->nseal_pending = 0;
     st->stats.commits++;
     return 0;
 fail:
@@ -577,6 +627,21 @@ int store_seal_before(struct store *st, int64_t ts)
         if (st->segs[i]->m.part_end <= ts) {
             segs_remove(st, i);
         }
+    }
+    if (st->nseal_pending > 0) {
+        /* Sealed as untrusted first, so they are never sealed (and signed) as ended. */
+        rc = catalog__begin(st->cat);
+        if (rc == 0) {
+            rc = seal_pending_flush(st);
+        }
+        if (rc == 0) {
+            rc = catalog__commit(st->cat);
+        }
+        if (rc < 0) {
+            catalog__rollback(st->cat);
+            return rc;
+        }
+        st->nseal_pending = 0;
     }
     rc = integrity__seal_before(st->cat, st->key, ts, vg_now_ns());
     if (rc > 0) {
@@ -711,7 +776,7 @@ static int recover_file(struct store *st, const char *file, const struct seg_met
     if (fd == -ENOENT && row) {
         log_error("segment '%s': file missing (catalog lists %" PRIu64 " records); sealed", file,
                   row->tot.count);
-        return catalog__seal(st->cat, row->id, vg_now_ns());
+        return seal_untrusted(st, row->id);
     }
     if (fd < 0) {
         errbuf_set(eb, "recovery: cannot open segment '%s': %s", path, vg_strerror(fd));
@@ -760,7 +825,7 @@ static int recover_file(struct store *st, const char *file, const struct seg_met
             goto out;
         }
         log_error("segment '%s': %s; kept for inspection and sealed", file, errbuf_msg(&w.why));
-        rc = catalog__seal(st->cat, row->id, vg_now_ns());
+        rc = seal_untrusted(st, row->id);
         goto out;
     }
     if (rc == VG_ECORRUPT) {
@@ -768,7 +833,7 @@ static int recover_file(struct store *st, const char *file, const struct seg_met
             log_error("segment '%s': corrupt block at offset %" PRIu64
                       " inside committed data (%s); kept, segment sealed",
                       file, w.bad_off, errbuf_msg(&w.why));
-            rc = catalog__seal(st->cat, row->id, vg_now_ns());
+            rc = seal_untrusted(st, row->id);
             goto out;
         }
         log_warn("segment '%s': torn tail at offset %" PRIu64 " (%s): cutting %" PRIu64 " bytes%s",
@@ -804,7 +869,20 @@ static int recover_file(struct store *st, const char *file, const struct seg_met
         }
     }
     rc = catalog__put(st->cat, &m);
-    if (rc < 0) {
+    if (rc < 0 && catalog__full(st->cat)) {
+        /* segment.md 5.4: a full disk does not stop the start. The row waits in memory,
+         * dirty, for the next commit (which the collector makes once space returns). */
+        log_warn("segment '%s': the disk is full: its catalog row is written with the next "
+                 "commit",
+                 file);
+        struct seg_writer *s = seg_alloc(&m);
+        s->in_catalog = row != NULL;
+        s->dirty = true;
+        s->stale_row = true;
+        s->synced = true; /* as recovery found the file; no fd held */
+        segs_add(st, s);
+        rc = 0;
+    } else if (rc < 0) {
         errbuf_set(eb, "recovery: cannot update catalog: %s", catalog__errmsg(st->cat));
     }
 out:
@@ -967,6 +1045,7 @@ static void store_free(struct store *st)
     buf_release(&st->dbuf);
     digest_free(st->dg);
     sign_key_free(st->key);
+    free(st->seal_pending);
     free(st);
 }
 
