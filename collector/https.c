@@ -52,7 +52,6 @@ struct https_parser {
     size_t name_len; /* may exceed sizeof(name): a long name matches nothing */
     char value[256];
     size_t value_len;
-    bool has_content_type;
 };
 
 static void req_reset(struct https_req *r)
@@ -96,7 +95,6 @@ static int on_message_begin(http_parser *hp)
     p->in_value = false;
     p->name_len = p->value_len = 0;
     p->name[0] = p->value[0] = 0;
-    p->has_content_type = false;
     return 0;
 }
 
@@ -142,7 +140,6 @@ static int header_done(struct https_parser *p)
     }
     if (name_is(p, "content-type")) {
         bool nd = false;
-        p->has_content_type = true;
         if (long_value || !https_content_type_ok(v, &nd)) {
             if (r->status == 0) {
                 r->status = 415;
@@ -832,7 +829,9 @@ int https_result_json(const struct https_result *res, struct buf *out)
 
 /* --- the connection ---------------------------------------------------------------- */
 
-/* One reply owed to the peer, in request order. */
+/* One reply owed to the peer, in request order. Owned by the connection's queue; a
+ * durability waiter (on_durable) points at it while holding a reference on the
+ * connection, so the reply outlives the wait even when the connection closes first. */
 struct https_resp {
     struct https_resp *next;
     struct conn *c;
@@ -843,6 +842,8 @@ struct https_resp {
     struct buf bytes;
 };
 
+/* c->proto_state of an HTTPS connection: made on its first bytes, freed by
+ * https_release when the connection is freed (after every waiter is done). */
 struct https_conn {
     struct https_parser *p;
     struct https_resp *head, **tail;
