@@ -18,21 +18,27 @@ struct lst_counter {
     size_t off;
 };
 
-#define LC(field, type, help) { #field, help, type, offsetof(struct lst_metrics, field) }
+#define LC(field, type, help)                             \
+ {                                                        \
+#  field, help, type, offsetof(struct lst_metrics, field) \
+ }
 
 static const struct lst_counter lst_counters[] = {
     LC(conns_accepted, "counter", "TCP connections accepted"),
     LC(conns_refused_limit, "counter", "connections refused over listen.max_connections"),
     LC(conns_open, "gauge", "connections open now"),
-    LC(tls_handshake_failures, "counter", "TLS handshakes refused (no or bad client certificate, not TLS)"),
-    LC(tls_handshake_timeouts, "counter", "TLS handshakes not finished within tls.handshake_timeout"),
+    LC(tls_handshake_failures, "counter",
+       "TLS handshakes refused (no or bad client certificate, not TLS)"),
+    LC(tls_handshake_timeouts, "counter",
+       "TLS handshakes not finished within tls.handshake_timeout"),
     LC(frames, "counter", "protocol messages decoded"),
     LC(frames_rejected, "counter", "protocol messages rejected as malformed or over a limit"),
     LC(events_received, "counter", "events decoded and queued for the store"),
     LC(events_rejected, "counter", "events that did not map to the schema"),
     LC(bytes_received, "counter", "bytes read from sockets"),
     LC(acks_sent, "counter", "acknowledgements sent after the events were durable"),
-    LC(conns_dropped_unacked, "counter", "connections closed while events were not yet acknowledged"),
+    LC(conns_dropped_unacked, "counter",
+       "connections closed while events were not yet acknowledged"),
     LC(pauses, "counter", "times reading stopped for backpressure"),
     LC(auth_failures, "counter", "Forward shared-key authentications refused"),
 };
@@ -43,8 +49,8 @@ int metrics_render(const struct metrics *m, struct buf *out)
 
     for (size_t i = 0; i < VG_ARRAY_LEN(lst_counters) && rc == 0; i++) {
         const struct lst_counter *c = &lst_counters[i];
-        rc = buf_appendf(out, "# HELP vigil_listener_%s %s\n# TYPE vigil_listener_%s %s\n",
-                         c->name, c->help, c->name, c->type);
+        rc = buf_appendf(out, "# HELP vigil_listener_%s %s\n# TYPE vigil_listener_%s %s\n", c->name,
+                         c->help, c->name, c->type);
         for (int k = 0; k < LST_COUNT && rc == 0; k++) {
             const uint64_t *v = (const uint64_t *)((const char *)&m->lst[k] + c->off);
             rc = buf_appendf(out, "vigil_listener_%s{listener=\"%s\"} %" PRIu64 "\n", c->name,
@@ -119,7 +125,8 @@ int metrics_render(const struct metrics *m, struct buf *out)
             m->events_stored, m->batches_committed, m->commit_failures,
             (double)m->commit_ns_total / 1e9, m->store_blocks, m->store_bytes_raw,
             m->store_bytes_stored, m->vigil_events, m->vigil_events_dropped, m->rules_events,
-            m->rules_alerts, m->rules_groups, m->rules_groups_evicted, (double)(vg_now_ns() - m->started_ns) / 1e9);
+            m->rules_alerts, m->rules_groups, m->rules_groups_evicted,
+            (double)(vg_now_ns() - m->started_ns) / 1e9);
     }
     return rc;
 }

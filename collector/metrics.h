@@ -12,19 +12,19 @@ enum listener_kind { LST_FORWARD, LST_SYSLOG, LST_HTTPS, LST_ADMIN, LST_COUNT };
 
 struct lst_metrics {
     uint64_t conns_accepted;
-    uint64_t conns_refused_limit;  /* over listen.max_connections */
+    uint64_t conns_refused_limit; /* over listen.max_connections */
     uint64_t conns_open;
     uint64_t tls_handshake_failures;
     uint64_t tls_handshake_timeouts;
-    uint64_t frames;               /* messages/documents/lines decoded */
-    uint64_t frames_rejected;      /* malformed or over limit */
+    uint64_t frames;          /* messages/documents/lines decoded */
+    uint64_t frames_rejected; /* malformed or over limit */
     uint64_t events_received;
-    uint64_t events_rejected;      /* an entry that did not map */
-    uint64_t bytes_received;       /* ciphertext */
+    uint64_t events_rejected; /* an entry that did not map */
+    uint64_t bytes_received;  /* ciphertext */
     uint64_t acks_sent;
     uint64_t conns_dropped_unacked; /* closed with events not yet acknowledged */
-    uint64_t pauses;               /* backpressure: reading stopped */
-    uint64_t auth_failures;        /* Forward shared-key (PING) authentications refused */
+    uint64_t pauses;                /* backpressure: reading stopped */
+    uint64_t auth_failures;         /* Forward shared-key (PING) authentications refused */
 };
 
 struct metrics {
@@ -32,7 +32,7 @@ struct metrics {
     uint64_t events_stored;
     uint64_t batches_committed;
     uint64_t commit_failures;
-    uint64_t commit_ns_total;      /* time spent in store append+commit */
+    uint64_t commit_ns_total; /* time spent in store append+commit */
     uint64_t store_blocks;
     uint64_t store_bytes_raw;
     uint64_t store_bytes_stored;

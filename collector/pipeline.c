@@ -38,14 +38,14 @@ struct rec_ref {
 #define PIPELINE_NOTICES_MAX 256 /* beyond: one DELETED_MORE with a count */
 
 struct batch {
-    struct buf data;       /* encoded records, back to back */
-    struct rec_ref *refs;  /* one per record */
+    struct buf data;      /* encoded records, back to back */
+    struct rec_ref *refs; /* one per record */
     size_t nrefs, caprefs;
     struct waiter *waiters, **wtail;
-    int rc;                /* commit result, set by the store thread */
+    int rc; /* commit result, set by the store thread */
     uint64_t commit_ns;
-    size_t stored;         /* records stored when rc != 0 (evidence, disk full) */
-    size_t refused;        /* records refused because the disk was full */
+    size_t stored;  /* records stored when rc != 0 (evidence, disk full) */
+    size_t refused; /* records refused because the disk was full */
 };
 
 struct pipeline {
@@ -63,8 +63,8 @@ struct pipeline {
     pipeline_committed_fn on_committed;
     void *committed_arg;
 
-    struct batch *open;     /* loop thread: filling */
-    bool was_full;          /* loop thread: pipeline_full() was reported */
+    struct batch *open; /* loop thread: filling */
+    bool was_full;      /* loop thread: pipeline_full() was reported */
     bool closing;
 
     /* Shared under mu. */
@@ -76,27 +76,27 @@ struct pipeline {
     struct store_stats stats;
     struct pipeline_notice notices[PIPELINE_NOTICES_MAX];
     size_t nnotices;
-    uint64_t notices_more;  /* deletions past the queue */
-    uint64_t free_bytes;    /* at the last check */
-    unsigned held;          /* partitions retention keeps for a hold */
+    uint64_t notices_more; /* deletions past the queue */
+    uint64_t free_bytes;   /* at the last check */
+    unsigned held;         /* partitions retention keeps for a hold */
 
     /* Store thread only: housekeeping. */
     struct pipeline_policy pol;
     bool disk_full;
-    bool disk_recheck;      /* a commit failed with ENOSPC: check at once */
+    bool disk_recheck; /* a commit failed with ENOSPC: check at once */
     bool statvfs_warned;
     bool over_size_warned;
-    int64_t full_since;     /* mono ns */
-    uint64_t refused;       /* events refused in this disk-full episode */
+    int64_t full_since;                           /* mono ns */
+    uint64_t refused;                             /* events refused in this disk-full episode */
     int64_t next_seal, next_retention, next_disk; /* mono ns */
     struct pipeline_notice pending[PIPELINE_NOTICES_MAX];
     size_t npending;
     uint64_t pending_more;
 
-    struct store *st;       /* store thread only */
+    struct store *st; /* store thread only */
     uv_thread_t thread;
     uv_async_t async;
-    uv_check_t check;       /* after each loop iteration's I/O: hand the batch over */
+    uv_check_t check; /* after each loop iteration's I/O: hand the batch over */
     int handles_open;
 };
 
@@ -196,8 +196,7 @@ static void check_disk(struct pipeline *p, int64_t mono)
     if (full == p->disk_full) {
         return;
     }
-    struct pipeline_notice n = { .free_bytes = free_b,
-                                 .reserve_bytes = p->pol.free_reserve_bytes };
+    struct pipeline_notice n = { .free_bytes = free_b, .reserve_bytes = p->pol.free_reserve_bytes };
     p->disk_full = full;
     if (full) {
         n.kind = PIPELINE_DISK_FULL;
@@ -212,8 +211,8 @@ static void check_disk(struct pipeline *p, int64_t mono)
         n.refused = p->refused;
         log_info("store '%s': %" PRIu64 " bytes free again (store.free_reserve %" PRIu64
                  "): accepting events after %.1f s and %" PRIu64 " refused",
-                 p->pol.store_dir, free_b, p->pol.free_reserve_bytes,
-                 (double)n.duration_ns / 1e9, n.refused);
+                 p->pol.store_dir, free_b, p->pol.free_reserve_bytes, (double)n.duration_ns / 1e9,
+                 n.refused);
     }
     notice(p, &n);
 }
@@ -495,8 +494,9 @@ static void on_batch_done(uv_async_t *h)
 }
 
 int pipeline_new(uv_loop_t *loop, struct store *st, uint64_t first_seq, size_t batch_max_bytes,
-                 size_t batch_slack_bytes, struct metrics *m, pipeline_drain_fn on_drain, void *drain_arg,
-                 const struct pipeline_policy *pol, struct pipeline **out, struct errbuf *eb)
+                 size_t batch_slack_bytes, struct metrics *m, pipeline_drain_fn on_drain,
+                 void *drain_arg, const struct pipeline_policy *pol, struct pipeline **out,
+                 struct errbuf *eb)
 {
     struct pipeline *p = xcalloc(1, sizeof(*p));
     int rc;

@@ -42,20 +42,20 @@ typedef void (*pipeline_committed_fn)(void *arg, int64_t ts, uint64_t seq, struc
 typedef void (*pipeline_closed_fn)(void *arg);
 
 enum pipeline_notice_kind {
-    PIPELINE_DISK_FULL, /* free space went below the reserve: ingest refused */
-    PIPELINE_DISK_OK,   /* it came back: ingest resumed */
-    PIPELINE_DELETED,   /* retention deleted a segment (del) */
+    PIPELINE_DISK_FULL,    /* free space went below the reserve: ingest refused */
+    PIPELINE_DISK_OK,      /* it came back: ingest resumed */
+    PIPELINE_DELETED,      /* retention deleted a segment (del) */
     PIPELINE_DELETED_MORE, /* count more deletions than the notice queue holds */
 };
 
 /* What the store thread tells the loop. Metrics are updated by the pipeline itself. */
 struct pipeline_notice {
     enum pipeline_notice_kind kind;
-    uint64_t free_bytes;    /* DISK_*: free bytes at the check */
-    uint64_t reserve_bytes; /* DISK_*: store.free_reserve */
-    int64_t duration_ns;    /* DISK_OK: how long ingest was refused */
-    uint64_t refused;       /* DISK_OK: events refused meanwhile */
-    uint64_t count;         /* DELETED_MORE */
+    uint64_t free_bytes;      /* DISK_*: free bytes at the check */
+    uint64_t reserve_bytes;   /* DISK_*: store.free_reserve */
+    int64_t duration_ns;      /* DISK_OK: how long ingest was refused */
+    uint64_t refused;         /* DISK_OK: events refused meanwhile */
+    uint64_t count;           /* DELETED_MORE */
     struct store_deleted del; /* DELETED */
 };
 /* Called on the loop thread for each notice, in order. */
@@ -63,14 +63,14 @@ typedef void (*pipeline_notice_fn)(void *arg, const struct pipeline_notice *n);
 
 /* The store thread's housekeeping. Zero fields take the defaults. */
 struct pipeline_policy {
-    const char *store_dir;          /* the file system checked for free space */
-    uint64_t free_reserve_bytes;    /* store.free_reserve; 0: never refuse */
+    const char *store_dir;            /* the file system checked for free space */
+    uint64_t free_reserve_bytes;      /* store.free_reserve; 0: never refuse */
     struct store_retention retention; /* store.retention; zero limits: none */
-    int64_t seal_every_ns;          /* 10 s */
-    int64_t seal_grace_ns;          /* partitions sealed this long after they end: 60 s */
-    int64_t retention_every_ns;     /* 60 s */
-    int64_t disk_check_every_ns;    /* 1 s */
-    pipeline_notice_fn on_notice;   /* may be NULL */
+    int64_t seal_every_ns;            /* 10 s */
+    int64_t seal_grace_ns;            /* partitions sealed this long after they end: 60 s */
+    int64_t retention_every_ns;       /* 60 s */
+    int64_t disk_check_every_ns;      /* 1 s */
+    pipeline_notice_fn on_notice;     /* may be NULL */
     void *notice_arg;
 };
 
@@ -79,8 +79,9 @@ struct pipeline_policy {
  * messages; one message may add up to batch_slack_bytes more. pol (copied; NULL: no
  * disk check, no retention) is the housekeeping. Starts the store thread. */
 int pipeline_new(uv_loop_t *loop, struct store *st, uint64_t first_seq, size_t batch_max_bytes,
-                 size_t batch_slack_bytes, struct metrics *m, pipeline_drain_fn on_drain, void *drain_arg,
-                 const struct pipeline_policy *pol, struct pipeline **out, struct errbuf *eb);
+                 size_t batch_slack_bytes, struct metrics *m, pipeline_drain_fn on_drain,
+                 void *drain_arg, const struct pipeline_policy *pol, struct pipeline **out,
+                 struct errbuf *eb);
 
 /* Stamps r with seq (and received and ts, if unset) and appends its encoding to the
  * open batch. Returns 0, or VG_ELIMIT past the hard limit (nothing added). */

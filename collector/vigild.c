@@ -4,8 +4,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdbool.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,8 +22,8 @@
 #include "common/xalloc.h"
 
 void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *action,
-                       const char *outcome, const char *src_ip, const char *agent,
-                       const char *fmt, ...)
+                       const char *outcome, const char *src_ip, const char *agent, const char *fmt,
+                       ...)
 {
     char msg[512];
     struct rec r;
@@ -76,7 +76,8 @@ static void on_store_notice(void *arg, const struct pipeline_notice *n)
     switch (n->kind) {
     case PIPELINE_DISK_FULL:
         vigild_self_event(vd, VG_SEV_CRITICAL, "disk_full", "failure", NULL, NULL,
-                          "store disk has %" PRIu64 " bytes free, below store.free_reserve (%" PRIu64
+                          "store disk has %" PRIu64
+                          " bytes free, below store.free_reserve (%" PRIu64
                           "): events are refused and not acknowledged until space returns",
                           n->free_bytes, n->reserve_bytes);
         break;
@@ -214,7 +215,8 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
     int rc;
 
     vd->m.started_ns = vg_now_ns();
-    if (cfg->listen.shared_key_file && (rc = load_shared_key(vd, cfg->listen.shared_key_file, eb)) < 0) {
+    if (cfg->listen.shared_key_file &&
+        (rc = load_shared_key(vd, cfg->listen.shared_key_file, eb)) < 0) {
         store_close(st);
         return rc;
     }

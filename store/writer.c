@@ -66,7 +66,7 @@ struct store {
     struct buf dbuf;
     struct digest *dg;
     struct store_stats stats;
-    struct sign_key *key; /* signs seals (integrity.c); NULL when it could not be made */
+    struct sign_key *key;   /* signs seals (integrity.c); NULL when it could not be made */
     uint64_t *seal_pending; /* rows to seal that a full disk kept SQLite from sealing */
     size_t nseal_pending;
 };
@@ -90,8 +90,7 @@ static int seal_untrusted(struct store *st, uint64_t id)
     int rc = catalog__seal(st->cat, id, vg_now_ns());
 
     if (rc < 0 && catalog__full(st->cat)) {
-        log_warn("store '%s': the disk is full: segment %" PRIu64
-                 " is sealed with the next commit",
+        log_warn("store '%s': the disk is full: segment %" PRIu64 " is sealed with the next commit",
                  st->dir, id);
         st->seal_pending = xrealloc(st->seal_pending, (st->nseal_pending + 1) * sizeof(uint64_t));
         st->seal_pending[st->nseal_pending++] = id;
@@ -456,7 +455,7 @@ int store_append(struct store *st, int64_t ts, uint64_t seq, struct span rec)
             return store_fail(st, rc);
         }
     }
-    if (s->blk.count > 0 && s->blk.in_bytes + block__entry_len(rec.n) > st->o.block_bytes) {
+    if (s->blk.count > 0 && s->blk.raw.len + block__entry_len(rec.n) > st->o.block_bytes) {
         rc = seg_flush(st, s);
         if (rc < 0) {
             return store_fail(st, rc);
