@@ -1,6 +1,7 @@
-/* store/block.c: one block of a segment (schemas/segment.md 3): the header, the record
- * stream, LZ4 compression, the CRC-32 checksum and the SHA-256 chain hash. The only
- * file that includes <lz4.h>.
+/* store/block.c: one block of a segment (schemas/segment.md 3): the header, the index
+ * section (v2, built by bindex.c), the record stream (v2: packed records in groups,
+ * pack.c), LZ4 compression, the CRC-32 checksum and the SHA-256 chain hash. The only
+ * file that includes <lz4.h>. Writes format v2; reads v1 and v2.
  *
  * Everything read here comes from disk and may be hostile: lengths are checked against
  * the hard limits of segment.md 3.7 before anything is allocated or trusted. Pure
@@ -8,9 +9,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <lz4.h>
+#include <lz4hc.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
+#include "common/xalloc.h"
 #include "store/store_int.h"
 
 static const uint8_t block_magic[4] = { 'V', 'G', 'B', 'K' };
@@ -26,6 +30,7 @@ enum {
     BH_RAW_LEN = 16,
     BH_STORED_LEN = 20,
     BH_INDEX_LEN = 24,
+    BH_INDEX_CRC = 28,
     BH_TS_MIN = 32,
     BH_TS_MAX = 40,
     BH_SEQ_MIN = 48,
@@ -81,6 +86,7 @@ void block__hdr_encode(const struct block_hdr *h, uint8_t *p)
     put_u32(p + BH_RAW_LEN, h->raw_len);
     put_u32(p + BH_STORED_LEN, h->stored_len);
     put_u32(p + BH_INDEX_LEN, h->index_len);
+    put_u32(p + BH_INDEX_CRC, h->version >= BLOCK_VERSION ? h->index_crc : 0);
     put_u64(p + BH_TS_MIN, (uint64_t)h->ts_min);
     put_u64(p + BH_TS_MAX, (uint64_t)h->ts_max);
     put_u64(p + BH_SEQ_MIN, h->seq_min);
@@ -97,7 +103,7 @@ int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
         return VG_ECORRUPT;
     }
     h->version = get_u16(p + BH_VERSION);
-    if (h->version != BLOCK_VERSION) {
+    if (h->version != BLOCK_VERSION && h->version != BLOCK_VERSION_1) {
         errbuf_set(why, "unsupported block version %u", h->version);
         return VG_ECORRUPT;
     }
@@ -115,6 +121,7 @@ int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
     h->raw_len = get_u32(p + BH_RAW_LEN);
     h->stored_len = get_u32(p + BH_STORED_LEN);
     h->index_len = get_u32(p + BH_INDEX_LEN);
+    h->index_crc = h->version >= BLOCK_VERSION ? get_u32(p + BH_INDEX_CRC) : 0;
     h->ts_min = (int64_t)get_u64(p + BH_TS_MIN);
     h->ts_max = (int64_t)get_u64(p + BH_TS_MAX);
     h->seq_min = get_u64(p + BH_SEQ_MIN);
@@ -147,11 +154,10 @@ int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
     return 0;
 }
 
-int block__verify(const uint8_t *hdr, const struct block_hdr *h, struct span payload,
-                  const uint8_t prev[VG_SHA256_LEN], struct digest *d, struct errbuf *why)
+int block__verify_crc(const uint8_t *hdr, const struct block_hdr *h, struct span payload,
+                      struct errbuf *why)
 {
     uint8_t tmp[BLOCK_HDR_LEN];
-    uint8_t hash[VG_SHA256_LEN];
 
     /* segment.md 3.5: CRC over the header with the crc field zero, then the payload. */
     memcpy(tmp, hdr, BLOCK_HDR_LEN);
@@ -163,6 +169,20 @@ int block__verify(const uint8_t *hdr, const struct block_hdr *h, struct span pay
                    (uint32_t)crc);
         return VG_ECORRUPT;
     }
+    return 0;
+}
+
+int block__verify(const uint8_t *hdr, const struct block_hdr *h, struct span payload,
+                  const uint8_t prev[VG_SHA256_LEN], struct digest *d, struct errbuf *why)
+{
+    uint8_t tmp[BLOCK_HDR_LEN];
+    uint8_t hash[VG_SHA256_LEN];
+
+    if (block__verify_crc(hdr, h, payload, why) < 0) {
+        return VG_ECORRUPT;
+    }
+    memcpy(tmp, hdr, BLOCK_HDR_LEN);
+    memset(tmp + BH_CRC, 0, 4);
     /* segment.md 3.6: the chain hash, with hash and crc fields zero. */
     memset(tmp + BH_HASH, 0, VG_SHA256_LEN);
     digest_update(d, prev, VG_SHA256_LEN);
@@ -233,13 +253,16 @@ static inline uint8_t *put_uvarint(uint8_t *p, uint64_t v)
     return p;
 }
 
-void block__iter_init(struct block_iter *it, const struct block_hdr *h, struct span raw)
+void block__iter_init(struct block_iter *it, const struct block_hdr *h, struct span raw,
+                      struct buf *scratch)
 {
     it->h = h;
     it->in = raw;
     it->left = h->count;
+    it->group_left = 0;
     it->ts = 0;
     it->seq = 0;
+    it->scratch = scratch;
 }
 
 int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct span *rec,
@@ -248,6 +271,7 @@ int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct s
     uint64_t zz;
     uint64_t dseq;
     uint64_t len;
+    bool v2 = it->h->version >= BLOCK_VERSION;
 
     if (it->left == 0) {
         if (it->in.n != 0) {
@@ -255,6 +279,17 @@ int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct s
             return VG_ECORRUPT;
         }
         return 0;
+    }
+    if (v2 && it->group_left == 0) {
+        /* segment.md 3.4.1: a group starts with its count; deltas restart from 0. */
+        uint64_t n;
+        if (get_uvarint(&it->in, &n) < 0 || n == 0 || n > it->left) {
+            errbuf_set(why, "record %" PRIu32 ": bad group count", it->h->count - it->left);
+            return VG_ECORRUPT;
+        }
+        it->group_left = (uint32_t)n;
+        it->ts = 0;
+        it->seq = 0;
     }
     if (get_uvarint(&it->in, &zz) < 0 || get_uvarint(&it->in, &dseq) < 0 ||
         get_uvarint(&it->in, &len) < 0) {
@@ -275,23 +310,65 @@ int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct s
                    it->h->count - it->left);
         return VG_ECORRUPT;
     }
+    struct span packed = { it->in.p, (size_t)len };
+    if (v2) {
+        /* segment.md 3.4.2: unpacked after the scratch's current bytes. */
+        size_t at = it->scratch->len;
+        struct errbuf w2;
+        errbuf_clear(&w2);
+        int rc = pack__unpack(packed, it->ts, it->seq, it->scratch, &w2);
+        if (rc == 0 && it->scratch->len - at > 2 * (size_t)len + 64) {
+            errbuf_set(&w2, "unpacks to more than twice its size");
+            rc = VG_ECORRUPT;
+        }
+        if (rc < 0) {
+            it->scratch->len = at;
+            errbuf_set(why, "record %" PRIu32 ": %s", it->h->count - it->left,
+                       rc == VG_ECORRUPT ? errbuf_msg(&w2) : "larger than the reader's limit");
+            return VG_ECORRUPT;
+        }
+        *rec = (struct span){ it->scratch->data + at, it->scratch->len - at };
+        it->group_left--;
+    } else {
+        *rec = packed;
+    }
     *ts = it->ts;
     *seq = it->seq;
-    *rec = (struct span){ it->in.p, (size_t)len };
     span_advance(&it->in, (size_t)len);
     it->left--;
     return 1;
 }
 
+int block__index_check(const struct block_hdr *h, struct span index, struct errbuf *why)
+{
+    if (h->version < BLOCK_VERSION) {
+        return 0;
+    }
+    /* segment.md 3.1: the index has its own checksum, so a reader can trust it before
+     * it reads (and checks) the rest of the block. */
+    if ((uint32_t)crc32_z(0L, index.p, index.n) != h->index_crc) {
+        errbuf_set(why, "index checksum mismatch");
+        return VG_ECORRUPT;
+    }
+    return bix__check(index, why);
+}
+
 void block__builder_init(struct block_builder *b)
 {
+    memset(b, 0, sizeof(*b));
     buf_init(&b->raw, BLOCK_MAX_RAW);
+    buf_init(&b->ents, BLOCK_MAX_RAW);
+    buf_init(&b->scratch, BLOCK_MAX_RAW + BLOCK_MAX_RAW / 8);
+    buf_init(&b->index, BLOCK_MAX_INDEX);
+    bix__builder_init(&b->ix);
     block__builder_reset(b);
 }
 
 void block__builder_reset(struct block_builder *b)
 {
     b->raw.len = 0;
+    b->ents.len = 0;
+    b->in_bytes = 0;
     b->count = 0;
     b->ts_min = INT64_MAX;
     b->ts_max = INT64_MIN;
@@ -299,32 +376,24 @@ void block__builder_reset(struct block_builder *b)
     b->seq_min = UINT64_MAX;
     b->seq_max = 0;
     b->prev_seq = 0;
+    bix__builder_reset(&b->ix);
 }
 
 void block__builder_release(struct block_builder *b)
 {
     buf_release(&b->raw);
+    buf_release(&b->ents);
+    buf_release(&b->scratch);
+    buf_release(&b->index);
+    bix__builder_release(&b->ix);
+    free(b->view);
+    b->view = NULL;
     block__builder_reset(b);
 }
 
-int block__builder_add(struct block_builder *b, int64_t ts, uint64_t seq, struct span rec)
+static void builder_range(struct block_builder *b, int64_t ts, uint64_t seq, size_t n)
 {
-    /* The hot path: one bounds check, three varints and a memcpy; the buffer only grows
-     * until it holds a full block. */
-    if (rec.n > BLOCK_MAX_REC || buf_reserve(&b->raw, block__entry_len(rec.n)) < 0) {
-        return VG_ELIMIT;
-    }
-    uint64_t dts = (uint64_t)ts - (uint64_t)b->prev_ts;
-    uint8_t *p = b->raw.data + b->raw.len;
-    p = put_uvarint(p, (dts << 1) ^ (0 - (dts >> 63)));
-    p = put_uvarint(p, seq - b->prev_seq);
-    p = put_uvarint(p, rec.n);
-    memcpy(p, rec.p, rec.n);
-    p += rec.n;
-    b->raw.len = (size_t)(p - b->raw.data);
-    b->raw.data[b->raw.len] = 0;
-    b->prev_ts = ts;
-    b->prev_seq = seq;
+    b->in_bytes += block__entry_len(n);
     b->count++;
     if (ts < b->ts_min) {
         b->ts_min = ts;
@@ -338,40 +407,166 @@ int block__builder_add(struct block_builder *b, int64_t ts, uint64_t seq, struct
     if (seq > b->seq_max) {
         b->seq_max = seq;
     }
+}
+
+/* Bytes the v2 stream may take at most with one more record of n packed bytes: each
+ * entry's three varints, each group's count. */
+static size_t stream_bound(const struct block_builder *b, size_t n)
+{
+    return b->raw.len + n + (size_t)(b->count + 1) * BLOCK_ENTRY_MAX + PACK_GROUPS * 10;
+}
+
+int block__builder_add(struct block_builder *b, int64_t ts, uint64_t seq, struct span rec)
+{
+    int rc;
+
+    /* The hot path: packing and indexing look at the record once; the buffers only
+     * grow until they hold a full block. */
+    if (rec.n > BLOCK_MAX_REC || rec.n == 0) {
+        return rec.n == 0 ? -EINVAL : VG_ELIMIT;
+    }
+    if (b->v1) {
+        if (buf_reserve(&b->raw, block__entry_len(rec.n)) < 0) {
+            return VG_ELIMIT;
+        }
+        uint64_t dts = (uint64_t)ts - (uint64_t)b->prev_ts;
+        uint8_t *p = b->raw.data + b->raw.len;
+        p = put_uvarint(p, (dts << 1) ^ (0 - (dts >> 63)));
+        p = put_uvarint(p, seq - b->prev_seq);
+        p = put_uvarint(p, rec.n);
+        memcpy(p, rec.p, rec.n);
+        p += rec.n;
+        b->raw.len = (size_t)(p - b->raw.data);
+        b->raw.data[b->raw.len] = 0;
+        b->prev_ts = ts;
+        b->prev_seq = seq;
+        builder_range(b, ts, seq, rec.n);
+        return 0;
+    }
+    if (stream_bound(b, rec.n + 1) > BLOCK_MAX_RAW) {
+        return VG_ELIMIT;
+    }
+    if (!b->view) {
+        b->view = xmalloc(sizeof(*b->view));
+    }
+    pack__view(rec, b->view);
+    size_t off = b->raw.len;
+    if ((rc = pack__record(rec, b->view, ts, seq, &b->raw, &b->scratch)) < 0 ||
+        (rc = bix__builder_add(&b->ix, b->view)) < 0) {
+        b->raw.len = off;
+        return rc == VG_ELIMIT ? rc : VG_ELIMIT;
+    }
+    struct block_ent e = { ts, seq, (uint32_t)off, (uint32_t)(b->raw.len - off),
+                           pack__group(b->view) };
+    if ((rc = buf_append(&b->ents, &e, sizeof(e))) < 0) {
+        b->raw.len = off;
+        return VG_ELIMIT;
+    }
+    builder_range(b, ts, seq, rec.n);
     return 0;
 }
 
-int block__builder_finish(const struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
+/* segment.md 3.4.1: the v2 record stream, group by group, into out. */
+static int build_stream(const struct block_builder *b, struct buf *out)
+{
+    const struct block_ent *ents = (const struct block_ent *)(const void *)b->ents.data;
+    uint32_t counts[PACK_GROUPS] = { 0 };
+
+    out->len = 0;
+    if (buf_reserve(out, stream_bound(b, 0)) < 0) {
+        return VG_ELIMIT;
+    }
+    for (uint32_t i = 0; i < b->count; i++) {
+        counts[ents[i].group]++;
+    }
+    uint8_t *p = out->data;
+    for (uint32_t g = 0; g < PACK_GROUPS; g++) {
+        if (counts[g] == 0) {
+            continue;
+        }
+        p = put_uvarint(p, counts[g]);
+        int64_t prev_ts = 0;
+        uint64_t prev_seq = 0;
+        for (uint32_t i = 0; i < b->count; i++) {
+            const struct block_ent *e = &ents[i];
+            if (e->group != g) {
+                continue;
+            }
+            uint64_t dts = (uint64_t)e->ts - (uint64_t)prev_ts;
+            p = put_uvarint(p, (dts << 1) ^ (0 - (dts >> 63)));
+            p = put_uvarint(p, e->seq - prev_seq);
+            p = put_uvarint(p, e->len);
+            memcpy(p, b->raw.data + e->off, e->len);
+            p += e->len;
+            prev_ts = e->ts;
+            prev_seq = e->seq;
+        }
+    }
+    out->len = (size_t)(p - out->data);
+    out->data[out->len] = 0;
+    return 0;
+}
+
+int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
                           struct digest *d, struct buf *out, struct block_hdr *h)
 {
+    static const struct block_enc dflt = { 0 };
+    return block__builder_finish_ex(b, prev, d, out, h, &dflt);
+}
+
+int block__builder_finish_ex(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
+                             struct digest *d, struct buf *out, struct block_hdr *h,
+                             const struct block_enc *enc)
+{
     uint8_t tmp[BLOCK_HDR_LEN];
+    struct span stream = buf_span(&b->raw);
+    struct span index = { NULL, 0 };
+    int rc;
 
     if (b->count == 0 || b->raw.len == 0) {
         return -EINVAL;
     }
-    int bound = LZ4_compressBound((int)b->raw.len);
-    out->len = 0;
-    if (buf_reserve(out, BLOCK_HDR_LEN + (size_t)bound) < 0) {
+    if (!b->v1) {
+        b->index.len = 0;
+        if ((rc = build_stream(b, &b->scratch)) < 0 ||
+            (rc = bix__builder_finish(&b->ix, &b->index)) < 0) {
+            return rc;
+        }
+        stream = buf_span(&b->scratch);
+        index = buf_span(&b->index);
+    }
+    if (stream.n > BLOCK_MAX_RAW) {
         return VG_ELIMIT;
     }
-    /* segment.md 3.3: LZ4 block format straight after the header's room. */
-    int n = LZ4_compress_default((const char *)b->raw.data, (char *)out->data + BLOCK_HDR_LEN,
-                                 (int)b->raw.len, bound);
+    int bound = LZ4_compressBound((int)stream.n);
+    out->len = 0;
+    if (buf_reserve(out, BLOCK_HDR_LEN + index.n + (size_t)bound) < 0) {
+        return VG_ELIMIT;
+    }
+    /* segment.md 3.2, 3.3: the index, then the LZ4 block after the header's room. */
+    if (index.n > 0) {
+        memcpy(out->data + BLOCK_HDR_LEN, index.p, index.n);
+    }
+    char *dst = (char *)out->data + BLOCK_HDR_LEN + index.n;
+    int n = enc->lz4_level > 0
+                ? LZ4_compress_HC((const char *)stream.p, dst, (int)stream.n, bound, enc->lz4_level)
+                : LZ4_compress_default((const char *)stream.p, dst, (int)stream.n, bound);
     if (n <= 0) {
         return -EIO; /* cannot happen with a buffer of LZ4_compressBound */
     }
     memset(h, 0, sizeof(*h));
-    h->version = BLOCK_VERSION;
+    h->version = b->v1 ? BLOCK_VERSION_1 : BLOCK_VERSION;
     h->codec = BLOCK_CODEC_LZ4;
     h->count = b->count;
-    h->raw_len = (uint32_t)b->raw.len;
+    h->raw_len = (uint32_t)stream.n;
     h->stored_len = (uint32_t)n;
-    h->index_len = 0;
+    h->index_len = (uint32_t)index.n;
+    h->index_crc = (uint32_t)crc32_z(0L, index.p, index.n);
     h->ts_min = b->ts_min;
     h->ts_max = b->ts_max;
     h->seq_min = b->seq_min;
     h->seq_max = b->seq_max;
-    struct span payload = { out->data + BLOCK_HDR_LEN, (size_t)n };
+    struct span payload = { out->data + BLOCK_HDR_LEN, index.n + (size_t)n };
 
     /* segment.md 3.6, then 3.5 over the header that holds the hash. */
     block__hdr_encode(h, tmp);
@@ -384,7 +579,7 @@ int block__builder_finish(const struct block_builder *b, const uint8_t prev[VG_S
     h->crc = (uint32_t)crc32_z(crc, payload.p, payload.n);
     put_u32(tmp + BH_CRC, h->crc);
     memcpy(out->data, tmp, BLOCK_HDR_LEN);
-    out->len = BLOCK_HDR_LEN + (size_t)n;
+    out->len = BLOCK_HDR_LEN + payload.n;
     out->data[out->len] = 0;
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -26,6 +27,7 @@ struct store_reader {
     struct catalog *cat;
     struct buf rbuf; /* stored bytes of the block being read */
     struct buf dbuf; /* its decompressed record stream */
+    struct buf ubuf; /* its unpacked records (v2) */
     struct digest *dg;
     struct errbuf err; /* the last failure */
 };
@@ -50,6 +52,7 @@ int store_reader_open(const char *dir, struct store_reader **out, struct errbuf 
     }
     buf_init(&r->rbuf, seg__rbuf_max());
     buf_init(&r->dbuf, BLOCK_MAX_RAW);
+    buf_init(&r->ubuf, seg__ubuf_max());
     rc = catalog__open(path, true, &r->cat, eb);
     if (rc < 0) {
         if (rc == -ENOENT) {
@@ -71,6 +74,7 @@ void store_reader_close(struct store_reader *r)
     catalog__close(r->cat);
     buf_release(&r->rbuf);
     buf_release(&r->dbuf);
+    buf_release(&r->ubuf);
     digest_free(r->dg);
     free(r);
 }
@@ -110,7 +114,8 @@ static bool in_flight(const struct seg_meta *m, const struct seg_walk *w)
 }
 
 static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_t since,
-                        int64_t until, store_rec_fn fn, void *arg, struct store_scan_stats *stats)
+                        int64_t until, const struct bix_query *need, store_rec_fn fn, void *arg,
+                        struct store_scan_stats *stats)
 {
     struct seg_walk w;
     int fd;
@@ -134,7 +139,10 @@ static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_
     w.rbuf = &r->rbuf;
     w.dbuf = &r->dbuf;
     w.dg = r->dg;
+    w.ubuf = &r->ubuf;
     w.stats = stats;
+    w.need = need;
+    w.crc_only = true; /* segment.md 4.1: chains are verify's */
     stats->segments++;
     rc = seg__walk(&w);
     close(fd);
@@ -157,8 +165,23 @@ static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_
 int store_scan(struct store_reader *r, int64_t since, int64_t until, store_rec_fn fn, void *arg,
                struct store_scan_stats *stats)
 {
+    return store_scan_need(r, since, until, NULL, fn, arg, stats);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+int store_scan_need(struct store_reader *r, int64_t since, int64_t until,
+                    const struct store_need *need, store_rec_fn fn, void *arg,
+                    struct store_scan_stats *stats)
+{
     struct store_scan_stats local;
     struct seg_meta *rows = NULL;
+    struct bix_query q;
     size_t n = 0;
     int rc;
 
@@ -170,14 +193,22 @@ int store_scan(struct store_reader *r, int64_t since, int64_t until, store_rec_f
     if (since >= until) {
         return 0;
     }
+    uint64_t t0 = mono_ns();
     rc = catalog__list(r->cat, CATALOG_RANGE, since, until, &rows, &n);
+    stats->ns_catalog += mono_ns() - t0;
     if (rc < 0) {
         errbuf_set(&r->err, "catalog: %s", catalog__errmsg(r->cat));
         return rc;
     }
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = scan_segment(r, &rows[i], since, until, fn, arg, stats);
+    if ((rc = bix__query_init(&q, need)) < 0) {
+        errbuf_set(&r->err, "what the scan needs is over the index's limits");
+        free(rows);
+        return rc;
     }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = scan_segment(r, &rows[i], since, until, &q, fn, arg, stats);
+    }
+    bix__query_release(&q);
     free(rows);
     return rc;
 }

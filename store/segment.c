@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -221,9 +222,32 @@ static void walk_mark(struct seg_walk *w)
     }
 }
 
+size_t seg__ubuf_max(void)
+{
+    /* A packed record unpacks to at most twice its bytes plus a little (segment.md
+     * 3.4.2), and a stream holds its records' bytes. */
+    return 2 * (size_t)BLOCK_MAX_RAW + 64 * (size_t)(BLOCK_MAX_RAW / 4);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* One record of a block, unpacked into the walk's ubuf. */
+struct walk_rec {
+    int64_t ts;
+    uint64_t seq;
+    size_t off;
+    size_t len;
+};
+
 /* segment.md 3.4: the record stream of one checked block; records go to fn only after
  * the whole stream checked out, so a bad block returns nothing. */
-static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t off)
+static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t off,
+                        struct buf *ubuf, struct buf *recs)
 {
     struct span raw = buf_span(w->dbuf);
     struct block_iter it;
@@ -231,29 +255,76 @@ static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t 
     uint64_t seq;
     struct span rec;
     int rc;
+    uint64_t t0 = w->stats ? now_ns() : 0;
 
-    block__iter_init(&it, h, raw);
+    ubuf->len = 0;
+    recs->len = 0;
+    block__iter_init(&it, h, raw, ubuf);
     while ((rc = block__iter_next(&it, &ts, &seq, &rec, &w->why)) > 0) {
+        if (w->fn == NULL || ts < w->since || ts >= w->until) {
+            if (h->version >= BLOCK_VERSION) {
+                ubuf->len = (size_t)(rec.p - ubuf->data); /* checked; not wanted */
+            }
+            continue;
+        }
+        struct walk_rec wr = { ts, seq, 0, rec.n };
+        if (h->version >= BLOCK_VERSION) {
+            wr.off = (size_t)(rec.p - ubuf->data);
+        } else {
+            wr.off = (size_t)(rec.p - raw.p);
+        }
+        if (buf_append(recs, &wr, sizeof(wr)) < 0) {
+            errbuf_set(&w->why, "block of %" PRIu32 " records over the reader's limit", h->count);
+            return walk_bad(w, off, false);
+        }
     }
     if (rc < 0) {
         return walk_bad(w, off, false);
     }
-    if (w->fn == NULL) {
-        return 0;
+    if (w->stats) {
+        uint64_t t1 = now_ns();
+        w->stats->ns_unpack += t1 - t0;
+        w->stats->records_decoded += h->count;
+        t0 = t1;
     }
-    block__iter_init(&it, h, raw);
-    while (block__iter_next(&it, &ts, &seq, &rec, &w->why) > 0) {
-        if (ts < w->since || ts >= w->until) {
-            continue;
-        }
+    const struct walk_rec *wr = (const struct walk_rec *)(const void *)recs->data;
+    size_t n = recs->len / sizeof(*wr);
+    const uint8_t *base = h->version >= BLOCK_VERSION ? ubuf->data : raw.p;
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
         if (w->stats) {
             w->stats->records++;
         }
-        rc = w->fn(w->arg, ts, seq, rec);
+        rc = w->fn(w->arg, wr[i].ts, wr[i].seq, (struct span){ base + wr[i].off, wr[i].len });
         if (rc != 0) {
             w->stopped = true;
-            return rc;
+            break;
         }
+    }
+    if (w->stats) {
+        w->stats->ns_deliver += now_ns() - t0;
+    }
+    return rc;
+}
+
+/* Appends the n bytes at off to b, counting the time and bytes. */
+static int walk_read(struct seg_walk *w, struct buf *b, size_t n, uint64_t off)
+{
+    uint64_t t0 = w->stats ? now_ns() : 0;
+
+    if (buf_reserve(b, n) < 0) {
+        errbuf_set(&w->why, "block of %zu bytes over the reader's limit", n);
+        return walk_bad(w, off, false);
+    }
+    int rc = read_at(w->fd, b->data + b->len, n, off);
+    if (rc != 0) {
+        errbuf_set(&w->why, "file shrank while reading");
+        return rc < 0 ? rc : walk_bad(w, off, true);
+    }
+    b->len += n;
+    if (w->stats) {
+        w->stats->ns_io += now_ns() - t0;
+        w->stats->bytes_read += n;
     }
     return 0;
 }
@@ -263,6 +334,9 @@ int seg__walk(struct seg_walk *w)
     uint8_t hb[SEG_HDR_LEN > BLOCK_HDR_LEN ? SEG_HDR_LEN : BLOCK_HDR_LEN];
     struct block_hdr h;
     int64_t part_end;
+    struct buf own_ubuf;
+    struct buf recs;
+    struct buf *ubuf = w->ubuf ? w->ubuf : &own_ubuf;
     int rc;
 
     w->hdr_ok = false;
@@ -273,23 +347,28 @@ int seg__walk(struct seg_walk *w)
     w->bad_incomplete = false;
     memset(&w->tot, 0, sizeof(w->tot));
     errbuf_clear(&w->why);
+    buf_init(&own_ubuf, seg__ubuf_max());
+    buf_init(&recs, (size_t)(BLOCK_MAX_RAW / 4) * sizeof(struct walk_rec) + 64);
 
     /* segment.md 2 */
     if (w->size < SEG_HDR_LEN) {
         errbuf_set(&w->why, "file header: file is only %" PRIu64 " bytes", w->size);
-        return walk_bad(w, 0, true);
+        rc = walk_bad(w, 0, true);
+        goto out;
     }
     rc = read_at(w->fd, hb, SEG_HDR_LEN, 0);
     if (rc != 0) {
         errbuf_set(&w->why, "file header: file shrank while reading");
-        return rc < 0 ? rc : walk_bad(w, 0, true);
+        rc = rc < 0 ? rc : walk_bad(w, 0, true);
+        goto out;
     }
     if (w->no_verify) {
         /* Fuzzing: make the checksum right, so the decoding behind it is reached. */
         put_le(hb + SH_CRC, (uint32_t)crc32(0L, hb, SH_CRC), 4);
     }
     if (seg__hdr_decode(hb, &w->hdr, &w->why) < 0) {
-        return walk_bad(w, 0, false);
+        rc = walk_bad(w, 0, false);
+        goto out;
     }
     part_end = w->hdr.part_start + w->hdr.part_ns;
     if (w->expect && (w->hdr.id != w->expect->id || w->hdr.part_start != w->expect->part_start ||
@@ -300,7 +379,8 @@ int seg__walk(struct seg_walk *w)
                    "..%" PRId64 ")",
                    w->hdr.id, w->hdr.part_start, w->hdr.part_ns, w->expect->id,
                    w->expect->part_start, w->expect->part_end);
-        return walk_bad(w, 0, false);
+        rc = walk_bad(w, 0, false);
+        goto out;
     }
     w->hdr_ok = true;
     vg_sha256(hb, SEG_HDR_LEN, w->chain); /* segment.md 2.2: genesis */
@@ -308,64 +388,109 @@ int seg__walk(struct seg_walk *w)
     walk_mark(w);
 
     uint64_t off = SEG_HDR_LEN;
+    rc = 0;
     while (off < w->size) {
         /* segment.md 3.1, 3.7 */
         if (w->size - off < BLOCK_HDR_LEN) {
             errbuf_set(&w->why, "block header cut short (%" PRIu64 " bytes left)", w->size - off);
-            return walk_bad(w, off, true);
+            rc = walk_bad(w, off, true);
+            goto out;
         }
+        uint64_t t0 = w->stats ? now_ns() : 0;
         rc = read_at(w->fd, hb, BLOCK_HDR_LEN, off);
         if (rc != 0) {
             errbuf_set(&w->why, "file shrank while reading");
-            return rc < 0 ? rc : walk_bad(w, off, true);
+            rc = rc < 0 ? rc : walk_bad(w, off, true);
+            goto out;
+        }
+        if (w->stats) {
+            w->stats->ns_io += now_ns() - t0;
+            w->stats->bytes_read += BLOCK_HDR_LEN;
         }
         if (block__hdr_decode(hb, &h, &w->why) < 0) {
-            return walk_bad(w, off, false);
+            rc = walk_bad(w, off, false);
+            goto out;
         }
         if (h.ts_min < w->hdr.part_start || h.ts_max >= part_end) {
             errbuf_set(&w->why, "block time range outside the segment's partition");
-            return walk_bad(w, off, false);
+            rc = walk_bad(w, off, false);
+            goto out;
         }
         uint64_t blen = block__len(&h);
         if (blen > w->size - off) {
             errbuf_set(&w->why, "block of %" PRIu64 " bytes runs past the end (%" PRIu64 " left)",
                        blen, w->size - off);
-            return walk_bad(w, off, true);
+            rc = walk_bad(w, off, true);
+            goto out;
         }
+        bool skip = false;
+        w->rbuf->len = 0;
         if (w->skip && (h.ts_max < w->since || h.ts_min >= w->until)) {
             /* segment.md 4.1: the stored hash becomes prev, unverified. */
+            skip = true;
             if (w->stats) {
                 w->stats->blocks_skipped++;
             }
-        } else {
+        } else if (w->skip && w->need && h.index_len > 0 && !bix__query_empty(w->need)) {
+            /* segment.md 4.1: the index first, trusted once its own checksum holds. */
+            if ((rc = walk_read(w, w->rbuf, h.index_len, off + BLOCK_HDR_LEN)) != 0) {
+                goto out;
+            }
+            uint64_t t1 = w->stats ? now_ns() : 0;
+            struct span index = buf_span(w->rbuf);
+            if (!w->no_verify && block__index_check(&h, index, &w->why) < 0) {
+                rc = walk_bad(w, off, false);
+                goto out;
+            }
+            int m = bix__may_match(index, w->need, &w->why);
+            if (m < 0) {
+                rc = walk_bad(w, off, false);
+                goto out;
+            }
+            skip = m == 0;
+            if (w->stats) {
+                w->stats->ns_index += now_ns() - t1;
+                w->stats->blocks_skipped_index += skip;
+            }
+        }
+        if (!skip) {
+            size_t have = w->rbuf->len; /* the index, when it was read above */
             size_t plen = (size_t)(blen - BLOCK_HDR_LEN);
-            w->rbuf->len = 0;
-            if (buf_reserve(w->rbuf, plen) < 0) {
-                errbuf_set(&w->why, "block of %" PRIu64 " bytes over the reader's limit", blen);
-                return walk_bad(w, off, false);
+            if ((rc = walk_read(w, w->rbuf, plen - have, off + BLOCK_HDR_LEN + have)) != 0) {
+                goto out;
             }
-            rc = read_at(w->fd, w->rbuf->data, plen, off + BLOCK_HDR_LEN);
-            if (rc != 0) {
-                errbuf_set(&w->why, "file shrank while reading");
-                return rc < 0 ? rc : walk_bad(w, off, true);
-            }
-            w->rbuf->len = plen;
             struct span payload = { w->rbuf->data, plen };
-            if (!w->no_verify && block__verify(hb, &h, payload, w->chain, w->dg, &w->why) < 0) {
-                return walk_bad(w, off, false);
+            uint64_t t1 = w->stats ? now_ns() : 0;
+            if (!w->no_verify) {
+                int vrc = w->crc_only ? block__verify_crc(hb, &h, payload, &w->why)
+                                      : block__verify(hb, &h, payload, w->chain, w->dg, &w->why);
+                if (vrc == 0 && have == 0) {
+                    vrc = block__index_check(&h, (struct span){ payload.p, h.index_len }, &w->why);
+                }
+                if (vrc < 0) {
+                    rc = walk_bad(w, off, false);
+                    goto out;
+                }
+            }
+            if (w->stats) {
+                uint64_t t2 = now_ns();
+                w->stats->ns_check += t2 - t1;
+                t1 = t2;
             }
             if (w->decode) {
                 struct span data = { payload.p + h.index_len, h.stored_len };
                 if (block__decompress(&h, data, w->dbuf, &w->why) < 0) {
-                    return walk_bad(w, off, false);
+                    rc = walk_bad(w, off, false);
+                    goto out;
                 }
                 if (w->stats) {
+                    w->stats->ns_decompress += now_ns() - t1;
                     w->stats->blocks_read++;
                     w->stats->bytes_decompressed += h.raw_len;
                 }
-                rc = walk_records(w, &h, off);
+                rc = walk_records(w, &h, off, ubuf, &recs);
                 if (rc != 0) {
-                    return rc;
+                    goto out;
                 }
             }
         }
@@ -375,5 +500,9 @@ int seg__walk(struct seg_walk *w)
         w->end = off;
         walk_mark(w);
     }
-    return 0;
+    rc = 0;
+out:
+    buf_release(&own_ubuf);
+    buf_release(&recs);
+    return rc;
 }

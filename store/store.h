@@ -99,11 +99,41 @@ struct store_reader;
 int store_reader_open(const char *dir, struct store_reader **out, struct errbuf *eb) VG_MUST_USE;
 
 struct store_scan_stats {
-    uint64_t segments;           /* segment files walked */
-    uint64_t blocks_read;        /* blocks checked and decompressed */
-    uint64_t blocks_skipped;     /* blocks skipped by their header's time range */
-    uint64_t bytes_decompressed; /* uncompressed bytes produced */
-    uint64_t records;            /* records passed to fn */
+    uint64_t segments;             /* segment files walked */
+    uint64_t blocks_read;          /* blocks checked and decompressed */
+    uint64_t blocks_skipped;       /* blocks skipped by their header's time range */
+    uint64_t blocks_skipped_index; /* blocks whose index says no record has what the scan
+                                      needs (store_scan_need), skipped before their data */
+    uint64_t bytes_read;           /* stored bytes read from segment files */
+    uint64_t bytes_decompressed;   /* uncompressed bytes produced */
+    uint64_t records_decoded;      /* records of the blocks read */
+    uint64_t records;              /* records passed to fn */
+    /* Time per stage, ns (monotonic clock, per block): */
+    uint64_t ns_catalog;    /* listing segments */
+    uint64_t ns_io;         /* pread of headers, indexes and data */
+    uint64_t ns_index;      /* checking and consulting indexes */
+    uint64_t ns_check;      /* checksums (and chain hashes where checked) */
+    uint64_t ns_decompress; /* lz4 */
+    uint64_t ns_unpack;     /* walking record streams, unpacking records */
+    uint64_t ns_deliver;    /* fn (the caller's filter and work) */
+};
+
+/* What every record a scan wants has, for skipping blocks by their index (segment.md
+ * 3.2) before reading them. A scan given a need still calls fn for other records of
+ * the blocks it reads: the need only has to hold for every record the caller keeps. */
+struct store_need_value {
+    const char *field; /* "host", "namespace", "pod", "container_id", "image", "user",
+                          "src_ip", "rule" or "cve" (others are ignored) */
+    struct span value; /* its exact value (src_ip: an address, in any spelling) */
+};
+struct store_need {
+    const struct store_need_value *values; /* each holds */
+    size_t nvalues;
+    const struct span *texts; /* each occurs, ignoring ASCII case, inside one string of
+                                 the record: a normalized string field or a string of raw
+                                 (where a raw true/false counts as that word, and a raw
+                                 infinite or NaN float as "inf" / "nan") */
+    size_t ntexts;
 };
 
 /* Called for each record; rec points into the reader's buffer, valid until fn returns.
@@ -120,6 +150,14 @@ typedef int (*store_rec_fn)(void *arg, int64_t ts, uint64_t seq, struct span rec
  * -errno. stats (may be NULL) is added to, not reset. Blocks on disk I/O. */
 int store_scan(struct store_reader *r, int64_t since, int64_t until, store_rec_fn fn, void *arg,
                struct store_scan_stats *stats) VG_MUST_USE;
+
+/* store_scan that also skips the blocks whose index (segment.md 3.2) rules out need
+ * (NULL: none), reading only their header and index. Blocks it reads are checked by
+ * checksum (segment.md 3.5); chains are vigil verify's (segment.md 4.1). Returns as
+ * store_scan. */
+int store_scan_need(struct store_reader *r, int64_t since, int64_t until,
+                    const struct store_need *need, store_rec_fn fn, void *arg,
+                    struct store_scan_stats *stats) VG_MUST_USE;
 
 /* The message of the last failure ("" when none). Owned by r. */
 const char *store_reader_error(const struct store_reader *r);

@@ -10,6 +10,7 @@
 #include "common/digest.h"
 #include "common/errbuf.h"
 #include "common/span.h"
+#include "store/bindex.h"
 #include "store/sign.h"
 #include "store/store.h"
 
@@ -17,7 +18,8 @@
 #define SEG_HDR_LEN               128
 #define SEG_VERSION               1
 #define BLOCK_HDR_LEN             128
-#define BLOCK_VERSION             1
+#define BLOCK_VERSION             2 /* written (segment.md 3.1); 1 is still read */
+#define BLOCK_VERSION_1           1
 #define BLOCK_CODEC_LZ4           1
 #define BLOCK_CODEC_ZSTD          2           /* reserved (segment.md 3.1); v1 cannot read it */
 #define BLOCK_MAX_RAW             (64u << 20) /* segment.md 3.7 */
@@ -38,6 +40,7 @@ struct block_hdr { /* segment.md 3.1 */
     uint32_t raw_len;
     uint32_t stored_len;
     uint32_t index_len;
+    uint32_t index_crc; /* v2: CRC-32 of the index section (segment.md 3.1) */
     int64_t ts_min;
     int64_t ts_max;
     uint64_t seq_min;
@@ -62,29 +65,55 @@ void block__hdr_encode(const struct block_hdr *h, uint8_t *p);
 int block__verify(const uint8_t *hdr, const struct block_hdr *h, struct span payload,
                   const uint8_t prev[VG_SHA256_LEN], struct digest *d,
                   struct errbuf *why) VG_MUST_USE;
+/* Only the checksum (3.5). */
+int block__verify_crc(const uint8_t *hdr, const struct block_hdr *h, struct span payload,
+                      struct errbuf *why) VG_MUST_USE;
 
 /* Decompresses the data section (3.3) into out (reset first; out->max must allow
  * raw_len). Returns 0 or VG_ECORRUPT with why. */
 int block__decompress(const struct block_hdr *h, struct span data, struct buf *out,
                       struct errbuf *why) VG_MUST_USE;
 
-/* Walks a decompressed record stream (3.4). */
+/* v2 (3.1): checks the index section against the header's index_crc and its layout
+ * (3.2). Returns 0 or VG_ECORRUPT with why. v1 blocks: always 0. */
+int block__index_check(const struct block_hdr *h, struct span index,
+                       struct errbuf *why) VG_MUST_USE;
+
+/* Walks a decompressed record stream (3.4): v1 entries, or v2 groups of entries whose
+ * packed records (3.4.2) are unpacked into scratch. */
 struct block_iter {
     const struct block_hdr *h;
     struct span in;
     uint32_t left;
+    uint32_t group_left; /* v2: entries left in the current group */
     int64_t ts;
     uint64_t seq;
+    struct buf *scratch; /* v2: the unpacked record */
 };
-void block__iter_init(struct block_iter *it, const struct block_hdr *h, struct span raw);
-/* Returns 1 with the next record (rec points into raw), 0 at a clean end (count entries
- * exactly filling raw), VG_ECORRUPT with why. */
+/* scratch (v2 blocks; its max bounds a record) holds the record block__iter_next returns
+ * until the next call. */
+void block__iter_init(struct block_iter *it, const struct block_hdr *h, struct span raw,
+                      struct buf *scratch);
+/* Returns 1 with the next record (rec points into raw or scratch), 0 at a clean end
+ * (count entries exactly filling raw), VG_ECORRUPT with why. */
 int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct span *rec,
                      struct errbuf *why) VG_MUST_USE;
 
-/* Accumulates one block's record stream (the writer's hot path). */
+/* One record of the block being built (v2). */
+struct block_ent {
+    int64_t ts;
+    uint64_t seq;
+    uint32_t off; /* of its packed bytes in raw */
+    uint32_t len;
+    uint32_t group;
+};
+
+/* Accumulates one block (the writer's hot path). v2: records packed (3.4.2) in arrival
+ * order, their index (3.2) built as they come; grouped at finish. */
 struct block_builder {
-    struct buf raw; /* record stream; max BLOCK_MAX_RAW */
+    struct buf raw;  /* v2: packed records; v1: the record stream; max BLOCK_MAX_RAW */
+    size_t in_bytes; /* records added, framing included (block__entry_len each): the
+                        size block_bytes bounds, as the v1 stream would be */
     uint32_t count;
     int64_t ts_min;
     int64_t ts_max;
@@ -92,6 +121,17 @@ struct block_builder {
     uint64_t seq_min;
     uint64_t seq_max;
     uint64_t prev_seq;
+    bool v1;                /* tests: build format v1 blocks */
+    struct buf ents;        /* v2: struct block_ent per record */
+    struct buf scratch;     /* v2: unpacking check, then the grouped stream at finish */
+    struct buf index;       /* v2: the index section at finish */
+    struct bix_builder ix;  /* v2 */
+    struct pack_view *view; /* v2: the record being added */
+};
+
+/* How block__builder_finish_ex compresses (3.3). */
+struct block_enc {
+    int lz4_level; /* 0: LZ4_compress_default; 1..12: LZ4HC at that level (same format) */
 };
 void block__builder_init(struct block_builder *b);  /* allocates nothing */
 void block__builder_reset(struct block_builder *b); /* empty; keeps memory */
@@ -104,11 +144,15 @@ static inline size_t block__entry_len(size_t rec_len)
 /* Appends one entry. Returns 0 or VG_ELIMIT (the stream would pass BLOCK_MAX_RAW). */
 int block__builder_add(struct block_builder *b, int64_t ts, uint64_t seq,
                        struct span rec) VG_MUST_USE;
-/* Compresses the (non-empty) stream into out (reset first): the block header, then the
- * data section, chained from prev; h gets the header (h->hash is the new chain head).
- * The builder is unchanged. Returns 0 or VG_ELIMIT (out->max too small). */
-int block__builder_finish(const struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
+/* Compresses the (non-empty) stream into out (reset first): the block header, the
+ * index section (v2), then the data section, chained from prev; h gets the header
+ * (h->hash is the new chain head). The builder's records are unchanged (its scratch is
+ * not). Returns 0 or VG_ELIMIT (out->max too small). */
+int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
                           struct digest *d, struct buf *out, struct block_hdr *h) VG_MUST_USE;
+int block__builder_finish_ex(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
+                             struct digest *d, struct buf *out, struct block_hdr *h,
+                             const struct block_enc *enc) VG_MUST_USE;
 
 /* ---- segment.c: segment files (segment.md 1, 2, 4) ---- */
 
@@ -185,6 +229,10 @@ struct seg_walk {
     struct buf *dbuf;               /* scratch: decompressed bytes (max >= BLOCK_MAX_RAW) */
     struct digest *dg;              /* scratch */
     struct store_scan_stats *stats; /* NULL, or added to */
+    const struct bix_query *need;   /* NULL, or skip blocks whose index rules it out */
+    bool crc_only;                  /* blocks read: checksum (3.5) but not chain (3.6) */
+    struct buf *ubuf;               /* NULL, or scratch: unpacked records of a v2 block
+                                       (max >= seg__ubuf_max) */
     /* out */
     bool hdr_ok;
     struct seg_hdr hdr;
@@ -200,8 +248,9 @@ struct seg_walk {
     bool bad_incomplete; /* it runs past size (in flight or torn) */
     struct errbuf why;   /* the reason, without the file name */
 };
-/* Limit for seg_walk.rbuf. */
+/* Limits for seg_walk.rbuf and seg_walk.ubuf. */
 size_t seg__rbuf_max(void);
+size_t seg__ubuf_max(void);
 /* Returns 0 (walked to exactly size), fn's nonzero value, VG_ECORRUPT (bad_off,
  * bad_incomplete and why set; everything before bad_off is good), or -errno from
  * pread. Blocks on disk I/O. */

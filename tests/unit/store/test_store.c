@@ -330,13 +330,16 @@ static void test_block_roundtrip(void **state)
     prev[0] ^= 1; /* another predecessor: the chain breaks */
     assert_int_equal(block__verify(out.data, &h2, payload, prev, d, &why), VG_ECORRUPT);
     prev[0] ^= 1;
-    assert_int_equal(block__decompress(&h2, payload, &raw, &why), 0);
+    struct span data = { payload.p + h2.index_len, h2.stored_len };
+    assert_int_equal(block__decompress(&h2, data, &raw, &why), 0);
 
     struct block_iter it;
     int64_t t;
     uint64_t s;
     struct span r;
-    block__iter_init(&it, &h2, buf_span(&raw));
+    struct buf scratch;
+    buf_init(&scratch, BLOCK_MAX_RAW);
+    block__iter_init(&it, &h2, buf_span(&raw), &scratch);
     for (size_t i = 0; i < VG_ARRAY_LEN(ts); i++) {
         assert_int_equal(block__iter_next(&it, &t, &s, &r, &why), 1);
         assert_int_equal(t, ts[i]);
@@ -376,6 +379,7 @@ static void test_block_roundtrip(void **state)
     buf_release(&out);
     buf_release(&raw);
     buf_release(&rec);
+    buf_release(&scratch);
     digest_free(d);
 }
 
