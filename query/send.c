@@ -347,6 +347,64 @@ static int send_syslog_line(struct sender *s, struct span line, struct buf *rec)
     return add_record(s, buf_span(rec));
 }
 
+/* Documents that are not one per line (pretty-printed Falco alerts, a Trivy report, an
+ * EventList): the whole input is read (bounded) and walked one document at a time, so
+ * a large document is parsed once, not again at every line it spans. */
+static int send_documents(struct sender *s, FILE *f, const char *name)
+{
+    struct buf text;
+    struct buf doc;
+    uint8_t tmp[65536];
+    size_t n;
+    int rc = 0;
+
+    buf_init(&text, 256u << 20);
+    buf_init(&doc, SEND_MAX_DOC);
+    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+        if ((rc = buf_append(&text, tmp, n)) < 0) {
+            errbuf_set(s->eb, "'%s' is over 256 MiB: send it as NDJSON (--format ndjson)", name);
+            goto out;
+        }
+    }
+    struct span in = buf_span(&text);
+    uint64_t line = 1;
+    while (in.n > 0) {
+        struct errbuf eb;
+        size_t used = 0;
+        errbuf_clear(&eb);
+        buf_reset(&doc);
+        int jr = json_to_mp(in, &doc, &used, &eb);
+        if (jr == -ENODATA) {
+            break;
+        }
+        if (jr < 0) {
+            /* The rest cannot be framed reliably after a broken document. */
+            fprintf(stderr, "vigil send: %s: document at line %" PRIu64 ": %s; the rest of the "
+                            "file is not sent\n", name, line, errbuf_msg(&eb));
+            s->st->bad_docs++;
+            break;
+        }
+        const uint8_t *nl = in.p;
+        size_t skip = 0;
+        while (skip < used && (nl[skip] == ' ' || nl[skip] == '\t' || nl[skip] == '\r' ||
+                               nl[skip] == '\n')) {
+            line += nl[skip] == '\n';
+            skip++;
+        }
+        if ((rc = add_document(s, buf_span(&doc), name, line)) < 0) {
+            break;
+        }
+        for (size_t i = skip; i < used; i++) {
+            line += in.p[i] == '\n';
+        }
+        span_advance(&in, used);
+    }
+out:
+    buf_release(&text);
+    buf_release(&doc);
+    return rc;
+}
+
 static int send_stream(struct sender *s, FILE *f, const char *name)
 {
     struct buf doc;
@@ -466,7 +524,9 @@ int send_files(const struct send_opts *o, char **files, int nfiles, struct send_
             errbuf_set(eb, "cannot open '%s': %s", name, strerror(errno));
             break;
         }
-        rc = send_stream(&s, f, strcmp(name, "-") == 0 ? "<stdin>" : name);
+        const char *shown = strcmp(name, "-") == 0 ? "<stdin>" : name;
+        bool by_line = o->format == SEND_NDJSON || o->format == SEND_SYSLOG;
+        rc = by_line ? send_stream(&s, f, shown) : send_documents(&s, f, shown);
         if (f != stdin) {
             fclose(f);
         }
