@@ -79,6 +79,7 @@ struct doc {
     /* correlation, pending */
     struct rule pend;
     char **refs; /* as written */
+    unsigned *ref_line, *ref_col;
     size_t nrefs;
     struct ynode *aliases_owner; /* not owned: aliases read in phase 1 into below */
     char **alias_name;           /* alias, rule, field triples */
@@ -798,6 +799,10 @@ static int read_correlation(struct loader *L, struct doc *d, const struct ynode 
                             "rule '%s' is listed twice", items[i]->s);
             }
         }
+        d->ref_line = xrealloc(d->ref_line, (d->nrefs + 1) * sizeof(*d->ref_line));
+        d->ref_col = xrealloc(d->ref_col, (d->nrefs + 1) * sizeof(*d->ref_col));
+        d->ref_line[d->nrefs] = items[i]->line;
+        d->ref_col[d->nrefs] = items[i]->col;
         d->refs[d->nrefs++] = xstrndup(items[i]->s, items[i]->n);
     }
     if ((r->type == RULES_TEMPORAL || r->type == RULES_TEMPORAL_ORDERED) && d->nrefs < 2) {
@@ -1263,14 +1268,16 @@ static int resolve(struct loader *L, struct doc *d)
     for (size_t i = 0; i < d->nrefs; i++) {
         struct doc *t = declared(L, d->refs[i], NULL);
         if (!t) {
-            return derr(L, d, RULES_INVALID, 0, 0, "rule '%s' is not defined in any loaded file",
-                        d->refs[i]);
+            return derr(L, d, RULES_INVALID, d->ref_line[i], d->ref_col[i],
+                        "rule '%s' is not defined in any loaded file", d->refs[i]);
         }
         if (t == d) {
-            return derr(L, d, RULES_INVALID, 0, 0, "the correlation refers to itself");
+            return derr(L, d, RULES_INVALID, d->ref_line[i], d->ref_col[i],
+                        "the correlation refers to itself");
         }
         if (t->state < 0) {
-            return derr(L, d, RULES_INVALID, 0, 0, "rule '%s' did not load (%s)", d->refs[i],
+            return derr(L, d, RULES_INVALID, d->ref_line[i], d->ref_col[i],
+                        "rule '%s' did not load (%s)", d->refs[i],
                         L->rep->items[t->item].reason ? L->rep->items[t->item].reason : "?");
         }
         if (t->state == 0) {
@@ -1341,6 +1348,8 @@ static void doc_release(struct doc *d)
         free(d->refs[i]);
     }
     free(d->refs);
+    free(d->ref_line);
+    free(d->ref_col);
     for (size_t i = 0; i < d->naliases; i++) {
         free(d->alias_name[i]);
         free(d->alias_rule[i]);
