@@ -218,10 +218,13 @@ int json_to_mp(struct span text, struct buf *out, size_t *used, struct errbuf *e
      * callbacks stop the parse after the first. */
     yajl_config(h, yajl_allow_multiple_values, 1);
     yajl_status st = yajl_parse(h, doc.p, doc.n);
-    if (st == yajl_status_ok && !j.done) {
-        st = yajl_complete_parse(h); /* a number at the very end of the text */
-    }
     size_t consumed = yajl_get_bytes_consumed(h);
+    if (st == yajl_status_ok && !j.done) {
+        /* A number at the very end of the text completes here; a document cut off
+         * ("premature EOF") fails here, at the end of the text. */
+        st = yajl_complete_parse(h);
+        consumed = doc.n;
+    }
     if (!j.done) {
         int line, col;
         int rc = j.err ? j.err : VG_EFORMAT;
