@@ -61,7 +61,7 @@ static void hunt_usage(FILE *f)
             "                 timer does: events that arrived long after their time do not\n"
             "                 count for correlations, as live\n"
             "  --buffer-mb N  events held in memory while ordering them (default %d); beyond,\n"
-            "                 a temporary file in $TMPDIR\n"
+            "                 a temporary file in $TMPDIR (0: every event goes through it)\n"
             "  --map FILE     a logsource/field mapping instead of the built-in one\n",
             HUNT_DEFAULT_BUF_MB);
 }
@@ -506,8 +506,8 @@ int cmd_hunt(int argc, char **argv)
         } else if (strcmp(a, "--map") == 0) {
             opt.map_path = argv[++i];
         } else if (strcmp(a, "--buffer-mb") == 0) {
-            if (parse_u64(span_str(argv[++i]), 1u << 20, &buf_mb) < 0 || buf_mb == 0) {
-                fprintf(stderr, "vigil hunt: --buffer-mb: expected 1 to %u, got '%s'\n", 1u << 20,
+            if (parse_u64(span_str(argv[++i]), 1u << 20, &buf_mb) < 0) {
+                fprintf(stderr, "vigil hunt: --buffer-mb: expected 0 to %u, got '%s'\n", 1u << 20,
                         argv[i]);
                 free(paths);
                 return CLI_USAGE;
