@@ -78,6 +78,7 @@ struct pipeline {
     size_t nnotices;
     uint64_t notices_more; /* deletions past the queue */
     uint64_t free_bytes;   /* at the last check */
+    bool free_moved;       /* free_bytes changed much since the loop last read it */
     unsigned held;         /* partitions retention keeps for a hold */
 
     /* Store thread only: housekeeping. */
@@ -188,10 +189,14 @@ static void check_disk(struct pipeline *p, int64_t mono)
     }
     p->statvfs_warned = false;
     uv_mutex_lock(&p->mu);
+    /* The gauge follows when it moved by more than 64 MiB, batches or not. */
+    uint64_t delta = free_b > p->free_bytes ? free_b - p->free_bytes : p->free_bytes - free_b;
+    p->free_moved |= delta > (64u << 20);
     p->free_bytes = free_b;
     uv_mutex_unlock(&p->mu);
     /* A failed write (ENOSPC) counts as full even if statvfs disagrees. */
-    bool full = free_b < p->pol.free_reserve_bytes || p->disk_recheck;
+    bool full =
+        (p->pol.free_reserve_bytes > 0 && free_b < p->pol.free_reserve_bytes) || p->disk_recheck;
     p->disk_recheck = false;
     if (full == p->disk_full) {
         return;
@@ -202,9 +207,11 @@ static void check_disk(struct pipeline *p, int64_t mono)
         n.kind = PIPELINE_DISK_FULL;
         p->full_since = mono;
         p->refused = 0;
-        log_warn("store '%s': %" PRIu64 " bytes free, below store.free_reserve (%" PRIu64
+        log_warn("store '%s': %" PRIu64 " bytes free, %s store.free_reserve (%" PRIu64
                  "): refusing events (not acknowledged; agents retry) until space returns",
-                 p->pol.store_dir, free_b, p->pol.free_reserve_bytes);
+                 p->pol.store_dir, free_b,
+                 free_b < p->pol.free_reserve_bytes ? "below" : "a write found no room; above",
+                 p->pol.free_reserve_bytes);
     } else {
         n.kind = PIPELINE_DISK_OK;
         n.duration_ns = mono - p->full_since;
@@ -247,7 +254,7 @@ static int64_t housekeeping(struct pipeline *p)
 {
     int64_t now = vg_mono_ns();
 
-    if (p->pol.free_reserve_bytes > 0 && (now >= p->next_disk || p->disk_recheck)) {
+    if (p->pol.store_dir && (now >= p->next_disk || p->disk_recheck)) {
         check_disk(p, now);
         p->next_disk = now + p->pol.disk_check_every_ns;
     }
@@ -266,7 +273,7 @@ static int64_t housekeeping(struct pipeline *p)
         p->next_retention = now + p->pol.retention_every_ns;
     }
     int64_t next = p->next_seal;
-    if (p->pol.free_reserve_bytes > 0 && p->next_disk < next) {
+    if (p->pol.store_dir && p->next_disk < next) {
         next = p->next_disk;
     }
     if (p->pol.retention_every_ns > 0 && p->next_retention < next) {
@@ -316,7 +323,7 @@ static void store_thread(void *arg)
             wake = true;
         }
         p->notices_more += p->pending_more;
-        wake |= p->pending_more > 0;
+        wake |= p->pending_more > 0 || p->free_moved;
         p->npending = 0;
         p->pending_more = 0;
         if (b) {
@@ -387,6 +394,7 @@ static void deliver_notices(struct pipeline *p)
     p->nnotices = 0;
     p->notices_more = 0;
     p->m->disk_free_bytes = p->free_bytes;
+    p->free_moved = false;
     p->m->retention_held = p->held;
     uv_mutex_unlock(&p->mu);
     for (size_t i = 0; i <= n; i++) {

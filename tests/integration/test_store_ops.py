@@ -166,6 +166,7 @@ class DiskFull(unittest.TestCase):
         vd = self.vd
         self.assertTrue(ship(vd, [(int(time.time()), {"message": "before", "run": "df"})], "a"))
         self.assertEqual(vd.metrics()["vigil_store_disk_full"], 0)
+        wait_for("the free space gauge", lambda: vd.metrics()["vigil_store_free_bytes"] > 0)
         filler = os.path.join(vd.dir, "filler")
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
