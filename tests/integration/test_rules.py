@@ -662,6 +662,15 @@ class Reload(unittest.TestCase):
         vd.stop()
 
 
+class PackTests(unittest.TestCase):
+    """Every rule of the pack loads and has test cases, and they pass."""
+
+    def test_rules_test_etc_rules(self):
+        p = run([harness.VIGIL, "rules", "test", "--quiet", RULES])
+        self.assertIn("0 failed; 15 rules with tests, 0 without; 0 rules did not load",
+                      p.stdout)
+
+
 class Demo(unittest.TestCase):
     """vigil demo loads etc/rules and shows what they raised."""
 
