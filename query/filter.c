@@ -1343,6 +1343,66 @@ void filter_time_bounds(const struct filter *f, int64_t *since, int64_t *until)
     }
 }
 
+/* filter.h: what one positive leaf ANDed at the top level says every match has. */
+static void need_leaf(const struct fnode *n, struct filter_needs *out)
+{
+    const struct fcmp *c = &n->cmp;
+
+    if (n->kind == FN_TEXT) {
+        out->texts[out->ntexts++] = c->val; /* text_match: contains, ignoring case */
+        return;
+    }
+    if (n->kind != FN_CMP || c->neg) {
+        return;
+    }
+    enum vg_field_type type = vg_field_type((enum vg_field)c->field);
+    bool text = false;
+    switch (type) {
+    case VG_FT_STR:
+        /* str_match: equal, prefix or contains: each contains the value. */
+        text = c->op == FOP_EQ || c->op == FOP_HAS;
+        if (c->op == FOP_EQ && !c->prefix && !is_nocase_field(c->field)) {
+            out->values[out->nvalues++] = (struct filter_need_value){ c->field, c->val };
+        }
+        break;
+    case VG_FT_IP:
+        text = c->op == FOP_HAS || c->prefix;
+        if (c->op == FOP_EQ && c->is_ip && !c->cidr && !c->prefix) {
+            out->values[out->nvalues++] = (struct filter_need_value){ c->field, c->val };
+        }
+        break;
+    case VG_FT_SEVERITY:
+        text = c->op == FOP_HAS || c->prefix; /* not =name: a rank, whatever the spelling */
+        break;
+    case VG_FT_RAW:
+        /* raw_value_match: ~ on any value's text; = on strings only when the value reads
+         * as no number, boolean or null. */
+        text = c->op == FOP_HAS ||
+               (c->op == FOP_EQ && !c->has_int && !c->has_float && !c->has_bool && !c->is_null);
+        break;
+    default:
+        break;
+    }
+    if (text) {
+        out->texts[out->ntexts++] = c->val;
+    }
+}
+
+void filter_needs(const struct filter *f, struct filter_needs *out)
+{
+    const struct fnode *root = f->root;
+
+    out->nvalues = 0;
+    out->ntexts = 0;
+    if (root->kind == FN_AND) {
+        for (size_t i = 0; i < root->n; i++) {
+            need_leaf(root->kids[i], out);
+        }
+    } else {
+        need_leaf(root, out);
+    }
+}
+
 static const char *op_name(const struct fcmp *c)
 {
     if (c->prefix) {

@@ -52,6 +52,28 @@ bool filter_match(const struct filter *f, const struct rec *r);
  * unbounded. Every match lies inside the range (the converse does not hold). */
 void filter_time_bounds(const struct filter *f, int64_t *since, int64_t *until);
 
+/* What every record matching f has, from the terms ANDed at the top level (a term
+ * under OR or NOT, a negated one, a number, time, CIDR or severity rank comparison adds
+ * nothing), for the scanner to skip blocks whose index rules it out (store_need):
+ * - values: field = value, case-sensitive equality on a text field, or an IP field
+ *   equal to an address (value as written: compare as addresses);
+ * - texts: strings that occur, ignoring ASCII case, inside one string of every match:
+ *   a bare word or phrase (in a normalized field or a string of raw; raw integers are
+ *   searched as decimals, which a text made of digits alone could match: the index
+ *   ignores digit-only trigrams), field~text, field=value and field=prefix* on text
+ *   fields, and on raw paths when only a string can match (raw.x=abc, not raw.x=401).
+ * Spans point into f; at most FILTER_MAX_TERMS of each. Pure. */
+struct filter_needs {
+    size_t nvalues;
+    struct filter_need_value {
+        enum vg_field field;
+        struct span value;
+    } values[FILTER_MAX_TERMS];
+    size_t ntexts;
+    struct span texts[FILTER_MAX_TERMS];
+};
+void filter_needs(const struct filter *f, struct filter_needs *out);
+
 /* Appends a canonical form, e.g. (AND (EQ pod "x") (TEXT "shell")), for --explain and
  * tests. Returns 0 or VG_ELIMIT. */
 int filter_describe(const struct filter *f, struct buf *out) VG_MUST_USE;

@@ -127,19 +127,35 @@ static int cmp_hit(const void *a, const void *b)
     return hit_less(x, y) ? -1 : hit_less(y, x) ? 1 : 0;
 }
 
-int scan_run(const char *dir, int64_t since, int64_t until, const struct filter *f,
-             uint64_t limit, bool progress, struct scan_result *res, struct errbuf *eb)
+int scan_run(const char *dir, int64_t since, int64_t until, const struct filter *f, uint64_t limit,
+             bool progress, struct scan_result *res, struct errbuf *eb)
 {
     struct store_reader *rd = NULL;
     struct scan_ctx c = { f, limit, res, progress, 0, 0, 0, eb };
     int64_t t0 = vg_mono_ns();
     int rc;
 
+    struct filter_needs fn;
+    struct store_need_value vals[FILTER_MAX_TERMS];
+    struct store_need need = { vals, 0, fn.texts, 0 };
+
     memset(res, 0, sizeof(*res));
+    if (f) {
+        /* What every match has, for the block index (segment.md 3.2). */
+        filter_needs(f, &fn);
+        for (size_t i = 0; i < fn.nvalues; i++) {
+            vals[i].field = vg_field_name(fn.values[i].field);
+            vals[i].value = fn.values[i].value;
+        }
+        need.nvalues = fn.nvalues;
+        need.ntexts = fn.ntexts;
+        res->need_values = fn.nvalues;
+        res->need_texts = fn.ntexts;
+    }
     if ((rc = store_reader_open(dir, &rd, eb)) < 0) {
         return rc;
     }
-    rc = store_scan(rd, since, until, on_rec, &c, &res->stats);
+    rc = store_scan_need(rd, since, until, &need, on_rec, &c, &res->stats);
     if (rc < 0 && !c.bad) {
         errbuf_set(eb, "%s", store_reader_error(rd));
     }
@@ -147,9 +163,11 @@ int scan_run(const char *dir, int64_t since, int64_t until, const struct filter 
     if (progress && c.seen >= 0x10000) {
         fprintf(stderr, "\r%60s\r", "");
     }
+    int64_t t1 = vg_mono_ns();
     if (res->n > 1) {
         qsort(res->hits, res->n, sizeof(*res->hits), cmp_hit);
     }
+    res->ns_sort = (uint64_t)(vg_mono_ns() - t1);
     res->seconds = (double)(vg_mono_ns() - t0) / 1e9;
     return rc < 0 ? rc : 0;
 }

@@ -23,15 +23,19 @@ struct scan_hit {
 struct scan_result {
     struct scan_hit *hits; /* sorted by (ts, seq) after scan_run */
     size_t n, cap;
-    uint64_t matched;      /* all matches, including those past the limit */
+    uint64_t matched; /* all matches, including those past the limit */
     struct store_scan_stats stats;
     double seconds;
+    size_t need_values; /* what the filter told the block index (filter_needs) */
+    size_t need_texts;
+    uint64_t ns_sort; /* sorting the hits */
 };
 
 /* Scans dir over [since, until) for records matching f (NULL: all). limit 0 = no limit.
+ * Blocks whose index rules out what f needs (filter_needs) are skipped unread.
  * Returns 0, or negative with eb set (a corrupt block is an error, never skipped). */
-int scan_run(const char *dir, int64_t since, int64_t until, const struct filter *f,
-             uint64_t limit, bool progress, struct scan_result *res, struct errbuf *eb);
+int scan_run(const char *dir, int64_t since, int64_t until, const struct filter *f, uint64_t limit,
+             bool progress, struct scan_result *res, struct errbuf *eb);
 void scan_result_release(struct scan_result *res);
 
 #endif

@@ -18,14 +18,15 @@
 
 static void search_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: vigil search [FILTER...] [--since T] [--until T] [--limit N]\n"
-            "                    [--format table|json|ndjson|csv] [--explain] [-c FILE | --store DIR]\n"
-            "\n"
-            "FILTER: field=value, field!=value, field~substring, field>=N, severity>=warning,\n"
-            "        src_ip=10.0.0.0/8, field=prefix*, bare words (full text), AND, OR, NOT, ( ).\n"
-            "T: RFC 3339 (2024-05-01T13:00:00Z) or relative (15m, 2h, 7d).\n"
-            "--limit: the earliest N matches (default 1000 on a terminal, all when piped).\n");
+    fprintf(
+        f,
+        "usage: vigil search [FILTER...] [--since T] [--until T] [--limit N]\n"
+        "                    [--format table|json|ndjson|csv] [--explain] [-c FILE | --store DIR]\n"
+        "\n"
+        "FILTER: field=value, field!=value, field~substring, field>=N, severity>=warning,\n"
+        "        src_ip=10.0.0.0/8, field=prefix*, bare words (full text), AND, OR, NOT, ( ).\n"
+        "T: RFC 3339 (2024-05-01T13:00:00Z) or relative (15m, 2h, 7d).\n"
+        "--limit: the earliest N matches (default 1000 on a terminal, all when piped).\n");
 }
 
 static int terminal_width(void)
@@ -35,6 +36,56 @@ static int terminal_width(void)
         return ws.ws_col;
     }
     return 0;
+}
+
+static double ms(uint64_t ns)
+{
+    return (double)ns / 1e6;
+}
+
+/* --explain (DESIGN.md "Query CLI"): what the scan did, on stderr. */
+static void print_explain(const struct filter *f, int64_t since, int64_t until,
+                          const struct scan_result *res)
+{
+    const struct store_scan_stats *s = &res->stats;
+    struct buf d;
+    char t0[40] = "-inf";
+    char t1[40] = "+inf";
+
+    buf_init(&d, 1 << 16);
+    if (filter_describe(f, &d) < 0) {
+        buf_reset(&d);
+    }
+    if (since != INT64_MIN) {
+        vg_time_format(since, 9, t0, sizeof(t0));
+    }
+    if (until != INT64_MAX) {
+        vg_time_format(until, 9, t1, sizeof(t1));
+    }
+    fprintf(stderr, "explain: filter %s\n", buf_cstr(&d));
+    fprintf(stderr, "explain: window [%s, %s)\n", t0, t1);
+    if (res->need_values + res->need_texts > 0) {
+        fprintf(stderr, "explain: index: every match needs %zu field value(s), %zu text(s)\n",
+                res->need_values, res->need_texts);
+    } else {
+        fprintf(stderr, "explain: index: nothing every match needs: blocks are chosen by time\n");
+    }
+    fprintf(stderr,
+            "explain: segments %" PRIu64 "; blocks read %" PRIu64 ", skipped by time %" PRIu64
+            ", skipped by index %" PRIu64 "\n",
+            s->segments, s->blocks_read, s->blocks_skipped, s->blocks_skipped_index);
+    fprintf(stderr, "explain: bytes read %" PRIu64 ", bytes decompressed %" PRIu64 "\n",
+            s->bytes_read, s->bytes_decompressed);
+    fprintf(stderr,
+            "explain: records decoded %" PRIu64 ", in window %" PRIu64 ", matched %" PRIu64
+            ", shown %zu\n",
+            s->records_decoded, s->records, res->matched, res->n);
+    fprintf(stderr,
+            "explain: time catalog %.1f ms, read %.1f ms, index %.1f ms, checksum %.1f ms, "
+            "decompress %.1f ms, unpack %.1f ms, filter %.1f ms, sort %.1f ms; total %.3f s\n",
+            ms(s->ns_catalog), ms(s->ns_io), ms(s->ns_index), ms(s->ns_check), ms(s->ns_decompress),
+            ms(s->ns_unpack), ms(s->ns_deliver), ms(res->ns_sort), res->seconds);
+    buf_release(&d);
 }
 
 int cmd_search(int argc, char **argv)
@@ -59,8 +110,8 @@ int cmd_search(int argc, char **argv)
         if (c > 0) {
             continue;
         }
-        if ((strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0 ||
-             strcmp(a, "--limit") == 0 || strcmp(a, "--format") == 0) &&
+        if ((strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0 || strcmp(a, "--limit") == 0 ||
+             strcmp(a, "--format") == 0) &&
             i + 1 >= argc) {
             fprintf(stderr, "vigil search: %s needs a value\n", a);
             free(words);
@@ -162,8 +213,10 @@ int cmd_search(int argc, char **argv)
         }
         int orc = out_event(o, &r);
         if (orc == VG_ECORRUPT) {
-            fprintf(stderr, "vigil search: event seq %" PRIu64 " has a malformed raw value; "
-                            "skipped (run vigil verify)\n", res.hits[i].seq);
+            fprintf(stderr,
+                    "vigil search: event seq %" PRIu64 " has a malformed raw value; "
+                    "skipped (run vigil verify)\n",
+                    res.hits[i].seq);
             continue;
         }
         if (orc < 0) {
@@ -175,25 +228,11 @@ int cmd_search(int argc, char **argv)
     }
     out_free(o);
     if (limit && res.matched > res.n) {
-        fprintf(stderr, "vigil search: showing the earliest %zu of %" PRIu64
-                        " matches (--limit)\n", res.n, res.matched);
+        fprintf(stderr, "vigil search: showing the earliest %zu of %" PRIu64 " matches (--limit)\n",
+                res.n, res.matched);
     }
     if (explain) {
-        struct buf d;
-        buf_init(&d, 1 << 16);
-        if (filter_describe(f, &d) < 0) {
-            buf_reset(&d);
-        }
-        fprintf(stderr,
-                "explain: filter %s\n"
-                "explain: window [%" PRId64 ", %" PRId64 ")\n"
-                "explain: segments %" PRIu64 ", blocks read %" PRIu64 ", blocks skipped %" PRIu64
-                ", bytes decompressed %" PRIu64 "\n"
-                "explain: records decoded %" PRIu64 ", matched %" PRIu64 ", shown %zu, %.3f s\n",
-                buf_cstr(&d), since, until, res.stats.segments, res.stats.blocks_read,
-                res.stats.blocks_skipped, res.stats.bytes_decompressed, res.stats.records,
-                res.matched, res.n, res.seconds);
-        buf_release(&d);
+        print_explain(f, since, until, &res);
     }
     scan_result_release(&res);
     filter_free(f);

@@ -172,23 +172,24 @@ static const uint8_t tri_class[256] = {
     36,  36,  36,  36,  36,  36,  36,  36,  36,
 };
 
-/* Calls SET(code) for each trigram of text that is not made of hex digits only. */
+/* Calls SET(code) for each trigram of text that is not made of hex digits only: the
+ * classes of the last three bytes of a run; all three < 16 exactly when their OR is. */
 #define TRIGRAMS(text, SET)                     \
  do {                                           \
-  uint32_t code_ = 0;                           \
+  uint32_t c1_ = 0;                             \
+  uint32_t c2_ = 0;                             \
   uint32_t run_ = 0;                            \
-  uint32_t nonhex_ = 0;                         \
   for (size_t i_ = 0; i_ < (text).n; i_++) {    \
    uint32_t c_ = tri_class[(text).p[i_]];       \
    if (c_ == 255) {                             \
     run_ = 0;                                   \
     continue;                                   \
    }                                            \
-   code_ = (code_ % (37 * 37)) * 37 + c_;       \
-   nonhex_ = ((nonhex_ << 1) | (c_ >= 16)) & 7; \
-   if (++run_ >= 3 && nonhex_) {                \
-    SET(code_);                                 \
+   if (++run_ >= 3 && (c1_ | c2_ | c_) >= 16) { \
+    SET(c1_ *(37 * 37) + c2_ * 37 + c_);        \
    }                                            \
+   c1_ = c2_;                                   \
+   c2_ = c_;                                    \
   }                                             \
  } while (0)
 
@@ -254,10 +255,7 @@ void bix__builder_reset(struct bix_builder *b)
         f->exact = true;
         buf_reset(&f->vals);
     }
-    if (b->ngrams > 0) {
-        memset(b->grams, 0, sizeof(b->grams));
-    }
-    b->ngrams = 0;
+    memset(b->grams, 0, sizeof(b->grams));
 }
 
 void bix__builder_release(struct bix_builder *b)
@@ -343,14 +341,7 @@ static int field_add(struct bix_field *f, struct span k)
     return 0;
 }
 
-#define SET_GRAM(c)                        \
- do {                                      \
-  uint64_t bit_ = (uint64_t)1 << ((c)&63); \
-  if (!(b->grams[(c) >> 6] & bit_)) {      \
-   b->grams[(c) >> 6] |= bit_;             \
-   b->ngrams++;                            \
-  }                                        \
- } while (0)
+#define SET_GRAM(c) (b->grams[(c) >> 6] |= (uint64_t)1 << ((c)&63))
 
 int bix__builder_add(struct bix_builder *b, const struct pack_view *v)
 {
@@ -377,8 +368,8 @@ int bix__builder_add(struct bix_builder *b, const struct pack_view *v)
     if (b->text_off) {
         return 0;
     }
-    if (!v->raw_ok) {
-        b->text_off = true;
+    if (!v->raw_ok || v->unknown) {
+        b->text_off = true; /* text the index would not see: no text index */
         return 0;
     }
     /* segment.md 3.2.3: every normalized string, and the text of raw. A normalized
@@ -458,11 +449,15 @@ int bix__builder_finish(const struct bix_builder *b, struct buf *out)
     if (!b->text_off) {
         /* A count, then the codes ascending as differences (the first from -1). */
         size_t start = out->len;
-        if ((rc = buf_reserve(out, ENTRY_HDR + 10 + 3 * (size_t)b->ngrams)) < 0) {
+        uint32_t ngrams = 0;
+        for (uint32_t w = 0; w < VG_ARRAY_LEN(b->grams); w++) {
+            ngrams += (uint32_t)__builtin_popcountll(b->grams[w]);
+        }
+        if ((rc = buf_reserve(out, ENTRY_HDR + 10 + 3 * (size_t)ngrams)) < 0) {
             return rc;
         }
         uint8_t *p = out->data + start + ENTRY_HDR;
-        p = put_uvarint(p, b->ngrams);
+        p = put_uvarint(p, ngrams);
         int64_t prev = -1;
         for (uint32_t w = 0; w < VG_ARRAY_LEN(b->grams); w++) {
             uint64_t bits = b->grams[w];

@@ -69,13 +69,17 @@ struct pack_view {
     bool packable;             /* indexable, keys in table order, none unknown, raw a bin
                                   (or absent), nothing after the map */
     bool raw_ok;               /* raw absent, empty, or one msgpack value that walks */
+    bool unknown;              /* keys not in the table (text the index does not see) */
     bool rawstr_more;          /* raw has more text than rawstr lists */
     uint32_t present;          /* bit k: key k present */
     int64_t num[PK_COUNT];     /* PK_TS, PK_RECEIVED, PK_DST_PORT; PK_SEQ as uint64 bits */
     struct span str[PK_COUNT]; /* string keys; PK_RAW: the raw event's msgpack bytes */
     int16_t ref[PK_COUNT];     /* string keys: index in rawstr of an equal string, or -1 */
     uint32_t nrawstr;
+    uint32_t nstr;                       /* string values of raw */
     struct span rawstr[PACK_RAWSTR_MAX]; /* the text of raw (segment.md 3.2.3), in order */
+    int16_t rawstr_ord[PACK_RAWSTR_MAX]; /* a string's ordinal among raw's strings; -1
+                                            for the text of a boolean or float */
 };
 
 /* Parses rec into v. Never fails: v->indexable / v->packable say what it may be used
@@ -84,15 +88,18 @@ void pack__view(struct span rec, struct pack_view *v);
 
 /* ---- packed records (segment.md 3.4.2) ---- */
 
-/* Appends rec to out packed against the entry's ts and seq: form 1 when v is packable
- * and unpacking gives back exactly rec (checked here, with scratch), else form 0
- * (verbatim). Returns 0 or VG_ELIMIT (out->max). */
+/* Appends rec to out packed against the entry's ts and seq and the received time of
+ * the group's last packed record (*prev_received, 0 at the group's start; updated when
+ * rec is packed with a received time): form 1 when v is packable and unpacking gives
+ * back exactly rec (checked here, with scratch), else form 0 (verbatim). Returns 0 or
+ * VG_ELIMIT (out->max). */
 int pack__record(struct span rec, const struct pack_view *v, int64_t ts, uint64_t seq,
-                 struct buf *out, struct buf *scratch) VG_MUST_USE;
+                 int64_t *prev_received, struct buf *out, struct buf *scratch) VG_MUST_USE;
 
-/* Appends the record packed in p (as pack__record wrote it for ts, seq) to out.
- * Returns 0, VG_ECORRUPT (malformed: why says how) or VG_ELIMIT (out->max). */
-int pack__unpack(struct span p, int64_t ts, uint64_t seq, struct buf *out,
+/* Appends the record packed in p (as pack__record wrote it for ts, seq and
+ * *prev_received, which is updated the same way) to out. Returns 0, VG_ECORRUPT
+ * (malformed: why says how) or VG_ELIMIT (out->max). */
+int pack__unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_received, struct buf *out,
                  struct errbuf *why) VG_MUST_USE;
 
 /* The group a record goes to inside its block (segment.md 3.4.1): records of one
@@ -146,7 +153,6 @@ struct bix_builder {
     bool text_off; /* a raw that does not walk: no text index */
     struct bix_field f[BIX_NFIELDS + 1];
     uint64_t grams[(BIX_TRIGRAMS + 63) / 64];
-    uint32_t ngrams;
     struct buf key; /* scratch */
 };
 void bix__builder_init(struct bix_builder *b);  /* allocates nothing */

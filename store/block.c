@@ -290,6 +290,7 @@ int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct s
         it->group_left = (uint32_t)n;
         it->ts = 0;
         it->seq = 0;
+        it->prev_received = 0;
     }
     if (get_uvarint(&it->in, &zz) < 0 || get_uvarint(&it->in, &dseq) < 0 ||
         get_uvarint(&it->in, &len) < 0) {
@@ -316,7 +317,7 @@ int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct s
         size_t at = it->scratch->len;
         struct errbuf w2;
         errbuf_clear(&w2);
-        int rc = pack__unpack(packed, it->ts, it->seq, it->scratch, &w2);
+        int rc = pack__unpack(packed, it->ts, it->seq, &it->prev_received, it->scratch, &w2);
         if (rc == 0 && it->scratch->len - at > 2 * (size_t)len + 64) {
             errbuf_set(&w2, "unpacks to more than twice its size");
             rc = VG_ECORRUPT;
@@ -376,6 +377,7 @@ void block__builder_reset(struct block_builder *b)
     b->seq_min = UINT64_MAX;
     b->seq_max = 0;
     b->prev_seq = 0;
+    memset(b->prev_received, 0, sizeof(b->prev_received));
     bix__builder_reset(&b->ix);
 }
 
@@ -451,15 +453,19 @@ int block__builder_add(struct block_builder *b, int64_t ts, uint64_t seq, struct
     }
     pack__view(rec, b->view);
     size_t off = b->raw.len;
-    if ((rc = pack__record(rec, b->view, ts, seq, &b->raw, &b->scratch)) < 0 ||
+    unsigned group = pack__group(b->view);
+    int64_t prev_received = b->prev_received[group];
+    if ((rc = pack__record(rec, b->view, ts, seq, &b->prev_received[group], &b->raw, &b->scratch)) <
+            0 ||
         (rc = bix__builder_add(&b->ix, b->view)) < 0) {
         b->raw.len = off;
+        b->prev_received[group] = prev_received;
         return rc == VG_ELIMIT ? rc : VG_ELIMIT;
     }
-    struct block_ent e = { ts, seq, (uint32_t)off, (uint32_t)(b->raw.len - off),
-                           pack__group(b->view) };
+    struct block_ent e = { ts, seq, (uint32_t)off, (uint32_t)(b->raw.len - off), group };
     if ((rc = buf_append(&b->ents, &e, sizeof(e))) < 0) {
         b->raw.len = off;
+        b->prev_received[group] = prev_received;
         return VG_ELIMIT;
     }
     builder_range(b, ts, seq, rec.n);

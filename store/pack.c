@@ -108,8 +108,11 @@ static int raw_walk(struct span *cur, int depth, struct pack_view *v)
         return 0;
     case MP_MAP:
         for (uint32_t i = 0; i < o.v.count; i++) {
-            /* Keys are names, not text (the filter never searches them). */
-            if (mp_skip(cur) < 0 || raw_walk(cur, depth + 1, v) < 0) {
+            /* Keys are names, not text (the filter never searches them); a key that is
+             * a map or an array (no JSON has one) makes raw one the index skips. */
+            struct mp_obj k;
+            if (mp_read(cur, &k) != 1 || k.type == MP_ARRAY || k.type == MP_MAP ||
+                raw_walk(cur, depth + 1, v) < 0) {
                 return -1;
             }
         }
@@ -121,10 +124,50 @@ static int raw_walk(struct span *cur, int depth, struct pack_view *v)
         if (v->nrawstr == PACK_RAWSTR_MAX) {
             v->rawstr_more = true;
         } else {
+            v->rawstr_ord[v->nrawstr] = o.type == MP_STR ? (int16_t)v->nstr : -1;
             v->rawstr[v->nrawstr++] = text;
         }
     }
+    v->nstr += o.type == MP_STR;
     return 0;
+}
+
+/* The strings of raw by ordinal (segment.md 3.4.2: its string values in walk order):
+ * spans[i] for i <= max. Returns 1 when all were found, 0 when raw has fewer, -1 for
+ * malformed bytes. */
+static int raw_strings(struct span *cur, int depth, uint32_t max, uint32_t *n, struct span *spans)
+{
+    struct mp_obj o;
+    int rc;
+
+    if (depth > MP_MAX_DEPTH || mp_read(cur, &o) != 1) {
+        return -1;
+    }
+    switch (o.type) {
+    case MP_STR:
+        spans[*n] = o.v.s;
+        return ++*n > max;
+    case MP_ARRAY:
+        for (uint32_t i = 0; i < o.v.count; i++) {
+            if ((rc = raw_strings(cur, depth + 1, max, n, spans)) != 0) {
+                return rc;
+            }
+        }
+        return 0;
+    case MP_MAP:
+        for (uint32_t i = 0; i < o.v.count; i++) {
+            struct mp_obj k;
+            if (mp_read(cur, &k) != 1 || k.type == MP_ARRAY || k.type == MP_MAP) {
+                return -1; /* as raw_walk: the writer never refers into such a raw */
+            }
+            if ((rc = raw_strings(cur, depth + 1, max, n, spans)) != 0) {
+                return rc;
+            }
+        }
+        return 0;
+    default:
+        return 0;
+    }
 }
 
 /* Index in v->rawstr of a string of raw equal to s (inside raw's bytes), or -1. */
@@ -138,8 +181,8 @@ static int find_in_raw(const struct pack_view *v, struct span s)
     }
     for (uint32_t i = 0; i < v->nrawstr; i++) {
         struct span r = v->rawstr[i];
-        if (r.n == s.n && r.p >= lo && r.p + r.n <= hi && r.p[0] == s.p[0] &&
-            memcmp(r.p, s.p, s.n) == 0) {
+        if (r.n == s.n && v->rawstr_ord[i] >= 0 && r.p >= lo && r.p + r.n <= hi &&
+            r.p[0] == s.p[0] && memcmp(r.p, s.p, s.n) == 0) {
             return (int)i;
         }
     }
@@ -158,8 +201,10 @@ void pack__view(struct span rec, struct pack_view *v)
     v->indexable = false;
     v->packable = false;
     v->raw_ok = true;
+    v->unknown = false;
     v->present = 0;
     v->nrawstr = 0;
+    v->nstr = 0;
     v->rawstr_more = false;
     if (mp_read(&cur, &o) != 1 || o.type != MP_MAP) {
         return;
@@ -233,6 +278,7 @@ void pack__view(struct span rec, struct pack_view *v)
         }
     }
     v->indexable = true;
+    v->unknown = unknown;
     v->packable = ordered && !unknown && raw_bin && cur.n == 0;
     for (int key = 0; key < PK_COUNT; key++) {
         v->ref[key] = -1;
@@ -301,8 +347,11 @@ static int get_uvarint(struct span *in, uint64_t *out)
 #define PACK_VERBATIM 0
 #define PACK_PACKED   1
 
+static int unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_received, bool raw_body,
+                  struct buf *out, struct errbuf *why);
+
 int pack__record(struct span rec, const struct pack_view *v, int64_t ts, uint64_t seq,
-                 struct buf *out, struct buf *scratch)
+                 int64_t *prev_received, struct buf *out, struct buf *scratch)
 {
     size_t start = out->len;
     int rc;
@@ -321,19 +370,22 @@ int pack__record(struct span rec, const struct pack_view *v, int64_t ts, uint64_
                 continue;
             }
             switch (keys[k].cls) {
-            case KC_INT:
-                p = put_uvarint(p, zigzag(k == PK_DST_PORT ? (uint64_t)v->num[k]
-                                                           : (uint64_t)v->num[k] - (uint64_t)ts));
+            case KC_INT: {
+                uint64_t base = k == PK_TS         ? (uint64_t)ts
+                                : k == PK_RECEIVED ? (uint64_t)*prev_received
+                                                   : 0;
+                p = put_uvarint(p, zigzag((uint64_t)v->num[k] - base));
                 break;
+            }
             case KC_UINT:
                 p = put_uvarint(p, zigzag((uint64_t)v->num[k] - seq));
                 break;
             default: {
                 struct span s = v->str[k];
                 if (v->ref[k] >= 0) {
-                    struct span r = v->rawstr[v->ref[k]];
-                    p = put_uvarint(p, (uint64_t)(r.p - v->str[PK_RAW].p) << 1 | 1);
-                    p = put_uvarint(p, r.n);
+                    /* Which string of raw (its ordinal): in events of one shape the
+                     * same small number every time, so lz4 sees the same bytes. */
+                    p = put_uvarint(p, (uint64_t)v->rawstr_ord[v->ref[k]] << 1 | 1);
                 } else {
                     p = put_uvarint(p, (uint64_t)s.n << 1);
                     memcpy(p, s.p, s.n);
@@ -350,13 +402,19 @@ int pack__record(struct span rec, const struct pack_view *v, int64_t ts, uint64_
         out->len = (size_t)(p - out->data);
         out->data[out->len] = 0;
 
-        /* Exactly the same bytes back, or verbatim. */
+        /* Exactly the same bytes back, or verbatim. raw is the record's last value
+         * (packable: keys in order, nothing after), copied as it is: unpacking all but
+         * its bytes and comparing that is enough. */
         struct errbuf why;
+        int64_t prev = *prev_received;
+        size_t tail = (v->present & (1u << PK_RAW)) ? v->str[PK_RAW].n : 0;
         scratch->len = 0;
         size_t plen = out->len - start;
         if (plen <= rec.n + 1 && rec.n <= 2 * plen + 64 &&
-            pack__unpack((struct span){ out->data + start, plen }, ts, seq, scratch, &why) == 0 &&
-            span_eq(buf_span(scratch), rec)) {
+            unpack((struct span){ out->data + start, plen }, ts, seq, &prev, false, scratch,
+                   &why) == 0 &&
+            scratch->len + tail == rec.n && memcmp(scratch->data, rec.p, scratch->len) == 0) {
+            *prev_received = prev;
             return 0;
         }
         out->len = start;
@@ -456,7 +514,15 @@ static uint8_t *put_mp_bin_hdr(uint8_t *p, size_t n)
     return p;
 }
 
-int pack__unpack(struct span p, int64_t ts, uint64_t seq, struct buf *out, struct errbuf *why)
+int pack__unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_received, struct buf *out,
+                 struct errbuf *why)
+{
+    return unpack(p, ts, seq, prev_received, true, out, why);
+}
+
+/* Unpacks p into out; without raw_body, stops after raw's bin header. */
+static int unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_received, bool raw_body,
+                  struct buf *out, struct errbuf *why)
 {
     struct {
         uint64_t num;
@@ -489,6 +555,7 @@ int pack__unpack(struct span p, int64_t ts, uint64_t seq, struct buf *out, struc
         return VG_ECORRUPT;
     }
     size_t need = 3; /* map16 */
+    uint32_t max_ord = UINT32_MAX;
     for (int k = 0; k < PK_RAW; k++) {
         if (!(present & (1u << k))) {
             continue;
@@ -505,11 +572,13 @@ int pack__unpack(struct span p, int64_t ts, uint64_t seq, struct buf *out, struc
         uint64_t t = val[k].num;
         if (t & 1) {
             val[k].lit = NULL;
-            val[k].off = t >> 1;
-            if (get_uvarint(&p, &val[k].len) < 0) {
+            val[k].off = t >> 1; /* the ordinal, for now */
+            if (val[k].off >= PACK_RAWSTR_MAX) {
                 errbuf_set(why, "packed record: bad reference of '%s'", keys[k].name);
                 return VG_ECORRUPT;
             }
+            max_ord =
+                val[k].off > max_ord || max_ord == UINT32_MAX ? (uint32_t)val[k].off : max_ord;
         } else {
             val[k].len = t >> 1;
             if (val[k].len > p.n) {
@@ -518,8 +587,8 @@ int pack__unpack(struct span p, int64_t ts, uint64_t seq, struct buf *out, struc
             }
             val[k].lit = p.p;
             span_advance(&p, (size_t)val[k].len);
+            need += 5 + (size_t)val[k].len;
         }
-        need += 5 + (size_t)val[k].len;
     }
     struct span raw = { NULL, 0 };
     if (present & (1u << PK_RAW)) {
@@ -529,11 +598,22 @@ int pack__unpack(struct span p, int64_t ts, uint64_t seq, struct buf *out, struc
         errbuf_set(why, "packed record: %zu bytes after the last value", p.n);
         return VG_ECORRUPT;
     }
-    for (int k = 0; k < PK_RAW; k++) {
-        if ((present & (1u << k)) && keys[k].cls == KC_STR && !val[k].lit &&
-            (val[k].off > raw.n || val[k].len > raw.n - val[k].off)) {
-            errbuf_set(why, "packed record: reference of '%s' outside raw", keys[k].name);
+    if (max_ord != UINT32_MAX) {
+        /* References name strings of raw by ordinal: find them. */
+        struct span strs[PACK_RAWSTR_MAX];
+        struct span cur = raw;
+        uint32_t nstr = 0;
+        if (raw_strings(&cur, 0, max_ord, &nstr, strs) != 1) {
+            errbuf_set(why, "packed record: a reference past the strings of raw");
             return VG_ECORRUPT;
+        }
+        for (int k = 0; k < PK_RAW; k++) {
+            if ((present & (1u << k)) && keys[k].cls == KC_STR && !val[k].lit) {
+                struct span r = strs[val[k].off];
+                val[k].lit = r.p;
+                val[k].len = r.n;
+                need += 5 + r.n;
+            }
         }
     }
     if ((rc = buf_reserve(out, need)) < 0) {
@@ -557,23 +637,30 @@ int pack__unpack(struct span p, int64_t ts, uint64_t seq, struct buf *out, struc
         switch (keys[k].cls) {
         case KC_INT: {
             uint64_t d = unzigzag(val[k].num);
-            o = put_mp_int(o, (int64_t)(k == PK_DST_PORT ? d : d + (uint64_t)ts));
+            if (k == PK_TS) {
+                d += (uint64_t)ts;
+            } else if (k == PK_RECEIVED) {
+                d += (uint64_t)*prev_received;
+                *prev_received = (int64_t)d;
+            }
+            o = put_mp_int(o, (int64_t)d);
             break;
         }
         case KC_UINT:
             o = put_mp_uint(o, unzigzag(val[k].num) + seq);
             break;
         case KC_STR: {
-            const uint8_t *s = val[k].lit ? val[k].lit : raw.p + val[k].off;
             o = put_mp_str_hdr(o, (size_t)val[k].len);
-            memcpy(o, s, (size_t)val[k].len);
+            memcpy(o, val[k].lit, (size_t)val[k].len);
             o += val[k].len;
             break;
         }
         case KC_RAW:
             o = put_mp_bin_hdr(o, raw.n);
-            memcpy(o, raw.p, raw.n);
-            o += raw.n;
+            if (raw_body) {
+                memcpy(o, raw.p, raw.n);
+                o += raw.n;
+            }
             break;
         }
     }

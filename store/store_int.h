@@ -85,7 +85,8 @@ struct block_iter {
     const struct block_hdr *h;
     struct span in;
     uint32_t left;
-    uint32_t group_left; /* v2: entries left in the current group */
+    uint32_t group_left;   /* v2: entries left in the current group */
+    int64_t prev_received; /* v2: of the group's last packed record (3.4.2) */
     int64_t ts;
     uint64_t seq;
     struct buf *scratch; /* v2: the unpacked record */
@@ -121,12 +122,13 @@ struct block_builder {
     uint64_t seq_min;
     uint64_t seq_max;
     uint64_t prev_seq;
-    bool v1;                /* tests: build format v1 blocks */
-    struct buf ents;        /* v2: struct block_ent per record */
-    struct buf scratch;     /* v2: unpacking check, then the grouped stream at finish */
-    struct buf index;       /* v2: the index section at finish */
-    struct bix_builder ix;  /* v2 */
-    struct pack_view *view; /* v2: the record being added */
+    bool v1;                            /* tests: build format v1 blocks */
+    struct buf ents;                    /* v2: struct block_ent per record */
+    struct buf scratch;                 /* v2: unpacking check, then the grouped stream at finish */
+    struct buf index;                   /* v2: the index section at finish */
+    struct bix_builder ix;              /* v2 */
+    int64_t prev_received[PACK_GROUPS]; /* v2: per group (3.4.2) */
+    struct pack_view *view;             /* v2: the record being added */
 };
 
 /* How block__builder_finish_ex compresses (3.3). */

@@ -455,7 +455,7 @@ int store_append(struct store *st, int64_t ts, uint64_t seq, struct span rec)
             return store_fail(st, rc);
         }
     }
-    if (s->blk.count > 0 && s->blk.raw.len + block__entry_len(rec.n) > st->o.block_bytes) {
+    if (s->blk.count > 0 && s->blk.in_bytes + block__entry_len(rec.n) > st->o.block_bytes) {
         rc = seg_flush(st, s);
         if (rc < 0) {
             return store_fail(st, rc);
