@@ -6,12 +6,13 @@
  * Same answers as live: vigild evaluates every durable record in seq order, except the
  * alerts it made itself (source=rule; collector/rules_live.c), and the engine is
  * deterministic in the order it is fed (rules/rules.h). The store is scanned in time
- * order, partition by partition, which is not seq order once some events arrived late.
- * So hunt reads the records first and replays them by seq: the scan yields runs of
- * increasing seqs (one per segment), kept in memory up to --buffer-mb and spilled
- * beyond that to an unlinked temporary file, then merged with a heap over the runs
- * (memory: the buffer, plus one read window per run). After the last record,
- * rules_engine_flush closes every open window, which live does later, on its timer.
+ * order, partition by partition, and a block groups its records by source (segment.md),
+ * so the scan is not in seq order. Hunt therefore sorts before it evaluates: records are
+ * buffered with an index up to --buffer-mb and sorted by seq; a store larger than that
+ * is sorted in chunks, each written as a sorted run to an unlinked temporary file, and
+ * the runs are merged with a heap (memory: the buffer; when merging, read windows that
+ * share it). After the last record, rules_engine_flush closes every open window, which
+ * live does later, on its timer.
  *
  * vigild's timer also moves event time on with the wall clock (now - lateness), so live
  * a correlation does not count a record dated more than twice the lateness before its
@@ -24,6 +25,7 @@
  * summary line, on stderr; progress on a terminal only. Exit 0 whether or not alerts
  * fired, 1 when the store cannot be read or no rule loaded, 2 for usage errors.
  * Runs on the CLI's only thread; blocks on disk. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -42,8 +44,9 @@
 
 #define HUNT_HDR            12          /* per record in the spill: seq (8), length (4) */
 #define HUNT_MAX_REC        (64u << 20) /* store_append's limit */
-#define HUNT_WINDOW         (64u << 10) /* bytes a run reads from the spill file at once */
-#define HUNT_DEFAULT_BUF_MB 256
+#define HUNT_WINDOW_MIN     (16u << 10) /* bytes a run reads from the file at once */
+#define HUNT_WINDOW_MAX     (1u << 20)
+#define HUNT_DEFAULT_BUF_MB 64
 #define HUNT_PROGRESS_NS    200000000LL
 #define HUNT_TICK_NS        VG_NS_PER_SEC /* vigild's rules timer (rules_live.c) */
 
@@ -60,29 +63,37 @@ static void hunt_usage(FILE *f)
             "  --live-clock   also move time on with each event's received time, as vigild's\n"
             "                 timer does: events that arrived long after their time do not\n"
             "                 count for correlations, as live\n"
-            "  --buffer-mb N  events held in memory while ordering them (default %d); beyond,\n"
-            "                 a temporary file in $TMPDIR (0: every event goes through it)\n"
+            "  --buffer-mb N  memory for ordering the events (default %d); beyond it they\n"
+            "                 are sorted in chunks through a temporary file in $TMPDIR\n"
             "  --map FILE     a logsource/field mapping instead of the built-in one\n",
             HUNT_DEFAULT_BUF_MB);
 }
 
 /* ---- the records, in seq order ---- */
 
-struct run {
-    uint64_t off, end; /* logical offsets of its first record and past its last */
+/* A chunk's record: where it is in the chunk buffer. */
+struct ent {
+    uint64_t seq;
+    size_t off;
 };
 
-/* Every record to evaluate, as a stream of [seq, len, bytes] in scan order: the head in
- * a file once the buffer overflowed, the tail in memory. Logical offsets count from the
- * first byte of the file. */
+struct run {
+    uint64_t off, end; /* file offsets of its first record and past its last */
+};
+
+/* Every record to evaluate, each as [seq (8), length (4), bytes]. The current chunk is in
+ * memory with an index; a chunk that outgrows the budget is sorted by seq and written to
+ * the file as one run. Memory: the budget, 16 bytes of index per buffered record, and a
+ * read window per run when merging. */
 struct spill {
     struct buf mem;
+    struct ent *idx;
+    size_t nidx, capidx;
     size_t budget;
-    FILE *f; /* NULL until the first spill */
+    FILE *f; /* NULL until the first chunk is written */
     uint64_t flen;
     struct run *runs;
     size_t nruns, capruns;
-    uint64_t last_seq;
     uint64_t nrecs;
     uint64_t skipped; /* alerts (source=rule): never evaluated, as live */
 };
@@ -101,8 +112,16 @@ static void spill_release(struct spill *sp)
     if (sp->f) {
         fclose(sp->f);
     }
+    free(sp->idx);
     free(sp->runs);
     memset(sp, 0, sizeof(*sp));
+}
+
+static int ent_cmp(const void *a, const void *b)
+{
+    const struct ent *x = a;
+    const struct ent *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 static int spill_open_file(struct spill *sp, struct errbuf *eb)
@@ -111,11 +130,13 @@ static int spill_open_file(struct spill *sp, struct errbuf *eb)
     char path[PATH_MAX];
     int fd;
 
-    snprintf(path, sizeof(path), "%s/vigil-hunt-XXXXXX", dir && dir[0] ? dir : "/tmp");
+    if (!dir || !dir[0]) {
+        dir = "/tmp";
+    }
+    snprintf(path, sizeof(path), "%s/vigil-hunt-XXXXXX", dir);
     if ((fd = mkstemp(path)) < 0) {
         int rc = -errno;
-        errbuf_set(eb, "cannot make a temporary file in '%s': %s", dir && dir[0] ? dir : "/tmp",
-                   vg_strerror(rc));
+        errbuf_set(eb, "cannot make a temporary file in '%s': %s", dir, vg_strerror(rc));
         return rc;
     }
     unlink(path); /* gone when closed, whatever happens */
@@ -128,24 +149,37 @@ static int spill_open_file(struct spill *sp, struct errbuf *eb)
     return 0;
 }
 
-/* Moves the buffered tail to the file. */
-static int spill_flush(struct spill *sp, struct errbuf *eb)
+/* Sorts the buffered chunk by seq and appends it to the file as one run. */
+static int spill_chunk(struct spill *sp, struct errbuf *eb)
 {
     int rc;
 
-    if (sp->mem.len == 0) {
+    if (sp->nidx == 0) {
         return 0;
     }
     if (!sp->f && (rc = spill_open_file(sp, eb)) < 0) {
         return rc;
     }
-    if (fwrite(sp->mem.data, 1, sp->mem.len, sp->f) != sp->mem.len) {
-        rc = -errno ? -errno : -EIO;
-        errbuf_set(eb, "cannot write the temporary file: %s", vg_strerror(rc));
-        return rc;
+    qsort(sp->idx, sp->nidx, sizeof(*sp->idx), ent_cmp);
+    uint64_t start = sp->flen;
+    for (size_t i = 0; i < sp->nidx; i++) {
+        uint32_t len;
+        memcpy(&len, sp->mem.data + sp->idx[i].off + 8, 4);
+        size_t n = HUNT_HDR + (size_t)len;
+        if (fwrite(sp->mem.data + sp->idx[i].off, 1, n, sp->f) != n) {
+            rc = errno ? -errno : -EIO;
+            errbuf_set(eb, "cannot write the temporary file: %s", vg_strerror(rc));
+            return rc;
+        }
+        sp->flen += n;
     }
-    sp->flen += sp->mem.len;
+    if (sp->nruns == sp->capruns) {
+        sp->capruns = sp->capruns ? 2 * sp->capruns : 16;
+        sp->runs = xrealloc(sp->runs, sp->capruns * sizeof(*sp->runs));
+    }
+    sp->runs[sp->nruns++] = (struct run){ start, sp->flen };
     buf_reset(&sp->mem);
+    sp->nidx = 0;
     return 0;
 }
 
@@ -160,17 +194,14 @@ static int spill_add(struct spill *sp, uint64_t seq, struct span rec, struct err
         return VG_ECORRUPT;
     }
     if (sp->mem.len > 0 && sp->mem.len + HUNT_HDR + rec.n > sp->budget &&
-        (rc = spill_flush(sp, eb)) < 0) {
+        (rc = spill_chunk(sp, eb)) < 0) {
         return rc;
     }
-    uint64_t off = sp->flen + sp->mem.len;
-    if (sp->nruns == 0 || seq <= sp->last_seq) {
-        if (sp->nruns == sp->capruns) {
-            sp->capruns = sp->capruns ? 2 * sp->capruns : 16;
-            sp->runs = xrealloc(sp->runs, sp->capruns * sizeof(*sp->runs));
-        }
-        sp->runs[sp->nruns++] = (struct run){ off, off };
+    if (sp->nidx == sp->capidx) {
+        sp->capidx = sp->capidx ? 2 * sp->capidx : 1024;
+        sp->idx = xrealloc(sp->idx, sp->capidx * sizeof(*sp->idx));
     }
+    sp->idx[sp->nidx++] = (struct ent){ seq, sp->mem.len };
     memcpy(hdr, &seq, 8);
     memcpy(hdr + 8, &len, 4);
     if ((rc = buf_append(&sp->mem, hdr, sizeof(hdr))) < 0 ||
@@ -178,36 +209,29 @@ static int spill_add(struct spill *sp, uint64_t seq, struct span rec, struct err
         errbuf_set(eb, "out of hunt buffer");
         return rc;
     }
-    sp->runs[sp->nruns - 1].end = sp->flen + sp->mem.len;
-    sp->last_seq = seq;
     sp->nrecs++;
     return 0;
 }
 
-/* A cursor over one run. In memory mode (nothing spilled) records are read in place;
- * otherwise through a window of the file. */
+/* A cursor over one run of the file, read through a window. */
 struct cursor {
     uint64_t off, end;
     uint64_t seq;
     struct span rec;
     struct buf win;
-    uint64_t win_off; /* logical offset of win.data[0] */
+    uint64_t win_off; /* file offset of win.data[0] */
+    size_t win_bytes; /* bytes read at once */
 };
 
 /* Makes [off, off + n) readable: returns a pointer to it, or NULL with *rc set. */
 static const uint8_t *cursor_at(const struct spill *sp, struct cursor *c, uint64_t n, int *rc)
 {
-    if (!sp->f) {
-        return sp->mem.data + c->off;
-    }
     if (c->off >= c->win_off && c->off + n <= c->win_off + c->win.len) {
         return c->win.data + (c->off - c->win_off);
     }
     uint64_t want = c->end - c->off;
-    if (want > HUNT_WINDOW && n <= HUNT_WINDOW) {
-        want = HUNT_WINDOW;
-    } else if (want > n && n > HUNT_WINDOW) {
-        want = n;
+    if (want > c->win_bytes) {
+        want = n > c->win_bytes ? n : c->win_bytes;
     }
     buf_reset(&c->win);
     if ((*rc = buf_reserve(&c->win, (size_t)want)) < 0) {
@@ -379,23 +403,47 @@ static void eval_one(struct hunt *h, struct span bytes)
     }
 }
 
-/* Replays the spill in seq order through the engine. */
+/* Replays the records in seq order through the engine: the buffered chunk sorted in
+ * place when nothing was spilled, else a merge of the file's sorted runs. */
 static int replay(struct hunt *h)
 {
     struct spill *sp = &h->sp;
-    struct cursor *cs = xcalloc(sp->nruns + 1, sizeof(*cs));
-    struct cursor **heap = xcalloc(sp->nruns + 1, sizeof(*heap));
-    size_t n = 0;
+    uint64_t last = 0;
     int rc = 0;
 
-    if (sp->f && (rc = spill_flush(sp, h->eb)) == 0 && fflush(sp->f) != 0) {
-        rc = -errno ? -errno : -EIO;
-        errbuf_set(h->eb, "cannot write the temporary file: %s", vg_strerror(rc));
+    if (!sp->f) {
+        qsort(sp->idx, sp->nidx, sizeof(*sp->idx), ent_cmp);
+        for (size_t i = 0; i < sp->nidx && h->out_rc == 0; i++) {
+            const uint8_t *p = sp->mem.data + sp->idx[i].off;
+            uint32_t len;
+            memcpy(&len, p + 8, 4);
+            assert(i == 0 || sp->idx[i].seq > sp->idx[i - 1].seq);
+            eval_one(h, (struct span){ p + HUNT_HDR, len });
+        }
+        return 0;
     }
-    for (size_t i = 0; i < sp->nruns && rc == 0; i++) {
+    if ((rc = spill_chunk(sp, h->eb)) < 0) {
+        return rc;
+    }
+    if (fflush(sp->f) != 0) {
+        rc = errno ? -errno : -EIO;
+        errbuf_set(h->eb, "cannot write the temporary file: %s", vg_strerror(rc));
+        return rc;
+    }
+    buf_release(&sp->mem); /* the windows take its place */
+    struct cursor *cs = xcalloc(sp->nruns + 1, sizeof(*cs));
+    struct cursor **heap = xcalloc(sp->nruns + 1, sizeof(*heap));
+    size_t per = sp->budget / sp->nruns; /* the windows share the budget */
+    size_t n = 0;
+    for (size_t i = 0; i < sp->nruns; i++) {
         cs[i].off = sp->runs[i].off;
         cs[i].end = sp->runs[i].end;
+        cs[i].win_bytes = per < HUNT_WINDOW_MIN   ? HUNT_WINDOW_MIN
+                          : per > HUNT_WINDOW_MAX ? HUNT_WINDOW_MAX
+                                                  : per;
         buf_init(&cs[i].win, HUNT_MAX_REC + HUNT_HDR);
+    }
+    for (size_t i = 0; i < sp->nruns && rc == 0; i++) {
         int k = cursor_load(sp, &cs[i]);
         if (k < 0) {
             rc = k;
@@ -408,6 +456,8 @@ static int replay(struct hunt *h)
     }
     while (rc == 0 && n > 0 && h->out_rc == 0) {
         struct cursor *c = heap[0];
+        assert(last == 0 || c->seq > last); /* runs are sorted; seqs are unique */
+        last = c->seq;
         eval_one(h, c->rec);
         c->off += HUNT_HDR + c->rec.n;
         int k = cursor_load(sp, c);
@@ -418,7 +468,8 @@ static int replay(struct hunt *h)
         }
         heap_down(heap, n, 0);
     }
-    if (rc < 0 && !errbuf_msg(h->eb)[0]) {
+    (void)last; /* read by the assert only */
+    if (rc < 0) {
         errbuf_set(h->eb, "cannot read the temporary file: %s", vg_strerror(rc));
     }
     for (size_t i = 0; i < sp->nruns; i++) {
@@ -506,8 +557,8 @@ int cmd_hunt(int argc, char **argv)
         } else if (strcmp(a, "--map") == 0) {
             opt.map_path = argv[++i];
         } else if (strcmp(a, "--buffer-mb") == 0) {
-            if (parse_u64(span_str(argv[++i]), 1u << 20, &buf_mb) < 0) {
-                fprintf(stderr, "vigil hunt: --buffer-mb: expected 0 to %u, got '%s'\n", 1u << 20,
+            if (parse_u64(span_str(argv[++i]), 1u << 20, &buf_mb) < 0 || buf_mb == 0) {
+                fprintf(stderr, "vigil hunt: --buffer-mb: expected 1 to %u, got '%s'\n", 1u << 20,
                         argv[i]);
                 free(paths);
                 return CLI_USAGE;

@@ -551,7 +551,7 @@ class LateEvents(VigildTest):
         wait_rules_done(self.vd, 7)
         live = [alert_key(a) for a in self.vd.search("kind=alert")]
         self.assertEqual([k[0] for k in live], ["Shell spawned in a container"])
-        for extra in ((), ("--buffer-mb", "0")):  # in memory; through the temp file
+        for extra in ((), ("--buffer-mb", "1")):
             hunted, p = hunt(self.vd, *extra)
             self.assertEqual([alert_key(a) for a in hunted], live)
             self.assertIn("7 events evaluated (1 alerts skipped), 1 alerts", p.stderr)
