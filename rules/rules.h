@@ -255,9 +255,10 @@ void rules_test_report_release(struct rules_test_report *rep);
  *         events: [ {event}, ... ]
  *         alerts: 1             # the rule's alerts over the sequence: a count, or a list
  *                               # of {at: INDEX, count: N, group: {field: value}}
- * Each event is mapped with schemas/map.h map_event, then evaluated. Returns 0 (results
- * in rep, which the caller initialized), or a negative code with eb set when a test file
- * cannot be read or is malformed (reported as a failed item too). Blocks (reads files). */
+ * Each event is mapped with schemas/map.h map_event, then evaluated. A test file that
+ * cannot be read or parsed, or a malformed case, is a failed item. Returns 0 (results in
+ * rep, which the caller initialized), or a negative code with eb set when a path cannot
+ * be opened. Blocks (reads files). */
 int rules_tests_run(const struct ruleset *rs, const char *const *paths, size_t npaths,
                     struct rules_test_report *rep, struct errbuf *eb) VG_MUST_USE;
 
