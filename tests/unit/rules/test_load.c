@@ -454,7 +454,7 @@ static void test_documents(void **state)
 
 static void write_file(const char *dir, const char *name, const char *text)
 {
-    char p[1024];
+    char p[4096];
     snprintf(p, sizeof(p), "%s/%s", dir, name);
     FILE *f = fopen(p, "w");
     assert_non_null(f);
