@@ -77,9 +77,10 @@ static void print_explain(const struct filter *f, int64_t since, int64_t until,
     fprintf(stderr, "explain: bytes read %" PRIu64 ", bytes decompressed %" PRIu64 "\n",
             s->bytes_read, s->bytes_decompressed);
     fprintf(stderr,
-            "explain: records decoded %" PRIu64 ", in window %" PRIu64 ", matched %" PRIu64
+            "explain: records unpacked %" PRIu64 ", passed over %" PRIu64 " (outside the window or"
+            " without what every match needs), filtered %" PRIu64 ", matched %" PRIu64
             ", shown %zu\n",
-            s->records_decoded, s->records, res->matched, res->n);
+            s->records_decoded, s->records_skipped, s->records, res->matched, res->n);
     fprintf(stderr,
             "explain: time catalog %.1f ms, read %.1f ms, index %.1f ms, checksum %.1f ms, "
             "decompress %.1f ms, unpack %.1f ms, filter %.1f ms, sort %.1f ms; total %.3f s\n",

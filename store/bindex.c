@@ -267,6 +267,7 @@ void bix__builder_release(struct bix_builder *b)
         b->f[id].slots = NULL;
         b->f[id].offs = NULL;
         b->f[id].cap = 0;
+        b->f[id].n = 0;
     }
     buf_release(&b->key);
     bix__builder_reset(b);
@@ -702,6 +703,118 @@ static int cmp_u16(const void *a, const void *b)
     return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
 }
 
+static uint8_t fold(uint8_t c)
+{
+    return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+}
+
+/* True when t (lower-cased) could be part of the text a non-string value has in the
+ * filter language: an integer or float ([0-9.e+-], "inf", "nan") or a boolean. */
+static bool number_like(struct span t)
+{
+    static const char *const words[] = { "true", "false", "-inf", "-nan" };
+    bool all = true;
+
+    for (size_t i = 0; i < t.n; i++) {
+        uint8_t c = t.p[i];
+        all &= (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == '+' || c == '-';
+    }
+    if (all) {
+        return true;
+    }
+    for (size_t w = 0; w < VG_ARRAY_LEN(words); w++) {
+        if (span_contains(span_str(words[w]), t)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* What each record must hold (bix__record_may_match). */
+static int rec_needs(struct bix_query *q, const struct store_need *need)
+{
+    size_t n = need->nvalues + need->ntexts;
+    int rc;
+
+    buf_init(&q->rbytes, 1u << 20);
+    if (n == 0) {
+        return 0;
+    }
+    q->rec = xcalloc(n, sizeof(*q->rec));
+    for (size_t i = 0; i < need->nvalues; i++) {
+        int id = need->values[i].field ? field_lookup(need->values[i].field) : 0;
+        struct span v = need->values[i].value;
+        if (id == 0 || id == BIX_SRC_IP || v.n == 0) {
+            continue;
+        }
+        q->rec[q->nrec] = (struct bix_rneed){ q->rbytes.len, v.n, false };
+        if ((rc = buf_append(&q->rbytes, v.p, v.n)) < 0) {
+            return rc;
+        }
+        q->nrec++;
+    }
+    for (size_t i = 0; i < need->ntexts; i++) {
+        struct span t = need->texts[i];
+        size_t off = q->rbytes.len;
+        if (t.n == 0 || (rc = buf_reserve(&q->rbytes, t.n)) < 0) {
+            if (t.n == 0) {
+                continue;
+            }
+            return rc;
+        }
+        for (size_t j = 0; j < t.n; j++) {
+            q->rbytes.data[off + j] = fold(t.p[j]);
+        }
+        q->rbytes.len += t.n;
+        q->rbytes.data[q->rbytes.len] = 0;
+        if (number_like((struct span){ q->rbytes.data + off, t.n })) {
+            q->rbytes.len = off; /* a number or boolean could hold it: not in the bytes */
+            continue;
+        }
+        q->rec[q->nrec++] = (struct bix_rneed){ off, t.n, true };
+    }
+    return 0;
+}
+
+/* Whether h holds the lower-cased needle n ignoring ASCII case: memchr for either case
+ * of its first byte, then a folded compare. */
+static bool contains_nocase(struct span h, struct span n)
+{
+    uint8_t first[2] = { n.p[0], n.p[0] };
+
+    if (n.p[0] >= 'a' && n.p[0] <= 'z') {
+        first[1] = (uint8_t)(n.p[0] - 32);
+    }
+    for (int k = 0; k < (first[0] == first[1] ? 1 : 2); k++) {
+        const uint8_t *p = h.p;
+        const uint8_t *end = h.p + h.n;
+        while ((size_t)(end - p) >= n.n && (p = memchr(p, first[k], (size_t)(end - p) - n.n + 1))) {
+            size_t j = 1;
+            while (j < n.n && fold(p[j]) == n.p[j]) {
+                j++;
+            }
+            if (j == n.n) {
+                return true;
+            }
+            p++;
+        }
+    }
+    return false;
+}
+
+bool bix__record_may_match(const struct bix_query *q, struct span rec)
+{
+    for (size_t i = 0; i < q->nrec; i++) {
+        struct span n = { q->rbytes.data + q->rec[i].off, q->rec[i].len };
+        bool has =
+            q->rec[i].nocase ? contains_nocase(rec, n) : memmem(rec.p, rec.n, n.p, n.n) != NULL;
+        if (!has) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int bix__query_init(struct bix_query *q, const struct store_need *need)
 {
     struct gram_acc acc = { NULL, 0, 0 };
@@ -737,6 +850,11 @@ int bix__query_init(struct bix_query *q, const struct store_need *need)
         bix__trigrams(need->texts[i], gram_collect, &acc);
         q->ntexts += acc.n > before;
     }
+    if ((rc = rec_needs(q, need)) < 0) {
+        free(acc.g);
+        bix__query_release(q);
+        return rc;
+    }
     if (acc.n > 0) {
         qsort(acc.g, acc.n, sizeof(*acc.g), cmp_u16);
         size_t u = 0;
@@ -757,6 +875,8 @@ void bix__query_release(struct bix_query *q)
 {
     free(q->vals);
     free(q->grams);
+    free(q->rec);
     buf_release(&q->keys);
+    buf_release(&q->rbytes);
     memset(q, 0, sizeof(*q));
 }

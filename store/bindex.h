@@ -96,6 +96,10 @@ void pack__view(struct span rec, struct pack_view *v);
 int pack__record(struct span rec, const struct pack_view *v, int64_t ts, uint64_t seq,
                  int64_t *prev_received, struct buf *out, struct buf *scratch) VG_MUST_USE;
 
+/* For a record skipped without unpacking: updates *prev_received as pack__unpack would.
+ * Returns 0 or VG_ECORRUPT. */
+int pack__skip(struct span p, int64_t *prev_received) VG_MUST_USE;
+
 /* Appends the record packed in p (as pack__record wrote it for ts, seq and
  * *prev_received, which is updated the same way) to out. Returns 0, VG_ECORRUPT
  * (malformed: why says how) or VG_ELIMIT (out->max). */
@@ -177,6 +181,15 @@ struct bix_query {
     size_t ngrams;
     uint16_t *grams; /* trigram codes, each of which some text needs */
     size_t ntexts;   /* texts with at least one trigram (for --explain) */
+    /* Per record (bix__record_may_match): byte strings a record holding what the scan
+     * needs must contain, exactly or ignoring ASCII case. */
+    size_t nrec;
+    struct bix_rneed {
+        size_t off; /* in rbytes; nocase ones lower-cased */
+        size_t len;
+        bool nocase;
+    } * rec;
+    struct buf rbytes;
 };
 /* Compiles need (may be NULL: nothing needed). Owned by q (bix__query_release).
  * Returns 0 or VG_ELIMIT. */
@@ -186,6 +199,12 @@ static inline bool bix__query_empty(const struct bix_query *q)
 {
     return q->nvals == 0 && q->ngrams == 0;
 }
+
+/* True when the stored bytes of one record (a v2 packed record, or any record) may
+ * hold what q needs: each value q needs (but src_ip's, whose spellings differ) and each
+ * text that only a string can hold occurs in them. Every string of a record is in its
+ * bytes as it is (a packed record keeps raw whole and refers into it). */
+bool bix__record_may_match(const struct bix_query *q, struct span rec);
 
 /* Returns 1 when a block with this index section may hold a record q needs (always
  * for an empty section), 0 when it cannot, or VG_ECORRUPT (why set) when the section

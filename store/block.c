@@ -262,7 +262,13 @@ void block__iter_init(struct block_iter *it, const struct block_hdr *h, struct s
     it->group_left = 0;
     it->ts = 0;
     it->seq = 0;
+    it->prev_received = 0;
     it->scratch = scratch;
+    it->pre = NULL;
+    it->windowed = false;
+    it->since = INT64_MIN;
+    it->until = INT64_MAX;
+    it->skipped = 0;
 }
 
 int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct span *rec,
@@ -273,71 +279,87 @@ int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct s
     uint64_t len;
     bool v2 = it->h->version >= BLOCK_VERSION;
 
-    if (it->left == 0) {
-        if (it->in.n != 0) {
-            errbuf_set(why, "%zu bytes after the last record", it->in.n);
+    for (;;) {
+        if (it->left == 0) {
+            if (it->in.n != 0) {
+                errbuf_set(why, "%zu bytes after the last record", it->in.n);
+                return VG_ECORRUPT;
+            }
+            return 0;
+        }
+        if (v2 && it->group_left == 0) {
+            /* segment.md 3.4.1: a group starts with its count; deltas restart from 0. */
+            uint64_t n;
+            if (get_uvarint(&it->in, &n) < 0 || n == 0 || n > it->left) {
+                errbuf_set(why, "record %" PRIu32 ": bad group count", it->h->count - it->left);
+                return VG_ECORRUPT;
+            }
+            it->group_left = (uint32_t)n;
+            it->ts = 0;
+            it->seq = 0;
+            it->prev_received = 0;
+        }
+        if (get_uvarint(&it->in, &zz) < 0 || get_uvarint(&it->in, &dseq) < 0 ||
+            get_uvarint(&it->in, &len) < 0) {
+            errbuf_set(why, "record %" PRIu32 ": bad entry header", it->h->count - it->left);
             return VG_ECORRUPT;
         }
-        return 0;
-    }
-    if (v2 && it->group_left == 0) {
-        /* segment.md 3.4.1: a group starts with its count; deltas restart from 0. */
-        uint64_t n;
-        if (get_uvarint(&it->in, &n) < 0 || n == 0 || n > it->left) {
-            errbuf_set(why, "record %" PRIu32 ": bad group count", it->h->count - it->left);
+        if (len == 0 || len > it->in.n) {
+            errbuf_set(why, "record %" PRIu32 ": bad length %" PRIu64, it->h->count - it->left,
+                       len);
             return VG_ECORRUPT;
         }
-        it->group_left = (uint32_t)n;
-        it->ts = 0;
-        it->seq = 0;
-        it->prev_received = 0;
-    }
-    if (get_uvarint(&it->in, &zz) < 0 || get_uvarint(&it->in, &dseq) < 0 ||
-        get_uvarint(&it->in, &len) < 0) {
-        errbuf_set(why, "record %" PRIu32 ": bad entry header", it->h->count - it->left);
-        return VG_ECORRUPT;
-    }
-    if (len == 0 || len > it->in.n) {
-        errbuf_set(why, "record %" PRIu32 ": bad length %" PRIu64, it->h->count - it->left, len);
-        return VG_ECORRUPT;
-    }
-    /* Differences wrap around in two's complement (segment.md 3.4). */
-    uint64_t dts = (zz >> 1) ^ (0 - (zz & 1));
-    it->ts = (int64_t)((uint64_t)it->ts + dts);
-    it->seq += dseq;
-    if (it->ts < it->h->ts_min || it->ts > it->h->ts_max || it->seq < it->h->seq_min ||
-        it->seq > it->h->seq_max) {
-        errbuf_set(why, "record %" PRIu32 ": ts or seq outside the block's range",
-                   it->h->count - it->left);
-        return VG_ECORRUPT;
-    }
-    struct span packed = { it->in.p, (size_t)len };
-    if (v2) {
-        /* segment.md 3.4.2: unpacked after the scratch's current bytes. */
-        size_t at = it->scratch->len;
-        struct errbuf w2;
-        errbuf_clear(&w2);
-        int rc = pack__unpack(packed, it->ts, it->seq, &it->prev_received, it->scratch, &w2);
-        if (rc == 0 && it->scratch->len - at > 2 * (size_t)len + 64) {
-            errbuf_set(&w2, "unpacks to more than twice its size");
-            rc = VG_ECORRUPT;
-        }
-        if (rc < 0) {
-            it->scratch->len = at;
-            errbuf_set(why, "record %" PRIu32 ": %s", it->h->count - it->left,
-                       rc == VG_ECORRUPT ? errbuf_msg(&w2) : "larger than the reader's limit");
+        /* Differences wrap around in two's complement (segment.md 3.4). */
+        uint64_t dts = (zz >> 1) ^ (0 - (zz & 1));
+        it->ts = (int64_t)((uint64_t)it->ts + dts);
+        it->seq += dseq;
+        if (it->ts < it->h->ts_min || it->ts > it->h->ts_max || it->seq < it->h->seq_min ||
+            it->seq > it->h->seq_max) {
+            errbuf_set(why, "record %" PRIu32 ": ts or seq outside the block's range",
+                       it->h->count - it->left);
             return VG_ECORRUPT;
         }
-        *rec = (struct span){ it->scratch->data + at, it->scratch->len - at };
-        it->group_left--;
-    } else {
-        *rec = packed;
+        struct span packed = { it->in.p, (size_t)len };
+        if ((it->windowed && (it->ts < it->since || it->ts >= it->until)) ||
+            (it->pre && !bix__record_may_match(it->pre, packed))) {
+            /* Not wanted: skipped without unpacking. */
+            if (v2 && pack__skip(packed, &it->prev_received) < 0) {
+                errbuf_set(why, "record %" PRIu32 ": bad packed record", it->h->count - it->left);
+                return VG_ECORRUPT;
+            }
+            it->group_left -= v2;
+            span_advance(&it->in, (size_t)len);
+            it->left--;
+            it->skipped++;
+            continue;
+        }
+        if (v2) {
+            /* segment.md 3.4.2: unpacked after the scratch's current bytes. */
+            size_t at = it->scratch->len;
+            struct errbuf w2;
+            errbuf_clear(&w2);
+            int rc = pack__unpack(packed, it->ts, it->seq, &it->prev_received, it->scratch, &w2);
+            if (rc == 0 && it->scratch->len - at > 2 * (size_t)len + 64) {
+                errbuf_set(&w2, "unpacks to more than twice its size");
+                rc = VG_ECORRUPT;
+            }
+            if (rc < 0) {
+                it->scratch->len = at;
+                errbuf_set(why, "record %" PRIu32 ": %s", it->h->count - it->left,
+                           rc == VG_ECORRUPT ? errbuf_msg(&w2) : "larger than the reader's limit");
+                return VG_ECORRUPT;
+            }
+            *rec = (struct span){ it->scratch->data + at, it->scratch->len - at };
+            it->group_left--;
+        } else {
+            *rec = packed;
+        }
+        *ts = it->ts;
+        *seq = it->seq;
+        span_advance(&it->in, (size_t)len);
+        it->left--;
+        return 1;
     }
-    *ts = it->ts;
-    *seq = it->seq;
-    span_advance(&it->in, (size_t)len);
-    it->left--;
-    return 1;
 }
 
 int block__index_check(const struct block_hdr *h, struct span index, struct errbuf *why)

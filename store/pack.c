@@ -514,6 +514,30 @@ static uint8_t *put_mp_bin_hdr(uint8_t *p, size_t n)
     return p;
 }
 
+int pack__skip(struct span p, int64_t *prev_received)
+{
+    uint64_t present;
+    uint64_t v;
+
+    if (p.n == 0 || p.p[0] == PACK_VERBATIM) {
+        return p.n == 0 ? VG_ECORRUPT : 0;
+    }
+    span_advance(&p, 1);
+    if (get_uvarint(&p, &present) < 0) {
+        return VG_ECORRUPT;
+    }
+    if ((present & (1u << PK_TS)) && get_uvarint(&p, &v) < 0) {
+        return VG_ECORRUPT;
+    }
+    if (present & (1u << PK_RECEIVED)) {
+        if (get_uvarint(&p, &v) < 0) {
+            return VG_ECORRUPT;
+        }
+        *prev_received = (int64_t)(unzigzag(v) + (uint64_t)*prev_received);
+    }
+    return 0;
+}
+
 int pack__unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_received, struct buf *out,
                  struct errbuf *why)
 {

@@ -260,8 +260,16 @@ static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t 
     ubuf->len = 0;
     recs->len = 0;
     block__iter_init(&it, h, raw, ubuf);
+    if (w->fn) {
+        /* Only what fn may want is unpacked; a scan without fn (verify, recovery) checks
+         * every record. */
+        it.windowed = true;
+        it.since = w->since;
+        it.until = w->until;
+        it.pre = w->need && w->need->nrec > 0 ? w->need : NULL;
+    }
     while ((rc = block__iter_next(&it, &ts, &seq, &rec, &w->why)) > 0) {
-        if (w->fn == NULL || ts < w->since || ts >= w->until) {
+        if (w->fn == NULL) {
             if (h->version >= BLOCK_VERSION) {
                 ubuf->len = (size_t)(rec.p - ubuf->data); /* checked; not wanted */
             }
@@ -284,7 +292,8 @@ static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t 
     if (w->stats) {
         uint64_t t1 = now_ns();
         w->stats->ns_unpack += t1 - t0;
-        w->stats->records_decoded += h->count;
+        w->stats->records_decoded += h->count - it.skipped;
+        w->stats->records_skipped += it.skipped;
         t0 = t1;
     }
     const struct walk_rec *wr = (const struct walk_rec *)(const void *)recs->data;

@@ -106,7 +106,9 @@ struct store_scan_stats {
                                       needs (store_scan_need), skipped before their data */
     uint64_t bytes_read;           /* stored bytes read from segment files */
     uint64_t bytes_decompressed;   /* uncompressed bytes produced */
-    uint64_t records_decoded;      /* records of the blocks read */
+    uint64_t records_decoded;      /* records of the blocks read, unpacked */
+    uint64_t records_skipped;      /* records of the blocks read that were not unpacked:
+                                      outside the window, or without what the scan needs */
     uint64_t records;              /* records passed to fn */
     /* Time per stage, ns (monotonic clock, per block): */
     uint64_t ns_catalog;    /* listing segments */

@@ -90,6 +90,12 @@ struct block_iter {
     int64_t ts;
     uint64_t seq;
     struct buf *scratch; /* v2: the unpacked record */
+    /* Records block__iter_next skips (checked only as far as skipping needs): */
+    const struct bix_query *pre; /* NULL, or those it rules out (bix__record_may_match) */
+    bool windowed;               /* those outside [since, until) */
+    int64_t since;
+    int64_t until;
+    uint32_t skipped; /* how many */
 };
 /* scratch (v2 blocks; its max bounds a record) holds the record block__iter_next returns
  * until the next call. */
