@@ -50,6 +50,12 @@ struct rules_live {
     bool stopped;
     bool started;        /* ran in the daemon: the final checkpoint is worth writing */
     struct buf scratch;  /* alert records are built here */
+    /* The event clock: the newest event time evaluated (clamped like the engine clamps
+     * future times) and when it was seen; the timer extrapolates it by wall time, so a
+     * backlog of old events closes its own windows instead of being "late". */
+    bool seen;
+    int64_t newest_ts;
+    int64_t newest_mono;
     char *state_path;
     uint64_t alerts;
 };
@@ -181,6 +187,15 @@ void rules_live_on_record(void *arg, int64_t ts, uint64_t seq, struct span bytes
         return;
     }
     rl->vd->m.rules_events++;
+    int64_t t = r.has_ts ? r.ts : r.received;
+    if (r.has_received && t > r.received + rl->lim.max_future_ns) {
+        t = r.received + rl->lim.max_future_ns;
+    }
+    if (!rl->seen || t > rl->newest_ts) {
+        rl->seen = true;
+        rl->newest_ts = t;
+        rl->newest_mono = vg_mono_ns();
+    }
     if (rules_engine_eval(rl->eng, &r, on_alert, rl) < 0) {
         log_warn("rules: evaluation of seq %" PRIu64 " failed", seq);
     }
@@ -259,9 +274,11 @@ static void checkpoint_async(struct rules_live *rl)
 static void on_tick(uv_timer_t *t)
 {
     struct rules_live *rl = t->data;
-    int64_t now = vg_now_ns();
 
-    rules_engine_advance(rl->eng, now - rl->lim.lateness_ns, on_alert, rl);
+    if (rl->seen) {
+        int64_t clock = rl->newest_ts + (vg_mono_ns() - rl->newest_mono);
+        rules_engine_advance(rl->eng, clock - rl->lim.lateness_ns, on_alert, rl);
+    }
     int64_t ms = (int64_t)uv_now(rl->vd->loop);
     if (ms - rl->last_ckpt_ms >= RULES_CHECKPOINT_MS) {
         rl->last_ckpt_ms = ms;

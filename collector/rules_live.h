@@ -3,7 +3,9 @@
  * replays); each firing becomes a kind=alert record ingested like any event. The
  * correlation state is checkpointed to <store>/rules.state (every 10 s off the loop,
  * and at stop) and restored at start, so a restart does not forget an attack in
- * progress. SIGHUP reloads the rules (loaded off the loop) keeping the state of
+ * progress. Windows close on the event clock (the newest event time, moved on by wall
+ * time while nothing arrives), so an agent's old backlog correlates as it would have
+ * live. SIGHUP reloads the rules (loaded off the loop) keeping the state of
  * unchanged rules. Loop thread. */
 #ifndef VG_COLLECTOR_RULES_LIVE_H
 #define VG_COLLECTOR_RULES_LIVE_H

@@ -14,11 +14,11 @@
  * share it). After the last record, rules_engine_flush closes every open window, which
  * live does later, on its timer.
  *
- * vigild's timer also moves event time on with the wall clock (now - lateness), so live
- * a correlation does not count a record dated more than twice the lateness before its
- * arrival, while a hunt, driven by event time alone, does. --live-clock replays that
- * clock from each record's `received` time (to the timer's one-second tick), for
- * backfilled or replayed events whose live alerts are to be reproduced.
+ * vigild's timer also moves the event clock on while nothing arrives: the newest event
+ * time seen plus the wall time since it arrived (minus lateness), closing windows that
+ * no later event closes. --live-clock replays that timer from the records' `received`
+ * times (to the timer's one-second tick), so a hunt reproduces live alerts exactly even
+ * where a quiet spell closed a window live before a later event arrived.
  *
  * Output: each alert as a record (rules_alert_to_rec, the fields of a kind=alert event
  * in the store) through query/output.h on stdout; rules that did not load, and a
@@ -60,9 +60,8 @@ static void hunt_usage(FILE *f)
             "Runs Sigma rules (and correlations) over the stored events in the order vigild\n"
             "evaluated them live (seq), and prints each alert as an event. Without a rule path,\n"
             "the config's rules.paths. T: RFC 3339 or relative (15m, 2h, 7d).\n"
-            "  --live-clock   also move time on with each event's received time, as vigild's\n"
-            "                 timer does: events that arrived long after their time do not\n"
-            "                 count for correlations, as live\n"
+            "  --live-clock   also move time on between events by their received times, as\n"
+            "                 vigild's timer does while nothing arrives\n"
             "  --buffer-mb N  memory for ordering the events (default %d); beyond it they\n"
             "                 are sorted in chunks through a temporary file in $TMPDIR\n"
             "  --map FILE     a logsource/field mapping instead of the built-in one\n",
@@ -310,6 +309,9 @@ struct hunt {
     struct errbuf *eb;
     int64_t since, until;
     bool live_clock;
+    bool lc_seen;            /* --live-clock: the newest event time and its arrival */
+    int64_t newest_ts;
+    int64_t newest_received;
     bool progress;
     int64_t last_progress;
     uint64_t seen;
@@ -392,9 +394,22 @@ static void eval_one(struct hunt *h, struct span bytes)
         return; /* decoded once already while reading */
     }
     if (h->live_clock && r.has_received) {
-        /* vigild's timer: now - lateness, at most one tick behind the arrival */
-        int64_t t = r.received - h->lim.lateness_ns - HUNT_TICK_NS;
-        (void)rules_engine_advance(h->eng, t, on_alert, h);
+        /* vigild's timer: the newest event time moved on by the wall time since it
+         * arrived, minus lateness, at most one tick behind this arrival. */
+        if (h->lc_seen) {
+            int64_t t = h->newest_ts + (r.received - h->newest_received) - h->lim.lateness_ns -
+                        HUNT_TICK_NS;
+            (void)rules_engine_advance(h->eng, t, on_alert, h);
+        }
+        int64_t ts = r.has_ts ? r.ts : r.received;
+        if (ts > r.received + h->lim.max_future_ns) {
+            ts = r.received + h->lim.max_future_ns;
+        }
+        if (!h->lc_seen || ts > h->newest_ts) {
+            h->lc_seen = true;
+            h->newest_ts = ts;
+            h->newest_received = r.received;
+        }
     }
     (void)rules_engine_eval(h->eng, &r, on_alert, h);
     h->evaluated++;
