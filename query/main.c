@@ -11,6 +11,7 @@ static void usage(FILE *f)
             "usage: vigil COMMAND [ARGS]   (vigil COMMAND --help for details)\n"
             "\n"
             "  search   [FILTER] [--since T] [--until T] [--limit N] [--format table|json|ndjson|csv]\n"
+            "  stats    [FILTER] --by FIELD[,FIELD] [--top N]   count events by field values\n"
             "  send     [--format ndjson|falco|k8s-audit|trivy|syslog] [FILE...]   ship over mTLS\n"
             "  pki      init DIR      a development CA, server, agent and analyst certificates\n"
             "  rules    check|test [PATH...]   load and lint Sigma rules; run their test cases\n"
@@ -37,6 +38,9 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "search") == 0) {
         return cmd_search(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "stats") == 0) {
+        return cmd_stats(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "send") == 0) {
         return cmd_send(argc - 1, argv + 1);

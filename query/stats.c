@@ -1,0 +1,504 @@
+/* query/stats.c: `vigil stats [FILTER] --by FIELD[,FIELD...] [--top N] [--since T]
+ * [--until T] [--format table|json|ndjson|csv] [--explain]`: counts the events matching
+ * FILTER by the values of the given fields, most frequent first ("which IPs failed auth
+ * the most today": `vigil stats outcome=failure --by src_ip --top 20`).
+ *
+ * One pass over the store (read-only, also while vigild writes), with the block index
+ * and record prefilter doing what they do for search; groups are counted in a hash
+ * table bounded by STATS_MAX_GROUPS (a query that makes more fails and says so, rather
+ * than eat the machine). Single-threaded. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/json.h"
+#include "common/time.h"
+#include "common/xalloc.h"
+#include "query/cli.h"
+#include "query/filter.h"
+#include "query/output.h"
+#include "store/store.h"
+
+#define STATS_MAX_FIELDS 8
+#define STATS_MAX_GROUPS (4u << 20) /* distinct value combinations counted */
+
+struct group {
+    uint64_t hash; /* 0: empty slot */
+    uint64_t count;
+    uint32_t off; /* the key in keys: the values, each as (u32 length, bytes); an absent
+                     field has length UINT32_MAX */
+    uint32_t len;
+};
+
+struct stats {
+    const struct filter *f;
+    int fields[STATS_MAX_FIELDS];
+    size_t nfields;
+    struct group *slots;
+    size_t cap; /* power of two */
+    size_t n;
+    struct buf keys;
+    struct buf key; /* the key being built */
+    uint64_t matched;
+    int err;
+    struct errbuf *eb;
+};
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a finalizer */
+
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h ? h : 1;
+}
+
+static void stats_grow(struct stats *s)
+{
+    size_t ncap = s->cap ? 2 * s->cap : 1024;
+    struct group *slots = xcalloc(ncap, sizeof(*slots));
+
+    for (size_t i = 0; i < s->cap; i++) {
+        if (s->slots[i].hash) {
+            size_t j = s->slots[i].hash & (ncap - 1);
+            while (slots[j].hash) {
+                j = (j + 1) & (ncap - 1);
+            }
+            slots[j] = s->slots[i];
+        }
+    }
+    free(s->slots);
+    s->slots = slots;
+    s->cap = ncap;
+}
+
+/* Appends field f of r to the key: its text, or absent. */
+static int key_add(struct buf *key, const struct rec *r, int f)
+{
+    char num[32];
+    struct span v = { NULL, 0 };
+    uint8_t len[4];
+    uint32_t n = UINT32_MAX;
+
+    if (f == VG_F_DST_PORT) {
+        if (r->has_dst_port) {
+            snprintf(num, sizeof(num), "%" PRId64, r->dst_port);
+            v = span_str(num);
+        }
+    } else if (r->str[f].p) {
+        v = r->str[f];
+    }
+    if (v.p) {
+        n = (uint32_t)v.n;
+    }
+    for (int i = 0; i < 4; i++) {
+        len[i] = (uint8_t)(n >> (8 * i));
+    }
+    int rc = buf_append(key, len, 4);
+    return rc < 0 || !v.p ? rc : buf_append(key, v.p, v.n);
+}
+
+static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
+{
+    struct stats *s = arg;
+    struct span cur = bytes;
+    struct rec r;
+
+    (void)ts;
+    if (rec_decode(&cur, &r) < 0) {
+        errbuf_set(s->eb, "record seq %" PRIu64 " does not decode as a schema v1 record", seq);
+        s->err = VG_ECORRUPT;
+        return VG_ECORRUPT;
+    }
+    if (s->f && !filter_match(s->f, &r)) {
+        return 0;
+    }
+    s->matched++;
+    buf_reset(&s->key);
+    for (size_t i = 0; i < s->nfields; i++) {
+        if (key_add(&s->key, &r, s->fields[i]) < 0) {
+            errbuf_set(s->eb, "record seq %" PRIu64 ": values too large to group by", seq);
+            s->err = VG_ELIMIT;
+            return VG_ELIMIT;
+        }
+    }
+    uint64_t h = hash_bytes(s->key.data, s->key.len);
+    if ((s->n + 1) * 2 > s->cap) {
+        stats_grow(s);
+    }
+    size_t i = h & (s->cap - 1);
+    while (s->slots[i].hash) {
+        struct group *g = &s->slots[i];
+        if (g->hash == h && g->len == s->key.len &&
+            memcmp(s->keys.data + g->off, s->key.data, g->len) == 0) {
+            g->count++;
+            return 0;
+        }
+        i = (i + 1) & (s->cap - 1);
+    }
+    if (s->n >= STATS_MAX_GROUPS || buf_append(&s->keys, s->key.data, s->key.len) < 0) {
+        errbuf_set(s->eb,
+                   "more than %u groups (or %zu bytes of values): narrow the filter or "
+                   "group by fewer fields",
+                   STATS_MAX_GROUPS, s->keys.max);
+        s->err = VG_ELIMIT;
+        return VG_ELIMIT;
+    }
+    s->slots[i] =
+        (struct group){ h, 1, (uint32_t)(s->keys.len - s->key.len), (uint32_t)s->key.len };
+    s->n++;
+    return 0;
+}
+
+static int cmp_group(const void *a, const void *b, void *arg)
+{
+    const struct group *x = a;
+    const struct group *y = b;
+    const struct buf *keys = arg;
+
+    if (x->count != y->count) {
+        return x->count > y->count ? -1 : 1;
+    }
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(keys->data + x->off, keys->data + y->off, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* The i-th value of a group key: *v, or false when the field was absent. */
+static bool key_value(const uint8_t *k, size_t i, struct span *v)
+{
+    for (;;) {
+        uint32_t n =
+            (uint32_t)k[0] | (uint32_t)k[1] << 8 | (uint32_t)k[2] << 16 | (uint32_t)k[3] << 24;
+        k += 4;
+        if (i == 0) {
+            *v = (struct span){ k, n == UINT32_MAX ? 0 : n };
+            return n != UINT32_MAX;
+        }
+        k += n == UINT32_MAX ? 0 : n;
+        i--;
+    }
+}
+
+static void print_table_cell(FILE *o, struct span v, bool present, int width)
+{
+    int w = 0;
+
+    if (!present) {
+        fputs("-", o);
+        w = 1;
+    } else {
+        for (size_t i = 0; i < v.n && w < width; i++, w++) {
+            uint8_t c = v.p[i];
+            fputc(c < 0x20 || c == 0x7f ? '?' : c, o);
+        }
+    }
+    fprintf(o, "%*s", width - w + 2, "");
+}
+
+static void print_csv_cell(FILE *o, struct span v, bool present)
+{
+    fputc('"', o);
+    for (size_t i = 0; present && i < v.n; i++) {
+        if (v.p[i] == '"') {
+            fputc('"', o);
+        }
+        fputc(v.p[i], o);
+    }
+    fputc('"', o);
+}
+
+static int print_groups(struct stats *s, struct group *g, size_t n, enum out_format fmt)
+{
+    FILE *o = stdout;
+    int width[STATS_MAX_FIELDS];
+    struct buf j;
+
+    buf_init(&j, 1u << 24);
+    for (size_t k = 0; k < s->nfields; k++) {
+        width[k] = (int)strlen(vg_field_name(s->fields[k]));
+        for (size_t i = 0; i < n; i++) {
+            struct span v;
+            bool present = key_value(s->keys.data + g[i].off, k, &v);
+            int w = present ? (int)v.n : 1;
+            width[k] = w > width[k] ? (w > 60 ? 60 : w) : width[k];
+        }
+    }
+    if (fmt == OUT_TABLE) {
+        for (size_t k = 0; k < s->nfields; k++) {
+            fprintf(o, "%-*s  ", width[k], vg_field_name(s->fields[k]));
+        }
+        fprintf(o, "%s\n", "COUNT");
+    } else if (fmt == OUT_CSV) {
+        for (size_t k = 0; k < s->nfields; k++) {
+            fprintf(o, "%s,", vg_field_name(s->fields[k]));
+        }
+        fprintf(o, "count\r\n");
+    } else if (fmt == OUT_JSON) {
+        fputs("[\n", o);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *key = s->keys.data + g[i].off;
+        if (fmt == OUT_TABLE || fmt == OUT_CSV) {
+            for (size_t k = 0; k < s->nfields; k++) {
+                struct span v;
+                bool present = key_value(key, k, &v);
+                if (fmt == OUT_TABLE) {
+                    print_table_cell(o, v, present, width[k]);
+                } else {
+                    print_csv_cell(o, v, present);
+                    fputc(',', o);
+                }
+            }
+            fprintf(o, fmt == OUT_TABLE ? "%" PRIu64 "\n" : "%" PRIu64 "\r\n", g[i].count);
+            continue;
+        }
+        buf_reset(&j);
+        int rc = buf_append_str(&j, "{");
+        for (size_t k = 0; rc == 0 && k < s->nfields; k++) {
+            struct span v;
+            bool present = key_value(key, k, &v);
+            rc = buf_appendf(&j, "\"%s\":", vg_field_name(s->fields[k]));
+            if (rc == 0) {
+                rc = present ? json_append_str(&j, v) : buf_append_str(&j, "null");
+            }
+            if (rc == 0) {
+                rc = buf_append_str(&j, ",");
+            }
+        }
+        if (rc == 0) {
+            rc = buf_appendf(&j, "\"count\":%" PRIu64 "}", g[i].count);
+        }
+        if (rc < 0) {
+            buf_release(&j);
+            return rc;
+        }
+        fprintf(o, "%s%s\n", buf_cstr(&j), fmt == OUT_JSON && i + 1 < n ? "," : "");
+    }
+    if (fmt == OUT_JSON) {
+        fputs("]\n", o);
+    }
+    buf_release(&j);
+    if (fflush(o) != 0 || ferror(o)) {
+        return -EIO;
+    }
+    return 0;
+}
+
+static void stats_usage(FILE *f)
+{
+    fprintf(f, "usage: vigil stats [FILTER...] --by FIELD[,FIELD...] [--top N] [--since T] "
+               "[--until T]\n"
+               "                   [--format table|json|ndjson|csv] [--explain] "
+               "[-c FILE | --store DIR]\n"
+               "\n"
+               "Counts the events matching FILTER by the values of the fields (normalized\n"
+               "text fields and dst_port; an absent field counts as '-'), most frequent first.\n"
+               "--top: the N most frequent groups (default 20; 0 for all).\n");
+}
+
+/* Parses "a,b,c" into s->fields. */
+static int parse_by(struct stats *s, const char *by)
+{
+    const char *p = by;
+
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        struct span name = { (const uint8_t *)p, comma ? (size_t)(comma - p) : strlen(p) };
+        int f = vg_field_lookup(name);
+        if (f < 0 || f == VG_F_RAW || f == VG_F_TS || f == VG_F_RECEIVED || f == VG_F_SEQ) {
+            fprintf(stderr, "vigil stats: --by: '%.*s' is not a field to group by\n", (int)name.n,
+                    (const char *)name.p);
+            return -1;
+        }
+        if (s->nfields == STATS_MAX_FIELDS) {
+            fprintf(stderr, "vigil stats: --by: at most %d fields\n", STATS_MAX_FIELDS);
+            return -1;
+        }
+        s->fields[s->nfields++] = f;
+        p += name.n + (comma != NULL);
+    }
+    if (s->nfields == 0) {
+        fprintf(stderr, "vigil stats: --by needs a field\n");
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_stats(int argc, char **argv)
+{
+    struct cli_common cc = { 0 };
+    const char *since_s = NULL;
+    const char *until_s = NULL;
+    const char *fmt_s = "table";
+    const char *by = NULL;
+    uint64_t top = 20;
+    bool explain = false;
+    char **words = xcalloc((size_t)argc + 1, sizeof(char *));
+    int nwords = 0;
+    struct stats s;
+    struct errbuf eb;
+    int rc = CLI_USAGE;
+
+    memset(&s, 0, sizeof(s));
+    errbuf_clear(&eb);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int c = cli_common_arg(&cc, argc, argv, &i);
+        if (c < 0) {
+            goto out;
+        }
+        if (c > 0) {
+            continue;
+        }
+        bool takes = strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0 ||
+                     strcmp(a, "--top") == 0 || strcmp(a, "--format") == 0 ||
+                     strcmp(a, "--by") == 0;
+        if (takes && i + 1 >= argc) {
+            fprintf(stderr, "vigil stats: %s needs a value\n", a);
+            goto out;
+        }
+        if (strcmp(a, "--since") == 0) {
+            since_s = argv[++i];
+        } else if (strcmp(a, "--until") == 0) {
+            until_s = argv[++i];
+        } else if (strcmp(a, "--format") == 0) {
+            fmt_s = argv[++i];
+        } else if (strcmp(a, "--by") == 0) {
+            by = argv[++i];
+        } else if (strcmp(a, "--top") == 0) {
+            if (parse_u64(span_str(argv[++i]), UINT32_MAX, &top) < 0) {
+                fprintf(stderr, "vigil stats: --top: expected a number, got '%s'\n", argv[i]);
+                goto out;
+            }
+        } else if (strcmp(a, "--explain") == 0) {
+            explain = true;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            stats_usage(stdout);
+            rc = CLI_OK;
+            goto out;
+        } else if (strncmp(a, "--", 2) == 0 && a[2] != 0) {
+            fprintf(stderr, "vigil stats: unknown option '%s'\n", a);
+            stats_usage(stderr);
+            goto out;
+        } else {
+            words[nwords++] = argv[i];
+        }
+    }
+    if (!by) {
+        fprintf(stderr, "vigil stats: --by FIELD is required\n");
+        stats_usage(stderr);
+        goto out;
+    }
+    if (parse_by(&s, by) < 0) {
+        goto out;
+    }
+    int64_t now = vg_now_ns();
+    int64_t since = INT64_MIN;
+    int64_t until = INT64_MAX;
+    if (since_s && vg_time_parse_arg(since_s, now, &since) < 0) {
+        fprintf(stderr, "vigil stats: --since: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n",
+                since_s);
+        goto out;
+    }
+    if (until_s && vg_time_parse_arg(until_s, now, &until) < 0) {
+        fprintf(stderr, "vigil stats: --until: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n",
+                until_s);
+        goto out;
+    }
+    enum out_format fmt;
+    if (out_format_parse(fmt_s, &fmt) < 0) {
+        fprintf(stderr, "vigil stats: --format: expected table, json, ndjson or csv, got '%s'\n",
+                fmt_s);
+        goto out;
+    }
+    char *text = filter_join_args(nwords, words);
+    struct filter *f = NULL;
+    int col = 0;
+    if (filter_parse(text, now, &f, &col, &eb) < 0) {
+        fprintf(stderr, "vigil stats: %s\n", errbuf_msg(&eb));
+        filter_error_caret(text, col, stderr);
+        free(text);
+        goto out;
+    }
+    free(text);
+    int64_t fs;
+    int64_t fu;
+    filter_time_bounds(f, &fs, &fu);
+    since = fs > since ? fs : since;
+    until = fu < until ? fu : until;
+    if ((rc = cli_common_load(&cc, "stats")) != CLI_OK) {
+        filter_free(f);
+        goto out;
+    }
+
+    /* What every match has, for the block index and the record prefilter. */
+    struct filter_needs fn;
+    struct store_need_value vals[FILTER_MAX_TERMS];
+    filter_needs(f, &fn);
+    for (size_t i = 0; i < fn.nvalues; i++) {
+        vals[i].field = vg_field_name(fn.values[i].field);
+        vals[i].value = fn.values[i].value;
+    }
+    struct store_need need = { vals, fn.nvalues, fn.texts, fn.ntexts };
+    struct store_scan_stats st = { 0 };
+    struct store_reader *rd = NULL;
+    int64_t t0 = vg_mono_ns();
+    s.f = f;
+    s.eb = &eb;
+    buf_init(&s.keys, (size_t)1 << 31);
+    buf_init(&s.key, 1u << 24);
+    rc = store_reader_open(cli_store_dir(&cc), &rd, &eb);
+    if (rc == 0) {
+        rc = store_scan_need(rd, since, until, &need, on_rec, &s, &st);
+        if (rc < 0 && !s.err) {
+            errbuf_set(&eb, "%s", store_reader_error(rd));
+        }
+        store_reader_close(rd);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "vigil stats: %s\n", errbuf_msg(&eb));
+        rc = CLI_FAIL;
+    } else {
+        /* The groups, most frequent first (ties by value), then the top ones. */
+        struct group *g = xcalloc(s.n ? s.n : 1, sizeof(*g));
+        size_t n = 0;
+        for (size_t i = 0; i < s.cap; i++) {
+            if (s.slots[i].hash) {
+                g[n++] = s.slots[i];
+            }
+        }
+        if (n > 1) {
+            qsort_r(g, n, sizeof(*g), cmp_group, &s.keys);
+        }
+        size_t shown = top && top < n ? (size_t)top : n;
+        rc = print_groups(&s, g, shown, fmt) < 0 ? CLI_FAIL : CLI_OK;
+        if (explain) {
+            fprintf(stderr,
+                    "explain: blocks read %" PRIu64 ", skipped by time %" PRIu64
+                    ", skipped by index %" PRIu64 "; bytes decompressed %" PRIu64
+                    "; records unpacked %" PRIu64 ", passed over %" PRIu64 ", matched %" PRIu64
+                    "; %zu groups, %zu shown; %.3f s\n",
+                    st.blocks_read, st.blocks_skipped, st.blocks_skipped_index,
+                    st.bytes_decompressed, st.records_decoded, st.records_skipped, s.matched, n,
+                    shown, (double)(vg_mono_ns() - t0) / 1e9);
+        }
+        free(g);
+    }
+    free(s.slots);
+    buf_release(&s.keys);
+    buf_release(&s.key);
+    filter_free(f);
+out:
+    cli_common_release(&cc);
+    free(words);
+    return rc;
+}
