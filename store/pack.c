@@ -173,12 +173,11 @@ static int raw_strings(struct span *cur, int depth, uint32_t max, uint32_t *n, s
 /* Index in v->rawstr of a string of raw equal to s (inside raw's bytes), or -1. */
 static int find_in_raw(const struct pack_view *v, struct span s)
 {
+    if (s.n < 2 || v->nrawstr == 0 || !(v->present & (1u << PK_RAW))) {
+        return -1; /* a reference is not shorter; or no raw to refer to */
+    }
     const uint8_t *lo = v->str[PK_RAW].p;
     const uint8_t *hi = lo + v->str[PK_RAW].n;
-
-    if (s.n < 2) {
-        return -1; /* a reference is not shorter */
-    }
     for (uint32_t i = 0; i < v->nrawstr; i++) {
         struct span r = v->rawstr[i];
         if (r.n == s.n && v->rawstr_ord[i] >= 0 && r.p >= lo && r.p + r.n <= hi &&
