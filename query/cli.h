@@ -33,9 +33,10 @@ bool cli_progress_enabled(void);
 int cmd_pki(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_search(int argc, char **argv);
-int cmd_stats(int argc, char **argv); /* query/stats.c */
-int cmd_rules(int argc, char **argv); /* query/rules_cmd.c */
-int cmd_hunt(int argc, char **argv);  /* query/hunt.c */
+int cmd_stats(int argc, char **argv);   /* query/stats.c */
+int cmd_compact(int argc, char **argv); /* query/compact_cmd.c */
+int cmd_rules(int argc, char **argv);   /* query/rules_cmd.c */
+int cmd_hunt(int argc, char **argv);    /* query/hunt.c */
 int cmd_demo(int argc, char **argv, const char *argv0);
 int cmd_verify(int argc, char **argv); /* query/verify.c */
 int cmd_hold(int argc, char **argv);   /* query/hold.c */

@@ -12,6 +12,7 @@ static void usage(FILE *f)
             "\n"
             "  search   [FILTER] [--since T] [--until T] [--limit N] [--format table|json|ndjson|csv]\n"
             "  stats    [FILTER] --by FIELD[,FIELD] [--top N]   count events by field values\n"
+            "  compact  [--codec zstd|lz4hc]   rewrite sealed segments smaller (vigild stopped)\n"
             "  send     [--format ndjson|falco|k8s-audit|trivy|syslog] [FILE...]   ship over mTLS\n"
             "  pki      init DIR      a development CA, server, agent and analyst certificates\n"
             "  rules    check|test [PATH...]   load and lint Sigma rules; run their test cases\n"
@@ -41,6 +42,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "stats") == 0) {
         return cmd_stats(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "compact") == 0) {
+        return cmd_compact(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "send") == 0) {
         return cmd_send(argc - 1, argv + 1);

@@ -1,7 +1,8 @@
 /* store/block.c: one block of a segment (schemas/segment.md 3): the header, the index
  * section (v2, built by bindex.c), the record stream (v2: packed records in groups,
- * pack.c), LZ4 compression, the CRC-32 checksum and the SHA-256 chain hash. The only
- * file that includes <lz4.h>. Writes format v2; reads v1 and v2.
+ * pack.c), LZ4 (or, in compacted segments, zstd) compression, the CRC-32 checksum and
+ * the SHA-256 chain hash. The only file that includes <lz4.h> and <zstd.h>. Writes
+ * format v2; reads v1 and v2.
  *
  * Everything read here comes from disk and may be hostile: lengths are checked against
  * the hard limits of segment.md 3.7 before anything is allocated or trusted. Pure
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "common/xalloc.h"
 #include "store/store_int.h"
@@ -113,7 +115,8 @@ int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
     }
     h->codec = p[BH_CODEC];
     h->flags = p[BH_FLAGS];
-    if (h->codec != BLOCK_CODEC_LZ4) {
+    if (h->codec != BLOCK_CODEC_LZ4 &&
+        (h->codec != BLOCK_CODEC_ZSTD || h->version < BLOCK_VERSION)) {
         errbuf_set(why, "unsupported block codec %u", h->codec);
         return VG_ECORRUPT;
     }
@@ -137,8 +140,12 @@ int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
         errbuf_set(why, "bad index length %" PRIu32, h->index_len);
         return VG_ECORRUPT;
     }
-    if (h->stored_len == 0 || h->stored_len > (uint32_t)LZ4_COMPRESSBOUND(h->raw_len) ||
-        (uint64_t)h->raw_len > 255 * (uint64_t)h->stored_len) {
+    /* segment.md 3.7: how far each codec can expand bounds what a header may claim. */
+    uint64_t bound = h->codec == BLOCK_CODEC_LZ4 ? (uint64_t)LZ4_COMPRESSBOUND(h->raw_len)
+                                                 : (uint64_t)ZSTD_COMPRESSBOUND(h->raw_len);
+    uint64_t ratio = h->codec == BLOCK_CODEC_LZ4 ? 255 : BLOCK_ZSTD_MAX_RATIO;
+    if (h->stored_len == 0 || h->stored_len > bound ||
+        (uint64_t)h->raw_len > ratio * (uint64_t)h->stored_len) {
         errbuf_set(why, "bad compressed length %" PRIu32 " for %" PRIu32 " bytes", h->stored_len,
                    h->raw_len);
         return VG_ECORRUPT;
@@ -209,11 +216,21 @@ int block__decompress(const struct block_hdr *h, struct span data, struct buf *o
         errbuf_set(why, "block of %" PRIu32 " bytes over the reader's limit", h->raw_len);
         return VG_ECORRUPT;
     }
-    int n =
-        LZ4_decompress_safe((const char *)data.p, (char *)out->data, (int)data.n, (int)h->raw_len);
-    if (n != (int)h->raw_len) {
-        errbuf_set(why, "lz4 decompression failed (%d of %" PRIu32 " bytes)", n, h->raw_len);
-        return VG_ECORRUPT;
+    if (h->codec == BLOCK_CODEC_ZSTD) {
+        /* segment.md 3.3: one zstd frame, exactly raw_len bytes. */
+        size_t z = ZSTD_decompress(out->data, h->raw_len, data.p, data.n);
+        if (ZSTD_isError(z) || z != h->raw_len) {
+            errbuf_set(why, "zstd decompression failed (%s)",
+                       ZSTD_isError(z) ? ZSTD_getErrorName(z) : "short");
+            return VG_ECORRUPT;
+        }
+    } else {
+        int n = LZ4_decompress_safe((const char *)data.p, (char *)out->data, (int)data.n,
+                                    (int)h->raw_len);
+        if (n != (int)h->raw_len) {
+            errbuf_set(why, "lz4 decompression failed (%d of %" PRIu32 " bytes)", n, h->raw_len);
+            return VG_ECORRUPT;
+        }
     }
     out->len = h->raw_len;
     out->data[out->len] = 0;
@@ -566,25 +583,42 @@ int block__builder_finish_ex(struct block_builder *b, const uint8_t prev[VG_SHA2
     if (stream.n > BLOCK_MAX_RAW) {
         return VG_ELIMIT;
     }
-    int bound = LZ4_compressBound((int)stream.n);
+    size_t bound = ZSTD_compressBound(stream.n);
+    size_t lbound = (size_t)LZ4_compressBound((int)stream.n);
+    bound = lbound > bound ? lbound : bound;
     out->len = 0;
-    if (buf_reserve(out, BLOCK_HDR_LEN + index.n + (size_t)bound) < 0) {
+    if (buf_reserve(out, BLOCK_HDR_LEN + index.n + bound) < 0) {
         return VG_ELIMIT;
     }
-    /* segment.md 3.2, 3.3: the index, then the LZ4 block after the header's room. */
+    /* segment.md 3.2, 3.3: the index, then the compressed stream after the header's room. */
     if (index.n > 0) {
         memcpy(out->data + BLOCK_HDR_LEN, index.p, index.n);
     }
     char *dst = (char *)out->data + BLOCK_HDR_LEN + index.n;
-    int n = enc->lz4_level > 0
-                ? LZ4_compress_HC((const char *)stream.p, dst, (int)stream.n, bound, enc->lz4_level)
-                : LZ4_compress_default((const char *)stream.p, dst, (int)stream.n, bound);
-    if (n <= 0) {
-        return -EIO; /* cannot happen with a buffer of LZ4_compressBound */
+    uint8_t codec = BLOCK_CODEC_LZ4;
+    size_t n = 0;
+    if (enc->codec == BLOCK_CODEC_ZSTD && !b->v1) {
+        size_t z = ZSTD_compress(dst, bound, stream.p, stream.n, enc->level ? enc->level : 3);
+        /* A block that zstd shrinks past what a reader accepts (3.7) is stored as lz4. */
+        if (!ZSTD_isError(z) && z > 0 && stream.n <= (uint64_t)BLOCK_ZSTD_MAX_RATIO * z) {
+            codec = BLOCK_CODEC_ZSTD;
+            n = z;
+        }
+    }
+    if (codec == BLOCK_CODEC_LZ4) {
+        int level = enc->codec == BLOCK_CODEC_ZSTD ? 0 : enc->level;
+        int k =
+            level > 0
+                ? LZ4_compress_HC((const char *)stream.p, dst, (int)stream.n, (int)lbound, level)
+                : LZ4_compress_default((const char *)stream.p, dst, (int)stream.n, (int)lbound);
+        if (k <= 0) {
+            return -EIO; /* cannot happen with a buffer of LZ4_compressBound */
+        }
+        n = (size_t)k;
     }
     memset(h, 0, sizeof(*h));
     h->version = b->v1 ? BLOCK_VERSION_1 : BLOCK_VERSION;
-    h->codec = BLOCK_CODEC_LZ4;
+    h->codec = codec;
     h->count = b->count;
     h->raw_len = (uint32_t)stream.n;
     h->stored_len = (uint32_t)n;
@@ -594,7 +628,7 @@ int block__builder_finish_ex(struct block_builder *b, const uint8_t prev[VG_SHA2
     h->ts_max = b->ts_max;
     h->seq_min = b->seq_min;
     h->seq_max = b->seq_max;
-    struct span payload = { out->data + BLOCK_HDR_LEN, index.n + (size_t)n };
+    struct span payload = { out->data + BLOCK_HDR_LEN, index.n + n };
 
     /* segment.md 3.6, then 3.5 over the header that holds the hash. */
     block__hdr_encode(h, tmp);

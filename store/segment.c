@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,9 @@ enum {
     SH_PART_NS = 24,
     SH_ID = 32,
     SH_CREATED = 40,
+    SH_REPLACES_ID = 48, /* segment.md 12: compacted segments */
+    SH_REPLACES_HEAD = 56,
+    SH_RECORDS_DIGEST = 88,
     SH_CRC = 124,
 };
 
@@ -59,6 +63,11 @@ void seg__hdr_encode(const struct seg_hdr *h, uint8_t *p)
     put_le(p + SH_PART_NS, (uint64_t)h->part_ns, 8);
     put_le(p + SH_ID, h->id, 8);
     put_le(p + SH_CREATED, (uint64_t)h->created, 8);
+    if (h->flags & SEG_F_COMPACTED) {
+        put_le(p + SH_REPLACES_ID, h->replaces_id, 8);
+        memcpy(p + SH_REPLACES_HEAD, h->replaces_head, VG_SHA256_LEN);
+        memcpy(p + SH_RECORDS_DIGEST, h->records_digest, VG_SHA256_LEN);
+    }
     put_le(p + SH_CRC, (uint32_t)crc32(0L, p, SH_CRC), 4);
 }
 
@@ -85,6 +94,13 @@ int seg__hdr_decode(const uint8_t *p, struct seg_hdr *h, struct errbuf *why)
     h->part_ns = (int64_t)get_le(p + SH_PART_NS, 8);
     h->id = get_le(p + SH_ID, 8);
     h->created = (int64_t)get_le(p + SH_CREATED, 8);
+    h->replaces_id = get_le(p + SH_REPLACES_ID, 8);
+    memcpy(h->replaces_head, p + SH_REPLACES_HEAD, VG_SHA256_LEN);
+    memcpy(h->records_digest, p + SH_RECORDS_DIGEST, VG_SHA256_LEN);
+    if ((h->flags & SEG_F_COMPACTED) && h->replaces_id == 0) {
+        errbuf_set(why, "file header: compacted, but replaces no segment");
+        return VG_ECORRUPT;
+    }
     if (h->part_ns <= 0 || __builtin_add_overflow(h->part_start, h->part_ns, &end) || h->id == 0) {
         errbuf_set(why, "file header: bad partition or id");
         return VG_ECORRUPT;
@@ -313,7 +329,67 @@ static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t 
     if (w->stats) {
         w->stats->ns_deliver += now_ns() - t0;
     }
+    if (rc == 0 && w->block_done) {
+        rc = w->block_done(w->arg, h);
+        w->stopped = rc != 0;
+    }
     return rc;
+}
+
+static int cmp_walk_rec(const void *a, const void *b)
+{
+    uint64_t x = ((const struct walk_rec *)a)->seq;
+    uint64_t y = ((const struct walk_rec *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+/* segment.md 12: adds one block's records to the records digest of a compacted segment,
+ * in seq order (blocks hold increasing, disjoint seq ranges, checked by the caller). */
+static int walk_digest(struct seg_walk *w, const struct block_hdr *h, uint64_t off,
+                       struct digest *rdg, struct buf *ubuf, struct buf *recs)
+{
+    struct block_iter it;
+    int64_t ts;
+    uint64_t seq;
+    struct span rec;
+    int rc;
+
+    ubuf->len = 0;
+    recs->len = 0;
+    block__iter_init(&it, h, buf_span(w->dbuf), ubuf);
+    while ((rc = block__iter_next(&it, &ts, &seq, &rec, &w->why)) > 0) {
+        const uint8_t *base = h->version >= BLOCK_VERSION ? ubuf->data : w->dbuf->data;
+        struct walk_rec wr = { ts, seq, (size_t)(rec.p - base), rec.n };
+        if (buf_append(recs, &wr, sizeof(wr)) < 0) {
+            errbuf_set(&w->why, "block of %" PRIu32 " records over the reader's limit", h->count);
+            return walk_bad(w, off, false);
+        }
+    }
+    if (rc < 0) {
+        return walk_bad(w, off, false);
+    }
+    struct walk_rec *wr = (struct walk_rec *)(void *)recs->data;
+    size_t n = recs->len / sizeof(*wr);
+    const uint8_t *base = h->version >= BLOCK_VERSION ? ubuf->data : w->dbuf->data;
+    if (n > 1) {
+        qsort(wr, n, sizeof(*wr), cmp_walk_rec);
+    }
+    for (size_t i = 0; i < n; i++) {
+        seg__digest_add(rdg, wr[i].ts, wr[i].seq, (struct span){ base + wr[i].off, wr[i].len });
+    }
+    return 0;
+}
+
+void seg__digest_add(struct digest *d, int64_t ts, uint64_t seq, struct span rec)
+{
+    uint8_t e[20];
+
+    /* segment.md 12: seq, ts, length (little-endian 8, 8, 4 bytes), then the record. */
+    put_le(e, seq, 8);
+    put_le(e + 8, (uint64_t)ts, 8);
+    put_le(e + 16, rec.n, 4);
+    digest_update(d, e, sizeof(e));
+    digest_update(d, rec.p, rec.n);
 }
 
 /* Appends the n bytes at off to b, counting the time and bytes. */
@@ -346,6 +422,7 @@ int seg__walk(struct seg_walk *w)
     struct buf own_ubuf;
     struct buf recs;
     struct buf *ubuf = w->ubuf ? w->ubuf : &own_ubuf;
+    struct digest *rdg = NULL; /* the records digest of a compacted segment */
     int rc;
 
     w->hdr_ok = false;
@@ -396,6 +473,12 @@ int seg__walk(struct seg_walk *w)
     w->end = SEG_HDR_LEN;
     walk_mark(w);
 
+    /* segment.md 12: a compacted segment's records must be those it replaced. */
+    uint64_t last_seq = 0;
+    bool any_block = false;
+    if ((w->hdr.flags & SEG_F_COMPACTED) && w->decode && !w->skip) {
+        rdg = digest_new();
+    }
     uint64_t off = SEG_HDR_LEN;
     rc = 0;
     while (off < w->size) {
@@ -497,6 +580,18 @@ int seg__walk(struct seg_walk *w)
                     w->stats->blocks_read++;
                     w->stats->bytes_decompressed += h.raw_len;
                 }
+                if (rdg) {
+                    if (any_block && h.seq_min <= last_seq) {
+                        errbuf_set(&w->why, "compacted segment: blocks out of seq order");
+                        rc = walk_bad(w, off, false);
+                        goto out;
+                    }
+                    if ((rc = walk_digest(w, &h, off, rdg, ubuf, &recs)) != 0) {
+                        goto out;
+                    }
+                    any_block = true;
+                    last_seq = h.seq_max;
+                }
                 rc = walk_records(w, &h, off, ubuf, &recs);
                 if (rc != 0) {
                     goto out;
@@ -510,7 +605,19 @@ int seg__walk(struct seg_walk *w)
         walk_mark(w);
     }
     rc = 0;
+    if (rdg) {
+        uint8_t d[VG_SHA256_LEN];
+        digest_final(rdg, d);
+        if (!w->no_verify && memcmp(d, w->hdr.records_digest, VG_SHA256_LEN) != 0) {
+            errbuf_set(&w->why,
+                       "compacted segment: its records are not those of segment %" PRIu64
+                       " it replaced (records digest mismatch)",
+                       w->hdr.replaces_id);
+            rc = walk_bad(w, SEG_HDR_LEN, false);
+        }
+    }
 out:
+    digest_free(rdg);
     buf_release(&own_ubuf);
     buf_release(&recs);
     return rc;

@@ -175,6 +175,35 @@ void store_reader_close(struct store_reader *r); /* takes NULL */
  * (eb says what) when the store cannot be read at all. */
 int store_verify(const char *dir, FILE *report, struct errbuf *eb) VG_MUST_USE;
 
+/* ---- compaction (segment.md 12) ---- */
+
+enum store_codec { STORE_CODEC_ZSTD, STORE_CODEC_LZ4HC };
+
+struct store_compact_opts {
+    enum store_codec codec; /* of the new blocks: zstd (default) or LZ4HC */
+    int level;              /* 0: zstd 6, LZ4HC 9 */
+    size_t block_bytes;     /* records per new block, as store_opts.block_bytes; 0: 4 MiB */
+    uint64_t max_segments;  /* 0: every sealed segment not compacted yet */
+};
+
+struct store_compact_result {
+    uint64_t segments;     /* compacted */
+    uint64_t skipped;      /* left as they were: they do not verify (logged) */
+    uint64_t records;      /* in the compacted segments */
+    uint64_t bytes_before; /* their files' bytes before, and after */
+    uint64_t bytes_after;
+};
+
+/* Rewrites sealed segments (oldest first) as compacted ones (segment.md 12): large
+ * blocks, zstd or LZ4HC, re-indexed, chained and signed, each naming the segment it
+ * replaces and the digest of their records, which `vigil verify` checks; the replaced
+ * segment becomes a deletion (reason "compacted") and its file goes. A segment whose
+ * chain, size or seal signature does not verify is left as it is (logged, counted).
+ * On the writer's thread; blocks on disk I/O and CPU. *res gets the figures. Returns 0,
+ * or an I/O or catalog error (eb says what; what was compacted before stays). */
+int store_compact(struct store *st, const struct store_compact_opts *o,
+                  struct store_compact_result *res, struct errbuf *eb) VG_MUST_USE;
+
 /* ---- integrity, retention, legal holds (segment.md 8-10) ---- */
 
 /* What `vigil verify` checked (store_verify_ex). */

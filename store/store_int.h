@@ -21,7 +21,7 @@
 #define BLOCK_VERSION             2 /* written (segment.md 3.1); 1 is still read */
 #define BLOCK_VERSION_1           1
 #define BLOCK_CODEC_LZ4           1
-#define BLOCK_CODEC_ZSTD          2           /* reserved (segment.md 3.1); v1 cannot read it */
+#define BLOCK_CODEC_ZSTD          2           /* v2 blocks of compacted segments (3.1, 12) */
 #define BLOCK_MAX_RAW             (64u << 20) /* segment.md 3.7 */
 #define BLOCK_MAX_INDEX           (16u << 20)
 #define BLOCK_ENTRY_MAX           30u /* three uvarints of at most 10 bytes (segment.md 3.4) */
@@ -139,8 +139,10 @@ struct block_builder {
 
 /* How block__builder_finish_ex compresses (3.3). */
 struct block_enc {
-    int lz4_level; /* 0: LZ4_compress_default; 1..12: LZ4HC at that level (same format) */
+    int codec; /* BLOCK_CODEC_LZ4 (0 means it too) or BLOCK_CODEC_ZSTD */
+    int level; /* LZ4: 0 LZ4_compress_default, 1..12 LZ4HC; zstd: its level (0: 3) */
 };
+#define BLOCK_ZSTD_MAX_RATIO 1024 /* segment.md 3.7: raw_len <= this * stored_len */
 void block__builder_init(struct block_builder *b);  /* allocates nothing */
 void block__builder_reset(struct block_builder *b); /* empty; keeps memory */
 void block__builder_release(struct block_builder *b);
@@ -164,6 +166,8 @@ int block__builder_finish_ex(struct block_builder *b, const uint8_t prev[VG_SHA2
 
 /* ---- segment.c: segment files (segment.md 1, 2, 4) ---- */
 
+#define SEG_F_COMPACTED 1u /* segment.md 2, 12: replaces a sealed segment */
+
 struct seg_hdr { /* segment.md 2 */
     uint16_t version;
     uint32_t flags;
@@ -171,6 +175,10 @@ struct seg_hdr { /* segment.md 2 */
     int64_t part_ns;
     uint64_t id;
     int64_t created;
+    /* SEG_F_COMPACTED (segment.md 12): */
+    uint64_t replaces_id;
+    uint8_t replaces_head[VG_SHA256_LEN];
+    uint8_t records_digest[VG_SHA256_LEN];
 };
 void seg__hdr_encode(const struct seg_hdr *h, uint8_t *p);
 /* Decodes and checks SEG_HDR_LEN bytes. Returns 0 or VG_ECORRUPT with why. */
@@ -241,6 +249,8 @@ struct seg_walk {
     bool crc_only;                  /* blocks read: checksum (3.5) but not chain (3.6) */
     struct buf *ubuf;               /* NULL, or scratch: unpacked records of a v2 block
                                        (max >= seg__ubuf_max) */
+    int (*block_done)(void *arg, const struct block_hdr *h); /* NULL, or called after fn
+                                       got a decoded block's records; nonzero stops */
     /* out */
     bool hdr_ok;
     struct seg_hdr hdr;
@@ -402,6 +412,19 @@ int retention__finish_file(struct catalog *cat, const struct fsops *fs, const ch
 struct catalog *store__catalog(struct store *st);
 const struct fsops *store__fsops(const struct store *st);
 const char *store__segdir(const struct store *st);
+/* A new segment id (never reused: the writer's counter). */
+uint64_t store__take_id(struct store *st);
+/* The signing key, or NULL (integrity.c could not make one). */
+const struct sign_key *store__key(const struct store *st);
+
+/* compact.c. At store_open: finishes or undoes a compaction a crash interrupted
+ * (segment.md 12). Returns 0 or -errno / VG_EDB. */
+int compact__recover(struct store *st) VG_MUST_USE;
+/* segment.md 12: adds one record to a records digest (the caller feeds seq order). */
+void seg__digest_add(struct digest *d, int64_t ts, uint64_t seq, struct span rec);
+/* Bytes a compressed block's data section may take at most (either codec). */
+#define ZSTD_BOUND_MAX ((size_t)BLOCK_MAX_RAW + BLOCK_MAX_RAW / 128 + 4096)
+
 /* True when the writer holds a segment of partition [start, end) in memory (open, or
  * written and not yet committed): retention must not touch it. */
 bool store__part_in_use(const struct store *st, int64_t start, int64_t end);

@@ -1020,6 +1020,11 @@ int store_open(const struct store_opts *o, struct store **out, struct errbuf *eb
     if (rc < 0) {
         goto fail;
     }
+    rc = compact__recover(st); /* segment.md 12: an interrupted compaction */
+    if (rc < 0) {
+        errbuf_set(eb, "store '%s': finishing a compaction: %s", st->dir, vg_strerror(rc));
+        goto fail;
+    }
     buf_release(&st->rbuf); /* recovery scratch; can be large */
     buf_release(&st->dbuf);
     *out = st;
@@ -1073,6 +1078,16 @@ const struct fsops *store__fsops(const struct store *st)
 const char *store__segdir(const struct store *st)
 {
     return st->segdir;
+}
+
+uint64_t store__take_id(struct store *st)
+{
+    return st->next_id++;
+}
+
+const struct sign_key *store__key(const struct store *st)
+{
+    return st->key;
 }
 
 bool store__part_in_use(const struct store *st, int64_t start, int64_t end)

@@ -372,7 +372,10 @@ static void test_block_roundtrip(void **state)
         assert_true(strlen(errbuf_msg(&why)) > 0);
     }
     memcpy(bad, out.data, BLOCK_HDR_LEN);
-    bad[8] = BLOCK_CODEC_ZSTD;
+    bad[8] = 3; /* no such codec */
+    assert_int_equal(block__hdr_decode(bad, &h2, &why), VG_ECORRUPT);
+    bad[8] = BLOCK_CODEC_ZSTD; /* zstd is v2's (segment.md 3.1) */
+    bad[4] = BLOCK_VERSION_1;
     assert_int_equal(block__hdr_decode(bad, &h2, &why), VG_ECORRUPT);
 
     block__builder_release(&b);

@@ -1,0 +1,577 @@
+/* store/compact.c: compaction of sealed segments (schemas/segment.md 12). A sealed
+ * segment's blocks, cut as the collector's commits went (small, LZ4 for fast ingest),
+ * are rewritten as a new segment of large blocks, zstd (or LZ4HC), re-indexed; the new
+ * segment is chained and signed like any sealed one, its file header names the segment
+ * it replaces, that one's chain head, and a digest of their records in seq order, which
+ * `vigil verify` recomputes. The replaced segment becomes a deletion (segment.md 9) with
+ * reason "compacted", keeping its row and signature, and its file goes.
+ *
+ * Order, so that a crash at any point leaves either segment, never both or neither:
+ * (1) the new file is written under a temporary name (".<name>.compact", which recovery
+ * and readers ignore) and synced; (2) one catalog transaction adds the new row and its
+ * seal and turns the old row into a deletion; (3) the file is renamed to its name; (4)
+ * the old file is removed. After a crash, store_open finishes (3) when the transaction
+ * committed (the new row names the file) and removes the temporary file when it did not;
+ * (4) is finished as for any deletion (segment.md 9.1).
+ *
+ * Thread: the writer's (a struct store); blocks on disk I/O and CPU (seconds per
+ * segment of a busy hour). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "common/xalloc.h"
+#include "store/fsops.h"
+#include "store/store_int.h"
+
+#define COMPACT_SUFFIX             ".compact"
+#define COMPACT_DEFAULT_BLOCK      (4u << 20)
+#define COMPACT_DEFAULT_ZSTD_LEVEL 6
+#define COMPACT_DEFAULT_LZ4_LEVEL  9
+
+/* One record of the block being walked (spans into the walk's buffers). */
+struct crec {
+    int64_t ts;
+    uint64_t seq;
+    struct span rec;
+};
+
+struct compact {
+    struct store *st;
+    const struct seg_meta *old;
+    struct block_enc enc;
+    size_t block_bytes;
+    /* the walk's current block */
+    struct crec *recs;
+    size_t n;
+    size_t cap;
+    /* pass 1 */
+    struct digest *rdg;
+    /* pass 2 */
+    bool writing;
+    int fd;
+    struct block_builder b;
+    struct buf out;
+    struct digest *dg;
+    struct seg_meta m; /* the new segment as written */
+    int err;
+};
+
+static int cmp_crec(const void *a, const void *b)
+{
+    uint64_t x = ((const struct crec *)a)->seq;
+    uint64_t y = ((const struct crec *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span rec)
+{
+    struct compact *c = arg;
+
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 1024;
+        c->recs = xrealloc(c->recs, c->cap * sizeof(*c->recs));
+    }
+    c->recs[c->n++] = (struct crec){ ts, seq, rec };
+    return 0;
+}
+
+/* Writes the open block of the new segment. */
+static int flush_block(struct compact *c)
+{
+    struct block_hdr h;
+    int rc;
+
+    if (c->b.count == 0) {
+        return 0;
+    }
+    rc = block__builder_finish_ex(&c->b, c->m.chain_head, c->dg, &c->out, &h, &c->enc);
+    if (rc == 0) {
+        const struct fsops *fs = store__fsops(c->st);
+        rc = fsops_pwrite_all(fs, c->fd, c->out.data, c->out.len, (int64_t)c->m.bytes);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    c->m.bytes += c->out.len;
+    memcpy(c->m.chain_head, h.hash, VG_SHA256_LEN);
+    seg__totals_add(&c->m.tot, &h);
+    block__builder_reset(&c->b);
+    return 0;
+}
+
+/* After each block of the old segment: its records, in seq order, go to the digest
+ * (pass 1) or into the new segment's blocks (pass 2). */
+static int on_block(void *arg, const struct block_hdr *h)
+{
+    struct compact *c = arg;
+    int rc = 0;
+
+    (void)h;
+    if (c->n > 1) {
+        qsort(c->recs, c->n, sizeof(*c->recs), cmp_crec);
+    }
+    for (size_t i = 0; i < c->n && rc == 0; i++) {
+        const struct crec *r = &c->recs[i];
+        if (!c->writing) {
+            seg__digest_add(c->rdg, r->ts, r->seq, r->rec);
+            continue;
+        }
+        if (c->b.count > 0 && c->b.in_bytes + block__entry_len(r->rec.n) > c->block_bytes) {
+            rc = flush_block(c);
+        }
+        if (rc == 0) {
+            rc = block__builder_add(&c->b, r->ts, r->seq, r->rec);
+        }
+    }
+    c->n = 0;
+    if (rc < 0) {
+        c->err = rc;
+    }
+    return rc;
+}
+
+/* Walks the old segment (every block checked, chain included) into c. Returns 0, or
+ * VG_ECORRUPT with why when it does not verify up to its row's chain head. */
+static int walk_old(struct compact *c, const char *path, struct errbuf *why)
+{
+    struct seg_walk w;
+    struct buf rbuf;
+    struct buf dbuf;
+    struct buf ubuf;
+    struct stat sb;
+    int rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        rc = -errno;
+        errbuf_set(why, "cannot open: %s", vg_strerror(rc));
+        return rc;
+    }
+    if (fstat(fd, &sb) != 0) {
+        rc = -errno;
+        close(fd);
+        errbuf_set(why, "cannot stat: %s", vg_strerror(rc));
+        return rc;
+    }
+    buf_init(&rbuf, seg__rbuf_max());
+    buf_init(&dbuf, BLOCK_MAX_RAW);
+    buf_init(&ubuf, seg__ubuf_max());
+    memset(&w, 0, sizeof(w));
+    w.fd = fd;
+    w.size = (uint64_t)sb.st_size;
+    w.expect = c->old;
+    w.decode = true;
+    w.since = INT64_MIN;
+    w.until = INT64_MAX;
+    w.fn = on_rec;
+    w.block_done = on_block;
+    w.arg = c;
+    w.mark_off = UINT64_MAX;
+    w.rbuf = &rbuf;
+    w.dbuf = &dbuf;
+    w.ubuf = &ubuf;
+    w.dg = digest_new();
+    c->n = 0;
+    rc = seg__walk(&w);
+    if (rc == 0 && c->err == 0 &&
+        (w.end != c->old->bytes || memcmp(w.chain, c->old->chain_head, VG_SHA256_LEN) != 0 ||
+         !seg__totals_eq(&w.tot, &c->old->tot))) {
+        errbuf_set(why, "the file does not end at the catalog's chain head and size");
+        rc = VG_ECORRUPT;
+    } else if (rc == VG_ECORRUPT) {
+        errbuf_set(why, "offset %" PRIu64 ": %s", w.bad_off, errbuf_msg(&w.why));
+    } else if (rc != 0) {
+        rc = c->err ? c->err : rc;
+        errbuf_set(why, "%s", vg_strerror(rc));
+    }
+    digest_free(w.dg);
+    buf_release(&rbuf);
+    buf_release(&dbuf);
+    buf_release(&ubuf);
+    close(fd);
+    return rc;
+}
+
+/* The seal row of segment id: 1 and *out, 0 when none, or VG_EDB. */
+static int seal_of(struct catalog *cat, uint64_t id, struct catalog_seal *out)
+{
+    struct catalog_seal *v = NULL;
+    size_t n = 0;
+    int rc = catalog__seals_list(cat, &v, &n);
+
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (v[i].id == id) {
+            *out = v[i];
+            rc = 1;
+        }
+    }
+    free(v);
+    return rc;
+}
+
+/* A signed seal must check out before its segment is rewritten (never launder). */
+static int check_seal(struct store *st, const struct seg_meta *m, const struct catalog_seal *s,
+                      struct errbuf *why)
+{
+    struct catalog_key *keys = NULL;
+    size_t nkeys = 0;
+    uint8_t msg[SEAL_MSG_LEN];
+    int rc;
+
+    if (!s->is_signed) {
+        return 0;
+    }
+    if ((rc = catalog__keys_list(store__catalog(st), &keys, &nkeys)) < 0) {
+        errbuf_set(why, "cannot list the signing keys");
+        return rc;
+    }
+    integrity__seal_msg(m, msg);
+    rc = VG_ECORRUPT;
+    for (size_t i = 0; i < nkeys; i++) {
+        struct sign_key *k = NULL;
+        struct errbuf kb;
+        if (strcmp(keys[i].key_id, s->key_id) != 0 ||
+            sign_key_parse_public(span_str(keys[i].pem), &k, &kb) < 0) {
+            continue;
+        }
+        rc = sign_check(k, msg, sizeof(msg), s->sig) == 0 ? 0 : VG_ECORRUPT;
+        sign_key_free(k);
+        break;
+    }
+    catalog__keys_free(keys, nkeys);
+    if (rc < 0) {
+        errbuf_set(why, "its seal signature does not verify");
+    }
+    return rc;
+}
+
+static int path_in(struct store *st, const char *name, char *out)
+{
+    return seg__path(out, PATH_MAX, store__segdir(st), name);
+}
+
+/* Compacts the sealed segment old. Returns 1 when done, 0 when left as it is (why
+ * says why: it does not verify), or < 0 on an error (eb). */
+static int compact_one(struct store *st, const struct seg_meta *old, struct compact *c,
+                       struct store_compact_result *res, struct errbuf *eb)
+{
+    const struct fsops *fs = store__fsops(st);
+    struct catalog *cat = store__catalog(st);
+    const struct sign_key *key = store__key(st);
+    char old_path[PATH_MAX];
+    char tmp_name[SEG_NAME_MAX + 16];
+    char tmp_path[PATH_MAX];
+    char new_path[PATH_MAX];
+    struct errbuf why;
+    struct catalog_seal old_seal;
+    int rc;
+
+    errbuf_clear(&why);
+    memset(&old_seal, 0, sizeof(old_seal));
+    if ((rc = path_in(st, old->file, old_path)) < 0) {
+        return rc;
+    }
+    if ((rc = seal_of(cat, old->id, &old_seal)) < 0) {
+        errbuf_set(eb, "compaction: %s", catalog__errmsg(cat));
+        return rc;
+    }
+    if (check_seal(st, old, &old_seal, &why) < 0) {
+        log_warn("segment '%s': not compacted: %s", old->file, errbuf_msg(&why));
+        return 0;
+    }
+
+    /* Pass 1: the old segment verifies; the digest of its records. */
+    c->old = old;
+    c->writing = false;
+    c->err = 0;
+    c->rdg = digest_new();
+    rc = walk_old(c, old_path, &why);
+    struct seg_hdr sh = { .version = SEG_VERSION, .flags = SEG_F_COMPACTED };
+    digest_final(c->rdg, sh.records_digest);
+    digest_free(c->rdg);
+    c->rdg = NULL;
+    if (rc == VG_ECORRUPT) {
+        log_warn("segment '%s': not compacted: %s", old->file, errbuf_msg(&why));
+        return 0;
+    }
+    if (rc < 0) {
+        errbuf_set(eb, "compaction: segment '%s': %s", old->file, errbuf_msg(&why));
+        return rc;
+    }
+
+    /* Pass 2: the new segment, under a temporary name. */
+    memset(&c->m, 0, sizeof(c->m));
+    c->m.id = store__take_id(st);
+    c->m.part_start = old->part_start;
+    c->m.part_end = old->part_end;
+    c->m.state = SEG_SEALED;
+    c->m.created = vg_now_ns();
+    c->m.bytes = SEG_HDR_LEN;
+    seg__name(old->part_start, c->m.id, c->m.file);
+    sh.part_start = old->part_start;
+    sh.part_ns = old->part_end - old->part_start;
+    sh.id = c->m.id;
+    sh.created = c->m.created;
+    sh.replaces_id = old->id;
+    memcpy(sh.replaces_head, old->chain_head, VG_SHA256_LEN);
+    uint8_t hb[SEG_HDR_LEN];
+    seg__hdr_encode(&sh, hb);
+    vg_sha256(hb, SEG_HDR_LEN, c->m.chain_head); /* segment.md 2.2: genesis */
+    snprintf(tmp_name, sizeof(tmp_name), ".%s%s", c->m.file, COMPACT_SUFFIX);
+    if ((rc = path_in(st, tmp_name, tmp_path)) < 0 || (rc = path_in(st, c->m.file, new_path)) < 0) {
+        return rc;
+    }
+    c->fd = fs->open(fs->ctx, tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+    if (c->fd < 0) {
+        rc = c->fd;
+        errbuf_set(eb, "compaction: cannot create '%s': %s", tmp_path, vg_strerror(rc));
+        return rc;
+    }
+    rc = fsops_pwrite_all(fs, c->fd, hb, SEG_HDR_LEN, 0);
+    if (rc == 0) {
+        c->writing = true;
+        block__builder_reset(&c->b);
+        rc = walk_old(c, old_path, &why);
+        if (rc == VG_ECORRUPT) {
+            rc = -EIO; /* it verified a moment ago: someone is changing it */
+        }
+    }
+    if (rc == 0) {
+        rc = flush_block(c);
+    }
+    if (rc == 0) {
+        rc = fs->fdatasync(fs->ctx, c->fd);
+    }
+    int crc = fs->close(fs->ctx, c->fd);
+    rc = rc < 0 ? rc : crc;
+    c->fd = -1;
+    if (rc == 0) {
+        rc = fs->fsync_dir(fs->ctx, store__segdir(st));
+    }
+    if (rc == 0 && c->m.tot.count != old->tot.count) {
+        rc = -EIO; /* cannot happen: every record was walked */
+    }
+    if (rc < 0) {
+        errbuf_set(eb, "compaction: segment '%s': writing '%s': %s", old->file, tmp_name,
+                   errbuf_msg(&why)[0] ? errbuf_msg(&why) : vg_strerror(rc));
+        goto drop_tmp;
+    }
+
+    /* One transaction: the new row and its seal; the old row becomes a deletion. */
+    int64_t now = vg_now_ns();
+    c->m.sealed = now;
+    struct catalog_seal s = { .id = c->m.id };
+    snprintf(s.reason, sizeof(s.reason), "%s", SEAL_REASON_ENDED);
+    if (key) {
+        uint8_t msg[SEAL_MSG_LEN];
+        integrity__seal_msg(&c->m, msg);
+        if ((rc = sign_message(key, msg, sizeof(msg), s.sig)) < 0) {
+            errbuf_set(eb, "compaction: cannot sign: %s", vg_strerror(rc));
+            goto drop_tmp;
+        }
+        s.is_signed = true;
+        sign_key_id(key, s.key_id);
+        s.signed_at = now;
+    }
+    struct catalog_deletion d;
+    memset(&d, 0, sizeof(d));
+    d.m = *old;
+    d.is_signed = old_seal.is_signed;
+    memcpy(d.key_id, old_seal.key_id, sizeof(d.key_id));
+    memcpy(d.sig, old_seal.sig, sizeof(d.sig));
+    snprintf(d.reason, sizeof(d.reason), "%s", "compacted");
+    d.deleted = now;
+    rc = catalog__begin(cat);
+    if (rc == 0) {
+        rc = catalog__put(cat, &c->m);
+    }
+    if (rc == 0) {
+        rc = catalog__seal_put(cat, &s);
+    }
+    if (rc == 0) {
+        rc = catalog__deletion_add(cat, &d);
+    }
+    if (rc == 0) {
+        rc = catalog__commit(cat);
+    }
+    if (rc < 0) {
+        catalog__rollback(cat);
+        errbuf_set(eb, "compaction: catalog: %s", catalog__errmsg(cat));
+        goto drop_tmp;
+    }
+
+    /* Committed: the new file takes its name, the old one goes (segment.md 9.1). */
+    rc = fs->rename(fs->ctx, tmp_path, new_path);
+    if (rc == 0) {
+        rc = fs->fsync_dir(fs->ctx, store__segdir(st));
+    }
+    if (rc < 0) {
+        errbuf_set(eb, "compaction: cannot rename '%s': %s (store_open finishes it)", tmp_name,
+                   vg_strerror(rc));
+        return rc;
+    }
+    int urc = fs->unlink(fs->ctx, old_path);
+    if (urc == 0) {
+        urc = fs->fsync_dir(fs->ctx, store__segdir(st));
+    }
+    if (urc == 0 || urc == -ENOENT) {
+        urc = catalog__deletion_removed(cat, old->id, vg_now_ns());
+    }
+    if (urc < 0) {
+        log_warn("segment '%s': compacted, but its file cannot be removed yet: %s", old->file,
+                 vg_strerror(urc));
+    }
+    log_info("segment '%s' (%" PRIu64 " records, %" PRIu64 " blocks, %" PRIu64
+             " bytes) compacted into '%s' (%" PRIu64 " blocks, %" PRIu64 " bytes)",
+             old->file, old->tot.count, old->tot.blocks, old->bytes, c->m.file, c->m.tot.blocks,
+             c->m.bytes);
+    res->segments++;
+    res->records += old->tot.count;
+    res->bytes_before += old->bytes;
+    res->bytes_after += c->m.bytes;
+    return 1;
+
+drop_tmp:
+    if (fs->unlink(fs->ctx, tmp_path) < 0) {
+        log_warn("compaction: cannot remove '%s' (store_open removes it)", tmp_path);
+    }
+    return rc;
+}
+
+/* True when the segment file's header says it is compacted. */
+static bool is_compacted(struct store *st, const struct seg_meta *m)
+{
+    char path[PATH_MAX];
+    uint8_t hb[SEG_HDR_LEN];
+    struct seg_hdr h;
+    struct errbuf why;
+    bool yes = false;
+
+    if (path_in(st, m->file, path) < 0) {
+        return false;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    if (pread(fd, hb, sizeof(hb), 0) == (ssize_t)sizeof(hb) && seg__hdr_decode(hb, &h, &why) == 0) {
+        yes = (h.flags & SEG_F_COMPACTED) != 0;
+    }
+    close(fd);
+    return yes;
+}
+
+int store_compact(struct store *st, const struct store_compact_opts *o,
+                  struct store_compact_result *res, struct errbuf *eb)
+{
+    struct store_compact_opts dflt = { 0 };
+    struct seg_meta *rows = NULL;
+    size_t n = 0;
+    struct compact c;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    o = o ? o : &dflt;
+    memset(&c, 0, sizeof(c));
+    c.st = st;
+    c.fd = -1;
+    c.enc.codec = o->codec == STORE_CODEC_LZ4HC ? BLOCK_CODEC_LZ4 : BLOCK_CODEC_ZSTD;
+    c.enc.level = o->level                         ? o->level
+                  : c.enc.codec == BLOCK_CODEC_LZ4 ? COMPACT_DEFAULT_LZ4_LEVEL
+                                                   : COMPACT_DEFAULT_ZSTD_LEVEL;
+    c.block_bytes = o->block_bytes ? o->block_bytes : COMPACT_DEFAULT_BLOCK;
+    if (c.block_bytes < 4096 || c.block_bytes > (16u << 20)) {
+        errbuf_set(eb, "compaction: block size %zu is not between 4KiB and 16MiB", c.block_bytes);
+        return VG_ECONFIG;
+    }
+    if ((rc = catalog__list(store__catalog(st), CATALOG_ALL, 0, 0, &rows, &n)) < 0) {
+        errbuf_set(eb, "compaction: %s", catalog__errmsg(store__catalog(st)));
+        return rc;
+    }
+    block__builder_init(&c.b);
+    buf_init(&c.out, BLOCK_HDR_LEN + (size_t)BLOCK_MAX_INDEX + ZSTD_BOUND_MAX);
+    c.dg = digest_new();
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct seg_meta *m = &rows[i];
+        if (o->max_segments && res->segments >= o->max_segments) {
+            break;
+        }
+        if (m->state != SEG_SEALED || m->tot.count == 0 || is_compacted(st, m)) {
+            continue;
+        }
+        rc = compact_one(st, m, &c, res, eb);
+        if (rc < 0) {
+            break;
+        }
+        res->skipped += rc == 0;
+        rc = 0;
+    }
+    block__builder_release(&c.b);
+    buf_release(&c.out);
+    digest_free(c.dg);
+    free(c.recs);
+    free(rows);
+    return rc;
+}
+
+int compact__recover(struct store *st)
+{
+    const struct fsops *fs = store__fsops(st);
+    struct seg_meta *rows = NULL;
+    size_t n = 0;
+    DIR *d;
+    struct dirent *e;
+    int rc = catalog__list(store__catalog(st), CATALOG_ALL, 0, 0, &rows, &n);
+
+    if (rc < 0) {
+        return rc;
+    }
+    d = opendir(store__segdir(st));
+    if (!d) {
+        free(rows);
+        return -errno;
+    }
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        size_t sl = strlen(COMPACT_SUFFIX);
+        char final[SEG_NAME_MAX];
+        char from[PATH_MAX];
+        char to[PATH_MAX];
+        if (e->d_name[0] != '.' || len <= 1 + sl || len - 1 - sl >= sizeof(final) ||
+            strcmp(e->d_name + len - sl, COMPACT_SUFFIX) != 0) {
+            continue;
+        }
+        memcpy(final, e->d_name + 1, len - 1 - sl);
+        final[len - 1 - sl] = 0;
+        bool committed = false;
+        for (size_t i = 0; i < n; i++) {
+            committed |= strcmp(rows[i].file, final) == 0;
+        }
+        if ((rc = path_in(st, e->d_name, from)) < 0 || (rc = path_in(st, final, to)) < 0) {
+            break;
+        }
+        /* segment.md 12: the transaction decides. */
+        rc = committed ? fs->rename(fs->ctx, from, to) : fs->unlink(fs->ctx, from);
+        if (rc == 0) {
+            rc = fs->fsync_dir(fs->ctx, store__segdir(st));
+        }
+        if (rc == 0) {
+            log_warn("segment '%s': an interrupted compaction %s", final,
+                     committed ? "finished (renamed into place)" : "undone (its file removed)");
+        }
+    }
+    closedir(d);
+    free(rows);
+    return rc;
+}
