@@ -8,12 +8,14 @@
 #    flat.ndjson in the peers' scratch dir, reused when already there for this N);
 # 2. ingests them into vigild over mutual TLS with `vigil send` (Forward), timed, then
 #    measures the store's bytes: "hot" as ingested (LZ4 blocks as the commits cut them),
-#    "sealed" once every partition is sealed (vigil's seal pass);
+#    then seals every partition and compacts the sealed segments (`vigil compact`: zstd,
+#    segment.md 12; VG_COMPACT_CODEC=lz4hc for LZ4HC), "sealed" being the compacted size;
 #    VG_LOADER=1 loads with bench/store_load.c straight into the store instead (no
 #    network path: for a quick run, or when the send path is the bottleneck);
 # 3. runs the peers' scripts from ../shared/bench (ClickHouse, SQLite, lz4+grep), unless
 #    SKIP_PEERS=1 (then it reuses their last results, if any);
-# 4. runs the four forensic queries (queries.env) with `vigil search` / `vigil stats`:
+# 4. runs the four forensic queries (queries.env) with `vigil search` / `vigil stats`,
+#    over the compacted store and over a copy of the store as ingested (LZ4 blocks):
 #    one first run, then RUNS timed runs, median;
 # 5. prints a table with every system's medians, the ratios, and bytes on disk.
 #
@@ -107,10 +109,15 @@ else
     wait "$PID"
     PID=""
 fi
+SEALED_LZ4=$(store_bytes)
+rm -rf "$W/store-lz4"
+cp -a "$STORE" "$W/store-lz4"
+log "compacting (vigil compact --codec ${VG_COMPACT_CODEC:-zstd})"
+"$VIGIL" compact --store "$STORE" --codec "${VG_COMPACT_CODEC:-zstd}" | tee "$W/compact.out"
 SEALED=$(store_bytes)
 RECORDS=$(sqlite3 "$STORE/catalog.db" "SELECT sum(count) FROM segments")
 BLOCKS=$(sqlite3 "$STORE/catalog.db" "SELECT sum(blocks) FROM segments")
-log "store: $RECORDS records in $BLOCKS blocks; hot $HOT bytes, sealed $SEALED bytes"
+log "store: $RECORDS records in $BLOCKS blocks; hot $HOT bytes, sealed $SEALED_LZ4, compacted $SEALED bytes"
 "$VIGIL" verify --store "$STORE" --quiet > "$W/verify.out" 2>&1 || { cat "$W/verify.out"; echo "vigil verify failed" >&2; exit 1; }
 
 # ---- 3. peers ----
@@ -131,23 +138,28 @@ Q[b_authfail_top20]="stats --format csv outcome=failure --by src_ip --top 20"
 Q[c_rare_cmdline]="search --format ndjson cmdline~$Q_RARE"
 Q[c2_rare_rawjson]="search --format ndjson $Q_RARE"
 Q[d_user_timeline]="search --format ndjson user=$Q_USER"
-printf 'query\trows\tfirst_s\tmedian_s\truns_s\tcommand\n' > "$RESULTS/vigil_queries.tsv"
-for q in a_pod_1h b_authfail_top20 c_rare_cmdline c2_rare_rawjson d_user_timeline; do
-    walls=()
-    for r in $(seq 0 "$RUNS"); do
+run_queries() { # run_queries STORE TSV TAG
+    printf 'query\trows\tfirst_s\tmedian_s\truns_s\tcommand\n' > "$2"
+    for q in a_pod_1h b_authfail_top20 c_rare_cmdline c2_rare_rawjson d_user_timeline; do
+        walls=()
+        for r in $(seq 0 "$RUNS"); do
+            # shellcheck disable=SC2086
+            read -r wall u s m < <(timed "$W/q.out" "$VIGIL" ${Q[$q]} --store "$1")
+            if [[ $r == 0 ]]; then first=$wall; cp "$W/q.out" "$W/$3-$q.out"; continue; fi
+            walls+=("$wall")
+        done
+        rows=$(wc -l < "$W/$3-$q.out")
+        [[ $q == b_* ]] && rows=$((rows - 1)) # the CSV header
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$q" "$rows" "$first" "$(median "${walls[@]}")" "${walls[*]}" \
+            "vigil ${Q[$q]}" >> "$2"
+        log "$3 $q: $(tail -1 "$2")"
         # shellcheck disable=SC2086
-        read -r wall u s m < <(timed "$W/q.out" "$VIGIL" ${Q[$q]} --store "$STORE")
-        if [[ $r == 0 ]]; then first=$wall; cp "$W/q.out" "$W/$q.out"; continue; fi
-        walls+=("$wall")
+        "$VIGIL" ${Q[$q]} --store "$1" --explain 2>"$W/$3-$q.explain" >/dev/null || true
     done
-    rows=$(wc -l < "$W/$q.out")
-    [[ $q == b_* ]] && rows=$((rows - 1)) # the CSV header
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$q" "$rows" "$first" "$(median "${walls[@]}")" "${walls[*]}" \
-        "vigil ${Q[$q]}" >> "$RESULTS/vigil_queries.tsv"
-    log "$q: $(tail -1 "$RESULTS/vigil_queries.tsv")"
-    # shellcheck disable=SC2086
-    "$VIGIL" ${Q[$q]} --store "$STORE" --explain 2>"$W/$q.explain" >/dev/null || true
-done
+}
+run_queries "$STORE" "$RESULTS/vigil_queries.tsv" compacted
+run_queries "$W/store-lz4" "$RESULTS/vigil_lz4_queries.tsv" lz4
+cp "$W/compacted-b_authfail_top20.out" "$W/b_authfail_top20.out"
 tail -n +2 "$W/b_authfail_top20.out" | tr -d '"' | awk -F, '{print $1"\t"$2}' > "$RESULTS/top20_vigil.tsv"
 
 # ---- 5. the table ----
@@ -161,9 +173,11 @@ ratio() { awk -v p="$1" -v v="$2" 'BEGIN{ if (p == "-" || v == "-" || v == 0) pr
 {
     echo
     echo "== queries, $N events, median of $RUNS (seconds; ratio = peer time / vigil time) =="
-    printf '%-18s %9s %7s | %9s %7s %7s | %9s %7s %7s | %9s %7s\n' query vigil rows clickhouse rows ratio sqlite rows ratio lz4+grep ratio
+    echo "vigil: over the compacted store; vigil-lz4: over the store as ingested (LZ4 blocks)"
+    printf '%-18s %9s %9s %7s | %9s %7s %7s | %9s %7s %7s | %9s %7s\n' query vigil vigil-lz4 rows clickhouse rows ratio sqlite rows ratio lz4+grep ratio
     for q in a_pod_1h b_authfail_top20 c_rare_cmdline c2_rare_rawjson d_user_timeline; do
         v=$(peer "$RESULTS/vigil_queries.tsv" "$q")
+        vl=$(peer "$RESULTS/vigil_lz4_queries.tsv" "$q")
         vr=$(peer_rows "$RESULTS/vigil_queries.tsv" "$q")
         c=$(peer "$RESULTS/clickhouse_queries.tsv" "$q")
         cr=$(peer_rows "$RESULTS/clickhouse_queries.tsv" "$q")
@@ -172,7 +186,7 @@ ratio() { awk -v p="$1" -v v="$2" 'BEGIN{ if (p == "-" || v == "-" || v == 0) pr
         gq=$q
         [[ $q == c2_rare_rawjson ]] && gq=c_rare_anywhere
         g=$(peer "$RESULTS/grep_queries.tsv" "$gq")
-        printf '%-18s %9s %7s | %9s %7s %7s | %9s %7s %7s | %9s %7s\n' "$q" "$v" "$vr" "$c" "$cr" "$(ratio "$c" "$v")" \
+        printf '%-18s %9s %9s %7s | %9s %7s %7s | %9s %7s %7s | %9s %7s\n' "$q" "$v" "$vl" "$vr" "$c" "$cr" "$(ratio "$c" "$v")" \
             "$s" "$sr" "$(ratio "$s" "$v")" "$g" "$(ratio "$g" "$v")"
     done
     if [[ -s $RESULTS/top20_clickhouse.tsv ]]; then
@@ -188,8 +202,9 @@ ratio() { awk -v p="$1" -v v="$2" 'BEGIN{ if (p == "-" || v == "-" || v == 0) pr
     printf '%-40s %14s %8s\n' store bytes ratio
     row() { printf '%-40s %14s %8s\n' "$1" "$2" "$(awk -v r="$RAW" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2fx", r/b; else print "-" }')"; }
     row "raw NDJSON" "$RAW"
-    row "vigil, hot (as ingested)" "$HOT"
-    row "vigil, sealed" "$SEALED"
+    row "vigil, hot (as ingested, LZ4)" "$HOT"
+    row "vigil, sealed (LZ4, as ingested)" "$SEALED_LZ4"
+    row "vigil, sealed and compacted" "$SEALED"
     if [[ -s $RESULTS/clickhouse_size.tsv ]]; then
         row "ClickHouse, after insert" "$(awk -F'\t' '$1 == "after_insert" {print $4}' "$RESULTS/clickhouse_size.tsv")"
         row "ClickHouse, after OPTIMIZE FINAL" "$(awk -F'\t' '$1 == "after_optimize_final" {print $4}' "$RESULTS/clickhouse_size.tsv")"
@@ -204,5 +219,6 @@ ratio() { awk -v p="$1" -v v="$2" 'BEGIN{ if (p == "-" || v == "-" || v == 0) pr
     fi
     echo
     echo "ingest: $N events in $INGEST_S s ($INGEST_RATE events/s) via $INGEST_HOW"
+    echo "compaction: $(cat "$W/compact.out")"
     echo "explain of each vigil query: $W/*.explain"
 } | tee "$RESULTS/query_bench.txt"

@@ -7,7 +7,7 @@
  *
  *     cc -O2 -I. bench/store_load.c build/.../libvg_*.a $(pkg-config --libs ...)
  *
- * usage: store_load --store DIR [--batch N] [--block-bytes N] [--seal] [--fsync] FILE
+ * usage: store_load --store DIR [--batch N] [--block-bytes N] [--seal] [--fsync] [--lz4] FILE
  * Prints events/s, records and the store's bytes. */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,7 +26,7 @@
 static void usage(void)
 {
     fprintf(stderr, "usage: store_load --store DIR [--batch N] [--block-bytes N] [--partition-s N]"
-                    " [--seal] [--fsync] FILE\n");
+                    " [--seal] [--fsync] [--lz4] FILE\n");
     exit(2);
 }
 
@@ -39,6 +39,7 @@ int main(int argc, char **argv)
     uint64_t part_s = 3600;
     bool seal = false;
     bool fsync_on = false;
+    int lz4_level = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -55,6 +56,8 @@ int main(int argc, char **argv)
             seal = true;
         } else if (strcmp(a, "--fsync") == 0) {
             fsync_on = true;
+        } else if (strcmp(a, "--lz4") == 0) {
+            lz4_level = -1; /* plain LZ4 instead of the default LZ4HC */
         } else if (a[0] != '-' && !file) {
             file = a;
         } else {
@@ -77,6 +80,7 @@ int main(int argc, char **argv)
         .dir = dir,
         .partition_ns = (int64_t)part_s * VG_NS_PER_SEC,
         .block_bytes = block_bytes,
+        .lz4_level = lz4_level,
         .max_open_segments = 8,
         .fsync = fsync_on,
     };

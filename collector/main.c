@@ -121,6 +121,7 @@ int main(int argc, char **argv)
         .dir = cfg->store.path,
         .partition_ns = cfg->store.partition_ns,
         .block_bytes = (size_t)cfg->store.block_bytes,
+        .lz4_level = strcmp(cfg->store.compression, "lz4") == 0 ? -1 : 0,
         .max_open_segments = 8,
         .fsync = cfg->store.fsync,
         .signing_key = cfg->store.signing_key,

@@ -35,6 +35,8 @@ static const struct cfg_opt retention_opts[] = {
     { NULL },
 };
 
+static const char *const compressions[] = { "lz4hc", "lz4", NULL };
+
 static const struct cfg_opt store_opts[] = {
     { "path", CFG_PATH, "/var/lib/vigil", 0, 0, CFG_OFF(struct store_cfg, path),
       "directory holding the segments and catalog.db" },
@@ -42,8 +44,12 @@ static const struct cfg_opt store_opts[] = {
       "span of event time in one segment file" },
     { "retention", CFG_SECTION, NULL, 0, 0, 0, "how long and how much to keep",
       .sub = retention_opts },
-    { "block_bytes", CFG_SIZE, "256KiB", 4 << 10, 16 << 20, CFG_OFF(struct store_cfg, block_bytes),
+    { "block_bytes", CFG_SIZE, "1MiB", 4 << 10, 16 << 20, CFG_OFF(struct store_cfg, block_bytes),
       "uncompressed bytes of records per compressed block" },
+    { "compression", CFG_ENUM, "lz4hc", 0, 0, CFG_OFF(struct store_cfg, compression),
+      "how blocks are written: lz4hc (LZ4 format, ~1.35x denser, ~2.3x the compression CPU) "
+      "or lz4 (least CPU per event); both read equally fast",
+      .choices = compressions },
     { "commit_interval", CFG_DURATION, "2ms", 0, NS_SEC,
       CFG_OFF(struct store_cfg, commit_interval_ns),
       "how long a commit waits to batch more events before its fsync (group commit)" },

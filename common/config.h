@@ -23,7 +23,8 @@ struct store_cfg {
     int64_t partition_ns;        /* 1h */
     int64_t max_age_ns;          /* retention.max_age, 30d */
     uint64_t max_size_bytes;     /* retention.max_size, 200GB */
-    uint64_t block_bytes;        /* 256KiB, 4KiB..16MiB */
+    uint64_t block_bytes;        /* 1MiB, 4KiB..16MiB */
+    char *compression;           /* "lz4hc" (default) or "lz4": how blocks are written */
     int64_t commit_interval_ns;  /* 2ms, 0..1s */
     uint64_t free_reserve_bytes; /* 1GiB */
     bool fsync;                  /* true */

@@ -27,7 +27,8 @@
 #define BLOCK_ENTRY_MAX           30u /* three uvarints of at most 10 bytes (segment.md 3.4) */
 #define BLOCK_MAX_REC             (BLOCK_MAX_RAW - 32u)
 #define SEG_NAME_MAX              64
-#define STORE_DEFAULT_BLOCK_BYTES (256u << 10)
+#define STORE_DEFAULT_BLOCK_BYTES (1u << 20)
+#define STORE_DEFAULT_LZ4_LEVEL   2 /* LZ4HC; segment.md 3.3 */
 #define STORE_DEFAULT_MAX_OPEN    16
 
 /* ---- block.c: one block (segment.md 3) ---- */
@@ -141,6 +142,7 @@ struct block_builder {
 struct block_enc {
     int codec; /* BLOCK_CODEC_LZ4 (0 means it too) or BLOCK_CODEC_ZSTD */
     int level; /* LZ4: 0 LZ4_compress_default, 1..12 LZ4HC; zstd: its level (0: 3) */
+    void *lz4hc_state; /* NULL, or LZ4_sizeofStateHC() bytes reused across blocks */
 };
 #define BLOCK_ZSTD_MAX_RATIO 1024 /* segment.md 3.7: raw_len <= this * stored_len */
 void block__builder_init(struct block_builder *b);  /* allocates nothing */

@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <lz4hc.h>
+
 #include "common/log.h"
 #include "common/time.h"
 #include "common/xalloc.h"
@@ -62,6 +64,7 @@ struct store {
     uint64_t next_seq;
     int poison_rc;   /* an I/O error since the last commit (segment.md 5.3) */
     struct buf zbuf; /* the block being written: header + compressed data */
+    struct block_enc enc; /* how blocks are compressed (o.lz4_level) */
     struct buf rbuf; /* recovery scratch */
     struct buf dbuf;
     struct digest *dg;
@@ -181,7 +184,7 @@ static int seg_flush(struct store *st, struct seg_writer *s)
         return 0;
     }
     assert(s->fd >= 0);
-    int rc = block__builder_finish(&s->blk, s->m.chain_head, st->dg, &st->zbuf, &h);
+    int rc = block__builder_finish_ex(&s->blk, s->m.chain_head, st->dg, &st->zbuf, &h, &st->enc);
     if (rc < 0) {
         return rc;
     }
@@ -681,6 +684,14 @@ static int check_opts(const struct store_opts *o, struct store_opts *out, struct
                    o->block_bytes);
         return VG_ECONFIG;
     }
+    if (out->lz4_level == 0) {
+        out->lz4_level = STORE_DEFAULT_LZ4_LEVEL;
+    }
+    if (out->lz4_level < -1 || out->lz4_level > 12) {
+        errbuf_set(eb, "store '%s': LZ4 level %d is not -1 (plain LZ4) or between 1 and 12",
+                   o->dir, o->lz4_level);
+        return VG_ECONFIG;
+    }
     if (out->max_open_segments == 0) {
         out->max_open_segments = STORE_DEFAULT_MAX_OPEN;
     }
@@ -989,6 +1000,11 @@ int store_open(const struct store_opts *o, struct store **out, struct errbuf *eb
         return VG_ECONFIG;
     }
     buf_init(&st->zbuf, BLOCK_HDR_LEN + (size_t)BLOCK_MAX_RAW + BLOCK_MAX_RAW / 255 + 16);
+    st->enc.codec = BLOCK_CODEC_LZ4;
+    st->enc.level = st->o.lz4_level < 0 ? 0 : st->o.lz4_level;
+    if (st->enc.level > 0) {
+        st->enc.lz4hc_state = xmalloc((size_t)LZ4_sizeofStateHC());
+    }
     buf_init(&st->rbuf, seg__rbuf_max());
     buf_init(&st->dbuf, BLOCK_MAX_RAW);
     st->dg = digest_new();
@@ -1045,6 +1061,7 @@ static void store_free(struct store *st)
         close(st->lock_fd); /* releases the flock */
     }
     buf_release(&st->zbuf);
+    free(st->enc.lz4hc_state);
     buf_release(&st->rbuf);
     buf_release(&st->dbuf);
     digest_free(st->dg);

@@ -118,7 +118,8 @@ static void test_example_loads(void **state)
     assert_int_equal(c->store.partition_ns, 3600 * VG_NS_PER_SEC);
     assert_int_equal(c->store.max_age_ns, 30 * 86400 * VG_NS_PER_SEC);
     assert_int_equal(c->store.max_size_bytes, 200ULL * 1000 * 1000 * 1000);
-    assert_int_equal(c->store.block_bytes, 256 * 1024);
+    assert_int_equal(c->store.block_bytes, 1024 * 1024);
+    assert_string_equal(c->store.compression, "lz4hc");
     assert_int_equal(c->store.commit_interval_ns, 2 * 1000 * 1000);
     assert_int_equal(c->store.free_reserve_bytes, 1ULL << 30);
     assert_true(c->store.fsync);
@@ -195,7 +196,8 @@ static void test_defaults(void **state)
     assert_int_equal(c->store.partition_ns, 3600 * VG_NS_PER_SEC);
     assert_int_equal(c->store.max_age_ns, 30 * 86400 * VG_NS_PER_SEC);
     assert_int_equal(c->store.max_size_bytes, 200ULL * 1000 * 1000 * 1000);
-    assert_int_equal(c->store.block_bytes, 256 * 1024);
+    assert_int_equal(c->store.block_bytes, 1024 * 1024);
+    assert_string_equal(c->store.compression, "lz4hc");
     assert_int_equal(c->store.commit_interval_ns, 2 * 1000 * 1000);
     assert_int_equal(c->store.free_reserve_bytes, 1ULL << 30);
     assert_true(c->store.fsync);
@@ -238,6 +240,7 @@ static void test_minimal_and_overrides(void **state)
                                  "  path: data\n"
                                  "  commit_interval: 0\n"
                                  "  block_bytes: 4096\n"
+                                 "  compression: lz4\n"
                                  "  free_reserve: 0\n"
                                  "  retention: { max_age: 2w, max_size: 10 GiB }\n"
                                  "  fsync: false\n"
@@ -251,6 +254,7 @@ static void test_minimal_and_overrides(void **state)
     assert_string_equal(c->store.path, p);
     assert_int_equal(c->store.commit_interval_ns, 0);
     assert_int_equal(c->store.block_bytes, 4096);
+    assert_string_equal(c->store.compression, "lz4");
     assert_int_equal(c->store.free_reserve_bytes, 0);
     assert_int_equal(c->store.max_age_ns, 14 * 86400 * VG_NS_PER_SEC);
     assert_int_equal(c->store.max_size_bytes, 10ULL << 30);
@@ -395,6 +399,8 @@ static void test_errors(void **state)
           "t.yaml:2:15: 'log.level': expected one of error, warn, info, debug, got 'loud'" },
         { TLS_OK "log: { level: null }\n",
           "t.yaml:2:15: 'log.level': expected one of error, warn, info, debug, got null" },
+        { TLS_OK "store:\n  compression: zstd\n",
+          "t.yaml:3:16: 'store.compression': expected one of lz4hc, lz4, got 'zstd'" },
         /* out of range */
         { TLS_OK "store:\n  block_bytes: 1KiB\n",
           "t.yaml:3:16: 'store.block_bytes': 1KiB is out of range (4KiB..16MiB)" },
@@ -734,7 +740,7 @@ static void test_reference(void **state)
     config_print_reference(f);
     assert_int_equal(fclose(f), 0);
     assert_non_null(strstr(text, "store.retention.max_age  (duration, default 30d, 1h..36500d)"));
-    assert_non_null(strstr(text, "store.block_bytes  (size, default 256KiB, 4KiB..16MiB)"));
+    assert_non_null(strstr(text, "store.block_bytes  (size, default 1MiB, 4KiB..16MiB)"));
     assert_non_null(strstr(text, "listen.forward  (host:port or off, default 0.0.0.0:24224)"));
     assert_non_null(strstr(text, "tls.ca  (path, must exist when set)"));
     assert_non_null(strstr(text, "forwarders[].type  (one of alertmanager|pagerduty|opsgenie|"

@@ -210,7 +210,7 @@ static const struct {
 static void split_file(const char *rel, struct seen *s, enum trivy_layout *layout)
 {
     char path[1024];
-    size_t n;
+    size_t n = 0;
     struct errbuf eb;
     struct buf mp;
 

@@ -256,10 +256,10 @@ static void write_file(const char *path, const uint8_t *p, size_t n)
 /* Removes the catalog's -wal and -shm files (before replacing the catalog itself). */
 static void unlink_wal(const char *cat)
 {
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s-wal", cat);
+    char p[PATH_MAX + 8];
+    assert_true(snprintf(p, sizeof(p), "%s-wal", cat) < (int)sizeof(p));
     unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", cat);
+    assert_true(snprintf(p, sizeof(p), "%s-shm", cat) < (int)sizeof(p));
     unlink(p);
 }
 
@@ -434,7 +434,59 @@ static void test_opts_refused(void **state)
     o.block_bytes = 100;
     assert_int_equal(store_open(&o, &st, &eb), VG_ECONFIG);
     assert_null(st);
+    o = opts(t);
+    o.lz4_level = 13;
+    errbuf_clear(&eb);
+    assert_int_equal(store_open(&o, &st, &eb), VG_ECONFIG);
+    assert_non_null(strstr(errbuf_msg(&eb), "LZ4 level 13"));
+    o.lz4_level = -2;
+    assert_int_equal(store_open(&o, &st, &eb), VG_ECONFIG);
+    assert_null(st);
     store_close(NULL);
+}
+
+/* Writes n records with LZ4 level lz4_level into dir; returns the segment bytes. */
+static uint64_t write_with_level(const struct tdir *t, const char *dir, int lz4_level, uint64_t n)
+{
+    struct store_opts o = opts(t);
+    o.dir = dir;
+    o.block_bytes = 64 << 10;
+    o.lz4_level = lz4_level;
+    struct store *st = open_store(&o);
+    for (uint64_t i = 0; i < n; i++) {
+        assert_int_equal(append(st, T0 + (int64_t)i * 1000, i + 1), 0);
+    }
+    assert_int_equal(store_commit(st), 0);
+    struct store_stats ss;
+    store_get_stats(st, &ss);
+    store_close(st);
+    return ss.bytes_stored;
+}
+
+/* Plain LZ4 and LZ4HC (the default) write the same format: the same records come back
+ * from either, and HC's blocks are smaller. */
+static void test_lz4_levels(void **state)
+{
+    struct tdir *t = *state;
+    char plain[PATH_MAX];
+    const uint64_t n = 3000;
+
+    snprintf(plain, sizeof(plain), "%s/plain", t->root);
+    uint64_t fast = write_with_level(t, plain, -1, n);
+    uint64_t dense = write_with_level(t, t->dir, 0, n);
+    assert_true(dense < fast);
+    const char *dirs[] = { plain, t->dir };
+    for (size_t d = 0; d < 2; d++) {
+        struct got g = { 0 };
+        assert_int_equal(scan(dirs[d], INT64_MIN, INT64_MAX, &g, NULL, NULL, 0), 0);
+        assert_int_equal(g.n, n);
+        assert_int_equal(g.bad, 0);
+        for (uint64_t i = 0; i < n; i++) {
+            assert_int_equal(g.seq[i], i + 1);
+        }
+        got_free(&g);
+        assert_int_equal(verify(dirs[d], NULL, 0), 0);
+    }
 }
 
 static void test_roundtrip_and_window(void **state)
@@ -1254,6 +1306,7 @@ int main(void)
         cmocka_unit_test(test_partition_and_names),
         cmocka_unit_test_setup_teardown(test_opts_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip_and_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lz4_levels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_and_out_of_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lru_many_partitions, setup, teardown),
