@@ -19,6 +19,10 @@
 #    one first run, then RUNS timed runs, median;
 # 5. prints a table with every system's medians, the ratios, and bytes on disk.
 #
+# VG_EVENTS=FILE ingests that NDJSON file instead of the generated one (N is then its
+# line count), and VG_INGEST_ONLY=1 stops after the ingest, seal, compaction and sizes
+# (no peers, no queries): for the ingest figure on a larger set than the queries'.
+#
 # Needs a release build (cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release); apt
 # packages clickhouse-server clickhouse-client sqlite3 lz4 zstd for the peers. Binds
 # 127.0.0.1 only; stops what it starts by PID. Results: $RESULTS/vigil_*.tsv.
@@ -37,7 +41,10 @@ VIGIL=$ROOT/$BIN/query/vigil
 VIGILD=$ROOT/$BIN/collector/vigild
 
 # ---- 1. data ----
-if [[ ! -s $DATA/flat.ndjson || ! -s $DATA/events.ndjson || "$(cat "$DATA/N" 2>/dev/null)" != "$N" ]]; then
+if [[ -n ${VG_EVENTS:-} ]]; then
+    EVENTS=$VG_EVENTS
+    N=$(wc -l < "$EVENTS")
+elif [[ ! -s $DATA/flat.ndjson || ! -s $DATA/events.ndjson || "$(cat "$DATA/N" 2>/dev/null)" != "$N" ]]; then
     log "generating $N events (seed 42)"
     rm -f "$DATA/events.ndjson" "$DATA/flat.ndjson"
     python3 "$PEERS/gen_events.py" -n "$N" --seed 42 -o "$DATA/events.ndjson.tmp" --flat-out "$DATA/flat.ndjson.tmp"
@@ -45,7 +52,8 @@ if [[ ! -s $DATA/flat.ndjson || ! -s $DATA/events.ndjson || "$(cat "$DATA/N" 2>/
     mv "$DATA/flat.ndjson.tmp" "$DATA/flat.ndjson"
     echo "$N" > "$DATA/N"
 fi
-RAW=$(stat -c %s "$DATA/events.ndjson")
+EVENTS=${EVENTS:-$DATA/events.ndjson}
+RAW=$(stat -c %s "$EVENTS")
 log "data: $N events, $RAW bytes of NDJSON"
 
 # ---- 2. ingest into vigild ----
@@ -64,7 +72,7 @@ if [[ ${VG_LOADER:-0} == 1 ]]; then
         $(pkg-config --libs liblz4 sqlite3 yajl msgpack libuv openssl yaml-0.1 zlib) -lm -lpthread
     INGEST_HOW="store_load (straight into the store, 2000-event commits)"
     t0=$(now)
-    "$W/store_load" --store "$STORE" --block-bytes 1048576 --batch 2000 "$DATA/events.ndjson" | tee "$W/ingest.out"
+    "$W/store_load" --store "$STORE" --block-bytes 1048576 --batch 2000 "$EVENTS" | tee "$W/ingest.out"
     t1=$(now)
 else
     INGEST_HOW="vigil send -> vigild (Forward over mTLS, fsync on)"
@@ -81,13 +89,18 @@ YAML
     port=$(sed -n 's/.*forward=127.0.0.1:\([0-9]*\).*/\1/p' "$W/ready")
     t0=$(now)
     "$VIGIL" send --server "127.0.0.1:$port" --ca "$W/pki/ca.pem" --cert "$W/pki/agent-node-1.pem" \
-        --key "$W/pki/agent-node-1-key.pem" "$DATA/events.ndjson" | tee "$W/ingest.out"
+        --key "$W/pki/agent-node-1-key.pem" "$EVENTS" | tee "$W/ingest.out"
     t1=$(now)
+    # vigild's peak RSS and CPU over the whole ingest (before it stops).
+    RSS_KB=$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")
+    read -r UT ST < <(awk '{print $14, $15}' "/proc/$PID/stat")
+    CPU_S=$(awk -v u="$UT" -v s="$ST" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", (u+s)/hz}')
+    VIGILD_USAGE="vigild: peak RSS $((RSS_KB / 1024)) MiB, CPU $CPU_S s ($(awk -v c="$CPU_S" -v n="$N" 'BEGIN{printf "%.1f", c*1e6/n}') us/event)"
 fi
 INGEST_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')
 INGEST_RATE=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", n/(b-a)}')
 HOT=$(store_bytes)
-log "ingest: $N events in $INGEST_S s ($INGEST_RATE events/s) via $INGEST_HOW; store $HOT bytes"
+log "ingest: $N events in $INGEST_S s ($INGEST_RATE events/s) via $INGEST_HOW; store $HOT bytes; ${VIGILD_USAGE:-}"
 if [[ -n $PID ]]; then
     kill -TERM "$PID"
     wait "$PID"
@@ -119,6 +132,18 @@ RECORDS=$(sqlite3 "$STORE/catalog.db" "SELECT sum(count) FROM segments")
 BLOCKS=$(sqlite3 "$STORE/catalog.db" "SELECT sum(blocks) FROM segments")
 log "store: $RECORDS records in $BLOCKS blocks; hot $HOT bytes, sealed $SEALED_LZ4, compacted $SEALED bytes"
 "$VIGIL" verify --store "$STORE" --quiet > "$W/verify.out" 2>&1 || { cat "$W/verify.out"; echo "vigil verify failed" >&2; exit 1; }
+ratio_raw() { awk -v r="$RAW" -v b="$1" 'BEGIN{ if (b > 0) printf "%.2fx", r/b; else print "-" }'; }
+if [[ ${VG_INGEST_ONLY:-0} == 1 ]]; then
+    {
+        echo "== ingest, $N events ($RAW bytes of NDJSON) =="
+        echo "ingest: $INGEST_S s, $INGEST_RATE events/s via $INGEST_HOW"
+        echo "${VIGILD_USAGE:-}"
+        echo "hot $HOT bytes ($(ratio_raw "$HOT")), sealed $SEALED_LZ4 ($(ratio_raw "$SEALED_LZ4")), compacted $SEALED ($(ratio_raw "$SEALED"))"
+        echo "compaction: $(cat "$W/compact.out")"
+        echo "verify: $(tail -1 "$W/verify.out")"
+    } | tee "$RESULTS/ingest_bench.txt"
+    exit 0
+fi
 
 # ---- 3. peers ----
 if [[ ${SKIP_PEERS:-0} != 1 ]]; then
@@ -219,6 +244,7 @@ ratio() { awk -v p="$1" -v v="$2" 'BEGIN{ if (p == "-" || v == "-" || v == 0) pr
     fi
     echo
     echo "ingest: $N events in $INGEST_S s ($INGEST_RATE events/s) via $INGEST_HOW"
+    echo "${VIGILD_USAGE:-}"
     echo "compaction: $(cat "$W/compact.out")"
     echo "explain of each vigil query: $W/*.explain"
 } | tee "$RESULTS/query_bench.txt"

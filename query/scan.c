@@ -2,21 +2,33 @@
 #include "query/scan.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/time.h"
 #include "common/xalloc.h"
 #include "query/filter.h"
 
+/* Counts shared by the threads of one scan, for the progress line. */
+struct scan_shared {
+    _Atomic uint64_t seen;
+    _Atomic uint64_t matched;
+};
+
 struct scan_ctx {
     const struct filter *f;
     uint64_t limit;
     struct scan_result *res;
-    bool progress;
+    bool progress; /* this thread prints the progress line */
     int64_t last_progress;
     uint64_t seen;
+    uint64_t seen_told; /* of seen and res->matched, what sh already has */
+    uint64_t matched_told;
+    struct scan_shared *sh;
     int bad;
     struct errbuf *eb;
 };
@@ -108,12 +120,16 @@ static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
         c->res->matched++;
         keep(c, ts, seq, bytes);
     }
-    if (c->progress && (c->seen & 0xffff) == 0) {
+    if ((c->seen & 0xffff) == 0) {
+        atomic_fetch_add(&c->sh->seen, c->seen - c->seen_told);
+        atomic_fetch_add(&c->sh->matched, c->res->matched - c->matched_told);
+        c->seen_told = c->seen;
+        c->matched_told = c->res->matched;
         int64_t now = vg_mono_ns();
-        if (now - c->last_progress > 200000000) {
+        if (c->progress && now - c->last_progress > 200000000) {
             c->last_progress = now;
-            fprintf(stderr, "\rscanning: %" PRIu64 " events read, %" PRIu64 " matched", c->seen,
-                    c->res->matched);
+            fprintf(stderr, "\rscanning: %" PRIu64 " events read, %" PRIu64 " matched",
+                    atomic_load(&c->sh->seen), atomic_load(&c->sh->matched));
             fflush(stderr);
         }
     }
@@ -127,11 +143,143 @@ static int cmp_hit(const void *a, const void *b)
     return hit_less(x, y) ? -1 : hit_less(y, x) ? 1 : 0;
 }
 
+/* ---- parallel scans ---- */
+
+struct scan_par {
+    const char *dir;
+    struct store_reader *rd; /* planned with; stripe 0 runs on it */
+    struct store_scan_plan *plan;
+    unsigned nt;
+};
+
+struct stripe_run {
+    pthread_t th;
+    struct scan_par *p;
+    unsigned stripe;
+    store_rec_fn fn;
+    void *arg;
+    struct store_scan_stats stats;
+    struct errbuf eb;
+    int rc;
+};
+
+/* Threads for a scan of `bytes` stored bytes: one below 8 MiB (not worth starting
+ * threads), else the online CPUs, at most 8; VIGIL_SCAN_THREADS (1..64) overrides. */
+static unsigned scan_threads(uint64_t bytes)
+{
+    const char *env = getenv("VIGIL_SCAN_THREADS");
+    if (env && *env) {
+        char *end;
+        unsigned long v = strtoul(env, &end, 10);
+        if (*end == 0 && v >= 1 && v <= 64) {
+            return (unsigned)v;
+        }
+    }
+    if (bytes < (8u << 20)) {
+        return 1;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+}
+
+int scan_par_open(const char *dir, int64_t since, int64_t until, const struct store_need *need,
+                  struct scan_par **out, struct store_scan_stats *stats, struct errbuf *eb)
+{
+    struct scan_par *p = xcalloc(1, sizeof(*p));
+    int rc;
+
+    *out = NULL;
+    p->dir = dir;
+    if ((rc = store_reader_open(dir, &p->rd, eb)) < 0) {
+        free(p);
+        return rc;
+    }
+    if ((rc = store_scan_plan_make(p->rd, since, until, need, &p->plan, stats)) < 0) {
+        errbuf_set(eb, "%s", store_reader_error(p->rd));
+        store_reader_close(p->rd);
+        free(p);
+        return rc;
+    }
+    p->nt = scan_threads(store_scan_plan_bytes(p->plan));
+    *out = p;
+    return 0;
+}
+
+unsigned scan_par_threads(const struct scan_par *p)
+{
+    return p->nt;
+}
+
+static void *stripe_main(void *arg)
+{
+    struct stripe_run *s = arg;
+    struct store_reader *rd = s->p->rd;
+
+    if (s->stripe > 0 && (s->rc = store_reader_open(s->p->dir, &rd, &s->eb)) < 0) {
+        return NULL;
+    }
+    s->rc = store_scan_plan_run(rd, s->p->plan, s->stripe, s->p->nt, s->fn, s->arg, &s->stats);
+    if (s->rc < 0) {
+        errbuf_set(&s->eb, "%s", store_reader_error(rd));
+    }
+    if (rd != s->p->rd) {
+        store_reader_close(rd);
+    }
+    return NULL;
+}
+
+int scan_par_run(struct scan_par *p, store_rec_fn fn, void *const *args,
+                 struct store_scan_stats *stats, struct errbuf *eb)
+{
+    struct stripe_run *ss = xcalloc(p->nt, sizeof(*ss));
+    int rc = 0;
+
+    for (unsigned i = 0; i < p->nt; i++) {
+        ss[i] = (struct stripe_run){ .p = p, .stripe = i, .fn = fn, .arg = args[i] };
+        errbuf_clear(&ss[i].eb);
+    }
+    unsigned started = 1;
+    for (; started < p->nt; started++) {
+        if (pthread_create(&ss[started].th, NULL, stripe_main, &ss[started]) != 0) {
+            break; /* the stripes not started run on this thread below */
+        }
+    }
+    stripe_main(&ss[0]);
+    for (unsigned i = 1; i < p->nt; i++) {
+        if (i < started) {
+            pthread_join(ss[i].th, NULL);
+        } else {
+            stripe_main(&ss[i]);
+        }
+    }
+    for (unsigned i = 0; i < p->nt; i++) {
+        if (ss[i].rc < 0 && rc == 0) {
+            rc = ss[i].rc;
+            errbuf_set(eb, "%s", errbuf_msg(&ss[i].eb));
+        }
+        if (stats) {
+            store_scan_stats_add(stats, &ss[i].stats);
+        }
+    }
+    free(ss);
+    return rc;
+}
+
+void scan_par_close(struct scan_par *p)
+{
+    if (!p) {
+        return;
+    }
+    store_scan_plan_free(p->plan);
+    store_reader_close(p->rd);
+    free(p);
+}
+
 int scan_run(const char *dir, int64_t since, int64_t until, const struct filter *f, uint64_t limit,
              bool progress, struct scan_result *res, struct errbuf *eb)
 {
-    struct store_reader *rd = NULL;
-    struct scan_ctx c = { f, limit, res, progress, 0, 0, 0, eb };
+    struct scan_par *par = NULL;
+    struct scan_shared sh = { 0 };
     int64_t t0 = vg_mono_ns();
     int rc;
 
@@ -152,20 +300,57 @@ int scan_run(const char *dir, int64_t since, int64_t until, const struct filter 
         res->need_values = fn.nvalues;
         res->need_texts = fn.ntexts;
     }
-    if ((rc = store_reader_open(dir, &rd, eb)) < 0) {
+    if ((rc = scan_par_open(dir, since, until, &need, &par, &res->stats, eb)) < 0) {
         return rc;
     }
-    rc = store_scan_need(rd, since, until, &need, on_rec, &c, &res->stats);
-    if (rc < 0 && !c.bad) {
-        errbuf_set(eb, "%s", store_reader_error(rd));
+    unsigned nt = scan_par_threads(par);
+    struct scan_result *rs = xcalloc(nt, sizeof(*rs));
+    struct scan_ctx *cs = xcalloc(nt, sizeof(*cs));
+    struct errbuf *ebs = xcalloc(nt, sizeof(*ebs));
+    void **args = xcalloc(nt, sizeof(*args));
+    for (unsigned i = 0; i < nt; i++) {
+        errbuf_clear(&ebs[i]);
+        cs[i] = (struct scan_ctx){ .f = f, .limit = limit, .res = &rs[i],
+                                   .progress = progress && i == 0, .sh = &sh, .eb = &ebs[i] };
+        args[i] = &cs[i];
     }
-    store_reader_close(rd);
-    if (progress && c.seen >= 0x10000) {
+    rc = scan_par_run(par, on_rec, args, &res->stats, eb);
+    scan_par_close(par);
+    /* A record that does not decode says so itself; every stripe's hits and counts. */
+    size_t total = 0;
+    for (unsigned i = 0; i < nt; i++) {
+        if (cs[i].bad && rc < 0) {
+            errbuf_set(eb, "%s", errbuf_msg(&ebs[i]));
+        }
+        total += rs[i].n;
+    }
+    res->hits = total ? xmalloc(total * sizeof(*res->hits)) : NULL;
+    res->cap = total;
+    for (unsigned i = 0; i < nt; i++) {
+        if (rs[i].n) {
+            memcpy(res->hits + res->n, rs[i].hits, rs[i].n * sizeof(*rs[i].hits));
+        }
+        res->n += rs[i].n;
+        res->matched += rs[i].matched;
+        free(rs[i].hits);
+    }
+    free(rs);
+    free(cs);
+    free(ebs);
+    free(args);
+    if (progress && atomic_load(&sh.seen) > 0) {
         fprintf(stderr, "\r%60s\r", "");
     }
     int64_t t1 = vg_mono_ns();
     if (res->n > 1) {
         qsort(res->hits, res->n, sizeof(*res->hits), cmp_hit);
+    }
+    /* Each stripe kept its earliest `limit`: the earliest `limit` of all are among them. */
+    if (limit && res->n > limit) {
+        for (size_t i = limit; i < res->n; i++) {
+            free(res->hits[i].bytes);
+        }
+        res->n = limit;
     }
     res->ns_sort = (uint64_t)(vg_mono_ns() - t1);
     res->seconds = (double)(vg_mono_ns() - t0) / 1e9;

@@ -38,4 +38,20 @@ int scan_run(const char *dir, int64_t since, int64_t until, const struct filter 
              bool progress, struct scan_result *res, struct errbuf *eb);
 void scan_result_release(struct scan_result *res);
 
+/* Parallel scans (store_scan_plan_*): the plan of [since, until) and need is made once;
+ * scan_par_run then runs fn over scan_par_threads() stripes of its blocks at once, one
+ * thread each, stripe i calling fn with args[i] (so each stripe keeps its own state,
+ * merged by the caller). Small scans (under 8 MiB stored) run as one stripe on the
+ * calling thread; otherwise one stripe per online CPU (at most 8), or
+ * VIGIL_SCAN_THREADS. Every record of the plan reaches exactly one stripe. */
+struct scan_par;
+int scan_par_open(const char *dir, int64_t since, int64_t until, const struct store_need *need,
+                  struct scan_par **out, struct store_scan_stats *stats, struct errbuf *eb);
+unsigned scan_par_threads(const struct scan_par *p);
+/* Returns 0 or the first failing stripe's error (eb says what; fn's positive values
+ * stop its stripe only). */
+int scan_par_run(struct scan_par *p, store_rec_fn fn, void *const *args,
+                 struct store_scan_stats *stats, struct errbuf *eb);
+void scan_par_close(struct scan_par *p);
+
 #endif

@@ -21,6 +21,7 @@
 #include "query/cli.h"
 #include "query/filter.h"
 #include "query/output.h"
+#include "query/scan.h"
 #include "store/store.h"
 
 #define STATS_MAX_FIELDS 8
@@ -106,6 +107,34 @@ static int key_add(struct buf *key, const struct rec *r, int f)
     return rc < 0 || !v.p ? rc : buf_append(key, v.p, v.n);
 }
 
+/* Counts `count` more events for the group of key (hash h). */
+static int group_add(struct stats *s, uint64_t h, const uint8_t *key, size_t len, uint64_t count)
+{
+    if ((s->n + 1) * 2 > s->cap) {
+        stats_grow(s);
+    }
+    size_t i = h & (s->cap - 1);
+    while (s->slots[i].hash) {
+        struct group *g = &s->slots[i];
+        if (g->hash == h && g->len == len && memcmp(s->keys.data + g->off, key, len) == 0) {
+            g->count += count;
+            return 0;
+        }
+        i = (i + 1) & (s->cap - 1);
+    }
+    if (s->n >= STATS_MAX_GROUPS || buf_append(&s->keys, key, len) < 0) {
+        errbuf_set(s->eb,
+                   "more than %u groups (or %zu bytes of values): narrow the filter or "
+                   "group by fewer fields",
+                   STATS_MAX_GROUPS, s->keys.max);
+        s->err = VG_ELIMIT;
+        return VG_ELIMIT;
+    }
+    s->slots[i] = (struct group){ h, count, (uint32_t)(s->keys.len - len), (uint32_t)len };
+    s->n++;
+    return 0;
+}
+
 static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
 {
     struct stats *s = arg;
@@ -130,31 +159,22 @@ static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
             return VG_ELIMIT;
         }
     }
-    uint64_t h = hash_bytes(s->key.data, s->key.len);
-    if ((s->n + 1) * 2 > s->cap) {
-        stats_grow(s);
-    }
-    size_t i = h & (s->cap - 1);
-    while (s->slots[i].hash) {
-        struct group *g = &s->slots[i];
-        if (g->hash == h && g->len == s->key.len &&
-            memcmp(s->keys.data + g->off, s->key.data, g->len) == 0) {
-            g->count++;
-            return 0;
+    return group_add(s, hash_bytes(s->key.data, s->key.len), s->key.data, s->key.len, 1);
+}
+
+/* Adds the groups of a stripe (from) into s. */
+static int stats_merge(struct stats *s, const struct stats *from)
+{
+    s->matched += from->matched;
+    for (size_t i = 0; i < from->cap; i++) {
+        const struct group *g = &from->slots[i];
+        if (g->hash) {
+            int rc = group_add(s, g->hash, from->keys.data + g->off, g->len, g->count);
+            if (rc < 0) {
+                return rc;
+            }
         }
-        i = (i + 1) & (s->cap - 1);
     }
-    if (s->n >= STATS_MAX_GROUPS || buf_append(&s->keys, s->key.data, s->key.len) < 0) {
-        errbuf_set(s->eb,
-                   "more than %u groups (or %zu bytes of values): narrow the filter or "
-                   "group by fewer fields",
-                   STATS_MAX_GROUPS, s->keys.max);
-        s->err = VG_ELIMIT;
-        return VG_ELIMIT;
-    }
-    s->slots[i] =
-        (struct group){ h, 1, (uint32_t)(s->keys.len - s->key.len), (uint32_t)s->key.len };
-    s->n++;
     return 0;
 }
 
@@ -450,19 +470,50 @@ int cmd_stats(int argc, char **argv)
     }
     struct store_need need = { vals, fn.nvalues, fn.texts, fn.ntexts };
     struct store_scan_stats st = { 0 };
-    struct store_reader *rd = NULL;
+    struct scan_par *par = NULL;
     int64_t t0 = vg_mono_ns();
     s.f = f;
     s.eb = &eb;
     buf_init(&s.keys, (size_t)1 << 31);
     buf_init(&s.key, 1u << 24);
-    rc = store_reader_open(cli_store_dir(&cc), &rd, &eb);
+    rc = scan_par_open(cli_store_dir(&cc), since, until, &need, &par, &st, &eb);
     if (rc == 0) {
-        rc = store_scan_need(rd, since, until, &need, on_rec, &s, &st);
-        if (rc < 0 && !s.err) {
-            errbuf_set(&eb, "%s", store_reader_error(rd));
+        /* One table per stripe (thread), merged into the first. */
+        unsigned nt = scan_par_threads(par);
+        struct stats *ps = xcalloc(nt, sizeof(*ps));
+        struct errbuf *pe = xcalloc(nt, sizeof(*pe));
+        void **args = xcalloc(nt, sizeof(*args));
+        args[0] = &s;
+        for (unsigned i = 1; i < nt; i++) {
+            ps[i] = s;
+            ps[i].slots = NULL;
+            ps[i].cap = 0;
+            ps[i].eb = &pe[i];
+            errbuf_clear(&pe[i]);
+            buf_init(&ps[i].keys, (size_t)1 << 31);
+            buf_init(&ps[i].key, 1u << 24);
+            args[i] = &ps[i];
         }
-        store_reader_close(rd);
+        rc = scan_par_run(par, on_rec, args, &st, &eb);
+        scan_par_close(par);
+        for (unsigned i = 1; i < nt; i++) {
+            if (ps[i].err && !s.err) {
+                s.err = ps[i].err;
+                errbuf_set(&eb, "%s", errbuf_msg(&pe[i]));
+            }
+            if (rc == 0 && !s.err) {
+                rc = stats_merge(&s, &ps[i]);
+            }
+            free(ps[i].slots);
+            buf_release(&ps[i].keys);
+            buf_release(&ps[i].key);
+        }
+        if (s.err && rc >= 0) {
+            rc = s.err;
+        }
+        free(ps);
+        free(pe);
+        free(args);
     }
     if (rc < 0) {
         fprintf(stderr, "vigil stats: %s\n", errbuf_msg(&eb));

@@ -114,7 +114,8 @@ static bool in_flight(const struct seg_meta *m, const struct seg_walk *w)
 }
 
 static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_t since,
-                        int64_t until, const struct bix_query *need, store_rec_fn fn, void *arg,
+                        int64_t until, const struct bix_query *need, unsigned stripe,
+                        unsigned nstripes, store_rec_fn fn, void *arg,
                         struct store_scan_stats *stats)
 {
     struct seg_walk w;
@@ -143,7 +144,11 @@ static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_
     w.stats = stats;
     w.need = need;
     w.crc_only = true; /* segment.md 4.1: chains are verify's */
-    stats->segments++;
+    w.stripe = stripe;
+    w.nstripes = nstripes;
+    if (stripe == 0) {
+        stats->segments++;
+    }
     rc = seg__walk(&w);
     close(fd);
     if (rc == VG_ECORRUPT) {
@@ -175,40 +180,117 @@ static uint64_t mono_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-int store_scan_need(struct store_reader *r, int64_t since, int64_t until,
-                    const struct store_need *need, store_rec_fn fn, void *arg,
-                    struct store_scan_stats *stats)
+struct store_scan_plan {
+    int64_t since, until;
+    struct seg_meta *rows;
+    size_t n;
+    struct bix_query q;
+};
+
+int store_scan_plan_make(struct store_reader *r, int64_t since, int64_t until,
+                         const struct store_need *need, struct store_scan_plan **out,
+                         struct store_scan_stats *stats)
+{
+    struct store_scan_plan *p = xcalloc(1, sizeof(*p));
+    int rc = 0;
+
+    errbuf_clear(&r->err);
+    *out = NULL;
+    p->since = since;
+    p->until = until;
+    if (since < until) {
+        uint64_t t0 = mono_ns();
+        rc = catalog__list(r->cat, CATALOG_RANGE, since, until, &p->rows, &p->n);
+        if (stats) {
+            stats->ns_catalog += mono_ns() - t0;
+        }
+        if (rc < 0) {
+            errbuf_set(&r->err, "catalog: %s", catalog__errmsg(r->cat));
+            free(p);
+            return rc;
+        }
+    }
+    if ((rc = bix__query_init(&p->q, need)) < 0) {
+        errbuf_set(&r->err, "what the scan needs is over the index's limits");
+        free(p->rows);
+        free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+uint64_t store_scan_plan_bytes(const struct store_scan_plan *p)
+{
+    uint64_t b = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        b += p->rows[i].bytes;
+    }
+    return b;
+}
+
+int store_scan_plan_run(struct store_reader *r, const struct store_scan_plan *p, unsigned stripe,
+                        unsigned nstripes, store_rec_fn fn, void *arg,
+                        struct store_scan_stats *stats)
 {
     struct store_scan_stats local;
-    struct seg_meta *rows = NULL;
-    struct bix_query q;
-    size_t n = 0;
-    int rc;
+    int rc = 0;
 
     errbuf_clear(&r->err);
     if (!stats) {
         memset(&local, 0, sizeof(local));
         stats = &local;
     }
-    if (since >= until) {
-        return 0;
+    if (nstripes == 0 || stripe >= nstripes) {
+        errbuf_set(&r->err, "stripe %u of %u", stripe, nstripes);
+        return -EINVAL;
     }
-    uint64_t t0 = mono_ns();
-    rc = catalog__list(r->cat, CATALOG_RANGE, since, until, &rows, &n);
-    stats->ns_catalog += mono_ns() - t0;
-    if (rc < 0) {
-        errbuf_set(&r->err, "catalog: %s", catalog__errmsg(r->cat));
-        return rc;
+    for (size_t i = 0; i < p->n && rc == 0; i++) {
+        rc = scan_segment(r, &p->rows[i], p->since, p->until, &p->q, stripe, nstripes, fn, arg,
+                          stats);
     }
-    if ((rc = bix__query_init(&q, need)) < 0) {
-        errbuf_set(&r->err, "what the scan needs is over the index's limits");
-        free(rows);
-        return rc;
+    return rc;
+}
+
+void store_scan_plan_free(struct store_scan_plan *p)
+{
+    if (!p) {
+        return;
     }
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = scan_segment(r, &rows[i], since, until, &q, fn, arg, stats);
+    bix__query_release(&p->q);
+    free(p->rows);
+    free(p);
+}
+
+void store_scan_stats_add(struct store_scan_stats *a, const struct store_scan_stats *b)
+{
+    a->segments += b->segments;
+    a->blocks_read += b->blocks_read;
+    a->blocks_skipped += b->blocks_skipped;
+    a->blocks_skipped_index += b->blocks_skipped_index;
+    a->bytes_read += b->bytes_read;
+    a->bytes_decompressed += b->bytes_decompressed;
+    a->records_decoded += b->records_decoded;
+    a->records_skipped += b->records_skipped;
+    a->records += b->records;
+    a->ns_catalog += b->ns_catalog;
+    a->ns_io += b->ns_io;
+    a->ns_index += b->ns_index;
+    a->ns_check += b->ns_check;
+    a->ns_decompress += b->ns_decompress;
+    a->ns_unpack += b->ns_unpack;
+    a->ns_deliver += b->ns_deliver;
+}
+
+int store_scan_need(struct store_reader *r, int64_t since, int64_t until,
+                    const struct store_need *need, store_rec_fn fn, void *arg,
+                    struct store_scan_stats *stats)
+{
+    struct store_scan_plan *p = NULL;
+    int rc = store_scan_plan_make(r, since, until, need, &p, stats);
+    if (rc == 0) {
+        rc = store_scan_plan_run(r, p, 0, 1, fn, arg, stats);
     }
-    bix__query_release(&q);
-    free(rows);
+    store_scan_plan_free(p);
     return rc;
 }

@@ -480,6 +480,7 @@ int seg__walk(struct seg_walk *w)
         rdg = digest_new();
     }
     uint64_t off = SEG_HDR_LEN;
+    uint64_t nblock = 0;
     rc = 0;
     while (off < w->size) {
         /* segment.md 3.1, 3.7 */
@@ -517,7 +518,9 @@ int seg__walk(struct seg_walk *w)
         }
         bool skip = false;
         w->rbuf->len = 0;
-        if (w->skip && (h.ts_max < w->since || h.ts_min >= w->until)) {
+        if (w->nstripes > 1 && nblock++ % w->nstripes != w->stripe) {
+            skip = true; /* another reader's (store_scan_plan_run) */
+        } else if (w->skip && (h.ts_max < w->since || h.ts_min >= w->until)) {
             /* segment.md 4.1: the stored hash becomes prev, unverified. */
             skip = true;
             if (w->stats) {

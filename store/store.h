@@ -165,6 +165,26 @@ int store_scan_need(struct store_reader *r, int64_t since, int64_t until,
                     const struct store_need *need, store_rec_fn fn, void *arg,
                     struct store_scan_stats *stats) VG_MUST_USE;
 
+/* Parallel scans. A plan lists the segments of [since, until) once and compiles need;
+ * then any number of readers, one per thread, each scan one stripe of its blocks
+ * (store_scan_plan_run: the blocks whose position in their segment is stripe modulo
+ * nstripes; the others are passed over unread, as blocks outside the window are), so
+ * the stripes together see every record of the plan exactly once, as store_scan_need
+ * would. A plan is read-only once made: threads may share it. store_scan_need is a plan
+ * run as one stripe. */
+struct store_scan_plan;
+int store_scan_plan_make(struct store_reader *r, int64_t since, int64_t until,
+                         const struct store_need *need, struct store_scan_plan **out,
+                         struct store_scan_stats *stats) VG_MUST_USE;
+/* Bytes of the plan's segment files (as the catalog last recorded them). */
+uint64_t store_scan_plan_bytes(const struct store_scan_plan *p);
+int store_scan_plan_run(struct store_reader *r, const struct store_scan_plan *p, unsigned stripe,
+                        unsigned nstripes, store_rec_fn fn, void *arg,
+                        struct store_scan_stats *stats) VG_MUST_USE;
+void store_scan_plan_free(struct store_scan_plan *p); /* takes NULL */
+/* Adds b's counters and times to a's. */
+void store_scan_stats_add(struct store_scan_stats *a, const struct store_scan_stats *b);
+
 /* The message of the last failure ("" when none). Owned by r. */
 const char *store_reader_error(const struct store_reader *r);
 

@@ -253,6 +253,9 @@ struct seg_walk {
                                        (max >= seg__ubuf_max) */
     int (*block_done)(void *arg, const struct block_hdr *h); /* NULL, or called after fn
                                        got a decoded block's records; nonzero stops */
+    unsigned nstripes;              /* > 1: only blocks whose position (from 0) is stripe
+                                       modulo nstripes are read; the others as skipped */
+    unsigned stripe;
     /* out */
     bool hdr_ok;
     struct seg_hdr hdr;

@@ -553,6 +553,41 @@ static void test_roundtrip_and_window(void **state)
     assert_true(sc.blocks_read + sc.blocks_skipped <= ss.blocks / 5 + 2);
     got_free(&g);
 
+    /* A plan scanned as 3 stripes: each record reaches exactly one stripe. */
+    {
+        struct store_reader *r = NULL;
+        struct store_scan_plan *plan = NULL;
+        struct errbuf eb;
+        errbuf_clear(&eb);
+        assert_int_equal(store_reader_open(t->dir, &r, &eb), 0);
+        assert_int_equal(store_scan_plan_make(r, INT64_MIN, INT64_MAX, NULL, &plan, NULL), 0);
+        assert_true(store_scan_plan_bytes(plan) > 0);
+        uint8_t *seen = xcalloc(n + 1, 1);
+        uint64_t blocks = 0;
+        for (unsigned k = 0; k < 3; k++) {
+            struct got gk = { 0 };
+            struct store_scan_stats sk = { 0 };
+            assert_int_equal(store_scan_plan_run(r, plan, k, 3, on_rec, &gk, &sk), 0);
+            assert_int_equal(gk.bad, 0);
+            assert_true(gk.n > n / 6); /* the blocks are shared out, not all to one */
+            for (size_t i = 0; i < gk.n; i++) {
+                assert_true(gk.seq[i] >= 1 && gk.seq[i] <= n);
+                assert_int_equal(seen[gk.seq[i]], 0);
+                seen[gk.seq[i]] = 1;
+            }
+            blocks += sk.blocks_read;
+            got_free(&gk);
+        }
+        for (uint64_t i = 1; i <= n; i++) {
+            assert_int_equal(seen[i], 1);
+        }
+        assert_int_equal(blocks, ss.blocks);
+        assert_int_equal(store_scan_plan_run(r, plan, 3, 3, on_rec, &g, NULL), -EINVAL);
+        free(seen);
+        store_scan_plan_free(plan);
+        store_reader_close(r);
+    }
+
     /* fn stops the scan: its value comes back. */
     g.stop_after = 10;
     assert_int_equal(scan(t->dir, INT64_MIN, INT64_MAX, &g, NULL, NULL, 0), 42);
