@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,8 @@ struct crec {
 };
 
 struct compact {
-    struct store *st;
+    const struct fsops *fs;
+    const _Atomic bool *cancel; /* NULL, or stops the walk when it becomes true */
     const struct seg_meta *old;
     struct block_enc enc;
     size_t block_bytes;
@@ -96,8 +98,7 @@ static int flush_block(struct compact *c)
     }
     rc = block__builder_finish_ex(&c->b, c->m.chain_head, c->dg, &c->out, &h, &c->enc);
     if (rc == 0) {
-        const struct fsops *fs = store__fsops(c->st);
-        rc = fsops_pwrite_all(fs, c->fd, c->out.data, c->out.len, (int64_t)c->m.bytes);
+        rc = fsops_pwrite_all(c->fs, c->fd, c->out.data, c->out.len, (int64_t)c->m.bytes);
     }
     if (rc < 0) {
         return rc;
@@ -117,6 +118,11 @@ static int on_block(void *arg, const struct block_hdr *h)
     int rc = 0;
 
     (void)h;
+    if (c->cancel && atomic_load(c->cancel)) {
+        c->err = -ECANCELED;
+        c->n = 0;
+        return -ECANCELED;
+    }
     if (c->n > 1) {
         qsort(c->recs, c->n, sizeof(*c->recs), cmp_crec);
     }
@@ -260,194 +266,6 @@ static int path_in(struct store *st, const char *name, char *out)
     return seg__path(out, PATH_MAX, store__segdir(st), name);
 }
 
-/* Compacts the sealed segment old. Returns 1 when done, 0 when left as it is (why
- * says why: it does not verify), or < 0 on an error (eb). */
-static int compact_one(struct store *st, const struct seg_meta *old, struct compact *c,
-                       struct store_compact_result *res, struct errbuf *eb)
-{
-    const struct fsops *fs = store__fsops(st);
-    struct catalog *cat = store__catalog(st);
-    const struct sign_key *key = store__key(st);
-    char old_path[PATH_MAX];
-    char tmp_name[SEG_NAME_MAX + 16];
-    char tmp_path[PATH_MAX];
-    char new_path[PATH_MAX];
-    struct errbuf why;
-    struct catalog_seal old_seal;
-    int rc;
-
-    errbuf_clear(&why);
-    memset(&old_seal, 0, sizeof(old_seal));
-    if ((rc = path_in(st, old->file, old_path)) < 0) {
-        return rc;
-    }
-    if ((rc = seal_of(cat, old->id, &old_seal)) < 0) {
-        errbuf_set(eb, "compaction: %s", catalog__errmsg(cat));
-        return rc;
-    }
-    if (check_seal(st, old, &old_seal, &why) < 0) {
-        log_warn("segment '%s': not compacted: %s", old->file, errbuf_msg(&why));
-        return 0;
-    }
-
-    /* Pass 1: the old segment verifies; the digest of its records. */
-    c->old = old;
-    c->writing = false;
-    c->err = 0;
-    c->rdg = digest_new();
-    rc = walk_old(c, old_path, &why);
-    struct seg_hdr sh = { .version = SEG_VERSION, .flags = SEG_F_COMPACTED };
-    digest_final(c->rdg, sh.records_digest);
-    digest_free(c->rdg);
-    c->rdg = NULL;
-    if (rc == VG_ECORRUPT) {
-        log_warn("segment '%s': not compacted: %s", old->file, errbuf_msg(&why));
-        return 0;
-    }
-    if (rc < 0) {
-        errbuf_set(eb, "compaction: segment '%s': %s", old->file, errbuf_msg(&why));
-        return rc;
-    }
-
-    /* Pass 2: the new segment, under a temporary name. */
-    memset(&c->m, 0, sizeof(c->m));
-    c->m.id = store__take_id(st);
-    c->m.part_start = old->part_start;
-    c->m.part_end = old->part_end;
-    c->m.state = SEG_SEALED;
-    c->m.created = vg_now_ns();
-    c->m.bytes = SEG_HDR_LEN;
-    seg__name(old->part_start, c->m.id, c->m.file);
-    sh.part_start = old->part_start;
-    sh.part_ns = old->part_end - old->part_start;
-    sh.id = c->m.id;
-    sh.created = c->m.created;
-    sh.replaces_id = old->id;
-    memcpy(sh.replaces_head, old->chain_head, VG_SHA256_LEN);
-    uint8_t hb[SEG_HDR_LEN];
-    seg__hdr_encode(&sh, hb);
-    vg_sha256(hb, SEG_HDR_LEN, c->m.chain_head); /* segment.md 2.2: genesis */
-    snprintf(tmp_name, sizeof(tmp_name), ".%s%s", c->m.file, COMPACT_SUFFIX);
-    if ((rc = path_in(st, tmp_name, tmp_path)) < 0 || (rc = path_in(st, c->m.file, new_path)) < 0) {
-        return rc;
-    }
-    c->fd = fs->open(fs->ctx, tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
-    if (c->fd < 0) {
-        rc = c->fd;
-        errbuf_set(eb, "compaction: cannot create '%s': %s", tmp_path, vg_strerror(rc));
-        return rc;
-    }
-    rc = fsops_pwrite_all(fs, c->fd, hb, SEG_HDR_LEN, 0);
-    if (rc == 0) {
-        c->writing = true;
-        block__builder_reset(&c->b);
-        rc = walk_old(c, old_path, &why);
-        if (rc == VG_ECORRUPT) {
-            rc = -EIO; /* it verified a moment ago: someone is changing it */
-        }
-    }
-    if (rc == 0) {
-        rc = flush_block(c);
-    }
-    if (rc == 0) {
-        rc = fs->fdatasync(fs->ctx, c->fd);
-    }
-    int crc = fs->close(fs->ctx, c->fd);
-    rc = rc < 0 ? rc : crc;
-    c->fd = -1;
-    if (rc == 0) {
-        rc = fs->fsync_dir(fs->ctx, store__segdir(st));
-    }
-    if (rc == 0 && c->m.tot.count != old->tot.count) {
-        rc = -EIO; /* cannot happen: every record was walked */
-    }
-    if (rc < 0) {
-        errbuf_set(eb, "compaction: segment '%s': writing '%s': %s", old->file, tmp_name,
-                   errbuf_msg(&why)[0] ? errbuf_msg(&why) : vg_strerror(rc));
-        goto drop_tmp;
-    }
-
-    /* One transaction: the new row and its seal; the old row becomes a deletion. */
-    int64_t now = vg_now_ns();
-    c->m.sealed = now;
-    struct catalog_seal s = { .id = c->m.id };
-    snprintf(s.reason, sizeof(s.reason), "%s", SEAL_REASON_ENDED);
-    if (key) {
-        uint8_t msg[SEAL_MSG_LEN];
-        integrity__seal_msg(&c->m, msg);
-        if ((rc = sign_message(key, msg, sizeof(msg), s.sig)) < 0) {
-            errbuf_set(eb, "compaction: cannot sign: %s", vg_strerror(rc));
-            goto drop_tmp;
-        }
-        s.is_signed = true;
-        sign_key_id(key, s.key_id);
-        s.signed_at = now;
-    }
-    struct catalog_deletion d;
-    memset(&d, 0, sizeof(d));
-    d.m = *old;
-    d.is_signed = old_seal.is_signed;
-    memcpy(d.key_id, old_seal.key_id, sizeof(d.key_id));
-    memcpy(d.sig, old_seal.sig, sizeof(d.sig));
-    snprintf(d.reason, sizeof(d.reason), "%s", "compacted");
-    d.deleted = now;
-    rc = catalog__begin(cat);
-    if (rc == 0) {
-        rc = catalog__put(cat, &c->m);
-    }
-    if (rc == 0) {
-        rc = catalog__seal_put(cat, &s);
-    }
-    if (rc == 0) {
-        rc = catalog__deletion_add(cat, &d);
-    }
-    if (rc == 0) {
-        rc = catalog__commit(cat);
-    }
-    if (rc < 0) {
-        catalog__rollback(cat);
-        errbuf_set(eb, "compaction: catalog: %s", catalog__errmsg(cat));
-        goto drop_tmp;
-    }
-
-    /* Committed: the new file takes its name, the old one goes (segment.md 9.1). */
-    rc = fs->rename(fs->ctx, tmp_path, new_path);
-    if (rc == 0) {
-        rc = fs->fsync_dir(fs->ctx, store__segdir(st));
-    }
-    if (rc < 0) {
-        errbuf_set(eb, "compaction: cannot rename '%s': %s (store_open finishes it)", tmp_name,
-                   vg_strerror(rc));
-        return rc;
-    }
-    int urc = fs->unlink(fs->ctx, old_path);
-    if (urc == 0) {
-        urc = fs->fsync_dir(fs->ctx, store__segdir(st));
-    }
-    if (urc == 0 || urc == -ENOENT) {
-        urc = catalog__deletion_removed(cat, old->id, vg_now_ns());
-    }
-    if (urc < 0) {
-        log_warn("segment '%s': compacted, but its file cannot be removed yet: %s", old->file,
-                 vg_strerror(urc));
-    }
-    log_info("segment '%s' (%" PRIu64 " records, %" PRIu64 " blocks, %" PRIu64
-             " bytes) compacted into '%s' (%" PRIu64 " blocks, %" PRIu64 " bytes)",
-             old->file, old->tot.count, old->tot.blocks, old->bytes, c->m.file, c->m.tot.blocks,
-             c->m.bytes);
-    res->segments++;
-    res->records += old->tot.count;
-    res->bytes_before += old->bytes;
-    res->bytes_after += c->m.bytes;
-    return 1;
-
-drop_tmp:
-    if (fs->unlink(fs->ctx, tmp_path) < 0) {
-        log_warn("compaction: cannot remove '%s' (store_open removes it)", tmp_path);
-    }
-    return rc;
-}
-
 /* True when the segment file's header says it is compacted. */
 static bool is_compacted(struct store *st, const struct seg_meta *m)
 {
@@ -471,58 +289,382 @@ static bool is_compacted(struct store *st, const struct seg_meta *m)
     return yes;
 }
 
-int store_compact(struct store *st, const struct store_compact_opts *o,
-                  struct store_compact_result *res, struct errbuf *eb)
+/* A compaction job (store.h): picked and installed on the writer's thread, built on
+ * any thread without the store. */
+struct store_compact_job {
+    struct compact c;
+    struct seg_meta old;
+    struct catalog_seal old_seal;
+    struct seg_hdr sh;
+    char segdir[PATH_MAX];
+    char old_path[PATH_MAX];
+    char tmp_name[SEG_NAME_MAX + 16];
+    char tmp_path[PATH_MAX];
+    char new_path[PATH_MAX];
+    _Atomic bool cancel;
+    bool tmp_made; /* tmp_path exists (until installed or removed) */
+    int built;     /* store_compact_build: 1 built, 0 left as it is, < 0 an error */
+    struct errbuf why;
+};
+
+static void compact_init(struct compact *c, const struct store_compact_opts *o)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    c->enc.codec = o->codec == STORE_CODEC_LZ4HC ? BLOCK_CODEC_LZ4 : BLOCK_CODEC_ZSTD;
+    c->enc.level = o->level                         ? o->level
+                   : c->enc.codec == BLOCK_CODEC_LZ4 ? COMPACT_DEFAULT_LZ4_LEVEL
+                                                     : COMPACT_DEFAULT_ZSTD_LEVEL;
+    c->block_bytes = o->block_bytes ? o->block_bytes : COMPACT_DEFAULT_BLOCK;
+    block__builder_init(&c->b);
+    buf_init(&c->out, BLOCK_HDR_LEN + (size_t)BLOCK_MAX_INDEX + ZSTD_BOUND_MAX);
+    c->dg = digest_new();
+}
+
+static void compact_release(struct compact *c)
+{
+    block__builder_release(&c->b);
+    buf_release(&c->out);
+    digest_free(c->dg);
+    digest_free(c->rdg);
+    free(c->recs);
+}
+
+void store_compact_job_free(struct store_compact_job *j)
+{
+    if (!j) {
+        return;
+    }
+    if (j->c.fd >= 0) {
+        j->c.fs->close(j->c.fs->ctx, j->c.fd);
+    }
+    if (j->tmp_made && j->c.fs->unlink(j->c.fs->ctx, j->tmp_path) < 0) {
+        log_warn("compaction: cannot remove '%s' (store_open removes it)", j->tmp_path);
+    }
+    compact_release(&j->c);
+    free(j);
+}
+
+void store_compact_job_cancel(struct store_compact_job *j)
+{
+    atomic_store(&j->cancel, true);
+}
+
+const char *store_compact_job_segment(const struct store_compact_job *j)
+{
+    return j->old.file;
+}
+
+/* The catalog row of segment id, or false. */
+static bool row_of(struct store *st, uint64_t id, struct seg_meta *out)
+{
+    struct seg_meta *rows = NULL;
+    size_t n = 0;
+    bool found = false;
+
+    if (catalog__list(store__catalog(st), CATALOG_ALL, 0, 0, &rows, &n) < 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n && !found; i++) {
+        if (rows[i].id == id) {
+            *out = rows[i];
+            found = true;
+        }
+    }
+    free(rows);
+    return found;
+}
+
+int store_compact_pick(struct store *st, const struct store_compact_opts *o, int64_t sealed_before,
+                       struct store_compact_job **out, struct store_compact_result *res,
+                       struct errbuf *eb)
 {
     struct store_compact_opts dflt = { 0 };
     struct seg_meta *rows = NULL;
     size_t n = 0;
-    struct compact c;
     int rc;
 
-    memset(res, 0, sizeof(*res));
+    *out = NULL;
     o = o ? o : &dflt;
-    memset(&c, 0, sizeof(c));
-    c.st = st;
-    c.fd = -1;
-    c.enc.codec = o->codec == STORE_CODEC_LZ4HC ? BLOCK_CODEC_LZ4 : BLOCK_CODEC_ZSTD;
-    c.enc.level = o->level                         ? o->level
-                  : c.enc.codec == BLOCK_CODEC_LZ4 ? COMPACT_DEFAULT_LZ4_LEVEL
-                                                   : COMPACT_DEFAULT_ZSTD_LEVEL;
-    c.block_bytes = o->block_bytes ? o->block_bytes : COMPACT_DEFAULT_BLOCK;
-    if (c.block_bytes < 4096 || c.block_bytes > (16u << 20)) {
-        errbuf_set(eb, "compaction: block size %zu is not between 4KiB and 16MiB", c.block_bytes);
+    size_t bb = o->block_bytes ? o->block_bytes : COMPACT_DEFAULT_BLOCK;
+    if (bb < 4096 || bb > (16u << 20)) {
+        errbuf_set(eb, "compaction: block size %zu is not between 4KiB and 16MiB", bb);
         return VG_ECONFIG;
     }
     if ((rc = catalog__list(store__catalog(st), CATALOG_ALL, 0, 0, &rows, &n)) < 0) {
         errbuf_set(eb, "compaction: %s", catalog__errmsg(store__catalog(st)));
         return rc;
     }
-    block__builder_init(&c.b);
-    buf_init(&c.out, BLOCK_HDR_LEN + (size_t)BLOCK_MAX_INDEX + ZSTD_BOUND_MAX);
-    c.dg = digest_new();
     rc = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && rc == 0; i++) {
         const struct seg_meta *m = &rows[i];
-        if (o->max_segments && res->segments >= o->max_segments) {
-            break;
-        }
-        if (m->state != SEG_SEALED || m->tot.count == 0 || is_compacted(st, m)) {
+        if (m->state != SEG_SEALED || m->tot.count == 0 || m->sealed >= sealed_before ||
+            store__compact_done(st, m->id)) {
             continue;
         }
-        rc = compact_one(st, m, &c, res, eb);
-        if (rc < 0) {
+        if (is_compacted(st, m)) {
+            store__compact_done_add(st, m->id); /* compacted segments are not again */
+            continue;
+        }
+        struct catalog_seal seal;
+        struct errbuf why;
+        memset(&seal, 0, sizeof(seal));
+        errbuf_clear(&why);
+        if ((rc = seal_of(store__catalog(st), m->id, &seal)) < 0) {
+            errbuf_set(eb, "compaction: %s", catalog__errmsg(store__catalog(st)));
             break;
         }
-        res->skipped += rc == 0;
         rc = 0;
+        if (check_seal(st, m, &seal, &why) < 0) {
+            log_warn("segment '%s': not compacted: %s", m->file, errbuf_msg(&why));
+            store__compact_done_add(st, m->id);
+            if (res) {
+                res->skipped++;
+            }
+            continue;
+        }
+        struct store_compact_job *j = xcalloc(1, sizeof(*j));
+        compact_init(&j->c, o);
+        j->c.fs = store__fsops(st);
+        j->c.cancel = &j->cancel;
+        j->old = *m;
+        j->old_seal = seal;
+        j->c.old = &j->old;
+        snprintf(j->segdir, sizeof(j->segdir), "%s", store__segdir(st));
+        /* The new segment's row, header and names; its id is taken now. */
+        struct seg_meta *nm = &j->c.m;
+        nm->id = store__take_id(st);
+        nm->part_start = m->part_start;
+        nm->part_end = m->part_end;
+        nm->state = SEG_SEALED;
+        nm->created = vg_now_ns();
+        nm->bytes = SEG_HDR_LEN;
+        seg__name(m->part_start, nm->id, nm->file);
+        j->sh = (struct seg_hdr){ .version = SEG_VERSION, .flags = SEG_F_COMPACTED };
+        j->sh.part_start = m->part_start;
+        j->sh.part_ns = m->part_end - m->part_start;
+        j->sh.id = nm->id;
+        j->sh.created = nm->created;
+        j->sh.replaces_id = m->id;
+        memcpy(j->sh.replaces_head, m->chain_head, VG_SHA256_LEN);
+        snprintf(j->tmp_name, sizeof(j->tmp_name), ".%s%s", nm->file, COMPACT_SUFFIX);
+        if ((rc = path_in(st, m->file, j->old_path)) < 0 ||
+            (rc = path_in(st, j->tmp_name, j->tmp_path)) < 0 ||
+            (rc = path_in(st, nm->file, j->new_path)) < 0) {
+            errbuf_set(eb, "compaction: path too long");
+            store_compact_job_free(j);
+            break;
+        }
+        *out = j;
+        free(rows);
+        return 1;
     }
-    block__builder_release(&c.b);
-    buf_release(&c.out);
-    digest_free(c.dg);
-    free(c.recs);
     free(rows);
     return rc;
+}
+
+int store_compact_build(struct store_compact_job *j)
+{
+    struct compact *c = &j->c;
+    const struct fsops *fs = c->fs;
+    int rc;
+
+    errbuf_clear(&j->why);
+    /* Pass 1: the old segment verifies; the digest of its records. */
+    c->writing = false;
+    c->err = 0;
+    c->rdg = digest_new();
+    rc = walk_old(c, j->old_path, &j->why);
+    digest_final(c->rdg, j->sh.records_digest);
+    digest_free(c->rdg);
+    c->rdg = NULL;
+    if (rc == VG_ECORRUPT) {
+        return j->built = 0;
+    }
+    if (rc < 0) {
+        return j->built = rc;
+    }
+
+    /* Pass 2: the new segment, under a temporary name. */
+    uint8_t hb[SEG_HDR_LEN];
+    seg__hdr_encode(&j->sh, hb);
+    vg_sha256(hb, SEG_HDR_LEN, c->m.chain_head); /* segment.md 2.2: genesis */
+    c->fd = fs->open(fs->ctx, j->tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+    if (c->fd < 0) {
+        rc = c->fd;
+        c->fd = -1;
+        errbuf_set(&j->why, "cannot create '%s': %s", j->tmp_path, vg_strerror(rc));
+        return j->built = rc;
+    }
+    j->tmp_made = true;
+    rc = fsops_pwrite_all(fs, c->fd, hb, SEG_HDR_LEN, 0);
+    if (rc == 0) {
+        c->writing = true;
+        block__builder_reset(&c->b);
+        rc = walk_old(c, j->old_path, &j->why);
+        if (rc == VG_ECORRUPT) {
+            rc = -EIO; /* it verified a moment ago: someone is changing it */
+        }
+    }
+    if (rc == 0) {
+        rc = flush_block(c);
+    }
+    if (rc == 0) {
+        rc = fs->fdatasync(fs->ctx, c->fd);
+    }
+    int crc = fs->close(fs->ctx, c->fd);
+    rc = rc < 0 ? rc : crc;
+    c->fd = -1;
+    if (rc == 0) {
+        rc = fs->fsync_dir(fs->ctx, j->segdir);
+    }
+    if (rc == 0 && c->m.tot.count != j->old.tot.count) {
+        rc = -EIO; /* cannot happen: every record was walked */
+    }
+    if (rc < 0) {
+        errbuf_set(&j->why, "writing '%s': %s", j->tmp_name, vg_strerror(rc));
+        return j->built = rc;
+    }
+    return j->built = 1;
+}
+
+int store_compact_install(struct store *st, struct store_compact_job *j,
+                          struct store_compact_result *res, struct errbuf *eb)
+{
+    const struct fsops *fs = store__fsops(st);
+    struct catalog *cat = store__catalog(st);
+    const struct sign_key *key = store__key(st);
+    const struct seg_meta *old = &j->old;
+    struct compact *c = &j->c;
+    struct seg_meta now_row;
+    int rc;
+
+    if (j->built == 0) {
+        log_warn("segment '%s': not compacted: %s", old->file, errbuf_msg(&j->why));
+        store__compact_done_add(st, old->id);
+        if (res) {
+            res->skipped++;
+        }
+        store_compact_job_free(j);
+        return 0;
+    }
+    if (j->built < 0) {
+        errbuf_set(eb, "compaction: segment '%s': %s", old->file,
+                   errbuf_msg(&j->why)[0] ? errbuf_msg(&j->why) : vg_strerror(j->built));
+        rc = j->built;
+        store_compact_job_free(j);
+        return rc;
+    }
+    /* Retention may have deleted it while the job was built (or a seal was redone). */
+    if (!row_of(st, old->id, &now_row) || now_row.state != SEG_SEALED ||
+        now_row.bytes != old->bytes || memcmp(now_row.chain_head, old->chain_head, VG_SHA256_LEN)) {
+        log_info("segment '%s': compaction dropped: the segment changed or was deleted meanwhile",
+                 old->file);
+        store__compact_done_add(st, old->id);
+        store_compact_job_free(j);
+        return 0;
+    }
+
+    /* One transaction: the new row and its seal; the old row becomes a deletion. */
+    int64_t now = vg_now_ns();
+    c->m.sealed = now;
+    struct catalog_seal s = { .id = c->m.id };
+    snprintf(s.reason, sizeof(s.reason), "%s", SEAL_REASON_ENDED);
+    if (key) {
+        uint8_t msg[SEAL_MSG_LEN];
+        integrity__seal_msg(&c->m, msg);
+        if ((rc = sign_message(key, msg, sizeof(msg), s.sig)) < 0) {
+            errbuf_set(eb, "compaction: cannot sign: %s", vg_strerror(rc));
+            store_compact_job_free(j);
+            return rc;
+        }
+        s.is_signed = true;
+        sign_key_id(key, s.key_id);
+        s.signed_at = now;
+    }
+    struct catalog_deletion d;
+    memset(&d, 0, sizeof(d));
+    d.m = *old;
+    d.is_signed = j->old_seal.is_signed;
+    memcpy(d.key_id, j->old_seal.key_id, sizeof(d.key_id));
+    memcpy(d.sig, j->old_seal.sig, sizeof(d.sig));
+    snprintf(d.reason, sizeof(d.reason), "%s", "compacted");
+    d.deleted = now;
+    rc = catalog__begin(cat);
+    if (rc == 0) {
+        rc = catalog__put(cat, &c->m);
+    }
+    if (rc == 0) {
+        rc = catalog__seal_put(cat, &s);
+    }
+    if (rc == 0) {
+        rc = catalog__deletion_add(cat, &d);
+    }
+    if (rc == 0) {
+        rc = catalog__commit(cat);
+    }
+    if (rc < 0) {
+        catalog__rollback(cat);
+        errbuf_set(eb, "compaction: catalog: %s", catalog__errmsg(cat));
+        store_compact_job_free(j);
+        return rc;
+    }
+
+    /* Committed: the new file takes its name, the old one goes (segment.md 9.1). */
+    rc = fs->rename(fs->ctx, j->tmp_path, j->new_path);
+    if (rc == 0) {
+        j->tmp_made = false;
+        rc = fs->fsync_dir(fs->ctx, store__segdir(st));
+    }
+    if (rc < 0) {
+        errbuf_set(eb, "compaction: cannot rename '%s': %s (store_open finishes it)", j->tmp_name,
+                   vg_strerror(rc));
+        j->tmp_made = false; /* the transaction committed: recovery renames it */
+        store_compact_job_free(j);
+        return rc;
+    }
+    store__compact_done_add(st, old->id);
+    store__compact_done_add(st, c->m.id);
+    int urc = fs->unlink(fs->ctx, j->old_path);
+    if (urc == 0) {
+        urc = fs->fsync_dir(fs->ctx, store__segdir(st));
+    }
+    if (urc == 0 || urc == -ENOENT) {
+        urc = catalog__deletion_removed(cat, old->id, vg_now_ns());
+    }
+    if (urc < 0) {
+        log_warn("segment '%s': compacted, but its file cannot be removed yet: %s", old->file,
+                 vg_strerror(urc));
+    }
+    log_info("segment '%s' (%" PRIu64 " records, %" PRIu64 " blocks, %" PRIu64
+             " bytes) compacted into '%s' (%" PRIu64 " blocks, %" PRIu64 " bytes)",
+             old->file, old->tot.count, old->tot.blocks, old->bytes, c->m.file, c->m.tot.blocks,
+             c->m.bytes);
+    if (res) {
+        res->segments++;
+        res->records += old->tot.count;
+        res->bytes_before += old->bytes;
+        res->bytes_after += c->m.bytes;
+    }
+    store_compact_job_free(j);
+    return 1;
+}
+
+int store_compact(struct store *st, const struct store_compact_opts *o,
+                  struct store_compact_result *res, struct errbuf *eb)
+{
+    struct store_compact_job *j = NULL;
+    int rc = 0;
+
+    memset(res, 0, sizeof(*res));
+    while ((!o || !o->max_segments || res->segments < o->max_segments) &&
+           (rc = store_compact_pick(st, o, INT64_MAX, &j, res, eb)) == 1) {
+        store_compact_build(j);
+        if ((rc = store_compact_install(st, j, res, eb)) < 0) {
+            return rc;
+        }
+    }
+    return rc < 0 ? rc : 0;
 }
 
 int compact__recover(struct store *st)

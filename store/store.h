@@ -228,6 +228,35 @@ struct store_compact_result {
 int store_compact(struct store *st, const struct store_compact_opts *o,
                   struct store_compact_result *res, struct errbuf *eb) VG_MUST_USE;
 
+/* Compaction in steps, for a collector that keeps writing meanwhile (segment.md 12.4):
+ * the writer's thread picks a job, any other thread builds it (the heavy part: reading
+ * the old segment, writing the new one under its temporary name), and the writer's
+ * thread installs it (one transaction, rename, removal; fast). store_compact is these
+ * three in a row. */
+struct store_compact_job;
+/* Writer's thread. The oldest sealed segment, sealed before sealed_before (ns), not
+ * compacted yet, whose seal verifies (one that does not is logged and counted in res
+ * as skipped): returns 1 with *out (owned by the caller until installed or freed), 0
+ * when there is none, or an error (eb). */
+int store_compact_pick(struct store *st, const struct store_compact_opts *o, int64_t sealed_before,
+                       struct store_compact_job **out, struct store_compact_result *res,
+                       struct errbuf *eb) VG_MUST_USE;
+/* Any one thread, without the store. Returns 1 (built), 0 (the old segment does not
+ * verify: left as it is) or an error, as install will report. */
+int store_compact_build(struct store_compact_job *j);
+/* Makes a running build stop soon (with -ECANCELED); any thread. */
+void store_compact_job_cancel(struct store_compact_job *j);
+/* The file name of the segment the job replaces. */
+const char *store_compact_job_segment(const struct store_compact_job *j);
+/* Writer's thread, after the build returned. Installs a built job and returns 1; drops
+ * one whose segment changed or went meanwhile (retention) and returns 0; returns 0 for
+ * one left as it is (logged, res->skipped), or the build's or its own error (eb). Frees
+ * j in every case. */
+int store_compact_install(struct store *st, struct store_compact_job *j,
+                          struct store_compact_result *res, struct errbuf *eb) VG_MUST_USE;
+/* Frees a job not installed (its temporary file removed); takes NULL. */
+void store_compact_job_free(struct store_compact_job *j);
+
 /* ---- integrity, retention, legal holds (segment.md 8-10) ---- */
 
 /* What `vigil verify` checked (store_verify_ex). */

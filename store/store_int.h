@@ -421,6 +421,10 @@ const char *store__segdir(const struct store *st);
 uint64_t store__take_id(struct store *st);
 /* The signing key, or NULL (integrity.c could not make one). */
 const struct sign_key *store__key(const struct store *st);
+/* Segments compaction looked at and need not again: compacted, or left as they were
+ * because they do not verify (for the life of the struct store). */
+bool store__compact_done(const struct store *st, uint64_t id);
+void store__compact_done_add(struct store *st, uint64_t id);
 
 /* compact.c. At store_open: finishes or undoes a compaction a crash interrupted
  * (segment.md 12). Returns 0 or -errno / VG_EDB. */

@@ -72,6 +72,8 @@ struct store {
     struct sign_key *key;   /* signs seals (integrity.c); NULL when it could not be made */
     uint64_t *seal_pending; /* rows to seal that a full disk kept SQLite from sealing */
     size_t nseal_pending;
+    uint64_t *compact_done; /* segments compaction need not look at again (compact.c) */
+    size_t ncompact_done;
 };
 
 static bool seal_is_pending(const struct store *st, uint64_t id)
@@ -1067,6 +1069,7 @@ static void store_free(struct store *st)
     digest_free(st->dg);
     sign_key_free(st->key);
     free(st->seal_pending);
+    free(st->compact_done);
     free(st);
 }
 
@@ -1100,6 +1103,24 @@ const char *store__segdir(const struct store *st)
 uint64_t store__take_id(struct store *st)
 {
     return st->next_id++;
+}
+
+bool store__compact_done(const struct store *st, uint64_t id)
+{
+    for (size_t i = 0; i < st->ncompact_done; i++) {
+        if (st->compact_done[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void store__compact_done_add(struct store *st, uint64_t id)
+{
+    if (!store__compact_done(st, id)) {
+        st->compact_done = xrealloc(st->compact_done, (st->ncompact_done + 1) * sizeof(uint64_t));
+        st->compact_done[st->ncompact_done++] = id;
+    }
 }
 
 const struct sign_key *store__key(const struct store *st)

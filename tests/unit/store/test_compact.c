@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -388,10 +389,105 @@ static void test_interrupted_compaction(void **state)
     }
 }
 
+/* Counts the ".<name>.compact" files in segments/. */
+static size_t tmp_files(const char *dir)
+{
+    char p[PATH_MAX + 16];
+    size_t n = 0;
+    assert_true(snprintf(p, sizeof(p), "%s/segments", dir) < (int)sizeof(p));
+    DIR *d = opendir(p);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        n += e->d_name[0] == '.' && strstr(e->d_name, ".compact") != NULL;
+    }
+    closedir(d);
+    return n;
+}
+
+static void *build_main(void *arg)
+{
+    store_compact_build(arg);
+    return NULL;
+}
+
+/* The steps a collector runs: pick on the writer's thread, build on another while the
+ * writer goes on appending and committing, install back on the writer's thread; a job
+ * whose segment retention deleted meanwhile is dropped; a freed job leaves nothing. */
+static void test_compact_steps(void **state)
+{
+    struct tdir *t = *state;
+    struct store_compact_job *j = NULL;
+    struct store_compact_result res = { 0 };
+    struct store_scan_stats s;
+    struct errbuf eb;
+    struct buf rec, raw;
+    pthread_t th;
+
+    fill(t->dir);
+    struct store *st = open_store(t->dir, NULL);
+    struct store_compact_opts o = { .block_bytes = 256 << 10 };
+    errbuf_clear(&eb);
+    /* Nothing was sealed before the epoch. */
+    assert_int_equal(store_compact_pick(st, &o, 1, &j, &res, &eb), 0);
+    assert_null(j);
+    assert_int_equal(store_compact_pick(st, &o, INT64_MAX, &j, &res, &eb), 1);
+    assert_non_null(strstr(store_compact_job_segment(j), "20240501T130000Z"));
+    assert_int_equal(pthread_create(&th, NULL, build_main, j), 0);
+    buf_init(&rec, 1u << 16);
+    buf_init(&raw, 1u << 16);
+    for (int i = 0; i < 200; i++) { /* the writer goes on, in a later partition */
+        make_rec(&rec, &raw, i);
+        assert_int_equal(store_append(st, T0 + 3 * HOUR + i, (uint64_t)(NREC + 1 + i), buf_span(&rec)),
+                         0);
+        if (i % 20 == 19) {
+            assert_int_equal(store_commit(st), 0);
+        }
+    }
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(tmp_files(t->dir), 1);
+    assert_int_equal(store_compact_install(st, j, &res, &eb), 1);
+    assert_int_equal(res.segments, 1);
+    assert_int_equal(tmp_files(t->dir), 0);
+
+    /* The second partition: built, then deleted by retention before the install. */
+    assert_int_equal(store_compact_pick(st, &o, INT64_MAX, &j, &res, &eb), 1);
+    assert_int_equal(store_compact_build(j), 1);
+    struct store_retention pol = { .max_age_ns = HOUR };
+    struct store_retention_result rr;
+    assert_true(store_retention_run(st, &pol, T0 + 3 * HOUR + HOUR / 2, &rr) >= 0);
+    assert_true(rr.ndeleted >= 1);
+    free(rr.deleted);
+    assert_int_equal(store_compact_install(st, j, &res, &eb), 0);
+    assert_int_equal(res.segments, 1);
+    assert_int_equal(tmp_files(t->dir), 0);
+    /* Nothing left to pick: one compacted, one deleted, one open. */
+    assert_int_equal(store_compact_pick(st, &o, INT64_MAX, &j, &res, &eb), 0);
+    store_close(st);
+
+    /* A job freed unbuilt, or built and not installed, leaves no file behind. */
+    char other[PATH_MAX];
+    snprintf(other, sizeof(other), "%s/other", t->root);
+    fill(other);
+    st = open_store(other, NULL);
+    assert_int_equal(store_compact_pick(st, &o, INT64_MAX, &j, &res, &eb), 1);
+    store_compact_job_free(j);
+    assert_int_equal(store_compact_pick(st, &o, INT64_MAX, &j, &res, &eb), 1);
+    assert_int_equal(store_compact_build(j), 1);
+    assert_int_equal(tmp_files(other), 1);
+    store_compact_job_free(j);
+    assert_int_equal(tmp_files(other), 0);
+    store_close(st);
+    buf_release(&rec);
+    buf_release(&raw);
+    (void)s;
+}
+
 int main(void)
 {
     log_set_level(LOG_LVL_ERROR);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_compact_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_zstd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_lz4hc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_compacted_segment_fails, setup, teardown),
