@@ -77,8 +77,12 @@ if [[ ${VG_LOADER:-0} == 1 ]]; then
 else
     INGEST_HOW="vigil send -> vigild (Forward over mTLS, fsync on)"
     "$VIGIL" pki init "$W/pki" >/dev/null
+    # The events are of 2024: every partition has ended, so vigild seals segments as it
+    # goes (late events) and would compact them meanwhile. Off here, so that "hot" is the
+    # store as written; the sealed figure comes from vigil compact below (the same code).
     cat > "$W/vigil.yaml" <<YAML
-store:  { path: $STORE, partition: 1h, block_bytes: 1MiB, retention: { max_age: 36500d } }
+store:  { path: $STORE, partition: 1h, block_bytes: 1MiB, retention: { max_age: 36500d },
+          compaction: off }
 tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem }
 listen: { forward: 127.0.0.1:0, syslog: null, https: null, admin: 127.0.0.1:0 }
 log:    { level: warn }

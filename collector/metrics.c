@@ -89,6 +89,28 @@ int metrics_render(const struct metrics *m, struct buf *out)
     if (rc == 0) {
         rc = buf_appendf(
             out,
+            "# HELP vigil_compactions_total sealed segments rewritten as compacted ones\n"
+            "# TYPE vigil_compactions_total counter\nvigil_compactions_total %" PRIu64 "\n"
+            "# HELP vigil_compaction_skipped_total sealed segments left as they were because "
+            "they do not verify\n"
+            "# TYPE vigil_compaction_skipped_total counter\n"
+            "vigil_compaction_skipped_total %" PRIu64 "\n"
+            "# HELP vigil_compaction_failures_total compactions that failed (I/O, catalog; "
+            "retried)\n"
+            "# TYPE vigil_compaction_failures_total counter\n"
+            "vigil_compaction_failures_total %" PRIu64 "\n"
+            "# HELP vigil_compaction_bytes_before_total bytes of the segments compacted\n"
+            "# TYPE vigil_compaction_bytes_before_total counter\n"
+            "vigil_compaction_bytes_before_total %" PRIu64 "\n"
+            "# HELP vigil_compaction_bytes_after_total bytes of what replaced them\n"
+            "# TYPE vigil_compaction_bytes_after_total counter\n"
+            "vigil_compaction_bytes_after_total %" PRIu64 "\n",
+            m->compactions, m->compaction_skipped, m->compaction_failures,
+            m->compaction_bytes_before, m->compaction_bytes_after);
+    }
+    if (rc == 0) {
+        rc = buf_appendf(
+            out,
             "# HELP vigil_events_stored_total events durable in the store\n"
             "# TYPE vigil_events_stored_total counter\nvigil_events_stored_total %" PRIu64 "\n"
             "# HELP vigil_store_commits_total group commits (one fsync round each)\n"

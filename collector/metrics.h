@@ -49,6 +49,11 @@ struct metrics {
     uint64_t retention_deleted;    /* segments deleted by retention */
     uint64_t retention_bytes;      /* their bytes */
     uint64_t retention_held;       /* gauge: partitions past retention kept by a hold */
+    uint64_t compactions;          /* sealed segments compacted (segment.md 12) */
+    uint64_t compaction_skipped;   /* left as they were: they do not verify */
+    uint64_t compaction_failures;  /* compactions that failed (I/O, catalog) */
+    uint64_t compaction_bytes_before; /* bytes of the segments compacted, before and after */
+    uint64_t compaction_bytes_after;
     int64_t started_ns;
 };
 

@@ -9,13 +9,20 @@
  * The store thread also keeps house (pipeline.h): sealing, retention and the free-space
  * check run between batches and, when idle, on a timed wait of the condition. Their
  * notices wait in a bounded queue under `mu` and reach the loop with the next
- * uv_async_send. */
+ * uv_async_send.
+ *
+ * Compaction (segment.md 12.4) has a thread of its own, at low CPU priority: the store
+ * thread picks a job (`cjob`, under `mu`) and signals `ccond`; the compaction thread
+ * builds it and signals `cond`; the store thread installs it between batches. */
 #include "collector/pipeline.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "collector/metrics.h"
 #include "common/log.h"
@@ -80,6 +87,15 @@ struct pipeline {
     uint64_t free_bytes;   /* at the last check */
     bool free_moved;       /* free_bytes changed much since the loop last read it */
     unsigned held;         /* partitions retention keeps for a hold */
+    struct store_compact_job *cjob; /* picked, handed to the compaction thread */
+    bool cjob_built;                /* the compaction thread finished it */
+    bool cstop;                     /* the compaction thread must exit */
+    uv_cond_t ccond;
+    uv_thread_t cthread;
+    bool cthread_started;
+    struct store_compact_result compacted; /* totals, for the metrics */
+    uint64_t compact_failures;
+    bool compact_moved; /* the totals changed since the loop last read them */
 
     /* Store thread only: housekeeping. */
     struct pipeline_policy pol;
@@ -89,7 +105,7 @@ struct pipeline {
     bool over_size_warned;
     int64_t full_since;                           /* mono ns */
     uint64_t refused;                             /* events refused in this disk-full episode */
-    int64_t next_seal, next_retention, next_disk; /* mono ns */
+    int64_t next_seal, next_retention, next_disk, next_compact; /* mono ns */
     struct pipeline_notice pending[PIPELINE_NOTICES_MAX];
     size_t npending;
     uint64_t pending_more;
@@ -249,6 +265,88 @@ static void run_retention(struct pipeline *p)
     uv_mutex_unlock(&p->mu);
 }
 
+/* Store thread: installs the job the compaction thread built; picks the next one when
+ * none is out (at once after an install, else every compact_every_ns), never while the
+ * disk is below the reserve (a compaction needs room for both files for a moment). */
+static void compaction_step(struct pipeline *p, int64_t now)
+{
+    struct store_compact_job *j;
+    struct errbuf eb;
+
+    errbuf_clear(&eb);
+    uv_mutex_lock(&p->mu);
+    j = p->cjob && p->cjob_built ? p->cjob : NULL;
+    bool out = p->cjob != NULL;
+    uv_mutex_unlock(&p->mu);
+    if (j) {
+        struct store_compact_result res = { 0 };
+        int rc = store_compact_install(p->st, j, &res, &eb);
+        if (rc < 0) {
+            log_warn("store: %s (retried later)", errbuf_msg(&eb));
+        }
+        uv_mutex_lock(&p->mu);
+        p->cjob = NULL;
+        p->cjob_built = false;
+        p->compacted.segments += res.segments;
+        p->compacted.skipped += res.skipped;
+        p->compacted.records += res.records;
+        p->compacted.bytes_before += res.bytes_before;
+        p->compacted.bytes_after += res.bytes_after;
+        p->compact_failures += rc < 0;
+        p->compact_moved = true;
+        uv_mutex_unlock(&p->mu);
+        out = false;
+        p->next_compact = rc < 0 ? now + p->pol.compact_every_ns : now;
+    }
+    if (out || now < p->next_compact || p->disk_full) {
+        return;
+    }
+    struct store_compact_result skipped = { 0 };
+    int rc = store_compact_pick(p->st, &p->pol.compact_opts, INT64_MAX, &j, &skipped, &eb);
+    if (rc < 0) {
+        log_warn("store: compaction: %s (retried later)", errbuf_msg(&eb));
+    }
+    uv_mutex_lock(&p->mu);
+    p->compacted.skipped += skipped.skipped;
+    if (rc == 1) {
+        p->cjob = j;
+        p->cjob_built = false;
+        uv_cond_signal(&p->ccond);
+    }
+    uv_mutex_unlock(&p->mu);
+    if (rc != 1) {
+        p->next_compact = now + p->pol.compact_every_ns;
+    }
+}
+
+/* The compaction thread: builds what the store thread picked (store_compact_build). */
+static void compaction_thread(void *arg)
+{
+    struct pipeline *p = arg;
+
+    /* Below the collector's own threads: ingest first, compaction with what is left. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0) {
+        log_debug("compaction thread: cannot lower its priority");
+    }
+    uv_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->cstop && (p->cjob == NULL || p->cjob_built)) {
+            uv_cond_wait(&p->ccond, &p->mu);
+        }
+        if (p->cstop) {
+            break;
+        }
+        struct store_compact_job *j = p->cjob;
+        uv_mutex_unlock(&p->mu);
+        log_debug("compaction: rewriting segment '%s'", store_compact_job_segment(j));
+        store_compact_build(j);
+        uv_mutex_lock(&p->mu);
+        p->cjob_built = true;
+        uv_cond_signal(&p->cond); /* the store thread installs it */
+    }
+    uv_mutex_unlock(&p->mu);
+}
+
 /* Store thread: whatever is due. Returns when the next thing is due (mono ns). */
 static int64_t housekeeping(struct pipeline *p)
 {
@@ -272,7 +370,14 @@ static int64_t housekeeping(struct pipeline *p)
         }
         p->next_retention = now + p->pol.retention_every_ns;
     }
+    if (p->pol.compact) {
+        compaction_step(p, now);
+    }
     int64_t next = p->next_seal;
+    /* cjob read unlocked: only this thread sets it, to a job or to NULL. */
+    if (p->pol.compact && p->cjob == NULL && p->next_compact < next) {
+        next = p->next_compact;
+    }
     if (p->pol.store_dir && p->next_disk < next) {
         next = p->next_disk;
     }
@@ -289,7 +394,8 @@ static void store_thread(void *arg)
 
     uv_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && (p->inflight == NULL || p->inflight_done)) {
+        while (!p->stop && (p->inflight == NULL || p->inflight_done) &&
+               !(p->cjob && p->cjob_built)) {
             int64_t wait = next - vg_mono_ns();
             if (wait <= 0 || uv_cond_timedwait(&p->cond, &p->mu, (uint64_t)wait) == UV_ETIMEDOUT) {
                 break;
@@ -323,7 +429,8 @@ static void store_thread(void *arg)
             wake = true;
         }
         p->notices_more += p->pending_more;
-        wake |= p->pending_more > 0 || p->free_moved;
+        wake |= p->pending_more > 0 || p->free_moved || p->compact_moved;
+        p->compact_moved = false;
         p->npending = 0;
         p->pending_more = 0;
         if (b) {
@@ -371,6 +478,19 @@ static void finish_close(struct pipeline *p)
     uv_cond_signal(&p->cond);
     uv_mutex_unlock(&p->mu);
     uv_thread_join(&p->thread);
+    /* A compaction under way stops at its next block; its temporary file goes. */
+    uv_mutex_lock(&p->mu);
+    p->cstop = true;
+    if (p->cjob) {
+        store_compact_job_cancel(p->cjob);
+    }
+    uv_cond_signal(&p->ccond);
+    uv_mutex_unlock(&p->mu);
+    if (p->cthread_started) {
+        uv_thread_join(&p->cthread);
+    }
+    store_compact_job_free(p->cjob);
+    p->cjob = NULL;
     store_close(p->st);
     p->st = NULL;
     uv_close((uv_handle_t *)&p->async, on_close_handle);
@@ -396,6 +516,11 @@ static void deliver_notices(struct pipeline *p)
     p->m->disk_free_bytes = p->free_bytes;
     p->free_moved = false;
     p->m->retention_held = p->held;
+    p->m->compactions = p->compacted.segments;
+    p->m->compaction_skipped = p->compacted.skipped;
+    p->m->compaction_failures = p->compact_failures;
+    p->m->compaction_bytes_before = p->compacted.bytes_before;
+    p->m->compaction_bytes_after = p->compacted.bytes_after;
     uv_mutex_unlock(&p->mu);
     for (size_t i = 0; i <= n; i++) {
         struct pipeline_notice extra = { .kind = PIPELINE_DELETED_MORE, .count = more };
@@ -527,6 +652,9 @@ int pipeline_new(uv_loop_t *loop, struct store *st, uint64_t first_seq, size_t b
     if (p->pol.disk_check_every_ns <= 0) {
         p->pol.disk_check_every_ns = VG_NS_PER_SEC;
     }
+    if (p->pol.compact_every_ns <= 0) {
+        p->pol.compact_every_ns = 10 * VG_NS_PER_SEC; /* as often as the seal pass */
+    }
     p->on_notice = p->pol.on_notice;
     p->notice_arg = p->pol.notice_arg;
 
@@ -539,7 +667,8 @@ int pipeline_new(uv_loop_t *loop, struct store *st, uint64_t first_seq, size_t b
     p->on_drain = on_drain;
     p->drain_arg = drain_arg;
     p->open = batch_new(batch_max_bytes, batch_slack_bytes);
-    if ((rc = uv_mutex_init(&p->mu)) < 0 || (rc = uv_cond_init(&p->cond)) < 0) {
+    if ((rc = uv_mutex_init(&p->mu)) < 0 || (rc = uv_cond_init(&p->cond)) < 0 ||
+        (rc = uv_cond_init(&p->ccond)) < 0) {
         errbuf_set(eb, "pipeline: cannot init lock: %s", vg_strerror(rc));
         abort(); /* only on resource exhaustion at start-up */
     }
@@ -553,6 +682,16 @@ int pipeline_new(uv_loop_t *loop, struct store *st, uint64_t first_seq, size_t b
     uv_check_start(&p->check, on_check);
     uv_unref((uv_handle_t *)&p->check);
     p->handles_open = 2;
+    if (p->pol.compact) {
+        if ((rc = uv_thread_create(&p->cthread, compaction_thread, p)) < 0) {
+            log_warn("pipeline: cannot start the compaction thread: %s; segments stay as "
+                     "written (vigil compact)",
+                     vg_strerror(rc));
+            p->pol.compact = false;
+        } else {
+            p->cthread_started = true;
+        }
+    }
     if ((rc = uv_thread_create(&p->thread, store_thread, p)) < 0) {
         errbuf_set(eb, "pipeline: cannot start the store thread: %s", vg_strerror(rc));
         abort();
@@ -650,5 +789,6 @@ void pipeline_free(struct pipeline *p)
     batch_free(p->open);
     uv_mutex_destroy(&p->mu);
     uv_cond_destroy(&p->cond);
+    uv_cond_destroy(&p->ccond);
     free(p);
 }

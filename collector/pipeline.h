@@ -70,6 +70,10 @@ struct pipeline_policy {
     int64_t seal_grace_ns;            /* partitions sealed this long after they end: 60 s */
     int64_t retention_every_ns;       /* 60 s */
     int64_t disk_check_every_ns;      /* 1 s */
+    bool compact;                     /* compact sealed segments (store.compaction) on a
+                                         thread of their own, at low CPU priority */
+    struct store_compact_opts compact_opts;
+    int64_t compact_every_ns; /* looking for a segment to compact when there was none: 10 s */
     pipeline_notice_fn on_notice;     /* may be NULL */
     void *notice_arg;
 };

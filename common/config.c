@@ -36,6 +36,7 @@ static const struct cfg_opt retention_opts[] = {
 };
 
 static const char *const compressions[] = { "lz4hc", "lz4", NULL };
+static const char *const compactions[] = { "zstd", "lz4hc", "off", NULL };
 
 static const struct cfg_opt store_opts[] = {
     { "path", CFG_PATH, "/var/lib/vigil", 0, 0, CFG_OFF(struct store_cfg, path),
@@ -50,6 +51,10 @@ static const struct cfg_opt store_opts[] = {
       "how blocks are written: lz4hc (LZ4 format, ~1.35x denser, ~2.3x the compression CPU) "
       "or lz4 (least CPU per event); both read equally fast",
       .choices = compressions },
+    { "compaction", CFG_ENUM, "zstd", 0, 0, CFG_OFF(struct store_cfg, compaction),
+      "sealed segments are rewritten in the background as large blocks: zstd (~2x smaller "
+      "than as written), lz4hc (~1.3x, fastest reads) or off (vigil compact does it)",
+      .choices = compactions },
     { "commit_interval", CFG_DURATION, "2ms", 0, NS_SEC,
       CFG_OFF(struct store_cfg, commit_interval_ns),
       "how long a commit waits to batch more events before its fsync (group commit)" },

@@ -25,6 +25,7 @@ struct store_cfg {
     uint64_t max_size_bytes;     /* retention.max_size, 200GB */
     uint64_t block_bytes;        /* 1MiB, 4KiB..16MiB */
     char *compression;           /* "lz4hc" (default) or "lz4": how blocks are written */
+    char *compaction;            /* "zstd" (default), "lz4hc" or "off": sealed segments */
     int64_t commit_interval_ns;  /* 2ms, 0..1s */
     uint64_t free_reserve_bytes; /* 1GiB */
     bool fsync;                  /* true */

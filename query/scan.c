@@ -1,6 +1,7 @@
 /* query/scan.c: filtered, time-ordered scans over the store (see scan.h). */
 #include "query/scan.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -145,6 +146,8 @@ static int cmp_hit(const void *a, const void *b)
 
 /* ---- parallel scans ---- */
 
+#define SCAN_ATTEMPTS 3 /* when segments go while a scan runs (scan_run) */
+
 struct scan_par {
     const char *dir;
     struct store_reader *rd; /* planned with; stripe 0 runs on it */
@@ -275,8 +278,8 @@ void scan_par_close(struct scan_par *p)
     free(p);
 }
 
-int scan_run(const char *dir, int64_t since, int64_t until, const struct filter *f, uint64_t limit,
-             bool progress, struct scan_result *res, struct errbuf *eb)
+static int scan_once(const char *dir, int64_t since, int64_t until, const struct filter *f,
+                     uint64_t limit, bool progress, struct scan_result *res, struct errbuf *eb)
 {
     struct scan_par *par = NULL;
     struct scan_shared sh = { 0 };
@@ -355,6 +358,21 @@ int scan_run(const char *dir, int64_t since, int64_t until, const struct filter 
     res->ns_sort = (uint64_t)(vg_mono_ns() - t1);
     res->seconds = (double)(vg_mono_ns() - t0) / 1e9;
     return rc < 0 ? rc : 0;
+}
+
+int scan_run(const char *dir, int64_t since, int64_t until, const struct filter *f, uint64_t limit,
+             bool progress, struct scan_result *res, struct errbuf *eb)
+{
+    /* A segment listed by the plan may go before it is opened: compacted (replaced by
+     * one holding the same records) or deleted by retention. The scan starts over. */
+    for (int attempt = 1;; attempt++) {
+        int rc = scan_once(dir, since, until, f, limit, progress, res, eb);
+        if (rc != -ENOENT || attempt == SCAN_ATTEMPTS) {
+            return rc;
+        }
+        scan_result_release(res);
+        errbuf_clear(eb);
+    }
 }
 
 void scan_result_release(struct scan_result *res)

@@ -32,7 +32,9 @@ struct scan_result {
 };
 
 /* Scans dir over [since, until) for records matching f (NULL: all). limit 0 = no limit.
- * Blocks whose index rules out what f needs (filter_needs) are skipped unread.
+ * Blocks whose index rules out what f needs (filter_needs) are skipped unread. When a
+ * segment goes while the scan runs (compaction replaced it, retention deleted it), the
+ * scan starts over (up to 3 times).
  * Returns 0, or negative with eb set (a corrupt block is an error, never skipped). */
 int scan_run(const char *dir, int64_t since, int64_t until, const struct filter *f, uint64_t limit,
              bool progress, struct scan_result *res, struct errbuf *eb);

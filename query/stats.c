@@ -353,6 +353,55 @@ static int parse_by(struct stats *s, const char *by)
     return 0;
 }
 
+/* One scan into s: one table per stripe (thread), merged into s. */
+static int stats_scan(struct stats *s, const char *dir, int64_t since, int64_t until,
+                      const struct store_need *need, struct store_scan_stats *st,
+                      struct errbuf *eb)
+{
+    struct scan_par *par = NULL;
+    int rc = scan_par_open(dir, since, until, need, &par, st, eb);
+
+    if (rc < 0) {
+        return rc;
+    }
+    unsigned nt = scan_par_threads(par);
+    struct stats *ps = xcalloc(nt, sizeof(*ps));
+    struct errbuf *pe = xcalloc(nt, sizeof(*pe));
+    void **args = xcalloc(nt, sizeof(*args));
+    args[0] = s;
+    for (unsigned i = 1; i < nt; i++) {
+        ps[i].f = s->f;
+        memcpy(ps[i].fields, s->fields, sizeof(s->fields));
+        ps[i].nfields = s->nfields;
+        ps[i].eb = &pe[i];
+        errbuf_clear(&pe[i]);
+        buf_init(&ps[i].keys, (size_t)1 << 31);
+        buf_init(&ps[i].key, 1u << 24);
+        args[i] = &ps[i];
+    }
+    rc = scan_par_run(par, on_rec, args, st, eb);
+    scan_par_close(par);
+    for (unsigned i = 1; i < nt; i++) {
+        if (ps[i].err && !s->err) {
+            s->err = ps[i].err;
+            errbuf_set(eb, "%s", errbuf_msg(&pe[i]));
+        }
+        if (rc == 0 && !s->err) {
+            rc = stats_merge(s, &ps[i]);
+        }
+        free(ps[i].slots);
+        buf_release(&ps[i].keys);
+        buf_release(&ps[i].key);
+    }
+    if (s->err && rc >= 0) {
+        rc = s->err;
+    }
+    free(ps);
+    free(pe);
+    free(args);
+    return rc;
+}
+
 int cmd_stats(int argc, char **argv)
 {
     struct cli_common cc = { 0 };
@@ -470,50 +519,26 @@ int cmd_stats(int argc, char **argv)
     }
     struct store_need need = { vals, fn.nvalues, fn.texts, fn.ntexts };
     struct store_scan_stats st = { 0 };
-    struct scan_par *par = NULL;
     int64_t t0 = vg_mono_ns();
     s.f = f;
     s.eb = &eb;
     buf_init(&s.keys, (size_t)1 << 31);
     buf_init(&s.key, 1u << 24);
-    rc = scan_par_open(cli_store_dir(&cc), since, until, &need, &par, &st, &eb);
-    if (rc == 0) {
-        /* One table per stripe (thread), merged into the first. */
-        unsigned nt = scan_par_threads(par);
-        struct stats *ps = xcalloc(nt, sizeof(*ps));
-        struct errbuf *pe = xcalloc(nt, sizeof(*pe));
-        void **args = xcalloc(nt, sizeof(*args));
-        args[0] = &s;
-        for (unsigned i = 1; i < nt; i++) {
-            ps[i] = s;
-            ps[i].slots = NULL;
-            ps[i].cap = 0;
-            ps[i].eb = &pe[i];
-            errbuf_clear(&pe[i]);
-            buf_init(&ps[i].keys, (size_t)1 << 31);
-            buf_init(&ps[i].key, 1u << 24);
-            args[i] = &ps[i];
+    /* A segment may go while the scan runs (compacted, or deleted by retention): the
+     * scan starts over, up to 3 times. */
+    for (int attempt = 1;; attempt++) {
+        rc = stats_scan(&s, cli_store_dir(&cc), since, until, &need, &st, &eb);
+        if (rc != -ENOENT || attempt == 3) {
+            break;
         }
-        rc = scan_par_run(par, on_rec, args, &st, &eb);
-        scan_par_close(par);
-        for (unsigned i = 1; i < nt; i++) {
-            if (ps[i].err && !s.err) {
-                s.err = ps[i].err;
-                errbuf_set(&eb, "%s", errbuf_msg(&pe[i]));
-            }
-            if (rc == 0 && !s.err) {
-                rc = stats_merge(&s, &ps[i]);
-            }
-            free(ps[i].slots);
-            buf_release(&ps[i].keys);
-            buf_release(&ps[i].key);
-        }
-        if (s.err && rc >= 0) {
-            rc = s.err;
-        }
-        free(ps);
-        free(pe);
-        free(args);
+        free(s.slots);
+        s.slots = NULL;
+        s.cap = s.n = 0;
+        s.matched = 0;
+        s.err = 0;
+        buf_reset(&s.keys);
+        memset(&st, 0, sizeof(st));
+        errbuf_clear(&eb);
     }
     if (rc < 0) {
         fprintf(stderr, "vigil stats: %s\n", errbuf_msg(&eb));

@@ -120,6 +120,7 @@ static void test_example_loads(void **state)
     assert_int_equal(c->store.max_size_bytes, 200ULL * 1000 * 1000 * 1000);
     assert_int_equal(c->store.block_bytes, 1024 * 1024);
     assert_string_equal(c->store.compression, "lz4hc");
+    assert_string_equal(c->store.compaction, "zstd");
     assert_int_equal(c->store.commit_interval_ns, 2 * 1000 * 1000);
     assert_int_equal(c->store.free_reserve_bytes, 1ULL << 30);
     assert_true(c->store.fsync);
@@ -198,6 +199,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->store.max_size_bytes, 200ULL * 1000 * 1000 * 1000);
     assert_int_equal(c->store.block_bytes, 1024 * 1024);
     assert_string_equal(c->store.compression, "lz4hc");
+    assert_string_equal(c->store.compaction, "zstd");
     assert_int_equal(c->store.commit_interval_ns, 2 * 1000 * 1000);
     assert_int_equal(c->store.free_reserve_bytes, 1ULL << 30);
     assert_true(c->store.fsync);
@@ -241,6 +243,7 @@ static void test_minimal_and_overrides(void **state)
                                  "  commit_interval: 0\n"
                                  "  block_bytes: 4096\n"
                                  "  compression: lz4\n"
+                                 "  compaction: off\n"
                                  "  free_reserve: 0\n"
                                  "  retention: { max_age: 2w, max_size: 10 GiB }\n"
                                  "  fsync: false\n"
@@ -255,6 +258,7 @@ static void test_minimal_and_overrides(void **state)
     assert_int_equal(c->store.commit_interval_ns, 0);
     assert_int_equal(c->store.block_bytes, 4096);
     assert_string_equal(c->store.compression, "lz4");
+    assert_string_equal(c->store.compaction, "off");
     assert_int_equal(c->store.free_reserve_bytes, 0);
     assert_int_equal(c->store.max_age_ns, 14 * 86400 * VG_NS_PER_SEC);
     assert_int_equal(c->store.max_size_bytes, 10ULL << 30);
