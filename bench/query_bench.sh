@@ -189,7 +189,7 @@ run_queries() { # run_queries STORE TSV TAG
 run_queries "$STORE" "$RESULTS/vigil_queries.tsv" compacted
 run_queries "$W/store-lz4" "$RESULTS/vigil_lz4_queries.tsv" lz4
 cp "$W/compacted-b_authfail_top20.out" "$W/b_authfail_top20.out"
-tail -n +2 "$W/b_authfail_top20.out" | tr -d '"' | awk -F, '{print $1"\t"$2}' > "$RESULTS/top20_vigil.tsv"
+tail -n +2 "$W/b_authfail_top20.out" | tr -d '"\r' | awk -F, '{print $1"\t"$2}' > "$RESULTS/top20_vigil.tsv"
 
 # ---- 5. the table ----
 peer() { # peer FILE QUERY -> median seconds ("-" when absent)
@@ -223,7 +223,7 @@ ratio() { awk -v p="$1" -v v="$2" 'BEGIN{ if (p == "-" || v == "-" || v == 0) pr
             echo "top 20 failing IPs: vigil and ClickHouse agree"
         else
             echo "top 20 failing IPs: vigil and ClickHouse differ:"
-            diff <(cut -f1,2 "$RESULTS/top20_vigil.tsv") <(cut -f1,2 "$RESULTS/top20_clickhouse.tsv") | head -10
+            diff <(cut -f1,2 "$RESULTS/top20_vigil.tsv") <(cut -f1,2 "$RESULTS/top20_clickhouse.tsv") | head -10 || true
         fi
     fi
     echo
