@@ -35,6 +35,19 @@ def timeout(seconds):
     return seconds * MULT
 
 
+def wait_for(what, fn, seconds=20, every=0.05):
+    """Polls fn() until it returns a true value, which it returns; fails after seconds
+    (stretched by VG_TIMEOUT_MULT)."""
+    deadline = time.monotonic() + timeout(seconds)
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(every)
+
+
 def run(args, check=True, input=None, env=None, t=60):
     """Runs a command; returns CompletedProcess with text stdout/stderr."""
     p = subprocess.run(args, input=input, capture_output=True, text=True,

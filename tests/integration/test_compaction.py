@@ -9,21 +9,11 @@ import threading
 import time
 
 import harness
-from harness import VIGIL, VigildTest, run
+from harness import VIGIL, VigildTest, run, wait_for
 from forward_client import ForwardClient
 
 HOUR = 3600
 BASE = 1714521600  # 2024-05-01T00:00:00Z: partitions that ended long ago
-
-
-def wait_for(what, fn, seconds=60):
-    deadline = time.monotonic() + harness.timeout(seconds)
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def compacted(store):
@@ -74,7 +64,7 @@ class Compaction(VigildTest):
         t = threading.Thread(target=searching)
         t.start()
         try:
-            wait_for("three compactions", lambda: compacted(vd.store) == 3)
+            wait_for("three compactions", lambda: compacted(vd.store) == 3, seconds=60)
         finally:
             stop.set()
             t.join()

@@ -10,20 +10,10 @@ import time
 import unittest
 
 import harness
-from harness import VIGIL, VigildTest, run
+from harness import VIGIL, VigildTest, run, wait_for
 from forward_client import ForwardClient
 
 HOUR = 3600
-
-
-def wait_for(what, fn, seconds=20):
-    deadline = time.monotonic() + harness.timeout(seconds)
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def iso(t):

@@ -30,15 +30,7 @@ def octet(msg):
 
 
 def wait_for(what, fn, limit_s=60):
-    """Polls fn() until it returns a true value; fails after limit_s (stretched)."""
-    deadline = time.monotonic() + harness.timeout(limit_s)
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.2)
+    return harness.wait_for(what, fn, seconds=limit_s, every=0.2)
 
 
 def recv_until_closed(s, limit_s=10):
