@@ -59,6 +59,36 @@ static bool is_exec(const char *p)
     return access(p, X_OK) == 0;
 }
 
+/* A directory the demo ships with (etc/<name>): $<env>; etc/<name> in the source tree
+ * the binary was built in (1 to 3 levels above its directory: build/query/,
+ * build/release/query/, ...); <prefix>/share/vigil/<name>; /usr/share/vigil/<name>.
+ * Its real path goes to out (PATH_MAX). Returns 0 or -ENOENT. */
+static int find_shared(const struct demo *d, const char *env_name, const char *name, char *out)
+{
+    const char *env = getenv(env_name);
+    char p[PATH_MAX + 64];
+
+    if (env && is_dir(env) && realpath(env, out)) {
+        return 0;
+    }
+    const char *ups[] = { "/..", "/../..", "/../../.." };
+    for (size_t i = 0; i < VG_ARRAY_LEN(ups); i++) {
+        snprintf(p, sizeof(p), "%s%s/etc/%s", d->exe_dir, ups[i], name);
+        if (is_dir(p) && realpath(p, out)) {
+            return 0;
+        }
+    }
+    snprintf(p, sizeof(p), "%s/../share/vigil/%s", d->exe_dir, name);
+    if (is_dir(p) && realpath(p, out)) {
+        return 0;
+    }
+    snprintf(p, sizeof(p), "/usr/share/vigil/%s", name);
+    if (is_dir(p) && realpath(p, out)) {
+        return 0;
+    }
+    return -ENOENT;
+}
+
 static int find_paths(struct demo *d, const char *argv0)
 {
     char self[PATH_MAX];
@@ -76,25 +106,12 @@ static int find_paths(struct demo *d, const char *argv0)
     }
     snprintf(d->exe_dir, sizeof(d->exe_dir), "%s", self);
 
-    const char *env = getenv("VIGIL_DEMO_DATA");
-    const char *cands[] = { "/../../etc/demo", "/../etc/demo", "/../share/vigil/demo" };
-    if (env && is_dir(env)) {
-        snprintf(d->data, sizeof(d->data), "%s", env);
-        return 0;
+    if (find_shared(d, "VIGIL_DEMO_DATA", "demo", d->data) < 0) {
+        fprintf(stderr,
+                "vigil demo: cannot find the demo events (etc/demo); set VIGIL_DEMO_DATA\n");
+        return -ENOENT;
     }
-    for (size_t i = 0; i < VG_ARRAY_LEN(cands); i++) {
-        char p[PATH_MAX + 64];
-        snprintf(p, sizeof(p), "%s%s", d->exe_dir, cands[i]);
-        if (is_dir(p) && realpath(p, d->data)) {
-            return 0;
-        }
-    }
-    if (is_dir("/usr/share/vigil/demo")) {
-        snprintf(d->data, sizeof(d->data), "/usr/share/vigil/demo");
-        return 0;
-    }
-    fprintf(stderr, "vigil demo: cannot find the demo events (etc/demo); set VIGIL_DEMO_DATA\n");
-    return -ENOENT;
+    return 0;
 }
 
 /* The default rule pack, found like the demo's events: $VIGIL_DEMO_RULES, etc/rules next
@@ -102,22 +119,8 @@ static int find_paths(struct demo *d, const char *argv0)
  * rules and says so. */
 static void find_rules(struct demo *d)
 {
-    const char *env = getenv("VIGIL_DEMO_RULES");
-    const char *cands[] = { "/../../etc/rules", "/../etc/rules", "/../share/vigil/rules" };
-
-    d->rules[0] = 0;
-    if (env && is_dir(env) && realpath(env, d->rules)) {
-        return;
-    }
-    for (size_t i = 0; i < VG_ARRAY_LEN(cands); i++) {
-        char p[PATH_MAX + 64];
-        snprintf(p, sizeof(p), "%s%s", d->exe_dir, cands[i]);
-        if (is_dir(p) && realpath(p, d->rules)) {
-            return;
-        }
-    }
-    if (is_dir("/usr/share/vigil/rules")) {
-        snprintf(d->rules, sizeof(d->rules), "/usr/share/vigil/rules");
+    if (find_shared(d, "VIGIL_DEMO_RULES", "rules", d->rules) < 0) {
+        d->rules[0] = 0;
     }
 }
 
