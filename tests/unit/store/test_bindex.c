@@ -3,6 +3,7 @@
  * scan needs (exact sets, bloom filters, trigrams), a corrupt index is VG_ECORRUPT, v1
  * blocks still read, and a selective scan decompresses only the blocks that can match. */
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -726,6 +727,66 @@ static void test_v1_blocks_read(void **state)
     digest_free(d);
 }
 
+/* The per-record prefilter for a text (ignoring ASCII case) agrees with a plain search,
+ * at every alignment and length (the vector and word loops and their tails), for
+ * needles whose bytes are letters, digits and punctuation, in random haystacks rich in
+ * near misses. It may never say no to a record that holds the text. */
+static bool naive_nocase(const uint8_t *h, size_t hn, const char *n, size_t nn)
+{
+    for (size_t i = 0; i + nn <= hn; i++) {
+        size_t j = 0;
+        while (j < nn && tolower(h[i + j]) == tolower((unsigned char)n[j])) {
+            j++;
+        }
+        if (j == nn) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void test_record_prefilter_nocase(void **state)
+{
+    (void)state;
+    const char *needles[] = { "failure", "Ethan.Scott", "kdevtmpfsi", "ab", "a.", "{[", "x",
+                              "10.0.0.1", "@`" };
+    const char alpha[] = "aAbBfFeE.{[`@0x ";
+    uint8_t hay[300];
+    unsigned seed = 12345;
+
+    for (size_t k = 0; k < VG_ARRAY_LEN(needles); k++) {
+        const char *n = needles[k];
+        size_t nn = strlen(n);
+        struct span t = span_str(n);
+        struct store_need need = { NULL, 0, &t, 1 };
+        struct bix_query q;
+        assert_int_equal(bix__query_init(&q, &need), 0);
+        if (q.nrec == 0) {
+            bix__query_release(&q); /* number-like: not searched in the bytes */
+            continue;
+        }
+        for (int round = 0; round < 3000; round++) {
+            size_t hn = (size_t)(rand_r(&seed) % sizeof(hay));
+            for (size_t i = 0; i < hn; i++) {
+                hay[i] = (uint8_t)alpha[rand_r(&seed) % (sizeof(alpha) - 1)];
+            }
+            if (hn >= nn && rand_r(&seed) % 3 == 0) { /* plant it, in a random case */
+                size_t at = (size_t)(rand_r(&seed) % (hn - nn + 1));
+                for (size_t j = 0; j < nn; j++) {
+                    int c = (unsigned char)n[j];
+                    hay[at + j] = (uint8_t)(rand_r(&seed) % 2 ? toupper(c) : tolower(c));
+                }
+            }
+            bool want = naive_nocase(hay, hn, n, nn);
+            bool got = bix__record_may_match(&q, (struct span){ hay, hn });
+            if (want != got) {
+                fail_msg("needle '%s', haystack of %zu: want %d, got %d", n, hn, want, got);
+            }
+        }
+        bix__query_release(&q);
+    }
+}
+
 int main(void)
 {
     log_set_level(LOG_LVL_WARN);
@@ -734,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_pack_hostile),
         cmocka_unit_test(test_index_sets_and_blooms),
         cmocka_unit_test(test_index_text),
+        cmocka_unit_test(test_record_prefilter_nocase),
         cmocka_unit_test(test_index_off),
         cmocka_unit_test(test_index_corrupt),
         cmocka_unit_test_setup_teardown(test_selective_scan, setup, teardown),
