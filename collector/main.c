@@ -17,15 +17,16 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: vigild -c vigil.yaml [--check-config] [--ready-fd N] [--log-level L]\n"
-               "       vigild --help-config\n"
-               "\n"
-               "  -c, --config FILE   configuration (default /etc/vigil/vigil.yaml)\n"
-               "  --check-config      validate the configuration and its files, then exit\n"
-               "  --ready-fd N        write \"ready forward=ADDR ... pid=N\" to fd N once listening\n"
-               "  --log-level L       error, warn, info (default) or debug\n"
-               "  --help-config       print every configuration option with its default\n"
-               "  --version\n");
+    fprintf(f,
+            "usage: vigild -c vigil.yaml [--check-config] [--ready-fd N] [--log-level L]\n"
+            "       vigild --help-config\n"
+            "\n"
+            "  -c, --config FILE   configuration (default /etc/vigil/vigil.yaml)\n"
+            "  --check-config      validate the configuration and its files, then exit\n"
+            "  --ready-fd N        write \"ready forward=ADDR ... pid=N\" to fd N once listening\n"
+            "  --log-level L       error, warn, info (default) or debug\n"
+            "  --help-config       print every configuration option with its default\n"
+            "  --version\n");
 }
 
 int main(int argc, char **argv)

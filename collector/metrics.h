@@ -36,22 +36,22 @@ struct metrics {
     uint64_t store_blocks;
     uint64_t store_bytes_raw;
     uint64_t store_bytes_stored;
-    uint64_t vigil_events;         /* source=vigil self-events recorded */
-    uint64_t vigil_events_dropped; /* self-events not recorded: batch full */
-    uint64_t rules_events;         /* durable records evaluated by the rules */
-    uint64_t rules_alerts;         /* alerts recorded */
-    uint64_t rules_groups;         /* correlation groups held now */
-    uint64_t rules_groups_evicted; /* groups dropped at the per-rule cap */
-    uint64_t disk_full;            /* gauge: 1 while free space is below store.free_reserve */
-    uint64_t disk_free_bytes;      /* gauge: free bytes at the last check */
-    uint64_t disk_full_episodes;   /* times ingest stopped for store.free_reserve */
-    uint64_t events_refused_disk;  /* events not stored (nor acknowledged): disk full */
-    uint64_t retention_deleted;    /* segments deleted by retention */
-    uint64_t retention_bytes;      /* their bytes */
-    uint64_t retention_held;       /* gauge: partitions past retention kept by a hold */
-    uint64_t compactions;          /* sealed segments compacted (segment.md 12) */
-    uint64_t compaction_skipped;   /* left as they were: they do not verify */
-    uint64_t compaction_failures;  /* compactions that failed (I/O, catalog) */
+    uint64_t vigil_events;            /* source=vigil self-events recorded */
+    uint64_t vigil_events_dropped;    /* self-events not recorded: batch full */
+    uint64_t rules_events;            /* durable records evaluated by the rules */
+    uint64_t rules_alerts;            /* alerts recorded */
+    uint64_t rules_groups;            /* correlation groups held now */
+    uint64_t rules_groups_evicted;    /* groups dropped at the per-rule cap */
+    uint64_t disk_full;               /* gauge: 1 while free space is below store.free_reserve */
+    uint64_t disk_free_bytes;         /* gauge: free bytes at the last check */
+    uint64_t disk_full_episodes;      /* times ingest stopped for store.free_reserve */
+    uint64_t events_refused_disk;     /* events not stored (nor acknowledged): disk full */
+    uint64_t retention_deleted;       /* segments deleted by retention */
+    uint64_t retention_bytes;         /* their bytes */
+    uint64_t retention_held;          /* gauge: partitions past retention kept by a hold */
+    uint64_t compactions;             /* sealed segments compacted (segment.md 12) */
+    uint64_t compaction_skipped;      /* left as they were: they do not verify */
+    uint64_t compaction_failures;     /* compactions that failed (I/O, catalog) */
     uint64_t compaction_bytes_before; /* bytes of the segments compacted, before and after */
     uint64_t compaction_bytes_after;
     int64_t started_ns;

@@ -83,10 +83,10 @@ struct pipeline {
     struct store_stats stats;
     struct pipeline_notice notices[PIPELINE_NOTICES_MAX];
     size_t nnotices;
-    uint64_t notices_more; /* deletions past the queue */
-    uint64_t free_bytes;   /* at the last check */
-    bool free_moved;       /* free_bytes changed much since the loop last read it */
-    unsigned held;         /* partitions retention keeps for a hold */
+    uint64_t notices_more;          /* deletions past the queue */
+    uint64_t free_bytes;            /* at the last check */
+    bool free_moved;                /* free_bytes changed much since the loop last read it */
+    unsigned held;                  /* partitions retention keeps for a hold */
     struct store_compact_job *cjob; /* picked, handed to the compaction thread */
     bool cjob_built;                /* the compaction thread finished it */
     bool cstop;                     /* the compaction thread must exit */
@@ -103,8 +103,8 @@ struct pipeline {
     bool disk_recheck; /* a commit failed with ENOSPC: check at once */
     bool statvfs_warned;
     bool over_size_warned;
-    int64_t full_since;                           /* mono ns */
-    uint64_t refused;                             /* events refused in this disk-full episode */
+    int64_t full_since; /* mono ns */
+    uint64_t refused;   /* events refused in this disk-full episode */
     int64_t next_seal, next_retention, next_disk, next_compact; /* mono ns */
     struct pipeline_notice pending[PIPELINE_NOTICES_MAX];
     size_t npending;

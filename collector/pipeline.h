@@ -73,8 +73,8 @@ struct pipeline_policy {
     bool compact;                     /* compact sealed segments (store.compaction) on a
                                          thread of their own, at low CPU priority */
     struct store_compact_opts compact_opts;
-    int64_t compact_every_ns; /* looking for a segment to compact when there was none: 10 s */
-    pipeline_notice_fn on_notice;     /* may be NULL */
+    int64_t compact_every_ns;     /* looking for a segment to compact when there was none: 10 s */
+    pipeline_notice_fn on_notice; /* may be NULL */
     void *notice_arg;
 };
 

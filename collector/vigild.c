@@ -229,9 +229,8 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         .compact = strcmp(cfg->store.compaction, "off") != 0,
         /* The defaults (zstd 6): on the bench mix zstd 3 was 16% larger for 16% less
          * time, most of which goes to walking and re-indexing, not to zstd. */
-        .compact_opts = { .codec = strcmp(cfg->store.compaction, "lz4hc") == 0
-                                       ? STORE_CODEC_LZ4HC
-                                       : STORE_CODEC_ZSTD },
+        .compact_opts = { .codec = strcmp(cfg->store.compaction, "lz4hc") == 0 ? STORE_CODEC_LZ4HC
+                                                                               : STORE_CODEC_ZSTD },
         .on_notice = on_store_notice,
         .notice_arg = vd,
     };

@@ -313,8 +313,12 @@ static int scan_once(const char *dir, int64_t since, int64_t until, const struct
     void **args = xcalloc(nt, sizeof(*args));
     for (unsigned i = 0; i < nt; i++) {
         errbuf_clear(&ebs[i]);
-        cs[i] = (struct scan_ctx){ .f = f, .limit = limit, .res = &rs[i],
-                                   .progress = progress && i == 0, .sh = &sh, .eb = &ebs[i] };
+        cs[i] = (struct scan_ctx){ .f = f,
+                                   .limit = limit,
+                                   .res = &rs[i],
+                                   .progress = progress && i == 0,
+                                   .sh = &sh,
+                                   .eb = &ebs[i] };
         args[i] = &cs[i];
     }
     rc = scan_par_run(par, on_rec, args, &res->stats, eb);

@@ -355,8 +355,7 @@ static int parse_by(struct stats *s, const char *by)
 
 /* One scan into s: one table per stripe (thread), merged into s. */
 static int stats_scan(struct stats *s, const char *dir, int64_t since, int64_t until,
-                      const struct store_need *need, struct store_scan_stats *st,
-                      struct errbuf *eb)
+                      const struct store_need *need, struct store_scan_stats *st, struct errbuf *eb)
 {
     struct scan_par *par = NULL;
     int rc = scan_par_open(dir, since, until, need, &par, st, eb);

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #ifdef __SSE2__
-#include <emmintrin.h>
+# include <emmintrin.h>
 #endif
 
 #include "common/xalloc.h"

@@ -607,14 +607,13 @@ int block__builder_finish_ex(struct block_builder *b, const uint8_t prev[VG_SHA2
     }
     if (codec == BLOCK_CODEC_LZ4) {
         int level = enc->codec == BLOCK_CODEC_ZSTD ? 0 : enc->level;
-        int k =
-            level > 0
-                ? (enc->lz4hc_state
-                       ? LZ4_compress_HC_extStateHC(enc->lz4hc_state, (const char *)stream.p, dst, (int)stream.n,
-                                                    (int)lbound, level)
-                       : LZ4_compress_HC((const char *)stream.p, dst, (int)stream.n, (int)lbound,
-                                         level))
-                : LZ4_compress_default((const char *)stream.p, dst, (int)stream.n, (int)lbound);
+        int k = level > 0
+                    ? (enc->lz4hc_state
+                           ? LZ4_compress_HC_extStateHC(enc->lz4hc_state, (const char *)stream.p,
+                                                        dst, (int)stream.n, (int)lbound, level)
+                           : LZ4_compress_HC((const char *)stream.p, dst, (int)stream.n,
+                                             (int)lbound, level))
+                    : LZ4_compress_default((const char *)stream.p, dst, (int)stream.n, (int)lbound);
         if (k <= 0) {
             return -EIO; /* cannot happen with a buffer of LZ4_compressBound */
         }

@@ -312,7 +312,7 @@ static void compact_init(struct compact *c, const struct store_compact_opts *o)
     memset(c, 0, sizeof(*c));
     c->fd = -1;
     c->enc.codec = o->codec == STORE_CODEC_LZ4HC ? BLOCK_CODEC_LZ4 : BLOCK_CODEC_ZSTD;
-    c->enc.level = o->level                         ? o->level
+    c->enc.level = o->level                          ? o->level
                    : c->enc.codec == BLOCK_CODEC_LZ4 ? COMPACT_DEFAULT_LZ4_LEVEL
                                                      : COMPACT_DEFAULT_ZSTD_LEVEL;
     c->block_bytes = o->block_bytes ? o->block_bytes : COMPACT_DEFAULT_BLOCK;

@@ -140,8 +140,8 @@ struct block_builder {
 
 /* How block__builder_finish_ex compresses (3.3). */
 struct block_enc {
-    int codec; /* BLOCK_CODEC_LZ4 (0 means it too) or BLOCK_CODEC_ZSTD */
-    int level; /* LZ4: 0 LZ4_compress_default, 1..12 LZ4HC; zstd: its level (0: 3) */
+    int codec;         /* BLOCK_CODEC_LZ4 (0 means it too) or BLOCK_CODEC_ZSTD */
+    int level;         /* LZ4: 0 LZ4_compress_default, 1..12 LZ4HC; zstd: its level (0: 3) */
     void *lz4hc_state; /* NULL, or LZ4_sizeofStateHC() bytes reused across blocks */
 };
 #define BLOCK_ZSTD_MAX_RATIO 1024 /* segment.md 3.7: raw_len <= this * stored_len */
@@ -253,8 +253,8 @@ struct seg_walk {
                                        (max >= seg__ubuf_max) */
     int (*block_done)(void *arg, const struct block_hdr *h); /* NULL, or called after fn
                                        got a decoded block's records; nonzero stops */
-    unsigned nstripes;              /* > 1: only blocks whose position (from 0) is stripe
-                                       modulo nstripes are read; the others as skipped */
+    unsigned nstripes; /* > 1: only blocks whose position (from 0) is stripe
+                          modulo nstripes are read; the others as skipped */
     unsigned stripe;
     /* out */
     bool hdr_ok;

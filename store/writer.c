@@ -62,10 +62,10 @@ struct store {
     uint64_t tick;
     uint64_t next_id;
     uint64_t next_seq;
-    int poison_rc;   /* an I/O error since the last commit (segment.md 5.3) */
-    struct buf zbuf; /* the block being written: header + compressed data */
+    int poison_rc;        /* an I/O error since the last commit (segment.md 5.3) */
+    struct buf zbuf;      /* the block being written: header + compressed data */
     struct block_enc enc; /* how blocks are compressed (o.lz4_level) */
-    struct buf rbuf; /* recovery scratch */
+    struct buf rbuf;      /* recovery scratch */
     struct buf dbuf;
     struct digest *dg;
     struct store_stats stats;
@@ -690,8 +690,8 @@ static int check_opts(const struct store_opts *o, struct store_opts *out, struct
         out->lz4_level = STORE_DEFAULT_LZ4_LEVEL;
     }
     if (out->lz4_level < -1 || out->lz4_level > 12) {
-        errbuf_set(eb, "store '%s': LZ4 level %d is not -1 (plain LZ4) or between 1 and 12",
-                   o->dir, o->lz4_level);
+        errbuf_set(eb, "store '%s': LZ4 level %d is not -1 (plain LZ4) or between 1 and 12", o->dir,
+                   o->lz4_level);
         return VG_ECONFIG;
     }
     if (out->max_open_segments == 0) {

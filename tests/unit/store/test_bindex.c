@@ -2,8 +2,8 @@
  * records round trip exactly, the block index never rules out a block that holds what a
  * scan needs (exact sets, bloom filters, trigrams), a corrupt index is VG_ECORRUPT, v1
  * blocks still read, and a selective scan decompresses only the blocks that can match. */
-#include <dirent.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -748,8 +748,8 @@ static bool naive_nocase(const uint8_t *h, size_t hn, const char *n, size_t nn)
 static void test_record_prefilter_nocase(void **state)
 {
     (void)state;
-    const char *needles[] = { "failure", "Ethan.Scott", "kdevtmpfsi", "ab", "a.", "{[", "x",
-                              "10.0.0.1", "@`" };
+    const char *needles[] = { "failure", "Ethan.Scott", "kdevtmpfsi", "ab", "a.",
+                              "{[",      "x",           "10.0.0.1",   "@`" };
     const char alpha[] = "aAbBfFeE.{[`@0x ";
     uint8_t hay[300];
     unsigned seed = 12345;

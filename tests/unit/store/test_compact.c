@@ -438,8 +438,8 @@ static void test_compact_steps(void **state)
     buf_init(&raw, 1u << 16);
     for (int i = 0; i < 200; i++) { /* the writer goes on, in a later partition */
         make_rec(&rec, &raw, i);
-        assert_int_equal(store_append(st, T0 + 3 * HOUR + i, (uint64_t)(NREC + 1 + i), buf_span(&rec)),
-                         0);
+        assert_int_equal(
+            store_append(st, T0 + 3 * HOUR + i, (uint64_t)(NREC + 1 + i), buf_span(&rec)), 0);
         if (i % 20 == 19) {
             assert_int_equal(store_commit(st), 0);
         }
