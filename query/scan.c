@@ -307,6 +307,7 @@ static int scan_once(const char *dir, int64_t since, int64_t until, const struct
         return rc;
     }
     unsigned nt = scan_par_threads(par);
+    res->threads = nt;
     struct scan_result *rs = xcalloc(nt, sizeof(*rs));
     struct scan_ctx *cs = xcalloc(nt, sizeof(*cs));
     struct errbuf *ebs = xcalloc(nt, sizeof(*ebs));

@@ -29,6 +29,7 @@ struct scan_result {
     size_t need_values; /* what the filter told the block index (filter_needs) */
     size_t need_texts;
     uint64_t ns_sort; /* sorting the hits */
+    unsigned threads; /* stripes scanned at once (scan_par_threads) */
 };
 
 /* Scans dir over [since, until) for records matching f (NULL: all). limit 0 = no limit.

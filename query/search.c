@@ -83,9 +83,11 @@ static void print_explain(const struct filter *f, int64_t since, int64_t until,
             s->records_decoded, s->records_skipped, s->records, res->matched, res->n);
     fprintf(stderr,
             "explain: time catalog %.1f ms, read %.1f ms, index %.1f ms, checksum %.1f ms, "
-            "decompress %.1f ms, unpack %.1f ms, filter %.1f ms, sort %.1f ms; total %.3f s\n",
+            "decompress %.1f ms, unpack %.1f ms, filter %.1f ms, sort %.1f ms (CPU time, all "
+            "threads); total %.3f s on %u thread%s\n",
             ms(s->ns_catalog), ms(s->ns_io), ms(s->ns_index), ms(s->ns_check), ms(s->ns_decompress),
-            ms(s->ns_unpack), ms(s->ns_deliver), ms(res->ns_sort), res->seconds);
+            ms(s->ns_unpack), ms(s->ns_deliver), ms(res->ns_sort), res->seconds, res->threads,
+            res->threads == 1 ? "" : "s");
     buf_release(&d);
 }
 
