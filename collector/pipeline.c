@@ -100,7 +100,8 @@ struct pipeline {
     /* Store thread only: housekeeping. */
     struct pipeline_policy pol;
     bool disk_full;
-    bool disk_recheck; /* a commit failed with ENOSPC: check at once */
+    bool disk_recheck;        /* a commit failed with ENOSPC: check at once */
+    bool compact_room_warned; /* compaction is waiting for free space (logged once) */
     bool statvfs_warned;
     bool over_size_warned;
     int64_t full_since; /* mono ns */
@@ -305,6 +306,25 @@ static void compaction_step(struct pipeline *p, int64_t now)
     int rc = store_compact_pick(p->st, &p->pol.compact_opts, INT64_MAX, &j, &skipped, &eb);
     if (rc < 0) {
         log_warn("store: compaction: %s (retried later)", errbuf_msg(&eb));
+    }
+    if (rc == 1 && p->pol.free_reserve_bytes > 0) {
+        /* Both files exist for a moment: never let the rewrite take ingest's reserve. */
+        uv_mutex_lock(&p->mu);
+        uint64_t free_b = p->free_bytes;
+        uv_mutex_unlock(&p->mu);
+        uint64_t need = p->pol.free_reserve_bytes + store_compact_job_bytes(j);
+        if (free_b < need) {
+            if (!p->compact_room_warned) {
+                log_warn("store: compaction of '%s' waits for room: %" PRIu64
+                         " bytes free, it needs store.free_reserve + %" PRIu64,
+                         store_compact_job_segment(j), free_b, store_compact_job_bytes(j));
+                p->compact_room_warned = true;
+            }
+            store_compact_job_free(j);
+            rc = 0;
+        } else {
+            p->compact_room_warned = false;
+        }
     }
     uv_mutex_lock(&p->mu);
     p->compacted.skipped += skipped.skipped;

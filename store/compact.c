@@ -355,6 +355,11 @@ const char *store_compact_job_segment(const struct store_compact_job *j)
     return j->old.file;
 }
 
+uint64_t store_compact_job_bytes(const struct store_compact_job *j)
+{
+    return j->old.bytes;
+}
+
 /* The catalog row of segment id, or false. */
 static bool row_of(struct store *st, uint64_t id, struct seg_meta *out)
 {

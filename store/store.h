@@ -246,8 +246,10 @@ int store_compact_pick(struct store *st, const struct store_compact_opts *o, int
 int store_compact_build(struct store_compact_job *j);
 /* Makes a running build stop soon (with -ECANCELED); any thread. */
 void store_compact_job_cancel(struct store_compact_job *j);
-/* The file name of the segment the job replaces. */
+/* The file name of the segment the job replaces, and its bytes (the new file takes at
+ * most about as many while both exist). */
 const char *store_compact_job_segment(const struct store_compact_job *j);
+uint64_t store_compact_job_bytes(const struct store_compact_job *j);
 /* Writer's thread, after the build returned. Installs a built job and returns 1; drops
  * one whose segment changed or went meanwhile (retention) and returns 0; returns 0 for
  * one left as it is (logged, res->skipped), or the build's or its own error (eb). Frees
