@@ -100,8 +100,9 @@ struct pipeline {
     /* Store thread only: housekeeping. */
     struct pipeline_policy pol;
     bool disk_full;
-    bool disk_recheck;        /* a commit failed with ENOSPC: check at once */
-    bool compact_room_warned; /* compaction is waiting for free space (logged once) */
+    bool disk_recheck;            /* a commit failed with ENOSPC: check at once */
+    bool compact_room_warned;     /* compaction is waiting for free space (logged once) */
+    unsigned compact_fail_streak; /* compactions failed in a row (back-off) */
     bool statvfs_warned;
     bool over_size_warned;
     int64_t full_since; /* mono ns */
@@ -297,7 +298,13 @@ static void compaction_step(struct pipeline *p, int64_t now)
         p->compact_moved = true;
         uv_mutex_unlock(&p->mu);
         out = false;
-        p->next_compact = rc < 0 ? now + p->pol.compact_every_ns : now;
+        /* A failure backs off: 10 s, 20 s, ... up to an hour, logged each time. */
+        p->compact_fail_streak = rc < 0 ? p->compact_fail_streak + 1 : 0;
+        unsigned shift = p->compact_fail_streak > 0 ? p->compact_fail_streak - 1 : 0;
+        shift = shift < 9 ? shift : 9;
+        int64_t wait = p->pol.compact_every_ns << shift;
+        wait = wait < 3600 * VG_NS_PER_SEC ? wait : 3600 * VG_NS_PER_SEC;
+        p->next_compact = rc < 0 ? now + wait : now;
     }
     if (out || now < p->next_compact || p->disk_full) {
         return;
