@@ -38,6 +38,21 @@ bool span_contains(struct span hay, struct span needle);
 bool span_contains_nocase(struct span hay, struct span needle);
 bool span_starts_with(struct span s, struct span prefix);
 
+/* The value (0..15) of hex digit c, either case; -1 for anything else. */
+static inline int hex_digit_value(uint8_t c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 /* The length (1..4) of the valid UTF-8 sequence at the front of p[0..n), 0 when it is
  * not valid (overlong, surrogate, past U+10FFFF, cut off); *cp gets the code point
  * (cp may be NULL). n must be > 0. */

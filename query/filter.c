@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ip.h"
 #include "common/json.h"
 #include "common/mp.h"
 #include "common/time.h"
@@ -208,50 +209,6 @@ static bool op_holds(enum fop op, int c)
         break;
     }
     return false;
-}
-
-/* Parses a textual IPv4 or IPv6 address into the 16-byte form (IPv4 as
- * ::ffff:a.b.c.d). Sets *v4 when it was written as IPv4. */
-static bool ip_parse(struct span s, uint8_t out[16], bool *v4)
-{
-    char tmp[INET6_ADDRSTRLEN + 1];
-
-    if (s.n == 0 || s.n >= sizeof(tmp)) {
-        return false;
-    }
-    memcpy(tmp, s.p, s.n);
-    tmp[s.n] = 0;
-    if (inet_pton(AF_INET, tmp, out + 12) == 1) {
-        memset(out, 0, 10);
-        out[10] = 0xff;
-        out[11] = 0xff;
-        if (v4) {
-            *v4 = true;
-        }
-        return true;
-    }
-    if (inet_pton(AF_INET6, tmp, out) == 1) {
-        if (v4) {
-            *v4 = false;
-        }
-        return true;
-    }
-    return false;
-}
-
-static bool ip_in_net(const uint8_t ip[16], const uint8_t net[16], int bits)
-{
-    int full = bits / 8;
-    int rest = bits % 8;
-
-    if (memcmp(ip, net, (size_t)full) != 0) {
-        return false;
-    }
-    if (rest == 0) {
-        return true;
-    }
-    uint8_t mask = (uint8_t)(0xff << (8 - rest));
-    return (ip[full] & mask) == net[full];
 }
 
 /* ---- the parser ---- */
@@ -630,7 +587,7 @@ static int build_ip(struct parser *p, struct fcmp *c)
 
     show(vs, sizeof(vs), c->val);
     if (!slash) {
-        if (!ip_parse(c->val, c->ip, &c->ip_v4)) {
+        if (!ip_parse16(c->val, c->ip, &c->ip_v4)) {
             return perr(p, tk->val_off, "'%s' is not an IP address or CIDR range", vs);
         }
         c->is_ip = true;
@@ -639,7 +596,7 @@ static int build_ip(struct parser *p, struct fcmp *c)
     struct span addr = { c->val.p, (size_t)(slash - c->val.p) };
     struct span bits = { slash + 1, c->val.n - addr.n - 1 };
     uint64_t nbits;
-    if (!ip_parse(addr, c->ip, &c->ip_v4)) {
+    if (!ip_parse16(addr, c->ip, &c->ip_v4)) {
         return perr(p, tk->val_off, "bad CIDR '%s': '%.*s' is not an IP address", vs, (int)addr.n,
                     (const char *)addr.p);
     }
@@ -1059,7 +1016,7 @@ static bool str_match(const struct fcmp *c, struct span s)
     switch (vg_field_type((enum vg_field)c->field)) {
     case VG_FT_IP: {
         uint8_t ip[16];
-        if (!ip_parse(s, ip, NULL)) {
+        if (!ip_parse16(s, ip, NULL)) {
             return false;
         }
         return c->cidr ? ip_in_net(ip, c->ip, c->bits) : memcmp(ip, c->ip, 16) == 0;

@@ -317,9 +317,6 @@ bool rules__fieldref_match(const struct pval *v, const struct sval *x, const str
                            size_t nrefs);
 int rules__field_cost(const struct pfield *f);
 
-/* Parses a textual IPv4/IPv6 address into the 16-byte form. */
-bool rules__ip_parse(struct span s, uint8_t out[16], bool *v4);
-
 /* ---- literal indexes (rules_lit.c) ---- */
 
 /* Indexes every case-insensitive literal of every rule by slot and sets each pval's lit;

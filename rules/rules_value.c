@@ -19,7 +19,6 @@
  * the project's packages; ERE covers the spec's flavour exactly.
  *
  * Pure; a compiled value is immutable (regexec is thread-safe). */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -28,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ip.h"
 #include "common/xalloc.h"
 #include "rules/rules_int.h"
 
@@ -271,43 +271,6 @@ static int base64_mod(struct tlist *l, bool offset, char *msg, size_t cap)
     return 0;
 }
 
-/* Decodes one UTF-8 code point at p (n bytes left); returns its length or 0. */
-static size_t utf8_dec(const uint8_t *p, size_t n, uint32_t *cp)
-{
-    uint8_t c = p[0];
-    size_t len;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        *cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        *cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        *cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len) {
-        return 0;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        *cp = *cp << 6 | (p[i] & 0x3f);
-    }
-    if ((len == 2 && *cp < 0x80) || (len == 3 && *cp < 0x800) || (len == 4 && *cp < 0x10000) ||
-        *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff)) {
-        return 0;
-    }
-    return len;
-}
-
 enum utf16_kind { U16_LE, U16_BE, U16_BOM };
 
 static void put16(struct tstr *v, uint16_t u, bool be)
@@ -339,7 +302,7 @@ static int utf16_mod(struct tlist *l, enum utf16_kind kind, char *msg, size_t ca
         }
         for (size_t i = 0; i < raw.len;) {
             uint32_t cp;
-            size_t len = utf8_dec(raw.data + i, raw.len - i, &cp);
+            size_t len = utf8_seq_len(raw.data + i, raw.len - i, &cp);
             if (len == 0) {
                 free(v.t);
                 buf_release(&raw);
@@ -393,20 +356,6 @@ static int rx_putc(struct rx *x, char c)
     return buf_append_byte(x->out, (uint8_t)c) < 0 ? VG_ELIMIT : 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* An escape's literal byte (\n, \t, \xHH, \. ...) at x->s[x->i] (after the backslash);
  * returns 1 with *c set, 0 if it is not a literal escape. */
 static int rx_lit_escape(struct rx *x, char *c)
@@ -429,13 +378,16 @@ static int rx_lit_escape(struct rx *x, char *c)
     case 'v':
         *c = '\v';
         return 1;
-    case 'x':
-        if (x->i + 2 < x->n && hexval(x->s[x->i + 1]) >= 0 && hexval(x->s[x->i + 2]) >= 0) {
-            *c = (char)(hexval(x->s[x->i + 1]) * 16 + hexval(x->s[x->i + 2]));
+    case 'x': {
+        int hi = x->i + 2 < x->n ? hex_digit_value((uint8_t)x->s[x->i + 1]) : -1;
+        int lo = x->i + 2 < x->n ? hex_digit_value((uint8_t)x->s[x->i + 2]) : -1;
+        if (hi >= 0 && lo >= 0) {
+            *c = (char)(hi * 16 + lo);
             x->i += 2;
             return 1;
         }
         return 0;
+    }
     default:
         if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9')) {
             return 0;
@@ -765,33 +717,6 @@ static int re_compile(struct pval *v, struct span src, bool ci, bool dot_all, bo
 
 /* ---- IP ---- */
 
-bool rules__ip_parse(struct span s, uint8_t out[16], bool *v4)
-{
-    char tmp[INET6_ADDRSTRLEN + 1];
-
-    if (s.n == 0 || s.n >= sizeof(tmp)) {
-        return false;
-    }
-    memcpy(tmp, s.p, s.n);
-    tmp[s.n] = 0;
-    if (inet_pton(AF_INET, tmp, out + 12) == 1) {
-        memset(out, 0, 10);
-        out[10] = 0xff;
-        out[11] = 0xff;
-        if (v4) {
-            *v4 = true;
-        }
-        return true;
-    }
-    if (inet_pton(AF_INET6, tmp, out) == 1) {
-        if (v4) {
-            *v4 = false;
-        }
-        return true;
-    }
-    return false;
-}
-
 static int cidr_compile(struct pval *v, struct span s, char *msg, size_t cap)
 {
     const uint8_t *slash = memchr(s.p, '/', s.n);
@@ -802,7 +727,7 @@ static int cidr_compile(struct pval *v, struct span s, char *msg, size_t cap)
     ytree_show(s, show, sizeof(show));
     if (!slash) {
         /* a plain address: the network of one host */
-        if (!rules__ip_parse(s, v->net, &v4)) {
+        if (!ip_parse16(s, v->net, &v4)) {
             snprintf(msg, cap, "'%s' is not a CIDR network", show);
             return VG_EPARSE;
         }
@@ -810,7 +735,7 @@ static int cidr_compile(struct pval *v, struct span s, char *msg, size_t cap)
     } else {
         struct span addr = { s.p, (size_t)(slash - s.p) };
         struct span b = { slash + 1, s.n - addr.n - 1 };
-        if (!rules__ip_parse(addr, v->net, &v4) || parse_u64(b, v4 ? 32 : 128, &bits) < 0) {
+        if (!ip_parse16(addr, v->net, &v4) || parse_u64(b, v4 ? 32 : 128, &bits) < 0) {
             snprintf(msg, cap, "'%s' is not a CIDR network", show);
             return VG_EPARSE;
         }
@@ -823,21 +748,6 @@ static int cidr_compile(struct pval *v, struct span s, char *msg, size_t cap)
     }
     v->kind = VK_CIDR;
     return 0;
-}
-
-static bool ip_in_net(const uint8_t ip[16], const uint8_t net[16], int bits)
-{
-    int full = bits / 8;
-    int rest = bits % 8;
-
-    if (memcmp(ip, net, (size_t)full) != 0) {
-        return false;
-    }
-    if (rest == 0) {
-        return true;
-    }
-    uint8_t mask = (uint8_t)(0xff << (8 - rest));
-    return (ip[full] & mask) == net[full];
 }
 
 /* ---- compiling one field entry ---- */
@@ -1371,7 +1281,7 @@ static bool glob_match(const uint16_t *pat, size_t m, const uint8_t *s, size_t n
         } else if (i < m && (pat[i] == GLOB_QMARK || pat[i] == s[j])) {
             if (pat[i] == GLOB_QMARK) {
                 uint32_t cp;
-                size_t len = s[j] < 0x80 ? 1 : utf8_dec(s + j, n - j, &cp);
+                size_t len = s[j] < 0x80 ? 1 : utf8_seq_len(s + j, n - j, &cp);
                 j += len ? len : 1;
             } else {
                 j++;
@@ -1380,7 +1290,7 @@ static bool glob_match(const uint16_t *pat, size_t m, const uint8_t *s, size_t n
         } else if (star != (size_t)-1) {
             i = star + 1;
             uint32_t cp;
-            size_t len = s[mark] < 0x80 ? 1 : utf8_dec(s + mark, n - mark, &cp);
+            size_t len = s[mark] < 0x80 ? 1 : utf8_seq_len(s + mark, n - mark, &cp);
             mark += len ? len : 1;
             j = mark;
         } else {
@@ -1434,7 +1344,7 @@ bool rules__pval_match(const struct pval *v, const struct sval *x)
     }
     case VK_CIDR: {
         uint8_t ip[16];
-        return rules__ip_parse(x->s, ip, NULL) && ip_in_net(ip, v->net, v->bits);
+        return ip_parse16(x->s, ip, NULL) && ip_in_net(ip, v->net, v->bits);
     }
     case VK_NUM:
         if (!x->has_num) {

@@ -290,28 +290,15 @@ void map__sb_byte(struct map__sb *sb, uint8_t c)
     map__sb_add(sb, (struct span){ &c, 1 });
 }
 
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 void map__sb_add_urldec(struct map__sb *sb, struct span s)
 {
     for (size_t i = 0; i < s.n; i++) {
         uint8_t c = s.p[i];
         if (c == '+') {
             c = ' ';
-        } else if (c == '%' && i + 2 < s.n && hexval(s.p[i + 1]) >= 0 && hexval(s.p[i + 2]) >= 0) {
-            c = (uint8_t)(hexval(s.p[i + 1]) << 4 | hexval(s.p[i + 2]));
+        } else if (c == '%' && i + 2 < s.n && hex_digit_value(s.p[i + 1]) >= 0 &&
+                   hex_digit_value(s.p[i + 2]) >= 0) {
+            c = (uint8_t)(hex_digit_value(s.p[i + 1]) << 4 | hex_digit_value(s.p[i + 2]));
             i += 2;
         }
         map__sb_byte(sb, c);

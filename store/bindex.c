@@ -15,7 +15,6 @@
  * The builder runs on the writer's hot path: per record, one hash per identity field
  * and a table lookup per byte of text, no allocation in the steady state. Pure; any
  * thread. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 # include <emmintrin.h>
 #endif
 
+#include "common/ip.h"
 #include "common/xalloc.h"
 #include "store/bindex.h"
 
@@ -207,26 +207,15 @@ void bix__trigrams(struct span text, void (*fn)(void *arg, uint16_t code), void 
 
 int bix__value_key(int id, struct span value, struct buf *out)
 {
-    char tmp[INET6_ADDRSTRLEN + 1];
     uint8_t ip[17];
 
     if (id != BIX_SRC_IP) {
         return buf_append(out, value.p, value.n);
     }
-    /* As query/filter.c reads an address: IPv4 first, then IPv6. */
-    if (value.n > 0 && value.n < sizeof(tmp)) {
-        memcpy(tmp, value.p, value.n);
-        tmp[value.n] = 0;
+    /* As query/filter.c reads an address (common/ip.h). */
+    if (ip_parse16(value, ip + 1, NULL)) {
         ip[0] = 1;
-        if (inet_pton(AF_INET, tmp, ip + 13) == 1) {
-            memset(ip + 1, 0, 10);
-            ip[11] = 0xff;
-            ip[12] = 0xff;
-            return buf_append(out, ip, sizeof(ip));
-        }
-        if (inet_pton(AF_INET6, tmp, ip + 1) == 1) {
-            return buf_append(out, ip, sizeof(ip));
-        }
+        return buf_append(out, ip, sizeof(ip));
     }
     uint8_t tag = 0;
     int rc = buf_append(out, &tag, 1);
