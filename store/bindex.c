@@ -26,6 +26,7 @@
 #include "common/ip.h"
 #include "common/xalloc.h"
 #include "store/bindex.h"
+#include "store/varint.h"
 
 /* segment.md 3.2: the identity fields and the key of the record that holds each. */
 static const struct {
@@ -71,35 +72,6 @@ static void put_u32(uint8_t *p, uint32_t v)
 static uint32_t get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint8_t *put_uvarint(uint8_t *p, uint64_t x)
-{
-    while (x >= 0x80) {
-        *p++ = (uint8_t)(x | 0x80);
-        x >>= 7;
-    }
-    *p++ = (uint8_t)x;
-    return p;
-}
-
-static int get_uvarint(struct span *in, uint64_t *out)
-{
-    uint64_t x = 0;
-
-    for (size_t i = 0; i < 10 && i < in->n; i++) {
-        uint8_t b = in->p[i];
-        if (i == 9 && b > 1) {
-            return -1;
-        }
-        x |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            span_advance(in, i + 1);
-            *out = x;
-            return 0;
-        }
-    }
-    return -1;
 }
 
 /* ---- vhash64 (segment.md 3.2.2): on disk through the bloom filters ---- */
@@ -402,10 +374,10 @@ int bix__builder_finish(const struct bix_builder *b, struct buf *out)
                 return rc;
             }
             uint8_t *p = out->data + start + ENTRY_HDR;
-            p = put_uvarint(p, f->n);
+            p = store__put_uvarint(p, f->n);
             for (size_t off = 0; off < f->vals.len;) {
                 uint32_t len = get_u32(f->vals.data + off);
-                p = put_uvarint(p, len);
+                p = store__put_uvarint(p, len);
                 memcpy(p, f->vals.data + off + 4, len);
                 p += len;
                 off += 4 + (size_t)len;
@@ -450,14 +422,14 @@ int bix__builder_finish(const struct bix_builder *b, struct buf *out)
             return rc;
         }
         uint8_t *p = out->data + start + ENTRY_HDR;
-        p = put_uvarint(p, ngrams);
+        p = store__put_uvarint(p, ngrams);
         int64_t prev = -1;
         for (uint32_t w = 0; w < VG_ARRAY_LEN(b->grams); w++) {
             uint64_t bits = b->grams[w];
             while (bits) {
                 int64_t code = (int64_t)w * 64 + __builtin_ctzll(bits);
                 bits &= bits - 1;
-                p = put_uvarint(p, (uint64_t)(code - prev - 1));
+                p = store__put_uvarint(p, (uint64_t)(code - prev - 1));
                 prev = code;
             }
         }
@@ -509,13 +481,13 @@ static int check_set(struct span body, const uint8_t *v, size_t vlen, bool *foun
     if (found) {
         *found = false;
     }
-    if (get_uvarint(&body, &n) < 0 || n > body.n) {
+    if (store__get_uvarint(&body, &n) < 0 || n > body.n) {
         errbuf_set(why, "index: bad value count");
         return VG_ECORRUPT;
     }
     for (uint64_t i = 0; i < n; i++) {
         uint64_t len;
-        if (get_uvarint(&body, &len) < 0 || len > body.n) {
+        if (store__get_uvarint(&body, &len) < 0 || len > body.n) {
             errbuf_set(why, "index: bad value length");
             return VG_ECORRUPT;
         }
@@ -563,13 +535,13 @@ static int check_trigrams(struct span body, const uint16_t *want, size_t nwant, 
     int64_t code = -1;
     size_t w = 0;
 
-    if (get_uvarint(&body, &n) < 0 || n > body.n || n > BIX_TRIGRAMS) {
+    if (store__get_uvarint(&body, &n) < 0 || n > body.n || n > BIX_TRIGRAMS) {
         errbuf_set(why, "index: bad trigram count");
         return VG_ECORRUPT;
     }
     for (uint64_t i = 0; i < n; i++) {
         uint64_t d;
-        if (get_uvarint(&body, &d) < 0 || d >= BIX_TRIGRAMS ||
+        if (store__get_uvarint(&body, &d) < 0 || d >= BIX_TRIGRAMS ||
             code + 1 + (int64_t)d >= BIX_TRIGRAMS) {
             errbuf_set(why, "index: bad trigram");
             return VG_ECORRUPT;

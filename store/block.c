@@ -237,39 +237,6 @@ int block__decompress(const struct block_hdr *h, struct span data, struct buf *o
     return 0;
 }
 
-/* segment.md 3.4: unsigned LEB128, at most 10 bytes. */
-static int get_uvarint(struct span *in, uint64_t *out)
-{
-    uint64_t v = 0;
-
-    for (size_t i = 0; i < 10; i++) {
-        if (i >= in->n) {
-            return -1;
-        }
-        uint8_t b = in->p[i];
-        if (i == 9 && b > 1) {
-            return -1;
-        }
-        v |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            span_advance(in, i + 1);
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static inline uint8_t *put_uvarint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 void block__iter_init(struct block_iter *it, const struct block_hdr *h, struct span raw,
                       struct buf *scratch)
 {
@@ -307,7 +274,7 @@ int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct s
         if (v2 && it->group_left == 0) {
             /* segment.md 3.4.1: a group starts with its count; deltas restart from 0. */
             uint64_t n;
-            if (get_uvarint(&it->in, &n) < 0 || n == 0 || n > it->left) {
+            if (store__get_uvarint(&it->in, &n) < 0 || n == 0 || n > it->left) {
                 errbuf_set(why, "record %" PRIu32 ": bad group count", it->h->count - it->left);
                 return VG_ECORRUPT;
             }
@@ -316,8 +283,8 @@ int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct s
             it->seq = 0;
             it->prev_received = 0;
         }
-        if (get_uvarint(&it->in, &zz) < 0 || get_uvarint(&it->in, &dseq) < 0 ||
-            get_uvarint(&it->in, &len) < 0) {
+        if (store__get_uvarint(&it->in, &zz) < 0 || store__get_uvarint(&it->in, &dseq) < 0 ||
+            store__get_uvarint(&it->in, &len) < 0) {
             errbuf_set(why, "record %" PRIu32 ": bad entry header", it->h->count - it->left);
             return VG_ECORRUPT;
         }
@@ -327,7 +294,7 @@ int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct s
             return VG_ECORRUPT;
         }
         /* Differences wrap around in two's complement (segment.md 3.4). */
-        uint64_t dts = (zz >> 1) ^ (0 - (zz & 1));
+        uint64_t dts = store__unzigzag(zz);
         it->ts = (int64_t)((uint64_t)it->ts + dts);
         it->seq += dseq;
         if (it->ts < it->h->ts_min || it->ts > it->h->ts_max || it->seq < it->h->seq_min ||
@@ -472,9 +439,9 @@ int block__builder_add(struct block_builder *b, int64_t ts, uint64_t seq, struct
         }
         uint64_t dts = (uint64_t)ts - (uint64_t)b->prev_ts;
         uint8_t *p = b->raw.data + b->raw.len;
-        p = put_uvarint(p, (dts << 1) ^ (0 - (dts >> 63)));
-        p = put_uvarint(p, seq - b->prev_seq);
-        p = put_uvarint(p, rec.n);
+        p = store__put_uvarint(p, store__zigzag(dts));
+        p = store__put_uvarint(p, seq - b->prev_seq);
+        p = store__put_uvarint(p, rec.n);
         memcpy(p, rec.p, rec.n);
         p += rec.n;
         b->raw.len = (size_t)(p - b->raw.data);
@@ -529,7 +496,7 @@ static int build_stream(const struct block_builder *b, struct buf *out)
         if (counts[g] == 0) {
             continue;
         }
-        p = put_uvarint(p, counts[g]);
+        p = store__put_uvarint(p, counts[g]);
         int64_t prev_ts = 0;
         uint64_t prev_seq = 0;
         for (uint32_t i = 0; i < b->count; i++) {
@@ -538,9 +505,9 @@ static int build_stream(const struct block_builder *b, struct buf *out)
                 continue;
             }
             uint64_t dts = (uint64_t)e->ts - (uint64_t)prev_ts;
-            p = put_uvarint(p, (dts << 1) ^ (0 - (dts >> 63)));
-            p = put_uvarint(p, e->seq - prev_seq);
-            p = put_uvarint(p, e->len);
+            p = store__put_uvarint(p, store__zigzag(dts));
+            p = store__put_uvarint(p, e->seq - prev_seq);
+            p = store__put_uvarint(p, e->len);
             memcpy(p, b->raw.data + e->off, e->len);
             p += e->len;
             prev_ts = e->ts;

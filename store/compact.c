@@ -148,25 +148,18 @@ static int on_block(void *arg, const struct block_hdr *h)
 
 /* Walks the old segment (every block checked, chain included) into c. Returns 0, or
  * VG_ECORRUPT with why when it does not verify up to its row's chain head. */
-static int walk_old(struct compact *c, const char *path, struct errbuf *why)
+static int walk_old(struct compact *c, const char *segdir, struct errbuf *why)
 {
     struct seg_walk w;
     struct buf rbuf;
     struct buf dbuf;
     struct buf ubuf;
-    struct stat sb;
-    int rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    uint64_t size;
+    int fd;
+    int rc = seg__open_ro(segdir, c->old->file, &fd, &size);
 
-    if (fd < 0) {
-        rc = -errno;
+    if (rc < 0) {
         errbuf_set(why, "cannot open: %s", vg_strerror(rc));
-        return rc;
-    }
-    if (fstat(fd, &sb) != 0) {
-        rc = -errno;
-        close(fd);
-        errbuf_set(why, "cannot stat: %s", vg_strerror(rc));
         return rc;
     }
     buf_init(&rbuf, seg__rbuf_max());
@@ -174,7 +167,7 @@ static int walk_old(struct compact *c, const char *path, struct errbuf *why)
     buf_init(&ubuf, seg__ubuf_max());
     memset(&w, 0, sizeof(w));
     w.fd = fd;
-    w.size = (uint64_t)sb.st_size;
+    w.size = size;
     w.expect = c->old;
     w.decode = true;
     w.since = INT64_MIN;
@@ -479,7 +472,7 @@ int store_compact_build(struct store_compact_job *j)
     c->writing = false;
     c->err = 0;
     c->rdg = digest_new();
-    rc = walk_old(c, j->old_path, &j->why);
+    rc = walk_old(c, j->segdir, &j->why);
     digest_final(c->rdg, j->sh.records_digest);
     digest_free(c->rdg);
     c->rdg = NULL;
@@ -506,7 +499,7 @@ int store_compact_build(struct store_compact_job *j)
     if (rc == 0) {
         c->writing = true;
         block__builder_reset(&c->b);
-        rc = walk_old(c, j->old_path, &j->why);
+        rc = walk_old(c, j->segdir, &j->why);
         if (rc == VG_ECORRUPT) {
             rc = -EIO; /* it verified a moment ago: someone is changing it */
         }

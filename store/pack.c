@@ -22,6 +22,7 @@
 
 #include "common/mp.h"
 #include "store/bindex.h"
+#include "store/varint.h"
 
 enum key_class { KC_INT, KC_UINT, KC_STR, KC_RAW };
 
@@ -300,47 +301,6 @@ unsigned pack__group(const struct pack_view *v)
     return (h ^ (h >> 16)) % PACK_GROUPS;
 }
 
-/* ---- varints (segment.md 3.4) ---- */
-
-static uint8_t *put_uvarint(uint8_t *p, uint64_t x)
-{
-    while (x >= 0x80) {
-        *p++ = (uint8_t)(x | 0x80);
-        x >>= 7;
-    }
-    *p++ = (uint8_t)x;
-    return p;
-}
-
-static uint64_t zigzag(uint64_t d)
-{
-    return (d << 1) ^ (0 - (d >> 63));
-}
-
-static uint64_t unzigzag(uint64_t z)
-{
-    return (z >> 1) ^ (0 - (z & 1));
-}
-
-static int get_uvarint(struct span *in, uint64_t *out)
-{
-    uint64_t x = 0;
-
-    for (size_t i = 0; i < 10 && i < in->n; i++) {
-        uint8_t b = in->p[i];
-        if (i == 9 && b > 1) {
-            return -1;
-        }
-        x |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            span_advance(in, i + 1);
-            *out = x;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* ---- packing ---- */
 
 #define PACK_VERBATIM 0
@@ -363,7 +323,7 @@ int pack__record(struct span rec, const struct pack_view *v, int64_t ts, uint64_
         }
         uint8_t *p = out->data + out->len;
         *p++ = PACK_PACKED;
-        p = put_uvarint(p, v->present);
+        p = store__put_uvarint(p, v->present);
         for (int k = 0; k < PK_RAW; k++) {
             if (!(v->present & (1u << k))) {
                 continue;
@@ -373,20 +333,20 @@ int pack__record(struct span rec, const struct pack_view *v, int64_t ts, uint64_
                 uint64_t base = k == PK_TS         ? (uint64_t)ts
                                 : k == PK_RECEIVED ? (uint64_t)*prev_received
                                                    : 0;
-                p = put_uvarint(p, zigzag((uint64_t)v->num[k] - base));
+                p = store__put_uvarint(p, store__zigzag((uint64_t)v->num[k] - base));
                 break;
             }
             case KC_UINT:
-                p = put_uvarint(p, zigzag((uint64_t)v->num[k] - seq));
+                p = store__put_uvarint(p, store__zigzag((uint64_t)v->num[k] - seq));
                 break;
             default: {
                 struct span s = v->str[k];
                 if (v->ref[k] >= 0) {
                     /* Which string of raw (its ordinal): in events of one shape the
                      * same small number every time, so lz4 sees the same bytes. */
-                    p = put_uvarint(p, (uint64_t)v->rawstr_ord[v->ref[k]] << 1 | 1);
+                    p = store__put_uvarint(p, (uint64_t)v->rawstr_ord[v->ref[k]] << 1 | 1);
                 } else {
-                    p = put_uvarint(p, (uint64_t)s.n << 1);
+                    p = store__put_uvarint(p, (uint64_t)s.n << 1);
                     memcpy(p, s.p, s.n);
                     p += s.n;
                 }
@@ -522,17 +482,17 @@ int pack__skip(struct span p, int64_t *prev_received)
         return p.n == 0 ? VG_ECORRUPT : 0;
     }
     span_advance(&p, 1);
-    if (get_uvarint(&p, &present) < 0) {
+    if (store__get_uvarint(&p, &present) < 0) {
         return VG_ECORRUPT;
     }
-    if ((present & (1u << PK_TS)) && get_uvarint(&p, &v) < 0) {
+    if ((present & (1u << PK_TS)) && store__get_uvarint(&p, &v) < 0) {
         return VG_ECORRUPT;
     }
     if (present & (1u << PK_RECEIVED)) {
-        if (get_uvarint(&p, &v) < 0) {
+        if (store__get_uvarint(&p, &v) < 0) {
             return VG_ECORRUPT;
         }
-        *prev_received = (int64_t)(unzigzag(v) + (uint64_t)*prev_received);
+        *prev_received = (int64_t)(store__unzigzag(v) + (uint64_t)*prev_received);
     }
     return 0;
 }
@@ -573,7 +533,7 @@ static int unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_receive
         errbuf_set(why, "unknown packed record form %u", form);
         return VG_ECORRUPT;
     }
-    if (get_uvarint(&p, &present) < 0 || present == 0 || present >> PK_COUNT) {
+    if (store__get_uvarint(&p, &present) < 0 || present == 0 || present >> PK_COUNT) {
         errbuf_set(why, "packed record: bad key bits");
         return VG_ECORRUPT;
     }
@@ -583,7 +543,7 @@ static int unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_receive
         if (!(present & (1u << k))) {
             continue;
         }
-        if (get_uvarint(&p, &val[k].num) < 0) {
+        if (store__get_uvarint(&p, &val[k].num) < 0) {
             errbuf_set(why, "packed record: bad value of '%s'", keys[k].name);
             return VG_ECORRUPT;
         }
@@ -659,7 +619,7 @@ static int unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_receive
         o += keys[k].len;
         switch (keys[k].cls) {
         case KC_INT: {
-            uint64_t d = unzigzag(val[k].num);
+            uint64_t d = store__unzigzag(val[k].num);
             if (k == PK_TS) {
                 d += (uint64_t)ts;
             } else if (k == PK_RECEIVED) {
@@ -670,7 +630,7 @@ static int unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_receive
             break;
         }
         case KC_UINT:
-            o = put_mp_uint(o, unzigzag(val[k].num) + seq);
+            o = put_mp_uint(o, store__unzigzag(val[k].num) + seq);
             break;
         case KC_STR: {
             o = put_mp_str_hdr(o, (size_t)val[k].len);

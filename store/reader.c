@@ -84,28 +84,6 @@ const char *store_reader_error(const struct store_reader *r)
     return errbuf_msg(&r->err);
 }
 
-static int open_segment(const char *segdir, const char *file, int *fd, uint64_t *size)
-{
-    char path[PATH_MAX];
-    struct stat sb;
-
-    if (seg__path(path, sizeof(path), segdir, file) < 0) {
-        return -ENAMETOOLONG;
-    }
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0) {
-        return -errno;
-    }
-    if (fstat(*fd, &sb) != 0) {
-        int rc = -errno;
-        close(*fd);
-        *fd = -1;
-        return rc;
-    }
-    *size = (uint64_t)sb.st_size;
-    return 0;
-}
-
 /* segment.md 4.2: in an open segment, a bad or incomplete block at or past the
  * committed size is in flight or an unrecovered crash tail. */
 static bool in_flight(const struct seg_meta *m, const struct seg_walk *w)
@@ -123,7 +101,7 @@ static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_
     int rc;
 
     memset(&w, 0, sizeof(w));
-    rc = open_segment(r->segdir, m->file, &fd, &w.size);
+    rc = seg__open_ro(r->segdir, m->file, &fd, &w.size);
     if (rc < 0) {
         errbuf_set(&r->err, "segment '%s': cannot open: %s", m->file, vg_strerror(rc));
         return rc;

@@ -7,10 +7,13 @@
  * is checked against the bytes present before it is used. Any thread; a seg_walk
  * belongs to one thread. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -149,6 +152,29 @@ int seg__path(char *out, size_t cap, const char *a, const char *b)
 {
     int n = snprintf(out, cap, "%s/%s", a, b);
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int seg__open_ro(const char *segdir, const char *file, int *fd, uint64_t *size)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+
+    *fd = -1;
+    if (seg__path(path, sizeof(path), segdir, file) < 0) {
+        return -ENAMETOOLONG;
+    }
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) {
+        return -errno;
+    }
+    if (fstat(*fd, &sb) != 0) {
+        int rc = -errno;
+        close(*fd);
+        *fd = -1;
+        return rc;
+    }
+    *size = (uint64_t)sb.st_size;
+    return 0;
 }
 
 int seg__partition(int64_t ts, int64_t part_ns, int64_t *start, int64_t *end)

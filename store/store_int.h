@@ -13,6 +13,7 @@
 #include "store/bindex.h"
 #include "store/sign.h"
 #include "store/store.h"
+#include "store/varint.h"
 
 /* segment.md 2 and 3.1: both headers are fixed size. */
 #define SEG_HDR_LEN               128
@@ -193,6 +194,9 @@ bool seg__name_parse(const char *name, uint64_t *id);
 
 /* "<a>/<b>" into out (cap bytes). Returns 0 or -ENAMETOOLONG. */
 int seg__path(char *out, size_t cap, const char *a, const char *b) VG_MUST_USE;
+/* Opens segdir/file read-only; *size gets its size (fstat). Returns 0 or -errno (*fd is
+ * then -1). */
+int seg__open_ro(const char *segdir, const char *file, int *fd, uint64_t *size) VG_MUST_USE;
 
 /* segment.md 1.1: the partition of ts. Returns 0 or -EINVAL when it overflows int64. */
 int seg__partition(int64_t ts, int64_t part_ns, int64_t *start, int64_t *end) VG_MUST_USE;

@@ -82,28 +82,6 @@ static void finding(struct verify *v, const char *what, const char *fmt, ...)
     fputc('\n', v->report);
 }
 
-static int open_ro(const char *segdir, const char *file, int *fd, uint64_t *size)
-{
-    char path[PATH_MAX];
-    struct stat sb;
-
-    if (seg__path(path, sizeof(path), segdir, file) < 0) {
-        return -ENAMETOOLONG;
-    }
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0) {
-        return -errno;
-    }
-    if (fstat(*fd, &sb) != 0) {
-        int rc = -errno;
-        close(*fd);
-        *fd = -1;
-        return rc;
-    }
-    *size = (uint64_t)sb.st_size;
-    return 0;
-}
-
 static const struct catalog_seal *seal_of(const struct verify *v, uint64_t id)
 {
     size_t lo = 0;
@@ -183,7 +161,7 @@ static void verify_segment(struct verify *v, const char *file, const struct seg_
     int rc;
 
     memset(&w, 0, sizeof(w));
-    rc = open_ro(v->segdir, file, &fd, &w.size);
+    rc = seg__open_ro(v->segdir, file, &fd, &w.size);
     if (rc == -ENOENT && row) {
         struct catalog_deletion d;
         /* Deleted by retention since we listed the catalog? */
