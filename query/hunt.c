@@ -39,6 +39,7 @@
 #include "common/xalloc.h"
 #include "query/cli.h"
 #include "query/output.h"
+#include "query/scan.h"
 #include "rules/rules.h"
 #include "store/store.h"
 
@@ -309,7 +310,7 @@ struct hunt {
     struct errbuf *eb;
     int64_t since, until;
     bool live_clock;
-    bool lc_seen;            /* --live-clock: the newest event time and its arrival */
+    bool lc_seen; /* --live-clock: the newest event time and its arrival */
     int64_t newest_ts;
     int64_t newest_received;
     bool progress;
@@ -340,14 +341,11 @@ static void progress(struct hunt *h, const char *what, uint64_t n, uint64_t of)
 static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
 {
     struct hunt *h = arg;
-    struct span cur = bytes;
     struct rec r;
 
     (void)ts;
-    if (rec_decode(&cur, &r) < 0) {
-        errbuf_set(h->eb, "record seq %" PRIu64 " does not decode as a schema v1 record", seq);
-        h->bad = VG_ECORRUPT;
-        return VG_ECORRUPT;
+    if ((h->bad = scan_rec_decode(bytes, seq, &r, h->eb)) < 0) {
+        return h->bad;
     }
     if ((++h->seen & 0xffff) == 0) {
         progress(h, "reading", h->seen, 0);

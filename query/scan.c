@@ -105,17 +105,36 @@ static void keep(struct scan_ctx *c, int64_t ts, uint64_t seq, struct span rec)
     }
 }
 
+void scan_need_init(struct scan_need *sn, const struct filter *f)
+{
+    memset(&sn->fn, 0, sizeof(sn->fn));
+    if (f) {
+        filter_needs(f, &sn->fn);
+    }
+    for (size_t i = 0; i < sn->fn.nvalues; i++) {
+        sn->vals[i].field = vg_field_name(sn->fn.values[i].field);
+        sn->vals[i].value = sn->fn.values[i].value;
+    }
+    sn->need = (struct store_need){ sn->vals, sn->fn.nvalues, sn->fn.texts, sn->fn.ntexts };
+}
+
+int scan_rec_decode(struct span bytes, uint64_t seq, struct rec *r, struct errbuf *eb)
+{
+    if (rec_decode(&bytes, r) < 0) {
+        errbuf_set(eb, "record seq %" PRIu64 " does not decode as a schema v1 record", seq);
+        return VG_ECORRUPT;
+    }
+    return 0;
+}
+
 static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
 {
     struct scan_ctx *c = arg;
-    struct span cur = bytes;
     struct rec r;
 
     c->seen++;
-    if (rec_decode(&cur, &r) < 0) {
-        errbuf_set(c->eb, "record seq %" PRIu64 " does not decode as a schema v1 record", seq);
-        c->bad = VG_ECORRUPT;
-        return VG_ECORRUPT;
+    if ((c->bad = scan_rec_decode(bytes, seq, &r, c->eb)) < 0) {
+        return c->bad;
     }
     if (!c->f || filter_match(c->f, &r)) {
         c->res->matched++;
@@ -286,24 +305,14 @@ static int scan_once(const char *dir, int64_t since, int64_t until, const struct
     int64_t t0 = vg_mono_ns();
     int rc;
 
-    struct filter_needs fn;
-    struct store_need_value vals[FILTER_MAX_TERMS];
-    struct store_need need = { vals, 0, fn.texts, 0 };
+    struct scan_need sn;
 
     memset(res, 0, sizeof(*res));
-    if (f) {
-        /* What every match has, for the block index (segment.md 3.2). */
-        filter_needs(f, &fn);
-        for (size_t i = 0; i < fn.nvalues; i++) {
-            vals[i].field = vg_field_name(fn.values[i].field);
-            vals[i].value = fn.values[i].value;
-        }
-        need.nvalues = fn.nvalues;
-        need.ntexts = fn.ntexts;
-        res->need_values = fn.nvalues;
-        res->need_texts = fn.ntexts;
-    }
-    if ((rc = scan_par_open(dir, since, until, &need, &par, &res->stats, eb)) < 0) {
+    /* What every match has, for the block index (segment.md 3.2). */
+    scan_need_init(&sn, f);
+    res->need_values = sn.fn.nvalues;
+    res->need_texts = sn.fn.ntexts;
+    if ((rc = scan_par_open(dir, since, until, &sn.need, &par, &res->stats, eb)) < 0) {
         return rc;
     }
     unsigned nt = scan_par_threads(par);

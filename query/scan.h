@@ -8,10 +8,9 @@
 #include <stdint.h>
 
 #include "common/errbuf.h"
+#include "query/filter.h"
 #include "schemas/record.h"
 #include "store/store.h"
-
-struct filter;
 
 struct scan_hit {
     int64_t ts;
@@ -40,6 +39,19 @@ struct scan_result {
 int scan_run(const char *dir, int64_t since, int64_t until, const struct filter *f, uint64_t limit,
              bool progress, struct scan_result *res, struct errbuf *eb);
 void scan_result_release(struct scan_result *res);
+
+/* What every record f (NULL: none) matches has, for the block index and the record
+ * prefilter (filter_needs): sn->need points into sn, which must outlive the scan. */
+struct scan_need {
+    struct filter_needs fn;
+    struct store_need_value vals[FILTER_MAX_TERMS];
+    struct store_need need;
+};
+void scan_need_init(struct scan_need *sn, const struct filter *f);
+
+/* Decodes one stored record as schema v1 (rec_decode). Returns 0, or VG_ECORRUPT with
+ * eb naming the record's seq. */
+int scan_rec_decode(struct span bytes, uint64_t seq, struct rec *r, struct errbuf *eb);
 
 /* Parallel scans (store_scan_plan_*): the plan of [since, until) and need is made once;
  * scan_par_run then runs fn over scan_par_threads() stripes of its blocks at once, one

@@ -138,14 +138,11 @@ static int group_add(struct stats *s, uint64_t h, const uint8_t *key, size_t len
 static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
 {
     struct stats *s = arg;
-    struct span cur = bytes;
     struct rec r;
 
     (void)ts;
-    if (rec_decode(&cur, &r) < 0) {
-        errbuf_set(s->eb, "record seq %" PRIu64 " does not decode as a schema v1 record", seq);
-        s->err = VG_ECORRUPT;
-        return VG_ECORRUPT;
+    if ((s->err = scan_rec_decode(bytes, seq, &r, s->eb)) < 0) {
+        return s->err;
     }
     if (s->f && !filter_match(s->f, &r)) {
         return 0;
@@ -509,14 +506,8 @@ int cmd_stats(int argc, char **argv)
     }
 
     /* What every match has, for the block index and the record prefilter. */
-    struct filter_needs fn;
-    struct store_need_value vals[FILTER_MAX_TERMS];
-    filter_needs(f, &fn);
-    for (size_t i = 0; i < fn.nvalues; i++) {
-        vals[i].field = vg_field_name(fn.values[i].field);
-        vals[i].value = fn.values[i].value;
-    }
-    struct store_need need = { vals, fn.nvalues, fn.texts, fn.ntexts };
+    struct scan_need sn;
+    scan_need_init(&sn, f);
     struct store_scan_stats st = { 0 };
     int64_t t0 = vg_mono_ns();
     s.f = f;
@@ -526,7 +517,7 @@ int cmd_stats(int argc, char **argv)
     /* A segment may go while the scan runs (compacted, or deleted by retention): the
      * scan starts over, up to 3 times. */
     for (int attempt = 1;; attempt++) {
-        rc = stats_scan(&s, cli_store_dir(&cc), since, until, &need, &st, &eb);
+        rc = stats_scan(&s, cli_store_dir(&cc), since, until, &sn.need, &st, &eb);
         if (rc != -ENOENT || attempt == 3) {
             break;
         }
