@@ -29,48 +29,21 @@
 #include "store/bindex.h"
 #include "store/store.h"
 #include "store/store_int.h"
+#include "tdir.h"
 
 #define HOUR (3600 * VG_NS_PER_SEC)
 #define T0   (1714568400LL * VG_NS_PER_SEC) /* 2024-05-01T13:00:00Z */
 
 /* ---- helpers ---- */
 
-struct tdir {
-    char root[256];
-    char dir[512];
-};
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
-    struct tdir *t = xcalloc(1, sizeof(*t));
-    const char *tmp = getenv("TMPDIR");
-
-    if (!tmp || !*tmp || strlen(tmp) > 200) {
-        tmp = "/tmp";
-    }
-    snprintf(t->root, sizeof(t->root), "%s/vg-bindex-XXXXXX", tmp);
-    assert_non_null(mkdtemp(t->root));
-    snprintf(t->dir, sizeof(t->dir), "%s/store", t->root);
-    *state = t;
-    return 0;
+    return tdir_setup(state, "bindex");
 }
 
 static int teardown(void **state)
 {
-    struct tdir *t = *state;
-    if (!getenv("VG_KEEP_TESTDIR")) {
-        nftw(t->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
-    free(t);
-    return 0;
+    return tdir_teardown(state);
 }
 
 /* A raw event: {"hostname": host, "msg": msg, "n": n, "ok": true, "tags": [a, b],

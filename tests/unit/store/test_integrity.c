@@ -31,6 +31,7 @@
 #include "store/sign.h"
 #include "store/store.h"
 #include "store/store_int.h"
+#include "tdir.h"
 
 #define HOUR (3600 * VG_NS_PER_SEC)
 #define DAY  (24 * HOUR)
@@ -43,44 +44,16 @@ static const char ec_key_pem[] =
     "SBc146Mh0c9RKe2fvnZf3WZUcn3qCh3ocvxwVgZ27VRTIHkzhvlwwHPR\n"
     "-----END PRIVATE KEY-----\n";
 
-struct tdir {
-    char root[256];
-    char dir[512]; /* root/store */
-};
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
-    struct tdir *t = xcalloc(1, sizeof(*t));
-    const char *tmp = getenv("TMPDIR");
-
-    if (!tmp || !*tmp || strlen(tmp) > 200) {
-        tmp = "/tmp";
-    }
-    snprintf(t->root, sizeof(t->root), "%s/vg-integrity-XXXXXX", tmp);
-    assert_non_null(mkdtemp(t->root));
-    snprintf(t->dir, sizeof(t->dir), "%s/store", t->root);
-    *state = t;
     log_set_level(LOG_LVL_ERROR);
-    return 0;
+    return tdir_setup(state, "integrity");
 }
 
 static int teardown(void **state)
 {
-    struct tdir *t = *state;
-    if (!getenv("VG_KEEP_TESTDIR")) {
-        nftw(t->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
-    free(t);
     log_set_level(LOG_LVL_INFO);
-    return 0;
+    return tdir_teardown(state);
 }
 
 static struct store_opts opts(const struct tdir *t)

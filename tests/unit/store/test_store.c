@@ -26,53 +26,21 @@
 #include "store/fsops.h"
 #include "store/store.h"
 #include "store/store_int.h"
+#include "tdir.h"
 
 #define HOUR (3600 * VG_NS_PER_SEC)
 #define T0   (1714568400LL * VG_NS_PER_SEC) /* 2024-05-01T13:00:00Z */
 
-struct tdir {
-    char root[256]; /* mkdtemp */
-    char dir[512];  /* root/store */
-};
-
 /* ---- helpers ---- */
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int setup(void **state)
 {
-    struct tdir *t = xcalloc(1, sizeof(*t));
-    const char *tmp = getenv("TMPDIR");
-
-    if (!tmp || !*tmp || strlen(tmp) > 200) {
-        tmp = "/tmp";
-    }
-    snprintf(t->root, sizeof(t->root), "%s/vg-store-XXXXXX", tmp);
-    assert_non_null(mkdtemp(t->root));
-    snprintf(t->dir, sizeof(t->dir), "%s/store", t->root);
-    *state = t;
-    return 0;
+    return tdir_setup(state, "store");
 }
 
 static int teardown(void **state)
 {
-    struct tdir *t = *state;
-    if (!getenv("VG_KEEP_TESTDIR")) {
-        rm_tree(t->root);
-    }
-    free(t);
-    return 0;
+    return tdir_teardown(state);
 }
 
 static struct store_opts opts(const struct tdir *t)
@@ -1066,7 +1034,7 @@ static int fault_run(const struct tdir *t, struct fault *f)
     bool acked[8 * 40 + 1] = { false };
     uint64_t seq = 1;
 
-    rm_tree(t->dir);
+    tdir_rm_tree(t->dir);
     o.fs = &ops;
     o.max_open_segments = 2;
     struct store *st = NULL;
