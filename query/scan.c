@@ -191,11 +191,12 @@ static unsigned scan_threads(uint64_t bytes)
 {
     const char *env = getenv("VIGIL_SCAN_THREADS");
     if (env && *env) {
-        char *end;
-        unsigned long v = strtoul(env, &end, 10);
-        if (*end == 0 && v >= 1 && v <= 64) {
+        uint64_t v;
+        if (parse_u64(span_str(env), 64, &v) == 0 && v >= 1) {
             return (unsigned)v;
         }
+        fprintf(stderr, "vigil: VIGIL_SCAN_THREADS='%s' is not a number from 1 to 64: ignored\n",
+                env);
     }
     if (bytes < (8u << 20)) {
         return 1;

@@ -148,6 +148,31 @@ class Query(VigildTest):
         self.assertEqual(p.returncode, 2)
         self.assertIn("nosuchfield", p.stderr)
 
+    def test_threads_give_the_same_answers(self):
+        """Scans split into stripes (VIGIL_SCAN_THREADS) find what one thread finds, in the
+        same order; a bad value is said and ignored."""
+        self.load()
+
+        def answers(threads):
+            env = dict(os.environ, VIGIL_SCAN_THREADS=threads)
+            s = run([VIGIL, "search", "--store", self.vd.store, "--format", "ndjson",
+                     "--explain", "user=root", "OR", "outcome=failure"], env=env)
+            st = run([VIGIL, "stats", "--store", self.vd.store, "--by", "src_ip",
+                      "--format", "csv"], env=env)
+            return s.stdout, st.stdout, s.stderr + st.stderr
+
+        one, one_stats, one_err = answers("1")
+        self.assertIn("on 1 thread\n", one_err)
+        three, three_stats, three_err = answers("3")
+        self.assertIn("on 3 threads", three_err)
+        self.assertGreater(len(one.splitlines()), 100)
+        self.assertEqual(three, one)
+        self.assertEqual(three_stats, one_stats)
+        bad, bad_stats, bad_err = answers("lots")
+        self.assertIn("VIGIL_SCAN_THREADS='lots' is not a number from 1 to 64: ignored",
+                      bad_err)
+        self.assertEqual((bad, bad_stats), (one, one_stats))
+
 
 if __name__ == "__main__":
     harness.main()
