@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev libmsgpack-dev
             libsqlite3-dev libyaml-dev libcmocka-dev libhttp-parser-dev libyajl-dev
             zlib1g-dev libcurl4-openssl-dev libzstd-dev)
-TEST_PKGS=(openssl python3 nodejs npm rsyslog rsyslog-openssl)
+TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then

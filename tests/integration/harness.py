@@ -6,7 +6,8 @@ and vigild on port 0. The harness learns the ports from vigild's ready line on a
 0; its log must hold no sanitizer report and no unexpected error line.
 
 Environment: VIGIL_BIN, VIGILD_BIN (set by ctest), VG_KEEP_TESTDIR=1 keeps the
-directory, VG_TIMEOUT_MULT stretches timeouts (sanitizer builds).
+directory, VG_TIMEOUT_MULT stretches timeouts (sanitizer builds), VG_REQUIRE_CLIENTS=1
+turns a missing client (curl, openssl, node, rsyslogd) from a skip into a failure.
 Standard library only.
 """
 import json
@@ -46,6 +47,17 @@ def wait_for(what, fn, seconds=20, every=0.05):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for " + what)
         time.sleep(every)
+
+
+def need(test, ok, what):
+    """Skips test when a client it drives is missing (ok is false), or fails it when
+    VG_REQUIRE_CLIENTS=1 (scripts/test.sh sets it: setup.sh installed every client, so a
+    missing one is a broken setup, not a reason to pass)."""
+    if ok:
+        return
+    if os.environ.get("VG_REQUIRE_CLIENTS") == "1":
+        test.fail("%s missing although scripts/setup.sh --test installs it" % what)
+    test.skipTest("%s not installed" % what)
 
 
 def run(args, check=True, input=None, env=None, t=60):

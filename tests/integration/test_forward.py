@@ -92,11 +92,10 @@ class SendSearch(VigildTest):
         self.assertEqual(hits[0]["agent"], "agent-sidecar-1")
 
     def test_corpus_falco_and_k8s_audit(self):
-        corpus = os.environ.get("VG_CORPUS_DIR", os.path.join(HERE, "../../../shared/corpus"))
+        corpus = os.environ.get("VG_CORPUS_DIR", os.path.join(HERE, "../data/corpus"))
         falco = os.path.join(corpus, "falco", "falco-test_single_rule_with_cat_write.json")
         audit = os.path.join(corpus, "k8s-audit", "crowdsec_k8s-audit-pod-exec-file.log")
-        if not (os.path.exists(falco) and os.path.exists(audit)):
-            self.skipTest("shared corpus not found")
+        self.assertTrue(os.path.exists(falco) and os.path.exists(audit), "corpus not found under %s" % corpus)
         with open(falco) as f:
             n_falco = sum(1 for l in f if l.strip())
         p = self.vd.send([falco], fmt="falco")
@@ -121,8 +120,7 @@ class SendSearch(VigildTest):
 
 class Refusals(VigildTest):
     def s_client(self, cert=None, key=None):
-        if not shutil.which("openssl"):
-            self.skipTest("openssl not installed")
+        harness.need(self, shutil.which("openssl"), "openssl")
         args = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.vd.forward_port,
                 "-CAfile", self.vd.ca, "-servername", "localhost", "-quiet"]
         if cert:
@@ -249,9 +247,8 @@ class FluentLogger(VigildTest):
     def test_fluent_org_logger_with_tls_and_acks(self):
         node = shutil.which("node")
         mod = os.path.join(HERE, "node_modules", "@fluent-org", "logger")
-        if not node or not os.path.isdir(mod):
-            self.skipTest("node or @fluent-org/logger not installed (npm install in "
-                          "tests/integration)")
+        harness.need(self, node and os.path.isdir(mod),
+                     "node or @fluent-org/logger (npm ci in tests/integration)")
         cert, key = self.vd.cert("agent-sidecar-1")
         for mode, n in (("PackedForward", 500), ("Forward", 200), ("Message", 50),
                         ("CompressedPackedForward", 300)):
@@ -291,8 +288,8 @@ class SharedKey(VigildTest):
 
     def fluent(self, key, run_id, n=20):
         node = shutil.which("node")
-        if not node or not os.path.isdir(os.path.join(HERE, "node_modules", "@fluent-org")):
-            self.skipTest("node or @fluent-org/logger not installed")
+        harness.need(self, node and os.path.isdir(os.path.join(HERE, "node_modules", "@fluent-org")),
+                     "node or @fluent-org/logger (npm ci in tests/integration)")
         cert, key_file = self.vd.cert("agent-node-1")
         env = dict(os.environ, SHARED_KEY=key,
                    FLUENT_TIMEOUT_MS=str(int(harness.timeout(20000))))

@@ -17,7 +17,7 @@ import harness
 from harness import VigildTest, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CORPUS = os.environ.get("VG_CORPUS_DIR", os.path.join(HERE, "../../../shared/corpus"))
+CORPUS = os.environ.get("VG_CORPUS_DIR", os.path.join(HERE, "../data/corpus"))
 
 
 def json_docs(path):
@@ -80,8 +80,7 @@ class HttpsTest(VigildTest):
     listen = {"https": "127.0.0.1:0"}
 
     def setUp(self):
-        if not shutil.which("curl"):
-            self.skipTest("curl not installed")
+        harness.need(self, shutil.which("curl"), "curl")
         super().setUp()
         self.tmp = tempfile.mkdtemp(dir=self.vd.dir)
 

@@ -1,7 +1,7 @@
 """The default rule pack (etc/rules) in a real vigild and over history with vigil hunt.
 
 A scenario stream is the bench generator's realistic background (Zipf users and IPs,
-sshd failures, k8s audit, Falco alerts, Trivy findings; shared/bench/gen_events.py)
+sshd failures, k8s audit, Falco alerts, Trivy findings; bench/gen_events.py)
 re-timed to the last two minutes, with attacks injected at known places: an SSH brute
 force then a login, password spraying, a shell in a container, kubectl exec, a secret
 read, a privileged pod, a burst of refused API calls, and a critical CVE followed by a
@@ -44,8 +44,8 @@ from harness import Vigild, VigildTest, run
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("VG_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
 RULES = os.path.join(SRC, "etc", "rules")
-CORPUS = os.environ.get("VG_CORPUS_DIR", os.path.join(SRC, "..", "shared", "corpus"))
-GEN = os.path.join(os.path.dirname(os.path.abspath(CORPUS)), "bench", "gen_events.py")
+CORPUS = os.environ.get("VG_CORPUS_DIR", os.path.join(SRC, "tests", "data", "corpus"))
+GEN = os.path.join(SRC, "bench", "gen_events.py")
 S = 10**9
 
 
@@ -174,8 +174,7 @@ def injected():
 def scenario(path, n_background=1500, seed=7, span_s=100, start_ns=None):
     """Writes the background (re-timed over span_s seconds ending now) and the injected
     events, in time order, as NDJSON. Returns the number of events."""
-    if not os.path.exists(GEN):
-        raise unittest.SkipTest("bench generator not found: %s" % GEN)
+    assert os.path.exists(GEN), "bench generator not found: %s" % GEN
     p = run([sys.executable, GEN, "-n", str(n_background), "--seed", str(seed), "-o", "-"], t=120)
     bg = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
     start = start_ns if start_ns is not None else time.time_ns() - (span_s + 10) * S

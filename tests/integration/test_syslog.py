@@ -17,7 +17,7 @@ import harness
 from harness import VigildTest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CORPUS = os.environ.get("VG_CORPUS_DIR", os.path.join(HERE, "../../../shared/corpus"))
+CORPUS = os.environ.get("VG_CORPUS_DIR", os.path.join(HERE, "../data/corpus"))
 AUTH = os.path.join(CORPUS, "auth")
 ELASTIC = os.path.join(AUTH, "elastic-examples_suspicious_login_activity_auth.log")
 INVALID_BF = os.path.join(AUTH, "crowdsec-hub-tests", "sshd-invalid-bf.log")
@@ -60,8 +60,7 @@ class SyslogTest(VigildTest):
     def s_client(self, data, cert=True, other_ca=False, close_at_eof=True):
         """openssl s_client sends data; with close_at_eof it closes once data is sent,
         else it waits for the server to close (to read a refusal's alert)."""
-        if not shutil.which("openssl"):
-            self.skipTest("openssl not installed")
+        harness.need(self, shutil.which("openssl"), "openssl")
         args = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.vd.syslog_port,
                 "-CAfile", self.vd.ca, "-servername", "localhost", "-quiet"]
         if close_at_eof:
@@ -108,8 +107,7 @@ class Rsyslog(SyslogTest):
         self.rs_log.close()
 
     def test_rsyslog_forwards_corpus_over_mtls(self):
-        if not shutil.which("rsyslogd"):
-            self.skipTest("rsyslogd not installed (apt-get install rsyslog rsyslog-openssl)")
+        harness.need(self, shutil.which("rsyslogd"), "rsyslogd (rsyslog, rsyslog-openssl)")
         d = os.path.join(self.vd.dir, "rsyslog")
         os.makedirs(os.path.join(d, "work"))
         # Copies of the corpus files (imfile keeps state next to its work directory).

@@ -567,7 +567,7 @@ static void test_ingest_k8s_eventlist(void **state)
 static const char *corpus_dir(void)
 {
     const char *d = getenv("VG_CORPUS_DIR");
-    return d && *d ? d : "../shared/corpus";
+    return d && *d ? d : "tests/data/corpus";
 }
 
 static char *read_file(const char *path, size_t *n)

@@ -1,7 +1,7 @@
 /* tests/unit/collector/test_syslog_in.c: the syslog listener's pure parts. Framing
  * (octet counted and LF, every byte prefix of valid input is "need more", malformed
  * counts, limits), RFC 5424 headers with structured data and escapes, RFC 3164 variants,
- * the mapping to a record and its raw map, and every line of the shared auth corpus
+ * the mapping to a record and its raw map, and every line of the auth corpus
  * (VG_CORPUS_DIR) sent as frames: the same auth fields as map_auth_line gives for the
  * line. */
 #include <setjmp.h>
@@ -775,7 +775,7 @@ static void test_auth_corpus(void **state)
 
     (void)state;
     if (!corpus) {
-        corpus = "../shared/corpus";
+        corpus = "tests/data/corpus";
     }
     for (size_t d = 0; d < VG_ARRAY_LEN(dirs); d++) {
         snprintf(path, sizeof(path), "%s/%s", corpus, dirs[d]);

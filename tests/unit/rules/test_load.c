@@ -1,4 +1,4 @@
-/* tests/unit/rules/test_load.c: loading rules: the SigmaHQ rules of the shared corpus
+/* tests/unit/rules/test_load.c: loading rules: the SigmaHQ rules of the corpus (tests/data/corpus)
  * (every mapped logsource loads; what does not is reported with its reason), those rules
  * over the corpus's real events, YAML and document errors with their places, files and
  * folders, references across files, the mapping as data, and `vigil rules test`'s
@@ -15,7 +15,7 @@
 static const char *corpus(void)
 {
     const char *d = getenv("VG_CORPUS_DIR");
-    return d ? d : "../shared/corpus";
+    return d ? d : "tests/data/corpus";
 }
 
 static struct ruleset *load_corpus(struct rules_report *rep)

@@ -26,7 +26,7 @@
 static const char *corpus_dir(void)
 {
     const char *d = getenv("VG_CORPUS_DIR");
-    return d ? d : "../shared/corpus";
+    return d ? d : "tests/data/corpus";
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -1256,7 +1256,7 @@ static void test_syslog_headers(void **state)
     }
 }
 
-/* ---- generator events (shared/bench/gen_events.py, seed 42) ---- */
+/* ---- generator events (bench/gen_events.py, seed 42) ---- */
 
 static const char gen_falco[] =
     "{\"hostname\":\"gke-prod-pool-1-fc80ae0a-zjw8\",\"output\":\"01:22:25.973553768Z: Notice A "

@@ -25,7 +25,7 @@
 static const char *corpus_dir(void)
 {
     const char *d = getenv("VG_CORPUS_DIR");
-    return d && *d ? d : "../shared/corpus";
+    return d && *d ? d : "tests/data/corpus";
 }
 
 static char *read_file(const char *path, size_t *n)
