@@ -69,7 +69,7 @@ if [[ ${VG_LOADER:-0} == 1 ]]; then
     B=$ROOT/$BIN
     cc -O2 -D_GNU_SOURCE -I"$ROOT" -o "$W/store_load" bench/store_load.c "$B/store/libvg_store.a" \
         "$B/schemas/libvg_schemas.a" "$B/common/libvg_common.a" \
-        $(pkg-config --libs liblz4 sqlite3 yajl msgpack libuv openssl yaml-0.1 zlib) -lm -lpthread
+        $(pkg-config --libs liblz4 libzstd sqlite3 yajl msgpack libuv openssl yaml-0.1 zlib) -lm -lpthread
     INGEST_HOW="store_load (straight into the store, 2000-event commits)"
     t0=$(now)
     "$W/store_load" --store "$STORE" --block-bytes 1048576 --batch 2000 "$EVENTS" | tee "$W/ingest.out"

@@ -1,5 +1,5 @@
 /* collector/forward_in.c: Forward protocol v1 over a verified connection. Decodes
- * complete messages from c->in (collector/forward.c), maps each entry to a schema v1
+ * complete messages from c->in (schemas/forward.c), maps each entry to a schema v1
  * record stamped with the connection's agent, and acknowledges a message's `chunk`
  * only once the store thread has made every event of it durable. Loop thread. */
 #include "collector/forward_in.h"
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "collector/forward.h"
+#include "schemas/forward.h"
 #include "collector/pipeline.h"
 #include "collector/vigild.h"
 #include "common/digest.h"

@@ -125,7 +125,7 @@ const char *tls_conn_error(const struct tls_conn *c);
  * Takes NULL. */
 void tls_conn_close(struct tls_conn *c);
 
-/* Shared with the pki command: drains OpenSSL's error queue (this thread) into dst as
+/* Shared with common/pki.c: drains OpenSSL's error queue (this thread) into dst as
  * "reason" (the first, the cause) and returns dst. "unknown error" when empty. */
 const char *tls_errq_string(char *dst, size_t cap);
 

@@ -7,7 +7,7 @@
 
 #include "common/xalloc.h"
 #include "query/cli.h"
-#include "query/pki.h"
+#include "common/pki.h"
 #include "query/send.h"
 
 int cmd_pki(int argc, char **argv)

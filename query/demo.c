@@ -32,7 +32,7 @@
 #include "query/cli.h"
 #include "query/filter.h"
 #include "query/output.h"
-#include "query/pki.h"
+#include "common/pki.h"
 #include "query/scan.h"
 #include "query/send.h"
 

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "collector/forward.h"
+#include "schemas/forward.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mp.h"

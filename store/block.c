@@ -519,6 +519,22 @@ static int build_stream(const struct block_builder *b, struct buf *out)
     return 0;
 }
 
+void block__enc_init(struct block_enc *enc, int codec, int level)
+{
+    memset(enc, 0, sizeof(*enc));
+    enc->codec = codec;
+    enc->level = level;
+    if ((codec == 0 || codec == BLOCK_CODEC_LZ4) && level > 0) {
+        enc->lz4hc_state = xmalloc((size_t)LZ4_sizeofStateHC());
+    }
+}
+
+void block__enc_release(struct block_enc *enc)
+{
+    free(enc->lz4hc_state);
+    enc->lz4hc_state = NULL;
+}
+
 int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
                           struct digest *d, struct buf *out, struct block_hdr *h)
 {

@@ -304,10 +304,11 @@ static void compact_init(struct compact *c, const struct store_compact_opts *o)
 {
     memset(c, 0, sizeof(*c));
     c->fd = -1;
-    c->enc.codec = o->codec == STORE_CODEC_LZ4HC ? BLOCK_CODEC_LZ4 : BLOCK_CODEC_ZSTD;
-    c->enc.level = o->level                          ? o->level
-                   : c->enc.codec == BLOCK_CODEC_LZ4 ? COMPACT_DEFAULT_LZ4_LEVEL
-                                                     : COMPACT_DEFAULT_ZSTD_LEVEL;
+    int codec = o->codec == STORE_CODEC_LZ4HC ? BLOCK_CODEC_LZ4 : BLOCK_CODEC_ZSTD;
+    block__enc_init(&c->enc, codec,
+                    o->level                   ? o->level
+                    : codec == BLOCK_CODEC_LZ4 ? COMPACT_DEFAULT_LZ4_LEVEL
+                                               : COMPACT_DEFAULT_ZSTD_LEVEL);
     c->block_bytes = o->block_bytes ? o->block_bytes : COMPACT_DEFAULT_BLOCK;
     block__builder_init(&c->b);
     buf_init(&c->out, BLOCK_HDR_LEN + (size_t)BLOCK_MAX_INDEX + ZSTD_BOUND_MAX);
@@ -316,6 +317,7 @@ static void compact_init(struct compact *c, const struct store_compact_opts *o)
 
 static void compact_release(struct compact *c)
 {
+    block__enc_release(&c->enc);
     block__builder_release(&c->b);
     buf_release(&c->out);
     digest_free(c->dg);

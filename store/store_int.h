@@ -143,8 +143,12 @@ struct block_builder {
 struct block_enc {
     int codec;         /* BLOCK_CODEC_LZ4 (0 means it too) or BLOCK_CODEC_ZSTD */
     int level;         /* LZ4: 0 LZ4_compress_default, 1..12 LZ4HC; zstd: its level (0: 3) */
-    void *lz4hc_state; /* NULL, or LZ4_sizeofStateHC() bytes reused across blocks */
+    void *lz4hc_state; /* NULL, or LZ4HC's state reused across blocks (block__enc_init) */
 };
+/* An encoder for codec and level (as above) that keeps LZ4HC's state from block to
+ * block; release it with block__enc_release. The compression libraries stay in block.c. */
+void block__enc_init(struct block_enc *enc, int codec, int level);
+void block__enc_release(struct block_enc *enc);
 #define BLOCK_ZSTD_MAX_RATIO 1024 /* segment.md 3.7: raw_len <= this * stored_len */
 void block__builder_init(struct block_builder *b);  /* allocates nothing */
 void block__builder_reset(struct block_builder *b); /* empty; keeps memory */

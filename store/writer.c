@@ -27,8 +27,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <lz4hc.h>
-
 #include "common/log.h"
 #include "common/time.h"
 #include "common/xalloc.h"
@@ -1002,11 +1000,7 @@ int store_open(const struct store_opts *o, struct store **out, struct errbuf *eb
         return VG_ECONFIG;
     }
     buf_init(&st->zbuf, BLOCK_HDR_LEN + (size_t)BLOCK_MAX_RAW + BLOCK_MAX_RAW / 255 + 16);
-    st->enc.codec = BLOCK_CODEC_LZ4;
-    st->enc.level = st->o.lz4_level < 0 ? 0 : st->o.lz4_level;
-    if (st->enc.level > 0) {
-        st->enc.lz4hc_state = xmalloc((size_t)LZ4_sizeofStateHC());
-    }
+    block__enc_init(&st->enc, BLOCK_CODEC_LZ4, st->o.lz4_level < 0 ? 0 : st->o.lz4_level);
     buf_init(&st->rbuf, seg__rbuf_max());
     buf_init(&st->dbuf, BLOCK_MAX_RAW);
     st->dg = digest_new();
@@ -1063,7 +1057,7 @@ static void store_free(struct store *st)
         close(st->lock_fd); /* releases the flock */
     }
     buf_release(&st->zbuf);
-    free(st->enc.lz4hc_state);
+    block__enc_release(&st->enc);
     buf_release(&st->rbuf);
     buf_release(&st->dbuf);
     digest_free(st->dg);

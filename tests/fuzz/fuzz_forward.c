@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "collector/forward.h"
+#include "schemas/forward.h"
 #include "common/buf.h"
 #include "common/mp.h"
 

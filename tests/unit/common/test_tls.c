@@ -31,7 +31,7 @@
 #include "common/buf.h"
 #include "common/errbuf.h"
 #include "common/tls.h"
-#include "query/pki.h"
+#include "common/pki.h"
 
 /* A string literal and its length (it may hold NUL bytes). */
 #define LIT(s) s, sizeof(s) - 1

@@ -1,4 +1,4 @@
-/* collector/forward.h: the Fluentd Forward protocol v1 codec. Pure functions over bytes:
+/* schemas/forward.h: the Fluentd Forward protocol v1 codec. Pure functions over bytes:
  * no I/O, no clock, no logging; any thread.
  *
  * Spec: Fluentd "Forward Protocol Specification v1" (fluent/fluentd wiki), sections
@@ -10,8 +10,8 @@
  * mp_value_len() against max_frame before any element is looked at, so nothing a peer
  * claims is trusted. Decoded spans point into the caller's bytes (or, for the entries
  * of a CompressedPackedForward message, into the caller's scratch buffer). */
-#ifndef VG_COLLECTOR_FORWARD_H
-#define VG_COLLECTOR_FORWARD_H
+#ifndef VG_SCHEMAS_FORWARD_H
+#define VG_SCHEMAS_FORWARD_H
 
 #include <stdbool.h>
 #include <stdint.h>

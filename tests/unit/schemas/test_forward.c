@@ -1,4 +1,4 @@
-/* tests/unit/collector/test_forward.c: the Forward protocol v1 codec. Every mode
+/* tests/unit/schemas/test_forward.c: the Forward protocol v1 codec. Every mode
  * through encoder -> decoder -> iterator, the time encodings real clients send, every
  * prefix of a valid message, malformed and over-claiming input, gzip bombs. */
 #include <errno.h>
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "collector/forward.h"
+#include "schemas/forward.h"
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/mp.h"

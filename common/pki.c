@@ -1,12 +1,13 @@
-/* query/pki.c: `vigil pki init` and `vigil pki issue`: a development CA and the
- * certificates a demo or a test needs, made with OpenSSL 3's EVP_PKEY and X509 API.
+/* common/pki.c: the development PKI behind `vigil pki init` and `vigil pki issue`, the
+ * demo and the TLS tests: a CA and the certificates they need, made with OpenSSL 3's
+ * EVP_PKEY and X509 API.
  *
  * Invariants: a key file is created 0600 with O_EXCL before any byte of the key is
  * written (never a moment readable by others); a certificate file is 0644; nothing is
  * overwritten unless force, and then the old file is unlinked first (so O_EXCL still
  * holds and a symlink in the directory is replaced, not followed). A failed run removes
- * the files it created. Runs on the CLI's only thread; blocks on file I/O. */
-#include "query/pki.h"
+ * the files it created. Any one thread at a time; blocks on file I/O. */
+#include "common/pki.h"
 
 #include <errno.h>
 #include <fcntl.h>

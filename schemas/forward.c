@@ -1,4 +1,4 @@
-/* collector/forward.c: the Fluentd Forward protocol v1 codec (see forward.h).
+/* schemas/forward.c: the Fluentd Forward protocol v1 codec (see forward.h).
  *
  * Pure functions over caller memory; nothing here does I/O or keeps state between
  * calls, so any thread may call them. zlib (Forward's CompressedPackedForward mode) is
@@ -8,7 +8,7 @@
  * its elements is read, so every later read stays inside bytes that are present; a
  * PackedForward entry is measured the same way before it is parsed; decompression never
  * writes past scratch->max. Spans handed out point into the caller's bytes. */
-#include "collector/forward.h"
+#include "schemas/forward.h"
 
 #include <assert.h>
 #include <errno.h>

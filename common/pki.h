@@ -1,7 +1,8 @@
-/* query/pki.h: `vigil pki`: a development PKI made with OpenSSL 3's API (no shelling
- * out). Not for production: keys are written unencrypted. */
-#ifndef VG_QUERY_PKI_H
-#define VG_QUERY_PKI_H
+/* common/pki.h: a development PKI made with OpenSSL 3's API (no shelling out), for
+ * `vigil pki`, `vigil demo` and the tests. Not for production: keys are written
+ * unencrypted. */
+#ifndef VG_COMMON_PKI_H
+#define VG_COMMON_PKI_H
 
 #include <stdbool.h>
 
