@@ -5,7 +5,6 @@
 
 #include <string.h>
 
-#include "collector/vigild.h"
 #include "common/log.h"
 
 #define ADMIN_MAX_HEAD 8192
@@ -42,18 +41,17 @@ static int admin_on_data(struct conn *c)
     const uint8_t *eol = memchr(in.p, '\r', in.n);
     struct span line = { in.p, (size_t)(eol - in.p) };
 
-    if (span_starts_with(line, SPAN_LIT("GET /metrics ")) ||
-        span_eq_str(line, "GET /metrics")) {
+    if (span_starts_with(line, SPAN_LIT("GET /metrics ")) || span_eq_str(line, "GET /metrics")) {
         struct buf body;
         buf_init(&body, 1u << 20);
-        if (metrics_render(&c->vd->m, &body) == 0) {
+        if (metrics_render(c->env->all, &body) == 0) {
             respond(c, 200, "OK", "text/plain; version=0.0.4", buf_span(&body));
         } else {
             respond(c, 500, "Internal Server Error", "text/plain", SPAN_LIT("metrics too large\n"));
         }
         buf_release(&body);
     } else if (span_starts_with(line, SPAN_LIT("GET /healthz "))) {
-        if (c->vd->stopping) {
+        if (conn_stopping(c)) {
             respond(c, 503, "Service Unavailable", "text/plain", SPAN_LIT("stopping\n"));
         } else {
             respond(c, 200, "OK", "text/plain", SPAN_LIT("ok\n"));

@@ -8,14 +8,11 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <stdio.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "collector/pipeline.h"
-#include "collector/vigild.h"
-#include "common/config.h"
 #include "common/log.h"
 #include "common/tls.h"
 #include "common/xalloc.h"
@@ -48,15 +45,15 @@ void conn_ref(struct conn *c)
 
 static void conn_free(struct conn *c)
 {
-    struct vigild *vd = c->vd;
+    struct conn_set *set = c->env->set;
 
     if (c->lst->proto->on_release) {
         c->lst->proto->on_release(c);
     }
     if (c->prev) {
         c->prev->next = c->next;
-    } else if (vd->conns == c) {
-        vd->conns = c->next;
+    } else if (set->conns == c) {
+        set->conns = c->next;
     }
     if (c->next) {
         c->next->prev = c->prev;
@@ -90,17 +87,17 @@ static void on_handle_closed(uv_handle_t *h)
 
 void conn_close(struct conn *c, int rc, const char *why)
 {
-    struct lst_metrics *lm = &c->vd->m.lst[c->lst->kind];
+    struct lst_metrics *lm = c->env->m;
 
     if (c->state == CONN_CLOSING) {
         return;
     }
     if (rc < 0) {
         log_warn("conn %" PRIu64 " %s peer %s agent '%s': closing: %s", c->id,
-                 listener_kind_name(c->lst->kind), c->peer, c->agent, why ? why : vg_strerror(rc));
+                 listener_kind_name(c->env->kind), c->peer, c->agent, why ? why : vg_strerror(rc));
     } else {
         log_debug("conn %" PRIu64 " %s peer %s agent '%s': closed%s%s", c->id,
-                  listener_kind_name(c->lst->kind), c->peer, c->agent, why ? ": " : "",
+                  listener_kind_name(c->env->kind), c->peer, c->agent, why ? ": " : "",
                   why ? why : "");
     }
     if (c->unacked > 0) {
@@ -210,10 +207,10 @@ static void on_timer(uv_timer_t *t)
     struct conn *c = t->data;
 
     if (c->state == CONN_HANDSHAKE) {
-        c->vd->m.lst[c->lst->kind].tls_handshake_timeouts++;
-        vigild_self_event(c->vd, VG_SEV_WARNING, "tls_handshake", "failure", c->peer_ip, NULL,
-                          "TLS handshake from %s on %s did not finish in time", c->peer,
-                          listener_kind_name(c->lst->kind));
+        c->env->m->tls_handshake_timeouts++;
+        ingest_self_event(c->env->port, VG_SEV_WARNING, "tls_handshake", "failure", c->peer_ip,
+                          NULL, "TLS handshake from %s on %s did not finish in time", c->peer,
+                          listener_kind_name(c->env->kind));
         conn_close(c, -ETIMEDOUT, "TLS handshake timed out");
     } else if (c->state == CONN_STREAMING) {
         if (c->unacked > 0 || c->write_bytes > 0) {
@@ -226,7 +223,7 @@ static void on_timer(uv_timer_t *t)
 
 static void arm_idle(struct conn *c)
 {
-    int64_t ms = ns_to_ms(c->vd->cfg->listen.idle_timeout_ns);
+    int64_t ms = ns_to_ms(c->env->cfg->idle_timeout_ns);
     uv_timer_start(&c->timer, on_timer, (uint64_t)(ms > 0 ? ms : 1), (uint64_t)(ms > 0 ? ms : 1));
 }
 
@@ -234,10 +231,10 @@ static void handshake_refused(struct conn *c)
 {
     const char *why = tls_sess_error(c->tls);
 
-    c->vd->m.lst[c->lst->kind].tls_handshake_failures++;
-    vigild_self_event(c->vd, VG_SEV_WARNING, "tls_handshake", "failure", c->peer_ip, NULL,
+    c->env->m->tls_handshake_failures++;
+    ingest_self_event(c->env->port, VG_SEV_WARNING, "tls_handshake", "failure", c->peer_ip, NULL,
                       "refused TLS handshake from %s on %s: %s", c->peer,
-                      listener_kind_name(c->lst->kind), why);
+                      listener_kind_name(c->env->kind), why);
     conn_flush(c, NULL); /* the alert tells the peer why */
     char msg[320];
     snprintf(msg, sizeof(msg), "TLS handshake refused: %s", why);
@@ -267,7 +264,7 @@ static void conn_process(struct conn *c)
                     return;
                 }
                 if (buf_reserve(&c->in, 16 * 1024) < 0) {
-                    c->vd->m.lst[c->lst->kind].frames_rejected++;
+                    c->env->m->frames_rejected++;
                     conn_close(c, VG_ELIMIT, "frame larger than listen.max_frame_bytes");
                     return;
                 }
@@ -327,7 +324,7 @@ static void conn_eof(struct conn *c)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct conn *c = s->data;
-    struct lst_metrics *lm = &c->vd->m.lst[c->lst->kind];
+    struct lst_metrics *lm = c->env->m;
 
     if (c->state == CONN_CLOSING || nread == 0) {
         return;
@@ -378,7 +375,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             }
         }
         log_debug("conn %" PRIu64 " %s peer %s: TLS %s, agent '%s'", c->id,
-                  listener_kind_name(c->lst->kind), c->peer, tls_sess_version(c->tls), c->agent);
+                  listener_kind_name(c->env->kind), c->peer, tls_sess_version(c->tls), c->agent);
     } else {
         uv_timer_again(&c->timer);
     }
@@ -390,29 +387,45 @@ void conn_pause(struct conn *c)
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
-        c->vd->m.lst[c->lst->kind].pauses++;
+        c->env->m->pauses++;
     }
     c->paused = true;
 }
 
-void conn_resume_all(struct vigild *vd)
+void conn_resume(struct conn *c)
 {
-    struct conn *c = vd->conns;
+    if (c->paused && c->state == CONN_STREAMING && !c->env->set->stopping) {
+        c->paused = false;
+        conn_ref(c);
+        conn_process(c); /* frames already buffered first */
+        if (!c->paused && c->state == CONN_STREAMING && !c->reading) {
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+            c->reading = true;
+        }
+        conn_unref(c);
+    }
+}
+
+void conn_resume_all(struct conn_set *s)
+{
+    struct conn *c = s->conns;
 
     while (c) {
         struct conn *next = c->next;
-        if (c->paused && c->state == CONN_STREAMING && !vd->stopping) {
-            c->paused = false;
-            conn_ref(c);
-            conn_process(c); /* frames already buffered first */
-            if (!c->paused && c->state == CONN_STREAMING && !c->reading) {
-                uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-                c->reading = true;
-            }
-            conn_unref(c);
-        }
+        conn_resume(c);
         c = next;
     }
+}
+
+bool conn_stopping(const struct conn *c)
+{
+    return c->env->set->stopping;
+}
+
+void conn_set_init(struct conn_set *s, uv_loop_t *loop)
+{
+    memset(s, 0, sizeof(*s));
+    s->loop = loop;
 }
 
 void conn_waiter_done(struct conn *c)
@@ -421,10 +434,11 @@ void conn_waiter_done(struct conn *c)
     conn_maybe_finish(c);
 }
 
-void conn_drain_all(struct vigild *vd)
+void conn_drain_all(struct conn_set *s)
 {
-    struct conn *c = vd->conns;
+    struct conn *c = s->conns;
 
+    s->stopping = true;
     while (c) {
         struct conn *next = c->next;
         if (c->state == CONN_HANDSHAKE) {
@@ -439,33 +453,34 @@ void conn_drain_all(struct vigild *vd)
 static void on_connection(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
-    struct vigild *vd = l->vd;
-    struct lst_metrics *lm = &vd->m.lst[l->kind];
+    const struct listener_env *env = &l->env;
+    struct conn_set *set = env->set;
+    struct lst_metrics *lm = env->m;
 
     if (status < 0) {
-        log_warn("%s listener: accept failed: %s", listener_kind_name(l->kind),
+        log_warn("%s listener: accept failed: %s", listener_kind_name(env->kind),
                  vg_strerror(status));
         return;
     }
     struct conn *c = xcalloc(1, sizeof(*c));
-    c->vd = vd;
     c->lst = l;
+    c->env = env;
     l->conns++;
-    c->id = ++vd->next_conn_id;
-    uv_tcp_init(vd->loop, &c->tcp);
-    uv_timer_init(vd->loop, &c->timer);
+    c->id = ++set->next_id;
+    uv_tcp_init(set->loop, &c->tcp);
+    uv_timer_init(set->loop, &c->timer);
     c->tcp.data = c;
     c->timer.data = c;
     c->handles_open = 2;
     c->state = CONN_HANDSHAKE;
-    buf_init(&c->in, (size_t)vd->cfg->listen.max_frame_bytes + sizeof(c->rbuf) + 16 * 1024);
+    buf_init(&c->in, (size_t)env->cfg->max_frame_bytes + sizeof(c->rbuf) + 16 * 1024);
     buf_init(&c->scratch, CONN_SCRATCH_BYTES);
     snprintf(c->peer, sizeof(c->peer), "?");
-    c->next = vd->conns;
-    if (vd->conns) {
-        vd->conns->prev = c;
+    c->next = set->conns;
+    if (set->conns) {
+        set->conns->prev = c;
     }
-    vd->conns = c;
+    set->conns = c;
     lm->conns_open++;
 
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
@@ -487,22 +502,22 @@ static void on_connection(uv_stream_t *server, int status)
         }
     }
     lm->conns_accepted++;
-    if (vd->stopping) {
+    if (set->stopping) {
         conn_close(c, 0, "shutting down");
         return;
     }
-    if (lm->conns_open > vd->cfg->listen.max_connections) {
+    if (lm->conns_open > env->cfg->max_connections) {
         lm->conns_refused_limit++;
         conn_close(c, VG_ELIMIT, "over listen.max_connections");
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (l->tls) {
-        if (tls_sess_new(vd->tls, true, NULL, &c->tls) < 0) {
+    if (env->tls) {
+        if (tls_sess_new(env->tls, true, NULL, &c->tls) < 0) {
             conn_close(c, VG_ETLS, "cannot create a TLS session");
             return;
         }
-        int64_t ms = ns_to_ms(vd->cfg->tls.handshake_timeout_ns);
+        int64_t ms = ns_to_ms(env->handshake_timeout_ns);
         uv_timer_start(&c->timer, on_timer, (uint64_t)(ms > 0 ? ms : 1), 0);
     } else {
         snprintf(c->agent, sizeof(c->agent), "insecure:%s", c->peer_ip);
@@ -529,18 +544,16 @@ static void on_listener_closed(uv_handle_t *h)
     }
 }
 
-int listener_start(struct vigild *vd, enum listener_kind kind, const struct conn_proto *proto,
-                   const char *host, int port, bool tls, struct listener **out,
-                   struct errbuf *eb)
+int listener_start(const struct listener_env *env, const struct conn_proto *proto, const char *host,
+                   int port, struct listener **out, struct errbuf *eb)
 {
     struct listener *l = xcalloc(1, sizeof(*l));
+    enum listener_kind kind = env->kind;
     struct sockaddr_storage ss;
     int rc;
 
-    l->vd = vd;
-    l->kind = kind;
+    l->env = *env;
     l->proto = proto;
-    l->tls = tls;
     if (strchr(host, ':')) {
         rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
     } else {
@@ -553,7 +566,7 @@ int listener_start(struct vigild *vd, enum listener_kind kind, const struct conn
         free(l);
         return VG_ECONFIG;
     }
-    uv_tcp_init(vd->loop, &l->tcp);
+    uv_tcp_init(env->set->loop, &l->tcp);
     l->tcp.data = l;
     if ((rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0)) < 0 ||
         (rc = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection)) < 0) {

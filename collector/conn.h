@@ -1,5 +1,8 @@
-/* collector/conn.h: one accepted connection: TCP -> TLS (memory BIOs) -> a protocol
- * handler (Forward, later syslog and HTTPS). Loop thread only.
+/* collector/conn.h: listeners and the connections they accept: TCP -> TLS (memory
+ * BIOs) -> a protocol handler (Forward, syslog, HTTPS, admin). A listener works from
+ * its struct listener_env alone: its limits, its TLS context, its counters and the
+ * ingest port its events go to (collector/ingest.h); vigild.c fills one per listener.
+ * Loop thread only.
  *
  * States and their timers:
  *   CONN_HANDSHAKE  TLS handshake; handshake timer armed
@@ -14,18 +17,20 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "collector/ingest.h"
 #include "collector/metrics.h"
 #include "common/buf.h"
+#include "common/config.h"
 #include "common/errbuf.h"
 
-struct vigild;
 struct conn;
+struct tls_ctx;
 
 enum conn_state { CONN_HANDSHAKE, CONN_STREAMING, CONN_DRAINING, CONN_CLOSING };
 
 /* A protocol handler. on_data consumes complete frames from c->in and returns 0, or a
  * negative code to close the connection (after logging why). It may stop early when
- * the pipeline is full (conn_pause); it is called again on resume. */
+ * the port is full (conn_pause); it is called again on resume. */
 struct conn_proto {
     enum listener_kind kind;
     /* Optional: called once when the peer is verified and bytes may flow. */
@@ -34,11 +39,33 @@ struct conn_proto {
     void (*on_release)(struct conn *c); /* frees c->proto_state */
 };
 
-struct listener {
-    struct vigild *vd;
+/* Every connection of a daemon's listeners (an intrusive list), for shutdown and for
+ * resuming reads when the port has room again. Owned by the loop thread. */
+struct conn_set {
+    uv_loop_t *loop;
+    struct conn *conns;
+    uint64_t next_id;
+    bool stopping; /* conn_drain_all was called: no new connections */
+};
+
+/* What one listener and its connections work with: nothing else of the daemon. The
+ * listener keeps a copy; the pointers must outlive it. */
+struct listener_env {
+    struct conn_set *set;
     enum listener_kind kind;
+    const struct listen_cfg *cfg; /* listen.*: max_frame_bytes, max_connections, idle_timeout */
+    int64_t handshake_timeout_ns; /* tls.handshake_timeout */
+    struct tls_ctx *tls;          /* client certificates required; NULL: plaintext */
+    struct lst_metrics *m;        /* this listener's counters */
+    struct ingest_port *port;     /* where events, waiters and evidence go */
+    const char *self_host;        /* the collector's host name (source=vigil events, PONG) */
+    const char *shared_key;       /* forward: listen.shared_key_file's key, or NULL */
+    const struct metrics *all;    /* admin: what GET /metrics renders */
+};
+
+struct listener {
+    struct listener_env env;
     const struct conn_proto *proto;
-    bool tls;
     uv_tcp_t tcp;
     char addr[64];
     int port;    /* the bound port (after port 0) */
@@ -47,8 +74,8 @@ struct listener {
 };
 
 struct conn {
-    struct vigild *vd;
     struct listener *lst;
+    const struct listener_env *env; /* &lst->env */
     uint64_t id;
     enum conn_state state;
     uv_tcp_t tcp;
@@ -56,24 +83,28 @@ struct conn {
     int handles_open;
     int refs;
     struct tls_sess *tls;
-    char peer[64];   /* "ip:port" */
+    char peer[64]; /* "ip:port" */
     char peer_ip[48];
     char agent[256]; /* verified certificate identity */
     struct buf in;   /* decrypted bytes not yet consumed by the protocol */
     struct buf scratch;
     bool reading;
-    bool paused;     /* stopped for backpressure; resumed by conn_resume_all */
+    bool paused;            /* stopped for backpressure; resumed by conn_resume_all */
     bool close_notify_owed; /* the peer closed TLS cleanly: answer once acks are out */
-    uint64_t unacked;   /* durability waiters outstanding */
-    size_t write_bytes; /* bytes handed to uv_write and not yet completed */
+    uint64_t unacked;       /* durability waiters outstanding */
+    size_t write_bytes;     /* bytes handed to uv_write and not yet completed */
     void *proto_state;
     struct conn *prev, *next;
     uint8_t rbuf[32 * 1024];
 };
 
-int listener_start(struct vigild *vd, enum listener_kind kind, const struct conn_proto *proto,
-                   const char *host, int port, bool tls, struct listener **out,
-                   struct errbuf *eb);
+void conn_set_init(struct conn_set *s, uv_loop_t *loop);
+
+/* Binds and listens on host:port with env (copied) and proto; TLS when env->tls. Returns
+ * 0 and *out (freed by listener_close, once its last connection is gone), or negative
+ * with eb naming the listener. */
+int listener_start(const struct listener_env *env, const struct conn_proto *proto, const char *host,
+                   int port, struct listener **out, struct errbuf *eb);
 void listener_close(struct listener *l);
 
 /* Sends plaintext to the peer (encrypting it when TLS). Returns 0 or negative. */
@@ -84,10 +115,15 @@ void conn_close(struct conn *c, int rc, const char *why);
 void conn_finish(struct conn *c);
 /* Stops reading because the pipeline is full. */
 void conn_pause(struct conn *c);
-/* Resumes every paused connection (pipeline drain callback). */
-void conn_resume_all(struct vigild *vd);
-/* Shutdown: stops reading on every connection; closes those with nothing pending. */
-void conn_drain_all(struct vigild *vd);
+/* Resumes every paused connection (the port has room again). */
+void conn_resume_all(struct conn_set *s);
+/* Resumes c if it is paused: buffered frames first, then reading. */
+void conn_resume(struct conn *c);
+/* Shutdown: no new connections; stops reading on every connection and closes those with
+ * nothing pending (the others once their last acks are out). */
+void conn_drain_all(struct conn_set *s);
+/* True once conn_drain_all was called (GET /healthz answers 503). */
+bool conn_stopping(const struct conn *c);
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 /* Called by protocols when a waiter for c completes; closes a draining connection that

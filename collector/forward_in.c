@@ -10,14 +10,12 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "schemas/forward.h"
-#include "collector/pipeline.h"
-#include "collector/vigild.h"
 #include "common/digest.h"
-#include "common/mp.h"
 #include "common/log.h"
+#include "common/mp.h"
 #include "common/time.h"
 #include "common/xalloc.h"
+#include "schemas/forward.h"
 #include "schemas/map.h"
 
 /* Forward v1 handshake (shared key): the server sends HELO when the connection is up,
@@ -87,7 +85,7 @@ static void on_durable(void *arg, int rc)
             buf_init(&out, a->len + 64);
             if (forward_encode_ack(&out, (struct span){ a->chunk, a->len }) == 0 &&
                 conn_send(c, out.data, out.len) == 0) {
-                c->vd->m.lst[c->lst->kind].acks_sent++;
+                c->env->m->acks_sent++;
             }
             buf_release(&out);
         } else {
@@ -115,25 +113,24 @@ static int keep_rejected(struct conn *c, struct span entry, int64_t ts, const ch
     rec_set(&r, VG_F_OUTCOME, SPAN_LIT("failure"));
     rec_set(&r, VG_F_AGENT, span_str(c->agent));
     rec_set(&r, VG_F_SRC_IP, span_str(c->peer_ip));
-    rec_set(&r, VG_F_HOST, span_str(c->vd->self_host));
+    rec_set(&r, VG_F_HOST, span_str(c->env->self_host));
     rec_set(&r, VG_F_MESSAGE, span_str(msg));
     r.raw = entry;
     r.ts = ts;
     r.has_ts = true;
-    return vigild_ingest(c->vd, &r);
+    return ingest_add(c->env->port, &r);
 }
 
 static int handle_msg(struct conn *c, const struct forward_msg *m)
 {
-    struct vigild *vd = c->vd;
-    struct lst_metrics *lm = &vd->m.lst[c->lst->kind];
+    struct lst_metrics *lm = c->env->m;
     struct forward_iter it;
     struct buf unz;
     int64_t now = vg_now_ns();
     enum map_source hint = map_source_from_tag(m->tag);
     int rc;
 
-    buf_init(&unz, (size_t)vd->cfg->listen.max_frame_bytes * 4);
+    buf_init(&unz, (size_t)c->env->cfg->max_frame_bytes * 4);
     if ((rc = forward_iter_init(&it, m, &unz)) < 0) {
         buf_release(&unz);
         return rc;
@@ -153,14 +150,14 @@ static int handle_msg(struct conn *c, const struct forward_msg *m)
         rec_init(&r);
         if (map_event(hint, record, t, "forward", &r, &c->scratch, &eb) < 0) {
             lm->events_rejected++;
-            log_warn("conn %" PRIu64 " forward agent '%s': event not mapped: %s", c->id,
-                     c->agent, errbuf_msg(&eb));
+            log_warn("conn %" PRIu64 " forward agent '%s': event not mapped: %s", c->id, c->agent,
+                     errbuf_msg(&eb));
             rc = keep_rejected(c, record, t, errbuf_msg(&eb));
         } else {
             rec_set(&r, VG_F_AGENT, span_str(c->agent));
             r.received = now;
             r.has_received = true;
-            rc = vigild_ingest(vd, &r);
+            rc = ingest_add(c->env->port, &r);
         }
         if (rc < 0) {
             break;
@@ -173,12 +170,11 @@ static int handle_msg(struct conn *c, const struct forward_msg *m)
 
 static void forward_on_start(struct conn *c)
 {
-    struct vigild *vd = c->vd;
     struct fwd_state *fs = xcalloc(1, sizeof(*fs));
     struct buf out;
 
     c->proto_state = fs;
-    if (!vd->shared_key) {
+    if (!c->env->shared_key) {
         fs->phase = FWD_OPEN;
         return;
     }
@@ -208,21 +204,23 @@ static void forward_on_release(struct conn *c)
 static int send_pong(struct conn *c, bool ok, const char *reason, struct span salt)
 {
     struct fwd_state *fs = c->proto_state;
-    struct vigild *vd = c->vd;
+    const struct listener_env *env = c->env;
     char hex[VG_SHA512_HEX_LEN + 1] = "";
     struct buf out;
     int rc;
 
     if (ok) {
-        struct span parts[] = { salt, span_str(vd->self_host),
-                                { fs->nonce, sizeof(fs->nonce) }, span_str(vd->shared_key) };
+        struct span parts[] = { salt,
+                                span_str(env->self_host),
+                                { fs->nonce, sizeof(fs->nonce) },
+                                span_str(env->shared_key) };
         vg_sha512_hex_parts(parts, VG_ARRAY_LEN(parts), hex);
     }
     buf_init(&out, 512 + salt.n);
     /* ["PONG", ok, reason, server_hostname, digest] */
     if ((rc = mp_put_array(&out, 5)) < 0 || (rc = mp_put_cstr(&out, "PONG")) < 0 ||
         (rc = mp_put_bool(&out, ok)) < 0 || (rc = mp_put_cstr(&out, reason)) < 0 ||
-        (rc = mp_put_cstr(&out, vd->self_host)) < 0 || (rc = mp_put_cstr(&out, hex)) < 0) {
+        (rc = mp_put_cstr(&out, env->self_host)) < 0 || (rc = mp_put_cstr(&out, hex)) < 0) {
         buf_release(&out);
         return rc;
     }
@@ -246,8 +244,8 @@ static bool get_bytes(struct span *cur, struct span *out)
 static ssize_t handle_ping(struct conn *c, struct span in)
 {
     struct fwd_state *fs = c->proto_state;
-    struct vigild *vd = c->vd;
-    struct lst_metrics *lm = &vd->m.lst[c->lst->kind];
+    const struct listener_env *env = c->env;
+    struct lst_metrics *lm = env->m;
     ssize_t n = mp_value_len(in, 64 * 1024, 4);
     struct span cur = in;
     struct mp_obj o;
@@ -261,12 +259,13 @@ static ssize_t handle_ping(struct conn *c, struct span in)
         !get_bytes(&cur, &word) || !span_eq_str(word, "PING") || !get_bytes(&cur, &host) ||
         !get_bytes(&cur, &salt) || !get_bytes(&cur, &digest)) {
         why = "expected a PING after HELO (shared key authentication)";
-    } else if (span_eq_str(host, vd->self_host)) {
+    } else if (span_eq_str(host, env->self_host)) {
         why = "same hostname as the server";
     } else {
         char hex[VG_SHA512_HEX_LEN + 1];
-        struct span parts[] = { salt, host, { fs->nonce, sizeof(fs->nonce) },
-                                span_str(vd->shared_key) };
+        struct span parts[] = {
+            salt, host, { fs->nonce, sizeof(fs->nonce) }, span_str(env->shared_key)
+        };
         vg_sha512_hex_parts(parts, VG_ARRAY_LEN(parts), hex);
         /* Constant-time enough: both are hex of fixed length; compare every byte. */
         uint8_t diff = digest.n != VG_SHA512_HEX_LEN;
@@ -279,7 +278,8 @@ static ssize_t handle_ping(struct conn *c, struct span in)
     }
     if (why) {
         lm->auth_failures++;
-        vigild_self_event(vd, VG_SEV_WARNING, "forward_auth", "failure", c->peer_ip, c->agent,
+        ingest_self_event(env->port, VG_SEV_WARNING, "forward_auth", "failure", c->peer_ip,
+                          c->agent,
                           "Forward shared-key authentication refused for %s agent '%s': %s",
                           c->peer, c->agent, why);
         log_warn("conn %" PRIu64 " forward peer %s agent '%s': authentication refused: %s", c->id,
@@ -300,10 +300,10 @@ static ssize_t handle_ping(struct conn *c, struct span in)
 
 static int forward_on_data(struct conn *c)
 {
-    struct vigild *vd = c->vd;
-    struct lst_metrics *lm = &vd->m.lst[c->lst->kind];
+    struct ingest_port *port = c->env->port;
+    struct lst_metrics *lm = c->env->m;
     struct span in = buf_span(&c->in);
-    size_t max = (size_t)vd->cfg->listen.max_frame_bytes;
+    size_t max = (size_t)c->env->cfg->max_frame_bytes;
     int rc = 0;
 
     struct fwd_state *fs = c->proto_state;
@@ -320,7 +320,7 @@ static int forward_on_data(struct conn *c)
     while (in.n > 0 && c->state == CONN_STREAMING) {
         struct forward_msg m;
 
-        if (pipeline_full(vd->pipe)) {
+        if (ingest_full(port)) {
             conn_pause(c);
             break;
         }
@@ -345,9 +345,9 @@ static int forward_on_data(struct conn *c)
             lm->frames_rejected++;
             const char *why = n == VG_ELIMIT ? "message larger than listen.max_frame_bytes"
                                              : "malformed Forward message";
-            vigild_self_event(vd, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip,
-                              c->agent, "%s from %s agent '%s' (%zu bytes buffered)", why,
-                              c->peer, c->agent, in.n);
+            ingest_self_event(port, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip,
+                              c->agent, "%s from %s agent '%s' (%zu bytes buffered)", why, c->peer,
+                              c->agent, in.n);
             rc = (int)n;
             conn_close(c, rc, why);
             break;
@@ -356,9 +356,9 @@ static int forward_on_data(struct conn *c)
         rc = handle_msg(c, &m);
         if (rc < 0) {
             lm->frames_rejected++;
-            vigild_self_event(vd, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip,
-                              c->agent, "Forward message from %s agent '%s' rejected: %s",
-                              c->peer, c->agent, vg_strerror(rc));
+            ingest_self_event(port, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip,
+                              c->agent, "Forward message from %s agent '%s' rejected: %s", c->peer,
+                              c->agent, vg_strerror(rc));
             conn_close(c, rc, "Forward message rejected");
             break;
         }
@@ -369,7 +369,7 @@ static int forward_on_data(struct conn *c)
             memcpy(a->chunk, m.chunk.p, m.chunk.n);
             conn_ref(c);
             c->unacked++;
-            pipeline_when_durable(vd->pipe, on_durable, a);
+            ingest_when_durable(port, on_durable, a);
         }
         span_advance(&in, (size_t)n);
     }

@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "collector/pipeline.h"
-#include "collector/vigild.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mp.h"
@@ -859,7 +857,7 @@ static struct https_conn *conn_https(struct conn *c)
 
     if (!h) {
         h = xcalloc(1, sizeof(*h));
-        https_parser_new((size_t)c->vd->cfg->listen.max_frame_bytes, &h->p);
+        https_parser_new((size_t)c->env->cfg->max_frame_bytes, &h->p);
         h->tail = &h->head;
         c->proto_state = h;
     }
@@ -933,7 +931,7 @@ static void flush(struct conn *c, struct https_conn *h)
         h->nqueued--;
         if (c->state != CONN_CLOSING && r->bytes.len > 0 &&
             conn_send(c, r->bytes.data, r->bytes.len) == 0 && r->durable) {
-            c->vd->m.lst[c->lst->kind].acks_sent++;
+            c->env->m->acks_sent++;
         }
         buf_release(&r->bytes);
         free(r->evidence);
@@ -983,9 +981,9 @@ static void note_reject(struct conn *c, struct https_conn *h, const struct https
         }
         buf_release(&msg);
     } else {
-        vigild_self_event(c->vd, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip, c->agent,
-                          "HTTPS %s from %s agent '%s' answered %d: %s", buf_cstr(&path), c->peer,
-                          c->agent, status, why);
+        ingest_self_event(c->env->port, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip,
+                          c->agent, "HTTPS %s from %s agent '%s' answered %d: %s", buf_cstr(&path),
+                          c->peer, c->agent, status, why);
     }
     if (h->rejects_logged == HTTPS_LOG_REJECTS) {
         log_warn("conn %" PRIu64 " https peer %s: %d rejections; further ones on this connection "
@@ -1002,7 +1000,7 @@ static void refuse(struct conn *c, struct https_conn *h, const struct https_req 
                                                                                 : "Allow: POST\r\n")
                                            : NULL;
 
-    c->vd->m.lst[c->lst->kind].frames_rejected++;
+    c->env->m->frames_rejected++;
     note_reject(c, h, req, req->status, NULL, "%s", req->error ? req->error : "rejected");
     queue_json(h, c, req->status, req->keep_alive && !close && !req->close_after, extra,
                req->error ? req->error : "rejected");
@@ -1032,8 +1030,8 @@ static void on_durable(void *arg, int rc)
         r->durable = false;
     }
     if (r->evidence) {
-        vigild_self_event(c->vd, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip, c->agent,
-                          "%s", r->evidence);
+        ingest_self_event(c->env->port, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip,
+                          c->agent, "%s", r->evidence);
         free(r->evidence);
         r->evidence = NULL;
     }
@@ -1044,7 +1042,7 @@ static void on_durable(void *arg, int rc)
     conn_waiter_done(c);
     if (h->queue_paused && h->nqueued < HTTPS_MAX_QUEUED / 2 && c->state == CONN_STREAMING) {
         h->queue_paused = false;
-        conn_resume_all(c->vd);
+        conn_resume(c);
     }
     conn_unref(c);
 }
@@ -1063,15 +1061,15 @@ static int emit_event(void *arg, struct rec *r)
     rec_set(r, VG_F_AGENT, span_str(c->agent));
     r->received = e->now;
     r->has_received = true;
-    if ((rc = vigild_ingest(c->vd, r)) == 0) {
-        c->vd->m.lst[c->lst->kind].events_received++;
+    if ((rc = ingest_add(c->env->port, r)) == 0) {
+        c->env->m->events_received++;
     }
     return rc;
 }
 
 static void on_request(struct conn *c, struct https_conn *h, const struct https_req *req)
 {
-    struct lst_metrics *lm = &c->vd->m.lst[c->lst->kind];
+    struct lst_metrics *lm = c->env->m;
     struct emit_ctx e = { c, vg_now_ns() };
     struct https_result res;
     struct buf body;
@@ -1083,7 +1081,7 @@ static void on_request(struct conn *c, struct https_conn *h, const struct https_
         return;
     }
     if (req->route == HTTPS_ROUTE_HEALTHZ) {
-        if (c->vd->stopping) {
+        if (conn_stopping(c)) {
             queue_reply(h, c, 503, req->keep_alive, "text/plain", NULL, SPAN_LIT("stopping\n"));
         } else {
             queue_reply(h, c, 200, req->keep_alive, "text/plain", NULL, SPAN_LIT("ok\n"));
@@ -1118,7 +1116,7 @@ static void on_request(struct conn *c, struct https_conn *h, const struct https_
             r->durable = true;
             conn_ref(c);
             c->unacked++;
-            pipeline_when_durable(c->vd->pipe, on_durable, r);
+            ingest_when_durable(c->env->port, on_durable, r);
         }
         return;
     }
@@ -1143,7 +1141,7 @@ static void on_request(struct conn *c, struct https_conn *h, const struct https_
         r->durable = true;
         conn_ref(c);
         c->unacked++;
-        pipeline_when_durable(c->vd->pipe, on_durable, r);
+        ingest_when_durable(c->env->port, on_durable, r);
     }
 }
 
@@ -1155,7 +1153,7 @@ static void on_head(struct conn *c, struct https_conn *h, const struct https_req
         if (req->expect_continue || req->close_after) {
             /* Refused before the body: the peer may or may not send it, so the framing
              * is lost after the reply. */
-            c->vd->m.lst[c->lst->kind].frames++;
+            c->env->m->frames++;
             refuse(c, h, req, true);
         }
         return; /* otherwise the body is read, dropped, and the reply follows it */
@@ -1173,7 +1171,7 @@ static int https_on_data(struct conn *c)
     while (in.n > 0 && c->state != CONN_CLOSING && !h->stop) {
         size_t used = 0;
 
-        if (pipeline_full(c->vd->pipe)) {
+        if (ingest_full(c->env->port)) {
             conn_pause(c);
             break;
         }
@@ -1197,7 +1195,7 @@ static int https_on_data(struct conn *c)
             on_request(c, h, req);
             https_parser_next(h->p);
         } else if (st == HTTPS_STEP_BAD) {
-            c->vd->m.lst[c->lst->kind].frames++;
+            c->env->m->frames++;
             refuse(c, h, req, true);
         } else {
             break;

@@ -101,7 +101,7 @@ int main(int argc, char **argv)
     vd.tls = tls;
     vd.ready_fd = ready_fd;
     /* Rules load before anything listens (file reads; the loop is not running yet). */
-    if ((rc = rules_live_new(&vd, &vd.rules, &eb)) < 0) {
+    if ((rc = vigild_load_rules(&vd, &eb)) < 0) {
         fprintf(stderr, "vigild: %s\n", errbuf_msg(&eb));
         uv_loop_close(&loop);
         tls_ctx_free(tls);

@@ -67,8 +67,11 @@ struct pipeline {
     void *closed_arg;
     pipeline_notice_fn on_notice;
     void *notice_arg;
-    pipeline_committed_fn on_committed;
-    void *committed_arg;
+    struct {
+        pipeline_committed_fn fn;
+        void *arg;
+    } subs[PIPELINE_MAX_SUBSCRIBERS];
+    size_t nsubs;
 
     struct batch *open; /* loop thread: filling */
     bool was_full;      /* loop thread: pipeline_full() was reported */
@@ -616,14 +619,14 @@ static void on_batch_done(uv_async_t *h)
     p->m->store_bytes_raw = s.bytes_raw;
     p->m->store_bytes_stored = s.bytes_stored;
 
-    /* Durable records go to the hook (rules) first: what it adds joins the next batch,
-     * which is submitted before the waiters run, so the store thread works while the
-     * loop sends acks. */
-    if (done->rc == 0 && p->on_committed) {
+    /* Durable records go to the subscribers (rules) first: what they add joins the
+     * next batch, which is submitted before the waiters run, so the store thread works
+     * while the loop sends acks. */
+    for (size_t k = 0; done->rc == 0 && k < p->nsubs; k++) {
         for (size_t i = 0; i < done->nrefs; i++) {
             const struct rec_ref *r = &done->refs[i];
-            p->on_committed(p->committed_arg, r->ts, r->seq,
-                            (struct span){ done->data.data + r->off, r->len });
+            p->subs[k].fn(p->subs[k].arg, r->ts, r->seq,
+                          (struct span){ done->data.data + r->off, r->len });
         }
     }
     maybe_submit(p);
@@ -783,10 +786,15 @@ void pipeline_when_durable(struct pipeline *p, pipeline_done_fn fn, void *arg)
     p->open->wtail = &w->next;
 }
 
-void pipeline_set_committed_hook(struct pipeline *p, pipeline_committed_fn fn, void *arg)
+int pipeline_subscribe(struct pipeline *p, pipeline_committed_fn fn, void *arg)
 {
-    p->on_committed = fn;
-    p->committed_arg = arg;
+    if (p->nsubs == PIPELINE_MAX_SUBSCRIBERS) {
+        return VG_ELIMIT;
+    }
+    p->subs[p->nsubs].fn = fn;
+    p->subs[p->nsubs].arg = arg;
+    p->nsubs++;
+    return 0;
 }
 
 bool pipeline_full(const struct pipeline *p)

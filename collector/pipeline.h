@@ -36,8 +36,11 @@ typedef void (*pipeline_done_fn)(void *arg, int rc);
 /* Called on the loop thread when the open batch has room again. */
 typedef void (*pipeline_drain_fn)(void *arg);
 /* Called on the loop thread for each record of a committed batch, in seq order, after
- * it is durable and before the batch's waiters run. It may add records (alerts). */
+ * it is durable and before the batch's waiters run. It may add records (alerts): they
+ * join the next batch. */
 typedef void (*pipeline_committed_fn)(void *arg, int64_t ts, uint64_t seq, struct span rec);
+/* Subscribers of durable records at most (the live rules, the forwarders, ...). */
+#define PIPELINE_MAX_SUBSCRIBERS 4
 /* Called on the loop thread when pipeline_close() has flushed everything. */
 typedef void (*pipeline_closed_fn)(void *arg);
 
@@ -98,8 +101,10 @@ int pipeline_add_evidence(struct pipeline *p, struct rec *r);
 /* Registers a waiter for everything added so far. Never fails. */
 void pipeline_when_durable(struct pipeline *p, pipeline_done_fn fn, void *arg);
 
-/* Sets the hook called for every durable record (NULL: none). */
-void pipeline_set_committed_hook(struct pipeline *p, pipeline_committed_fn fn, void *arg);
+/* Adds a subscriber of durable records: every record of every committed batch goes to
+ * each subscriber in seq order, subscribers in the order they subscribed, before the
+ * batch's waiters run. Returns 0, or VG_ELIMIT past PIPELINE_MAX_SUBSCRIBERS. */
+int pipeline_subscribe(struct pipeline *p, pipeline_committed_fn fn, void *arg) VG_MUST_USE;
 
 /* True when the open batch is at or above its byte limit. */
 bool pipeline_full(const struct pipeline *p);

@@ -10,7 +10,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "collector/vigild.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "common/xalloc.h"
@@ -38,7 +37,7 @@ struct reload_work {
 };
 
 struct rules_live {
-    struct vigild *vd;
+    struct rules_live_env env;
     struct ruleset *rs;
     struct rules_engine *eng;
     struct rules_limits lim;
@@ -48,8 +47,8 @@ struct rules_live {
     bool ckpt_busy;
     bool reload_busy;
     bool stopped;
-    bool started;        /* ran in the daemon: the final checkpoint is worth writing */
-    struct buf scratch;  /* alert records are built here */
+    bool started;       /* ran in the daemon: the final checkpoint is worth writing */
+    struct buf scratch; /* alert records are built here */
     /* The event clock: the newest event time evaluated (clamped like the engine clamps
      * future times) and when it was seen; the timer extrapolates it by wall time, so a
      * backlog of old events closes its own windows instead of being "late". */
@@ -74,10 +73,10 @@ static void log_report(const struct rules_report *rep)
              rep->invalid);
 }
 
-static int load(struct vigild *vd, struct ruleset **rs, struct rules_report *rep,
+static int load(const struct rules_live_env *env, struct ruleset **rs, struct rules_report *rep,
                 struct errbuf *eb)
 {
-    const struct rules_cfg *rc = &vd->cfg->rules;
+    const struct rules_cfg *rc = env->cfg;
     return rules_load((const char *const *)rc->paths, rc->npaths, NULL, rs, rep, eb);
 }
 
@@ -110,18 +109,18 @@ static void restore_state(struct rules_live *rl)
     buf_release(&b);
 }
 
-int rules_live_new(struct vigild *vd, struct rules_live **out, struct errbuf *eb)
+int rules_live_new(const struct rules_live_env *env, struct rules_live **out, struct errbuf *eb)
 {
     struct rules_report rep;
     struct ruleset *rs = NULL;
     int rc;
 
     *out = NULL;
-    if (vd->cfg->rules.npaths == 0) {
+    if (env->cfg->npaths == 0) {
         return 0;
     }
     rules_report_init(&rep);
-    rc = load(vd, &rs, &rep, eb);
+    rc = load(env, &rs, &rep, eb);
     if (rc == 0) {
         log_report(&rep);
     }
@@ -130,7 +129,7 @@ int rules_live_new(struct vigild *vd, struct rules_live **out, struct errbuf *eb
         return rc;
     }
     struct rules_live *rl = xcalloc(1, sizeof(*rl));
-    rl->vd = vd;
+    rl->env = *env;
     rl->rs = rs;
     rules_limits_default(&rl->lim);
     if ((rc = rules_engine_new(rs, &rl->lim, &rl->eng)) < 0) {
@@ -140,9 +139,9 @@ int rules_live_new(struct vigild *vd, struct rules_live **out, struct errbuf *eb
         return rc;
     }
     buf_init(&rl->scratch, 1u << 20);
-    size_t n = strlen(vd->cfg->store.path) + 32;
+    size_t n = strlen(env->state_dir) + 32;
     rl->state_path = xmalloc(n);
-    snprintf(rl->state_path, n, "%s/rules.state", vd->cfg->store.path);
+    snprintf(rl->state_path, n, "%s/rules.state", env->state_dir);
     restore_state(rl);
     *out = rl;
     return 0;
@@ -159,14 +158,14 @@ static int on_alert(const struct rules_alert *a, void *arg)
         return 0;
     }
     rec_set(&r, VG_F_AGENT, SPAN_LIT("vigild"));
-    rec_set(&r, VG_F_HOST, span_str(rl->vd->self_host));
-    if (vigild_ingest(rl->vd, &r) < 0) {
-        rl->vd->m.vigil_events_dropped++;
+    rec_set(&r, VG_F_HOST, span_str(rl->env.self_host));
+    if (ingest_add(rl->env.port, &r) < 0) {
+        rl->env.m->vigil_events_dropped++;
         log_warn("rules: alert of rule '%s' not recorded (batch full)", a->title);
         return 0;
     }
     rl->alerts++;
-    rl->vd->m.rules_alerts++;
+    rl->env.m->rules_alerts++;
     log_info("alert: %s (%s) x%" PRIu64, a->title, vg_severity_name(a->severity), a->count);
     return 0;
 }
@@ -186,7 +185,7 @@ void rules_live_on_record(void *arg, int64_t ts, uint64_t seq, struct span bytes
     if (span_eq_str(r.str[VG_F_SOURCE], "rule")) {
         return;
     }
-    rl->vd->m.rules_events++;
+    rl->env.m->rules_events++;
     int64_t t = r.has_ts ? r.ts : r.received;
     if (r.has_received && t > r.received + rl->lim.max_future_ns) {
         t = r.received + rl->lim.max_future_ns;
@@ -264,7 +263,7 @@ static void checkpoint_async(struct rules_live *rl)
     w->data = buf_detach(&b, &w->len);
     w->req.data = w;
     rl->ckpt_busy = true;
-    if (uv_queue_work(rl->vd->loop, &w->req, ckpt_work, ckpt_done) < 0) {
+    if (uv_queue_work(rl->env.loop, &w->req, ckpt_work, ckpt_done) < 0) {
         rl->ckpt_busy = false;
         free(w->data);
         free(w);
@@ -279,15 +278,15 @@ static void on_tick(uv_timer_t *t)
         int64_t clock = rl->newest_ts + (vg_mono_ns() - rl->newest_mono);
         rules_engine_advance(rl->eng, clock - rl->lim.lateness_ns, on_alert, rl);
     }
-    int64_t ms = (int64_t)uv_now(rl->vd->loop);
+    int64_t ms = (int64_t)uv_now(rl->env.loop);
     if (ms - rl->last_ckpt_ms >= RULES_CHECKPOINT_MS) {
         rl->last_ckpt_ms = ms;
         checkpoint_async(rl);
     }
     struct rules_stats st;
     rules_engine_stats(rl->eng, NULL, &st);
-    rl->vd->m.rules_groups = st.groups;
-    rl->vd->m.rules_groups_evicted = st.groups_evicted;
+    rl->env.m->rules_groups = st.groups;
+    rl->env.m->rules_groups_evicted = st.groups_evicted;
 }
 
 void rules_live_start(struct rules_live *rl)
@@ -295,11 +294,11 @@ void rules_live_start(struct rules_live *rl)
     if (!rl) {
         return;
     }
-    uv_timer_init(rl->vd->loop, &rl->tick);
+    uv_timer_init(rl->env.loop, &rl->tick);
     rl->tick.data = rl;
     rl->timer_open = true;
     rl->started = true;
-    rl->last_ckpt_ms = (int64_t)uv_now(rl->vd->loop);
+    rl->last_ckpt_ms = (int64_t)uv_now(rl->env.loop);
     uv_timer_start(&rl->tick, on_tick, RULES_TICK_MS, RULES_TICK_MS);
     uv_unref((uv_handle_t *)&rl->tick);
 }
@@ -307,7 +306,7 @@ void rules_live_start(struct rules_live *rl)
 static void reload_work(uv_work_t *req)
 {
     struct reload_work *w = req->data;
-    w->rc = load(w->rl->vd, &w->rs, &w->rep, &w->eb);
+    w->rc = load(&w->rl->env, &w->rs, &w->rep, &w->eb);
 }
 
 static void reload_done(uv_work_t *req, int status)
@@ -358,7 +357,7 @@ void rules_live_reload(struct rules_live *rl)
     rules_report_init(&w->rep);
     errbuf_clear(&w->eb);
     rl->reload_busy = true;
-    if (uv_queue_work(rl->vd->loop, &w->req, reload_work, reload_done) < 0) {
+    if (uv_queue_work(rl->env.loop, &w->req, reload_work, reload_done) < 0) {
         rl->reload_busy = false;
         rules_report_release(&w->rep);
         free(w);

@@ -11,20 +11,33 @@
 #define VG_COLLECTOR_RULES_LIVE_H
 
 #include <stdint.h>
+#include <uv.h>
 
+#include "collector/ingest.h"
+#include "collector/metrics.h"
+#include "common/config.h"
 #include "common/errbuf.h"
 #include "common/span.h"
 
-struct vigild;
 struct rules_live;
 
-/* Loads cfg->rules.paths (blocking: call before the loop runs). With no paths, returns 0
- * and *out NULL: no rules. Unsupported or invalid rules are logged and skipped; a path
- * that cannot be read is an error. */
-int rules_live_new(struct vigild *vd, struct rules_live **out, struct errbuf *eb);
-/* Starts the window timer and hooks into the pipeline. */
+/* What the live rules work with. The pointers must outlive the struct rules_live. */
+struct rules_live_env {
+    uv_loop_t *loop;
+    const struct rules_cfg *cfg; /* rules.paths */
+    const char *state_dir;       /* store.path: the checkpoint <state_dir>/rules.state */
+    const char *self_host;       /* host of the alert records */
+    struct ingest_port *port;    /* alerts go in like any event */
+    struct metrics *m;           /* the rules_* counters, vigil_events_dropped */
+};
+
+/* Loads env->cfg->paths (blocking: call before the loop runs); env is copied. With no
+ * paths, returns 0 and *out NULL: no rules. Unsupported or invalid rules are logged and
+ * skipped; a path that cannot be read is an error. */
+int rules_live_new(const struct rules_live_env *env, struct rules_live **out, struct errbuf *eb);
+/* Starts the window timer. */
 void rules_live_start(struct rules_live *rl);
-/* The pipeline's committed-record hook. */
+/* A subscriber of the pipeline's durable records (pipeline_subscribe). */
 void rules_live_on_record(void *arg, int64_t ts, uint64_t seq, struct span rec);
 /* SIGHUP: reload rules off the loop, swap when loaded, keep unchanged rules' state. */
 void rules_live_reload(struct rules_live *rl);

@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "collector/pipeline.h"
-#include "collector/vigild.h"
 #include "common/log.h"
 #include "common/mp.h"
 #include "common/time.h"
@@ -709,7 +707,7 @@ static struct syslog_conn *conn_state(struct conn *c)
 {
     if (!c->proto_state) {
         struct syslog_conn *sc = xcalloc(1, sizeof(*sc));
-        buf_init(&sc->raw, 3 * (size_t)c->vd->cfg->listen.max_frame_bytes + 64 * 1024);
+        buf_init(&sc->raw, 3 * (size_t)c->env->cfg->max_frame_bytes + 64 * 1024);
         c->proto_state = sc;
     }
     return c->proto_state;
@@ -729,37 +727,36 @@ static void syslog_on_release(struct conn *c)
 /* Framing is lost (or a frame is over the limit): log, count, record evidence, close. */
 static void reject_frame(struct conn *c, ssize_t rc, struct span in, uint64_t kept)
 {
-    struct vigild *vd = c->vd;
     char why[200];
     char msg[600];
     struct buf esc;
 
-    vd->m.lst[c->lst->kind].frames_rejected++;
+    c->env->m->frames_rejected++;
     buf_init(&esc, 256);
     if (buf_append_escaped(&esc, in, 32) < 0) {
         buf_reset(&esc);
     }
     if (rc == VG_ELIMIT) {
         snprintf(why, sizeof(why), "syslog frame larger than listen.max_frame_bytes=%" PRIu64,
-                 (uint64_t)vd->cfg->listen.max_frame_bytes);
+                 (uint64_t)c->env->cfg->max_frame_bytes);
     } else {
         snprintf(why, sizeof(why), "malformed syslog octet count (framing lost)");
     }
     snprintf(msg, sizeof(msg), "%s at \"%s\"; %" PRIu64 " earlier frames kept", why, buf_cstr(&esc),
              kept);
-    vigild_self_event(vd, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip, c->agent,
-                      "%s from %s agent '%s'", msg, c->peer, c->agent);
+    ingest_self_event(c->env->port, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip,
+                      c->agent, "%s from %s agent '%s'", msg, c->peer, c->agent);
     buf_release(&esc);
     conn_close(c, (int)rc, msg);
 }
 
 static int syslog_on_data(struct conn *c)
 {
-    struct vigild *vd = c->vd;
-    struct lst_metrics *lm = &vd->m.lst[c->lst->kind];
+    struct ingest_port *port = c->env->port;
+    struct lst_metrics *lm = c->env->m;
     struct syslog_conn *sc = conn_state(c);
     struct span in = buf_span(&c->in);
-    size_t max = (size_t)vd->cfg->listen.max_frame_bytes;
+    size_t max = (size_t)c->env->cfg->max_frame_bytes;
     int64_t now = vg_now_ns();
     int rc = 0;
 
@@ -768,7 +765,7 @@ static int syslog_on_data(struct conn *c)
         struct syslog_in_hdr h;
         struct rec r;
 
-        if (pipeline_full(vd->pipe)) {
+        if (ingest_full(port)) {
             conn_pause(c);
             break;
         }
@@ -797,11 +794,11 @@ static int syslog_on_data(struct conn *c)
         rec_set(&r, VG_F_AGENT, span_str(c->agent));
         r.received = now;
         r.has_received = true;
-        if ((rc = vigild_ingest(vd, &r)) < 0) {
+        if ((rc = ingest_add(port, &r)) < 0) {
             lm->frames_rejected++;
-            vigild_self_event(vd, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip, c->agent,
-                              "syslog message from %s agent '%s' not stored: %s", c->peer, c->agent,
-                              vg_strerror(rc));
+            ingest_self_event(port, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip,
+                              c->agent, "syslog message from %s agent '%s' not stored: %s", c->peer,
+                              c->agent, vg_strerror(rc));
             conn_close(c, rc, "syslog message not stored");
             break;
         }

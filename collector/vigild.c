@@ -1,5 +1,6 @@
-/* collector/vigild.c: start-up and shutdown of the daemon's parts on the loop thread:
- * listeners, the pipeline (which owns the store thread), signals. */
+/* collector/vigild.c: wires the daemon's parts and starts and stops them on the loop
+ * thread: the ingest port (the pipeline, which owns the store thread) that listeners and
+ * rules feed, the listeners, the live rules, signals. */
 #include "collector/vigild.h"
 
 #include <errno.h>
@@ -21,48 +22,69 @@
 #include "common/time.h"
 #include "common/xalloc.h"
 
-void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *action,
-                       const char *outcome, const char *src_ip, const char *agent, const char *fmt,
-                       ...)
+/* The ingest port of a one-process vigild: the pipeline (ingest.h). */
+static int port_ingest(void *ctx, struct rec *r)
 {
-    char msg[512];
-    struct rec r;
-    va_list ap;
+    struct vigild *vd = ctx;
+    return pipeline_add(vd->pipe, r);
+}
 
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
+static void port_when_durable(void *ctx, ingest_done_fn fn, void *arg)
+{
+    struct vigild *vd = ctx;
+    pipeline_when_durable(vd->pipe, fn, arg);
+}
+
+static void port_evidence(void *ctx, const struct ingest_evidence *ev)
+{
+    struct vigild *vd = ctx;
+    struct rec r;
+
     if (!vd->pipe || vd->stopping) {
-        log_info("not recorded (stopping): %s", msg);
+        log_info("not recorded (stopping): %s", ev->message);
         return;
     }
-    rec_init(&r);
-    rec_set(&r, VG_F_SOURCE, SPAN_LIT("vigil"));
-    rec_set(&r, VG_F_KIND, SPAN_LIT("log"));
-    rec_set(&r, VG_F_SEVERITY, span_str(vg_severity_name(sev)));
-    rec_set(&r, VG_F_ACTION, span_str(action));
-    rec_set(&r, VG_F_OUTCOME, span_str(outcome));
-    rec_set(&r, VG_F_SRC_IP, span_str(src_ip));
-    rec_set(&r, VG_F_HOST, span_str(vd->self_host));
-    rec_set(&r, VG_F_AGENT, span_str(agent && *agent ? agent : "vigild"));
-    rec_set(&r, VG_F_MESSAGE, span_str(msg));
+    ingest_evidence_rec(ev, vd->self_host, &r);
     /* Evidence: stored even while the disk is below store.free_reserve. */
     if (pipeline_add_evidence(vd->pipe, &r) < 0) {
         vd->m.vigil_events_dropped++;
-        log_warn("self-event not recorded (batch full): %s", msg);
+        log_warn("self-event not recorded (batch full): %s", ev->message);
         return;
     }
     vd->m.vigil_events++;
 }
 
-int vigild_ingest(struct vigild *vd, struct rec *r)
+static bool port_full(void *ctx)
 {
-    return pipeline_add(vd->pipe, r);
+    struct vigild *vd = ctx;
+    return pipeline_full(vd->pipe);
+}
+
+static const struct ingest_port_ops vigild_port_ops = {
+    .ingest = port_ingest,
+    .when_durable = port_when_durable,
+    .evidence = port_evidence,
+    .full = port_full,
+};
+
+void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *action,
+                       const char *outcome, const char *src_ip, const char *agent, const char *fmt,
+                       ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct ingest_evidence ev = { sev, action, outcome, src_ip, agent, msg };
+    port_evidence(vd, &ev);
 }
 
 static void on_drain(void *arg)
 {
-    conn_resume_all(arg);
+    struct vigild *vd = arg;
+    conn_resume_all(&vd->conns);
 }
 
 /* The store thread's findings become source=vigil evidence (pipeline.h). */
@@ -125,7 +147,7 @@ static void on_stop_poll(uv_timer_t *t)
 {
     struct vigild *vd = t->data;
 
-    if (vd->conns == NULL) {
+    if (vd->conns.conns == NULL) {
         uv_timer_stop(t);
         uv_close((uv_handle_t *)t, (uv_close_cb)NULL);
         pipeline_close(vd->pipe, on_pipeline_closed, vd);
@@ -145,7 +167,7 @@ void vigild_stop(struct vigild *vd)
         listener_close(vd->lst[k]);
         vd->lst[k] = NULL;
     }
-    conn_drain_all(vd);
+    conn_drain_all(&vd->conns);
     /* Connections finish as their last acks go out; poll cheaply until none remain. */
     uv_timer_init(vd->loop, &vd->stop_timer);
     vd->stop_timer.data = vd;
@@ -192,6 +214,21 @@ static int load_shared_key(struct vigild *vd, const char *path, struct errbuf *e
     return 0;
 }
 
+int vigild_load_rules(struct vigild *vd, struct errbuf *eb)
+{
+    struct rules_live_env env = {
+        .loop = vd->loop,
+        .cfg = &vd->cfg->rules,
+        .state_dir = vd->cfg->store.path,
+        .self_host = vd->self_host,
+        .port = &vd->port,
+        .m = &vd->m,
+    };
+
+    vd->port = (struct ingest_port){ &vigild_port_ops, vd };
+    return rules_live_new(&env, &vd->rules, eb);
+}
+
 int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
 {
     struct vg_config *cfg = vd->cfg;
@@ -215,6 +252,8 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
     int rc;
 
     vd->m.started_ns = vg_now_ns();
+    vd->port = (struct ingest_port){ &vigild_port_ops, vd };
+    conn_set_init(&vd->conns, vd->loop);
     if (cfg->listen.shared_key_file &&
         (rc = load_shared_key(vd, cfg->listen.shared_key_file, eb)) < 0) {
         store_close(st);
@@ -242,7 +281,10 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         return rc;
     }
     if (vd->rules) {
-        pipeline_set_committed_hook(vd->pipe, rules_live_on_record, vd->rules);
+        if ((rc = pipeline_subscribe(vd->pipe, rules_live_on_record, vd->rules)) < 0) {
+            errbuf_set(eb, "rules: cannot subscribe to durable records: %s", vg_strerror(rc));
+            return rc;
+        }
         rules_live_start(vd->rules);
     }
     uv_signal_init(vd->loop, &vd->sig_term);
@@ -262,7 +304,19 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
             continue;
         }
         bool tls = k != LST_ADMIN && !cfg->listen.insecure;
-        rc = listener_start(vd, k, protos[i].proto, a->host, a->port, tls, &vd->lst[k], eb);
+        struct listener_env env = {
+            .set = &vd->conns,
+            .kind = k,
+            .cfg = &cfg->listen,
+            .handshake_timeout_ns = cfg->tls.handshake_timeout_ns,
+            .tls = tls ? vd->tls : NULL,
+            .m = &vd->m.lst[k],
+            .port = &vd->port,
+            .self_host = vd->self_host,
+            .shared_key = vd->shared_key,
+            .all = &vd->m,
+        };
+        rc = listener_start(&env, protos[i].proto, a->host, a->port, &vd->lst[k], eb);
         if (rc < 0) {
             return rc;
         }

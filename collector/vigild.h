@@ -7,45 +7,48 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "collector/conn.h"
+#include "collector/ingest.h"
 #include "collector/metrics.h"
 #include "common/config.h"
 #include "schemas/record.h"
 #include "store/store.h"
 
-struct conn;
 struct listener;
 struct pipeline;
 struct rules_live;
 struct tls_ctx;
 
+/* vigild wires its parts and owns them: the listeners and their connections (conn.h)
+ * see only the ingest port below, the live rules only theirs (rules_live.h), the
+ * pipeline only its sink; nothing calls back into this file but through them. */
 struct vigild {
     uv_loop_t *loop;
     struct vg_config *cfg;
-    struct tls_ctx *tls;     /* NULL when listen.insecure */
+    struct tls_ctx *tls; /* NULL when listen.insecure */
     struct pipeline *pipe;
     struct rules_live *rules; /* NULL without rules.paths */
     struct listener *lst[LST_COUNT];
     struct metrics m;
-    struct conn *conns;      /* every open connection (intrusive list) */
-    uint64_t next_conn_id;
+    struct conn_set conns;   /* every open connection */
+    struct ingest_port port; /* the pipeline, as listeners and rules see it */
     uv_signal_t sig_term, sig_int, sig_hup;
-    uv_timer_t stop_timer;   /* shutdown: polls until every connection has drained */
+    uv_timer_t stop_timer; /* shutdown: polls until every connection has drained */
     bool stopping;
-    int ready_fd;            /* -1, or where the "ready" line goes once listening */
-    char self_host[256];     /* host name stamped on source=vigil events */
-    char *shared_key;        /* Forward shared key (listen.shared_key_file), or NULL */
+    int ready_fd;        /* -1, or where the "ready" line goes once listening */
+    char self_host[256]; /* host name stamped on source=vigil events */
+    char *shared_key;    /* Forward shared key (listen.shared_key_file), or NULL */
 };
 
 /* Records a source=vigil evidence event (refused handshake, rejected input...). Never
  * fails: when the batch is full the event is counted as dropped and logged. */
 void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *action,
-                       const char *outcome, const char *src_ip, const char *agent,
-                       const char *fmt, ...) VG_PRINTF(7, 8);
+                       const char *outcome, const char *src_ip, const char *agent, const char *fmt,
+                       ...) VG_PRINTF(7, 8);
 
-/* The one way a listener hands a mapped event to the daemon: stamps nothing the
- * caller set, adds it to the pipeline (see pipeline_add) and, once rules exist, runs
- * them over it. Returns 0 or VG_ELIMIT (batch over its hard limit). */
-int vigild_ingest(struct vigild *vd, struct rec *r);
+/* Loads the rules of cfg->rules.paths into vd->rules (NULL without paths), blocking:
+ * before the loop runs. Returns 0 or negative with eb (rules_live_new). */
+int vigild_load_rules(struct vigild *vd, struct errbuf *eb);
 
 /* Starts the pipeline (taking ownership of st), the listeners and signal handling.
  * Returns 0 or negative with eb. */
