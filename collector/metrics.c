@@ -82,9 +82,11 @@ int metrics_render(const struct metrics *m, struct buf *out)
             "# HELP vigil_retention_held_partitions partitions past retention kept by a legal "
             "hold\n"
             "# TYPE vigil_retention_held_partitions gauge\n"
-            "vigil_retention_held_partitions %" PRIu64 "\n",
+            "vigil_retention_held_partitions %" PRIu64 "\n"
+            "# HELP vigil_retention_runs_total retention passes run\n"
+            "# TYPE vigil_retention_runs_total counter\nvigil_retention_runs_total %" PRIu64 "\n",
             m->disk_full, m->disk_free_bytes, m->disk_full_episodes, m->events_refused_disk,
-            m->retention_deleted, m->retention_bytes, m->retention_held);
+            m->retention_deleted, m->retention_bytes, m->retention_held, m->retention_runs);
     }
     if (rc == 0) {
         rc = buf_appendf(

@@ -49,6 +49,7 @@ struct metrics {
     uint64_t retention_deleted;       /* segments deleted by retention */
     uint64_t retention_bytes;         /* their bytes */
     uint64_t retention_held;          /* gauge: partitions past retention kept by a hold */
+    uint64_t retention_runs;          /* retention passes run (store.retention.interval) */
     uint64_t compactions;             /* sealed segments compacted (segment.md 12) */
     uint64_t compaction_skipped;      /* left as they were: they do not verify */
     uint64_t compaction_failures;     /* compactions that failed (I/O, catalog) */

@@ -90,6 +90,8 @@ struct pipeline {
     uint64_t free_bytes;            /* at the last check */
     bool free_moved;                /* free_bytes changed much since the loop last read it */
     unsigned held;                  /* partitions retention keeps for a hold */
+    uint64_t retention_runs;        /* retention passes done (a metric) */
+    bool retention_moved;           /* a pass ran since the loop last read it */
     struct store_compact_job *cjob; /* picked, handed to the compaction thread */
     bool cjob_built;                /* the compaction thread finished it */
     bool cstop;                     /* the compaction thread must exit */
@@ -267,6 +269,8 @@ static void run_retention(struct pipeline *p)
     p->over_size_warned = res.over_size;
     uv_mutex_lock(&p->mu);
     p->held = res.held;
+    p->retention_runs++;
+    p->retention_moved = true;
     uv_mutex_unlock(&p->mu);
 }
 
@@ -459,8 +463,9 @@ static void store_thread(void *arg)
             wake = true;
         }
         p->notices_more += p->pending_more;
-        wake |= p->pending_more > 0 || p->free_moved || p->compact_moved;
+        wake |= p->pending_more > 0 || p->free_moved || p->compact_moved || p->retention_moved;
         p->compact_moved = false;
+        p->retention_moved = false;
         p->npending = 0;
         p->pending_more = 0;
         if (b) {
@@ -546,6 +551,7 @@ static void deliver_notices(struct pipeline *p)
     p->m->disk_free_bytes = p->free_bytes;
     p->free_moved = false;
     p->m->retention_held = p->held;
+    p->m->retention_runs = p->retention_runs;
     p->m->compactions = p->compacted.segments;
     p->m->compaction_skipped = p->compacted.skipped;
     p->m->compaction_failures = p->compact_failures;

@@ -77,8 +77,8 @@ struct syslog_in_hdr {
 
 /* Parses the header of one message. Never fails: what does not parse ends up in msg
  * (format SYSLOG_IN_NOHDR), so a bad line is still stored. ref_ns is the reference
- * time for the year of BSD timestamps (map_syslog_bsd: now, or the year before when the
- * date would be more than MAP_SYSLOG_FUTURE_DAYS ahead). */
+ * time for the year of BSD timestamps (map_syslog_bsd: the latest year that does not put
+ * the date more than MAP_SYSLOG_SKEW_NS after it). */
 void syslog_in_parse(struct span text, int64_t ref_ns, struct syslog_in_hdr *h);
 
 /* Caps on the parsed view of STRUCTURED-DATA in raw.sd (the whole text always stays in

@@ -27,11 +27,13 @@
 #define NS_DAY (86400 * NS_SEC)
 
 static const struct cfg_opt retention_opts[] = {
-    { "max_age", CFG_DURATION, "30d", 3600 * NS_SEC, 36500 * NS_DAY,
-      CFG_OFF(struct store_cfg, max_age_ns),
-      "events older than this are deleted, a partition at a time" },
+    { "max_age", CFG_DURATION, "30d", NS_SEC, 36500 * NS_DAY, CFG_OFF(struct store_cfg, max_age_ns),
+      "a partition is deleted once both its events and its newest records' receipt are "
+      "older than this (an import of old events is kept for max_age after the import)" },
     { "max_size", CFG_SIZE, "200GB", 1 << 20, 1LL << 50, CFG_OFF(struct store_cfg, max_size_bytes),
       "when the store grows past this, the oldest partitions are deleted" },
+    { "interval", CFG_DURATION, "1m", NS_SEC, NS_DAY,
+      CFG_OFF(struct store_cfg, retain_every_ns), "how often retention runs" },
     { NULL },
 };
 

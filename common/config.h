@@ -16,12 +16,13 @@
 #include "common/span.h"
 #include "common/vg.h"
 
-/* store: { path, partition, retention: { max_age, max_size }, block_bytes, commit_interval,
- *          free_reserve, fsync, signing_key } */
+/* store: { path, partition, retention: { max_age, max_size, interval }, block_bytes,
+ *          commit_interval, free_reserve, fsync, signing_key } */
 struct store_cfg {
     char *path;                  /* never NULL */
     int64_t partition_ns;        /* 1h */
-    int64_t max_age_ns;          /* retention.max_age, 30d */
+    int64_t max_age_ns;          /* retention.max_age, 30d: from event time and receipt */
+    int64_t retain_every_ns;     /* retention.interval, 1m */
     uint64_t max_size_bytes;     /* retention.max_size, 200GB */
     uint64_t block_bytes;        /* 1MiB, 4KiB..16MiB */
     char *compression;           /* "lz4hc" (default) or "lz4": how blocks are written */

@@ -97,8 +97,9 @@ uint32_t map_repeat_count(struct span line, struct span *inner);
 /* Parses a syslog header and sets *msg to the rest of the line:
  *   BSD (RFC 3164, as rsyslog writes auth.log): "Mar 27 13:08:09 host prog[pid]: msg",
  *     the day space- or zero-padded or not at all; no year and no zone in the line: UTC
- *     is assumed and the year is ref_ts's, or the year before when that would put the
- *     event more than MAP_SYSLOG_FUTURE_DAYS after ref_ts;
+ *     is assumed and the year is the latest that does not put the line more than
+ *     MAP_SYSLOG_SKEW_NS after ref_ts (the receiver's clock), so December lines received
+ *     in January are last year's and January lines received on December 31 next year's;
  *   RFC 3339: "2023-11-14T00:20:42.738197+01:00 host prog[pid]: msg";
  *   RFC 5424: "<38>1 2022-01-19T14:23:55+00:00 host app procid msgid [sd] msg" (the SD
  *     is skipped; "-" fields are absent).
@@ -107,6 +108,9 @@ uint32_t map_repeat_count(struct span line, struct span *inner);
  * host. Fills ts (has_ts), host and process (spans into line). Returns true on
  * success; on false r and *msg are unchanged. */
 bool map_syslog_bsd(struct span line, int64_t ref_ts, struct rec *r, struct span *msg);
-#define MAP_SYSLOG_FUTURE_DAYS 3
+/* How far ahead of the receiver's clock a BSD timestamp may be and still be this year's:
+ * the time is the sender's local time of unknown zone (up to 14 h ahead of UTC), plus
+ * clock skew. A line further ahead is the previous year's. */
+#define MAP_SYSLOG_SKEW_NS (86400LL * 1000000000LL)
 
 #endif

@@ -634,7 +634,7 @@ static void skip_spaces(struct span *s)
     }
 }
 
-static int year_of(int64_t ns)
+static int64_t year_of(int64_t ns)
 {
     time_t sec = (time_t)(ns / VG_NS_PER_SEC - (ns % VG_NS_PER_SEC < 0));
     struct tm tm;
@@ -642,10 +642,16 @@ static int year_of(int64_t ns)
     if (!gmtime_r(&sec, &tm)) {
         return 1970;
     }
-    return tm.tm_year + 1900;
+    return (int64_t)tm.tm_year + 1900;
 }
 
-/* "Mmm dd HH:MM:SS " with the year inferred from ref_ts. */
+static bool leap_year(int64_t y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* "Mmm dd HH:MM:SS " with the year inferred from ref_ts (map.h: the latest year that
+ * does not put the line more than MAP_SYSLOG_SKEW_NS after ref_ts). */
 static bool bsd_time(struct span *s, int64_t ref_ts, int64_t *ns)
 {
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
@@ -673,14 +679,31 @@ static bool bsd_time(struct span *s, int64_t ref_ts, int64_t *ns)
         h > 23 || mi > 59 || sec > 60) {
         return false;
     }
-    /* ns fit int64 for the years 1678..2262 only */
-    int64_t y = year_of(ref_ts);
-    y = y < 1679 ? 1679 : y > 2261 ? 2261 : y;
+    /* Candidates from the year after ref_ts's back to four years before it (Feb 29 needs
+     * a leap year), kept inside the years int64 ns can hold (1678..2261); the first that
+     * is not past ref_ts + skew is the latest such. December lines received in early
+     * January are last year's, early January lines received on December 31 from a zone
+     * ahead of UTC next year's. Without one (ref_ts at the start of the range), the
+     * earliest candidate. */
     int64_t day_s = (int64_t)h * 3600 + mi * 60 + sec;
-    int64_t t = (vg_days_from_civil(y, mo, d) * 86400 + day_s) * VG_NS_PER_SEC;
-    const int64_t ahead = (int64_t)MAP_SYSLOG_FUTURE_DAYS * 86400 * VG_NS_PER_SEC;
-    if (ref_ts < INT64_MAX - ahead && t > ref_ts + ahead) {
-        t = (vg_days_from_civil(y - 1, mo, d) * 86400 + day_s) * VG_NS_PER_SEC;
+    int64_t y0 = year_of(ref_ts);
+    bool no_limit = ref_ts > INT64_MAX - MAP_SYSLOG_SKEW_NS;
+    bool have = false;
+    int64_t t = 0;
+    for (int64_t y = y0 + 1; y >= y0 - 4; y--) {
+        int64_t yc = y < 1678 ? 1678 : y > 2261 ? 2261 : y;
+        if (mo == 2 && d == 29 && !leap_year(yc)) {
+            continue;
+        }
+        t = (vg_days_from_civil(yc, mo, d) * 86400 + day_s) * VG_NS_PER_SEC;
+        if (no_limit || t <= ref_ts + MAP_SYSLOG_SKEW_NS) {
+            have = true;
+            break;
+        }
+    }
+    if (!have) {
+        int64_t yc = y0 - 4 < 1678 ? 1678 : y0 - 4 > 2261 ? 2261 : y0 - 4;
+        t = (vg_days_from_civil(yc, mo, d) * 86400 + day_s) * VG_NS_PER_SEC;
     }
     *ns = t;
     return true;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/time.h"
 #include "common/xalloc.h"
 #include "store/store_int.h"
 
@@ -34,13 +35,19 @@ enum {
     STMT_COUNT
 };
 
+/* recv_max (segment.md 6): the collector's clock at the last commit that wrote to the
+ * segment, so retention can age data from when it was received (an import of old
+ * events is kept for max_age after it). A catalog written before the column existed
+ * gets it at the writer's next open (catalog__open); a reader of such a catalog reads
+ * NULL (stmt_prepare). */
 #define SEG_COLS                                                                    \
  "id, file, part_start, part_end, state, ts_min, ts_max, seq_min, seq_max, count, " \
- "blocks, bytes, bytes_raw, chain_head, created, sealed"
+ "blocks, bytes, bytes_raw, chain_head, created, sealed, recv_max"
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_PUT] = "INSERT OR REPLACE INTO segments (" SEG_COLS ") "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+                 "?17)",
     [STMT_GET_OPEN] = "SELECT " SEG_COLS " FROM segments WHERE state = 'open' AND "
                       "part_start = ?1 AND part_end = ?2 ORDER BY id DESC LIMIT 1",
     [STMT_SEAL] = "UPDATE segments SET state = 'sealed', sealed = ?2 WHERE id = ?1",
@@ -75,7 +82,7 @@ static const char schema_sql[] =
     " count INTEGER NOT NULL, blocks INTEGER NOT NULL,"
     " bytes INTEGER NOT NULL, bytes_raw INTEGER NOT NULL,"
     " chain_head TEXT NOT NULL,"
-    " created INTEGER NOT NULL, sealed INTEGER);"
+    " created INTEGER NOT NULL, sealed INTEGER, recv_max INTEGER);"
     "CREATE INDEX IF NOT EXISTS segments_part ON segments (part_start);"
     /* segment.md 8-10: signing keys, seals, deletions by policy, legal holds. */
     "CREATE TABLE IF NOT EXISTS keys ("
@@ -101,7 +108,8 @@ struct catalog {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *stmt[STMT_COUNT];
-    bool full; /* the last failed step found no room to write (catalog__full) */
+    bool full;         /* the last failed step found no room to write (catalog__full) */
+    bool has_recv_max; /* segments has the recv_max column (older catalogs do not) */
 };
 
 /* Right after a step failed: was it a full disk? SQLite says SQLITE_FULL for ENOSPC;
@@ -150,6 +158,85 @@ static int check_format(struct catalog *c, struct errbuf *eb)
     return 0;
 }
 
+/* 1 when table has column, 0 when not, VG_EDB. */
+static int has_column(struct catalog *c, const char *table, const char *column)
+{
+    char sql[96];
+    sqlite3_stmt *s = NULL;
+    int found = 0;
+    int rc;
+
+    snprintf(sql, sizeof(sql), "PRAGMA table_info(%s)", table);
+    if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        return VG_EDB;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(s, 1);
+        found |= name && strcmp((const char *)name, column) == 0;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? found : VG_EDB;
+}
+
+/* segment.md 6: a catalog from before recv_max gets the column. Rows already there did
+ * not record when their records arrived: a sealed one's seal time is later than any of
+ * its records' (their age then counts from it), an open one is taken as received now
+ * (it still changes). Never earlier than the truth: retention keeps, never loses. */
+static int migrate_recv_max(struct catalog *c)
+{
+    char sql[160];
+    int rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(c->db, "ALTER TABLE segments ADD COLUMN recv_max INTEGER", NULL, NULL,
+                          NULL);
+    }
+    if (rc == SQLITE_OK) {
+        snprintf(sql, sizeof(sql), "UPDATE segments SET recv_max = COALESCE(sealed, %lld)",
+                 (long long)vg_now_ns());
+        rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return VG_EDB;
+    }
+    log_info("catalog '%s': added recv_max (when each segment's records were received) for "
+             "retention",
+             c->path);
+    return 0;
+}
+
+/* Prepares one of stmt_sql; a reader of a catalog without recv_max reads NULL for it
+ * (its writes, STMT_PUT, are not prepared: catalog__open). */
+static int stmt_prepare(struct catalog *c, const char *sql, sqlite3_stmt **out)
+{
+    if (c->has_recv_max || strncmp(sql, "SELECT", 6) != 0) {
+        return sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+    }
+    struct buf b;
+    const char *p = sql;
+    const char *hit;
+    int rc = 0;
+    buf_init(&b, 4096);
+    while (rc == 0 && (hit = strstr(p, "recv_max")) != NULL) {
+        rc = buf_append(&b, p, (size_t)(hit - p));
+        if (rc == 0) {
+            rc = buf_append_str(&b, "NULL");
+        }
+        p = hit + strlen("recv_max");
+    }
+    if (rc == 0) {
+        rc = buf_append_str(&b, p);
+    }
+    rc = rc == 0 ? sqlite3_prepare_v3(c->db, buf_cstr(&b), -1, SQLITE_PREPARE_PERSISTENT, out, NULL)
+                 : SQLITE_NOMEM;
+    buf_release(&b);
+    return rc;
+}
+
 int catalog__open(const char *path, bool readonly, struct catalog **out, struct errbuf *eb)
 {
     struct catalog *c = xcalloc(1, sizeof(*c));
@@ -189,9 +276,23 @@ int catalog__open(const char *path, bool readonly, struct catalog **out, struct 
     if (rc < 0) {
         goto fail;
     }
+    if ((rc = has_column(c, "segments", "recv_max")) < 0) {
+        errbuf_set(eb, "catalog '%s': %s", path, sqlite3_errmsg(c->db));
+        goto fail;
+    }
+    c->has_recv_max = rc == 1;
+    if (!readonly && !c->has_recv_max) {
+        if ((rc = migrate_recv_max(c)) < 0) {
+            errbuf_set(eb, "cannot add recv_max to catalog '%s': %s", path, sqlite3_errmsg(c->db));
+            goto fail;
+        }
+        c->has_recv_max = true;
+    }
     for (int i = 0; i < STMT_COUNT; i++) {
-        if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[i],
-                               NULL) != SQLITE_OK) {
+        if (i == STMT_PUT && !c->has_recv_max) {
+            continue; /* a reader of an older catalog: it never writes rows */
+        }
+        if (stmt_prepare(c, stmt_sql[i], &c->stmt[i]) != SQLITE_OK) {
             errbuf_set(eb, "catalog '%s': cannot prepare statements: %s", path,
                        sqlite3_errmsg(c->db));
             rc = VG_EDB;
@@ -255,6 +356,9 @@ int catalog__put(struct catalog *c, const struct seg_meta *m)
     sqlite3_stmt *s = c->stmt[STMT_PUT];
     char hex[2 * VG_SHA256_LEN + 1];
 
+    if (!s) {
+        return db_fail(c, "update segment row (opened read-only)");
+    }
     vg_hex(m->chain_head, VG_SHA256_LEN, hex);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)m->id);
     sqlite3_bind_text(s, 2, m->file, -1, SQLITE_TRANSIENT);
@@ -281,6 +385,11 @@ int catalog__put(struct catalog *c, const struct seg_meta *m)
         sqlite3_bind_int64(s, 16, m->sealed);
     } else {
         sqlite3_bind_null(s, 16);
+    }
+    if (m->recv_max != 0) {
+        sqlite3_bind_int64(s, 17, m->recv_max);
+    } else {
+        sqlite3_bind_null(s, 17);
     }
     return step_done(c, STMT_PUT, "update segment row");
 }
@@ -336,6 +445,7 @@ static int row_read(struct catalog *c, sqlite3_stmt *s, struct seg_meta *m)
     }
     m->created = sqlite3_column_int64(s, 14);
     m->sealed = sqlite3_column_int64(s, 15);
+    m->recv_max = sqlite3_column_int64(s, 16); /* NULL: 0, unknown */
     return 0;
 }
 
@@ -428,15 +538,32 @@ static int one_int(struct catalog *c, int i, bool *null, int64_t *out)
     return ret;
 }
 
+static int prep(struct catalog *c, const char *sql, sqlite3_stmt **s);
+
 int catalog__max_id(struct catalog *c, uint64_t *out)
 {
     bool null;
     int64_t v;
     int rc = one_int(c, STMT_MAX_ID, &null, &v);
-    if (rc == 0) {
-        *out = null ? 0 : (uint64_t)v;
+    if (rc < 0) {
+        return rc;
     }
-    return rc;
+    *out = null ? 0 : (uint64_t)v;
+    /* Ids are never reused: a deleted segment's (retention, compaction) counts too. */
+    if ((rc = catalog__has_table(c, "deletions")) <= 0) {
+        return rc;
+    }
+    sqlite3_stmt *s = NULL;
+    if ((rc = prep(c, "SELECT max(segment_id) FROM deletions", &s)) < 0) {
+        return rc;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL &&
+        (uint64_t)sqlite3_column_int64(s, 0) > *out) {
+        *out = (uint64_t)sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(c, "look up deleted ids");
 }
 
 int catalog__next_seq(struct catalog *c, uint64_t *out)

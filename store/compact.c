@@ -438,6 +438,7 @@ int store_compact_pick(struct store *st, const struct store_compact_opts *o, int
         nm->part_end = m->part_end;
         nm->state = SEG_SEALED;
         nm->created = vg_now_ns();
+        nm->recv_max = m->recv_max; /* the same records, received when they were */
         nm->bytes = SEG_HDR_LEN;
         seg__name(m->part_start, nm->id, nm->file);
         j->sh = (struct seg_hdr){ .version = SEG_VERSION, .flags = SEG_F_COMPACTED };

@@ -3,7 +3,10 @@
  *
  * Retention deletes whole partitions, oldest first, and never one that the writer holds
  * (an open segment, or one written since the last commit) or that overlaps an active
- * hold. A deletion is two steps: (1) one catalog transaction moves each segment's row
+ * hold. A partition's age counts from the later of its end (event time) and when vigild
+ * received its newest records (the segments' recv_max), so events dated months ago that
+ * were imported today stay for max_age from today; "oldest" for max_size is by the same
+ * age. A deletion is two steps: (1) one catalog transaction moves each segment's row
  * into `deletions` (with its chain head, counts, ranges and seal signature, the reason
  * and the time); (2) the files are unlinked and the directory synced, and the rows
  * marked removed. A crash between the two leaves files whose rows say "deleted":
@@ -98,6 +101,60 @@ static int cmp_part(const void *pa, const void *pb)
     return a->id < b->id ? -1 : a->id > b->id;
 }
 
+/* One partition: rows [i, j) of the sorted rows. */
+struct part {
+    size_t i, j;
+    int64_t start, end;
+    int64_t age_from; /* the later of its end and when its newest records were received */
+    uint64_t bytes;
+    bool all_sealed;
+};
+
+/* Oldest first by age_from, then by event time. */
+static int cmp_age(const void *pa, const void *pb)
+{
+    const struct part *a = pa;
+    const struct part *b = pb;
+
+    if (a->age_from != b->age_from) {
+        return a->age_from < b->age_from ? -1 : 1;
+    }
+    return a->start < b->start ? -1 : a->start > b->start;
+}
+
+/* segment.md 9: a partition ages from the later of its end (event time) and the newest
+ * recv_max of its segments (when vigild received them; the creation time for a row that
+ * does not say), so an import of old events is kept for max_age after the import. */
+static struct part *partitions(const struct seg_meta *rows, size_t nrows, size_t *np)
+{
+    struct part *v = xcalloc(nrows + 1, sizeof(*v));
+    size_t n = 0;
+
+    for (size_t i = 0, j; i < nrows; i = j) {
+        struct part *p = &v[n++];
+        p->i = i;
+        p->start = rows[i].part_start;
+        p->end = rows[i].part_end;
+        p->age_from = p->end;
+        p->all_sealed = true;
+        for (j = i; j < nrows && rows[j].part_start == p->start && rows[j].part_end == p->end;
+             j++) {
+            int64_t recv = rows[j].recv_max != 0 ? rows[j].recv_max : rows[j].created;
+            p->all_sealed &= rows[j].state == SEG_SEALED;
+            p->bytes += rows[j].bytes;
+            if (recv > p->age_from) {
+                p->age_from = recv;
+            }
+        }
+        p->j = j;
+    }
+    if (n > 0) {
+        qsort(v, n, sizeof(*v), cmp_age);
+    }
+    *np = n;
+    return v;
+}
+
 /* Removes the files of deletions not yet marked removed (this run's and earlier). */
 static void remove_pending(struct catalog *cat, const struct fsops *fs, const char *segdir)
 {
@@ -158,6 +215,8 @@ int store_retention_run(struct store *st, const struct store_retention *pol, int
     size_t nseals = 0;
     size_t nholds = 0;
     size_t cap = 0;
+    struct part *parts = NULL;
+    size_t nparts = 0;
     uint64_t total = 0;
     int64_t cutoff = INT64_MIN;
     int rc;
@@ -181,26 +240,20 @@ int store_retention_run(struct store *st, const struct store_retention *pol, int
     if (nrows > 0) {
         qsort(rows, nrows, sizeof(*rows), cmp_part);
     }
-    /* Partitions: runs of rows with the same [part_start, part_end), oldest first. */
-    for (size_t i = 0, j; i < nrows; i = j) {
-        int64_t ps = rows[i].part_start;
-        int64_t pe = rows[i].part_end;
-        bool all_sealed = true;
-        uint64_t bytes = 0;
-
-        for (j = i; j < nrows && rows[j].part_start == ps && rows[j].part_end == pe; j++) {
-            all_sealed &= rows[j].state == SEG_SEALED;
-            bytes += rows[j].bytes;
-        }
+    parts = partitions(rows, nrows, &nparts);
+    for (size_t pi = 0; pi < nparts; pi++) {
+        const struct part *p = &parts[pi];
+        int64_t ps = p->start;
+        int64_t pe = p->end;
         const char *reason = NULL;
-        if (pe <= cutoff) {
+        if (p->age_from <= cutoff) {
             reason = "max_age";
         } else if (pol->max_size_bytes > 0 && total > pol->max_size_bytes) {
             reason = "max_size";
         } else {
             continue;
         }
-        if (!all_sealed || store__part_in_use(st, ps, pe)) {
+        if (!p->all_sealed || store__part_in_use(st, ps, pe)) {
             res->busy++;
             continue;
         }
@@ -212,7 +265,7 @@ int store_retention_run(struct store *st, const struct store_retention *pol, int
             res->held++;
             continue;
         }
-        for (size_t k = i; k < j; k++) {
+        for (size_t k = p->i; k < p->j; k++) {
             struct catalog_deletion d;
             memset(&d, 0, sizeof(d));
             d.m = rows[k];
@@ -245,7 +298,7 @@ int store_retention_run(struct store *st, const struct store_retention *pol, int
             x->bytes = rows[k].bytes;
             x->reason = reason;
         }
-        total -= bytes;
+        total -= p->bytes;
     }
     rc = catalog__commit(cat);
 out:
@@ -257,6 +310,7 @@ out:
     }
     res->bytes_total = total;
     res->over_size = pol->max_size_bytes > 0 && total > pol->max_size_bytes;
+    free(parts);
     free(rows);
     free(seals);
     store_holds_free(holds, nholds);
@@ -272,8 +326,9 @@ out:
         log_info("retention: deleted segment '%s' (partition %s .. %s, %" PRIu64
                  " records, %" PRIu64 " bytes): %s",
                  x->file, t0, t1, x->count, x->bytes,
-                 strcmp(x->reason, "max_age") == 0 ? "older than store.retention.max_age"
-                                                   : "store over store.retention.max_size");
+                 strcmp(x->reason, "max_age") == 0
+                     ? "ended and received longer ago than store.retention.max_age"
+                     : "store over store.retention.max_size");
     }
     remove_pending(cat, fs, segdir);
     return (int)res->ndeleted;

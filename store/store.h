@@ -32,6 +32,9 @@ struct store_opts {
                                 on the bench mix for ~2.3x the compression CPU */
     bool fsync;              /* false only for benchmarks/tests: commit skips fdatasync */
     const struct fsops *fs;  /* NULL: the real system calls; tests install failing ones */
+    int64_t (*now_ns)(void); /* the clock a commit records as its records' receipt (the
+                                catalog's recv_max, retention's clock: segment.md 6);
+                                NULL: the wall clock. Tests set their own */
     const char *signing_key; /* Ed25519 private key PEM signing sealed chain heads
                                 (segment.md 8); NULL: dir/keys/collector-ed25519.pem,
                                 created on first start */
@@ -270,7 +273,8 @@ struct store_verify_summary {
     unsigned segments; /* segment files and rows checked */
     unsigned ok;
     unsigned failed;
-    unsigned deleted;   /* segments deleted by policy (recorded in the catalog) */
+    unsigned deleted;   /* segments deleted by policy (retention; recorded in the catalog) */
+    unsigned replaced;  /* segments replaced by their compacted copy (segment.md 12) */
     unsigned signed_ok; /* sealed segments whose signature checked out */
     uint64_t records;   /* records in the segments that verified */
     char key_id[65];    /* the signing key of the last signature checked ("" none) */
@@ -285,7 +289,8 @@ int store_verify_ex(const char *dir, const struct store_verify_opts *o, FILE *re
 
 /* Retention policy (store.retention); 0 disables a limit. */
 struct store_retention {
-    int64_t max_age_ns;      /* partitions that ended longer ago than this go */
+    int64_t max_age_ns;      /* partitions that ended, and whose newest records were
+                                received, longer ago than this go */
     uint64_t max_size_bytes; /* while the segments take more, the oldest partitions go */
 };
 
@@ -312,7 +317,8 @@ struct store_retention_result {
 };
 
 /* Runs retention once (the store thread; blocks on SQLite and unlink): whole
- * partitions, oldest first, never one with an open or in-memory segment, never one
+ * partitions, oldest first (by the later of their end and when their newest records
+ * were received: segment.md 9), never one with an open or in-memory segment, never one
  * overlapping an active hold. In one catalog transaction each deleted segment gets a
  * deletions row (its head, counts, time range, signature, the reason and the time)
  * and loses its segments row; then the files are removed (a removal that fails is

@@ -231,7 +231,8 @@ struct seg_meta {
     uint64_t bytes; /* committed file size */
     uint8_t chain_head[VG_SHA256_LEN];
     int64_t created;
-    int64_t sealed; /* 0 while open */
+    int64_t sealed;   /* 0 while open */
+    int64_t recv_max; /* collector clock at the last commit that wrote to it; 0 unknown */
 };
 
 /* One pass over a segment file (segment.md 4.1): the file header, then block after

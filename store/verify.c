@@ -1,8 +1,9 @@
 /* store/verify.c: `vigil verify` (schemas/segment.md 11): every segment file walked in
  * full (checksums, chain, decompression, record streams), the catalog's agreement with
  * the files (counts, sizes, ranges, chain heads), every seal signature, the signing
- * keys, and the deletions retention recorded, so a segment that policy deleted is told
- * apart from one that went missing.
+ * keys, and the deletions retention and compaction recorded, so a segment that policy
+ * deleted ("deleted by policy") or compaction replaced ("replaced by") is told apart
+ * from one that went missing, and the two from each other.
  *
  * Read-only: the catalog is opened SQLITE_OPEN_READONLY and files with O_RDONLY, so it
  * runs beside a live vigild. A segment the writer deletes or seals while we look is
@@ -43,7 +44,15 @@ struct verify {
     struct catalog_seal *seals;
     size_t nseals;
     struct store_verify_summary sum;
+    struct replaced { /* compacted segments seen: which id each replaces (segment.md 12) */
+        uint64_t id;
+        char file[SEG_NAME_MAX];
+    } * repl;
+    size_t nrepl;
 };
+
+/* A deletion with this reason is compaction's (segment.md 12), not a policy's. */
+#define COMPACTED_REASON "compacted"
 
 static void line(struct verify *v, const char *file, bool ok, const char *fmt, ...) VG_PRINTF(4, 5);
 
@@ -164,9 +173,13 @@ static void verify_segment(struct verify *v, const char *file, const struct seg_
     rc = seg__open_ro(v->segdir, file, &fd, &w.size);
     if (rc == -ENOENT && row) {
         struct catalog_deletion d;
-        /* Deleted by retention since we listed the catalog? */
+        /* Deleted by retention (or replaced by compaction) since we listed the catalog? */
         if (catalog__deletion_get(v->cat, row->id, &d) == 1) {
-            v->sum.deleted++;
+            if (strcmp(d.reason, COMPACTED_REASON) == 0) {
+                v->sum.replaced++;
+            } else {
+                v->sum.deleted++;
+            }
             return;
         }
         line(v, file, false,
@@ -192,6 +205,12 @@ static void verify_segment(struct verify *v, const char *file, const struct seg_
     if (rc < 0 && rc != VG_ECORRUPT) {
         line(v, file, false, ": read failed: %s", vg_strerror(rc));
         return;
+    }
+    if (w.hdr_ok && (w.hdr.flags & SEG_F_COMPACTED)) {
+        v->repl = xrealloc(v->repl, (v->nrepl + 1) * sizeof(*v->repl));
+        v->repl[v->nrepl].id = w.hdr.replaces_id;
+        snprintf(v->repl[v->nrepl].file, sizeof(v->repl[v->nrepl].file), "%s", file);
+        v->nrepl++;
     }
     const char *tail = "";
     if (rc == VG_ECORRUPT) {
@@ -277,14 +296,21 @@ static void verify_segment(struct verify *v, const char *file, const struct seg_
          tail);
 }
 
-/* One line per segment retention deleted; its recorded seal signature still checks. */
+/* One line per segment retention deleted ("deleted by policy") or compaction replaced
+ * ("replaced by" the compacted segment, when it is still there); the seal signature
+ * recorded with it still checks. */
 static void verify_deletion(struct verify *v, const struct catalog_deletion *d, bool file_present)
 {
     char t[40];
     char hex[2 * VG_SHA256_LEN + 1];
+    bool compacted = strcmp(d->reason, COMPACTED_REASON) == 0;
 
     vg_time_format(d->deleted, 0, t, sizeof(t));
-    v->sum.deleted++;
+    if (compacted) {
+        v->sum.replaced++;
+    } else {
+        v->sum.deleted++;
+    }
     if (d->is_signed) {
         const char *bad = check_sig(v, &d->m, true, d->key_id, d->sig);
         if (bad) {
@@ -296,6 +322,18 @@ static void verify_deletion(struct verify *v, const struct catalog_deletion *d, 
         return;
     }
     vg_hex(d->m.chain_head, VG_SHA256_LEN, hex);
+    if (compacted) {
+        const char *by = NULL;
+        for (size_t i = 0; i < v->nrepl && !by; i++) {
+            by = v->repl[i].id == d->m.id ? v->repl[i].file : NULL;
+        }
+        fprintf(v->report,
+                "%s: replaced by %s (compacted at %s; %" PRIu64 " records, chain %.16s%s)%s\n",
+                d->m.file, by ? by : "a compacted segment no longer in the store", t,
+                d->m.tot.count, hex, d->is_signed ? ", signature ok" : "",
+                file_present ? "; file removal pending" : "");
+        return;
+    }
     fprintf(v->report, "%s: deleted by policy (%s at %s; %" PRIu64 " records, chain %.16s%s)%s\n",
             d->m.file, d->reason, t, d->m.tot.count, hex, d->is_signed ? ", signature ok" : "",
             file_present ? "; file removal pending" : "");
@@ -479,8 +517,9 @@ int store_verify_ex(const char *dir, const struct store_verify_opts *o, FILE *re
             listed = rows[i].id == dels[j].m.id;
         }
         if (listed) {
-            finding(&v, dels[j].m.file,
-                    "recorded as deleted by policy but still listed as a segment");
+            finding(&v, dels[j].m.file, "recorded as %s but still listed as a segment",
+                    strcmp(dels[j].reason, COMPACTED_REASON) == 0 ? "replaced by compaction"
+                                                                  : "deleted by policy");
             continue;
         }
         verify_deletion(&v, &dels[j], present);
@@ -511,10 +550,10 @@ int store_verify_ex(const char *dir, const struct store_verify_opts *o, FILE *re
     if (report) {
         fprintf(report,
                 "summary: %u segments checked, %u ok, %u failed; %u deleted by policy; %u "
-                "signatures ok%s%.16s; %" PRIu64 " records: %s\n",
-                v.sum.segments, v.sum.ok, v.sum.segments - v.sum.ok, v.sum.deleted, v.sum.signed_ok,
-                v.sum.key_id[0] ? " by ed25519 key " : "", v.sum.key_id, v.sum.records,
-                v.sum.failed ? "FAILED" : "store OK");
+                "replaced by compaction; %u signatures ok%s%.16s; %" PRIu64 " records: %s\n",
+                v.sum.segments, v.sum.ok, v.sum.segments - v.sum.ok, v.sum.deleted, v.sum.replaced,
+                v.sum.signed_ok, v.sum.key_id[0] ? " by ed25519 key " : "", v.sum.key_id,
+                v.sum.records, v.sum.failed ? "FAILED" : "store OK");
     }
     if (v.sum.failed > 0) {
         errbuf_set(eb, "%u problems found (%u of %u segments failed verification)", v.sum.failed,
@@ -537,6 +576,7 @@ out:
     buf_release(&v.dbuf);
     digest_free(v.dg);
     free(v.seals);
+    free(v.repl);
     free(dels);
     free(rows);
     catalog__close(v.cat);

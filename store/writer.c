@@ -573,10 +573,15 @@ int store_commit(struct store *st)
             goto fail;
         }
     }
-    /* (c) then tell the catalog, in one transaction. */
+    /* (c) then tell the catalog, in one transaction; each row written says when its
+     * newest records were received (segment.md 6, recv_max: retention's clock). */
+    int64_t now = st->o.now_ns();
     rc = catalog__begin(st->cat);
     for (size_t i = 0; rc == 0 && i < st->nsegs; i++) {
         if (st->segs[i]->dirty) {
+            if (st->segs[i]->m.recv_max < now) {
+                st->segs[i]->m.recv_max = now;
+            }
             rc = catalog__put(st->cat, &st->segs[i]->m);
         }
     }
@@ -694,6 +699,9 @@ static int check_opts(const struct store_opts *o, struct store_opts *out, struct
     }
     if (out->max_open_segments == 0) {
         out->max_open_segments = STORE_DEFAULT_MAX_OPEN;
+    }
+    if (!out->now_ns) {
+        out->now_ns = vg_now_ns;
     }
     if (out->max_open_segments < 1 || out->max_open_segments > 4096) {
         errbuf_set(eb, "store '%s': max open segments %d is not between 1 and 4096", o->dir,
@@ -869,6 +877,9 @@ static int recover_file(struct store *st, const char *file, const struct seg_met
     m.bytes = w.end;
     memcpy(m.chain_head, w.chain, VG_SHA256_LEN);
     m.created = w.hdr.created;
+    /* Blocks past the row's count were received before the crash: now is late enough. */
+    m.recv_max =
+        row && row->recv_max != 0 && row->tot.count == m.tot.count ? row->recv_max : st->o.now_ns();
     if (!row) {
         log_warn("segment '%s': not in the catalog (%" PRIu64 " records); added", file,
                  m.tot.count);
@@ -925,8 +936,11 @@ static int recover(struct store *st, struct errbuf *eb)
     if (n > 0) {
         qsort(rows, n, sizeof(*rows), cmp_meta_id);
     }
-    for (size_t i = 0; i < n; i++) {
-        max_id = rows[i].id > max_id ? rows[i].id : max_id;
+    /* Never reuse an id, not even a deleted segment's (verify reads the deletions). */
+    if ((rc = catalog__max_id(st->cat, &max_id)) < 0) {
+        errbuf_set(eb, "recovery: %s", catalog__errmsg(st->cat));
+        free(rows);
+        return rc;
     }
     /* Files without a row first (they were created after the last commit). */
     d = opendir(st->segdir);

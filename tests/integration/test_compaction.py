@@ -82,8 +82,16 @@ class Compaction(VigildTest):
                         m["vigil_compaction_bytes_before_total"])
         v = vd.verify()
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
-        self.assertIn("3 deleted by policy", v.stdout)
-        self.assertEqual(v.stdout.count("deleted by policy (compacted at"), 3)
+        # compaction's deletions are told apart from retention's
+        self.assertIn("0 deleted by policy; 3 replaced by compaction", v.stdout)
+        self.assertEqual(v.stdout.count("deleted by policy ("), 0)
+        replaced = [l for l in v.stdout.splitlines() if ": replaced by " in l]
+        self.assertEqual(len(replaced), 3, v.stdout)
+        # each names the compacted segment that replaces it, which verified
+        for l in replaced:
+            new = l.split(": replaced by ", 1)[1].split(" ", 1)[0]
+            self.assertIn("%s: ok (" % new, v.stdout)
+            self.assertIn("(compacted at ", l)
         self.assertIn("3 segments checked, 3 ok, 0 failed", v.stdout)
         self.assertIn("3 signatures ok", v.stdout)
         left = [f for f in os.listdir(os.path.join(vd.store, "segments")) if f.startswith(".")]

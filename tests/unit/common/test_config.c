@@ -245,7 +245,7 @@ static void test_minimal_and_overrides(void **state)
                                  "  compression: lz4\n"
                                  "  compaction: off\n"
                                  "  free_reserve: 0\n"
-                                 "  retention: { max_age: 2w, max_size: 10 GiB }\n"
+                                 "  retention: { max_age: 2w, max_size: 10 GiB, interval: 5s }\n"
                                  "  fsync: false\n"
                                  "rules: { paths: [ rules, /abs/rules.yml ] }\n"
                                  "listen: { forward: '[::]:0', syslog: off, https: null,\n"
@@ -262,6 +262,7 @@ static void test_minimal_and_overrides(void **state)
     assert_int_equal(c->store.free_reserve_bytes, 0);
     assert_int_equal(c->store.max_age_ns, 14 * 86400 * VG_NS_PER_SEC);
     assert_int_equal(c->store.max_size_bytes, 10ULL << 30);
+    assert_int_equal(c->store.retain_every_ns, 5 * VG_NS_PER_SEC);
     assert_false(c->store.fsync);
     assert_int_equal(c->rules.npaths, 2);
     in_tmp(p, sizeof(p), "rules");
@@ -414,8 +415,10 @@ static void test_errors(void **state)
           "'listen.max_connections': 0 is out of range (1..1000000)" },
         { TLS_OK "listen: { max_frame_bytes: 1GiB }\n",
           "'listen.max_frame_bytes': 1GiB is out of range (1KiB..256MiB)" },
-        { TLS_OK "store: { retention: { max_age: 1m } }\n",
-          "t.yaml:2:32: 'store.retention.max_age': 1m is out of range (1h..36500d)" },
+        { TLS_OK "store: { retention: { max_age: 500ms } }\n",
+          "t.yaml:2:32: 'store.retention.max_age': 500ms is out of range (1s..36500d)" },
+        { TLS_OK "store: { retention: { interval: 2d } }\n",
+          "t.yaml:2:33: 'store.retention.interval': 2d is out of range (1s..1d)" },
         /* files */
         { "tls: { ca: nope.pem, cert: server.pem, key: server-key.pem }\n",
           "t.yaml:1:12: 'tls.ca': cannot read 'nope.pem'" },
@@ -743,7 +746,8 @@ static void test_reference(void **state)
     assert_non_null(f);
     config_print_reference(f);
     assert_int_equal(fclose(f), 0);
-    assert_non_null(strstr(text, "store.retention.max_age  (duration, default 30d, 1h..36500d)"));
+    assert_non_null(strstr(text, "store.retention.max_age  (duration, default 30d, 1s..36500d)"));
+    assert_non_null(strstr(text, "store.retention.interval  (duration, default 1m, 1s..1d)"));
     assert_non_null(strstr(text, "store.block_bytes  (size, default 1MiB, 4KiB..16MiB)"));
     assert_non_null(strstr(text, "listen.forward  (host:port or off, default 0.0.0.0:24224)"));
     assert_non_null(strstr(text, "tls.ca  (path, must exist when set)"));

@@ -1,6 +1,7 @@
 /* tests/unit/schemas/test_map.c: the mappers over the real corpus (VG_CORPUS_DIR,
  * FORMATS.md), every auth line shape, the syslog headers, generator events of each
  * kind, generic maps, rejections and the scratch-buffer discipline. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1176,6 +1177,56 @@ static void test_syslog_headers(void **state)
     assert_true(map_syslog_bsd(SPAN_LIT("Jan  3 00:00:00 h cron: x"), ts_of("2024-01-02T00:00:00Z"),
                                &r, &msg));
     assert_int_equal(r.ts, ts_of("2024-01-03T00:00:00Z"));
+    /* the year boundary: never more than MAP_SYSLOG_SKEW_NS (a day) ahead of the receiver */
+    static const struct {
+        const char *line, *received, *want;
+    } years[] = {
+        /* December lines received in January: last year's */
+        { "Dec 31 23:59:59 h sshd: x", "2024-01-01T00:00:05Z", "2023-12-31T23:59:59Z" },
+        { "Dec 20 10:00:00 h sshd: x", "2024-01-27T00:00:00Z", "2023-12-20T10:00:00Z" },
+        /* and vice versa: January lines received on December 31, a zone ahead of UTC */
+        { "Jan  1 00:00:10 h sshd: x", "2023-12-31T23:59:50Z", "2024-01-01T00:00:10Z" },
+        { "Jan  1 09:30:00 h sshd: x", "2023-12-31T20:00:00Z", "2024-01-01T09:30:00Z" },
+        /* late January received before it: more than a day ahead, so last year's */
+        { "Jan 28 10:00:00 h sshd: x", "2024-01-27T00:00:00Z", "2023-01-28T10:00:00Z" },
+        { "Jan 28 10:00:00 h sshd: x", "2024-12-20T00:00:00Z", "2024-01-28T10:00:00Z" },
+        /* exactly a day ahead is still this year's; a second more is not */
+        { "Mar  2 00:00:00 h sshd: x", "2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z" },
+        { "Mar  2 00:00:01 h sshd: x", "2024-03-01T00:00:00Z", "2023-03-02T00:00:01Z" },
+        /* Feb 29 only in leap years */
+        { "Feb 29 12:00:00 h sshd: x", "2025-03-01T00:00:00Z", "2024-02-29T12:00:00Z" },
+        { "Feb 29 12:00:00 h sshd: x", "2024-02-28T23:00:00Z", "2024-02-29T12:00:00Z" },
+        { "Feb 29 12:00:00 h sshd: x", "2023-06-01T00:00:00Z", "2020-02-29T12:00:00Z" },
+    };
+    for (size_t i = 0; i < VG_ARRAY_LEN(years); i++) {
+        rec_init(&r);
+        assert_true(map_syslog_bsd(span_str(years[i].line), ts_of(years[i].received), &r, &msg));
+        if (r.ts != ts_of(years[i].want)) {
+            fail_msg("'%s' received %s: got %" PRId64 ", want %s", years[i].line, years[i].received,
+                     r.ts, years[i].want);
+        }
+    }
+    /* every day of a few years against receivers around the year: never more than a day
+     * ahead, and the latest such year (the one after is more than a day ahead) */
+    static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    static const char *const refs[] = { "2023-12-31T23:00:00Z", "2024-01-01T01:00:00Z",
+                                        "2024-06-15T12:00:00Z", "2024-12-30T00:00:00Z",
+                                        "2025-01-02T03:00:00Z" };
+    for (size_t k = 0; k < VG_ARRAY_LEN(refs); k++) {
+        int64_t ref = ts_of(refs[k]);
+        for (unsigned m = 0; m < 12; m++) {
+            for (unsigned d = 1; d <= 28; d += 3) {
+                char line[64];
+                snprintf(line, sizeof(line), "%s %2u 06:00:00 h sshd: x", mon[m], d);
+                rec_init(&r);
+                assert_true(map_syslog_bsd(span_str(line), ref, &r, &msg));
+                assert_true(r.ts <= ref + MAP_SYSLOG_SKEW_NS);
+                /* a year later (365 or 366 days) would be past the skew */
+                assert_true(r.ts + 365 * 86400 * VG_NS_PER_SEC > ref + MAP_SYSLOG_SKEW_NS);
+            }
+        }
+    }
     /* day padding: space, none, zero */
     static const char *const days[] = { "Apr  1 10:00:00 h p: m", "Apr 1 10:00:00 h p: m",
                                         "Apr 01 10:00:00 h p: m" };

@@ -34,6 +34,11 @@
 
 #define HOUR (3600 * VG_NS_PER_SEC)
 #define T0   (1714568400LL * VG_NS_PER_SEC)
+
+static int64_t at_t0(void)
+{
+    return T0;
+}
 #define NREC 3000
 
 static int setup(void **state)
@@ -78,7 +83,10 @@ static void make_rec(struct buf *out, struct buf *raw, int i)
 
 static struct store *open_store(const char *dir, const struct fsops *fs)
 {
-    struct store_opts o = { .dir = dir, .partition_ns = HOUR, .block_bytes = 8192, .fs = fs };
+    /* received when they happened (at T0: retention runs on a clock near T0) */
+    struct store_opts o = {
+        .dir = dir, .partition_ns = HOUR, .block_bytes = 8192, .fs = fs, .now_ns = at_t0
+    };
     struct store *st = NULL;
     struct errbuf eb;
 

@@ -44,9 +44,19 @@ static const char ec_key_pem[] =
     "SBc146Mh0c9RKe2fvnZf3WZUcn3qCh3ocvxwVgZ27VRTIHkzhvlwwHPR\n"
     "-----END PRIVATE KEY-----\n";
 
+/* The clock commits record as their records' receipt (store_opts.now_ns): T0 unless a
+ * test receives its records later. */
+static int64_t g_now = T0;
+
+static int64_t fake_now(void)
+{
+    return g_now;
+}
+
 static int setup(void **state)
 {
     log_set_level(LOG_LVL_ERROR);
+    g_now = T0;
     return tdir_setup(state, "integrity");
 }
 
@@ -59,6 +69,7 @@ static int teardown(void **state)
 static struct store_opts opts(const struct tdir *t)
 {
     struct store_opts o = {
+        .now_ns = fake_now,
         .dir = t->dir,
         .partition_ns = HOUR,
         .block_bytes = 4096,
@@ -653,6 +664,77 @@ static void test_retention_by_size(void **state)
     (void)total;
 }
 
+/* A partition ages from the later of its end and when its newest records were received
+ * (recv_max): old events imported late are kept for max_age after the import, and
+ * max_size takes the earliest received first. */
+static void test_retention_counts_from_receipt(void **state)
+{
+    struct tdir *t = *state;
+    struct store_opts o = opts(t);
+    struct store_retention pol = { .max_age_ns = 2 * HOUR };
+    struct store_retention_result res;
+    struct seg_meta *rows = NULL;
+    size_t n = 0;
+
+    /* Partitions T0 .. T0+3h received at T0+100h (an import), sealed. */
+    g_now = T0 + 100 * HOUR;
+    struct store *st = fill(&o, 4, 10, true);
+    assert_int_equal(catalog__list(store__catalog(st), CATALOG_ALL, 0, 0, &rows, &n), 0);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rows[i].recv_max, T0 + 100 * HOUR);
+    }
+    free(rows);
+    /* An hour after the import: every partition ended long ago, none received long ago. */
+    assert_int_equal(store_retention_run(st, &pol, T0 + 101 * HOUR, &res), 0);
+    free(res.deleted);
+    assert_int_equal(count_records(t), 40);
+    /* A late event into the first partition, received at T0+150h, makes it young again. */
+    g_now = T0 + 150 * HOUR;
+    append(st, T0 + 30 * VG_NS_PER_SEC, store_next_seq(st));
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(store_seal_before(st, T0 + 4 * HOUR), 0);
+    /* Two hours after the import: the three others go, the first stays. */
+    assert_int_equal(store_retention_run(st, &pol, T0 + 102 * HOUR, &res), 3);
+    for (size_t i = 0; i < res.ndeleted; i++) {
+        assert_int_equal(res.deleted[i].part_start, T0 + (int64_t)(i + 1) * HOUR);
+        assert_string_equal(res.deleted[i].reason, "max_age");
+    }
+    free(res.deleted);
+    assert_int_equal(count_records(t), 11);
+    /* later, both of its segments go (the late event went to a second one: the first
+     * was sealed) */
+    assert_int_equal(store_retention_run(st, &pol, T0 + 152 * HOUR, &res), 2);
+    free(res.deleted);
+    store_close(st);
+
+    /* max_size: the partition received first goes first, whatever its event time: events
+     * of T0+20h received on time, then an import of T0+5h's received at T0+30h. */
+    g_now = T0 + 21 * HOUR;
+    st = open_store(&o);
+    uint64_t seq = store_next_seq(st);
+    for (int i = 0; i < 10; i++) {
+        append(st, T0 + 20 * HOUR + i * VG_NS_PER_SEC, seq++);
+    }
+    assert_int_equal(store_commit(st), 0);
+    g_now = T0 + 30 * HOUR;
+    for (int i = 0; i < 10; i++) {
+        append(st, T0 + 5 * HOUR + i * VG_NS_PER_SEC, seq++);
+    }
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(store_seal_before(st, T0 + 22 * HOUR), 0);
+    assert_int_equal(catalog__list(store__catalog(st), CATALOG_ALL, 0, 0, &rows, &n), 0);
+    assert_int_equal(n, 2);
+    struct store_retention by_size = { .max_size_bytes = rows[0].bytes + 10 };
+    assert_int_equal(store_retention_run(st, &by_size, T0 + 31 * HOUR, &res), 1);
+    assert_int_equal(res.deleted[0].part_start, T0 + 20 * HOUR);
+    assert_string_equal(res.deleted[0].reason, "max_size");
+    free(res.deleted);
+    free(rows);
+    store_close(st);
+    expect_ok(t->dir);
+}
+
 static void test_holds(void **state)
 {
     struct tdir *t = *state;
@@ -886,6 +968,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_degrades_then_signs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_counts_from_receipt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletion_finished_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file_reported, setup, teardown),
