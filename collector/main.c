@@ -26,7 +26,8 @@ static void usage(FILE *f)
             "  --ready-fd N        write \"ready forward=ADDR ... pid=N\" to fd N once listening\n"
             "  --log-level L       error, warn, info (default) or debug\n"
             "  --help-config       print every configuration option with its default\n"
-            "  --version\n");
+            "  --version           print the version\n"
+            "  -h, --help          print this\n");
 }
 
 int main(int argc, char **argv)

@@ -61,8 +61,10 @@ static bool is_exec(const char *p)
 
 /* A directory the demo ships with (etc/<name>): $<env>; etc/<name> in the source tree
  * the binary was built in (1 to 3 levels above its directory: build/query/,
- * build/release/query/, ...); <prefix>/share/vigil/<name>; /usr/share/vigil/<name>.
- * Its real path goes to out (PATH_MAX). Returns 0 or -ENOENT. */
+ * build/release/query/, ...); share/vigil/<name> next to an installed bin/ (any prefix,
+ * even one given only at `cmake --install --prefix`); the datadir compiled in
+ * (VG_DATADIR: CMAKE_INSTALL_FULL_DATADIR/vigil). Its real path goes to out (PATH_MAX).
+ * Returns 0 or -ENOENT. */
 static int find_shared(const struct demo *d, const char *env_name, const char *name, char *out)
 {
     const char *env = getenv(env_name);
@@ -82,7 +84,7 @@ static int find_shared(const struct demo *d, const char *env_name, const char *n
     if (is_dir(p) && realpath(p, out)) {
         return 0;
     }
-    snprintf(p, sizeof(p), "/usr/share/vigil/%s", name);
+    snprintf(p, sizeof(p), "%s/%s", VG_DATADIR, name);
     if (is_dir(p) && realpath(p, out)) {
         return 0;
     }
@@ -115,7 +117,7 @@ static int find_paths(struct demo *d, const char *argv0)
 }
 
 /* The default rule pack, found like the demo's events: $VIGIL_DEMO_RULES, etc/rules next
- * to the build or install tree, /usr/share/vigil/rules. Without one the demo runs without
+ * to the build tree, share/vigil/rules of the install. Without one the demo runs without
  * rules and says so. */
 static void find_rules(struct demo *d)
 {

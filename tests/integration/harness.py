@@ -70,6 +70,19 @@ def run(args, check=True, input=None, env=None, t=60):
     return p
 
 
+def cmake_install(prefix, destdir=None):
+    """`cmake --install` of the build under test (VG_BUILD_DIR) into prefix (under destdir
+    when given, as a packager does). Returns the directory the files landed in."""
+    build = os.environ.get("VG_BUILD_DIR")
+    if not build:
+        raise AssertionError("VG_BUILD_DIR is not set (ctest sets it)")
+    env = dict(os.environ)
+    if destdir:
+        env["DESTDIR"] = destdir
+    run(["cmake", "--install", build, "--prefix", prefix], env=env, t=120)
+    return (destdir + prefix) if destdir else prefix
+
+
 class Vigild:
     """A vigild process with its own directory, PKI and config."""
 
@@ -84,6 +97,7 @@ class Vigild:
     # must not race the background rewrite (test_compaction.py covers it).
     STORE_DEFAULTS = (("partition", "1h"), ("retention", "{ max_age: 36500d }"),
                       ("compaction", "off"))
+    vigild_bin = VIGILD  # test_install.py runs the installed one
 
     def __init__(self, name="vigild", extra_config="", insecure=False, listen=None, store=None):
         self.dir = tempfile.mkdtemp(prefix="vigil-it-%s-" % name)
@@ -119,7 +133,7 @@ class Vigild:
         r, w = os.pipe()
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [VIGILD, "-c", self.config, "--ready-fd", str(w)],
+            [self.vigild_bin, "-c", self.config, "--ready-fd", str(w)],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, pass_fds=(w,))
         os.close(w)
         line = b""

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -53,16 +54,32 @@ static int setup(void **state)
     write_file(tmpdir, "ca.pem", "-----BEGIN CERTIFICATE-----\n");
     write_file(tmpdir, "server.pem", "-----BEGIN CERTIFICATE-----\n");
     write_file(tmpdir, "server-key.pem", "-----BEGIN PRIVATE KEY-----\n");
+    /* etc/vigil.yaml names pki/ca.pem and the rest, where `vigil pki init pki` puts them. */
+    char pki[PATH_MAX];
+    snprintf(pki, sizeof(pki), "%s/pki", tmpdir);
+    if (mkdir(pki, 0700) != 0) {
+        return -1;
+    }
+    write_file(pki, "ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    write_file(pki, "server.pem", "-----BEGIN CERTIFICATE-----\n");
+    write_file(pki, "server-key.pem", "-----BEGIN PRIVATE KEY-----\n");
     return 0;
 }
 
 static int teardown(void **state)
 {
+    char pki[PATH_MAX];
+
     (void)state;
     remove_file(tmpdir, "ca.pem");
     remove_file(tmpdir, "server.pem");
     remove_file(tmpdir, "server-key.pem");
     remove_file(tmpdir, "vigil.yaml");
+    remove_file(tmpdir, "pki/ca.pem");
+    remove_file(tmpdir, "pki/server.pem");
+    remove_file(tmpdir, "pki/server-key.pem");
+    snprintf(pki, sizeof(pki), "%s/pki", tmpdir);
+    rmdir(pki);
     rmdir(tmpdir);
     return 0;
 }
@@ -125,11 +142,11 @@ static void test_example_loads(void **state)
     assert_int_equal(c->store.free_reserve_bytes, 1ULL << 30);
     assert_true(c->store.fsync);
 
-    in_tmp(p, sizeof(p), "ca.pem");
+    in_tmp(p, sizeof(p), "pki/ca.pem");
     assert_string_equal(c->tls.ca, p);
-    in_tmp(p, sizeof(p), "server.pem");
+    in_tmp(p, sizeof(p), "pki/server.pem");
     assert_string_equal(c->tls.cert, p);
-    in_tmp(p, sizeof(p), "server-key.pem");
+    in_tmp(p, sizeof(p), "pki/server-key.pem");
     assert_string_equal(c->tls.key, p);
     assert_null(c->tls.crl);
     assert_int_equal(c->tls.handshake_timeout_ns, 10 * VG_NS_PER_SEC);
@@ -150,7 +167,8 @@ static void test_example_loads(void **state)
     assert_null(c->listen.shared_key_file);
 
     assert_int_equal(c->rules.npaths, 1);
-    assert_string_equal(c->rules.paths[0], "/etc/vigil/rules");
+    in_tmp(p, sizeof(p), "rules");
+    assert_string_equal(c->rules.paths[0], p);
 
     assert_int_equal(c->nforwarders, 1);
     assert_string_equal(c->forwarders[0].name, "oncall");

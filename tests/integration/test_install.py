@@ -1,0 +1,173 @@
+"""`cmake --install`: the layout a packager ships, and the installed programs working from
+the prefix alone: `vigil demo` finds its events and rule pack under share/vigil, and a
+vigild run from the installed example config (store under the prefix, the installed rule
+pack) takes events over mutual TLS. The man pages document exactly the options `--help`
+lists, and render without a groff warning."""
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Vigild, cmake_install, main, need, run  # noqa: E402
+
+SRC = os.environ.get("VG_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def clean_env():
+    """The environment without the variables that would point vigil at the source tree."""
+    env = dict(os.environ)
+    for k in ("VIGIL_DEMO_DATA", "VIGIL_DEMO_RULES"):
+        env.pop(k, None)
+    return env
+
+
+class InstalledVigild(Vigild):
+    """vigild from the prefix, run with the installed example config: only the listen
+    addresses are changed (to free loopback ports, as other tests on this machine may
+    hold the default ones)."""
+
+    def __init__(self, prefix):
+        super().__init__("installed")
+        self.prefix = prefix
+        self.vigild_bin = os.path.join(prefix, "bin", "vigild")
+        self.installed_config = os.path.join(prefix, "etc", "vigil", "vigil.yaml")
+        # The installed config names pki/*.pem next to itself: what the README's
+        # `vigil pki init` makes there.
+        self.pki = os.path.join(prefix, "etc", "vigil", "pki")
+        self.store = os.path.join(prefix, "var", "lib", "vigil")
+        self.config = os.path.join(prefix, "etc", "vigil", "vigil-test.yaml")
+
+    def write_config(self):
+        with open(self.installed_config) as f:
+            text = f.read()
+        for k in ("forward", "syslog", "https", "admin"):
+            text, n = re.subn(r"(?m)^(  %s:\s+)\S+" % k, r"\g<1>127.0.0.1:0", text)
+            if n != 1:
+                raise AssertionError("listen.%s not found once in the installed config" % k)
+        with open(self.config, "w") as f:
+            f.write(text)
+
+
+class InstallTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="vigil-it-install-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.prefix = os.path.join(self.tmp, "prefix")
+        cmake_install(self.prefix)
+
+    def path(self, *parts):
+        return os.path.join(self.prefix, *parts)
+
+    def test_layout(self):
+        for b in ("vigild", "vigil"):
+            self.assertTrue(os.access(self.path("bin", b), os.X_OK), b)
+        rules = sorted(os.path.basename(p) for p in glob.glob(os.path.join(SRC, "etc/rules/*")))
+        self.assertEqual(sorted(os.listdir(self.path("share/vigil/rules"))), rules)
+        demo = sorted(os.listdir(os.path.join(SRC, "etc/demo")))
+        self.assertEqual(sorted(os.listdir(self.path("share/vigil/demo"))), demo)
+        self.assertTrue(os.path.isfile(self.path("share/man/man1/vigil.1")))
+        self.assertTrue(os.path.isfile(self.path("share/man/man8/vigild.8")))
+        self.assertTrue(os.path.isfile(self.path("share/doc/vigil/README.md")))
+        # The example config points at this install, and share/doc has the same example.
+        with open(self.path("etc/vigil/vigil.yaml")) as f:
+            cfg = f.read()
+        self.assertIn("  path: %s " % self.path("var/lib/vigil"), cfg)
+        self.assertIn("  paths: [ %s ] " % self.path("share/vigil/rules"), cfg)
+        self.assertIn("  ca: pki/ca.pem ", cfg)
+        with open(self.path("share/doc/vigil/vigil.yaml")) as f:
+            self.assertEqual(f.read(), cfg)
+
+    def test_reinstall_keeps_the_config_in_use(self):
+        cfg = self.path("etc/vigil/vigil.yaml")
+        with open(cfg, "a") as f:
+            f.write("# edited by the operator\n")
+        cmake_install(self.prefix)
+        with open(cfg) as f:
+            self.assertTrue(f.read().endswith("# edited by the operator\n"))
+        with open(self.path("share/doc/vigil/vigil.yaml")) as f:
+            self.assertNotIn("edited by the operator", f.read())
+
+    def test_packager_install_to_usr_with_destdir(self):
+        dest = os.path.join(self.tmp, "dest")
+        root = cmake_install("/usr", destdir=dest)
+        self.assertTrue(os.access(os.path.join(root, "bin/vigild"), os.X_OK))
+        # GNUInstallDirs' rule for /usr: configuration in /etc, state in /var.
+        with open(os.path.join(dest, "etc/vigil/vigil.yaml")) as f:
+            cfg = f.read()
+        self.assertIn("  path: /var/lib/vigil ", cfg)
+        self.assertIn("  paths: [ /usr/share/vigil/rules ] ", cfg)
+        self.assertFalse(os.path.exists(os.path.join(dest, "usr/etc")))
+
+    def test_installed_demo(self):
+        # Run from an unrelated directory with no hint: the data must come from the prefix.
+        p = subprocess.run([self.path("bin/vigil"), "demo"], cwd=self.tmp, env=clean_env(),
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr[-3000:])
+        self.assertIn("rules: the default pack, %s" % os.path.realpath(
+            self.path("share/vigil/rules")), p.stdout)
+        self.assertIn("vigild stopped cleanly", p.stdout)
+        self.assertIn("Alerts raised live by the rule pack", p.stdout)
+
+    def test_installed_vigild_with_the_example_config(self):
+        vigil = self.path("bin/vigil")
+        run([vigil, "pki", "init", self.path("etc/vigil/pki")])
+        # The installed config, unchanged, validates (its TLS files and rule pack exist).
+        p = run([self.path("bin/vigild"), "-c", self.path("etc/vigil/vigil.yaml"),
+                 "--check-config"])
+        self.assertIn("configuration OK", p.stdout)
+        vd = InstalledVigild(self.prefix)
+        self.addCleanup(vd.cleanup)
+        vd.start()
+        log = vd.read_log()
+        self.assertRegex(log, r"rules: [1-9][0-9]* loaded, 0 unsupported, 0 invalid")
+        ev = os.path.join(self.tmp, "ev.ndjson")
+        with open(ev, "w") as f:
+            f.write('{"ts":"2024-05-01T13:00:00Z","source":"falco","message":"installed ok"}\n')
+        cert, key = vd.cert("agent-node-1")
+        run([vigil, "send", "--server", "127.0.0.1:%d" % vd.forward_port, "--ca", vd.ca,
+             "--cert", cert, "--key", key, ev])
+        vd.stop()
+        # `vigil search -c` with the installed config finds the store under the prefix.
+        p = run([vigil, "search", "-c", self.path("etc/vigil/vigil.yaml"), "installed",
+                 "--format", "ndjson"])
+        self.assertEqual(len(p.stdout.splitlines()), 1, p.stdout)
+        self.assertTrue(os.path.isfile(self.path("var/lib/vigil/catalog.db")))
+
+
+def help_options(text):
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", text))
+
+
+def man_options(path):
+    with open(path) as f:
+        text = f.read().replace("\\-", "-")
+    return help_options(text)
+
+
+class ManPageTest(unittest.TestCase):
+    def test_vigild_man_page_documents_every_option(self):
+        p = run([os.environ["VIGILD_BIN"], "--help"])
+        self.assertEqual(help_options(p.stdout), man_options(os.path.join(SRC, "man/vigild.8")))
+
+    def test_vigil_man_page_documents_every_command(self):
+        p = run([os.environ["VIGIL_BIN"], "--help"])
+        commands = set(re.findall(r"(?m)^  ([a-z]+) ", p.stdout))
+        self.assertGreater(len(commands), 8)
+        with open(os.path.join(SRC, "man/vigil.1")) as f:
+            documented = set(re.findall(r"(?m)^\.B ([a-z]+)", f.read()))
+        self.assertEqual(commands, documented - {"vigil"})
+
+    def test_man_pages_render_without_warnings(self):
+        need(self, shutil.which("groff"), "groff")
+        for page in ("man/vigil.1", "man/vigild.8"):
+            p = run(["groff", "-man", "-Tutf8", "-ww", "-z", os.path.join(SRC, page)])
+            self.assertEqual(p.stderr, "", page)
+
+
+if __name__ == "__main__":
+    main()
