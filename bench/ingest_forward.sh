@@ -6,6 +6,9 @@
 # Needs a release build in build/release (scripts/demo.sh makes one). Binds 127.0.0.1
 # only; stops vigild by PID.
 set -euo pipefail
+# vigild refuses to keep root unless told: these runs are throwaway stores.
+ALLOW_ROOT=()
+if [[ $EUID -eq 0 ]]; then ALLOW_ROOT=(--allow-root); fi
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
 RUNS=${2:-3}
@@ -30,7 +33,7 @@ tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem }
 listen: { forward: 127.0.0.1:0, syslog: null, https: null, admin: 127.0.0.1:0 }
 log:    { level: warn }
 YAML
-    $BIN/collector/vigild -c "$D/vigil.yaml" --ready-fd 9 9>"$D/ready" 2>"$D/vigild.log" &
+    $BIN/collector/vigild -c "$D/vigil.yaml" --ready-fd 9 "${ALLOW_ROOT[@]}" 9>"$D/ready" 2>"$D/vigild.log" &
     pid=$!
     for _ in $(seq 1 200); do grep -q ready "$D/ready" 2>/dev/null && break; sleep 0.05; done
     port=$(sed -n 's/.*forward=127.0.0.1:\([0-9]*\).*/\1/p' "$D/ready")

@@ -34,6 +34,9 @@
 # Needs a release build in $VG_BUILD (default build/release). Binds 127.0.0.1 only;
 # stops vigild by PID.
 set -euo pipefail
+# vigild refuses to keep root unless told: these runs are throwaway stores.
+ALLOW_ROOT=()
+if [[ $EUID -eq 0 ]]; then ALLOW_ROOT=(--allow-root); fi
 cd "$(dirname "$0")/.."
 N=${1:-300000}
 RUNS=${2:-3}
@@ -155,7 +158,7 @@ run_one() { # $1 = rule count; sets RES="eps us_per_event alerts wall"
         [[ $k -gt 0 ]] && echo "rules:  { paths: [ $WORK/rules-$k ] }"
     } > "$D/vigil.yaml"
     retime
-    "$BIN/collector/vigild" -c "$D/vigil.yaml" --ready-fd 9 9>"$D/ready" 2>"$D/vigild.log" &
+    "$BIN/collector/vigild" -c "$D/vigil.yaml" --ready-fd 9 "${ALLOW_ROOT[@]}" 9>"$D/ready" 2>"$D/vigild.log" &
     PID=$!
     for _ in $(seq 1 200); do grep -q ready "$D/ready" 2>/dev/null && break; sleep 0.05; done
     local port admin

@@ -16,6 +16,9 @@
 # -DCMAKE_BUILD_TYPE=Release && cmake --build build/release -j) and rsyslogd with
 # rsyslog-openssl. Binds 127.0.0.1 only; stops what it started by PID.
 set -euo pipefail
+# vigild refuses to keep root unless told: these runs are throwaway stores.
+ALLOW_ROOT=()
+if [[ $EUID -eq 0 ]]; then ALLOW_ROOT=(--allow-root); fi
 cd "$(dirname "$0")/.."
 N=${1:-300000}
 RUNS=${2:-3}
@@ -53,7 +56,7 @@ tls:    { ca: $PKI/ca.pem, cert: $PKI/server.pem, key: $PKI/server.key }
 listen: { forward: null, syslog: 127.0.0.1:0, https: null, admin: 127.0.0.1:0 }
 log:    { level: warn }
 YAML
-    "$BIN/collector/vigild" -c "$D/vigil.yaml" --ready-fd 9 9>"$D/ready" 2>"$D/vigild.log" &
+    "$BIN/collector/vigild" -c "$D/vigil.yaml" --ready-fd 9 "${ALLOW_ROOT[@]}" 9>"$D/ready" 2>"$D/vigild.log" &
     PID=$!
     for _ in $(seq 1 200); do grep -q ready "$D/ready" 2>/dev/null && break; sleep 0.05; done
     local port admin

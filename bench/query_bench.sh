@@ -27,6 +27,9 @@
 # packages clickhouse-server clickhouse-client sqlite3 lz4 zstd for the peers. Binds
 # 127.0.0.1 only; stops what it starts by PID. Results: $RESULTS/vigil_*.tsv.
 set -euo pipefail
+# vigild refuses to keep root unless told: these runs are throwaway stores.
+ALLOW_ROOT=()
+if [[ $EUID -eq 0 ]]; then ALLOW_ROOT=(--allow-root); fi
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 N=${1:-5000000}
@@ -87,7 +90,7 @@ tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem }
 listen: { forward: 127.0.0.1:0, syslog: null, https: null, admin: 127.0.0.1:0 }
 log:    { level: warn }
 YAML
-    "$VIGILD" -c "$W/vigil.yaml" --ready-fd 9 9>"$W/ready" 2>"$W/vigild.log" &
+    "$VIGILD" -c "$W/vigil.yaml" --ready-fd 9 "${ALLOW_ROOT[@]}" 9>"$W/ready" 2>"$W/vigild.log" &
     PID=$!
     for _ in $(seq 1 400); do grep -q ready "$W/ready" 2>/dev/null && break; sleep 0.05; done
     port=$(sed -n 's/.*forward=127.0.0.1:\([0-9]*\).*/\1/p' "$W/ready")
@@ -114,7 +117,7 @@ fi
 if [[ ${VG_LOADER:-0} == 1 ]]; then
     "$W/store_load" --store "$STORE" --seal /dev/null >/dev/null
 else
-    "$VIGILD" -c "$W/vigil.yaml" --ready-fd 9 9>"$W/ready2" 2>>"$W/vigild.log" &
+    "$VIGILD" -c "$W/vigil.yaml" --ready-fd 9 "${ALLOW_ROOT[@]}" 9>"$W/ready2" 2>>"$W/vigild.log" &
     PID=$!
     for _ in $(seq 1 400); do grep -q ready "$W/ready2" 2>/dev/null && break; sleep 0.05; done
     for _ in $(seq 1 600); do

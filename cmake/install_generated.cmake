@@ -1,6 +1,6 @@
 # cmake/install_generated.cmake: run by `cmake --install` after the plain install() rules.
 # Writes the files that name install paths: the example vigil.yaml (store, rule pack) and
-# the systemd unit (vigild, its config). The paths come from the prefix given at install
+# the systemd unit (vigild, its config, the store), and installs the sysusers.d file. The paths come from the prefix given at install
 # time (`--prefix P`, else CMAKE_INSTALL_PREFIX), so an install into a temporary prefix is
 # as coherent as one into /usr. file(INSTALL) applies DESTDIR and records the manifest.
 #
@@ -59,6 +59,19 @@ if(EXISTS "$ENV{DESTDIR}${vg_config}")
 else()
     file(INSTALL "${vg_gen}/vigil.yaml" DESTINATION "${vg_confdir}")
 endif()
+
+# The systemd unit and the user it runs as.
+vg_abs(vg_unitdir "${VG_SYSTEMD_UNITDIR}")
+vg_abs(vg_sysusersdir "${VG_SYSUSERSDIR}")
+set(VG_BINDIR "${vg_bindir}")
+set(VG_CONFIG "${vg_config}")
+set(VG_STORE "${vg_store}")
+file(READ "${VG_SOURCE_DIR}/etc/systemd/vigild.service.in" vg_unit)
+string(CONFIGURE "${vg_unit}" vg_unit @ONLY)
+file(WRITE "${vg_gen}/vigild.service" "${vg_unit}")
+file(INSTALL "${vg_gen}/vigild.service" DESTINATION "${vg_unitdir}")
+file(INSTALL "${VG_SOURCE_DIR}/etc/systemd/vigil.sysusers" DESTINATION "${vg_sysusersdir}"
+     RENAME vigil.conf)
 
 # The store's directory, empty: a prefix without var/lib still runs its example config.
 # Under systemd, StateDirectory=vigil hands it to the vigil user at start.

@@ -1,6 +1,7 @@
 /* collector/vigild.c: wires the daemon's parts and starts and stops them on the loop
  * thread: the ingest port (the pipeline, which owns the store thread) that listeners and
- * rules feed, the listeners, the live rules, signals. */
+ * rules feed, the listeners, the live rules, signals, and the readiness notifications
+ * systemd's Type=notify waits for (<systemd/sd-daemon.h> is used only here). */
 #include "collector/vigild.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "collector/admin.h"
@@ -162,11 +164,12 @@ void vigild_stop(struct vigild *vd)
     log_info("stopping: no new connections; waiting for in-flight events to be durable "
              "and acknowledged");
     vd->stopping = true;
-    rules_live_stop(vd->rules);
-    for (int k = 0; k < LST_COUNT; k++) {
-        listener_close(vd->lst[k]);
-        vd->lst[k] = NULL;
+    int rc = sd_notify(0, "STOPPING=1\nSTATUS=stopping: draining connections");
+    if (rc < 0) {
+        log_warn("cannot notify systemd (NOTIFY_SOCKET): %s", strerror(-rc));
     }
+    rules_live_stop(vd->rules);
+    vigild_unlisten(vd);
     conn_drain_all(&vd->conns);
     /* Connections finish as their last acks go out; poll cheaply until none remain. */
     uv_timer_init(vd->loop, &vd->stop_timer);
@@ -229,7 +232,7 @@ int vigild_load_rules(struct vigild *vd, struct errbuf *eb)
     return rules_live_new(&env, &vd->rules, eb);
 }
 
-int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
+int vigild_listen(struct vigild *vd, struct errbuf *eb)
 {
     struct vg_config *cfg = vd->cfg;
     static const struct {
@@ -247,18 +250,64 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         [LST_HTTPS] = &cfg->listen.https,
         [LST_ADMIN] = &cfg->listen.admin,
     };
-    char ready[512];
-    size_t rn = 0;
     int rc;
 
-    vd->m.started_ns = vg_now_ns();
+    /* The port reaches the pipeline only when events arrive, after vigild_start. */
     vd->port = (struct ingest_port){ &vigild_port_ops, vd };
     conn_set_init(&vd->conns, vd->loop);
     if (cfg->listen.shared_key_file &&
         (rc = load_shared_key(vd, cfg->listen.shared_key_file, eb)) < 0) {
-        store_close(st);
         return rc;
     }
+    if (gethostname(vd->self_host, sizeof(vd->self_host) - 1) != 0) {
+        snprintf(vd->self_host, sizeof(vd->self_host), "vigild");
+    }
+    for (size_t i = 0; i < VG_ARRAY_LEN(protos); i++) {
+        enum listener_kind k = protos[i].kind;
+        const struct cfg_addr *a = addrs[k];
+        if (!a->enabled) {
+            continue;
+        }
+        bool tls = k != LST_ADMIN && !cfg->listen.insecure;
+        struct listener_env env = {
+            .set = &vd->conns,
+            .kind = k,
+            .cfg = &cfg->listen,
+            .handshake_timeout_ns = cfg->tls.handshake_timeout_ns,
+            .tls = tls ? vd->tls : NULL,
+            .m = &vd->m.lst[k],
+            .port = &vd->port,
+            .self_host = vd->self_host,
+            .shared_key = vd->shared_key,
+            .all = &vd->m,
+        };
+        rc = listener_start(&env, protos[i].proto, a->host, a->port, &vd->lst[k], eb);
+        if (rc < 0) {
+            vigild_unlisten(vd);
+            return rc;
+        }
+        log_info("listening: %s on %s (%s)", listener_kind_name(k), vd->lst[k]->addr,
+                 tls ? "TLS, client certificates required" : "plain");
+    }
+    return 0;
+}
+
+void vigild_unlisten(struct vigild *vd)
+{
+    for (int k = 0; k < LST_COUNT; k++) {
+        listener_close(vd->lst[k]);
+        vd->lst[k] = NULL;
+    }
+}
+
+int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
+{
+    struct vg_config *cfg = vd->cfg;
+    char ready[512] = "";
+    size_t rn = 0;
+    int rc;
+
+    vd->m.started_ns = vg_now_ns();
     /* Batches: 8 MiB soft limit; one message may add four times the largest frame
      * (records carry the normalized fields beside the raw event). */
     struct pipeline_policy pol = {
@@ -295,36 +344,11 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
     uv_signal_start(&vd->sig_term, on_signal, SIGTERM);
     uv_signal_start(&vd->sig_int, on_signal, SIGINT);
     uv_signal_start(&vd->sig_hup, on_signal, SIGHUP);
-    if (gethostname(vd->self_host, sizeof(vd->self_host) - 1) != 0) {
-        snprintf(vd->self_host, sizeof(vd->self_host), "vigild");
-    }
-    for (size_t i = 0; i < VG_ARRAY_LEN(protos); i++) {
-        enum listener_kind k = protos[i].kind;
-        const struct cfg_addr *a = addrs[k];
-        if (!a->enabled) {
-            continue;
+    for (int k = 0; k < LST_COUNT; k++) {
+        if (vd->lst[k]) {
+            rn += (size_t)snprintf(ready + rn, sizeof(ready) - rn, "%s=%s ",
+                                   listener_kind_name((enum listener_kind)k), vd->lst[k]->addr);
         }
-        bool tls = k != LST_ADMIN && !cfg->listen.insecure;
-        struct listener_env env = {
-            .set = &vd->conns,
-            .kind = k,
-            .cfg = &cfg->listen,
-            .handshake_timeout_ns = cfg->tls.handshake_timeout_ns,
-            .tls = tls ? vd->tls : NULL,
-            .m = &vd->m.lst[k],
-            .port = &vd->port,
-            .self_host = vd->self_host,
-            .shared_key = vd->shared_key,
-            .all = &vd->m,
-        };
-        rc = listener_start(&env, protos[i].proto, a->host, a->port, &vd->lst[k], eb);
-        if (rc < 0) {
-            return rc;
-        }
-        log_info("listening: %s on %s (%s)", listener_kind_name(k), vd->lst[k]->addr,
-                 tls ? "TLS, client certificates required" : "plain");
-        rn += (size_t)snprintf(ready + rn, sizeof(ready) - rn, "%s=%s ", listener_kind_name(k),
-                               vd->lst[k]->addr);
     }
     log_info("ready: %spid=%d", ready, (int)getpid());
     if (vd->ready_fd >= 0) {
@@ -335,6 +359,12 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         }
         close(vd->ready_fd);
         vd->ready_fd = -1;
+    }
+    /* systemd (Type=notify): the unit is started once the listeners take connections.
+     * Without NOTIFY_SOCKET this does nothing. */
+    rc = sd_notifyf(0, "READY=1\nSTATUS=ready: %s\nMAINPID=%d", ready, (int)getpid());
+    if (rc < 0) {
+        log_warn("cannot notify systemd (NOTIFY_SOCKET): %s", strerror(-rc));
     }
     return 0;
 }

@@ -50,8 +50,17 @@ void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *acti
  * before the loop runs. Returns 0 or negative with eb (rules_live_new). */
 int vigild_load_rules(struct vigild *vd, struct errbuf *eb);
 
-/* Starts the pipeline (taking ownership of st), the listeners and signal handling.
+/* Binds and listens on every enabled listener. Connections are accepted only once the
+ * loop runs, so main can drop privileges and open the store in between. On failure the
+ * listeners bound so far are closed (their handles finish closing when the loop runs).
  * Returns 0 or negative with eb. */
+int vigild_listen(struct vigild *vd, struct errbuf *eb);
+/* Closes the listeners (idempotent). */
+void vigild_unlisten(struct vigild *vd);
+
+/* Starts the pipeline (taking ownership of st) and signal handling, then says ready
+ * (--ready-fd, systemd's NOTIFY_SOCKET). Call after vigild_listen. Returns 0 or negative
+ * with eb. */
 int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb);
 
 /* Graceful stop: stop accepting, let in-flight events become durable and be

@@ -167,6 +167,10 @@ static const struct cfg_opt config_opts[] = {
       .count_off = CFG_OFF(struct vg_config, nforwarders) },
     { "log", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, log), "vigild's own log",
       .sub = log_opts },
+    { "user", CFG_STR, NULL, 0, 0, CFG_OFF(struct vg_config, user),
+      "when started as root, vigild reads its keys and binds its listeners, then runs as "
+      "this user (and its groups); as root without it, vigild refuses to start unless "
+      "given --allow-root" },
     { NULL },
 };
 

@@ -81,6 +81,7 @@ struct log_cfg {
 
 struct vg_config {
     char *file; /* path loaded, as given, or NULL */
+    char *user; /* vigild started as root switches to this user after binding, or NULL */
     struct store_cfg store;
     struct tls_cfg tls;
     struct listen_cfg listen;

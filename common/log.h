@@ -15,6 +15,11 @@ void log_set_level(enum log_level lvl);
 /* Parses "error", "warn", "info", "debug". Returns 0 or VG_EPARSE. */
 int log_level_parse(const char *s, enum log_level *out);
 void log_set_prog(const char *prog); /* prefix of every line, e.g. "vigild" */
+/* When stderr is the journal's stream (JOURNAL_STREAM names its device and inode, as
+ * systemd sets it for a service), lines start with the sd-daemon priority prefix "<3>"
+ * to "<7>" instead of a timestamp and the program name, which journald records itself.
+ * Call once at start-up, before threads. Returns whether it did. */
+bool log_detect_journal(void);
 void log_write(enum log_level lvl, const char *fmt, ...) VG_PRINTF(2, 3);
 
 #define log_error(...) log_write(LOG_LVL_ERROR, __VA_ARGS__)

@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# libsystemd-dev: sd_notify for the unit's Type=notify (a no-op outside systemd).
 BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev libmsgpack-dev
             libsqlite3-dev libyaml-dev libcmocka-dev libhttp-parser-dev libyajl-dev
-            zlib1g-dev libcurl4-openssl-dev libzstd-dev)
-TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl)
+            zlib1g-dev libcurl4-openssl-dev libzstd-dev libsystemd-dev)
+# systemd: systemd-analyze checks the unit; groff-base: the man pages render cleanly.
+TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl systemd groff-base)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then
