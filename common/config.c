@@ -95,7 +95,10 @@ static const struct cfg_opt listen_opts[] = {
     { "https", CFG_ADDR, "0.0.0.0:8443", 0, 0, CFG_OFF(struct listen_cfg, https),
       "HTTPS ingest (/v1/events, /v1/falco, /v1/k8s/audit, /v1/trivy), or off" },
     { "admin", CFG_ADDR, "127.0.0.1:9465", 0, 0, CFG_OFF(struct listen_cfg, admin),
-      "plain HTTP /metrics and /healthz; loopback only, or off" },
+      "plain HTTP /metrics and /healthz; loopback only (see admin_remote), or off" },
+    { "admin_remote", CFG_BOOL, "false", 0, 0, CFG_OFF(struct listen_cfg, admin_remote),
+      "let listen.admin bind a non-loopback address (read-only, unauthenticated: for "
+      "Kubernetes probes and Prometheus inside a pod; fence it with a NetworkPolicy)" },
     { "insecure", CFG_BOOL, "false", 0, 0, CFG_OFF(struct listen_cfg, insecure),
       "plaintext forward/syslog/https without client certificates; only on loopback" },
     { "max_frame_bytes", CFG_SIZE, "16MiB", 1024, 256 << 20,
@@ -195,10 +198,11 @@ static int check_listen(const struct cfg_doc *d, const struct vg_config *c, stru
     };
     bool any_tls = false;
 
-    if (l->admin.enabled && !cfg_host_is_loopback(l->admin.host)) {
+    if (l->admin.enabled && !cfg_host_is_loopback(l->admin.host) && !l->admin_remote) {
         return cfg_doc_error(d, &l->admin, eb,
                              "the admin listener serves plain HTTP and must be on loopback "
-                             "(127.0.0.1, ::1, localhost), got '%s'",
+                             "(127.0.0.1, ::1, localhost), got '%s' (listen.admin_remote: "
+                             "true allows it)",
                              l->admin.host);
     }
     for (size_t i = 0; i < VG_ARRAY_LEN(all); i++) {

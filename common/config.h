@@ -45,13 +45,14 @@ struct tls_cfg {
     int64_t handshake_timeout_ns; /* 10s */
 };
 
-/* listen: admin is always loopback; insecure: true only with every enabled listener on
- * loopback. A disabled listener has enabled == false and host == NULL. */
+/* listen: admin is loopback unless admin_remote; insecure: true only with every enabled
+ * listener on loopback. A disabled listener has enabled == false and host == NULL. */
 struct listen_cfg {
     struct cfg_addr forward;   /* 0.0.0.0:24224 */
     struct cfg_addr syslog;    /* 0.0.0.0:6514 */
     struct cfg_addr https;     /* 0.0.0.0:8443 */
     struct cfg_addr admin;     /* 127.0.0.1:9465, plain HTTP */
+    bool admin_remote;         /* admin may bind a non-loopback address */
     bool insecure;             /* plaintext forward/syslog/https (loopback only) */
     uint64_t max_frame_bytes;  /* 16MiB */
     uint64_t max_connections;  /* 4096 */

@@ -9,6 +9,7 @@
  * the files it created. Any one thread at a time; blocks on file I/O. */
 #include "common/pki.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +28,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "common/buf.h"
 #include "common/tls.h"
 
 #define PKI_LEAF_DAYS 825
@@ -34,6 +36,9 @@
 #define PKI_MAX_FILES 16
 #define PKI_NAME_MAX  64
 #define PKI_REASON    256
+#define PKI_MAX_NAMES 32
+/* Every server certificate names loopback; --server-name adds to it. */
+#define PKI_SERVER_SAN "DNS:localhost,IP:127.0.0.1,IP:::1"
 
 enum pki_kind { PKI_CA, PKI_SERVER, PKI_CLIENT };
 
@@ -59,7 +64,7 @@ static const struct pki_ext pki_server_exts[] = {
     { NID_basic_constraints, "critical,CA:FALSE" },
     { NID_key_usage, "critical,digitalSignature" },
     { NID_ext_key_usage, "serverAuth" },
-    { NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1" },
+    { NID_subject_alt_name, PKI_SERVER_SAN },
     { NID_subject_key_identifier, "hash" },
     { NID_authority_key_identifier, "keyid:always" },
     { 0, NULL },
@@ -253,13 +258,15 @@ static int pki_set_serial(X509 *x)
     return ok;
 }
 
-static int pki_add_exts(X509 *x, X509 *issuer, const struct pki_ext *exts)
+/* san, when not NULL, replaces the subjectAltName row's value. */
+static int pki_add_exts(X509 *x, X509 *issuer, const struct pki_ext *exts, const char *san)
 {
     X509V3_CTX v3;
 
     X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
     for (const struct pki_ext *e = exts; e->nid; e++) {
-        X509_EXTENSION *ex = X509V3_EXT_nconf_nid(NULL, &v3, e->nid, e->value);
+        const char *v = san && e->nid == NID_subject_alt_name ? san : e->value;
+        X509_EXTENSION *ex = X509V3_EXT_nconf_nid(NULL, &v3, e->nid, v);
         if (!ex) {
             return 0;
         }
@@ -273,10 +280,11 @@ static int pki_add_exts(X509 *x, X509 *issuer, const struct pki_ext *exts)
 }
 
 /* A certificate for key with subject CN=cn, signed by issuer/issuer_key (the CA) or
- * self-signed when issuer is NULL. Returns the certificate (caller owns) or NULL with
- * the reason in OpenSSL's error queue. */
+ * self-signed when issuer is NULL; san (or NULL: the kind's default) its subjectAltName.
+ * Returns the certificate (caller owns) or NULL with the reason in OpenSSL's error
+ * queue. */
 static X509 *pki_make_cert(enum pki_kind kind, const char *cn, EVP_PKEY *key, X509 *issuer,
-                           EVP_PKEY *issuer_key)
+                           EVP_PKEY *issuer_key, const char *san)
 {
     X509 *x = X509_new();
     X509_NAME *name = X509_NAME_new();
@@ -303,7 +311,7 @@ static X509 *pki_make_cert(enum pki_kind kind, const char *cn, EVP_PKEY *key, X5
         !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) || !X509_set_pubkey(x, key)) {
         goto fail;
     }
-    if (!pki_add_exts(x, issuer ? issuer : x, exts) ||
+    if (!pki_add_exts(x, issuer ? issuer : x, exts, san) ||
         !X509_sign(x, issuer ? issuer_key : key, EVP_sha256())) {
         goto fail;
     }
@@ -316,10 +324,11 @@ fail:
 }
 
 /* Generates a key and a certificate for name and writes dir/<name>-key.pem, then
- * dir/<name>.pem. For PKI_CA, *ca_out and *ca_key_out receive them (caller owns). */
+ * dir/<name>.pem. For PKI_CA, *ca_out and *ca_key_out receive them (caller owns). san:
+ * see pki_make_cert. */
 static int pki_issue(const char *dir, const char *name, enum pki_kind kind, X509 *ca,
-                     EVP_PKEY *ca_key, bool force, struct pki_made *m, X509 **ca_out,
-                     EVP_PKEY **ca_key_out, struct errbuf *eb)
+                     EVP_PKEY *ca_key, const char *san, bool force, struct pki_made *m,
+                     X509 **ca_out, EVP_PKEY **ca_key_out, struct errbuf *eb)
 {
     char cert_path[PATH_MAX];
     char key_path[PATH_MAX];
@@ -339,7 +348,7 @@ static int pki_issue(const char *dir, const char *name, enum pki_kind kind, X509
     if (!key) {
         return pki_openssl_fail(eb, "generate a key for", name);
     }
-    x = pki_make_cert(kind, cn, key, ca, ca_key);
+    x = pki_make_cert(kind, cn, key, ca, ca_key, san);
     if (!x) {
         rc = pki_openssl_fail(eb, "make the certificate", cert_path);
         goto out;
@@ -384,14 +393,60 @@ static int pki_check_pair(const char *dir, const char *name, bool can_force, str
     return rc;
 }
 
+/* A DNS name (letters, digits, '-', '.', a leading "*." wildcard) or an IP address, as
+ * "DNS:name" or "IP:addr" appended to san. Returns 0 or VG_EPARSE with eb. */
+static int pki_san_append(struct buf *san, const char *name, struct errbuf *eb)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    size_t n = strlen(name);
+    const char *p = strncmp(name, "*.", 2) == 0 ? name + 2 : name;
+    bool ok = n > 0 && n <= 253 && *p != '.' && *p != '-';
+
+    if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
+        return buf_appendf(san, ",IP:%s", name) == 0 ? 0 : VG_ELIMIT;
+    }
+    for (; ok && *p; p++) {
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+             *p == '-' || *p == '.';
+    }
+    if (!ok) {
+        errbuf_set(eb,
+                   "bad server name '%.80s': a DNS name (A-Z a-z 0-9 - ., optionally *. first) "
+                   "or an IP address",
+                   name);
+        return VG_EPARSE;
+    }
+    return buf_appendf(san, ",DNS:%s", name) == 0 ? 0 : VG_ELIMIT;
+}
+
 int pki_init(const char *dir, bool force, struct errbuf *eb)
+{
+    return pki_init_names(dir, force, NULL, 0, eb);
+}
+
+int pki_init_names(const char *dir, bool force, const char *const *names, size_t nnames,
+                   struct errbuf *eb)
 {
     struct pki_made m = { .n = 0 };
     X509 *ca = NULL;
     EVP_PKEY *ca_key = NULL;
-    int rc = pki_ensure_dir(dir, eb);
+    struct buf san;
+    int rc = 0;
 
+    if (nnames > PKI_MAX_NAMES) {
+        errbuf_set(eb, "%zu server names: at most %d", nnames, PKI_MAX_NAMES);
+        return VG_EPARSE;
+    }
+    buf_init(&san, 8192);
+    rc = buf_appendf(&san, "%s", PKI_SERVER_SAN);
+    for (size_t i = 0; rc == 0 && i < nnames; i++) {
+        rc = pki_san_append(&san, names[i], eb);
+    }
+    if (rc == 0) {
+        rc = pki_ensure_dir(dir, eb);
+    }
     if (rc < 0) {
+        buf_release(&san);
         return rc;
     }
     if (!force) {
@@ -404,19 +459,23 @@ int pki_init(const char *dir, bool force, struct errbuf *eb)
             rc = pki_check_pair(dir, pki_clients[i], true, eb);
         }
         if (rc < 0) {
+            buf_release(&san);
             return rc;
         }
     }
-    rc = pki_issue(dir, "ca", PKI_CA, NULL, NULL, force, &m, &ca, &ca_key, eb);
+    rc = pki_issue(dir, "ca", PKI_CA, NULL, NULL, NULL, force, &m, &ca, &ca_key, eb);
     if (rc == 0) {
-        rc = pki_issue(dir, "server", PKI_SERVER, ca, ca_key, force, &m, NULL, NULL, eb);
+        rc = pki_issue(dir, "server", PKI_SERVER, ca, ca_key, buf_cstr(&san), force, &m, NULL, NULL,
+                       eb);
     }
     for (size_t i = 0; rc == 0 && i < VG_ARRAY_LEN(pki_clients); i++) {
-        rc = pki_issue(dir, pki_clients[i], PKI_CLIENT, ca, ca_key, force, &m, NULL, NULL, eb);
+        rc =
+            pki_issue(dir, pki_clients[i], PKI_CLIENT, ca, ca_key, NULL, force, &m, NULL, NULL, eb);
     }
     if (rc < 0) {
         pki_undo(&m);
     }
+    buf_release(&san);
     X509_free(ca);
     EVP_PKEY_free(ca_key);
     return rc;
@@ -502,7 +561,7 @@ int pki_issue_client(const char *dir, const char *name, struct errbuf *eb)
     if (rc < 0) {
         return rc;
     }
-    rc = pki_issue(dir, name, PKI_CLIENT, ca, ca_key, false, &m, NULL, NULL, eb);
+    rc = pki_issue(dir, name, PKI_CLIENT, ca, ca_key, NULL, false, &m, NULL, NULL, eb);
     if (rc < 0) {
         pki_undo(&m);
     }

@@ -5,6 +5,7 @@
 #define VG_COMMON_PKI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "common/errbuf.h"
 #include "common/vg.h"
@@ -24,6 +25,11 @@
  * On failure the files this call created are removed. Returns 0, or -errno / VG_ETLS
  * with eb set. Blocks (file I/O). */
 int pki_init(const char *dir, bool force, struct errbuf *eb) VG_MUST_USE;
+/* pki_init, with the server certificate also naming each of names (at most 32): DNS
+ * names (a leading "*." allowed) or IP addresses, e.g. the Kubernetes Service's
+ * vigild.vigil.svc. Returns as pki_init, or VG_EPARSE for a bad name. */
+int pki_init_names(const char *dir, bool force, const char *const *names, size_t nnames,
+                   struct errbuf *eb) VG_MUST_USE;
 
 /* Issues one more client certificate: CN=name, EKU clientAuth, signed by dir's CA
  * (dir/ca.pem, dir/ca-key.pem), into dir/<name>.pem and dir/<name>-key.pem. name is

@@ -16,10 +16,12 @@ int cmd_pki(int argc, char **argv)
     bool force = false;
     const char *dir = NULL;
     const char *issue = NULL;
+    const char *names[32];
+    size_t nnames = 0;
 
     errbuf_clear(&eb);
     if (argc < 2 || (strcmp(argv[1], "init") != 0 && strcmp(argv[1], "issue") != 0)) {
-        fprintf(stderr, "usage: vigil pki init DIR [--force]\n"
+        fprintf(stderr, "usage: vigil pki init DIR [--force] [--server-name NAME]...\n"
                         "       vigil pki issue DIR NAME   (one more client certificate)\n");
         return CLI_USAGE;
     }
@@ -27,6 +29,12 @@ int cmd_pki(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--force") == 0) {
             force = true;
+        } else if (!is_issue && strcmp(argv[i], "--server-name") == 0 && i + 1 < argc) {
+            if (nnames == VG_ARRAY_LEN(names)) {
+                fprintf(stderr, "vigil pki init: at most %zu --server-name\n", VG_ARRAY_LEN(names));
+                return CLI_USAGE;
+            }
+            names[nnames++] = argv[++i];
         } else if (!dir) {
             dir = argv[i];
         } else if (is_issue && !issue) {
@@ -40,7 +48,8 @@ int cmd_pki(int argc, char **argv)
         fprintf(stderr, "vigil pki %s: missing %s\n", argv[1], dir ? "NAME" : "DIR");
         return CLI_USAGE;
     }
-    int rc = is_issue ? pki_issue_client(dir, issue, &eb) : pki_init(dir, force, &eb);
+    int rc = is_issue ? pki_issue_client(dir, issue, &eb)
+                      : pki_init_names(dir, force, names, nnames, &eb);
     if (rc < 0) {
         fprintf(stderr, "vigil pki %s: %s\n", argv[1], errbuf_msg(&eb));
         return CLI_FAIL;
@@ -50,25 +59,30 @@ int cmd_pki(int argc, char **argv)
     } else {
         printf("development PKI in %s:\n"
                "  ca.pem ca-key.pem              the CA (keep ca-key.pem offline)\n"
-               "  server.pem server-key.pem      vigild (localhost, 127.0.0.1, ::1)\n"
-               "  agent-node-1.pem, agent-sidecar-1.pem (+ -key.pem)   agents\n"
-               "  analyst.pem analyst-key.pem    an analyst\n",
+               "  server.pem server-key.pem      vigild (localhost, 127.0.0.1, ::1",
                dir);
+        for (size_t i = 0; i < nnames; i++) {
+            printf(", %s", names[i]);
+        }
+        printf(")\n"
+               "  agent-node-1.pem, agent-sidecar-1.pem (+ -key.pem)   agents\n"
+               "  analyst.pem analyst-key.pem    an analyst\n");
     }
     return CLI_OK;
 }
 
 static void send_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: vigil send [--format ndjson|falco|k8s-audit|trivy|syslog] [FILE...]\n"
-            "                  [--server HOST:PORT] [--ca CA.pem] [--cert CERT.pem] [--key KEY.pem]\n"
-            "                  [--tag TAG] [--chunk N] [--window N] [--timeout SECONDS] [-c FILE]\n"
-            "\n"
-            "Ships events to vigild's Forward listener over mutual TLS and exits 0 only when\n"
-            "every event was acknowledged (stored durably). FILE '-' or none: standard input.\n"
-            "Certificates default to $VIGIL_CA, $VIGIL_CERT, $VIGIL_KEY; --server defaults to\n"
-            "the config's listen.forward (0.0.0.0 means 127.0.0.1).\n");
+    fprintf(
+        f,
+        "usage: vigil send [--format ndjson|falco|k8s-audit|trivy|syslog] [FILE...]\n"
+        "                  [--server HOST:PORT] [--ca CA.pem] [--cert CERT.pem] [--key KEY.pem]\n"
+        "                  [--tag TAG] [--chunk N] [--window N] [--timeout SECONDS] [-c FILE]\n"
+        "\n"
+        "Ships events to vigild's Forward listener over mutual TLS and exits 0 only when\n"
+        "every event was acknowledged (stored durably). FILE '-' or none: standard input.\n"
+        "Certificates default to $VIGIL_CA, $VIGIL_CERT, $VIGIL_KEY; --server defaults to\n"
+        "the config's listen.forward (0.0.0.0 means 127.0.0.1).\n");
 }
 
 static int parse_hostport(const char *s, const char **host, int *port, char *hbuf, size_t hcap)
@@ -136,8 +150,10 @@ int cmd_send(int argc, char **argv)
         uint64_t n;
         if (strcmp(a, "--format") == 0) {
             if (send_format_parse(v, &o.format) < 0) {
-                fprintf(stderr, "vigil send: --format: expected ndjson, falco, k8s-audit, trivy "
-                                "or syslog, got '%s'\n", v);
+                fprintf(stderr,
+                        "vigil send: --format: expected ndjson, falco, k8s-audit, trivy "
+                        "or syslog, got '%s'\n",
+                        v);
                 free(files);
                 return CLI_USAGE;
             }

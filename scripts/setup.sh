@@ -9,12 +9,20 @@ cd "$(dirname "$0")/.."
 BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev libmsgpack-dev
             libsqlite3-dev libyaml-dev libcmocka-dev libhttp-parser-dev libyajl-dev
             zlib1g-dev libcurl4-openssl-dev libzstd-dev libsystemd-dev)
-# systemd: systemd-analyze checks the unit; groff-base: the man pages render cleanly.
-TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl systemd groff-base)
+# systemd: systemd-analyze checks the unit; groff-base: the man pages render cleanly;
+# libivykis0 libnet1 libwrap0 libpcre3: the libraries of syslog-ng-core, which itself is
+# unpacked below, not installed.
+TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl systemd groff-base
+           libivykis0 libnet1 libwrap0 libpcre3)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then
     want+=("${TEST_PKGS[@]}")
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+    SUDO=sudo
 fi
 
 missing=()
@@ -29,18 +37,33 @@ done
 
 if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}" >&2
-    SUDO=""
     if [[ $(id -u) -ne 0 ]]; then
         command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-        SUDO=sudo
     fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [[ "${1:-}" == "--test" ]]; then
-    if [[ ! -d tests/integration/node_modules/@fluent-org/logger ]]; then
-        echo "setup: installing @fluent-org/logger (npm) for the integration tests" >&2
+    if [[ ! -d tests/integration/node_modules/@fluent-org/logger ||
+          ! -d tests/integration/node_modules/kubernetes-models ||
+          ! -d tests/integration/node_modules/yaml ]]; then
+        echo "setup: installing the npm packages of the integration tests" \
+             "(@fluent-org/logger, kubernetes-models, yaml)" >&2
         (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+    # syslog-ng-core conflicts with rsyslog (both are the system log daemon): the agent
+    # tests run it from its unpacked package instead of installing it.
+    sng=tests/integration/.agents/syslog-ng
+    if [[ ! -x $sng/usr/sbin/syslog-ng ]] && ! command -v syslog-ng >/dev/null; then
+        echo "setup: unpacking syslog-ng-core into $sng for the agent tests" >&2
+        tmp=$(mktemp -d)
+        if ! (cd "$tmp" && apt-get download -qq syslog-ng-core 2>/dev/null); then
+            $SUDO apt-get update -qq
+            (cd "$tmp" && apt-get download -qq syslog-ng-core 2>/dev/null)
+        fi
+        mkdir -p "$sng"
+        dpkg -x "$tmp"/syslog-ng-core_*.deb "$sng"
+        rm -rf "$tmp"
     fi
 fi

@@ -30,7 +30,8 @@ async function main() {
         ca: fs.readFileSync(ca),
         cert: fs.readFileSync(cert),
         key: fs.readFileSync(key),
-        servername: "localhost",
+        // The name vigild's certificate must carry (a Fluent Bit config's tls.vhost).
+        servername: process.env.FLUENT_SERVERNAME || "localhost",
       },
     },
     flushInterval: 10,

@@ -99,11 +99,14 @@ class Vigild:
                       ("compaction", "off"))
     vigild_bin = VIGILD  # test_install.py runs the installed one
 
-    def __init__(self, name="vigild", extra_config="", insecure=False, listen=None, store=None):
+    def __init__(self, name="vigild", extra_config="", insecure=False, listen=None, store=None,
+                 server_names=()):
         self.dir = tempfile.mkdtemp(prefix="vigil-it-%s-" % name)
         self.pki = os.path.join(self.dir, "pki")
         self.other_pki = os.path.join(self.dir, "other-pki")
-        run([VIGIL, "pki", "init", self.pki])
+        # server_names: more names on the server certificate (vigil pki init --server-name).
+        run([VIGIL, "pki", "init", self.pki] +
+            [a for n in server_names for a in ("--server-name", n)])
         run([VIGIL, "pki", "init", self.other_pki])
         self.store = os.path.join(self.dir, "store")
         self.config = os.path.join(self.dir, "vigil.yaml")
@@ -279,10 +282,11 @@ class VigildTest(unittest.TestCase):
     extra_config = ""
     listen = None  # listener overrides, see Vigild
     store = None   # store key overrides, see Vigild
+    server_names = ()  # more names on the server certificate, see Vigild
 
     def setUp(self):
         self.vd = Vigild(self.id().rsplit(".", 1)[-1][:40], self.extra_config,
-                         listen=self.listen, store=self.store)
+                         listen=self.listen, store=self.store, server_names=self.server_names)
         self.addCleanup(self.vd.cleanup)
         self.vd.start()
 

@@ -73,6 +73,8 @@ class InstallTest(unittest.TestCase):
         self.assertTrue(os.path.isfile(self.path("share/man/man1/vigil.1")))
         self.assertTrue(os.path.isfile(self.path("share/man/man8/vigild.8")))
         self.assertTrue(os.path.isfile(self.path("share/doc/vigil/README.md")))
+        self.assertTrue(os.access(self.path("share/doc/vigil/deploy/kubernetes/trivy/"
+                                            "trivy-to-vigil.sh"), os.X_OK))
         # The example config points at this install, and share/doc has the same example.
         with open(self.path("etc/vigil/vigil.yaml")) as f:
             cfg = f.read()

@@ -314,6 +314,17 @@ static void test_minimal_and_overrides(void **state)
     assert_string_equal(c->listen.syslog.host, "::1");
     config_free(c);
 
+    /* admin off loopback only when told (Kubernetes probes and Prometheus in a pod),
+     * and then user: for a root start. */
+    assert_int_equal(load(TLS_OK "listen: { admin: 0.0.0.0:9465, admin_remote: true }\n"
+                                 "user: vigil\n",
+                          &c, &eb),
+                     0);
+    assert_true(c->listen.admin_remote);
+    assert_string_equal(c->listen.admin.host, "0.0.0.0");
+    assert_string_equal(c->user, "vigil");
+    config_free(c);
+
     /* An empty file and a file of comments are all defaults (here: missing TLS). */
     assert_int_equal(load("", &c, &eb), VG_ECONFIG);
     assert_non_null(strstr(errbuf_msg(&eb), "'tls.ca': missing"));
@@ -463,6 +474,8 @@ static void test_errors(void **state)
         { TLS_OK "listen: { admin: 0.0.0.0:9465 }\n",
           "t.yaml:2:18: 'listen.admin': the admin listener serves plain HTTP and must be on "
           "loopback" },
+        { TLS_OK "listen: { admin: 10.0.0.1:9465, admin_remote: false }\n",
+          "(listen.admin_remote: true allows it)" },
         { TLS_OK "listen: { syslog: 0.0.0.0:24224 }\n",
           "'listen.syslog': 0.0.0.0:24224 is also 'listen.forward'" },
         /* forwarders */

@@ -612,6 +612,43 @@ static EVP_PKEY *read_key(const char *path)
     return k;
 }
 
+/* (5b) --server-name: the server certificate names them besides loopback; a bad name
+ * writes nothing. */
+static void test_pki_server_names(void **state)
+{
+    static const char *const names[] = { "vigild.vigil.svc", "*.vigil.example.org", "10.96.0.10",
+                                         "fd00::1" };
+    static const char *const bad[] = { "vigild vigil", "-x.example.org" };
+    struct errbuf eb;
+    struct stat st;
+    char dir[64];
+    char sub[128];
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/vg-tls-names-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(sub, sizeof(sub), "%s/pki", dir);
+    errbuf_clear(&eb);
+    assert_int_equal(pki_init_names(sub, false, names, VG_ARRAY_LEN(names), &eb), 0);
+    X509 *x = read_cert(P(sub, "server.pem"));
+    assert_int_equal(X509_check_host(x, "vigild.vigil.svc", 0, 0, NULL), 1);
+    assert_int_equal(X509_check_host(x, "a.vigil.example.org", 0, 0, NULL), 1);
+    assert_int_equal(X509_check_host(x, "localhost", 0, 0, NULL), 1);
+    assert_int_equal(X509_check_host(x, "vigild.other.svc", 0, 0, NULL), 0);
+    assert_int_equal(X509_check_ip_asc(x, "10.96.0.10", 0), 1);
+    assert_int_equal(X509_check_ip_asc(x, "fd00::1", 0), 1);
+    assert_int_equal(X509_check_ip_asc(x, "127.0.0.1", 0), 1);
+    X509_free(x);
+    rm_rf(sub);
+    for (size_t i = 0; i < VG_ARRAY_LEN(bad); i++) {
+        errbuf_clear(&eb);
+        assert_int_equal(pki_init_names(sub, false, &bad[i], 1, &eb), VG_EPARSE);
+        expect_contains(errbuf_msg(&eb), "bad server name");
+        assert_int_equal(stat(sub, &st), -1); /* nothing written, not even the directory */
+    }
+    rm_rf(dir);
+}
+
 /* A client certificate with an empty subject (no CN) and the given SANs, signed by
  * dir1's CA, written to dir1/<name>.pem and dir1/<name>-key.pem. */
 static void make_san_only(const char *name, const char *san)
@@ -926,6 +963,7 @@ int main(void)
         cmocka_unit_test(test_client_verifies_server),
         cmocka_unit_test(test_ctx_errors),
         cmocka_unit_test(test_pki_files),
+        cmocka_unit_test(test_pki_server_names),
         cmocka_unit_test(test_plaintext_garbage),
         cmocka_unit_test(test_crl),
         cmocka_unit_test(test_peer_from_san),
