@@ -271,6 +271,7 @@ int main(int argc, char **argv)
     /* The pipeline's store thread has been joined and the store closed. */
     rules_live_free(vd.rules); /* the final checkpoint of the correlation state */
     pipeline_free(vd.pipe);
+    metrics_release(&vd.m);
     free(vd.shared_key);
     tls_ctx_free(tls);
     config_free(cfg);

@@ -1,14 +1,20 @@
-/* collector/metrics.h: vigild's counters, exported by the admin listener as Prometheus
- * text. Owned by the loop thread; the store thread's figures are copied in under the
- * pipeline's mutex when a batch completes. */
+/* collector/metrics.h: vigild's counters, gauges and histograms, exported by the admin
+ * listener as Prometheus text (`promtool check metrics` clean). Owned by the loop
+ * thread; the store thread's figures are copied in under the pipeline's mutex when a
+ * batch completes. Labelled families are bounded: past their cap, new label values
+ * count into one "(other)" series. */
 #ifndef VG_COLLECTOR_METRICS_H
 #define VG_COLLECTOR_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/span.h"
 
 enum listener_kind { LST_FORWARD, LST_SYSLOG, LST_HTTPS, LST_ADMIN, LST_COUNT };
+
+struct metrics;
 
 struct lst_metrics {
     uint64_t conns_accepted;
@@ -27,12 +33,50 @@ struct lst_metrics {
     uint64_t auth_failures;         /* Forward shared-key (PING) authentications refused */
 };
 
+/* A latency histogram: fixed upper bounds in seconds (le), cumulative when rendered. */
+#define METRICS_HIST_MAX 16
+struct metrics_hist {
+    uint64_t counts[METRICS_HIST_MAX + 1]; /* per bucket; the last is +Inf */
+    uint64_t count;
+    int64_t sum_ns;
+};
+enum metrics_hist_kind {
+    METRICS_HIST_ACK,    /* listener hands events over -> durable (the ack can go) */
+    METRICS_HIST_COMMIT, /* one group commit: append, compress, fsync */
+    METRICS_HIST_RULES,  /* the rules over one durable event */
+    METRICS_HIST_COUNT,
+};
+void metrics_hist_observe(struct metrics *m, enum metrics_hist_kind k, int64_t ns);
+
+/* A counter per label value (an agent, a rule), at most cap values; the rest count in
+ * other. Memory is allocated on first use and freed by metrics_release. */
+#define METRICS_OTHER "(other)"
+struct metrics_label {
+    char *value;  /* the label value, as given (escaped when rendered) */
+    char *value2; /* a second label's value, or NULL (a rule's title) */
+    uint64_t n;
+};
+struct metrics_labels {
+    struct metrics_label *e;
+    uint32_t *index; /* open addressing over e, 2 * cap slots (0: empty, else i + 1) */
+    size_t len, cap;
+    uint64_t other;
+};
+/* Adds n to value's counter (value2: a second label, set when value is first seen). */
+void metrics_labels_add(struct metrics_labels *t, size_t cap, struct span value, struct span value2,
+                        uint64_t n);
+
+#define METRICS_MAX_AGENTS 256 /* agents (certificate identities) with their own series */
+#define METRICS_MAX_RULES  512 /* rules with their own alert series */
+
 struct metrics {
     struct lst_metrics lst[LST_COUNT];
+    struct metrics_hist hist[METRICS_HIST_COUNT];
+    struct metrics_labels agent_events; /* durable-bound events per agent */
+    struct metrics_labels rule_alerts;  /* alerts per rule (id, title) */
     uint64_t events_stored;
     uint64_t batches_committed;
     uint64_t commit_failures;
-    uint64_t commit_ns_total; /* time spent in store append+commit */
     uint64_t store_blocks;
     uint64_t store_bytes_raw;
     uint64_t store_bytes_stored;
@@ -42,8 +86,12 @@ struct metrics {
     uint64_t rules_alerts;            /* alerts recorded */
     uint64_t rules_groups;            /* correlation groups held now */
     uint64_t rules_groups_evicted;    /* groups dropped at the per-rule cap */
+    uint64_t rules_alerts_dropped;    /* alerts not recorded (batch full) */
+    uint64_t rules_eval_failures;     /* events the rules could not evaluate */
     uint64_t disk_full;               /* gauge: 1 while free space is below store.free_reserve */
     uint64_t disk_free_bytes;         /* gauge: free bytes at the last check */
+    uint64_t disk_reserve_bytes;      /* gauge: store.free_reserve */
+    uint64_t store_disk_bytes;        /* gauge: bytes the store's files take on disk */
     uint64_t disk_full_episodes;      /* times ingest stopped for store.free_reserve */
     uint64_t events_refused_disk;     /* events not stored (nor acknowledged): disk full */
     uint64_t retention_deleted;       /* segments deleted by retention */
@@ -61,5 +109,7 @@ struct metrics {
 const char *listener_kind_name(enum listener_kind k);
 /* Appends the Prometheus text exposition of m. */
 int metrics_render(const struct metrics *m, struct buf *out);
+/* Frees the labelled families' memory (m stays usable: empty). */
+void metrics_release(struct metrics *m);
 
 #endif

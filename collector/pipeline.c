@@ -16,11 +16,15 @@
  * builds it and signals `cond`; the store thread installs it between batches. */
 #include "collector/pipeline.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -33,6 +37,7 @@ struct waiter {
     struct waiter *next;
     pipeline_done_fn fn;
     void *arg;
+    int64_t since; /* mono ns when it started waiting: vigil_ack_latency_seconds */
 };
 
 struct rec_ref {
@@ -92,6 +97,7 @@ struct pipeline {
     unsigned held;                  /* partitions retention keeps for a hold */
     uint64_t retention_runs;        /* retention passes done (a metric) */
     bool retention_moved;           /* a pass ran since the loop last read it */
+    uint64_t disk_bytes;            /* the store's files on disk, at the last measure */
     struct store_compact_job *cjob; /* picked, handed to the compaction thread */
     bool cjob_built;                /* the compaction thread finished it */
     bool cstop;                     /* the compaction thread must exit */
@@ -245,6 +251,36 @@ static void check_disk(struct pipeline *p, int64_t mono)
                  n.refused);
     }
     notice(p, &n);
+}
+
+/* Store thread: what the store's files take on disk (st_blocks), its directory and one
+ * level below (segments/, keys/): a gauge, not worth a catalog query per scrape. */
+static uint64_t dir_disk_bytes(const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    uint64_t total = 0;
+    struct dirent *e;
+
+    if (!d) {
+        return 0;
+    }
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            continue;
+        }
+        if (S_ISREG(st.st_mode)) {
+            total += (uint64_t)st.st_blocks * 512;
+        } else if (S_ISDIR(st.st_mode) && depth > 0) {
+            char sub[PATH_MAX];
+            if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) < sizeof(sub)) {
+                total += dir_disk_bytes(sub, depth - 1);
+            }
+        }
+    }
+    closedir(d);
+    return total;
 }
 
 static void run_retention(struct pipeline *p)
@@ -402,6 +438,13 @@ static int64_t housekeeping(struct pipeline *p)
         if (p->pol.retention.max_age_ns > 0 || p->pol.retention.max_size_bytes > 0) {
             run_retention(p);
         }
+        if (p->pol.store_dir) {
+            uint64_t b = dir_disk_bytes(p->pol.store_dir, 1);
+            uv_mutex_lock(&p->mu);
+            p->disk_bytes = b;
+            p->retention_moved = true;
+            uv_mutex_unlock(&p->mu);
+        }
         p->next_retention = now + p->pol.retention_every_ns;
     }
     if (p->pol.compact) {
@@ -552,6 +595,7 @@ static void deliver_notices(struct pipeline *p)
     p->free_moved = false;
     p->m->retention_held = p->held;
     p->m->retention_runs = p->retention_runs;
+    p->m->store_disk_bytes = p->disk_bytes;
     p->m->compactions = p->compacted.segments;
     p->m->compaction_skipped = p->compacted.skipped;
     p->m->compaction_failures = p->compact_failures;
@@ -620,7 +664,9 @@ static void on_batch_done(uv_async_t *h)
         log_error("store: commit of %zu events failed: %s; nothing of it is acknowledged",
                   done->nrefs, vg_strerror(done->rc));
     }
-    p->m->commit_ns_total += done->commit_ns;
+    if (done->commit_ns > 0) {
+        metrics_hist_observe(p->m, METRICS_HIST_COMMIT, (int64_t)done->commit_ns);
+    }
     p->m->store_blocks = s.blocks;
     p->m->store_bytes_raw = s.bytes_raw;
     p->m->store_bytes_stored = s.bytes_stored;
@@ -638,8 +684,12 @@ static void on_batch_done(uv_async_t *h)
     maybe_submit(p);
 
     struct waiter *w = done->waiters;
+    int64_t now = w ? vg_mono_ns() : 0;
     while (w) {
         struct waiter *next = w->next;
+        if (done->rc == 0) {
+            metrics_hist_observe(p->m, METRICS_HIST_ACK, now - w->since);
+        }
         w->fn(w->arg, done->rc);
         free(w);
         w = next;
@@ -696,6 +746,7 @@ int pipeline_new(uv_loop_t *loop, struct store *st, uint64_t first_seq, size_t b
 
     p->loop = loop;
     p->m = m;
+    m->disk_reserve_bytes = p->pol.free_reserve_bytes;
     p->st = st;
     p->next_seq = first_seq;
     p->batch_max = batch_max_bytes;
@@ -788,6 +839,7 @@ void pipeline_when_durable(struct pipeline *p, pipeline_done_fn fn, void *arg)
     w->next = NULL;
     w->fn = fn;
     w->arg = arg;
+    w->since = vg_mono_ns();
     *p->open->wtail = w;
     p->open->wtail = &w->next;
 }

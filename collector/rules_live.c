@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "collector/metrics.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "common/xalloc.h"
@@ -161,11 +162,14 @@ static int on_alert(const struct rules_alert *a, void *arg)
     rec_set(&r, VG_F_HOST, span_str(rl->env.self_host));
     if (ingest_add(rl->env.port, &r) < 0) {
         rl->env.m->vigil_events_dropped++;
+        rl->env.m->rules_alerts_dropped++;
         log_warn("rules: alert of rule '%s' not recorded (batch full)", a->title);
         return 0;
     }
     rl->alerts++;
     rl->env.m->rules_alerts++;
+    metrics_labels_add(&rl->env.m->rule_alerts, METRICS_MAX_RULES, span_str(a->rule_id),
+                       span_str(a->title), 1);
     log_info("alert: %s (%s) x%" PRIu64, a->title, vg_severity_name(a->severity), a->count);
     return 0;
 }
@@ -195,9 +199,12 @@ void rules_live_on_record(void *arg, int64_t ts, uint64_t seq, struct span bytes
         rl->newest_ts = t;
         rl->newest_mono = vg_mono_ns();
     }
+    int64_t t0 = vg_mono_ns();
     if (rules_engine_eval(rl->eng, &r, on_alert, rl) < 0) {
+        rl->env.m->rules_eval_failures++;
         log_warn("rules: evaluation of seq %" PRIu64 " failed", seq);
     }
+    metrics_hist_observe(rl->env.m, METRICS_HIST_RULES, vg_mono_ns() - t0);
 }
 
 static void ckpt_work(uv_work_t *req)

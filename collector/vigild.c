@@ -28,7 +28,14 @@
 static int port_ingest(void *ctx, struct rec *r)
 {
     struct vigild *vd = ctx;
-    return pipeline_add(vd->pipe, r);
+    int rc = pipeline_add(vd->pipe, r);
+
+    /* vigil_agent_events_total: the listeners stamp agent (the client certificate). */
+    if (rc == 0 && r->str[VG_F_AGENT].n > 0) {
+        metrics_labels_add(&vd->m.agent_events, METRICS_MAX_AGENTS, r->str[VG_F_AGENT],
+                           (struct span){ NULL, 0 }, 1);
+    }
+    return rc;
 }
 
 static void port_when_durable(void *ctx, ingest_done_fn fn, void *arg)

@@ -10,9 +10,10 @@ BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev li
             libsqlite3-dev libyaml-dev libcmocka-dev libhttp-parser-dev libyajl-dev
             zlib1g-dev libcurl4-openssl-dev libzstd-dev libsystemd-dev)
 # systemd: systemd-analyze checks the unit; groff-base: the man pages render cleanly;
+# prometheus: promtool checks /metrics and deploy/prometheus' rules;
 # libivykis0 libnet1 libwrap0 libpcre3: the libraries of syslog-ng-core, which itself is
 # unpacked below, not installed.
-TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl systemd groff-base
+TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl systemd groff-base prometheus
            libivykis0 libnet1 libwrap0 libpcre3)
 
 want=("${BUILD_PKGS[@]}")

@@ -168,8 +168,8 @@ class Formats(HttpsTest):
         self.assertEqual(cat[0]["severity"], "warning")
         self.assertEqual(cat[0]["raw"]["output_fields"]["proc.cmdline"], "cat /dev/null")
         m = self.vd.metrics()
-        self.assertEqual(m['vigil_listener_acks_sent{listener="https"}'], 37)
-        self.assertEqual(m['vigil_listener_conns_accepted{listener="https"}'], 1)
+        self.assertEqual(m['vigil_listener_acks_sent_total{listener="https"}'], 37)
+        self.assertEqual(m['vigil_listener_conns_accepted_total{listener="https"}'], 1)
 
     def test_k8s_audit_event_list(self):
         events, bad = [], []
@@ -302,8 +302,8 @@ class KeepAlive(HttpsTest):
         self.assertIn("rule", json.loads(res[5][2])["error"])  # a Falco alert needs a rule
         self.assertEqual(len(self.vd.search("raw.run_id=k")), 4)
         m = self.vd.metrics()
-        self.assertEqual(m['vigil_listener_frames_rejected{listener="https"}'], 3)
-        self.assertEqual(m['vigil_listener_events_rejected{listener="https"}'], 1)
+        self.assertEqual(m['vigil_listener_frames_rejected_total{listener="https"}'], 3)
+        self.assertEqual(m['vigil_listener_events_rejected_total{listener="https"}'], 1)
         self.assertEqual(len(self.vd.search("source=vigil", "action=rejected_input")), 4)
 
     def test_pipelined_requests_answered_in_order(self):
@@ -344,7 +344,7 @@ class KeepAlive(HttpsTest):
         self.assertEqual(set(codes), {b"200"})
         self.assertEqual(data.count(b'{"accepted":1}'), 4)
         self.assertEqual(len(self.vd.search("raw.run_id=many")), 4)
-        self.assertGreaterEqual(self.vd.metrics()['vigil_listener_pauses{listener="https"}'], 1)
+        self.assertGreaterEqual(self.vd.metrics()['vigil_listener_pauses_total{listener="https"}'], 1)
 
 
 class Refusals(HttpsTest):
@@ -359,7 +359,7 @@ class Refusals(HttpsTest):
             self.assertEqual(p.stdout, "000")
         self.assertEqual(self.vd.search("SMUGGLED"), [])
         m = self.vd.metrics()
-        self.assertEqual(m['vigil_listener_tls_handshake_failures{listener="https"}'], 2)
+        self.assertEqual(m['vigil_listener_tls_handshake_failures_total{listener="https"}'], 2)
         ev = self.vd.search("source=vigil", "action=tls_handshake")
         self.assertEqual(len(ev), 2)
         self.assertIn("certificate", " ".join(e["message"] for e in ev))
@@ -383,7 +383,7 @@ class Refusals(HttpsTest):
         self.assertIn("line 3", ev[0]["message"])
         self.assertEqual(ev[0]["agent"], "agent-node-1")
         m = self.vd.metrics()
-        self.assertEqual(m['vigil_listener_events_rejected{listener="https"}'], 1)
+        self.assertEqual(m['vigil_listener_events_rejected_total{listener="https"}'], 1)
         self.assertIn("1 document(s) rejected, 4 accepted; first at line 3", self.vd.read_log())
 
     def test_body_over_limit_and_wrong_content_type(self):
@@ -400,7 +400,7 @@ class Refusals(HttpsTest):
         self.assertEqual(self.vd.search("big"), [])
         self.assertEqual(self.vd.search("message=x"), [])
         m = self.vd.metrics()
-        self.assertEqual(m['vigil_listener_frames_rejected{listener="https"}'], 3)
+        self.assertEqual(m['vigil_listener_frames_rejected_total{listener="https"}'], 3)
         self.assertEqual(len(self.vd.search("source=vigil", "action=rejected_input")), 3)
         log = self.vd.read_log()
         self.assertIn("413 Content Too Large", log)
@@ -431,8 +431,8 @@ class Refusals(HttpsTest):
         code, _, body = self.curl([("GET", "/healthz", None, None, [])])[0][0]
         self.assertEqual((code, body), (200, "ok\n"))
         m = self.vd.metrics()
-        self.assertEqual(m['vigil_listener_tls_handshake_failures{listener="https"}'], 1)
-        self.assertEqual(m['vigil_listener_frames_rejected{listener="https"}'], 2)
+        self.assertEqual(m['vigil_listener_tls_handshake_failures_total{listener="https"}'], 1)
+        self.assertEqual(m['vigil_listener_frames_rejected_total{listener="https"}'], 2)
         self.assertIn("400 Bad Request", self.vd.read_log())
 
 

@@ -72,7 +72,7 @@ class SyslogTest(VigildTest):
                               timeout=harness.timeout(30))
 
     def metric(self, name):
-        return self.vd.metrics()['vigil_listener_%s{listener="syslog"}' % name]
+        return self.vd.metrics()['vigil_listener_%s_total{listener="syslog"}' % name]
 
     def count(self, *flt):
         return len(self.vd.search(*flt))
