@@ -99,6 +99,18 @@ class NodeSyslogTest(VigildTest):
         return [("/etc/vigil/agent/ca.pem", self.vd.ca), ("/etc/vigil/agent/node.pem", cert),
                 ("/etc/vigil/agent/node-key.pem", key)]
 
+    def shipped(self, d, rel, subs):
+        """Writes deploy/kubernetes/<rel> into d, the agent's files and subs substituted."""
+        path = os.path.join(d, os.path.basename(rel))
+        with open(path, "w") as f:
+            f.write(literal(os.path.join(DEPLOY, rel), self.agent_files() + subs))
+        return path
+
+    def config_ok(self, argv, env=None):
+        """The daemon's own configuration check (rsyslogd -N1, syslog-ng -s) passes."""
+        p = run(argv, check=False, env=env)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
     def daemon(self, args, d, env=None):
         out = open(os.path.join(d, "daemon.out"), "w")
         self.addCleanup(out.close)
@@ -161,12 +173,9 @@ class NodeSyslogTest(VigildTest):
         need(self, shutil.which("logger"), "logger (util-linux)")
         d = os.path.join(self.vd.dir, "rsyslog")
         os.makedirs(os.path.join(d, "work"))
-        dropin = os.path.join(d, "60-vigil.conf")
-        with open(dropin, "w") as f:
-            f.write(literal(os.path.join(DEPLOY, "nodes/rsyslog/60-vigil.conf"),
-                            self.agent_files() + [
-                                ('target="vigild.vigil.svc"', 'target="127.0.0.1"'),
-                                ('port="6514"', 'port="%d"' % self.vd.syslog_port)]))
+        dropin = self.shipped(d, "nodes/rsyslog/60-vigil.conf", [
+            ('target="vigild.vigil.svc"', 'target="127.0.0.1"'),
+            ('port="6514"', 'port="%d"' % self.vd.syslog_port)])
         sock = os.path.join(d, "log.sock")
         conf = os.path.join(d, "rsyslog.conf")
         # Debian's rsyslog.conf in small: the local socket, a work directory, the drop-ins.
@@ -175,8 +184,7 @@ class NodeSyslogTest(VigildTest):
                     'module(load="imuxsock" SysSock.Use="off")\n'
                     'input(type="imuxsock" Socket="%s")\n'
                     'include(file="%s")\n' % (d, sock, dropin))
-        p = run(["rsyslogd", "-N1", "-f", conf], check=False)
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.config_ok(["rsyslogd", "-N1", "-f", conf])
         proc = self.daemon(["rsyslogd", "-n", "-f", conf, "-i", os.path.join(d, "pid")], d)
         self.ship_and_check(sock, d, proc)
 
@@ -197,15 +205,12 @@ class NodeSyslogTest(VigildTest):
         argv, env = self.syslog_ng()
         d = os.path.join(self.vd.dir, "syslog-ng")
         os.makedirs(os.path.join(d, "buffer"))
-        dropin = os.path.join(d, "vigil.conf")
         # "localhost": syslog-ng checks the certificate against the name it connects to,
         # and the test cannot make vigild.vigil.svc resolve; the certificate has both.
-        with open(dropin, "w") as f:
-            f.write(literal(os.path.join(DEPLOY, "nodes/syslog-ng/vigil.conf"),
-                            self.agent_files() + [
-                                ('syslog("vigild.vigil.svc"', 'syslog("localhost"'),
-                                ("port(6514)", "port(%d)" % self.vd.syslog_port),
-                                ('dir("/var/lib/syslog-ng")', 'dir("%s/buffer")' % d)]))
+        dropin = self.shipped(d, "nodes/syslog-ng/vigil.conf", [
+            ('syslog("vigild.vigil.svc"', 'syslog("localhost"'),
+            ("port(6514)", "port(%d)" % self.vd.syslog_port),
+            ('dir("/var/lib/syslog-ng")', 'dir("%s/buffer")' % d)])
         sock = os.path.join(d, "log.sock")
         conf = os.path.join(d, "syslog-ng.conf")
         # Debian's syslog-ng.conf in small: s_src (here one local socket) and f_auth as
@@ -219,8 +224,7 @@ class NodeSyslogTest(VigildTest):
                     '@include "%s"\n' % (sock, dropin))
         state = ["-f", conf, "-R", os.path.join(d, "persist"), "-p", os.path.join(d, "pid"),
                  "-c", os.path.join(d, "ctl")]
-        p = run(argv + ["-s"] + state, check=False, env=env)
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.config_ok(argv + ["-s"] + state, env=env)
         proc = self.daemon(argv + ["-F", "--no-caps"] + state, d, env=env)
         self.ship_and_check(sock, d, proc)
 
