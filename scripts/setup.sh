@@ -10,10 +10,9 @@ BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev li
             libsqlite3-dev libyaml-dev libcmocka-dev libhttp-parser-dev libyajl-dev
             zlib1g-dev libcurl4-openssl-dev libzstd-dev libsystemd-dev)
 # systemd: systemd-analyze checks the unit; groff-base: the man pages render cleanly;
-# prometheus: promtool checks /metrics and deploy/prometheus' rules;
 # libivykis0 libnet1 libwrap0 libpcre3: the libraries of syslog-ng-core, which itself is
-# unpacked below, not installed.
-TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl systemd groff-base prometheus
+# unpacked below, not installed (as is prometheus, for promtool).
+TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl systemd groff-base
            libivykis0 libnet1 libwrap0 libpcre3)
 
 want=("${BUILD_PKGS[@]}")
@@ -45,6 +44,24 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# unpack PACKAGE FILE COMMAND: PACKAGE's .deb unpacked into tests/integration/.agents/PACKAGE
+# (where the tests look for FILE), unless COMMAND is on PATH already.
+unpack() {
+    local dir=tests/integration/.agents/$1 tmp
+    if [[ -x $dir/$2 ]] || command -v "$3" >/dev/null; then
+        return
+    fi
+    echo "setup: unpacking $1 into $dir for the integration tests" >&2
+    tmp=$(mktemp -d)
+    if ! (cd "$tmp" && apt-get download -qq "$1" 2>/dev/null); then
+        $SUDO apt-get update -qq
+        (cd "$tmp" && apt-get download -qq "$1" 2>/dev/null)
+    fi
+    mkdir -p "$dir"
+    dpkg -x "$tmp"/"$1"_*.deb "$dir"
+    rm -rf "$tmp"
+}
+
 if [[ "${1:-}" == "--test" ]]; then
     if [[ ! -d tests/integration/node_modules/@fluent-org/logger ||
           ! -d tests/integration/node_modules/kubernetes-models ||
@@ -53,18 +70,9 @@ if [[ "${1:-}" == "--test" ]]; then
              "(@fluent-org/logger, kubernetes-models, yaml)" >&2
         (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     fi
-    # syslog-ng-core conflicts with rsyslog (both are the system log daemon): the agent
-    # tests run it from its unpacked package instead of installing it.
-    sng=tests/integration/.agents/syslog-ng
-    if [[ ! -x $sng/usr/sbin/syslog-ng ]] && ! command -v syslog-ng >/dev/null; then
-        echo "setup: unpacking syslog-ng-core into $sng for the agent tests" >&2
-        tmp=$(mktemp -d)
-        if ! (cd "$tmp" && apt-get download -qq syslog-ng-core 2>/dev/null); then
-            $SUDO apt-get update -qq
-            (cd "$tmp" && apt-get download -qq syslog-ng-core 2>/dev/null)
-        fi
-        mkdir -p "$sng"
-        dpkg -x "$tmp"/syslog-ng-core_*.deb "$sng"
-        rm -rf "$tmp"
-    fi
+    # Unpacked, not installed: syslog-ng-core conflicts with rsyslog (both are the system
+    # log daemon), and installing prometheus would start a Prometheus server where only
+    # promtool is wanted (a static binary).
+    unpack syslog-ng-core usr/sbin/syslog-ng syslog-ng
+    unpack prometheus usr/bin/promtool promtool
 fi

@@ -49,6 +49,19 @@ def wait_for(what, fn, seconds=20, every=0.05):
         time.sleep(every)
 
 
+AGENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".agents")
+
+
+def unpacked(command, package, rel):
+    """command on PATH, else the copy `scripts/setup.sh --test` unpacked from package's
+    .deb into .agents/package/rel (syslog-ng-core, prometheus), else None."""
+    found = shutil.which(command)
+    if found:
+        return found
+    path = os.path.join(AGENTS, package, rel)
+    return path if os.access(path, os.X_OK) else None
+
+
 def need(test, ok, what):
     """Skips test when a client it drives is missing (ok is false), or fails it when
     VG_REQUIRE_CLIENTS=1 (scripts/test.sh sets it: setup.sh installed every client, so a

@@ -31,7 +31,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import VigildTest, main, need, run, timeout, wait_for  # noqa: E402
+from harness import AGENTS, VigildTest, main, need, run, timeout, unpacked, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("VG_SOURCE_DIR", os.path.join(HERE, "..", ".."))
@@ -40,7 +40,6 @@ DEPLOY = os.path.join(SRC, "deploy", "kubernetes")
 SERVER_NAME = "vigild.vigil.svc"  # the vigild Service's name, on its certificate
 AUTH_LOGS = ("auth/crowdsec-hub-tests/sshd-logs.log", "auth/crowdsec-hub-tests/pam-logs.log",
              "auth/crowdsec-hub-tests/sshd-success-logs.log")
-SYSLOG_NG_ROOT = os.path.join(HERE, ".agents", "syslog-ng")  # setup.sh --test unpacks it here
 
 
 def literal(path, subs):
@@ -190,11 +189,11 @@ class NodeSyslogTest(VigildTest):
 
     def syslog_ng(self):
         """(argv prefix, env) to run syslog-ng: installed, or unpacked by setup.sh."""
-        if shutil.which("syslog-ng"):
-            return ["syslog-ng"], None
-        binary = os.path.join(SYSLOG_NG_ROOT, "usr/sbin/syslog-ng")
-        need(self, os.access(binary, os.X_OK), "syslog-ng (setup.sh --test unpacks syslog-ng-core)")
-        libs = os.path.join(SYSLOG_NG_ROOT, "usr/lib/syslog-ng")
+        binary = unpacked("syslog-ng", "syslog-ng-core", "usr/sbin/syslog-ng")
+        need(self, binary, "syslog-ng (setup.sh --test unpacks syslog-ng-core)")
+        if not binary.startswith(AGENTS):
+            return [binary], None
+        libs = os.path.join(AGENTS, "syslog-ng-core", "usr/lib/syslog-ng")
         mods = glob.glob(os.path.join(libs, "3.*"))
         self.assertEqual(len(mods), 1, mods)
         env = dict(os.environ, LD_LIBRARY_PATH=libs)

@@ -13,12 +13,11 @@
 import json
 import os
 import re
-import shutil
 import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import VigildTest, main, need, run, timeout, wait_for  # noqa: E402
+from harness import VigildTest, main, need, run, timeout, unpacked, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("VG_SOURCE_DIR", os.path.join(HERE, "..", ".."))
@@ -61,7 +60,8 @@ class MetricsTest(VigildTest):
         return int(m.group(1))
 
     def test_live_metrics(self):
-        need(self, shutil.which("promtool"), "promtool (prometheus)")
+        promtool = unpacked("promtool", "prometheus", "usr/bin/promtool")
+        need(self, promtool, "promtool (setup.sh --test unpacks prometheus)")
         n1 = self.ship("agent-node-1", "syslog", "sshd-invalid-bf.log")
         n2 = self.ship("agent-sidecar-1", "k8s-audit", "k8s-audit-pod-exec.log")
         n2 += self.ship("agent-sidecar-1", "k8s-audit", "k8s-audit-priv-pod.log")
@@ -72,7 +72,7 @@ class MetricsTest(VigildTest):
         wait_for("vigil_store_disk_bytes", lambda: self.vd.metrics()["vigil_store_disk_bytes"] > 0)
 
         text = self.scrape()
-        p = run(["promtool", "check", "metrics"], input=text, check=False)
+        p = run([promtool, "check", "metrics"], input=text, check=False)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         m = self.vd.metrics()
         self.assertEqual(m['vigil_agent_events_total{agent="agent-node-1"}'], n1)
@@ -106,10 +106,10 @@ class MetricsTest(VigildTest):
 
         fams = families(text)
         # The alert rules: valid, their own tests pass, and every metric they name exists.
-        p = run(["promtool", "check", "rules", os.path.join(PROM, "vigil-alerts.yaml")],
+        p = run([promtool, "check", "rules", os.path.join(PROM, "vigil-alerts.yaml")],
                 check=False)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        p = run(["promtool", "test", "rules", os.path.join(PROM, "vigil-alerts.test.yaml")],
+        p = run([promtool, "test", "rules", os.path.join(PROM, "vigil-alerts.test.yaml")],
                 check=False)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         with open(os.path.join(PROM, "vigil-alerts.yaml")) as f:
