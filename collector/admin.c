@@ -44,7 +44,8 @@ static int admin_on_data(struct conn *c)
     if (span_starts_with(line, SPAN_LIT("GET /metrics ")) || span_eq_str(line, "GET /metrics")) {
         struct buf body;
         buf_init(&body, 1u << 20);
-        if (metrics_render(c->env->all, &body) == 0) {
+        if (metrics_render(c->env->all, &body) == 0 &&
+            (!c->env->render_more || c->env->render_more(c->env->render_arg, &body) == 0)) {
             respond(c, 200, "OK", "text/plain; version=0.0.4", buf_span(&body));
         } else {
             respond(c, 500, "Internal Server Error", "text/plain", SPAN_LIT("metrics too large\n"));

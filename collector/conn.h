@@ -61,6 +61,9 @@ struct listener_env {
     const char *self_host;        /* the collector's host name (source=vigil events, PONG) */
     const char *shared_key;       /* forward: listen.shared_key_file's key, or NULL */
     const struct metrics *all;    /* admin: what GET /metrics renders */
+    /* admin: appends more Prometheus text after *all (the forwarders'), or NULL */
+    int (*render_more)(const void *arg, struct buf *out);
+    const void *render_arg;
 };
 
 struct listener {

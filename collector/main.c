@@ -21,6 +21,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "forwarders/fwd.h"
 #include "store/store.h"
 
 static void usage(FILE *f)
@@ -115,6 +116,11 @@ static int drop_privileges(const struct vg_config *cfg, bool allow_root, struct 
     return 0;
 }
 
+static void on_fwd_closed_early(void *arg)
+{
+    (void)arg;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg_path = "/etc/vigil/vigil.yaml";
@@ -203,6 +209,15 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 2;
     }
+    /* Forwarders: every type, URL, match and secret, with file:line:key errors. */
+    if ((rc = fwd_config_check(cfg, &eb)) < 0) {
+        fprintf(stderr, "vigild: %s\n", errbuf_msg(&eb));
+        rules_live_free(vd.rules);
+        uv_loop_close(&loop);
+        tls_ctx_free(tls);
+        config_free(cfg);
+        return 2;
+    }
     if (check_only) {
         uid_t uid;
         gid_t gid;
@@ -244,6 +259,14 @@ int main(int argc, char **argv)
             exit_code = 1;
         }
     }
+    /* The outbox opens (as the user vigild runs as) and the forwarders' secrets are read
+     * before the loop runs. */
+    if (exit_code == 0 &&
+        (rc = fwd_new(&loop, cfg, cfg->store.path, store_next_seq(st), &vd.fwd, &eb)) < 0) {
+        log_error("forwarders: %s", errbuf_msg(&eb));
+        store_close(st);
+        exit_code = rc == VG_ECONFIG ? 2 : 1;
+    }
     if (exit_code != 0) {
         vigild_unlisten(&vd);
         uv_run(&loop, UV_RUN_DEFAULT); /* the listeners' close callbacks */
@@ -262,6 +285,7 @@ int main(int argc, char **argv)
             vigild_stop(&vd); /* closes what started; the loop below finishes it */
         } else {
             vigild_unlisten(&vd);
+            fwd_close(vd.fwd, on_fwd_closed_early, NULL); /* its timers, before the loop */
         }
     }
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -272,6 +296,7 @@ int main(int argc, char **argv)
     rules_live_free(vd.rules); /* the final checkpoint of the correlation state */
     pipeline_free(vd.pipe);
     metrics_release(&vd.m);
+    fwd_free(vd.fwd);
     free(vd.shared_key);
     tls_ctx_free(tls);
     config_free(cfg);

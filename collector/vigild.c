@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "common/xalloc.h"
+#include "forwarders/fwd.h"
 
 /* The ingest port of a one-process vigild: the pipeline (ingest.h). */
 static int port_ingest(void *ctx, struct rec *r)
@@ -141,11 +142,33 @@ static void on_signal_handle_closed(uv_handle_t *h)
     (void)h;
 }
 
+/* The admin listener starts before the forwarders exist: it finds them at each render. */
+static int render_fwd_metrics(const void *arg, struct buf *out)
+{
+    const struct vigild *vd = arg;
+    return fwd_metrics_render(vd->fwd, out);
+}
+
+static void on_fwd_closed(void *arg)
+{
+    struct vigild *vd = arg;
+
+    uv_close((uv_handle_t *)&vd->sig_term, on_signal_handle_closed);
+    uv_close((uv_handle_t *)&vd->sig_int, on_signal_handle_closed);
+    uv_close((uv_handle_t *)&vd->sig_hup, on_signal_handle_closed);
+}
+
 static void on_pipeline_closed(void *arg)
 {
     struct vigild *vd = arg;
 
     log_info("store closed; %" PRIu64 " events stored in this run", vd->m.events_stored);
+    /* After the pipeline's last records: the forwarders enqueue what came with them and
+     * record their cursor before the loop may end. */
+    if (vd->fwd) {
+        fwd_close(vd->fwd, on_fwd_closed, vd);
+        return;
+    }
     uv_close((uv_handle_t *)&vd->sig_term, on_signal_handle_closed);
     uv_close((uv_handle_t *)&vd->sig_int, on_signal_handle_closed);
     uv_close((uv_handle_t *)&vd->sig_hup, on_signal_handle_closed);
@@ -193,8 +216,10 @@ static void on_signal(uv_signal_t *h, int signum)
             log_info("SIGHUP: reloading rules");
             rules_live_reload(vd->rules);
         } else {
-            log_info("SIGHUP: no rules configured; nothing to reload");
+            log_info("SIGHUP: no rules configured; no rules to reload");
         }
+        log_info("SIGHUP: reloading forwarders from '%s'", vd->cfg->file ? vd->cfg->file : "?");
+        fwd_reload(vd->fwd, vd->cfg->file);
         return;
     }
     log_info("%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -287,6 +312,8 @@ int vigild_listen(struct vigild *vd, struct errbuf *eb)
             .self_host = vd->self_host,
             .shared_key = vd->shared_key,
             .all = &vd->m,
+            .render_more = render_fwd_metrics,
+            .render_arg = vd,
         };
         rc = listener_start(&env, protos[i].proto, a->host, a->port, &vd->lst[k], eb);
         if (rc < 0) {
@@ -344,6 +371,13 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         }
         rules_live_start(vd->rules);
     }
+    /* After the rules: the alerts they add to a batch reach the forwarders when that
+     * batch is durable, like any record. */
+    if ((rc = pipeline_subscribe(vd->pipe, fwd_on_record, vd->fwd)) < 0) {
+        errbuf_set(eb, "forwarders: cannot subscribe to durable records: %s", vg_strerror(rc));
+        return rc;
+    }
+    fwd_start(vd->fwd);
     uv_signal_init(vd->loop, &vd->sig_term);
     uv_signal_init(vd->loop, &vd->sig_int);
     uv_signal_init(vd->loop, &vd->sig_hup);

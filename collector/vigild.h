@@ -14,6 +14,7 @@
 #include "schemas/record.h"
 #include "store/store.h"
 
+struct fwd;
 struct listener;
 struct pipeline;
 struct rules_live;
@@ -28,6 +29,7 @@ struct vigild {
     struct tls_ctx *tls; /* NULL when listen.insecure */
     struct pipeline *pipe;
     struct rules_live *rules; /* NULL without rules.paths */
+    struct fwd *fwd;          /* the forwarders (forwarders/fwd.h); made in main */
     struct listener *lst[LST_COUNT];
     struct metrics m;
     struct conn_set conns;   /* every open connection */

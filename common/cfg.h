@@ -21,6 +21,11 @@
  *                                (off 0 flattens the section's keys into the parent)
  *   CFG_LIST                     a sequence of maps: elem_size-byte elements described by
  *                                `sub`, pointer at off, size_t count at count_off
+ *   CFG_STRMAP                   a map of any keys, each to a string or a list of strings:
+ *                                struct cfg_strmap (for keys named by data, not by us,
+ *                                e.g. a forwarder's match on any event field); the
+ *                                module that uses it checks the keys, and reports a bad
+ *                                one with cfg_doc_error(d, &item->key, ...)
  * min and max bound numbers (in their stored unit) and list lengths; both 0 means
  * unbounded (lists: at most CFG_LIST_MAX items).
  *
@@ -57,6 +62,7 @@ enum cfg_type {
     CFG_PATHLIST, /* a sequence of paths, resolved like CFG_PATH */
     CFG_SECTION,  /* a nested map */
     CFG_LIST,     /* a sequence of maps */
+    CFG_STRMAP,   /* a map of any keys to a string or a list of strings */
 };
 
 enum {
@@ -68,6 +74,17 @@ struct cfg_addr {
     char *host; /* without brackets: "0.0.0.0", "::1", "localhost"; NULL when disabled */
     int port;   /* 0..65535; 0 asks the kernel for one */
     bool enabled;
+};
+
+/* CFG_STRMAP: items in file order; a scalar value is a list of one. */
+struct cfg_strmap_item {
+    char *key;
+    char **vals;
+    size_t nvals;
+};
+struct cfg_strmap {
+    struct cfg_strmap_item *items;
+    size_t n;
 };
 
 struct cfg_opt {
@@ -112,6 +129,9 @@ int cfg_doc_error(const struct cfg_doc *d, const void *field, struct errbuf *eb,
                   ...) VG_PRINTF(4, 5);
 /* True when the value stored at `field` was given in the file (not a default). */
 bool cfg_doc_has(const struct cfg_doc *d, const void *field);
+/* Frees the YAML tree, keeping what cfg_doc_error and cfg_doc_has need, so a loaded
+ * config can keep its places for checks made later by the modules that use its values. */
+void cfg_doc_drop_tree(struct cfg_doc *d);
 void cfg_doc_free(struct cfg_doc *d);
 
 /* Fills obj (zeroed by the caller) with every default of `opts`. Cannot fail: defaults

@@ -43,6 +43,7 @@ struct cfg_where {
 struct cfg_doc {
     char *name;
     yaml_document_t doc;
+    bool has_tree; /* doc is loaded (cfg_doc_drop_tree frees it early) */
     struct cfg_where *where;
     size_t nwhere, capwhere;
 };
@@ -479,8 +480,17 @@ int cfg_doc_parse(const char *name, struct span text, struct cfg_doc **out, stru
     }
     yaml_parser_delete(&p);
     d->name = xstrdup(name);
+    d->has_tree = true;
     *out = d;
     return 0;
+}
+
+void cfg_doc_drop_tree(struct cfg_doc *d)
+{
+    if (d && d->has_tree) {
+        yaml_document_delete(&d->doc);
+        d->has_tree = false;
+    }
 }
 
 void cfg_doc_free(struct cfg_doc *d)
@@ -488,7 +498,7 @@ void cfg_doc_free(struct cfg_doc *d)
     if (!d) {
         return;
     }
-    yaml_document_delete(&d->doc);
+    cfg_doc_drop_tree(d);
     for (size_t i = 0; i < d->nwhere; i++) {
         free(d->where[i].path);
     }
@@ -926,6 +936,79 @@ static int apply_list(struct walk *w, const struct cfg_opt *o, char *base, const
     return 0;
 }
 
+/* CFG_STRMAP: any keys, each to a scalar (a list of one) or a list of scalars. Each item
+ * is recorded at its key, so the module that checks the keys can point at one. */
+static int apply_strmap(struct walk *w, const struct cfg_opt *o, char *base, const yaml_node_t *n,
+                        const char *path)
+{
+    struct cfg_strmap *m = (struct cfg_strmap *)(base + o->off);
+    char kb[CFG_SHOW_MAX + 8];
+    char ip[CFG_PATH_MAX + CFG_SHOW_MAX + 32];
+    size_t len;
+
+    if (!n || node_is_null(n)) {
+        return 0;
+    }
+    if (n->type != YAML_MAPPING_NODE) {
+        return walk_fail(w, place_of(n), "'%s': expected a map, got %s", path,
+                         node_kind(n, kb, sizeof(kb)));
+    }
+    len = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    if (len > list_max(o)) {
+        return walk_fail(w, place_of(n), "'%s': %zu keys, at most %zu", path, len, list_max(o));
+    }
+    /* Zeroed items are safe to release, so a failure half-way frees them all. */
+    m->items = xcalloc(len ? len : 1, sizeof(*m->items));
+    m->n = 0;
+    for (size_t i = 0; i < len; i++) {
+        const yaml_node_pair_t *pr = &n->data.mapping.pairs.start[i];
+        const yaml_node_t *k = node_at(w, pr->key);
+        const yaml_node_t *v = node_at(w, pr->value);
+        if (!k || !v || k->type != YAML_SCALAR_NODE || node_is_null(k) ||
+            k->data.scalar.length == 0 || memchr(k->data.scalar.value, 0, k->data.scalar.length)) {
+            return walk_fail(w, place_of(k), "keys in '%s' must be non-empty strings", path);
+        }
+        const char *kp = (const char *)k->data.scalar.value;
+        size_t kn = k->data.scalar.length;
+        snprintf(ip, sizeof(ip), "%s.%s", path, show(kp, kn, kb, sizeof(kb)));
+        for (size_t j = 0; j < m->n; j++) {
+            if (strlen(m->items[j].key) == kn && memcmp(m->items[j].key, kp, kn) == 0) {
+                return walk_fail(w, place_of(k), "duplicate key '%s'", ip);
+            }
+        }
+        struct cfg_strmap_item *it = &m->items[m->n++];
+        it->key = xstrndup(kp, kn);
+        const yaml_node_t *one = v;
+        size_t nv = 1;
+        if (v->type == YAML_SEQUENCE_NODE) {
+            nv = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            if (nv == 0 || nv > CFG_LIST_MAX) {
+                return walk_fail(w, place_of(v), "'%s': expected 1 to %d values, got %zu", ip,
+                                 CFG_LIST_MAX, nv);
+            }
+        }
+        it->vals = xcalloc(nv, sizeof(char *));
+        for (size_t j = 0; j < nv; j++) {
+            if (v->type == YAML_SEQUENCE_NODE) {
+                one = node_at(w, v->data.sequence.items.start[j]);
+            }
+            if (!one || one->type != YAML_SCALAR_NODE || node_is_null(one)) {
+                return walk_fail(w, place_of(one),
+                                 "'%s': expected a string or a list of strings, "
+                                 "got %s",
+                                 ip, node_kind(one, kb, sizeof(kb)));
+            }
+            if (memchr(one->data.scalar.value, 0, one->data.scalar.length)) {
+                return walk_fail(w, place_of(one), "'%s': NUL bytes are not allowed", ip);
+            }
+            it->vals[j] = xstrndup((const char *)one->data.scalar.value, one->data.scalar.length);
+            it->nvals = j + 1;
+        }
+        where_add(w, &it->key, ip, place_of(k), true);
+    }
+    return 0;
+}
+
 /* One option: n is its value node, or NULL for the default. `around` is where the
  * enclosing map starts (for defaults and missing keys). */
 static int apply_opt(struct walk *w, const struct cfg_opt *o, char *base, const yaml_node_t *n,
@@ -945,6 +1028,9 @@ static int apply_opt(struct walk *w, const struct cfg_opt *o, char *base, const 
         return apply_map(w, o->sub, field, n && !node_is_null(n) ? n : NULL, place_of(n), path);
     case CFG_LIST:
         rc = apply_list(w, o, base, n, path);
+        break;
+    case CFG_STRMAP:
+        rc = apply_strmap(w, o, base, n, path);
         break;
     case CFG_STRLIST:
     case CFG_PATHLIST:
@@ -1108,6 +1194,20 @@ void cfg_release(const struct cfg_opt *opts, void *obj)
         case CFG_SECTION:
             cfg_release(o->sub, field);
             break;
+        case CFG_STRMAP: {
+            struct cfg_strmap *m = field;
+            for (size_t i = 0; m->items && i < m->n; i++) {
+                for (size_t j = 0; j < m->items[i].nvals; j++) {
+                    free(m->items[i].vals[j]);
+                }
+                free(m->items[i].vals);
+                free(m->items[i].key);
+            }
+            free(m->items);
+            m->items = NULL;
+            m->n = 0;
+            break;
+        }
         case CFG_LIST: {
             char *items = *(char **)field;
             size_t *count = (size_t *)(base + o->count_off);
@@ -1130,11 +1230,20 @@ void cfg_release(const struct cfg_opt *opts, void *obj)
 static const char *type_name(enum cfg_type t)
 {
     static const char *const names[] = {
-        [CFG_STR] = "string",        [CFG_PATH] = "path",         [CFG_ENUM] = "one of",
-        [CFG_BOOL] = "bool",         [CFG_INT] = "integer",       [CFG_UINT] = "integer",
-        [CFG_SIZE] = "size",         [CFG_DURATION] = "duration", [CFG_ADDR] = "host:port or off",
-        [CFG_STRLIST] = "strings",   [CFG_PATHLIST] = "paths",    [CFG_SECTION] = "map",
+        [CFG_STR] = "string",
+        [CFG_PATH] = "path",
+        [CFG_ENUM] = "one of",
+        [CFG_BOOL] = "bool",
+        [CFG_INT] = "integer",
+        [CFG_UINT] = "integer",
+        [CFG_SIZE] = "size",
+        [CFG_DURATION] = "duration",
+        [CFG_ADDR] = "host:port or off",
+        [CFG_STRLIST] = "strings",
+        [CFG_PATHLIST] = "paths",
+        [CFG_SECTION] = "map",
         [CFG_LIST] = "list of maps",
+        [CFG_STRMAP] = "map of strings or lists",
     };
     return names[t];
 }
@@ -1170,7 +1279,8 @@ static void print_opts(FILE *f, const struct cfg_opt *opts, const char *prefix)
             fprintf(f, ", %s%s", b,
                     o->type == CFG_LIST || o->type == CFG_STRLIST || o->type == CFG_PATHLIST
                         ? " items"
-                        : "");
+                    : o->type == CFG_STRMAP ? " keys"
+                                            : "");
         }
         fprintf(f, ")\n    %s\n", o->help ? o->help : "");
         if (o->type == CFG_LIST) {

@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -127,9 +129,16 @@ static const char *const forwarder_types[] = {
     "alertmanager", "pagerduty", "opsgenie", "slack", "webhook", NULL,
 };
 
-static const struct cfg_opt match_opts[] = {
-    { "severity", CFG_STR, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, match_severity),
-      "alerts of this severity, e.g. \">=high\"; absent: every alert" },
+static const struct cfg_opt retry_opts[] = {
+    { "min", CFG_DURATION, "1s", 10 * NS_MS, NS_DAY, CFG_OFF(struct forwarder_retry_cfg, min_ns),
+      "first wait after a failed delivery (connection error, timeout, 5xx, 429); doubles "
+      "with each failure, with jitter" },
+    { "max", CFG_DURATION, "5m", 10 * NS_MS, NS_DAY, CFG_OFF(struct forwarder_retry_cfg, max_ns),
+      "longest wait between attempts" },
+    { "give_up_after", CFG_DURATION, "7d", 0, 365 * NS_DAY,
+      CFG_OFF(struct forwarder_retry_cfg, give_up_after_ns),
+      "an alert still undelivered this long after it was queued becomes a dead letter "
+      "(kept, listed, replayable); 0: never" },
     { NULL },
 };
 
@@ -139,12 +148,38 @@ static const struct cfg_opt forwarder_opts[] = {
     { "type", CFG_ENUM, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, type), "receiver API",
       .flags = CFG_F_REQUIRED, .choices = forwarder_types },
     { "url", CFG_STR, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, url),
-      "endpoint, http:// or https://", .flags = CFG_F_REQUIRED },
-    { "match", CFG_SECTION, NULL, 0, 0, 0, "which alerts go to this forwarder", .sub = match_opts },
+      "endpoint, http:// or https:// (slack: may instead be the secret, as the webhook URL "
+      "is one)" },
+    { "match", CFG_STRMAP, NULL, 0, 64, CFG_OFF(struct forwarder_cfg, match),
+      "which alerts go here: severity (\">=high\", \"critical\"), rule (title), rule_id, tag, "
+      "or any event field (kind, namespace, agent, host, user, src_ip...) to a value or a "
+      "list of values (a trailing * matches a prefix); absent: every alert" },
     { "secret_file", CFG_PATH, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, secret_file),
-      "file holding the routing key or token", .flags = CFG_F_EXISTS },
+      "file whose first line is the routing key, API key, HMAC key or webhook URL",
+      .flags = CFG_F_EXISTS },
     { "secret_env", CFG_STR, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, secret_env),
-      "environment variable holding the routing key or token" },
+      "environment variable holding the secret instead" },
+    { "ca_file", CFG_PATH, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, ca_file),
+      "PEM CA bundle that an https:// receiver's certificate must chain to (default: the "
+      "system's); the certificate is always verified",
+      .flags = CFG_F_EXISTS },
+    { "connect_timeout", CFG_DURATION, "5s", 100 * NS_MS, 5 * NS_MIN,
+      CFG_OFF(struct forwarder_cfg, connect_timeout_ns), "time to connect (and TLS handshake)" },
+    { "timeout", CFG_DURATION, "10s", 100 * NS_MS, 10 * NS_MIN,
+      CFG_OFF(struct forwarder_cfg, timeout_ns),
+      "time for a whole request; past it the attempt counts as failed and is retried" },
+    { "rate_limit", CFG_UINT, "0", 0, 600000, CFG_OFF(struct forwarder_cfg, rate_limit),
+      "requests per minute at most; 0: 60 for slack (its limit is one message a second), "
+      "600 for the others" },
+    { "retry", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, retry),
+      "backoff between attempts", .sub = retry_opts },
+    { "resend_every", CFG_DURATION, "1m", NS_SEC, NS_DAY,
+      CFG_OFF(struct forwarder_cfg, resend_every_ns),
+      "alertmanager only: firing alerts are posted again this often" },
+    { "expire_after", CFG_DURATION, "5m", 2 * NS_SEC, 7 * NS_DAY,
+      CFG_OFF(struct forwarder_cfg, expire_after_ns),
+      "alertmanager only: endsAt of a firing alert is now + this, so Alertmanager resolves "
+      "it by itself if vigild stops re-sending; must exceed resend_every" },
     { NULL },
 };
 
@@ -249,12 +284,13 @@ static int check_listen(const struct cfg_doc *d, const struct vg_config *c, stru
     return 0;
 }
 
+/* The syntax every forwarder needs; forwarders/ checks the rest (fwd_config_check). */
 static int check_forwarders(const struct cfg_doc *d, const struct vg_config *c, struct errbuf *eb)
 {
     for (size_t i = 0; i < c->nforwarders; i++) {
         const struct forwarder_cfg *f = &c->forwarders[i];
 
-        if (strncmp(f->url, "http://", 7) != 0 && strncmp(f->url, "https://", 8) != 0) {
+        if (f->url && strncmp(f->url, "http://", 7) != 0 && strncmp(f->url, "https://", 8) != 0) {
             return cfg_doc_error(d, &f->url, eb, "expected an http:// or https:// URL");
         }
         if (f->secret_file && f->secret_env) {
@@ -288,13 +324,32 @@ int config_load_mem(const char *name, struct span text, const char *base_dir,
     if (rc == 0) {
         rc = check_forwarders(d, c, eb);
     }
-    cfg_doc_free(d);
     if (rc < 0) {
+        cfg_doc_free(d);
         config_free(c);
         return rc;
     }
+    cfg_doc_drop_tree(d); /* the places stay, for config_error */
+    c->doc = d;
     *out = c;
     return 0;
+}
+
+int config_error(const struct vg_config *c, const void *field, struct errbuf *eb, const char *fmt,
+                 ...)
+{
+    char msg[sizeof(eb->msg)];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return cfg_doc_error(c->doc, field, eb, "%s", msg);
+}
+
+bool config_has(const struct vg_config *c, const void *field)
+{
+    return cfg_doc_has(c->doc, field);
 }
 
 /* Reads at most CFG_MAX_FILE_BYTES + 1 bytes, so a larger file is caught by the parser's
@@ -384,6 +439,7 @@ void config_free(struct vg_config *c)
         return;
     }
     cfg_release(config_opts, c);
+    cfg_doc_free(c->doc);
     free(c->file);
     free(c);
 }

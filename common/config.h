@@ -66,23 +66,42 @@ struct rules_cfg {
     size_t npaths;
 };
 
-/* forwarders: [ { name, type, url, match: { severity }, secret_file, secret_env } ] */
+/* forwarders: [ { name, type, url, match, secret_file | secret_env, ca_file, timeouts,
+ * rate_limit, retry, and per type: resend_every, expire_after (alertmanager) } ].
+ * Only the syntax is checked here; forwarders/ checks the meaning (URL, match fields,
+ * secrets present, keys of the wrong type) and reports with config_error(). */
+struct forwarder_retry_cfg {
+    int64_t min_ns;           /* first backoff, 1s */
+    int64_t max_ns;           /* longest backoff, 5m */
+    int64_t give_up_after_ns; /* an entry queued this long becomes a dead letter; 0 never */
+};
+
 struct forwarder_cfg {
-    char *name;           /* unique, never NULL */
-    char *type;           /* alertmanager, pagerduty, opsgenie, slack or webhook */
-    char *url;            /* http:// or https://, never NULL */
-    char *match_severity; /* match.severity, e.g. ">=high", or NULL (every alert) */
-    char *secret_file;    /* or NULL; at most one of secret_file and secret_env */
-    char *secret_env;     /* or NULL */
+    char *name;                 /* unique, never NULL */
+    char *type;                 /* alertmanager, pagerduty, opsgenie, slack or webhook */
+    char *url;                  /* endpoint; NULL only for slack with the URL as its secret */
+    struct cfg_strmap match;    /* field (or severity, rule, rule_id, tag) -> values */
+    char *secret_file;          /* or NULL; at most one of secret_file and secret_env */
+    char *secret_env;           /* or NULL */
+    char *ca_file;              /* CA bundle for https:// (NULL: the system's) */
+    int64_t connect_timeout_ns; /* 5s */
+    int64_t timeout_ns;         /* 10s: the whole request */
+    uint64_t rate_limit;        /* requests per minute; 0: the type's default */
+    struct forwarder_retry_cfg retry;
+    int64_t resend_every_ns; /* alertmanager: firing alerts re-sent this often, 1m */
+    int64_t expire_after_ns; /* alertmanager: endsAt of a firing alert, now + 5m */
 };
 
 struct log_cfg {
     char *level; /* error, warn, info or debug; default info */
 };
 
+struct cfg_doc;
+
 struct vg_config {
-    char *file; /* path loaded, as given, or NULL */
-    char *user; /* vigild started as root switches to this user after binding, or NULL */
+    char *file;          /* path loaded, as given, or NULL */
+    char *user;          /* vigild started as root switches to this user after binding, or NULL */
+    struct cfg_doc *doc; /* where each value came from (config_error), or NULL */
     struct store_cfg store;
     struct tls_cfg tls;
     struct listen_cfg listen;
@@ -109,6 +128,15 @@ int config_load_mem(const char *name, struct span text, const char *base_dir,
 int config_defaults(struct vg_config **out);
 
 void config_free(struct vg_config *c); /* takes NULL */
+
+/* For checks made after the load by the module that uses a value: sets eb to
+ * "file:line:col: 'key.path': <message>" for the value stored at `field` (an address
+ * inside c, e.g. &c->forwarders[1].url, or &item->key of a CFG_STRMAP item). Returns
+ * VG_ECONFIG. */
+int config_error(const struct vg_config *c, const void *field, struct errbuf *eb, const char *fmt,
+                 ...) VG_PRINTF(4, 5);
+/* True when the file gave the value stored at field (not a default). */
+bool config_has(const struct vg_config *c, const void *field);
 
 /* Prints every option with type, default, bounds and help (`vigild --help-config`). */
 void config_print_reference(FILE *f);

@@ -3,6 +3,7 @@
 #include "common/digest.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -53,6 +54,20 @@ void vg_sha256(const void *p, size_t n, uint8_t out[VG_SHA256_LEN])
 {
     unsigned int len = VG_SHA256_LEN;
     EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+void vg_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                    uint8_t out[VG_SHA256_LEN])
+{
+    unsigned int len = VG_SHA256_LEN;
+    static const uint8_t empty = 0;
+
+    /* HMAC() with a NULL key of length 0 is refused by some OpenSSL versions. */
+    if (!HMAC(EVP_sha256(), key_len ? key : &empty, (int)key_len, msg_len ? msg : &empty, msg_len,
+              out, &len)) {
+        fprintf(stderr, "HMAC-SHA256 failed\n");
+        abort();
+    }
 }
 
 void vg_hex(const uint8_t *p, size_t n, char *out)

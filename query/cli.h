@@ -40,5 +40,6 @@ int cmd_hunt(int argc, char **argv);    /* query/hunt.c */
 int cmd_demo(int argc, char **argv, const char *argv0);
 int cmd_verify(int argc, char **argv); /* query/verify.c */
 int cmd_hold(int argc, char **argv);   /* query/hold.c */
+int cmd_alerts(int argc, char **argv); /* query/alerts.c */
 
 #endif

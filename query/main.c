@@ -19,6 +19,7 @@ static void usage(FILE *f)
             "  hunt     RULE_FILE|DIR... [--since T] [--until T]   run rules over the store\n"
             "  verify   [--key PUB.pem]        check every chain, signature and catalog row\n"
             "  hold     add|list|release       legal holds: keep time ranges from retention\n"
+            "  alerts   [list|outbox|replay|test]   incidents, their deliveries, the outbox\n"
             "  demo                   the one-command tour: collector, mTLS agents, a timeline\n"
             "\n"
             "Every command takes -c vigil.yaml or --store DIR.\n");
@@ -63,6 +64,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "hunt") == 0) {
         return cmd_hunt(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "alerts") == 0) {
+        return cmd_alerts(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "demo") == 0) {
         return cmd_demo(argc - 1, argv + 1, argv[0]);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what vigil needs on Debian (12 "bookworm" or later): the build toolchain and
 # libraries; with --test also the clients the integration tests drive (openssl, node
-# with @fluent-org/logger). Installs only what is missing; needs root (or sudo) for apt.
+# with @fluent-org/logger, rsyslog, prometheus-alertmanager for the forwarders). Installs only what is missing; needs root (or sudo) for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,8 @@ BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev li
             zlib1g-dev libcurl4-openssl-dev libzstd-dev libsystemd-dev)
 # systemd: systemd-analyze checks the unit; groff-base: the man pages render cleanly;
 # libivykis0 libnet1 libwrap0 libpcre3: the libraries of syslog-ng-core, which itself is
-# unpacked below, not installed (as is prometheus, for promtool).
+# unpacked below, not installed (as are prometheus, for promtool, and
+# prometheus-alertmanager, for the forwarders' tests).
 TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl systemd groff-base
            libivykis0 libnet1 libwrap0 libpcre3)
 
@@ -72,7 +73,9 @@ if [[ "${1:-}" == "--test" ]]; then
     fi
     # Unpacked, not installed: syslog-ng-core conflicts with rsyslog (both are the system
     # log daemon), and installing prometheus would start a Prometheus server where only
-    # promtool is wanted (a static binary).
+    # promtool is wanted (a static binary); installing prometheus-alertmanager would start
+    # an Alertmanager on :9093, where the forwarders' tests start their own (static too).
     unpack syslog-ng-core usr/sbin/syslog-ng syslog-ng
     unpack prometheus usr/bin/promtool promtool
+    unpack prometheus-alertmanager usr/bin/prometheus-alertmanager prometheus-alertmanager
 fi

@@ -92,8 +92,8 @@ static bool in_flight(const struct seg_meta *m, const struct seg_walk *w)
 }
 
 static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_t since,
-                        int64_t until, const struct bix_query *need, unsigned stripe,
-                        unsigned nstripes, store_rec_fn fn, void *arg,
+                        int64_t until, const struct bix_query *need, uint64_t seq_min,
+                        unsigned stripe, unsigned nstripes, store_rec_fn fn, void *arg,
                         struct store_scan_stats *stats)
 {
     struct seg_walk w;
@@ -124,6 +124,7 @@ static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_
     w.crc_only = true; /* segment.md 4.1: chains are verify's */
     w.stripe = stripe;
     w.nstripes = nstripes;
+    w.seq_min = seq_min;
     if (stripe == 0) {
         stats->segments++;
     }
@@ -160,14 +161,15 @@ static uint64_t mono_ns(void)
 
 struct store_scan_plan {
     int64_t since, until;
+    uint64_t seq_min;
     struct seg_meta *rows;
     size_t n;
     struct bix_query q;
 };
 
-int store_scan_plan_make(struct store_reader *r, int64_t since, int64_t until,
-                         const struct store_need *need, struct store_scan_plan **out,
-                         struct store_scan_stats *stats)
+static int plan_make(struct store_reader *r, int64_t since, int64_t until,
+                     const struct store_need *need, uint64_t seq_min, struct store_scan_plan **out,
+                     struct store_scan_stats *stats)
 {
     struct store_scan_plan *p = xcalloc(1, sizeof(*p));
     int rc = 0;
@@ -188,6 +190,16 @@ int store_scan_plan_make(struct store_reader *r, int64_t since, int64_t until,
             return rc;
         }
     }
+    /* A segment's catalog row holds the seq range of its committed blocks (segment.md
+     * 5.2), so one that ends below seq_min has nothing the caller keeps. */
+    p->seq_min = seq_min;
+    size_t kept = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->seq_min == 0 || (p->rows[i].tot.count > 0 && p->rows[i].tot.seq_max >= p->seq_min)) {
+            p->rows[kept++] = p->rows[i];
+        }
+    }
+    p->n = kept;
     if ((rc = bix__query_init(&p->q, need)) < 0) {
         errbuf_set(&r->err, "what the scan needs is over the index's limits");
         free(p->rows);
@@ -196,6 +208,13 @@ int store_scan_plan_make(struct store_reader *r, int64_t since, int64_t until,
     }
     *out = p;
     return 0;
+}
+
+int store_scan_plan_make(struct store_reader *r, int64_t since, int64_t until,
+                         const struct store_need *need, struct store_scan_plan **out,
+                         struct store_scan_stats *stats)
+{
+    return plan_make(r, since, until, need, 0, out, stats);
 }
 
 uint64_t store_scan_plan_bytes(const struct store_scan_plan *p)
@@ -224,8 +243,8 @@ int store_scan_plan_run(struct store_reader *r, const struct store_scan_plan *p,
         return -EINVAL;
     }
     for (size_t i = 0; i < p->n && rc == 0; i++) {
-        rc = scan_segment(r, &p->rows[i], p->since, p->until, &p->q, stripe, nstripes, fn, arg,
-                          stats);
+        rc = scan_segment(r, &p->rows[i], p->since, p->until, &p->q, p->seq_min, stripe, nstripes,
+                          fn, arg, stats);
     }
     return rc;
 }
@@ -266,6 +285,18 @@ int store_scan_need(struct store_reader *r, int64_t since, int64_t until,
 {
     struct store_scan_plan *p = NULL;
     int rc = store_scan_plan_make(r, since, until, need, &p, stats);
+    if (rc == 0) {
+        rc = store_scan_plan_run(r, p, 0, 1, fn, arg, stats);
+    }
+    store_scan_plan_free(p);
+    return rc;
+}
+
+int store_scan_from_seq(struct store_reader *r, uint64_t seq_min, store_rec_fn fn, void *arg,
+                        struct store_scan_stats *stats)
+{
+    struct store_scan_plan *p = NULL;
+    int rc = plan_make(r, INT64_MIN, INT64_MAX, NULL, seq_min, &p, stats);
     if (rc == 0) {
         rc = store_scan_plan_run(r, p, 0, 1, fn, arg, stats);
     }

@@ -546,7 +546,8 @@ int seg__walk(struct seg_walk *w)
         w->rbuf->len = 0;
         if (w->nstripes > 1 && nblock++ % w->nstripes != w->stripe) {
             skip = true; /* another reader's (store_scan_plan_run) */
-        } else if (w->skip && (h.ts_max < w->since || h.ts_min >= w->until)) {
+        } else if (w->skip && (h.ts_max < w->since || h.ts_min >= w->until ||
+                               (w->seq_min > 0 && h.seq_max < w->seq_min))) {
             /* segment.md 4.1: the stored hash becomes prev, unverified. */
             skip = true;
             if (w->stats) {

@@ -168,6 +168,13 @@ int store_scan_need(struct store_reader *r, int64_t since, int64_t until,
                     const struct store_need *need, store_rec_fn fn, void *arg,
                     struct store_scan_stats *stats) VG_MUST_USE;
 
+/* Calls fn for the records with seq >= seq_min (and some others: fn filters), of all
+ * time: segments and blocks whose seq range (segment.md 3.1, 7) ends below seq_min are
+ * skipped unread, so a scan from a cursor near the end reads only the tail. Records come
+ * in the order of store_scan, which is not seq order. Returns as store_scan. */
+int store_scan_from_seq(struct store_reader *r, uint64_t seq_min, store_rec_fn fn, void *arg,
+                        struct store_scan_stats *stats) VG_MUST_USE;
+
 /* Parallel scans. A plan lists the segments of [since, until) once and compiles need;
  * then any number of readers, one per thread, each scan one stripe of its blocks
  * (store_scan_plan_run: the blocks whose position in their segment is stripe modulo

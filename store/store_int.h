@@ -265,6 +265,7 @@ struct seg_walk {
     unsigned nstripes; /* > 1: only blocks whose position (from 0) is stripe
                           modulo nstripes are read; the others as skipped */
     unsigned stripe;
+    uint64_t seq_min; /* skip blocks whose seq_max is below it, as outside the window */
     /* out */
     bool hdr_ok;
     struct seg_hdr hdr;

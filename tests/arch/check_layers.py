@@ -25,8 +25,8 @@ MAY_INCLUDE = {
     "schemas": {"common"},
     "store": {"common"},
     "rules": {"common", "schemas"},
-    "collector": {"common", "schemas", "store", "rules"},
-    "query": {"common", "schemas", "store", "rules"},
+    "collector": {"common", "schemas", "store", "rules", "forwarders"},
+    "query": {"common", "schemas", "store", "rules", "forwarders"},
     "forwarders": {"common", "schemas", "store", "rules"},
 }
 # What a module's unit tests may include beyond what the module may: the store's tests

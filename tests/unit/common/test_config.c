@@ -174,7 +174,10 @@ static void test_example_loads(void **state)
     assert_string_equal(c->forwarders[0].name, "oncall");
     assert_string_equal(c->forwarders[0].type, "alertmanager");
     assert_string_equal(c->forwarders[0].url, "http://127.0.0.1:9093");
-    assert_string_equal(c->forwarders[0].match_severity, ">=high");
+    assert_int_equal(c->forwarders[0].match.n, 1);
+    assert_string_equal(c->forwarders[0].match.items[0].key, "severity");
+    assert_int_equal(c->forwarders[0].match.items[0].nvals, 1);
+    assert_string_equal(c->forwarders[0].match.items[0].vals[0], ">=high");
     assert_null(c->forwarders[0].secret_file);
     assert_null(c->forwarders[0].secret_env);
     assert_string_equal(c->log.level, "info");
@@ -345,9 +348,9 @@ static void test_minimal_and_overrides(void **state)
     assert_int_equal(c->nforwarders, 2);
     in_tmp(p, sizeof(p), "pd.key");
     assert_string_equal(c->forwarders[0].secret_file, p);
-    assert_null(c->forwarders[0].match_severity);
+    assert_int_equal(c->forwarders[0].match.n, 0);
     assert_string_equal(c->forwarders[1].secret_env, "B_TOKEN");
-    assert_string_equal(c->forwarders[1].match_severity, "critical");
+    assert_string_equal(c->forwarders[1].match.items[0].vals[0], "critical");
     config_free(c);
     remove_file(tmpdir, "pd.key");
 }
@@ -784,7 +787,8 @@ static void test_reference(void **state)
     assert_non_null(strstr(text, "tls.ca  (path, must exist when set)"));
     assert_non_null(strstr(text, "forwarders[].type  (one of alertmanager|pagerduty|opsgenie|"
                                  "slack|webhook, required)"));
-    assert_non_null(strstr(text, "forwarders[].match.severity  (string)"));
+    assert_non_null(strstr(text, "forwarders[].match  (map of strings or lists, 0..64 keys)"));
+    assert_non_null(strstr(text, "forwarders[].retry.max  (duration, default 5m, 10ms..1d)"));
     assert_non_null(strstr(text, "log.level  (one of error|warn|info|debug, default info)"));
     free(text);
 }
