@@ -380,12 +380,7 @@ int fwd_alert_json(const struct fwd_alert *a, const char *receiver, struct buf *
     bool f2;
     int rc = buf_append_byte(b, '{');
 
-#define J(x)     \
- do {            \
-  if (rc == 0) { \
-   rc = (x);     \
-  }              \
- } while (0)
+#define J(x) FWD_STEP(rc, x)
     J(fwd_json_kv_i64(b, &first, "version", 1));
     J(fwd_json_kv_str(b, &first, "receiver", span_str(receiver)));
     J(fwd_json_kv_str(b, &first, "state", span_str(fwd_state_name(a->state))));

@@ -21,6 +21,14 @@ static inline void fwd_ignore(int rc)
     (void)rc;
 }
 
+/* Runs x only while rc is 0: a sequence of appends that stops at the first failure. */
+#define FWD_STEP(rc, x) \
+ do {                   \
+  if ((rc) == 0) {      \
+   (rc) = (x);          \
+  }                     \
+ } while (0)
+
 /* ---- alert records (schemas/alert.md; pure, any thread) ---- */
 
 enum fwd_state { FWD_FIRING, FWD_UPDATE, FWD_RESOLVED, FWD_STATE_COUNT };

@@ -610,7 +610,7 @@ int outbox_prune(struct outbox *ob, int64_t before_ns)
 
 /* ---- `vigil alerts` ---- */
 
-static int open_for_cli(const char *store_dir, bool rw, struct outbox **ob, struct errbuf *eb)
+static int open_for_cli(const char *store_dir, struct outbox **ob, struct errbuf *eb)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/outbox.db", store_dir);
@@ -619,7 +619,6 @@ static int open_for_cli(const char *store_dir, bool rw, struct outbox **ob, stru
         return -ENOENT;
     }
     /* Read-write even to read: a WAL database's readers need its -shm file. */
-    (void)rw;
     return outbox_open(store_dir, false, 0, ob, NULL, eb);
 }
 
@@ -629,193 +628,209 @@ static const char *col_text(sqlite3_stmt *s, int i)
     return t ? (const char *)t : "";
 }
 
-int fwd_outbox_incidents(const char *store_dir, const char *state, size_t limit, fwd_incident_fn fn,
-                         void *arg, struct errbuf *eb)
+/* One query of `vigil alerts`: binds ?1 (text, or NULL), ?2 (integer), then calls row for
+ * each row until it returns nonzero (returned). Returns 0, row's value or VG_EDB. */
+typedef int (*cli_row_fn)(struct outbox *ob, sqlite3_stmt *s, void *arg);
+
+static int cli_query(struct outbox *ob, const char *sql, const char *t1, int64_t i2, cli_row_fn row,
+                     void *arg)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = 0;
+    int step;
+
+    if (sqlite3_prepare_v2(ob->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        return db_fail(ob, "prepare");
+    }
+    if (t1) {
+        sqlite3_bind_text(s, 1, t1, -1, SQLITE_TRANSIENT);
+    }
+    sqlite3_bind_int64(s, 2, i2);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if ((rc = row(ob, s, arg)) != 0) {
+            break;
+        }
+    }
+    if (rc == 0 && step != SQLITE_DONE) {
+        rc = db_fail(ob, "read the outbox");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Opens the store's outbox, runs one query, closes; VG_EDB's message goes to eb. */
+static int cli_run(const char *store_dir, const char *sql, const char *t1, int64_t i2,
+                   cli_row_fn row, void *arg, struct errbuf *eb)
 {
     struct outbox *ob = NULL;
-    sqlite3_stmt *s = NULL;
-    sqlite3_stmt *d = NULL;
-    int rc = open_for_cli(store_dir, false, &ob, eb);
-    struct buf dl;
+    int rc = open_for_cli(store_dir, &ob, eb);
 
     if (rc < 0) {
         return rc;
     }
-    buf_init(&dl, 64 << 10);
-    if (sqlite3_prepare_v2(ob->db,
-                           "SELECT incident, fingerprint, rule_id, title, severity, state, grp,"
-                           " first_seen, last_seen, count FROM incidents"
-                           " WHERE ?1 IS NULL OR state = ?1 ORDER BY updated DESC, last_seq DESC"
-                           " LIMIT ?2",
-                           -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ob->db,
-                           "SELECT receiver, state, attempts, astate, status FROM entries e"
-                           " WHERE incident = ?1 AND seq = (SELECT max(seq) FROM entries f"
-                           " WHERE f.incident = e.incident AND f.receiver = e.receiver"
-                           " AND f.state <> 3) ORDER BY receiver",
-                           -1, &d, NULL) != SQLITE_OK) {
-        rc = db_fail(ob, "prepare");
-        goto out;
-    }
-    if (state) {
-        sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
-    }
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
-    while (rc == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = 0;
-        buf_reset(&dl);
-        sqlite3_reset(d);
-        sqlite3_bind_text(d, 1, col_text(s, 0), -1, SQLITE_TRANSIENT);
-        int drc;
-        while ((drc = sqlite3_step(d)) == SQLITE_ROW) {
-            int est = sqlite3_column_int(d, 1);
-            int att = sqlite3_column_int(d, 2);
-            fwd_ignore(buf_appendf(&dl, "%s%s=%s %s", dl.len ? ", " : "", col_text(d, 0),
-                                   col_text(d, 3),
-                                   outbox_state_name((enum outbox_entry_state)est)));
-            if (est != OB_DELIVERED && att > 0) {
-                fwd_ignore(buf_appendf(&dl, " (%d attempt%s, last HTTP %d)", att,
-                                       att == 1 ? "" : "s", sqlite3_column_int(d, 4)));
-            }
-        }
-        struct fwd_incident_row r = {
-            .incident = col_text(s, 0),
-            .fingerprint = col_text(s, 1),
-            .rule_id = col_text(s, 2),
-            .title = col_text(s, 3),
-            .severity = col_text(s, 4),
-            .state = col_text(s, 5),
-            .group_json = col_text(s, 6),
-            .first_seen = sqlite3_column_int64(s, 7),
-            .last_seen = sqlite3_column_int64(s, 8),
-            .count = (uint64_t)sqlite3_column_int64(s, 9),
-            .deliveries = dl.len ? buf_cstr(&dl) : "",
-        };
-        rc = fn(arg, &r);
-    }
-    if (rc == SQLITE_DONE) {
-        rc = 0;
-    } else if (rc > 0 && rc != SQLITE_ROW && rc < 100) {
-        rc = db_fail(ob, "list incidents");
-    }
-out:
+    rc = cli_query(ob, sql, t1, i2, row, arg);
     if (rc == VG_EDB) {
         errbuf_set(eb, "%s", ob->err);
     }
-    sqlite3_finalize(s);
-    sqlite3_finalize(d);
-    buf_release(&dl);
     outbox_close(ob);
     return rc;
+}
+
+struct incidents_ctx {
+    fwd_incident_fn fn;
+    void *arg;
+    struct buf dl; /* the deliveries of the incident at hand */
+};
+
+/* Each receiver's latest (not superseded) entry of the incident. */
+static int delivery_row(struct outbox *ob, sqlite3_stmt *d, void *arg)
+{
+    struct buf *dl = arg;
+    int est = sqlite3_column_int(d, 1);
+    int att = sqlite3_column_int(d, 2);
+
+    (void)ob;
+    fwd_ignore(buf_appendf(dl, "%s%s=%s %s", dl->len ? ", " : "", col_text(d, 0), col_text(d, 3),
+                           outbox_state_name((enum outbox_entry_state)est)));
+    if (est != OB_DELIVERED && att > 0) {
+        fwd_ignore(buf_appendf(dl, " (%d attempt%s, last HTTP %d)", att, att == 1 ? "" : "s",
+                               sqlite3_column_int(d, 4)));
+    }
+    return 0;
+}
+
+static int incident_row(struct outbox *ob, sqlite3_stmt *s, void *arg)
+{
+    struct incidents_ctx *c = arg;
+
+    buf_reset(&c->dl);
+    int rc = cli_query(ob,
+                       "SELECT receiver, state, attempts, astate, status FROM entries e"
+                       " WHERE incident = ?1 AND seq = (SELECT max(seq) FROM entries f"
+                       " WHERE f.incident = e.incident AND f.receiver = e.receiver"
+                       " AND f.state <> 3) ORDER BY receiver",
+                       col_text(s, 0), 0, delivery_row, &c->dl);
+    if (rc != 0) {
+        return rc;
+    }
+    struct fwd_incident_row r = {
+        .incident = col_text(s, 0),
+        .fingerprint = col_text(s, 1),
+        .rule_id = col_text(s, 2),
+        .title = col_text(s, 3),
+        .severity = col_text(s, 4),
+        .state = col_text(s, 5),
+        .group_json = col_text(s, 6),
+        .first_seen = sqlite3_column_int64(s, 7),
+        .last_seen = sqlite3_column_int64(s, 8),
+        .count = (uint64_t)sqlite3_column_int64(s, 9),
+        .deliveries = c->dl.len ? buf_cstr(&c->dl) : "",
+    };
+    return c->fn(c->arg, &r);
+}
+
+int fwd_outbox_incidents(const char *store_dir, const char *state, size_t limit, fwd_incident_fn fn,
+                         void *arg, struct errbuf *eb)
+{
+    struct incidents_ctx c = { .fn = fn, .arg = arg };
+
+    buf_init(&c.dl, 64 << 10);
+    int rc = cli_run(store_dir,
+                     "SELECT incident, fingerprint, rule_id, title, severity, state, grp,"
+                     " first_seen, last_seen, count FROM incidents"
+                     " WHERE ?1 IS NULL OR state = ?1 ORDER BY updated DESC, last_seq DESC"
+                     " LIMIT ?2",
+                     state, (int64_t)limit, incident_row, &c, eb);
+    buf_release(&c.dl);
+    return rc;
+}
+
+struct entries_ctx {
+    fwd_entry_fn fn;
+    void *arg;
+};
+
+static int entry_row(struct outbox *ob, sqlite3_stmt *s, void *arg)
+{
+    struct entries_ctx *c = arg;
+    struct fwd_entry_row r = {
+        .id = sqlite3_column_int64(s, 0),
+        .seq = (uint64_t)sqlite3_column_int64(s, 1),
+        .receiver = col_text(s, 2),
+        .state = outbox_state_name((enum outbox_entry_state)sqlite3_column_int(s, 3)),
+        .alert_state = col_text(s, 4),
+        .incident = col_text(s, 5),
+        .title = col_text(s, 6),
+        .error = col_text(s, 7),
+        .attempts = sqlite3_column_int(s, 8),
+        .status = sqlite3_column_int(s, 9),
+        .created_ns = sqlite3_column_int64(s, 10),
+        .done_ns = sqlite3_column_int64(s, 11),
+    };
+    (void)ob;
+    return c->fn(c->arg, &r);
 }
 
 int fwd_outbox_entries(const char *store_dir, const char *state, size_t limit, fwd_entry_fn fn,
                        void *arg, struct errbuf *eb)
 {
-    struct outbox *ob = NULL;
-    sqlite3_stmt *s = NULL;
-    int rc = open_for_cli(store_dir, false, &ob, eb);
-    int want = -1;
+    struct entries_ctx c = { fn, arg };
+    const char *want = NULL; /* the state's number as text; NULL: queued and dead */
+    static const char *const nums[] = { "0", "1", "2", "3" };
 
-    if (rc < 0) {
-        return rc;
-    }
-    if (state) {
-        for (int k = OB_QUEUED; k <= OB_SUPERSEDED; k++) {
-            if (strcmp(state, outbox_state_name((enum outbox_entry_state)k)) == 0) {
-                want = k;
-            }
+    for (int k = OB_QUEUED; state && k <= OB_SUPERSEDED; k++) {
+        if (strcmp(state, outbox_state_name((enum outbox_entry_state)k)) == 0) {
+            want = nums[k];
         }
     }
-    if (sqlite3_prepare_v2(ob->db,
-                           "SELECT e.id, e.seq, e.receiver, e.state, e.astate, e.incident,"
-                           " coalesce(i.title, ''), coalesce(e.error, ''), e.attempts,"
-                           " coalesce(e.status, 0), e.created, coalesce(e.done, 0)"
-                           " FROM entries e LEFT JOIN incidents i ON i.incident = e.incident"
-                           " WHERE (?1 < 0 AND e.state IN (0, 2)) OR e.state = ?1"
-                           " ORDER BY e.seq, e.receiver LIMIT ?2",
-                           -1, &s, NULL) != SQLITE_OK) {
-        rc = db_fail(ob, "prepare");
-        goto out;
+    if (state && !want) {
+        errbuf_set(eb, "no entry state '%s'", state);
+        return -EINVAL;
     }
-    sqlite3_bind_int(s, 1, want);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
-    while (rc == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct fwd_entry_row r = {
-            .id = sqlite3_column_int64(s, 0),
-            .seq = (uint64_t)sqlite3_column_int64(s, 1),
-            .receiver = col_text(s, 2),
-            .state = outbox_state_name((enum outbox_entry_state)sqlite3_column_int(s, 3)),
-            .alert_state = col_text(s, 4),
-            .incident = col_text(s, 5),
-            .title = col_text(s, 6),
-            .error = col_text(s, 7),
-            .attempts = sqlite3_column_int(s, 8),
-            .status = sqlite3_column_int(s, 9),
-            .created_ns = sqlite3_column_int64(s, 10),
-            .done_ns = sqlite3_column_int64(s, 11),
-        };
-        rc = fn(arg, &r);
-    }
-    if (rc == SQLITE_DONE) {
-        rc = 0;
-    } else if (rc > 0 && rc < 100) {
-        rc = db_fail(ob, "list entries");
-    }
-out:
-    if (rc == VG_EDB) {
-        errbuf_set(eb, "%s", ob->err);
-    }
-    sqlite3_finalize(s);
-    outbox_close(ob);
-    return rc;
+    return cli_run(store_dir,
+                   "SELECT e.id, e.seq, e.receiver, e.state, e.astate, e.incident,"
+                   " coalesce(i.title, ''), coalesce(e.error, ''), e.attempts,"
+                   " coalesce(e.status, 0), e.created, coalesce(e.done, 0)"
+                   " FROM entries e LEFT JOIN incidents i ON i.incident = e.incident"
+                   " WHERE (?1 IS NULL AND e.state IN (0, 2)) OR e.state = CAST(?1 AS INTEGER)"
+                   " ORDER BY e.seq, e.receiver LIMIT ?2",
+                   want, (int64_t)limit, entry_row, &c, eb);
+}
+
+struct summary_ctx {
+    fwd_summary_fn fn;
+    void *arg;
+};
+
+static int summary_row(struct outbox *ob, sqlite3_stmt *s, void *arg)
+{
+    struct summary_ctx *c = arg;
+    struct fwd_summary_row r = {
+        .receiver = col_text(s, 0),
+        .queued = (uint64_t)sqlite3_column_int64(s, 1),
+        .dead = (uint64_t)sqlite3_column_int64(s, 2),
+        .delivered = (uint64_t)sqlite3_column_int64(s, 3),
+        .oldest_queued_ns = sqlite3_column_int64(s, 4),
+    };
+    (void)ob;
+    return c->fn(c->arg, &r);
 }
 
 int fwd_outbox_summary(const char *store_dir, fwd_summary_fn fn, void *arg, struct errbuf *eb)
 {
-    struct outbox *ob = NULL;
-    sqlite3_stmt *s = NULL;
-    int rc = open_for_cli(store_dir, false, &ob, eb);
+    struct summary_ctx c = { fn, arg };
 
-    if (rc < 0) {
-        return rc;
-    }
-    if (sqlite3_prepare_v2(ob->db,
-                           "SELECT receiver, sum(state = 0), sum(state = 2), sum(state = 1),"
-                           " coalesce(min(CASE WHEN state = 0 THEN created END), 0)"
-                           " FROM entries GROUP BY receiver ORDER BY receiver",
-                           -1, &s, NULL) != SQLITE_OK) {
-        rc = db_fail(ob, "prepare");
-        goto out;
-    }
-    while (rc == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct fwd_summary_row r = {
-            .receiver = col_text(s, 0),
-            .queued = (uint64_t)sqlite3_column_int64(s, 1),
-            .dead = (uint64_t)sqlite3_column_int64(s, 2),
-            .delivered = (uint64_t)sqlite3_column_int64(s, 3),
-            .oldest_queued_ns = sqlite3_column_int64(s, 4),
-        };
-        rc = fn(arg, &r);
-    }
-    if (rc == SQLITE_DONE) {
-        rc = 0;
-    } else if (rc > 0 && rc < 100) {
-        rc = db_fail(ob, "summary");
-    }
-out:
-    if (rc == VG_EDB) {
-        errbuf_set(eb, "%s", ob->err);
-    }
-    sqlite3_finalize(s);
-    outbox_close(ob);
-    return rc;
+    return cli_run(store_dir,
+                   "SELECT receiver, sum(state = 0), sum(state = 2), sum(state = 1),"
+                   " coalesce(min(CASE WHEN state = 0 THEN created END), 0)"
+                   " FROM entries WHERE ?2 = ?2 GROUP BY receiver ORDER BY receiver",
+                   NULL, 0, summary_row, &c, eb);
 }
 
 int fwd_outbox_replay(const char *store_dir, int64_t id, struct errbuf *eb)
 {
     struct outbox *ob = NULL;
-    int rc = open_for_cli(store_dir, true, &ob, eb);
+    int rc = open_for_cli(store_dir, &ob, eb);
     char sql[256];
 
     if (rc < 0) {

@@ -68,12 +68,7 @@ static int put_alert(const struct fwd_rcv_cfg *rc, const struct fwd_alert *a, in
     bool f2 = true;
     int rc_ = buf_append_str(b, "{\"labels\":{");
 
-#define J(x)      \
- do {             \
-  if (rc_ == 0) { \
-   rc_ = (x);     \
-  }               \
- } while (0)
+#define J(x) FWD_STEP(rc_, x)
     J(fwd_json_kv_str(b, &f2, "alertname", a->title));
     J(fwd_json_kv_str(b, &f2, "severity", span_str(vg_severity_name(a->severity))));
     if (a->level.n) {

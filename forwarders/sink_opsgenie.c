@@ -17,23 +17,10 @@
 #include "common/time.h"
 #include "forwarders/fwd_int.h"
 
-static const char *og_priority(enum vg_severity s)
-{
-    switch (s) {
-    case VG_SEV_EMERGENCY:
-    case VG_SEV_ALERT:
-    case VG_SEV_CRITICAL:
-        return "P1";
-    case VG_SEV_ERROR:
-        return "P2";
-    case VG_SEV_WARNING:
-        return "P3";
-    case VG_SEV_NOTICE:
-        return "P4";
-    default:
-        return "P5";
-    }
-}
+/* vigil's eight severities (rank order) onto Opsgenie's P1 (highest) to P5. */
+static const char *const og_priority[VG_SEV_COUNT] = {
+    "P1", "P1", "P1", "P2", "P3", "P4", "P5", "P5",
+};
 
 static int og_build(const struct fwd_rcv_cfg *rc, const struct fwd_alert *const *aa, size_t n,
                     int64_t now_ns, struct http_req *req)
@@ -51,12 +38,7 @@ static int og_build(const struct fwd_rcv_cfg *rc, const struct fwd_alert *const 
         ul--;
     }
     buf_init(&tmp, 16384);
-#define J(x)    \
- do {           \
-  if (r == 0) { \
-   r = (x);     \
-  }             \
- } while (0)
+#define J(x) FWD_STEP(r, x)
     if (a->state == FWD_RESOLVED) {
         /* The alias is 32 hex digits: nothing to escape in the path. */
         J(buf_appendf(&tmp, "%.*s/%.*s/close?identifierType=alias", (int)ul, rc->url,
@@ -136,7 +118,7 @@ static int og_build(const struct fwd_rcv_cfg *rc, const struct fwd_alert *const 
             J(fwd_json_str_cut(b, ent, 512));
         }
         J(fwd_json_kv_str(b, &first, "source", SPAN_LIT("vigil")));
-        J(fwd_json_kv_str(b, &first, "priority", span_str(og_priority(a->severity))));
+        J(fwd_json_kv_str(b, &first, "priority", span_str(og_priority[a->severity])));
         J(buf_append_byte(b, '}'));
     }
     size_t len;

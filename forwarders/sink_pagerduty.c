@@ -18,22 +18,10 @@
 #include "common/xalloc.h"
 #include "forwarders/fwd_int.h"
 
-/* vigil's eight severities onto the four the Events API takes. */
-static const char *pd_severity(enum vg_severity s)
-{
-    switch (s) {
-    case VG_SEV_EMERGENCY:
-    case VG_SEV_ALERT:
-    case VG_SEV_CRITICAL:
-        return "critical";
-    case VG_SEV_ERROR:
-        return "error";
-    case VG_SEV_WARNING:
-        return "warning";
-    default:
-        return "info";
-    }
-}
+/* vigil's eight severities (rank order) onto the four the Events API takes. */
+static const char *const pd_severity[VG_SEV_COUNT] = {
+    "critical", "critical", "critical", "error", "warning", "info", "info", "info",
+};
 
 static int pd_build(const struct fwd_rcv_cfg *rc, const struct fwd_alert *const *aa, size_t n,
                     int64_t now_ns, struct http_req *req)
@@ -47,12 +35,7 @@ static int pd_build(const struct fwd_rcv_cfg *rc, const struct fwd_alert *const 
     (void)n;
     (void)now_ns;
     req->url = xstrdup(rc->url);
-#define J(x)    \
- do {           \
-  if (r == 0) { \
-   r = (x);     \
-  }             \
- } while (0)
+#define J(x) FWD_STEP(r, x)
     J(buf_append_byte(b, '{'));
     J(fwd_json_kv_str(b, &first, "routing_key", span_str(rc->secret)));
     J(fwd_json_kv_str(b, &first, "event_action",
@@ -73,7 +56,7 @@ static int pd_build(const struct fwd_rcv_cfg *rc, const struct fwd_alert *const 
             src = a->r.str[VG_F_POD];
         }
         J(fwd_json_kv_str(b, &f2, "source", src.n ? src : SPAN_LIT("vigil")));
-        J(fwd_json_kv_str(b, &f2, "severity", span_str(pd_severity(a->severity))));
+        J(fwd_json_kv_str(b, &f2, "severity", span_str(pd_severity[a->severity])));
         J(fwd_json_kv_time(b, &f2, "timestamp",
                            a->state == FWD_FIRING ? a->first_seen : a->last_seen));
         if (a->type.n) {

@@ -55,12 +55,7 @@ static int slack_build(const struct fwd_rcv_cfg *rc, const struct fwd_alert *con
     (void)now_ns;
     req->url = xstrdup(rc->url);
     buf_init(&t, 16384);
-#define J(x)    \
- do {           \
-  if (r == 0) { \
-   r = (x);     \
-  }             \
- } while (0)
+#define J(x) FWD_STEP(r, x)
     J(buf_appendf(&t, "%s *%s* ",
                   a->state == FWD_RESOLVED ? ":white_check_mark:" : ":rotating_light:",
                   a->state == FWD_RESOLVED ? "RESOLVED" : "FIRING"));

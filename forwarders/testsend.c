@@ -54,12 +54,7 @@ static int build_record(const char *receiver, enum fwd_state st, int64_t first, 
         vg_hex(h, 16, fp);
     }
     snprintf(inc, sizeof(inc), "%s-%" PRId64, fp, first);
-#define P(x)     \
- do {            \
-  if (rc == 0) { \
-   rc = (x);     \
-  }              \
- } while (0)
+#define P(x) FWD_STEP(rc, x)
     P(mp_put_map(&raw, 12));
     P(mp_put_cstr(&raw, "rule_id"));
     P(mp_put_cstr(&raw, "vigil-test-alert"));

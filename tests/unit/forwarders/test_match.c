@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "common/cfg.h"
 #include "common/time.h"
 #include "forwarders/fwd_int.h"
 #include "tests/unit/forwarders/alert_util.h"
@@ -318,10 +319,48 @@ static void test_retry_decisions(void **state)
                      VG_EPARSE);
 }
 
+/* etc/vigil.yaml's forwarder example is a working one: it checks. */
+static void test_example_config(void **state)
+{
+    const char *src = getenv("VG_SOURCE_DIR");
+    char path[PATH_MAX];
+    char *text = malloc(CFG_MAX_FILE_BYTES);
+    struct vg_config *cfg = NULL;
+    struct errbuf eb;
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/etc/vigil.yaml", src ? src : ".");
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(text, 1, CFG_MAX_FILE_BYTES, f);
+    fclose(f);
+    static const char *const files[] = { "ca.pem", "server.pem", "server-key.pem" };
+    for (size_t i = 0; i < 3; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", tmpdir, files[i]);
+        FILE *w = fopen(p, "w");
+        fclose(w);
+    }
+    errbuf_clear(&eb);
+    assert_int_equal(config_load_mem("vigil.yaml", (struct span){ (const uint8_t *)text, n }, tmpdir,
+                                     &cfg, &eb),
+                     0);
+    assert_true(cfg->nforwarders >= 1);
+    assert_int_equal(fwd_config_check(cfg, &eb), 0);
+    config_free(cfg);
+    for (size_t i = 0; i < 3; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", tmpdir, files[i]);
+        unlink(p);
+    }
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_match_semantics),
+        cmocka_unit_test(test_example_config),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_retry_decisions),
     };
