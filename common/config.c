@@ -34,8 +34,8 @@ static const struct cfg_opt retention_opts[] = {
       "older than this (an import of old events is kept for max_age after the import)" },
     { "max_size", CFG_SIZE, "200GB", 1 << 20, 1LL << 50, CFG_OFF(struct store_cfg, max_size_bytes),
       "when the store grows past this, the oldest partitions are deleted" },
-    { "interval", CFG_DURATION, "1m", NS_SEC, NS_DAY,
-      CFG_OFF(struct store_cfg, retain_every_ns), "how often retention runs" },
+    { "interval", CFG_DURATION, "1m", NS_SEC, NS_DAY, CFG_OFF(struct store_cfg, retain_every_ns),
+      "how often retention runs" },
     { NULL },
 };
 
@@ -169,8 +169,9 @@ static const struct cfg_opt forwarder_opts[] = {
       CFG_OFF(struct forwarder_cfg, timeout_ns),
       "time for a whole request; past it the attempt counts as failed and is retried" },
     { "rate_limit", CFG_UINT, "0", 0, 600000, CFG_OFF(struct forwarder_cfg, rate_limit),
-      "requests per minute at most; 0: 60 for slack (its limit is one message a second), "
-      "600 for the others" },
+      "requests per minute at most; 0: the type's: alertmanager 6000, pagerduty 120 (its "
+      "Events API's limit per integration key), slack 60 (one message a second), opsgenie "
+      "and webhook 600" },
     { "retry", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct forwarder_cfg, retry),
       "backoff between attempts", .sub = retry_opts },
     { "resend_every", CFG_DURATION, "1m", NS_SEC, NS_DAY,

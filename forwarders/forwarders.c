@@ -75,11 +75,12 @@ struct rcv {
     bool removed; /* gone from the config: freed once idle */
     bool more;    /* entries may be queued */
     bool resending;
-    unsigned failures;   /* consecutive failed attempts */
-    int64_t next_try;    /* mono ns: not before (backoff) */
-    int64_t next_resend; /* mono ns */
-    double tokens;       /* rate limit */
-    int64_t tokens_at;   /* mono ns of the last refill */
+    unsigned failures;     /* consecutive failed attempts */
+    int64_t next_try;      /* mono ns: not before (backoff) */
+    int64_t next_resend;   /* mono ns */
+    uint64_t resend_after; /* a re-send round goes in pages: the last seq of the page sent */
+    double tokens;         /* rate limit */
+    int64_t tokens_at;     /* mono ns of the last refill */
     uv_timer_t timer;
     bool timer_open;
     bool logged_failing;
@@ -132,6 +133,7 @@ struct job {
     /* J_RELOAD */
     char *path;
     struct routes *new_routes;
+    struct outbox *new_ob; /* the outbox opened for the first forwarders of this run */
     /* out */
     int rc;
     int added;
@@ -251,6 +253,7 @@ static void job_free(struct job *j)
     free(j->stats);
     free(j->expired);
     free(j->path);
+    outbox_close(j->new_ob);
     free(j);
 }
 
@@ -440,8 +443,9 @@ static void reload_work(struct job *j)
     }
     if ((j->rc = routes_build(cfg, &j->new_routes, &j->eb)) == 0 && !f->ob &&
         j->new_routes->n > 0) {
-        /* the first forwarders of this run: alerts already in the store are history */
-        j->rc = outbox_open(f->store_dir, false, j->cursor, &f->ob, NULL, &j->eb);
+        /* The first forwarders of this run: alerts already in the store are history. The
+         * loop installs the outbox (f->ob is the loop's to write), before the next job. */
+        j->rc = outbox_open(f->store_dir, false, j->cursor, &j->new_ob, NULL, &j->eb);
     }
     config_free(cfg);
 }
@@ -466,7 +470,8 @@ static void on_work(uv_work_t *req)
         j->rc = outbox_next(f->ob, j->rcv->name, FWD_FETCH, &j->items, &j->nitems);
         break;
     case J_RESEND:
-        j->rc = outbox_open_delivered(f->ob, j->rcv->name, FWD_RESEND_MAX, &j->items, &j->nitems);
+        j->rc = outbox_open_delivered(f->ob, j->rcv->name, j->cursor, FWD_RESEND_MAX, &j->items,
+                                      &j->nitems);
         break;
     case J_RESULTS:
         j->rc = outbox_record(f->ob, j->res, j->nres);
@@ -619,6 +624,11 @@ static void on_after_work(uv_work_t *req, int status)
     case J_RESEND: {
         struct rcv *r = j->rcv;
         r->st = R_IDLE;
+        /* A full page: the round goes on at once from its last seq; else it is over. */
+        r->resend_after = j->nitems == FWD_RESEND_MAX ? j->items[j->nitems - 1].seq : 0;
+        if (r->resend_after) {
+            r->next_resend = 0;
+        }
         if (j->rc == 0 && j->nitems > 0 && !r->removed && !f->closing) {
             start_batch(r, j->items, j->nitems, true);
             j->items = NULL;
@@ -673,6 +683,11 @@ static void on_after_work(uv_work_t *req, int status)
         if (j->rc < 0) {
             log_error("SIGHUP: forwarders not reloaded, the old ones stay: %s", errbuf_msg(&j->eb));
         } else if (!f->closing) {
+            if (j->new_ob) {
+                f->ob = j->new_ob;
+                j->new_ob = NULL;
+                f->cursor_written = j->cursor;
+            }
             swap_routes(f, j->new_routes);
             j->new_routes = NULL;
         }
@@ -816,6 +831,7 @@ static void pump(struct rcv *r)
         r->next_resend = now + r->cfg->resend_every_ns;
         struct job *j = job_new(f, J_RESEND);
         j->rcv = r;
+        j->cursor = r->resend_after;
         r->st = R_FETCHING;
         submit(f, j);
     }

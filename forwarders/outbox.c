@@ -368,6 +368,9 @@ int outbox_enqueue(struct outbox *ob, const struct outbox_add *adds, size_t n, u
                 continue; /* already queued: a catch-up overlapping the live hook */
             }
             added++;
+            if (a->state == FWD_FIRING) {
+                continue; /* an incident's first record: nothing before it to supersede */
+            }
             /* An update still queued says less than this newer state: drop it. */
             s = stmt(ob, ST_SUPERSEDE);
             if (!s) {
@@ -489,12 +492,12 @@ int outbox_record(struct outbox *ob, const struct outbox_result *r, size_t n)
     return rc;
 }
 
-int outbox_open_delivered(struct outbox *ob, const char *receiver, size_t limit,
-                          struct outbox_item **out, size_t *n)
+int outbox_open_delivered(struct outbox *ob, const char *receiver, uint64_t after_seq,
+                          size_t limit, struct outbox_item **out, size_t *n)
 {
     static const char sql[] =
         "SELECT i.last_seq, a.rec FROM incidents i JOIN alerts a ON a.seq = i.last_seq "
-        "WHERE i.state = 'firing' AND i.lifecycle = 1 "
+        "WHERE i.state = 'firing' AND i.lifecycle = 1 AND i.last_seq > ?3 "
         "AND EXISTS (SELECT 1 FROM entries e WHERE e.incident = i.incident AND "
         "            e.receiver = ?1 AND e.state = 1) "
         "AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.incident = i.incident AND "
@@ -513,6 +516,7 @@ int outbox_open_delivered(struct outbox *ob, const char *receiver, size_t limit,
     }
     sqlite3_bind_text(s, 1, receiver, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)after_seq);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW && k < limit) {
         item_from_row(s, -1, 0, -1, -1, -1, 1, &items[k++]);
     }

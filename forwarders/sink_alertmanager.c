@@ -5,88 +5,98 @@
  *
  * An alert's identity in Alertmanager is its label set, so the labels hold only what
  * stays the same for the whole incident: alertname (the rule's title), severity,
- * level, rule_id, fingerprint and the group-by values; the rest (counts, seqs, the
- * evidence command, identity fields of the latest event) are annotations. Firing
+ * level, rule_id, fingerprint, the group-by values and the incident's namespace, pod,
+ * host and user where present; the rest (counts, seqs, the evidence command, other
+ * fields) are annotations. Firing
  * alerts carry endsAt = now + expire_after and are posted again every resend_every
  * (forwarders.c), as Prometheus does, so Alertmanager keeps them active while vigil
  * does and expires them by itself if vigild stops; a resolve carries the time the
  * incident resolved. Many alerts go in one request. Pure; any thread. */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/json.h"
 #include "common/time.h"
+#include "common/xalloc.h"
 #include "forwarders/fwd_int.h"
 
+#define AM_LABEL_MAX 128
+
 /* Prometheus label names: [a-zA-Z_][a-zA-Z0-9_]*; anything else becomes '_'. */
-static int put_label_name(struct buf *b, struct span k)
+static void label_name(struct span k, char out[AM_LABEL_MAX])
 {
-    char name[128];
     size_t n = 0;
 
-    for (size_t i = 0; i < k.n && n + 2 < sizeof(name); i++) {
+    for (size_t i = 0; i < k.n && n + 2 < AM_LABEL_MAX; i++) {
         uint8_t c = k.p[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
                   (c >= '0' && c <= '9' && n > 0);
         if (n == 0 && c >= '0' && c <= '9') {
-            name[n++] = '_';
+            out[n++] = '_';
             ok = true;
         }
-        name[n++] = ok ? (char)c : '_';
+        out[n++] = ok ? (char)c : '_';
     }
     if (n == 0) {
-        name[n++] = '_';
+        out[n++] = '_';
     }
     /* Names starting with "__" are Prometheus's own. */
-    if (n >= 2 && name[0] == '_' && name[1] == '_') {
-        name[0] = 'x';
+    if (n >= 2 && out[0] == '_' && out[1] == '_') {
+        out[0] = 'x';
     }
-    return json_append_str(b, (struct span){ (const uint8_t *)name, n });
+    out[n] = 0;
 }
 
-static bool label_taken(const struct fwd_alert *a, size_t upto, struct span k)
+/* The label set as it is built: names already used (Alertmanager refuses duplicates). */
+struct labels {
+    char names[5 + FWD_ALERT_MAX_GROUP + 4][AM_LABEL_MAX];
+    size_t n;
+    bool first;
+};
+
+/* Adds name=value unless the name is taken or the value empty (Alertmanager refuses
+ * empty label values). */
+static int add_label(struct buf *b, struct labels *l, const char *name, struct span v)
 {
-    static const char *const fixed[] = { "alertname", "severity", "level", "rule_id",
-                                         "fingerprint" };
-    for (size_t i = 0; i < VG_ARRAY_LEN(fixed); i++) {
-        if (span_eq_str(k, fixed[i])) {
-            return true;
+    if (v.n == 0 || l->n == VG_ARRAY_LEN(l->names)) {
+        return 0;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->names[i], name) == 0) {
+            return 0;
         }
     }
-    for (size_t i = 0; i < upto; i++) {
-        if (span_eq(a->group[i].k, k)) {
-            return true;
-        }
-    }
-    return false;
+    snprintf(l->names[l->n++], AM_LABEL_MAX, "%s", name);
+    return fwd_json_kv_str(b, &l->first, name, v);
 }
 
 static int put_alert(const struct fwd_rcv_cfg *rc, const struct fwd_alert *a, int64_t now_ns,
                      struct buf *b)
 {
     bool first = true;
-    bool f2 = true;
+    bool f2;
     int rc_ = buf_append_str(b, "{\"labels\":{");
 
 #define J(x) FWD_STEP(rc_, x)
-    J(fwd_json_kv_str(b, &f2, "alertname", a->title));
-    J(fwd_json_kv_str(b, &f2, "severity", span_str(vg_severity_name(a->severity))));
-    if (a->level.n) {
-        J(fwd_json_kv_str(b, &f2, "level", a->level));
-    }
-    if (a->rule_id.n) {
-        J(fwd_json_kv_str(b, &f2, "rule_id", a->rule_id));
-    }
-    J(fwd_json_kv_str(b, &f2, "fingerprint", a->fingerprint));
+    struct labels *l = xcalloc(1, sizeof(*l));
+    l->first = true;
+    J(add_label(b, l, "alertname", a->title));
+    J(add_label(b, l, "severity", span_str(vg_severity_name(a->severity))));
+    J(add_label(b, l, "level", a->level));
+    J(add_label(b, l, "rule_id", a->rule_id));
+    J(add_label(b, l, "fingerprint", a->fingerprint));
     for (size_t i = 0; i < a->ngroup; i++) {
-        if (label_taken(a, i, a->group[i].k) || a->group[i].v.n == 0) {
-            continue; /* Alertmanager refuses empty label values and duplicate names */
-        }
-        J(buf_append_byte(b, ','));
-        J(put_label_name(b, a->group[i].k));
-        J(buf_append_byte(b, ':'));
-        J(json_append_str(b, a->group[i].v));
+        char name[AM_LABEL_MAX];
+        label_name(a->group[i].k, name);
+        J(add_label(b, l, name, a->group[i].v));
     }
+    /* the incident's identity fields (schemas/alert.md: "of the incident") */
+    static const enum vg_field ident[] = { VG_F_NAMESPACE, VG_F_POD, VG_F_HOST, VG_F_USER };
+    for (size_t i = 0; i < VG_ARRAY_LEN(ident); i++) {
+        J(add_label(b, l, vg_field_name(ident[i]), a->r.str[ident[i]]));
+    }
+    free(l);
     J(buf_append_str(b, "},\"annotations\":{"));
     f2 = true;
     struct buf tmp;
@@ -200,7 +210,7 @@ const struct fwd_sink fwd_sink_alertmanager = {
     .type = "alertmanager",
     .wants = { [FWD_FIRING] = true, [FWD_UPDATE] = true, [FWD_RESOLVED] = true },
     .max_batch = 64,
-    .default_rate = 600,
+    .default_rate = 6000, /* a local service; its batches carry 64 alerts */
     .secret_required = false,
     .build = am_build,
 };

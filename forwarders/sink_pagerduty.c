@@ -82,7 +82,8 @@ const struct fwd_sink fwd_sink_pagerduty = {
     .type = "pagerduty",
     .wants = { [FWD_FIRING] = true, [FWD_UPDATE] = true, [FWD_RESOLVED] = true },
     .max_batch = 1,
-    .default_rate = 600,
+    .default_rate = 120, /* 05-Rate-Limits.md: "approximately 120 calls/minute per
+                            integration key", 429 past it */
     .secret_required = true,
     .build = pd_build,
 };

@@ -162,6 +162,8 @@ class Forwarders(unittest.TestCase):
         self.assertEqual(lab["level"], "medium")
         self.assertEqual(lab["rule_id"], raw["rule_id"])
         self.assertEqual(lab["fingerprint"], raw["fingerprint"])
+        self.assertEqual(lab["namespace"], "default")
+        self.assertEqual(lab["pod"], "web-1")
         for k in lab:
             self.assertRegex(k, r"^[a-zA-Z_][a-zA-Z0-9_]*$")
         ann = a["annotations"]

@@ -139,7 +139,7 @@ static void test_outbox_lifecycle(void **state)
     /* open incident, delivered to r1, nothing queued for it: not yet a re-send (12 is) */
     struct outbox_item *it;
     size_t n;
-    assert_int_equal(outbox_open_delivered(ob, "r1", 10, &it, &n), 0);
+    assert_int_equal(outbox_open_delivered(ob, "r1", 0, 10, &it, &n), 0);
     assert_int_equal(n, 0);
     outbox_items_free(it, n);
     res[0] = (struct outbox_result){ .id = ids[0], .outcome = FWD_DEAD, .status = 400 };
@@ -147,9 +147,12 @@ static void test_outbox_lifecycle(void **state)
     assert_int_equal(outbox_record(ob, res, 1), 0);
     assert_int_equal(next_seqs(ob, "r1", seqs, ids), 0);
     /* now r1 has the incident delivered and nothing queued: Alertmanager re-sends seq 12 */
-    assert_int_equal(outbox_open_delivered(ob, "r1", 10, &it, &n), 0);
+    assert_int_equal(outbox_open_delivered(ob, "r1", 0, 10, &it, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(it[0].seq, 12);
+    outbox_items_free(it, n);
+    assert_int_equal(outbox_open_delivered(ob, "r1", 12, 10, &it, &n), 0); /* the next page */
+    assert_int_equal(n, 0);
     outbox_items_free(it, n);
 
     struct outbox_rstats st;
@@ -169,7 +172,7 @@ static void test_outbox_lifecycle(void **state)
     /* resolved: no more re-sends; expiry; pruning keeps what is not delivered */
     mk(&b, 13, "I-1", "resolved", 9);
     assert_int_equal(enqueue(ob, &b, 13, r1, 1, 13), 1);
-    assert_int_equal(outbox_open_delivered(ob, "r1", 10, &it, &n), 0);
+    assert_int_equal(outbox_open_delivered(ob, "r1", 0, 10, &it, &n), 0);
     assert_int_equal(n, 0);
     outbox_items_free(it, n);
     assert_int_equal(outbox_expire(ob, "r2", vg_now_ns() + S, "gave up"), 1);

@@ -287,6 +287,10 @@ static void test_alertmanager(void **state)
     /* label names sanitized to [a-zA-Z_][a-zA-Z0-9_]* */
     assert_string_equal(get_str(v, "[0].labels.raw_user_name"), "bob");
     assert_string_equal(get_str(v, "[0].labels._1st"), "x");
+    /* the incident's identity fields where present (src_ip is already a group label) */
+    assert_string_equal(get_str(v, "[0].labels.namespace"), "shop");
+    assert_string_equal(get_str(v, "[0].labels.host"), "bastion-9");
+    assert_null(get_str(v, "[0].labels.user"));
     assert_non_null(strstr(get_str(v, "[0].annotations.evidence"), "vigil search --since"));
     assert_string_equal(get_str(v, "[0].annotations.seqs"), "11,12,19");
     assert_string_equal(get_str(v, "[0].annotations.count"), "25");
