@@ -239,6 +239,26 @@ class Forwarders(unittest.TestCase):
         self.assertNotIn(receivers.PD_KEY, vd.read_log())
         self.assertNotIn(receivers.OG_KEY, vd.read_log())
 
+    def test_sighup_adds_the_first_forwarder(self):
+        # no forwarders at start: no outbox; history is not paged once they come
+        vd = self.vigild("", "fwd-hup")
+        vd.start()
+        vd.send([], fmt="falco", stdin=shell_events(["before-1"]))
+        harness.wait_for("the first alert stored", lambda: vd.search("kind=alert"), seconds=30)
+        self.assertFalse(os.path.exists(os.path.join(vd.store, "outbox.db")))
+        with open(vd.config, "a") as f:
+            f.write(forwarders_yaml(self.rcv))
+        vd.proc.send_signal(signal.SIGHUP)
+        harness.wait_for("the reload", lambda: "forwarders reloaded: 0 kept, 4 added" in
+                         vd.read_log(), seconds=20)
+        vd.send([], fmt="falco", stdin=shell_events(["after-1"]))
+        hook = harness.wait_for("the webhook", lambda: self.rcv.accepted("/hook"), seconds=30)
+        time.sleep(harness.timeout(1))
+        self.assertEqual([e["body"]["fields"]["pod"] for e in self.rcv.accepted("/hook")],
+                         ["after-1"])
+        self.assertEqual(hook[0]["body"]["state"], "firing")
+        vd.stop()
+
     # ---- (b) lifecycle ----
 
     def drive(self, cfg_text):
