@@ -707,6 +707,12 @@ static void kick(struct fwd *f)
             f->jobs_tail = NULL;
         }
         j->next = NULL;
+        if (j->kind == J_CURSOR && (f->overflow || f->cursor_hold)) {
+            /* Decided when queued; since then a catch-up became owed or failed: the
+             * cursor must not pass what it has not scanned. */
+            job_free(j);
+            continue;
+        }
         if (j->kind == J_ENQUEUE) {
             /* Take everything pending now: records that came while jobs ran ride along. */
             f->enqueue_queued = false;

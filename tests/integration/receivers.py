@@ -2,7 +2,7 @@
 own throwaway CA made with the openssl CLI) that stands in for PagerDuty, Opsgenie, Slack
 and a webhook, checks every request against the vendor's documented required fields and
 types, and can misbehave on demand: refuse connections, answer 503 (or 429 with
-Retry-After), answer 400, or hang. And the real Prometheus Alertmanager (Debian
+Retry-After: 3), answer 400, or hang. And the real Prometheus Alertmanager (Debian
 prometheus-alertmanager), started on loopback with its own config and storage, clustering
 off.
 
@@ -214,7 +214,7 @@ class Receiver:
                 b'{"status":"invalid event","message":"Event object is invalid"}'
             h.send_response(status)
             if status == 429:
-                h.send_header("Retry-After", "1")
+                h.send_header("Retry-After", "3")
             h.send_header("Content-Type", "application/json")
             h.send_header("Content-Length", str(len(body)))
             h.end_headers()

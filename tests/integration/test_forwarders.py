@@ -13,8 +13,9 @@ required fields and types).
     Alertmanager alert stays active past its expire_after while firing (re-sends) and
     ends after the resolve; PagerDuty trigger(s) then resolve with one stable dedup_key,
     Opsgenie create then close by alias, Slack firing then resolved, webhook all three.
-(c) Outage: the receiver refuses connections, then answers 503, then hangs, while alerts
-    fire; vigild is SIGKILLed and restarted in the middle; after recovery every alert
+(c) Outage: the receiver refuses connections, then answers 503, then hangs, then answers
+    429 with Retry-After (honoured), while alerts fire; vigild is SIGKILLed and restarted
+    in the middle; after recovery every alert
     arrives, once per incident and state, nothing lost; a receiver answering 400 gets
     dead letters, listed and replayed.
 (d) Bad config: each mistake gets its file:line:key error from vigild --check-config.
@@ -381,6 +382,16 @@ class Forwarders(unittest.TestCase):
         vd.send([], fmt="falco", stdin=shell_events([next(pods)]))
         harness.wait_for("hung requests", lambda: self.rcv.count("/") > n + 2, seconds=30)
         time.sleep(harness.timeout(1))
+        # 429 with Retry-After: 3: the next attempt waits that long, more than any backoff
+        # of this config (retry.max 1s)
+        self.rcv.set_mode("429")
+        first = harness.wait_for("a 429", lambda: [e for e in self.rcv.requests
+                                                    if e["status"] == 429 and
+                                                    e["path"].startswith("/pd/")], seconds=60)[0]
+        after = harness.wait_for("the attempt after the 429", lambda: [
+            e for e in self.rcv.requests if e["path"].startswith("/pd/") and
+            e["t"] > first["t"]], seconds=60)[0]
+        self.assertGreaterEqual(after["t"] - first["t"], 2.9, "Retry-After was not honoured")
         self.rcv.set_mode("ok")
 
         stored = harness.wait_for("7 alerts stored", lambda: (lambda a: a if len(a) == 7 else None)(
