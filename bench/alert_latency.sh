@@ -25,7 +25,9 @@ N=${1:-1000}
 M=${2:-200000}
 RUNS=${3:-3}
 BIN=${VG_BUILD:-build/release}
-AM_BIN=$(command -v prometheus-alertmanager || command -v alertmanager || true)
+AM_BIN=$(command -v prometheus-alertmanager || true)
+[[ -n $AM_BIN ]] || [[ ! -x tests/integration/.agents/prometheus-alertmanager/usr/bin/prometheus-alertmanager ]] ||
+    AM_BIN=$PWD/tests/integration/.agents/prometheus-alertmanager/usr/bin/prometheus-alertmanager
 SCRATCH=${BENCH_SCRATCH:-$(dirname "$(mktemp -u)")/vigil-bench}
 mkdir -p "$SCRATCH"
 [[ -x $BIN/collector/vigild ]] || { echo "build first: cmake -S . -B $BIN -DCMAKE_BUILD_TYPE=Release && cmake --build $BIN -j" >&2; exit 2; }

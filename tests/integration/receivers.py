@@ -290,7 +290,8 @@ def free_port():
 class Alertmanager:
     """The real Alertmanager on loopback: own config and --storage.path, no cluster."""
 
-    BIN = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    BIN = harness.unpacked("prometheus-alertmanager", "prometheus-alertmanager",
+                           "usr/bin/prometheus-alertmanager")
 
     def __init__(self, d):
         self.dir = d

@@ -203,6 +203,18 @@ class Forwarders(unittest.TestCase):
         self.assertEqual(m['vigil_forwarder_sent_total{forwarder="pd-critical",type="pagerduty"}'],
                          0)
 
+        # the forwarders' series are promtool-clean like the rest of /metrics
+        promtool = harness.unpacked("promtool", "prometheus", "usr/bin/promtool")
+        harness.need(self, promtool, "promtool")
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % vd.admin_port,
+                                    timeout=harness.timeout(10)) as r:
+            text = r.read().decode()
+        self.assertIn("vigil_forwarder_delivery_seconds_bucket{", text)
+        pc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                            text=True, timeout=harness.timeout(30))
+        self.assertEqual(pc.returncode, 0, pc.stdout + pc.stderr)
+
         # vigil alerts: the incident and how each receiver took it
         out = run([harness.VIGIL, "alerts", "--store", vd.store, "--format", "json"]).stdout
         rows = [json.loads(l) for l in out.splitlines() if l.strip()]
