@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -334,7 +335,11 @@ static void test_example_config(void **state)
     assert_non_null(f);
     size_t n = fread(text, 1, CFG_MAX_FILE_BYTES, f);
     fclose(f);
-    static const char *const files[] = { "ca.pem", "server.pem", "server-key.pem" };
+    /* the example names pki/ca.pem and the rest, where `vigil pki init pki` puts them */
+    static const char *const files[] = { "pki/ca.pem", "pki/server.pem", "pki/server-key.pem" };
+    char pki[PATH_MAX];
+    snprintf(pki, sizeof(pki), "%s/pki", tmpdir);
+    assert_int_equal(mkdir(pki, 0700), 0);
     for (size_t i = 0; i < 3; i++) {
         char p[PATH_MAX];
         snprintf(p, sizeof(p), "%s/%s", tmpdir, files[i]);
@@ -353,6 +358,7 @@ static void test_example_config(void **state)
         snprintf(p, sizeof(p), "%s/%s", tmpdir, files[i]);
         unlink(p);
     }
+    rmdir(pki);
     free(text);
 }
 
