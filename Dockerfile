@@ -30,6 +30,7 @@ COPY store/ store/
 COPY rules/ rules/
 COPY collector/ collector/
 COPY query/ query/
+COPY forwarders/ forwarders/
 COPY etc/ etc/
 COPY man/ man/
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DVG_WERROR=OFF -DVG_TESTS=OFF \
