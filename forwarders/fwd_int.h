@@ -266,8 +266,8 @@ int outbox_record(struct outbox *ob, const struct outbox_result *r, size_t n) VG
 /* Open incidents whose latest state this receiver has been delivered and that have
  * nothing queued for it: what Alertmanager is re-sent. At most limit, those whose latest
  * record's seq is above after_seq, in seq order (the next page starts after the last). */
-int outbox_open_delivered(struct outbox *ob, const char *receiver, uint64_t after_seq,
-                          size_t limit, struct outbox_item **out, size_t *n) VG_MUST_USE;
+int outbox_open_delivered(struct outbox *ob, const char *receiver, uint64_t after_seq, size_t limit,
+                          struct outbox_item **out, size_t *n) VG_MUST_USE;
 
 struct outbox_rstats {
     uint64_t queued, dead;

@@ -492,8 +492,8 @@ int outbox_record(struct outbox *ob, const struct outbox_result *r, size_t n)
     return rc;
 }
 
-int outbox_open_delivered(struct outbox *ob, const char *receiver, uint64_t after_seq,
-                          size_t limit, struct outbox_item **out, size_t *n)
+int outbox_open_delivered(struct outbox *ob, const char *receiver, uint64_t after_seq, size_t limit,
+                          struct outbox_item **out, size_t *n)
 {
     static const char sql[] =
         "SELECT i.last_seq, a.rec FROM incidents i JOIN alerts a ON a.seq = i.last_seq "

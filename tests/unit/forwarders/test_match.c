@@ -347,9 +347,9 @@ static void test_example_config(void **state)
         fclose(w);
     }
     errbuf_clear(&eb);
-    assert_int_equal(config_load_mem("vigil.yaml", (struct span){ (const uint8_t *)text, n }, tmpdir,
-                                     &cfg, &eb),
-                     0);
+    assert_int_equal(
+        config_load_mem("vigil.yaml", (struct span){ (const uint8_t *)text, n }, tmpdir, &cfg, &eb),
+        0);
     assert_true(cfg->nforwarders >= 1);
     assert_int_equal(fwd_config_check(cfg, &eb), 0);
     config_free(cfg);
