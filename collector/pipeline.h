@@ -6,26 +6,27 @@
  * batch is called on the loop thread and the filled batch goes to the store thread at
  * once. Many connections' events thus share one fsync, and nothing waits for a timer.
  * The open batch is bounded (batch_max_bytes): pipeline_full() tells listeners to stop
- * reading (backpressure) and the drain callback tells them to resume.
+ * reading (backpressure) and the drain callback tells them to resume. Durable records
+ * go to the subscribers (the live rules, later the forwarders) in seq order.
  *
- * Between batches, and at least once a second when idle, the store thread keeps house
- * (struct pipeline_policy): it seals ended partitions, runs retention (at start, then
- * every minute) and checks the free space of the store's file system. Below
- * store.free_reserve it refuses every batch (waiters get -ENOSPC: nothing is
- * acknowledged, agents keep their data and retry) but still stores the collector's own
- * evidence (pipeline_add_evidence), from the reserve; it resumes by itself when space
- * returns. What the loop must record (disk full, space back, a deletion) comes back as
- * notices through the completion path, never by the store thread calling into vigild. */
+ * What a batch is committed to is the pipeline's sink (struct pipeline_sink): in vigild
+ * the store, kept by store/keeper.h (store_sink.c), which between batches and at least
+ * once a second when idle also keeps house on the store thread. While the sink refuses
+ * (the disk below store.free_reserve) only the collector's own evidence
+ * (pipeline_add_evidence) is committed and the batch's waiters get -ENOSPC: nothing is
+ * acknowledged, agents keep their data and retry. What the loop must record comes back
+ * through the sink's report on the loop thread, never by the store thread calling into
+ * vigild. Tests give the pipeline a fake sink. */
 #ifndef VG_COLLECTOR_PIPELINE_H
 #define VG_COLLECTOR_PIPELINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "common/errbuf.h"
 #include "schemas/record.h"
-#include "store/store.h"
 
 struct pipeline;
 struct metrics;
@@ -44,51 +45,46 @@ typedef void (*pipeline_committed_fn)(void *arg, int64_t ts, uint64_t seq, struc
 /* Called on the loop thread when pipeline_close() has flushed everything. */
 typedef void (*pipeline_closed_fn)(void *arg);
 
-enum pipeline_notice_kind {
-    PIPELINE_DISK_FULL,    /* free space went below the reserve: ingest refused */
-    PIPELINE_DISK_OK,      /* it came back: ingest resumed */
-    PIPELINE_DELETED,      /* retention deleted a segment (del) */
-    PIPELINE_DELETED_MORE, /* count more deletions than the notice queue holds */
+/* Where batches go. Every operation but report runs on the store thread. */
+struct pipeline_sink_ops {
+    /* Optional. Called once by pipeline_new before the store thread starts: a sink with
+     * threads of its own keeps p to wake the store thread (pipeline_kick). */
+    void (*start)(void *ctx, struct pipeline *p);
+    /* True while only evidence is to be committed (the others are refused). Checked
+     * once per batch, before its first append. */
+    bool (*refusing)(void *ctx);
+    /* Adds one record (copied) to what the next commit makes durable. Returns 0 or a
+     * negative code: the batch fails, nothing of it since the last commit is durable. */
+    int (*append)(void *ctx, int64_t ts, uint64_t seq, struct span rec);
+    /* Makes everything appended durable. refused: records of this batch not appended
+     * because the sink was refusing. Returns 0 or a negative code (nothing durable). */
+    int (*commit)(void *ctx, size_t refused);
+    /* After each batch and when idle: the sink's own work. Returns when (vg_mono_ns) it
+     * wants to run again at the latest; sets *news when report has something to say. */
+    int64_t (*upkeep)(void *ctx, int64_t now_mono, bool *news);
+    /* Loop thread, each time the store thread woke it (a batch done, news), before the
+     * batch's waiters run: what the sink tells the daemon (metrics, evidence). */
+    void (*report)(void *ctx);
+    /* Once the store thread has ended: flush, close, free. */
+    void (*close)(void *ctx);
 };
 
-/* What the store thread tells the loop. Metrics are updated by the pipeline itself. */
-struct pipeline_notice {
-    enum pipeline_notice_kind kind;
-    uint64_t free_bytes;      /* DISK_*: free bytes at the check */
-    uint64_t reserve_bytes;   /* DISK_*: store.free_reserve */
-    int64_t duration_ns;      /* DISK_OK: how long ingest was refused */
-    uint64_t refused;         /* DISK_OK: events refused meanwhile */
-    uint64_t count;           /* DELETED_MORE */
-    struct store_deleted del; /* DELETED */
-};
-/* Called on the loop thread for each notice, in order. */
-typedef void (*pipeline_notice_fn)(void *arg, const struct pipeline_notice *n);
-
-/* The store thread's housekeeping. Zero fields take the defaults. */
-struct pipeline_policy {
-    const char *store_dir;            /* the file system checked for free space */
-    uint64_t free_reserve_bytes;      /* store.free_reserve; 0: never refuse */
-    struct store_retention retention; /* store.retention; zero limits: none */
-    int64_t seal_every_ns;            /* 10 s */
-    int64_t seal_grace_ns;            /* partitions sealed this long after they end: 60 s */
-    int64_t retention_every_ns;       /* 60 s */
-    int64_t disk_check_every_ns;      /* 1 s */
-    bool compact;                     /* compact sealed segments (store.compaction) on a
-                                         thread of their own, at low CPU priority */
-    struct store_compact_opts compact_opts;
-    int64_t compact_every_ns;     /* looking for a segment to compact when there was none: 10 s */
-    pipeline_notice_fn on_notice; /* may be NULL */
-    void *notice_arg;
+struct pipeline_sink {
+    const struct pipeline_sink_ops *ops;
+    void *ctx;
 };
 
-/* Takes ownership of st (the store thread uses it from now on). first_seq is the next
- * seq to assign (store_next_seq). batch_max_bytes is the soft limit checked between
- * messages; one message may add up to batch_slack_bytes more. pol (copied; NULL: no
- * disk check, no retention) is the housekeeping. Starts the store thread. */
-int pipeline_new(uv_loop_t *loop, struct store *st, uint64_t first_seq, size_t batch_max_bytes,
-                 size_t batch_slack_bytes, struct metrics *m, pipeline_drain_fn on_drain,
-                 void *drain_arg, const struct pipeline_policy *pol, struct pipeline **out,
+/* Takes ownership of sink (closed by pipeline_close). first_seq is the next seq to
+ * assign (store_next_seq). batch_max_bytes is the soft limit checked between messages;
+ * one message may add up to batch_slack_bytes more. Starts the store thread, which runs
+ * sink upkeep at once (at start: seal, retention, free space). */
+int pipeline_new(uv_loop_t *loop, const struct pipeline_sink *sink, uint64_t first_seq,
+                 size_t batch_max_bytes, size_t batch_slack_bytes, struct metrics *m,
+                 pipeline_drain_fn on_drain, void *drain_arg, struct pipeline **out,
                  struct errbuf *eb);
+
+/* Any thread: the store thread runs the sink's upkeep soon (a compaction was built). */
+void pipeline_kick(struct pipeline *p);
 
 /* Stamps r with seq (and received and ts, if unset) and appends its encoding to the
  * open batch. Returns 0, or VG_ELIMIT past the hard limit (nothing added). */
@@ -109,8 +105,8 @@ int pipeline_subscribe(struct pipeline *p, pipeline_committed_fn fn, void *arg) 
 /* True when the open batch is at or above its byte limit. */
 bool pipeline_full(const struct pipeline *p);
 
-/* Flushes the open batch, waits for the store thread, closes the store, then calls
- * fn. After this, pipeline_add must not be called. */
+/* Flushes the open batch, waits for the store thread, closes the sink, then calls fn.
+ * After this, pipeline_add must not be called. */
 void pipeline_close(struct pipeline *p, pipeline_closed_fn fn, void *arg);
 
 /* Frees a closed pipeline. */

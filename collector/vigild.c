@@ -19,6 +19,7 @@
 #include "collector/https.h"
 #include "collector/pipeline.h"
 #include "collector/rules_live.h"
+#include "collector/store_sink.h"
 #include "collector/syslog_in.h"
 #include "common/log.h"
 #include "common/time.h"
@@ -97,8 +98,8 @@ static void on_drain(void *arg)
     conn_resume_all(&vd->conns);
 }
 
-/* The store thread's findings become source=vigil evidence (pipeline.h). */
-static void on_store_notice(void *arg, const struct pipeline_notice *n)
+/* The keeper's findings become source=vigil evidence (store/keeper.h). */
+static void on_store_notice(void *arg, const struct store_notice *n)
 {
     struct vigild *vd = arg;
     const struct store_deleted *d = &n->del;
@@ -106,21 +107,21 @@ static void on_store_notice(void *arg, const struct pipeline_notice *n)
     char t1[40];
 
     switch (n->kind) {
-    case PIPELINE_DISK_FULL:
+    case STORE_NOTICE_DISK_FULL:
         vigild_self_event(vd, VG_SEV_CRITICAL, "disk_full", "failure", NULL, NULL,
                           "store disk has %" PRIu64
                           " bytes free, below store.free_reserve (%" PRIu64
                           "): events are refused and not acknowledged until space returns",
                           n->free_bytes, n->reserve_bytes);
         break;
-    case PIPELINE_DISK_OK:
+    case STORE_NOTICE_DISK_OK:
         vigild_self_event(vd, VG_SEV_NOTICE, "disk_full", "success", NULL, NULL,
                           "store disk has %" PRIu64 " bytes free again (store.free_reserve %" PRIu64
                           "): accepting events after %.1f s; %" PRIu64 " events were refused",
                           n->free_bytes, n->reserve_bytes, (double)n->duration_ns / 1e9,
                           n->refused);
         break;
-    case PIPELINE_DELETED:
+    case STORE_NOTICE_DELETED:
         vg_time_format(d->part_start, 0, t0, sizeof(t0));
         vg_time_format(d->part_end, 0, t1, sizeof(t1));
         vigild_self_event(vd, VG_SEV_NOTICE, "retention_delete", "success", NULL, NULL,
@@ -128,7 +129,7 @@ static void on_store_notice(void *arg, const struct pipeline_notice *n)
                           " events, %" PRIu64 " bytes; recorded in the catalog's deletions",
                           d->reason, d->file, t0, t1, d->count, d->bytes);
         break;
-    case PIPELINE_DELETED_MORE:
+    case STORE_NOTICE_DELETED_MORE:
         vigild_self_event(vd, VG_SEV_NOTICE, "retention_delete", "success", NULL, NULL,
                           "retention deleted %" PRIu64 " more segments (see the catalog's "
                           "deletions and vigil verify)",
@@ -342,10 +343,9 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
     int rc;
 
     vd->m.started_ns = vg_now_ns();
-    /* Batches: 8 MiB soft limit; one message may add four times the largest frame
-     * (records carry the normalized fields beside the raw event). */
-    struct pipeline_policy pol = {
-        .store_dir = cfg->store.path,
+    /* The store thread's housekeeping (store/keeper.h). */
+    struct store_keeper_opts ko = {
+        .free_dir = cfg->store.path,
         .free_reserve_bytes = cfg->store.free_reserve_bytes,
         .retention = { cfg->store.max_age_ns, cfg->store.max_size_bytes },
         .retention_every_ns = cfg->store.retain_every_ns,
@@ -354,14 +354,20 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
          * time, most of which goes to walking and re-indexing, not to zstd. */
         .compact_opts = { .codec = strcmp(cfg->store.compaction, "lz4hc") == 0 ? STORE_CODEC_LZ4HC
                                                                                : STORE_CODEC_ZSTD },
-        .on_notice = on_store_notice,
-        .notice_arg = vd,
     };
-    rc = pipeline_new(vd->loop, st, store_next_seq(st), 8u << 20,
+    uint64_t first_seq = store_next_seq(st);
+    struct store_sink *sink = NULL;
+    if ((rc = store_sink_new(st, &ko, &vd->m, on_store_notice, vd, &sink, eb)) < 0) {
+        return rc;
+    }
+    /* Batches: 8 MiB soft limit; one message may add four times the largest frame
+     * (records carry the normalized fields beside the raw event). */
+    struct pipeline_sink ps = store_sink_as_pipeline(sink);
+    rc = pipeline_new(vd->loop, &ps, first_seq, 8u << 20,
                       4 * (size_t)cfg->listen.max_frame_bytes + (1u << 20), &vd->m, on_drain, vd,
-                      &pol, &vd->pipe, eb);
+                      &vd->pipe, eb);
     if (rc < 0) {
-        store_close(st);
+        store_sink_free(sink);
         return rc;
     }
     if (vd->rules) {
