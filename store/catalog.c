@@ -1043,3 +1043,18 @@ int catalog__holds_list(struct catalog *c, bool active_only, struct store_hold *
     *n = len;
     return 0;
 }
+
+void store_holds_free(struct store_hold *h, size_t n)
+{
+    if (!h) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(h[i].filter);
+        free(h[i].reason);
+        free(h[i].created_by);
+        free(h[i].released_by);
+        free(h[i].release_reason);
+    }
+    free(h);
+}

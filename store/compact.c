@@ -32,12 +32,32 @@
 #include "common/time.h"
 #include "common/xalloc.h"
 #include "store/fsops.h"
-#include "store/store_int.h"
+#include "store/store_core.h"
 
 #define COMPACT_SUFFIX             ".compact"
 #define COMPACT_DEFAULT_BLOCK      (4u << 20)
 #define COMPACT_DEFAULT_ZSTD_LEVEL 6
 #define COMPACT_DEFAULT_LZ4_LEVEL  9
+
+/* Segments compaction looked at and need not again: compacted, or left as they were
+ * because they do not verify (for the life of the struct store). */
+static bool compact_done_has(const struct store *st, uint64_t id)
+{
+    for (size_t i = 0; i < st->ncompact_done; i++) {
+        if (st->compact_done[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void compact_done_add(struct store *st, uint64_t id)
+{
+    if (!compact_done_has(st, id)) {
+        st->compact_done = xrealloc(st->compact_done, (st->ncompact_done + 1) * sizeof(uint64_t));
+        st->compact_done[st->ncompact_done++] = id;
+    }
+}
 
 /* One record of the block being walked (spans into the walk's buffers). */
 struct crec {
@@ -230,7 +250,7 @@ static int check_seal(struct store *st, const struct seg_meta *m, const struct c
     if (!s->is_signed) {
         return 0;
     }
-    if ((rc = catalog__keys_list(store__catalog(st), &keys, &nkeys)) < 0) {
+    if ((rc = catalog__keys_list(st->cat, &keys, &nkeys)) < 0) {
         errbuf_set(why, "cannot list the signing keys");
         return rc;
     }
@@ -256,7 +276,7 @@ static int check_seal(struct store *st, const struct seg_meta *m, const struct c
 
 static int path_in(struct store *st, const char *name, char *out)
 {
-    return seg__path(out, PATH_MAX, store__segdir(st), name);
+    return seg__path(out, PATH_MAX, st->segdir, name);
 }
 
 /* True when the segment file's header says it is compacted. */
@@ -362,7 +382,7 @@ static bool row_of(struct store *st, uint64_t id, struct seg_meta *out)
     size_t n = 0;
     bool found = false;
 
-    if (catalog__list(store__catalog(st), CATALOG_ALL, 0, 0, &rows, &n) < 0) {
+    if (catalog__list(st->cat, CATALOG_ALL, 0, 0, &rows, &n) < 0) {
         return false;
     }
     for (size_t i = 0; i < n && !found; i++) {
@@ -391,33 +411,33 @@ int store_compact_pick(struct store *st, const struct store_compact_opts *o, int
         errbuf_set(eb, "compaction: block size %zu is not between 4KiB and 16MiB", bb);
         return VG_ECONFIG;
     }
-    if ((rc = catalog__list(store__catalog(st), CATALOG_ALL, 0, 0, &rows, &n)) < 0) {
-        errbuf_set(eb, "compaction: %s", catalog__errmsg(store__catalog(st)));
+    if ((rc = catalog__list(st->cat, CATALOG_ALL, 0, 0, &rows, &n)) < 0) {
+        errbuf_set(eb, "compaction: %s", catalog__errmsg(st->cat));
         return rc;
     }
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const struct seg_meta *m = &rows[i];
         if (m->state != SEG_SEALED || m->tot.count == 0 || m->sealed >= sealed_before ||
-            store__compact_done(st, m->id)) {
+            compact_done_has(st, m->id)) {
             continue;
         }
         if (is_compacted(st, m)) {
-            store__compact_done_add(st, m->id); /* compacted segments are not again */
+            compact_done_add(st, m->id); /* compacted segments are not again */
             continue;
         }
         struct catalog_seal seal;
         struct errbuf why;
         memset(&seal, 0, sizeof(seal));
         errbuf_clear(&why);
-        if ((rc = seal_of(store__catalog(st), m->id, &seal)) < 0) {
-            errbuf_set(eb, "compaction: %s", catalog__errmsg(store__catalog(st)));
+        if ((rc = seal_of(st->cat, m->id, &seal)) < 0) {
+            errbuf_set(eb, "compaction: %s", catalog__errmsg(st->cat));
             break;
         }
         rc = 0;
         if (check_seal(st, m, &seal, &why) < 0) {
             log_warn("segment '%s': not compacted: %s", m->file, errbuf_msg(&why));
-            store__compact_done_add(st, m->id);
+            compact_done_add(st, m->id);
             if (res) {
                 res->skipped++;
             }
@@ -425,15 +445,15 @@ int store_compact_pick(struct store *st, const struct store_compact_opts *o, int
         }
         struct store_compact_job *j = xcalloc(1, sizeof(*j));
         compact_init(&j->c, o);
-        j->c.fs = store__fsops(st);
+        j->c.fs = st->fs;
         j->c.cancel = &j->cancel;
         j->old = *m;
         j->old_seal = seal;
         j->c.old = &j->old;
-        snprintf(j->segdir, sizeof(j->segdir), "%s", store__segdir(st));
+        snprintf(j->segdir, sizeof(j->segdir), "%s", st->segdir);
         /* The new segment's row, header and names; its id is taken now. */
         struct seg_meta *nm = &j->c.m;
-        nm->id = store__take_id(st);
+        nm->id = st->next_id++;
         nm->part_start = m->part_start;
         nm->part_end = m->part_end;
         nm->state = SEG_SEALED;
@@ -532,9 +552,9 @@ int store_compact_build(struct store_compact_job *j)
 int store_compact_install(struct store *st, struct store_compact_job *j,
                           struct store_compact_result *res, struct errbuf *eb)
 {
-    const struct fsops *fs = store__fsops(st);
-    struct catalog *cat = store__catalog(st);
-    const struct sign_key *key = store__key(st);
+    const struct fsops *fs = st->fs;
+    struct catalog *cat = st->cat;
+    const struct sign_key *key = st->key;
     const struct seg_meta *old = &j->old;
     struct compact *c = &j->c;
     struct seg_meta now_row;
@@ -542,7 +562,7 @@ int store_compact_install(struct store *st, struct store_compact_job *j,
 
     if (j->built == 0) {
         log_warn("segment '%s': not compacted: %s", old->file, errbuf_msg(&j->why));
-        store__compact_done_add(st, old->id);
+        compact_done_add(st, old->id);
         if (res) {
             res->skipped++;
         }
@@ -561,7 +581,7 @@ int store_compact_install(struct store *st, struct store_compact_job *j,
         now_row.bytes != old->bytes || memcmp(now_row.chain_head, old->chain_head, VG_SHA256_LEN)) {
         log_info("segment '%s': compaction dropped: the segment changed or was deleted meanwhile",
                  old->file);
-        store__compact_done_add(st, old->id);
+        compact_done_add(st, old->id);
         store_compact_job_free(j);
         return 0;
     }
@@ -615,7 +635,7 @@ int store_compact_install(struct store *st, struct store_compact_job *j,
     rc = fs->rename(fs->ctx, j->tmp_path, j->new_path);
     if (rc == 0) {
         j->tmp_made = false;
-        rc = fs->fsync_dir(fs->ctx, store__segdir(st));
+        rc = fs->fsync_dir(fs->ctx, st->segdir);
     }
     if (rc < 0) {
         errbuf_set(eb, "compaction: cannot rename '%s': %s (store_open finishes it)", j->tmp_name,
@@ -624,11 +644,11 @@ int store_compact_install(struct store *st, struct store_compact_job *j,
         store_compact_job_free(j);
         return rc;
     }
-    store__compact_done_add(st, old->id);
-    store__compact_done_add(st, c->m.id);
+    compact_done_add(st, old->id);
+    compact_done_add(st, c->m.id);
     int urc = fs->unlink(fs->ctx, j->old_path);
     if (urc == 0) {
-        urc = fs->fsync_dir(fs->ctx, store__segdir(st));
+        urc = fs->fsync_dir(fs->ctx, st->segdir);
     }
     if (urc == 0 || urc == -ENOENT) {
         urc = catalog__deletion_removed(cat, old->id, vg_now_ns());
@@ -670,17 +690,17 @@ int store_compact(struct store *st, const struct store_compact_opts *o,
 
 int compact__recover(struct store *st)
 {
-    const struct fsops *fs = store__fsops(st);
+    const struct fsops *fs = st->fs;
     struct seg_meta *rows = NULL;
     size_t n = 0;
     DIR *d;
     struct dirent *e;
-    int rc = catalog__list(store__catalog(st), CATALOG_ALL, 0, 0, &rows, &n);
+    int rc = catalog__list(st->cat, CATALOG_ALL, 0, 0, &rows, &n);
 
     if (rc < 0) {
         return rc;
     }
-    d = opendir(store__segdir(st));
+    d = opendir(st->segdir);
     if (!d) {
         free(rows);
         return -errno;
@@ -707,7 +727,7 @@ int compact__recover(struct store *st)
         /* segment.md 12: the transaction decides. */
         rc = committed ? fs->rename(fs->ctx, from, to) : fs->unlink(fs->ctx, from);
         if (rc == 0) {
-            rc = fs->fsync_dir(fs->ctx, store__segdir(st));
+            rc = fs->fsync_dir(fs->ctx, st->segdir);
         }
         if (rc == 0) {
             log_warn("segment '%s': an interrupted compaction %s", final,

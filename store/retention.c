@@ -31,7 +31,7 @@
 #include "common/time.h"
 #include "common/xalloc.h"
 #include "store/fsops.h"
-#include "store/store_int.h"
+#include "store/store_core.h"
 
 int store_free_bytes(const char *dir, uint64_t *out)
 {
@@ -205,9 +205,9 @@ static void remove_pending(struct catalog *cat, const struct fsops *fs, const ch
 int store_retention_run(struct store *st, const struct store_retention *pol, int64_t now_ns,
                         struct store_retention_result *res)
 {
-    struct catalog *cat = store__catalog(st);
-    const struct fsops *fs = store__fsops(st);
-    const char *segdir = store__segdir(st);
+    struct catalog *cat = st->cat;
+    const struct fsops *fs = st->fs;
+    const char *segdir = st->segdir;
     struct seg_meta *rows = NULL;
     struct catalog_seal *seals = NULL;
     struct store_hold *holds = NULL;
@@ -425,19 +425,4 @@ int store_hold_release(const char *dir, int64_t id, const char *who, const char 
     }
     catalog__close(cat);
     return rc;
-}
-
-void store_holds_free(struct store_hold *h, size_t n)
-{
-    if (!h) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        free(h[i].filter);
-        free(h[i].reason);
-        free(h[i].created_by);
-        free(h[i].released_by);
-        free(h[i].release_reason);
-    }
-    free(h);
 }

@@ -417,35 +417,9 @@ int integrity__open(struct catalog *cat, const struct fsops *fs, const char *dir
 int integrity__seal_before(struct catalog *cat, const struct sign_key *key, int64_t ts,
                            int64_t now) VG_MUST_USE;
 
-/* retention.c. During recovery: when segment file `name` (id) without a catalog row
- * was deleted by policy, removes the file (a crash between the catalog transaction and
- * the unlink) and returns 1; 0 when it was not; < 0 on error. */
-int retention__finish_file(struct catalog *cat, const struct fsops *fs, const char *segdir,
-                           const char *name, uint64_t id) VG_MUST_USE;
-
-/* writer.c: what integrity.c and retention.c reach in the writer. */
-struct catalog *store__catalog(struct store *st);
-const struct fsops *store__fsops(const struct store *st);
-const char *store__segdir(const struct store *st);
-/* A new segment id (never reused: the writer's counter). */
-uint64_t store__take_id(struct store *st);
-/* The signing key, or NULL (integrity.c could not make one). */
-const struct sign_key *store__key(const struct store *st);
-/* Segments compaction looked at and need not again: compacted, or left as they were
- * because they do not verify (for the life of the struct store). */
-bool store__compact_done(const struct store *st, uint64_t id);
-void store__compact_done_add(struct store *st, uint64_t id);
-
-/* compact.c. At store_open: finishes or undoes a compaction a crash interrupted
- * (segment.md 12). Returns 0 or -errno / VG_EDB. */
-int compact__recover(struct store *st) VG_MUST_USE;
 /* segment.md 12: adds one record to a records digest (the caller feeds seq order). */
 void seg__digest_add(struct digest *d, int64_t ts, uint64_t seq, struct span rec);
 /* Bytes a compressed block's data section may take at most (either codec). */
 #define ZSTD_BOUND_MAX ((size_t)BLOCK_MAX_RAW + BLOCK_MAX_RAW / 128 + 4096)
-
-/* True when the writer holds a segment of partition [start, end) in memory (open, or
- * written and not yet committed): retention must not touch it. */
-bool store__part_in_use(const struct store *st, int64_t start, int64_t end);
 
 #endif

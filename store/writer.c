@@ -1,6 +1,7 @@
 /* store/writer.c: the store writer (schemas/segment.md 5): appends records to the open
  * block of their partition's open segment, writes full blocks, commits durably, rolls
- * back failed commits, seals ended partitions and recovers after a crash.
+ * back failed commits, seals ended partitions, and recovers one segment file after a
+ * crash (store.c walks the catalog and the directory and calls it per file).
  *
  * Invariants, between calls:
  * - every segment in st->segs has `committed` = what its catalog row says (or will
@@ -15,7 +16,6 @@
  * Thread: one thread uses a struct store (vigild's store thread); every function
  * blocks on disk I/O. */
 #include <assert.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,7 +30,7 @@
 #include "common/time.h"
 #include "common/xalloc.h"
 #include "store/fsops.h"
-#include "store/store_int.h"
+#include "store/store_core.h"
 
 struct seg_writer {
     struct seg_meta m;         /* as written: bytes = file end, chain_head, totals */
@@ -44,34 +43,6 @@ struct seg_writer {
     bool stale_row;            /* recovery could not write its row (a full disk) */
     uint64_t last_use;         /* LRU tick */
     struct block_builder blk;  /* the open block */
-};
-
-struct store {
-    struct store_opts o;
-    const struct fsops *fs;
-    char dir[PATH_MAX];
-    char segdir[PATH_MAX];
-    int lock_fd;
-    struct catalog *cat;
-    struct seg_writer **segs;
-    size_t nsegs;
-    size_t cap;
-    struct seg_writer *cur; /* the segment of the last append */
-    uint64_t tick;
-    uint64_t next_id;
-    uint64_t next_seq;
-    int poison_rc;        /* an I/O error since the last commit (segment.md 5.3) */
-    struct buf zbuf;      /* the block being written: header + compressed data */
-    struct block_enc enc; /* how blocks are compressed (o.lz4_level) */
-    struct buf rbuf;      /* recovery scratch */
-    struct buf dbuf;
-    struct digest *dg;
-    struct store_stats stats;
-    struct sign_key *key;   /* signs seals (integrity.c); NULL when it could not be made */
-    uint64_t *seal_pending; /* rows to seal that a full disk kept SQLite from sealing */
-    size_t nseal_pending;
-    uint64_t *compact_done; /* segments compaction need not look at again (compact.c) */
-    size_t ncompact_done;
 };
 
 static bool seal_is_pending(const struct store *st, uint64_t id)
@@ -663,123 +634,10 @@ void store_get_stats(const struct store *st, struct store_stats *out)
     out->segments_open = st->nsegs;
 }
 
-/* ---- opening and recovery (segment.md 5.4) ---- */
+/* ---- recovery of one segment file (segment.md 5.4), for store_open ---- */
 
-static int check_opts(const struct store_opts *o, struct store_opts *out, struct errbuf *eb)
-{
-    *out = *o;
-    if (!o->dir || !*o->dir) {
-        errbuf_set(eb, "store: no directory given");
-        return VG_ECONFIG;
-    }
-    if (strlen(o->dir) > PATH_MAX - 2 * SEG_NAME_MAX) {
-        errbuf_set(eb, "store '%s': path too long", o->dir);
-        return VG_ECONFIG;
-    }
-    if (o->partition_ns < VG_NS_PER_SEC || o->partition_ns > 366 * 86400 * VG_NS_PER_SEC) {
-        errbuf_set(eb, "store '%s': partition length %lld ns is not between 1s and 366d", o->dir,
-                   (long long)o->partition_ns);
-        return VG_ECONFIG;
-    }
-    if (out->block_bytes == 0) {
-        out->block_bytes = STORE_DEFAULT_BLOCK_BYTES;
-    }
-    if (out->block_bytes < 4096 || out->block_bytes > (16u << 20)) {
-        errbuf_set(eb, "store '%s': block size %zu is not between 4KiB and 16MiB", o->dir,
-                   o->block_bytes);
-        return VG_ECONFIG;
-    }
-    if (out->lz4_level == 0) {
-        out->lz4_level = STORE_DEFAULT_LZ4_LEVEL;
-    }
-    if (out->lz4_level < -1 || out->lz4_level > 12) {
-        errbuf_set(eb, "store '%s': LZ4 level %d is not -1 (plain LZ4) or between 1 and 12", o->dir,
-                   o->lz4_level);
-        return VG_ECONFIG;
-    }
-    if (out->max_open_segments == 0) {
-        out->max_open_segments = STORE_DEFAULT_MAX_OPEN;
-    }
-    if (!out->now_ns) {
-        out->now_ns = vg_now_ns;
-    }
-    if (out->max_open_segments < 1 || out->max_open_segments > 4096) {
-        errbuf_set(eb, "store '%s': max open segments %d is not between 1 and 4096", o->dir,
-                   o->max_open_segments);
-        return VG_ECONFIG;
-    }
-    return 0;
-}
-
-/* mkdir that is durable: fsyncs the parent when it created the directory. */
-static int make_dir(struct store *st, const char *path, const char *parent, struct errbuf *eb)
-{
-    int rc = st->fs->mkdir(st->fs->ctx, path, 0750);
-
-    if (rc == -EEXIST) {
-        struct stat sb;
-        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-            return 0;
-        }
-        errbuf_set(eb, "store: '%s' exists and is not a directory", path);
-        return -ENOTDIR;
-    }
-    if (rc == 0) {
-        rc = st->fs->fsync_dir(st->fs->ctx, parent);
-    }
-    if (rc < 0) {
-        errbuf_set(eb, "store: cannot create '%s': %s", path, vg_strerror(rc));
-    }
-    return rc;
-}
-
-static void parent_of(const char *path, char *out)
-{
-    snprintf(out, PATH_MAX, "%s", path);
-    char *slash = strrchr(out, '/');
-    while (slash && slash > out && slash[1] == 0) { /* trailing slashes */
-        *slash = 0;
-        slash = strrchr(out, '/');
-    }
-    if (!slash) {
-        snprintf(out, PATH_MAX, ".");
-    } else if (slash == out) {
-        out[1] = 0;
-    } else {
-        *slash = 0;
-    }
-}
-
-static int take_lock(struct store *st, struct errbuf *eb)
-{
-    char path[PATH_MAX];
-
-    if (seg__path(path, sizeof(path), st->dir, "LOCK") < 0) {
-        errbuf_set(eb, "store '%s': path too long", st->dir);
-        return -ENAMETOOLONG;
-    }
-    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (st->lock_fd < 0) {
-        int rc = -errno;
-        errbuf_set(eb, "store: cannot open lock file '%s': %s", path, vg_strerror(rc));
-        return rc;
-    }
-    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        int rc = -errno;
-        if (rc == -EWOULDBLOCK) {
-            errbuf_set(eb, "store '%s' is in use by another writer (lock '%s' is held)", st->dir,
-                       path);
-        } else {
-            errbuf_set(eb, "store: cannot lock '%s': %s", path, vg_strerror(rc));
-        }
-        return rc;
-    }
-    return 0;
-}
-
-/* segment.md 5.4 for one file; row is its catalog row or NULL. */
-static int recover_file(struct store *st, const char *file, const struct seg_meta *row,
-                        struct errbuf *eb)
+int writer__recover_file(struct store *st, const char *file, const struct seg_meta *row,
+                         struct errbuf *eb)
 {
     char path[PATH_MAX];
     struct stat sb;
@@ -913,227 +771,36 @@ out:
     return rc;
 }
 
-static int cmp_meta_id(const void *a, const void *b)
-{
-    uint64_t x = ((const struct seg_meta *)a)->id;
-    uint64_t y = ((const struct seg_meta *)b)->id;
-    return x < y ? -1 : x > y;
-}
-
-static int recover(struct store *st, struct errbuf *eb)
-{
-    struct seg_meta *rows = NULL;
-    size_t n = 0;
-    DIR *d = NULL;
-    struct dirent *e;
-    uint64_t max_id = 0;
-    int rc = catalog__list(st->cat, CATALOG_ALL, 0, 0, &rows, &n);
-
-    if (rc < 0) {
-        errbuf_set(eb, "recovery: cannot list catalog: %s", catalog__errmsg(st->cat));
-        return rc;
-    }
-    if (n > 0) {
-        qsort(rows, n, sizeof(*rows), cmp_meta_id);
-    }
-    /* Never reuse an id, not even a deleted segment's (verify reads the deletions). */
-    if ((rc = catalog__max_id(st->cat, &max_id)) < 0) {
-        errbuf_set(eb, "recovery: %s", catalog__errmsg(st->cat));
-        free(rows);
-        return rc;
-    }
-    /* Files without a row first (they were created after the last commit). */
-    d = opendir(st->segdir);
-    if (!d) {
-        rc = -errno;
-        errbuf_set(eb, "recovery: cannot list '%s': %s", st->segdir, vg_strerror(rc));
-        goto out;
-    }
-    while ((e = readdir(d)) != NULL) {
-        uint64_t id;
-        struct seg_meta key;
-        if (!seg__name_parse(e->d_name, &id)) {
-            continue;
-        }
-        max_id = id > max_id ? id : max_id;
-        key.id = id;
-        if (n == 0 || bsearch(&key, rows, n, sizeof(*rows), cmp_meta_id) == NULL) {
-            /* Deleted by retention, the file left by a crash (segment.md 9.1)? */
-            rc = retention__finish_file(st->cat, st->fs, st->segdir, e->d_name, id);
-            if (rc != 0) {
-                if (rc < 0) {
-                    errbuf_set(eb, "recovery: %s", catalog__errmsg(st->cat));
-                    goto out;
-                }
-                continue;
-            }
-            rc = recover_file(st, e->d_name, NULL, eb);
-            if (rc < 0) {
-                goto out;
-            }
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (rows[i].state == SEG_OPEN) {
-            rc = recover_file(st, rows[i].file, &rows[i], eb);
-            if (rc < 0) {
-                goto out;
-            }
-        }
-    }
-    st->next_id = max_id + 1;
-    rc = catalog__next_seq(st->cat, &st->next_seq);
-    if (rc < 0) {
-        errbuf_set(eb, "recovery: %s", catalog__errmsg(st->cat));
-    }
-out:
-    if (d) {
-        closedir(d);
-    }
-    free(rows);
-    return rc;
-}
-
-int store_open(const struct store_opts *o, struct store **out, struct errbuf *eb)
-{
-    struct store *st = xcalloc(1, sizeof(*st));
-    char path[PATH_MAX];
-    int rc;
-
-    st->lock_fd = -1;
-    rc = check_opts(o, &st->o, eb);
-    if (rc < 0) {
-        free(st);
-        return rc;
-    }
-    st->fs = o->fs ? o->fs : fsops_default();
-    snprintf(st->dir, sizeof(st->dir), "%s", o->dir);
-    if (seg__path(st->segdir, sizeof(st->segdir), o->dir, "segments") < 0) {
-        free(st);
-        errbuf_set(eb, "store '%s': path too long", o->dir);
-        return VG_ECONFIG;
-    }
-    buf_init(&st->zbuf, BLOCK_HDR_LEN + (size_t)BLOCK_MAX_RAW + BLOCK_MAX_RAW / 255 + 16);
-    block__enc_init(&st->enc, BLOCK_CODEC_LZ4, st->o.lz4_level < 0 ? 0 : st->o.lz4_level);
-    buf_init(&st->rbuf, seg__rbuf_max());
-    buf_init(&st->dbuf, BLOCK_MAX_RAW);
-    st->dg = digest_new();
-
-    parent_of(st->dir, path);
-    rc = make_dir(st, st->dir, path, eb);
-    if (rc == 0) {
-        rc = make_dir(st, st->segdir, st->dir, eb);
-    }
-    if (rc == 0) {
-        rc = take_lock(st, eb);
-    }
-    if (rc < 0) {
-        goto fail;
-    }
-    rc = seg__path(path, sizeof(path), st->dir, "catalog.db");
-    if (rc < 0) {
-        goto fail;
-    }
-    rc = catalog__open(path, false, &st->cat, eb);
-    if (rc < 0) {
-        goto fail;
-    }
-    rc = recover(st, eb);
-    if (rc < 0) {
-        goto fail;
-    }
-    rc = integrity__open(st->cat, st->fs, st->dir, o->signing_key, &st->key, eb);
-    if (rc < 0) {
-        goto fail;
-    }
-    rc = compact__recover(st); /* segment.md 12: an interrupted compaction */
-    if (rc < 0) {
-        errbuf_set(eb, "store '%s': finishing a compaction: %s", st->dir, vg_strerror(rc));
-        goto fail;
-    }
-    buf_release(&st->rbuf); /* recovery scratch; can be large */
-    buf_release(&st->dbuf);
-    *out = st;
-    return 0;
-fail:
-    store_close(st);
-    return rc;
-}
-
-static void store_free(struct store *st)
+void writer__release(struct store *st)
 {
     for (size_t i = 0; i < st->nsegs; i++) {
         seg_free(st, st->segs[i]);
     }
     free(st->segs);
-    catalog__close(st->cat);
-    if (st->lock_fd >= 0) {
-        close(st->lock_fd); /* releases the flock */
-    }
+    st->segs = NULL;
+    st->nsegs = 0;
     buf_release(&st->zbuf);
     block__enc_release(&st->enc);
     buf_release(&st->rbuf);
     buf_release(&st->dbuf);
     digest_free(st->dg);
-    sign_key_free(st->key);
+    st->dg = NULL;
     free(st->seal_pending);
-    free(st->compact_done);
-    free(st);
+    st->seal_pending = NULL;
 }
 
-void store__abandon(struct store *st)
+void writer__init(struct store *st)
 {
-    if (st) {
-        store_free(st);
-    }
+    buf_init(&st->zbuf, BLOCK_HDR_LEN + (size_t)BLOCK_MAX_RAW + BLOCK_MAX_RAW / 255 + 16);
+    block__enc_init(&st->enc, BLOCK_CODEC_LZ4, st->o.lz4_level < 0 ? 0 : st->o.lz4_level);
+    buf_init(&st->rbuf, seg__rbuf_max());
+    buf_init(&st->dbuf, BLOCK_MAX_RAW);
+    st->dg = digest_new();
 }
 
 bool store__poisoned(const struct store *st)
 {
     return st->poison_rc < 0;
-}
-
-struct catalog *store__catalog(struct store *st)
-{
-    return st->cat;
-}
-
-const struct fsops *store__fsops(const struct store *st)
-{
-    return st->fs;
-}
-
-const char *store__segdir(const struct store *st)
-{
-    return st->segdir;
-}
-
-uint64_t store__take_id(struct store *st)
-{
-    return st->next_id++;
-}
-
-bool store__compact_done(const struct store *st, uint64_t id)
-{
-    for (size_t i = 0; i < st->ncompact_done; i++) {
-        if (st->compact_done[i] == id) {
-            return true;
-        }
-    }
-    return false;
-}
-
-void store__compact_done_add(struct store *st, uint64_t id)
-{
-    if (!store__compact_done(st, id)) {
-        st->compact_done = xrealloc(st->compact_done, (st->ncompact_done + 1) * sizeof(uint64_t));
-        st->compact_done[st->ncompact_done++] = id;
-    }
-}
-
-const struct sign_key *store__key(const struct store *st)
-{
-    return st->key;
 }
 
 bool store__part_in_use(const struct store *st, int64_t start, int64_t end)
@@ -1144,18 +811,4 @@ bool store__part_in_use(const struct store *st, int64_t start, int64_t end)
         }
     }
     return false;
-}
-
-void store_close(struct store *st)
-{
-    if (!st) {
-        return;
-    }
-    if (st->cat) {
-        int rc = store_commit(st);
-        if (rc < 0) {
-            log_error("store '%s': final commit failed: %s", st->dir, vg_strerror(rc));
-        }
-    }
-    store_free(st);
 }

@@ -30,7 +30,7 @@
 #include "store/fsops.h"
 #include "store/sign.h"
 #include "store/store.h"
-#include "store/store_int.h"
+#include "store/store_core.h"
 #include "tdir.h"
 
 #define HOUR (3600 * VG_NS_PER_SEC)
@@ -637,7 +637,7 @@ static void test_retention_by_size(void **state)
     size_t n = 0;
 
     struct store *st = fill(&o, 6, 40, true);
-    struct catalog *c = store__catalog(st);
+    struct catalog *c = st->cat;
     assert_int_equal(catalog__list(c, CATALOG_ALL, 0, 0, &rows, &n), 0);
     assert_int_equal(n, 6);
     uint64_t total = 0;
@@ -679,7 +679,7 @@ static void test_retention_counts_from_receipt(void **state)
     /* Partitions T0 .. T0+3h received at T0+100h (an import), sealed. */
     g_now = T0 + 100 * HOUR;
     struct store *st = fill(&o, 4, 10, true);
-    assert_int_equal(catalog__list(store__catalog(st), CATALOG_ALL, 0, 0, &rows, &n), 0);
+    assert_int_equal(catalog__list(st->cat, CATALOG_ALL, 0, 0, &rows, &n), 0);
     assert_int_equal(n, 4);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(rows[i].recv_max, T0 + 100 * HOUR);
@@ -723,7 +723,7 @@ static void test_retention_counts_from_receipt(void **state)
     }
     assert_int_equal(store_commit(st), 0);
     assert_int_equal(store_seal_before(st, T0 + 22 * HOUR), 0);
-    assert_int_equal(catalog__list(store__catalog(st), CATALOG_ALL, 0, 0, &rows, &n), 0);
+    assert_int_equal(catalog__list(st->cat, CATALOG_ALL, 0, 0, &rows, &n), 0);
     assert_int_equal(n, 2);
     struct store_retention by_size = { .max_size_bytes = rows[0].bytes + 10 };
     assert_int_equal(store_retention_run(st, &by_size, T0 + 31 * HOUR, &res), 1);
