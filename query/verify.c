@@ -1,6 +1,6 @@
 /* query/verify.c: `vigil verify [--store DIR | -c FILE] [--key PUB.pem] [--quiet]`:
  * checks every segment's chain and signature, the catalog's agreement with the files
- * and the deletions recorded by retention (store_verify_ex, schemas/segment.md 11).
+ * and the deletions recorded by retention (store_verify, schemas/segment.md 11).
  * One line per segment and a summary on stdout; exit 0 when everything verifies, 1
  * when anything does not (or the store cannot be read), 2 on a usage error. Read-only:
  * safe while vigild writes. */
@@ -78,7 +78,7 @@ int cmd_verify(int argc, char **argv)
         cli_common_release(&cc);
         return CLI_FAIL;
     }
-    rc = store_verify_ex(dir, &o, report, &sum, &eb);
+    rc = store_verify(dir, &o, report, &sum, &eb);
     fclose(report);
     /* The report: every line, or only failures, notes and the summary. */
     for (char *line = text; line && *line;) {

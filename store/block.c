@@ -536,16 +536,10 @@ void block__enc_release(struct block_enc *enc)
 }
 
 int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
-                          struct digest *d, struct buf *out, struct block_hdr *h)
+                          struct digest *d, struct buf *out, struct block_hdr *h,
+                          const struct block_enc *enc)
 {
-    static const struct block_enc dflt = { 0 };
-    return block__builder_finish_ex(b, prev, d, out, h, &dflt);
-}
-
-int block__builder_finish_ex(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
-                             struct digest *d, struct buf *out, struct block_hdr *h,
-                             const struct block_enc *enc)
-{
+    static const struct block_enc plain_lz4 = { 0 };
     uint8_t tmp[BLOCK_HDR_LEN];
     struct span stream = buf_span(&b->raw);
     struct span index = { NULL, 0 };
@@ -553,6 +547,9 @@ int block__builder_finish_ex(struct block_builder *b, const uint8_t prev[VG_SHA2
 
     if (b->count == 0 || b->raw.len == 0) {
         return -EINVAL;
+    }
+    if (!enc) {
+        enc = &plain_lz4;
     }
     if (!b->v1) {
         b->index.len = 0;

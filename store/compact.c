@@ -116,7 +116,7 @@ static int flush_block(struct compact *c)
     if (c->b.count == 0) {
         return 0;
     }
-    rc = block__builder_finish_ex(&c->b, c->m.chain_head, c->dg, &c->out, &h, &c->enc);
+    rc = block__builder_finish(&c->b, c->m.chain_head, c->dg, &c->out, &h, &c->enc);
     if (rc == 0) {
         rc = fsops_pwrite_all(c->fs, c->fd, c->out.data, c->out.len, (int64_t)c->m.bytes);
     }
@@ -186,16 +186,13 @@ static int walk_old(struct compact *c, const char *segdir, struct errbuf *why)
     buf_init(&dbuf, BLOCK_MAX_RAW);
     buf_init(&ubuf, seg__ubuf_max());
     memset(&w, 0, sizeof(w));
+    w.mode = SEG_WALK_COPY;
     w.fd = fd;
     w.size = size;
     w.expect = c->old;
-    w.decode = true;
-    w.since = INT64_MIN;
-    w.until = INT64_MAX;
     w.fn = on_rec;
     w.block_done = on_block;
     w.arg = c;
-    w.mark_off = UINT64_MAX;
     w.rbuf = &rbuf;
     w.dbuf = &dbuf;
     w.ubuf = &ubuf;

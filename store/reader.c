@@ -106,25 +106,22 @@ static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_
         errbuf_set(&r->err, "segment '%s': cannot open: %s", m->file, vg_strerror(rc));
         return rc;
     }
+    w.mode = SEG_WALK_SCAN; /* segment.md 4.1: checksums only; chains are verify's */
     w.fd = fd;
     w.expect = m;
-    w.decode = true;
-    w.skip = true;
-    w.since = since;
-    w.until = until;
     w.fn = fn;
     w.arg = arg;
-    w.mark_off = UINT64_MAX;
+    w.scan.since = since;
+    w.scan.until = until;
+    w.scan.need = need;
+    w.scan.stripe = stripe;
+    w.scan.nstripes = nstripes;
+    w.scan.seq_min = seq_min;
     w.rbuf = &r->rbuf;
     w.dbuf = &r->dbuf;
     w.dg = r->dg;
     w.ubuf = &r->ubuf;
     w.stats = stats;
-    w.need = need;
-    w.crc_only = true; /* segment.md 4.1: chains are verify's */
-    w.stripe = stripe;
-    w.nstripes = nstripes;
-    w.seq_min = seq_min;
     if (stripe == 0) {
         stats->segments++;
     }

@@ -1,11 +1,12 @@
 /* store/segment.c: segment files (schemas/segment.md 1, 2, 4): the file header, file
  * names, partitions, and seg__walk, the one reader of segment bytes that recovery,
- * store_scan, store_verify and the fuzz targets share.
+ * store_scan, store_verify, compaction and the fuzz targets share, each in its mode.
  *
  * Reads with plain pread(2): the file may be hostile or torn, and an open segment may
  * grow (or shrink, when the writer rolls back) while a reader walks it; every length
  * is checked against the bytes present before it is used. Any thread; a seg_walk
  * belongs to one thread. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -257,7 +258,7 @@ static int walk_bad(struct seg_walk *w, uint64_t off, bool incomplete)
 
 static void walk_mark(struct seg_walk *w)
 {
-    if (w->end == w->mark_off) {
+    if (w->mark_off != 0 && w->end == w->mark_off) {
         w->mark_hit = true;
         memcpy(w->mark_chain, w->chain, VG_SHA256_LEN);
         w->mark_tot = w->tot;
@@ -302,13 +303,12 @@ static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t 
     ubuf->len = 0;
     recs->len = 0;
     block__iter_init(&it, h, raw, ubuf);
-    if (w->fn) {
-        /* Only what fn may want is unpacked; a scan without fn (verify, recovery) checks
-         * every record. */
+    if (w->mode == SEG_WALK_SCAN) {
+        /* Only what fn may want is unpacked; the other modes check every record. */
         it.windowed = true;
-        it.since = w->since;
-        it.until = w->until;
-        it.pre = w->need && w->need->nrec > 0 ? w->need : NULL;
+        it.since = w->scan.since;
+        it.until = w->scan.until;
+        it.pre = w->scan.need && w->scan.need->nrec > 0 ? w->scan.need : NULL;
     }
     while ((rc = block__iter_next(&it, &ts, &seq, &rec, &w->why)) > 0) {
         if (w->fn == NULL) {
@@ -355,7 +355,7 @@ static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t 
     if (w->stats) {
         w->stats->ns_deliver += now_ns() - t0;
     }
-    if (rc == 0 && w->block_done) {
+    if (rc == 0 && w->mode == SEG_WALK_COPY && w->block_done) {
         rc = w->block_done(w->arg, h);
         w->stopped = rc != 0;
     }
@@ -450,7 +450,12 @@ int seg__walk(struct seg_walk *w)
     struct buf *ubuf = w->ubuf ? w->ubuf : &own_ubuf;
     struct digest *rdg = NULL; /* the records digest of a compacted segment */
     int rc;
+    /* What the mode reads and checks (see enum seg_walk_mode). */
+    bool decode = w->mode != SEG_WALK_RECOVER;
+    bool skip = w->mode == SEG_WALK_SCAN;
+    bool chained = w->mode != SEG_WALK_SCAN;
 
+    assert((w->fn != NULL) == (w->mode == SEG_WALK_SCAN || w->mode == SEG_WALK_COPY));
     w->hdr_ok = false;
     w->end = 0;
     w->mark_hit = false;
@@ -474,7 +479,7 @@ int seg__walk(struct seg_walk *w)
         rc = rc < 0 ? rc : walk_bad(w, 0, true);
         goto out;
     }
-    if (w->no_verify) {
+    if (w->unchecked) {
         /* Fuzzing: make the checksum right, so the decoding behind it is reached. */
         put_le(hb + SH_CRC, (uint32_t)crc32(0L, hb, SH_CRC), 4);
     }
@@ -502,7 +507,7 @@ int seg__walk(struct seg_walk *w)
     /* segment.md 12: a compacted segment's records must be those it replaced. */
     uint64_t last_seq = 0;
     bool any_block = false;
-    if ((w->hdr.flags & SEG_F_COMPACTED) && w->decode && !w->skip) {
+    if ((w->hdr.flags & SEG_F_COMPACTED) && decode && !skip) {
         rdg = digest_new();
     }
     uint64_t off = SEG_HDR_LEN;
@@ -542,40 +547,40 @@ int seg__walk(struct seg_walk *w)
             rc = walk_bad(w, off, true);
             goto out;
         }
-        bool skip = false;
+        bool pass = false; /* passed over unread (its header is still chained and counted) */
         w->rbuf->len = 0;
-        if (w->nstripes > 1 && nblock++ % w->nstripes != w->stripe) {
-            skip = true; /* another reader's (store_scan_plan_run) */
-        } else if (w->skip && (h.ts_max < w->since || h.ts_min >= w->until ||
-                               (w->seq_min > 0 && h.seq_max < w->seq_min))) {
+        if (skip && w->scan.nstripes > 1 && nblock++ % w->scan.nstripes != w->scan.stripe) {
+            pass = true; /* another reader's (store_scan_plan_run) */
+        } else if (skip && (h.ts_max < w->scan.since || h.ts_min >= w->scan.until ||
+                            (w->scan.seq_min > 0 && h.seq_max < w->scan.seq_min))) {
             /* segment.md 4.1: the stored hash becomes prev, unverified. */
-            skip = true;
+            pass = true;
             if (w->stats) {
                 w->stats->blocks_skipped++;
             }
-        } else if (w->skip && w->need && h.index_len > 0 && !bix__query_empty(w->need)) {
+        } else if (skip && w->scan.need && h.index_len > 0 && !bix__query_empty(w->scan.need)) {
             /* segment.md 4.1: the index first, trusted once its own checksum holds. */
             if ((rc = walk_read(w, w->rbuf, h.index_len, off + BLOCK_HDR_LEN)) != 0) {
                 goto out;
             }
             uint64_t t1 = w->stats ? now_ns() : 0;
             struct span index = buf_span(w->rbuf);
-            if (!w->no_verify && block__index_check(&h, index, &w->why) < 0) {
+            if (!w->unchecked && block__index_check(&h, index, &w->why) < 0) {
                 rc = walk_bad(w, off, false);
                 goto out;
             }
-            int m = bix__may_match(index, w->need, &w->why);
+            int m = bix__may_match(index, w->scan.need, &w->why);
             if (m < 0) {
                 rc = walk_bad(w, off, false);
                 goto out;
             }
-            skip = m == 0;
+            pass = m == 0;
             if (w->stats) {
                 w->stats->ns_index += now_ns() - t1;
-                w->stats->blocks_skipped_index += skip;
+                w->stats->blocks_skipped_index += pass;
             }
         }
-        if (!skip) {
+        if (!pass) {
             size_t have = w->rbuf->len; /* the index, when it was read above */
             size_t plen = (size_t)(blen - BLOCK_HDR_LEN);
             if ((rc = walk_read(w, w->rbuf, plen - have, off + BLOCK_HDR_LEN + have)) != 0) {
@@ -583,9 +588,9 @@ int seg__walk(struct seg_walk *w)
             }
             struct span payload = { w->rbuf->data, plen };
             uint64_t t1 = w->stats ? now_ns() : 0;
-            if (!w->no_verify) {
-                int vrc = w->crc_only ? block__verify_crc(hb, &h, payload, &w->why)
-                                      : block__verify(hb, &h, payload, w->chain, w->dg, &w->why);
+            if (!w->unchecked) {
+                int vrc = chained ? block__verify(hb, &h, payload, w->chain, w->dg, &w->why)
+                                  : block__verify_crc(hb, &h, payload, &w->why);
                 if (vrc == 0 && have == 0) {
                     vrc = block__index_check(&h, (struct span){ payload.p, h.index_len }, &w->why);
                 }
@@ -599,7 +604,7 @@ int seg__walk(struct seg_walk *w)
                 w->stats->ns_check += t2 - t1;
                 t1 = t2;
             }
-            if (w->decode) {
+            if (decode) {
                 struct span data = { payload.p + h.index_len, h.stored_len };
                 if (block__decompress(&h, data, w->dbuf, &w->why) < 0) {
                     rc = walk_bad(w, off, false);
@@ -638,7 +643,7 @@ int seg__walk(struct seg_walk *w)
     if (rdg) {
         uint8_t d[VG_SHA256_LEN];
         digest_final(rdg, d);
-        if (!w->no_verify && memcmp(d, w->hdr.records_digest, VG_SHA256_LEN) != 0) {
+        if (!w->unchecked && memcmp(d, w->hdr.records_digest, VG_SHA256_LEN) != 0) {
             errbuf_set(&w->why,
                        "compacted segment: its records are not those of segment %" PRIu64
                        " it replaced (records digest mismatch)",

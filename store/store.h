@@ -200,14 +200,34 @@ const char *store_reader_error(const struct store_reader *r);
 
 void store_reader_close(struct store_reader *r); /* takes NULL */
 
-/* For `vigil verify`: walks every segment of the catalog and every segment file,
- * recomputes each block's checksum, decompresses it, checks its record stream and the
- * whole chain, and checks the catalog rows agree with the files (for open segments: up
- * to the committed size). Prints one line per segment to report ("<file>: ok ..." or
- * "<file>: FAILED at offset N: reason"). Read-only; safe while vigild writes. Returns 0
- * when everything verifies, VG_ECORRUPT when something does not, or another error
- * (eb says what) when the store cannot be read at all. */
-int store_verify(const char *dir, FILE *report, struct errbuf *eb) VG_MUST_USE;
+/* What `vigil verify` checks beyond the chains and rows (segment.md 11). */
+struct store_verify_opts {
+    const char *trusted_key; /* NULL, or a PEM public key file every signature must be
+                                made by (otherwise the keys the catalog records) */
+};
+struct store_verify_summary {
+    unsigned segments; /* segment files and rows checked */
+    unsigned ok;
+    unsigned failed;
+    unsigned deleted;   /* segments deleted by policy (retention; recorded in the catalog) */
+    unsigned replaced;  /* segments replaced by their compacted copy (segment.md 12) */
+    unsigned signed_ok; /* sealed segments whose signature checked out */
+    uint64_t records;   /* records in the segments that verified */
+    char key_id[65];    /* the signing key of the last signature checked ("" none) */
+};
+
+/* For `vigil verify` (segment.md 11): walks every segment of the catalog and every
+ * segment file, recomputes each block's checksum, decompresses it, checks its record
+ * stream and the whole chain, checks the catalog rows agree with the files (for open
+ * segments: up to the committed size), the seal signatures (against o->trusted_key when
+ * given; o may be NULL) and the deletions recorded by policy. The report (may be NULL)
+ * gets one line per segment ("<file>: ok ..." or "<file>: FAILED at offset N: block B:
+ * reason"), one per deleted segment, catalog-level findings, notes, and a summary line;
+ * sum (may be NULL) the figures. Read-only; safe while vigild writes. Returns 0 when
+ * everything verifies, VG_ECORRUPT when something does not, or another error (eb says
+ * what) when the store cannot be read at all. */
+int store_verify(const char *dir, const struct store_verify_opts *o, FILE *report,
+                 struct store_verify_summary *sum, struct errbuf *eb) VG_MUST_USE;
 
 /* ---- compaction (segment.md 12) ---- */
 
@@ -270,29 +290,6 @@ int store_compact_install(struct store *st, struct store_compact_job *j,
 void store_compact_job_free(struct store_compact_job *j);
 
 /* ---- integrity, retention, legal holds (segment.md 8-10) ---- */
-
-/* What `vigil verify` checked (store_verify_ex). */
-struct store_verify_opts {
-    const char *trusted_key; /* NULL, or a PEM public key file every signature must be
-                                made by (otherwise the keys the catalog records) */
-};
-struct store_verify_summary {
-    unsigned segments; /* segment files and rows checked */
-    unsigned ok;
-    unsigned failed;
-    unsigned deleted;   /* segments deleted by policy (retention; recorded in the catalog) */
-    unsigned replaced;  /* segments replaced by their compacted copy (segment.md 12) */
-    unsigned signed_ok; /* sealed segments whose signature checked out */
-    uint64_t records;   /* records in the segments that verified */
-    char key_id[65];    /* the signing key of the last signature checked ("" none) */
-};
-
-/* store_verify with options (segment.md 11); sum (may be NULL) gets the figures. The
- * report (may be NULL) gets one line per segment ("<file>: ok ..." or "<file>: FAILED
- * at offset N: block B: reason"), one per deleted segment, catalog-level findings,
- * notes, and a summary line. Returns as store_verify. */
-int store_verify_ex(const char *dir, const struct store_verify_opts *o, FILE *report,
-                    struct store_verify_summary *sum, struct errbuf *eb) VG_MUST_USE;
 
 /* Retention policy (store.retention); 0 disables a limit. */
 struct store_retention {

@@ -139,7 +139,7 @@ struct block_builder {
     struct pack_view *view;             /* v2: the record being added */
 };
 
-/* How block__builder_finish_ex compresses (3.3). */
+/* How block__builder_finish compresses (3.3). */
 struct block_enc {
     int codec;         /* BLOCK_CODEC_LZ4 (0 means it too) or BLOCK_CODEC_ZSTD */
     int level;         /* LZ4: 0 LZ4_compress_default, 1..12 LZ4HC; zstd: its level (0: 3) */
@@ -161,15 +161,13 @@ static inline size_t block__entry_len(size_t rec_len)
 /* Appends one entry. Returns 0 or VG_ELIMIT (the stream would pass BLOCK_MAX_RAW). */
 int block__builder_add(struct block_builder *b, int64_t ts, uint64_t seq,
                        struct span rec) VG_MUST_USE;
-/* Compresses the (non-empty) stream into out (reset first): the block header, the
- * index section (v2), then the data section, chained from prev; h gets the header
- * (h->hash is the new chain head). The builder's records are unchanged (its scratch is
- * not). Returns 0 or VG_ELIMIT (out->max too small). */
+/* Compresses the (non-empty) stream into out (reset first) as enc says (NULL: plain
+ * LZ4): the block header, the index section (v2), then the data section, chained from
+ * prev; h gets the header (h->hash is the new chain head). The builder's records are
+ * unchanged (its scratch is not). Returns 0 or VG_ELIMIT (out->max too small). */
 int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
-                          struct digest *d, struct buf *out, struct block_hdr *h) VG_MUST_USE;
-int block__builder_finish_ex(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
-                             struct digest *d, struct buf *out, struct block_hdr *h,
-                             const struct block_enc *enc) VG_MUST_USE;
+                          struct digest *d, struct buf *out, struct block_hdr *h,
+                          const struct block_enc *enc) VG_MUST_USE;
 
 /* ---- segment.c: segment files (segment.md 1, 2, 4) ---- */
 
@@ -236,36 +234,53 @@ struct seg_meta {
 };
 
 /* One pass over a segment file (segment.md 4.1): the file header, then block after
- * block until the end or the first bad one. The writer's recovery, the reader, verify
- * and the fuzz targets all read segments through this. */
+ * block until the end or the first bad one. The writer's recovery, the reader, verify,
+ * compaction and the fuzz targets all read segments through this, each in its mode. */
+enum seg_walk_mode {
+    /* Recovery (segment.md 5.4): every block's header, checksum and chain hash (2, 3.5,
+     * 3.6); nothing decompressed. */
+    SEG_WALK_RECOVER,
+    /* vigil verify (segment.md 11): as RECOVER, and every block decompressed and its
+     * record stream checked; a compacted segment's records digest (12) too. */
+    SEG_WALK_VERIFY,
+    /* store_scan (segment.md 4.1): blocks outside [since, until), another stripe's, or
+     * ruled out by their index (need) are passed over unread; the others are checked by
+     * checksum only (chains are verify's), decompressed, and their records in the window
+     * go to fn. */
+    SEG_WALK_SCAN,
+    /* Compaction (segment.md 12): as VERIFY, every record to fn, then block_done after
+     * each block. */
+    SEG_WALK_COPY,
+};
+
 struct seg_walk {
     /* in */
+    enum seg_walk_mode mode;
     int fd;
-    uint64_t size;                 /* bytes of the file to consider */
-    const struct seg_meta *expect; /* NULL, or the catalog row the header must match */
-    bool decode;                   /* decompress every block read and check its records */
-    bool skip;                     /* skip blocks outside [since, until) unread */
-    int64_t since;
-    int64_t until;
-    store_rec_fn fn; /* NULL, or called for decoded records in [since, until) */
-    void *arg;
-    bool no_verify;                 /* fuzz targets only: skip checksums and hashes (2, 3.5,
-                                       3.6) to reach the decoding behind them */
-    uint64_t mark_off;              /* when a block ends here, remember chain and totals */
+    uint64_t size;                  /* bytes of the file to consider */
+    const struct seg_meta *expect;  /* NULL, or the catalog row the header must match */
+    uint64_t mark_off;              /* 0, or: when a block ends here, remember chain and totals */
     struct buf *rbuf;               /* scratch: stored block bytes (max >= seg__rbuf_max) */
     struct buf *dbuf;               /* scratch: decompressed bytes (max >= BLOCK_MAX_RAW) */
-    struct digest *dg;              /* scratch */
-    struct store_scan_stats *stats; /* NULL, or added to */
-    const struct bix_query *need;   /* NULL, or skip blocks whose index rules it out */
-    bool crc_only;                  /* blocks read: checksum (3.5) but not chain (3.6) */
     struct buf *ubuf;               /* NULL, or scratch: unpacked records of a v2 block
                                        (max >= seg__ubuf_max) */
-    int (*block_done)(void *arg, const struct block_hdr *h); /* NULL, or called after fn
-                                       got a decoded block's records; nonzero stops */
-    unsigned nstripes; /* > 1: only blocks whose position (from 0) is stripe
-                          modulo nstripes are read; the others as skipped */
-    unsigned stripe;
-    uint64_t seq_min; /* skip blocks whose seq_max is below it, as outside the window */
+    struct digest *dg;              /* scratch */
+    struct store_scan_stats *stats; /* NULL, or added to */
+    store_rec_fn fn;                /* SCAN, COPY: gets the records */
+    void *arg;
+    struct { /* SCAN */
+        int64_t since;
+        int64_t until;
+        const struct bix_query *need; /* NULL, or skip blocks whose index rules it out */
+        unsigned stripe;              /* nstripes > 1: only blocks whose position (from 0)
+                                         is stripe modulo nstripes are read */
+        unsigned nstripes;
+        uint64_t seq_min; /* 0, or: blocks whose seq_max is below it are passed over too */
+    } scan;
+    int (*block_done)(void *arg, const struct block_hdr *h); /* COPY: after fn got a
+                                      block's records; nonzero stops */
+    bool unchecked; /* fuzz targets only: skip checksums and hashes (2, 3.5, 3.6) to reach
+                       the decoding behind them */
     /* out */
     bool hdr_ok;
     struct seg_hdr hdr;

@@ -192,11 +192,10 @@ static void verify_segment(struct verify *v, const char *file, const struct seg_
         line(v, file, false, ": cannot open: %s", vg_strerror(rc));
         return;
     }
+    w.mode = SEG_WALK_VERIFY;
     w.fd = fd;
     w.expect = row;
-    w.decode = true;
-    w.skip = false;
-    w.mark_off = row ? row->bytes : UINT64_MAX;
+    w.mark_off = row ? row->bytes : 0;
     w.rbuf = &v->rbuf;
     w.dbuf = &v->dbuf;
     w.dg = v->dg;
@@ -420,8 +419,8 @@ static int load_keys(struct verify *v, const struct store_verify_opts *o, struct
     return 0;
 }
 
-int store_verify_ex(const char *dir, const struct store_verify_opts *o, FILE *report,
-                    struct store_verify_summary *sum, struct errbuf *eb)
+int store_verify(const char *dir, const struct store_verify_opts *o, FILE *report,
+                 struct store_verify_summary *sum, struct errbuf *eb)
 {
     struct verify v;
     struct seg_meta *rows = NULL;
@@ -581,9 +580,4 @@ out:
     free(rows);
     catalog__close(v.cat);
     return rc;
-}
-
-int store_verify(const char *dir, FILE *report, struct errbuf *eb)
-{
-    return store_verify_ex(dir, NULL, report, NULL, eb);
 }

@@ -155,7 +155,7 @@ static int seg_flush(struct store *st, struct seg_writer *s)
         return 0;
     }
     assert(s->fd >= 0);
-    int rc = block__builder_finish_ex(&s->blk, s->m.chain_head, st->dg, &st->zbuf, &h, &st->enc);
+    int rc = block__builder_finish(&s->blk, s->m.chain_head, st->dg, &st->zbuf, &h, &st->enc);
     if (rc < 0) {
         return rc;
     }
@@ -664,13 +664,13 @@ int writer__recover_file(struct store *st, const char *file, const struct seg_me
         goto out;
     }
     memset(&w, 0, sizeof(w));
+    w.mode = SEG_WALK_RECOVER;
     w.fd = fd;
     w.size = (uint64_t)sb.st_size;
     w.expect = row;
     w.rbuf = &st->rbuf;
     w.dbuf = &st->dbuf;
     w.dg = st->dg;
-    w.mark_off = UINT64_MAX;
     rc = seg__walk(&w);
     if (rc < 0 && rc != VG_ECORRUPT) {
         errbuf_set(eb, "recovery: cannot read segment '%s': %s", path, vg_strerror(rc));

@@ -112,7 +112,7 @@ static void round_trip(const uint8_t *data, size_t size, struct digest *d)
     }
     buf_init(&out, 2 * BLOCK_MAX_RAW);
     buf_init(&raw, BLOCK_MAX_RAW);
-    CHECK(block__builder_finish(&b, prev, d, &out, &h) == 0);
+    CHECK(block__builder_finish(&b, prev, d, &out, &h, NULL) == 0);
     errbuf_clear(&why);
     CHECK(block__hdr_decode(out.data, &h2, &why) == 0);
     CHECK(block__len(&h2) == out.len);

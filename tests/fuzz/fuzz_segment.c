@@ -1,9 +1,10 @@
 /* tests/fuzz/fuzz_segment.c: a segment file image (schemas/segment.md 2-5) from
  * arbitrary bytes.
  *
- * 1. seg__walk over the image (in a memfd) as store_scan reads it (time-window skips,
- *    decoding), as store_verify does (everything checked), and with the checksum and
- *    chain skipped so the decoding paths behind them are reached.
+ * 1. seg__walk over the image (in a memfd) as store_scan reads it (SEG_WALK_SCAN:
+ *    time-window skips, decoding), as compaction does (SEG_WALK_COPY: everything
+ *    checked, every record delivered), and with the checksum and chain skipped so the
+ *    decoding paths behind them are reached.
  * 2. Recovery: the image becomes the only segment file of a new store with no catalog
  *    row; store_open must cope (cut a torn tail, drop a torn header, or leave a
  *    foreign file alone), after which a scan of the store must succeed: recovery never
@@ -37,7 +38,8 @@ static int count_rec(void *arg, int64_t ts, uint64_t seq, struct span rec)
     return 0;
 }
 
-static void walk(int fd, size_t size, bool skip, bool verify, int64_t since, int64_t until)
+static void walk(int fd, size_t size, enum seg_walk_mode mode, bool checked, int64_t since,
+                 int64_t until)
 {
     struct buf rbuf;
     struct buf dbuf;
@@ -48,13 +50,13 @@ static void walk(int fd, size_t size, bool skip, bool verify, int64_t since, int
     buf_init(&rbuf, seg__rbuf_max());
     buf_init(&dbuf, BLOCK_MAX_RAW);
     memset(&w, 0, sizeof(w));
+    bool skip = mode == SEG_WALK_SCAN;
+    w.mode = mode;
     w.fd = fd;
     w.size = size;
-    w.decode = true;
-    w.skip = skip;
-    w.no_verify = !verify;
-    w.since = since;
-    w.until = until;
+    w.unchecked = !checked;
+    w.scan.since = since;
+    w.scan.until = until;
     w.fn = count_rec;
     w.arg = &n;
     w.mark_off = SEG_HDR_LEN;
@@ -69,7 +71,7 @@ static void walk(int fd, size_t size, bool skip, bool verify, int64_t since, int
     struct store_need need = { &v, 1, &t, skip ? 1 : 0 };
     struct bix_query q;
     CHECK(bix__query_init(&q, &need) == 0);
-    w.need = skip ? &q : NULL;
+    w.scan.need = skip ? &q : NULL;
     int rc = seg__walk(&w);
     bix__query_release(&q);
     CHECK(rc == 0 || rc == VG_ECORRUPT);
@@ -117,7 +119,7 @@ static void recover(const uint8_t *data, size_t size)
         CHECK(store_reader_open(root, &r, &eb) == 0);
         CHECK(store_scan(r, INT64_MIN, INT64_MAX, count_rec, &n, NULL) == 0);
         store_reader_close(r);
-        int vrc = store_verify(root, NULL, &eb);
+        int vrc = store_verify(root, NULL, NULL, NULL, &eb);
         CHECK(vrc == 0 || vrc == VG_ECORRUPT); /* a foreign file left alone fails it */
     }
     nftw(root, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
@@ -141,9 +143,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(&since, data + size - 16, 8);
         memcpy(&until, data + size - 8, 8);
     }
-    walk(fd, size, false, true, INT64_MIN, INT64_MAX);  /* verify */
-    walk(fd, size, true, true, since, until);           /* scan */
-    walk(fd, size, false, false, INT64_MIN, INT64_MAX); /* behind the checksums */
+    walk(fd, size, SEG_WALK_COPY, true, INT64_MIN, INT64_MAX);  /* everything checked */
+    walk(fd, size, SEG_WALK_SCAN, true, since, until);          /* scan */
+    walk(fd, size, SEG_WALK_COPY, false, INT64_MIN, INT64_MAX); /* behind the checksums */
     close(fd);
     recover(data, size);
     return 0;

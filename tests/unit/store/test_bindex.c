@@ -613,7 +613,7 @@ static void test_corrupt_index_in_store(void **state)
     struct errbuf eb;
     errbuf_clear(&eb);
     FILE *f = fmemopen(report, sizeof(report), "w");
-    assert_int_equal(store_verify(t->dir, f, &eb), VG_ECORRUPT);
+    assert_int_equal(store_verify(t->dir, NULL, f, NULL, &eb), VG_ECORRUPT);
     fclose(f);
 }
 
@@ -656,7 +656,7 @@ static void test_v1_blocks_read(void **state)
             assert_int_equal(block__builder_add(&b, T0 + i, (uint64_t)i + 1, buf_span(&rec)), 0);
             sum += (uint64_t)i + 1;
         }
-        assert_int_equal(block__builder_finish(&b, chain, d, &out, &h), 0);
+        assert_int_equal(block__builder_finish(&b, chain, d, &out, &h, NULL), 0);
         assert_int_equal(h.version, BLOCK_VERSION_1);
         assert_int_equal(h.index_len, 0);
         memcpy(chain, h.hash, VG_SHA256_LEN);
@@ -691,7 +691,7 @@ static void test_v1_blocks_read(void **state)
     assert_int_equal(s.blocks_read, 4); /* the v1 ones (no index) and the match */
     assert_int_equal(s.blocks_skipped_index, 0);
     errbuf_clear(&eb);
-    assert_int_equal(store_verify(t->dir, NULL, &eb), 0);
+    assert_int_equal(store_verify(t->dir, NULL, NULL, NULL, &eb), 0);
 
     block__builder_release(&b);
     buf_release(&out);

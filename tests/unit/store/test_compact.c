@@ -176,7 +176,7 @@ static int verify(const char *dir, char *report, size_t cap)
     FILE *f = fmemopen(report, cap, "w");
 
     errbuf_clear(&eb);
-    int rc = store_verify(dir, f, &eb);
+    int rc = store_verify(dir, NULL, f, NULL, &eb);
     fclose(f);
     return rc;
 }

@@ -135,7 +135,7 @@ static int verify_report(const char *dir, const char *key, char *report, size_t 
     FILE *f = open_memstream(&text, &len);
 
     errbuf_clear(&eb);
-    int rc = store_verify_ex(dir, &vo, f, sum, &eb);
+    int rc = store_verify(dir, &vo, f, sum, &eb);
     fclose(f);
     snprintf(report, cap, "%s", text ? text : "");
     free(text);

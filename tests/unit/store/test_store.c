@@ -148,7 +148,7 @@ static int verify(const char *dir, char *report, size_t cap)
     FILE *f = open_memstream(&text, &len);
 
     errbuf_clear(&eb);
-    int rc = store_verify(dir, f, &eb);
+    int rc = store_verify(dir, NULL, f, NULL, &eb);
     fclose(f);
     if (report) {
         snprintf(report, cap, "%s", text ? text : "");
@@ -283,7 +283,7 @@ static void test_block_roundtrip(void **state)
         assert_int_equal(block__builder_add(&b, ts[i], i == 3 ? UINT64_MAX : i + 1, buf_span(&rec)),
                          0);
     }
-    assert_int_equal(block__builder_finish(&b, prev, d, &out, &h), 0);
+    assert_int_equal(block__builder_finish(&b, prev, d, &out, &h, NULL), 0);
     assert_int_equal(h.count, VG_ARRAY_LEN(ts));
     assert_int_equal(h.ts_min, INT64_MIN);
     assert_int_equal(h.ts_max, INT64_MAX);
