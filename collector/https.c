@@ -540,31 +540,15 @@ static size_t line_end(struct span b, size_t from)
     return nl ? (size_t)(nl - b.p) : b.n;
 }
 
-/* json_to_mp's "line L column C: why", relative to where it started. The parser's
- * category ("parse error: ", "lexical error: ") is dropped: the reply says "bad JSON". */
-static const char *json_error(const char *msg, int *l, int *c)
+/* Where json_to_mp failed, relative to where it started (1-based; line 1 column 1 when
+ * it gave no place), and why without the parser's category: the reply says "bad JSON".
+ * at_end: the document ran into the end of the text (the position says nothing then). */
+static const char *json_error(const struct errbuf *eb, int *l, int *c, bool *at_end)
 {
-    static const char *const categories[] = { "parse error: ", "lexical error: " };
-    int off = 0;
-
-    *l = 1;
-    *c = 1;
-    if (sscanf(msg, "line %d column %d: %n", l, c, &off) == 2 && off > 0) {
-        msg += off;
-    }
-    for (size_t i = 0; i < VG_ARRAY_LEN(categories); i++) {
-        size_t n = strlen(categories[i]);
-        if (strncmp(msg, categories[i], n) == 0) {
-            return msg + n;
-        }
-    }
-    return msg;
-}
-
-/* The document ran into the end of the text (the parser's position says nothing then). */
-static bool json_cut_at_end(const char *why)
-{
-    return strstr(why, "premature") || strstr(why, "end of input") || strstr(why, "end of file");
+    *l = eb->pos.line > 0 ? (int)eb->pos.line : 1;
+    *c = eb->pos.line > 0 ? (int)eb->pos.column : 1;
+    *at_end = eb->pos.at_end;
+    return errbuf_reason(eb);
 }
 
 static int walk_ndjson_line(struct ingest *g, struct walk *w)
@@ -595,9 +579,10 @@ static int walk_ndjson_line(struct ingest *g, struct walk *w)
     } else {
         int l;
         int c;
-        const char *why = json_error(errbuf_msg(&eb), &l, &c);
+        bool at_end;
+        const char *why = json_error(&eb, &l, &c, &at_end);
         uint32_t col = g->column;
-        if (json_cut_at_end(why)) {
+        if (at_end) {
             col += (uint32_t)text.n; /* the end of the line */
         } else if (l == 1 && c > 0) {
             col += (uint32_t)c - 1;
@@ -619,6 +604,7 @@ static int walk_json_doc(struct ingest *g, struct walk *w, bool *stop)
     int rc;
     int l;
     int c;
+    bool at_end;
 
     buf_reset(&g->mp);
     errbuf_clear(&eb);
@@ -633,9 +619,9 @@ static int walk_json_doc(struct ingest *g, struct walk *w, bool *stop)
         *stop = true;
         return 0;
     }
-    const char *why = json_error(errbuf_msg(&eb), &l, &c);
+    const char *why = json_error(&eb, &l, &c, &at_end);
     size_t start = w->pos;
-    if (json_cut_at_end(why)) {
+    if (at_end) {
         reject(g, g->line, g->column, -1, "bad JSON: document cut off by the end of the body");
         *stop = true;
         return 0;

@@ -2,12 +2,12 @@
 #include "common/json.h"
 
 #include <errno.h>
-#include <stdbool.h>
-#include <stdlib.h>
-#include <yajl/yajl_parse.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_parse.h>
 
 #include "common/mp.h"
 
@@ -177,27 +177,42 @@ static const yajl_callbacks j2m_callbacks = {
     .yajl_end_array = on_close,
 };
 
-/* "line L column C" of byte offset off in text (both 1-based). */
-static void line_col(struct span text, size_t off, int *line, int *col)
+/* The place of byte offset off in text (line and column 1-based). */
+static struct errpos line_col(struct span text, size_t off)
 {
-    *line = 1;
-    *col = 1;
+    struct errpos pos = { 1, 1, false };
+
     for (size_t i = 0; i < off && i < text.n; i++) {
         if (text.p[i] == '\n') {
-            (*line)++;
-            *col = 1;
+            pos.line++;
+            pos.column = 1;
         } else {
-            (*col)++;
+            pos.column++;
         }
     }
+    return pos;
+}
+
+/* yajl's categories, which callers that word their own reply leave out. */
+static size_t yajl_kind_len(const char *msg)
+{
+    static const char *const kinds[] = { "parse error: ", "lexical error: " };
+
+    for (size_t i = 0; i < VG_ARRAY_LEN(kinds); i++) {
+        size_t n = strlen(kinds[i]);
+        if (strncmp(msg, kinds[i], n) == 0) {
+            return n;
+        }
+    }
+    return 0;
 }
 
 int json_to_mp(struct span text, struct buf *out, size_t *used, struct errbuf *eb)
 {
     size_t skip = 0;
 
-    while (skip < text.n && (text.p[skip] == ' ' || text.p[skip] == '\t' ||
-                             text.p[skip] == '\n' || text.p[skip] == '\r')) {
+    while (skip < text.n && (text.p[skip] == ' ' || text.p[skip] == '\t' || text.p[skip] == '\n' ||
+                             text.p[skip] == '\r')) {
         skip++;
     }
     if (skip == text.n) {
@@ -219,18 +234,20 @@ int json_to_mp(struct span text, struct buf *out, size_t *used, struct errbuf *e
     yajl_config(h, yajl_allow_multiple_values, 1);
     yajl_status st = yajl_parse(h, doc.p, doc.n);
     size_t consumed = yajl_get_bytes_consumed(h);
+    bool completing = false;
     if (st == yajl_status_ok && !j.done) {
         /* A number at the very end of the text completes here; a document cut off
          * ("premature EOF") fails here, at the end of the text. */
         st = yajl_complete_parse(h);
         consumed = doc.n;
+        completing = true;
     }
     if (!j.done) {
-        int line, col;
         int rc = j.err ? j.err : VG_EFORMAT;
-        line_col(text, skip + consumed, &line, &col);
+        struct errpos pos = line_col(text, skip + consumed);
         if (rc == VG_EFORMAT) {
             char why[160];
+            size_t kind = 0;
             if (j.why) {
                 snprintf(why, sizeof(why), "%s", j.why);
             } else {
@@ -238,8 +255,13 @@ int json_to_mp(struct span text, struct buf *out, size_t *used, struct errbuf *e
                 snprintf(why, sizeof(why), "%s", msg ? (const char *)msg : "not JSON");
                 yajl_free_error(h, msg);
                 why[strcspn(why, "\n")] = 0;
+                kind = yajl_kind_len(why);
+                /* yajl failing only once told the text is over: the value was cut off. */
+                pos.at_end = completing;
             }
-            errbuf_set(eb, "line %d column %d: %s", line, col, why);
+            char kind_s[32];
+            snprintf(kind_s, sizeof(kind_s), "%.*s", (int)kind, why);
+            errbuf_set_at(eb, pos, kind_s, why + kind);
         }
         yajl_free(h);
         out->len = start;
@@ -381,7 +403,8 @@ static int to_json(struct span *in, struct buf *out, int depth)
             return rc;
         }
         for (uint32_t i = 0; i < o.v.count; i++) {
-            if ((i && (rc = buf_append_byte(out, ',')) < 0) || (rc = to_json(in, out, depth + 1)) < 0) {
+            if ((i && (rc = buf_append_byte(out, ',')) < 0) ||
+                (rc = to_json(in, out, depth + 1)) < 0) {
                 return rc;
             }
         }

@@ -16,9 +16,11 @@
 
 /* Parses the first JSON value in text (leading white space skipped) and appends it to
  * out as msgpack. *used (if not NULL) gets the bytes of text consumed, so a stream of
- * concatenated or pretty-printed documents can be walked. Returns 0; VG_EFORMAT with
- * "line L column C: why" in eb for bad JSON; -ENODATA when text holds only white
- * space; VG_ELIMIT when out's max would be passed. */
+ * concatenated or pretty-printed documents can be walked. Returns 0; VG_EFORMAT for bad
+ * JSON, with "line L column C: why" in eb and, as numbers, eb->pos (line and column in
+ * text; at_end when the text ended inside the value: a document cut off) and
+ * errbuf_reason() (why, without place or yajl's category); -ENODATA when text holds only
+ * white space; VG_ELIMIT when out's max would be passed. */
 int json_to_mp(struct span text, struct buf *out, size_t *used, struct errbuf *eb) VG_MUST_USE;
 
 /* Appends one msgpack value as JSON text. Strings that are not valid UTF-8 are written

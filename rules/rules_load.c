@@ -1010,17 +1010,12 @@ static void load_text(struct loader *L, const char *file, const void *text, size
     if ((rc = ystream_parse(file, text, len, &ys, &eb)) < 0) {
         size_t i = report_add(L->rep, file, 1, 1);
         struct rules_report_item *it = &L->rep->items[i];
-        unsigned line = 0;
-        unsigned col = 0;
-        const char *msg = errbuf_msg(&eb);
-        /* "file:line:col: ..." */
-        const char *p = msg + strlen(file);
-        if (strncmp(msg, file, strlen(file)) == 0 && sscanf(p, ":%u:%u:", &line, &col) == 2) {
-            it->line = line;
-            it->column = col;
+        if (eb.pos.line > 0) {
+            it->line = eb.pos.line;
+            it->column = eb.pos.column;
         }
-        it->reason = xstrdup(msg);
-        it->status = strstr(msg, "aliases") ? RULES_UNSUPPORTED : RULES_INVALID;
+        it->reason = xstrdup(errbuf_msg(&eb));
+        it->status = rc == -ENOTSUP ? RULES_UNSUPPORTED : RULES_INVALID;
         return;
     }
     for (size_t i = 0; i < ys.ndocs; i++) {

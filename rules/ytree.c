@@ -139,6 +139,7 @@ struct builder {
 static int berr(struct builder *b, const yaml_mark_t *m, int rc, const char *what)
 {
     errbuf_set(b->eb, "%s:%zu:%zu: %s", b->name, m->line + 1, m->column + 1, what);
+    errbuf_set_pos(b->eb, (struct errpos){ (uint32_t)m->line + 1, (uint32_t)m->column + 1, false });
     return rc;
 }
 
@@ -195,7 +196,7 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
         return 0;
     }
     case YAML_ALIAS_EVENT:
-        return berr(b, m, VG_EPARSE, "YAML aliases (*name) are not supported in rules");
+        return berr(b, m, -ENOTSUP, "YAML aliases (*name) are not supported in rules");
     case YAML_SCALAR_EVENT: {
         n = node_new(b, YN_SCALAR, m);
         n->n = ev->data.scalar.length;

@@ -45,9 +45,9 @@ struct ystream {
 };
 
 /* Parses text (len bytes) into *out (caller releases with ystream_release, also after a
- * failure). name is used in messages only. Returns 0; VG_EPARSE with
- * "NAME:LINE:COL: reason" in eb for a syntax error, an alias, a duplicate key or a bound
- * passed (VG_ELIMIT for size bounds). */
+ * failure). name is used in messages only. Returns 0; VG_EPARSE for a syntax error, a
+ * duplicate key or a bound passed (VG_ELIMIT for size bounds), -ENOTSUP for an alias,
+ * each with "NAME:LINE:COL: reason" in eb and the place in eb->pos. */
 int ystream_parse(const char *name, const void *text, size_t len, struct ystream *out,
                   struct errbuf *eb) VG_MUST_USE;
 void ystream_release(struct ystream *ys);

@@ -2,10 +2,11 @@
  * formatting, JSON <-> msgpack. */
 #include <errno.h>
 #include <setjmp.h>
-#include <stdlib.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -49,7 +50,7 @@ static void test_buf_limits_and_invariants(void **state)
 
 static void test_mp_rejects_huge_claims(void **state)
 {
-    const uint8_t arr32[] = { 0xdd, 0xff, 0xff, 0xff, 0xff };  /* array32 of 2^32-1 */
+    const uint8_t arr32[] = { 0xdd, 0xff, 0xff, 0xff, 0xff };      /* array32 of 2^32-1 */
     const uint8_t str32[] = { 0xdb, 0x7f, 0xff, 0xff, 0xff, 'a' }; /* 2 GiB string */
     const uint8_t bad[] = { 0xc1 };
     (void)state;
@@ -151,8 +152,9 @@ static void test_json_round_trip(void **state)
     assert_int_equal(used, strlen(doc));
     assert_int_equal(mp_to_json(buf_span(&mp), &js), 0);
     /* Same document; \u00e9 comes back as UTF-8. */
-    assert_string_equal(buf_cstr(&js), "{\"a\":1,\"big\":1685022245478445995,\"s\":\"x\xc3\xa9\\n\\\"\","
-                                       "\"l\":[true,false,null,1.5],\"o\":{\"k.dot\":\"v\"}}");
+    assert_string_equal(buf_cstr(&js),
+                        "{\"a\":1,\"big\":1685022245478445995,\"s\":\"x\xc3\xa9\\n\\\"\","
+                        "\"l\":[true,false,null,1.5],\"o\":{\"k.dot\":\"v\"}}");
     /* Concatenated and pretty-printed documents are walked with `used`. */
     buf_reset(&mp);
     const char *two = "  {\"x\": 1}\n{\n  \"y\": 2\n}\n";
@@ -175,6 +177,46 @@ static void test_json_round_trip(void **state)
     buf_release(&js);
 }
 
+/* A JSON error carries its place as numbers and its reason apart, so callers point at
+ * it without reading the sentence back; a document cut off by the end of the text says
+ * so. */
+static void test_json_error_place(void **state)
+{
+    struct buf mp;
+    struct errbuf eb;
+    (void)state;
+
+    buf_init(&mp, 1 << 16);
+    errbuf_clear(&eb);
+    assert_int_equal(json_to_mp(SPAN_LIT("\n  {\"a\": 1,\n   \"b\": tru x}"), &mp, NULL, &eb),
+                     VG_EFORMAT);
+    assert_int_equal(eb.pos.line, 3);
+    assert_true(eb.pos.column > 1);
+    assert_false(eb.pos.at_end);
+    assert_non_null(strstr(errbuf_msg(&eb), "line 3 column "));
+    assert_non_null(strstr(errbuf_msg(&eb), "lexical error: "));
+    assert_null(strstr(errbuf_reason(&eb), "error: "));
+    assert_true(strlen(errbuf_reason(&eb)) > 0);
+    assert_non_null(strstr(errbuf_msg(&eb), errbuf_reason(&eb)));
+    /* Cut off: the text ended inside the value. */
+    errbuf_clear(&eb);
+    assert_int_equal(json_to_mp(SPAN_LIT("{\"a\": [1, 2"), &mp, NULL, &eb), VG_EFORMAT);
+    assert_true(eb.pos.at_end);
+    assert_int_equal(eb.pos.line, 1);
+    /* A prefix leaves the reason as it was. */
+    char reason[160];
+    snprintf(reason, sizeof(reason), "%s", errbuf_reason(&eb));
+    errbuf_prefix(&eb, "body of request %d", 7);
+    assert_string_equal(errbuf_reason(&eb), reason);
+    assert_int_equal(strncmp(errbuf_msg(&eb), "body of request 7: line 1 column ", 33), 0);
+    /* A plain message: the reason is the message; clearing forgets the place. */
+    errbuf_clear(&eb);
+    assert_int_equal(eb.pos.line, 0);
+    errbuf_set(&eb, "no place %s", "here");
+    assert_string_equal(errbuf_reason(&eb), "no place here");
+    buf_release(&mp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_mp_round_trip_and_lookup),
         cmocka_unit_test(test_time_parse_and_format),
         cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_json_error_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
