@@ -1,8 +1,7 @@
 /* query/alerts.c: `vigil alerts`: the incidents the forwarders know and how their
  * deliveries went, the outbox (queued, oldest, dead letters), replay of dead letters,
  * and a test alert to one receiver. Reads and edits <store>/outbox.db through
- * forwarders/fwd.h while vigild runs (SQLite, WAL). One entry point, cmd_alerts, so the
- * command moves into any dispatch table as it is. */
+ * forwarders/fwd.h while vigild runs (SQLite, WAL). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,8 +32,29 @@ static void alerts_usage(FILE *f)
         "Every subcommand takes -c vigil.yaml or --store DIR.\n");
 }
 
+/* The command's own options (cli.h), then what run works from. */
+struct alerts_opts {
+    const char *state;
+    const char *format;
+    bool dead;
+    uint64_t limit;
+};
+
+static void alerts_defaults(void *own)
+{
+    ((struct alerts_opts *)own)->limit = 100;
+}
+
+static const struct cli_opt alerts_opts[] = {
+    { "--state", NULL, CLI_STR, CLI_OFF(struct alerts_opts, state), 0, 0 },
+    { "--format", NULL, CLI_STR, CLI_OFF(struct alerts_opts, format), 0, 0 },
+    { "--dead", NULL, CLI_FLAG, CLI_OFF(struct alerts_opts, dead), 0, 0 },
+    { "--limit", NULL, CLI_U64, CLI_OFF(struct alerts_opts, limit), 1, 1000000 },
+    { NULL },
+};
+
 struct opts {
-    struct cli_common cc;
+    const struct cli_args *args;
     const char *sub;
     const char *state;
     const char *arg; /* replay ID, test RECEIVER */
@@ -171,7 +191,7 @@ static int no_outbox(const char *dir, const char *msg)
 static int run(struct opts *o)
 {
     struct errbuf eb;
-    const char *dir = cli_store_dir(&o->cc);
+    const char *dir = cli_store_dir(o->args);
     int rc;
 
     errbuf_clear(&eb);
@@ -215,11 +235,11 @@ static int run(struct opts *o)
         fprintf(stderr, "vigil alerts test: which receiver? (a forwarder's name)\n");
         return CLI_USAGE;
     }
-    if (!o->cc.config_path) {
+    if (!o->args->config_path) {
         fprintf(stderr, "vigil alerts test: needs -c vigil.yaml (the forwarder's settings)\n");
         return CLI_USAGE;
     }
-    rc = fwd_test_send(o->cc.cfg, o->arg, stdout, &eb);
+    rc = fwd_test_send(o->args->cfg, o->arg, stdout, &eb);
     if (rc < 0) {
         fprintf(stderr, "vigil alerts test: %s\n", errbuf_msg(&eb));
         return rc == VG_ECONFIG || rc == -ENOENT ? CLI_USAGE : CLI_FAIL;
@@ -227,65 +247,45 @@ static int run(struct opts *o)
     return rc == 0 ? CLI_OK : CLI_FAIL;
 }
 
-int cmd_alerts(int argc, char **argv)
+static int alerts_run(struct cli_args *a)
 {
-    struct opts o = { .sub = "list", .limit = 100 };
-    int i = 1;
+    const struct alerts_opts *ao = a->own;
+    struct opts o = {
+        .args = a, .sub = "list", .state = ao->state, .dead = ao->dead, .limit = ao->limit
+    };
+    int i = 0;
 
-    if (i < argc && argv[i][0] != '-') {
+    if (i < a->nwords) {
         static const char *const subs[] = { "list", "outbox", "replay", "test" };
         bool ok = false;
         for (size_t k = 0; k < sizeof(subs) / sizeof(subs[0]); k++) {
-            if (strcmp(argv[i], subs[k]) == 0) {
+            if (strcmp(a->words[i], subs[k]) == 0) {
                 o.sub = subs[k];
                 ok = true;
             }
         }
         if (!ok) {
-            fprintf(stderr, "vigil alerts: unknown subcommand '%s'\n", argv[i]);
+            fprintf(stderr, "vigil alerts: unknown subcommand '%s'\n", a->words[i]);
             alerts_usage(stderr);
             return CLI_USAGE;
         }
         i++;
     }
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        int c = cli_common_arg(&o.cc, argc, argv, &i);
-        if (c < 0) {
-            return CLI_USAGE;
-        }
-        if (c > 0) {
-            continue;
-        }
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            alerts_usage(stdout);
-            return CLI_OK;
-        } else if (strcmp(a, "--state") == 0 && i + 1 < argc) {
-            o.state = argv[++i];
-        } else if (strcmp(a, "--limit") == 0 && i + 1 < argc) {
-            if (parse_u64(span_str(argv[++i]), 1000000, &o.limit) < 0 || o.limit == 0) {
-                fprintf(stderr, "vigil alerts: --limit: expected 1..1000000, got '%s'\n", argv[i]);
-                return CLI_USAGE;
-            }
-        } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {
-            i++;
-            if (strcmp(argv[i], "json") == 0) {
-                o.json = true;
-            } else if (strcmp(argv[i], "table") != 0) {
-                fprintf(stderr, "vigil alerts: --format: expected table or json, got '%s'\n",
-                        argv[i]);
-                return CLI_USAGE;
-            }
-        } else if (strcmp(a, "--dead") == 0 && strcmp(o.sub, "replay") == 0) {
-            o.dead = true;
-        } else if (a[0] != '-' && !o.arg &&
-                   (strcmp(o.sub, "replay") == 0 || strcmp(o.sub, "test") == 0)) {
-            o.arg = a;
-        } else {
-            fprintf(stderr, "vigil alerts %s: unexpected argument '%s'\n", o.sub, a);
-            alerts_usage(stderr);
-            return CLI_USAGE;
-        }
+    bool takes_arg = strcmp(o.sub, "replay") == 0 || strcmp(o.sub, "test") == 0;
+    if (i < a->nwords && takes_arg && a->words[i][0] != '-') {
+        o.arg = a->words[i++];
+    }
+    if (i < a->nwords || (o.dead && strcmp(o.sub, "replay") != 0)) {
+        fprintf(stderr, "vigil alerts %s: unexpected argument '%s'\n", o.sub,
+                i < a->nwords ? a->words[i] : "--dead");
+        alerts_usage(stderr);
+        return CLI_USAGE;
+    }
+    if (ao->format && strcmp(ao->format, "json") == 0) {
+        o.json = true;
+    } else if (ao->format && strcmp(ao->format, "table") != 0) {
+        fprintf(stderr, "vigil alerts: --format: expected table or json, got '%s'\n", ao->format);
+        return CLI_USAGE;
     }
     if (o.state) {
         bool outbox = strcmp(o.sub, "outbox") == 0;
@@ -305,11 +305,20 @@ int cmd_alerts(int argc, char **argv)
         fprintf(stderr, "vigil alerts replay: give an ID or --dead, not both\n");
         return CLI_USAGE;
     }
-    int rc = cli_common_load(&o.cc, "alerts");
+    int rc = cli_load(a);
     if (rc != CLI_OK) {
         return rc;
     }
-    rc = run(&o);
-    cli_common_release(&o.cc);
-    return rc;
+    return run(&o);
 }
+
+const struct cli_cmd cmd_alerts = {
+    .name = "alerts",
+    .synopsis = "[list|outbox|replay|test]   incidents, their deliveries, the outbox",
+    .takes = CLI_STORE,
+    .opts = alerts_opts,
+    .own_size = sizeof(struct alerts_opts),
+    .own_init = alerts_defaults,
+    .usage = alerts_usage,
+    .run = alerts_run,
+};

@@ -1,63 +1,235 @@
-/* query/cli.c: option handling shared by the vigil commands. */
+/* query/cli.c: the one argument parser of the vigil commands and what they share (see
+ * cli.h). The CLI's only thread. */
 #include "query/cli.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
-int cli_common_arg(struct cli_common *cc, int argc, char **argv, int *i)
+#include "common/time.h"
+#include "common/xalloc.h"
+
+static bool is(const char *a, const char *name)
 {
-    const char *a = argv[*i];
+    return name && strcmp(a, name) == 0;
+}
+
+static const struct cli_opt *own_opt(const struct cli_cmd *c, const char *a)
+{
+    for (const struct cli_opt *o = c->opts; o && o->name; o++) {
+        if (is(a, o->name) || is(a, o->alias)) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static int bad_time(const struct cli_args *a, const char *opt, const char *v)
+{
+    fprintf(stderr, "vigil %s: %s: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n", a->cmd, opt, v);
+    return CLI_USAGE;
+}
+
+/* The shared option a names, if c takes it: 1 consumed (with *i past its value), 0 not
+ * shared, or CLI_USAGE (said). */
+static int shared_opt(const struct cli_cmd *c, struct cli_args *a, int argc, char **argv, int *i)
+{
+    const char *o = argv[*i];
     const char **slot = NULL;
 
-    if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-        slot = &cc->config_path;
-    } else if (strcmp(a, "--store") == 0) {
-        slot = &cc->store_dir;
-    } else {
+    if ((c->takes & CLI_STORE) && (is(o, "-c") || is(o, "--config"))) {
+        slot = &a->config_path;
+    } else if ((c->takes & CLI_STORE) && is(o, "--store")) {
+        slot = &a->store_dir;
+    } else if ((c->takes & CLI_TIME) && is(o, "--since")) {
+        slot = &a->since_arg;
+    } else if ((c->takes & CLI_TIME) && is(o, "--until")) {
+        slot = &a->until_arg;
+    } else if ((c->takes & CLI_FORMAT) && is(o, "--format")) {
+        slot = &a->format_arg;
+    } else if (!((c->takes & CLI_LIMIT) && is(o, "--limit"))) {
         return 0;
     }
     if (*i + 1 >= argc) {
-        fprintf(stderr, "vigil: %s needs a value\n", a);
-        return -1;
+        fprintf(stderr, "vigil %s: %s needs a value\n", a->cmd, o);
+        return CLI_USAGE;
     }
-    *slot = argv[++*i];
+    const char *v = argv[++*i];
+    if (slot) {
+        *slot = v;
+    } else if (parse_u64(span_str(v), UINT32_MAX, &a->limit) < 0) {
+        fprintf(stderr, "vigil %s: --limit: expected a number, got '%s'\n", a->cmd, v);
+        return CLI_USAGE;
+    } else {
+        a->has_limit = true;
+    }
     return 1;
 }
 
-int cli_common_load(struct cli_common *cc, const char *cmd)
+static int parse(const struct cli_cmd *c, struct cli_args *a, int argc, char **argv)
 {
-    struct errbuf eb;
-    int rc;
-
-    errbuf_clear(&eb);
-    if (cc->config_path) {
-        rc = config_load(cc->config_path, &cc->cfg, &eb);
-    } else {
-        rc = config_defaults(&cc->cfg);
-        if (rc < 0) {
-            errbuf_set(&eb, "cannot build the default configuration");
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        int rc = shared_opt(c, a, argc, argv, &i);
+        if (rc == CLI_USAGE) {
+            return rc;
         }
+        if (rc == 1) {
+            continue;
+        }
+        const struct cli_opt *o = own_opt(c, arg);
+        if (!o) {
+            if (strncmp(arg, "--", 2) == 0 && arg[2] != 0) {
+                fprintf(stderr, "vigil %s: unknown option '%s'\n", a->cmd, arg);
+                c->usage(stderr);
+                return CLI_USAGE;
+            }
+            a->words[a->nwords++] = argv[i];
+            continue;
+        }
+        char *slot = (char *)a->own + o->off;
+        if (o->kind == CLI_FLAG) {
+            *(bool *)(void *)slot = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "vigil %s: %s needs a value\n", a->cmd, arg);
+            return CLI_USAGE;
+        }
+        const char *v = argv[++i];
+        if (o->kind == CLI_STR) {
+            *(const char **)(void *)slot = v;
+            continue;
+        }
+        if (o->kind == CLI_LIST) {
+            struct cli_list *l = (struct cli_list *)(void *)slot;
+            if (l->n == CLI_LIST_MAX) {
+                fprintf(stderr, "vigil %s: at most %d %s\n", a->cmd, CLI_LIST_MAX, arg);
+                return CLI_USAGE;
+            }
+            l->v[l->n++] = v;
+            continue;
+        }
+        uint64_t n;
+        if (parse_u64(span_str(v), o->max, &n) < 0 || n < o->min) {
+            fprintf(stderr, "vigil %s: %s: expected %" PRIu64 " to %" PRIu64 ", got '%s'\n", a->cmd,
+                    arg, o->min, o->max, v);
+            return CLI_USAGE;
+        }
+        *(uint64_t *)(void *)slot = n;
     }
-    if (rc < 0) {
-        fprintf(stderr, "vigil %s: %s\n", cmd, errbuf_msg(&eb));
+    if (a->since_arg && vg_time_parse_arg(a->since_arg, a->now, &a->since) < 0) {
+        return bad_time(a, "--since", a->since_arg);
+    }
+    if (a->until_arg && vg_time_parse_arg(a->until_arg, a->now, &a->until) < 0) {
+        return bad_time(a, "--until", a->until_arg);
+    }
+    if (a->format_arg && out_format_parse(a->format_arg, &a->format) < 0) {
+        fprintf(stderr, "vigil %s: --format: expected table, json, ndjson or csv, got '%s'\n",
+                a->cmd, a->format_arg);
         return CLI_USAGE;
     }
     return CLI_OK;
 }
 
-const char *cli_store_dir(const struct cli_common *cc)
+int cli_run(const struct cli_cmd *c, int argc, char **argv, const char *argv0)
 {
-    if (cc->store_dir) {
-        return cc->store_dir;
+    struct cli_args a = {
+        .cmd = c->name,
+        .argv0 = argv0,
+        .now = vg_now_ns(),
+        .since = INT64_MIN,
+        .until = INT64_MAX,
+        .format = OUT_TABLE,
+    };
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (is(argv[i], "-h") || is(argv[i], "--help")) {
+            c->usage(stdout);
+            return CLI_OK;
+        }
     }
-    return cc->cfg ? cc->cfg->store.path : "/var/lib/vigil";
+    a.words = xcalloc((size_t)argc + 1, sizeof(*a.words));
+    if (c->own_size) {
+        a.own = xcalloc(1, c->own_size);
+        if (c->own_init) {
+            c->own_init(a.own);
+        }
+    }
+    rc = parse(c, &a, argc, argv);
+    if (rc == CLI_OK) {
+        rc = c->run(&a);
+    }
+    config_free(a.cfg);
+    free(a.own);
+    free(a.words);
+    return rc;
 }
 
-void cli_common_release(struct cli_common *cc)
+int cli_load(struct cli_args *a)
 {
-    config_free(cc->cfg);
-    cc->cfg = NULL;
+    struct errbuf eb;
+    int rc;
+
+    errbuf_clear(&eb);
+    if (a->config_path) {
+        rc = config_load(a->config_path, &a->cfg, &eb);
+    } else {
+        rc = config_defaults(&a->cfg);
+        if (rc < 0) {
+            errbuf_set(&eb, "cannot build the default configuration");
+        }
+    }
+    if (rc < 0) {
+        fprintf(stderr, "vigil %s: %s\n", a->cmd, errbuf_msg(&eb));
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+const char *cli_store_dir(const struct cli_args *a)
+{
+    if (a->store_dir) {
+        return a->store_dir;
+    }
+    return a->cfg ? a->cfg->store.path : "/var/lib/vigil";
+}
+
+int cli_filter(struct cli_args *a, bool narrow, struct filter **f, char **text)
+{
+    struct errbuf eb;
+    int col = 0;
+
+    *f = NULL;
+    *text = filter_join_args(a->nwords, a->words);
+    errbuf_clear(&eb);
+    if (filter_parse(*text, a->now, f, &col, &eb) < 0) {
+        fprintf(stderr, "vigil %s: %s\n", a->cmd, errbuf_msg(&eb));
+        filter_error_caret(*text, col, stderr);
+        free(*text);
+        *text = NULL;
+        return CLI_USAGE;
+    }
+    if (narrow) {
+        int64_t fs;
+        int64_t fu;
+        filter_time_bounds(*f, &fs, &fu);
+        a->since = fs > a->since ? fs : a->since;
+        a->until = fu < a->until ? fu : a->until;
+    }
+    return CLI_OK;
+}
+
+int cli_terminal_width(void)
+{
+    struct winsize ws;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+        return ws.ws_col;
+    }
+    return 0;
 }
 
 bool cli_progress_enabled(void)

@@ -22,70 +22,58 @@ static void compact_usage(FILE *f)
                "writer: stop vigild first.\n");
 }
 
-int cmd_compact(int argc, char **argv)
-{
-    struct cli_common cc = { 0 };
-    struct store_compact_opts o = { .codec = STORE_CODEC_ZSTD };
-    uint64_t v;
+struct compact_opts {
+    const char *codec;
+    uint64_t level;
+    uint64_t block_bytes;
+    uint64_t max;
+};
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int c = cli_common_arg(&cc, argc, argv, &i);
-        if (c < 0) {
-            return CLI_USAGE;
-        }
-        if (c > 0) {
-            continue;
-        }
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            compact_usage(stdout);
-            return CLI_OK;
-        }
-        if (i + 1 >= argc || strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "vigil compact: unexpected '%s'\n", a);
-            compact_usage(stderr);
-            return CLI_USAGE;
-        }
-        const char *val = argv[++i];
-        if (strcmp(a, "--codec") == 0) {
-            if (strcmp(val, "zstd") == 0) {
-                o.codec = STORE_CODEC_ZSTD;
-            } else if (strcmp(val, "lz4hc") == 0) {
-                o.codec = STORE_CODEC_LZ4HC;
-            } else {
-                fprintf(stderr, "vigil compact: --codec: expected zstd or lz4hc, got '%s'\n", val);
-                return CLI_USAGE;
-            }
-        } else if (strcmp(a, "--level") == 0 && parse_u64(span_str(val), 22, &v) == 0) {
-            o.level = (int)v;
-        } else if (strcmp(a, "--block-bytes") == 0 &&
-                   parse_u64(span_str(val), 16u << 20, &v) == 0 && v >= 4096) {
-            o.block_bytes = (size_t)v;
-        } else if (strcmp(a, "--max") == 0 && parse_u64(span_str(val), UINT32_MAX, &v) == 0) {
-            o.max_segments = v;
-        } else {
-            fprintf(stderr, "vigil compact: bad option or value: %s %s\n", a, val);
-            compact_usage(stderr);
-            return CLI_USAGE;
-        }
+static const struct cli_opt compact_opts[] = {
+    { "--codec", NULL, CLI_STR, CLI_OFF(struct compact_opts, codec), 0, 0 },
+    { "--level", NULL, CLI_U64, CLI_OFF(struct compact_opts, level), 0, 22 },
+    { "--block-bytes", NULL, CLI_U64, CLI_OFF(struct compact_opts, block_bytes), 4096, 16u << 20 },
+    { "--max", NULL, CLI_U64, CLI_OFF(struct compact_opts, max), 0, UINT32_MAX },
+    { NULL },
+};
+
+static int compact_run(struct cli_args *a)
+{
+    const struct compact_opts *co = a->own;
+    struct store_compact_opts o = {
+        .codec = STORE_CODEC_ZSTD,
+        .level = (int)co->level,
+        .block_bytes = (size_t)co->block_bytes,
+        .max_segments = co->max,
+    };
+
+    if (a->nwords > 0) {
+        fprintf(stderr, "vigil compact: unexpected '%s'\n", a->words[0]);
+        compact_usage(stderr);
+        return CLI_USAGE;
     }
-    int rc = cli_common_load(&cc, "compact");
+    if (co->codec && strcmp(co->codec, "lz4hc") == 0) {
+        o.codec = STORE_CODEC_LZ4HC;
+    } else if (co->codec && strcmp(co->codec, "zstd") != 0) {
+        fprintf(stderr, "vigil compact: --codec: expected zstd or lz4hc, got '%s'\n", co->codec);
+        return CLI_USAGE;
+    }
+    int rc = cli_load(a);
     if (rc != CLI_OK) {
         return rc;
     }
     struct store_opts so = {
-        .dir = cli_store_dir(&cc),
-        .partition_ns = cc.cfg->store.partition_ns,
+        .dir = cli_store_dir(a),
+        .partition_ns = a->cfg->store.partition_ns,
         .max_open_segments = 4,
         .fsync = true,
-        .signing_key = cc.cfg->store.signing_key,
+        .signing_key = a->cfg->store.signing_key,
     };
     struct store *st = NULL;
     struct errbuf eb;
     errbuf_clear(&eb);
     if (store_open(&so, &st, &eb) < 0) {
         fprintf(stderr, "vigil compact: %s\n", errbuf_msg(&eb));
-        cli_common_release(&cc);
         return CLI_FAIL;
     }
     struct store_compact_result res;
@@ -101,6 +89,15 @@ int cmd_compact(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "vigil compact: %s\n", errbuf_msg(&eb));
     }
-    cli_common_release(&cc);
     return rc < 0 ? CLI_FAIL : CLI_OK;
 }
+
+const struct cli_cmd cmd_compact = {
+    .name = "compact",
+    .synopsis = "[--codec zstd|lz4hc]   rewrite sealed segments smaller (vigild stopped)",
+    .takes = CLI_STORE,
+    .opts = compact_opts,
+    .own_size = sizeof(struct compact_opts),
+    .usage = compact_usage,
+    .run = compact_run,
+};

@@ -27,12 +27,12 @@
 #include <unistd.h>
 
 #include "common/errbuf.h"
+#include "common/pki.h"
 #include "common/time.h"
 #include "common/tls.h"
 #include "query/cli.h"
 #include "query/filter.h"
 #include "query/output.h"
-#include "common/pki.h"
 #include "query/scan.h"
 #include "query/send.h"
 
@@ -474,25 +474,33 @@ static void remove_tree(const char *path)
     rmdir(path);
 }
 
-int cmd_demo(int argc, char **argv, const char *argv0)
+struct demo_opts {
+    bool keep;
+};
+
+static const struct cli_opt demo_opts[] = {
+    { "--keep", NULL, CLI_FLAG, CLI_OFF(struct demo_opts, keep), 0, 0 },
+    { NULL },
+};
+
+static void demo_usage(FILE *f)
 {
-    struct demo d = { 0 };
+    fprintf(f, "usage: vigil demo [--keep]   (--keep leaves the directory for exploring)\n");
+}
+
+static int demo_run(struct cli_args *a)
+{
+    const struct demo_opts *o = a->own;
+    struct demo d = { .keep = o->keep };
     struct errbuf eb;
     uint64_t events = 0;
     int rc;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--keep") == 0) {
-            d.keep = true;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("usage: vigil demo [--keep]   (--keep leaves the directory for exploring)\n");
-            return CLI_OK;
-        } else {
-            fprintf(stderr, "vigil demo: unknown argument '%s'\n", argv[i]);
-            return CLI_USAGE;
-        }
+    if (a->nwords > 0) {
+        fprintf(stderr, "vigil demo: unknown argument '%s'\n", a->words[0]);
+        return CLI_USAGE;
     }
-    if (find_paths(&d, argv0) < 0) {
+    if (find_paths(&d, a->argv0) < 0) {
         return CLI_FAIL;
     }
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -595,3 +603,12 @@ out:
     }
     return rc < 0 ? CLI_FAIL : CLI_OK;
 }
+
+const struct cli_cmd cmd_demo = {
+    .name = "demo",
+    .synopsis = "              the one-command tour: collector, mTLS agents, a timeline",
+    .opts = demo_opts,
+    .own_size = sizeof(struct demo_opts),
+    .usage = demo_usage,
+    .run = demo_run,
+};

@@ -51,18 +51,6 @@ static void who_am_i(char *out, size_t cap)
     }
 }
 
-static int parse_time(const char *opt, const char *s, int64_t now, int64_t *out)
-{
-    if (vg_time_parse_arg(s, now, out) < 0) {
-        fprintf(stderr,
-                "vigil hold: %s: expected an RFC 3339 time or a duration ago (15m, 2h, 7d), "
-                "got '%s'\n",
-                opt, s);
-        return CLI_USAGE;
-    }
-    return CLI_OK;
-}
-
 static bool reason_ok(const char *reason)
 {
     if (!reason || !*reason) {
@@ -76,27 +64,24 @@ static bool reason_ok(const char *reason)
     return true;
 }
 
-static int hold_add(struct cli_common *cc, const char *since_s, const char *until_s,
-                    const char *reason, char **words, int nwords)
+static int hold_add(struct cli_args *a, const char *reason, int nfilter)
 {
     struct store_hold h = { 0 };
     char who[512];
     char t0[40];
     char t1[40];
     struct errbuf eb;
-    int64_t now = vg_now_ns();
+    int64_t now = a->now;
     int64_t id = 0;
     int col = 0;
     int rc;
 
-    if (!since_s || !until_s) {
+    if (!a->since_arg || !a->until_arg) {
         fprintf(stderr, "vigil hold add: --since and --until are required\n");
         return CLI_USAGE;
     }
-    if ((rc = parse_time("--since", since_s, now, &h.since)) != CLI_OK ||
-        (rc = parse_time("--until", until_s, now, &h.until)) != CLI_OK) {
-        return rc;
-    }
+    h.since = a->since;
+    h.until = a->until;
     if (h.since >= h.until) {
         fprintf(stderr, "vigil hold add: --since must be before --until\n");
         return CLI_USAGE;
@@ -104,7 +89,7 @@ static int hold_add(struct cli_common *cc, const char *since_s, const char *unti
     if (!reason_ok(reason)) {
         return CLI_USAGE;
     }
-    char *ftext = filter_join_args(nwords, words);
+    char *ftext = filter_join_args(nfilter, a->words + a->nwords - nfilter);
     if (*ftext) {
         struct filter *f = NULL;
         errbuf_clear(&eb);
@@ -117,7 +102,7 @@ static int hold_add(struct cli_common *cc, const char *since_s, const char *unti
         filter_free(f);
         h.filter = ftext;
     }
-    rc = cli_common_load(cc, "hold");
+    rc = cli_load(a);
     if (rc != CLI_OK) {
         free(ftext);
         return rc;
@@ -127,7 +112,7 @@ static int hold_add(struct cli_common *cc, const char *since_s, const char *unti
     h.created_by = who;
     h.created = now;
     errbuf_clear(&eb);
-    rc = store_hold_add(cli_store_dir(cc), &h, &id, &eb);
+    rc = store_hold_add(cli_store_dir(a), &h, &id, &eb);
     free(ftext);
     if (rc < 0) {
         fprintf(stderr, "vigil hold add: %s\n", errbuf_msg(&eb));
@@ -154,7 +139,7 @@ static void print_json_str(const char *s)
     putchar('"');
 }
 
-static int hold_list(struct cli_common *cc, bool all, const char *fmt)
+static int hold_list(struct cli_args *a, bool all, const char *fmt)
 {
     struct store_hold *h = NULL;
     size_t n = 0;
@@ -165,12 +150,12 @@ static int hold_list(struct cli_common *cc, bool all, const char *fmt)
         fprintf(stderr, "vigil hold list: --format: expected table or ndjson, got '%s'\n", fmt);
         return CLI_USAGE;
     }
-    int rc = cli_common_load(cc, "hold");
+    int rc = cli_load(a);
     if (rc != CLI_OK) {
         return rc;
     }
     errbuf_clear(&eb);
-    rc = store_hold_list(cli_store_dir(cc), &h, &n, &eb);
+    rc = store_hold_list(cli_store_dir(a), &h, &n, &eb);
     if (rc < 0) {
         fprintf(stderr, "vigil hold list: %s\n", errbuf_msg(&eb));
         return CLI_FAIL;
@@ -230,7 +215,7 @@ static int hold_list(struct cli_common *cc, bool all, const char *fmt)
     return CLI_OK;
 }
 
-static int hold_release(struct cli_common *cc, const char *id_s, const char *reason)
+static int hold_release(struct cli_args *a, const char *id_s, const char *reason)
 {
     char who[512];
     struct errbuf eb;
@@ -244,13 +229,13 @@ static int hold_release(struct cli_common *cc, const char *id_s, const char *rea
     if (!reason_ok(reason)) {
         return CLI_USAGE;
     }
-    int rc = cli_common_load(cc, "hold");
+    int rc = cli_load(a);
     if (rc != CLI_OK) {
         return rc;
     }
     who_am_i(who, sizeof(who));
     errbuf_clear(&eb);
-    rc = store_hold_release(cli_store_dir(cc), (int64_t)id, who, reason, vg_now_ns(), &eb);
+    rc = store_hold_release(cli_store_dir(a), (int64_t)id, who, reason, vg_now_ns(), &eb);
     if (rc < 0) {
         fprintf(stderr, "vigil hold release: %s\n", errbuf_msg(&eb));
         return CLI_FAIL;
@@ -259,85 +244,74 @@ static int hold_release(struct cli_common *cc, const char *id_s, const char *rea
     return CLI_OK;
 }
 
-int cmd_hold(int argc, char **argv)
-{
-    struct cli_common cc = { 0 };
-    const char *since_s = NULL;
-    const char *until_s = NULL;
-    const char *reason = NULL;
-    const char *fmt = "table";
-    const char *id_s = NULL;
-    bool all = false;
-    char **words = xcalloc((size_t)argc + 1, sizeof(char *));
-    int nwords = 0;
-    int rc = CLI_USAGE;
+struct hold_opts {
+    const char *reason;
+    const char *format;
+    bool all;
+};
 
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        hold_usage(argc < 2 ? stderr : stdout);
-        free(words);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
+static const struct cli_opt hold_opts[] = {
+    { "--reason", NULL, CLI_STR, CLI_OFF(struct hold_opts, reason), 0, 0 },
+    { "--format", NULL, CLI_STR, CLI_OFF(struct hold_opts, format), 0, 0 },
+    { "--all", NULL, CLI_FLAG, CLI_OFF(struct hold_opts, all), 0, 0 },
+    { NULL },
+};
+
+/* An option given to a subcommand it means nothing to. */
+static bool misplaced(const char *sub, const char *opt, bool given, bool fits)
+{
+    if (given && !fits) {
+        fprintf(stderr, "vigil hold %s: unknown option '%s'\n", sub, opt);
+        return true;
     }
-    const char *sub = argv[1];
+    return false;
+}
+
+static int hold_run(struct cli_args *a)
+{
+    const struct hold_opts *ho = a->own;
+
+    if (a->nwords == 0) {
+        hold_usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *sub = a->words[0];
     bool is_add = strcmp(sub, "add") == 0;
     bool is_list = strcmp(sub, "list") == 0;
     bool is_release = strcmp(sub, "release") == 0;
     if (!is_add && !is_list && !is_release) {
         fprintf(stderr, "vigil hold: unknown subcommand '%s'\n", sub);
         hold_usage(stderr);
-        free(words);
         return CLI_USAGE;
     }
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        int c = cli_common_arg(&cc, argc, argv, &i);
-        if (c < 0) {
-            goto out;
-        }
-        if (c > 0) {
-            continue;
-        }
-        bool val = i + 1 < argc;
-        if ((strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0 || strcmp(a, "--reason") == 0 ||
-             strcmp(a, "--format") == 0) &&
-            !val) {
-            fprintf(stderr, "vigil hold %s: %s needs a value\n", sub, a);
-            goto out;
-        }
-        if (strcmp(a, "--since") == 0 && is_add) {
-            since_s = argv[++i];
-        } else if (strcmp(a, "--until") == 0 && is_add) {
-            until_s = argv[++i];
-        } else if (strcmp(a, "--reason") == 0 && !is_list) {
-            reason = argv[++i];
-        } else if (strcmp(a, "--format") == 0 && is_list) {
-            fmt = argv[++i];
-        } else if (strcmp(a, "--all") == 0 && is_list) {
-            all = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            hold_usage(stdout);
-            rc = CLI_OK;
-            goto out;
-        } else if (strncmp(a, "--", 2) == 0 && a[2] != 0) {
-            fprintf(stderr, "vigil hold %s: unknown option '%s'\n", sub, a);
-            goto out;
-        } else if (is_add) {
-            words[nwords++] = argv[i];
-        } else if (is_release && !id_s) {
-            id_s = a;
-        } else {
-            fprintf(stderr, "vigil hold %s: unexpected argument '%s'\n", sub, a);
-            goto out;
-        }
+    if (misplaced(sub, "--since", a->since_arg, is_add) ||
+        misplaced(sub, "--until", a->until_arg, is_add) ||
+        misplaced(sub, "--reason", ho->reason, !is_list) ||
+        misplaced(sub, "--format", ho->format, is_list) ||
+        misplaced(sub, "--all", ho->all, is_list)) {
+        return CLI_USAGE;
     }
+    int rest = a->nwords - 1;
     if (is_add) {
-        rc = hold_add(&cc, since_s, until_s, reason, words, nwords);
-    } else if (is_list) {
-        rc = hold_list(&cc, all, fmt);
-    } else {
-        rc = hold_release(&cc, id_s, reason);
+        return hold_add(a, ho->reason, rest); /* the rest is the FILTER */
     }
-out:
-    free(words);
-    cli_common_release(&cc);
-    return rc;
+    if (rest > (is_release ? 1 : 0)) {
+        fprintf(stderr, "vigil hold %s: unexpected argument '%s'\n", sub,
+                a->words[is_release ? 2 : 1]);
+        return CLI_USAGE;
+    }
+    if (is_list) {
+        return hold_list(a, ho->all, ho->format ? ho->format : "table");
+    }
+    return hold_release(a, rest ? a->words[1] : NULL, ho->reason);
 }
+
+const struct cli_cmd cmd_hold = {
+    .name = "hold",
+    .synopsis = "add|list|release       legal holds: keep time ranges from retention",
+    .takes = CLI_STORE | CLI_TIME,
+    .opts = hold_opts,
+    .own_size = sizeof(struct hold_opts),
+    .usage = hold_usage,
+    .run = hold_run,
+};

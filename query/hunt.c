@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "common/time.h"
@@ -518,117 +517,64 @@ static void print_not_loaded(const struct rules_report *rep)
     }
 }
 
-static int terminal_width(void)
+struct hunt_opts {
+    const char *map_path;
+    uint64_t buf_mb;
+    bool live_clock;
+};
+
+static void hunt_defaults(void *own)
 {
-    struct winsize ws;
-    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
-        return ws.ws_col;
-    }
-    return 0;
+    ((struct hunt_opts *)own)->buf_mb = HUNT_DEFAULT_BUF_MB;
 }
 
-int cmd_hunt(int argc, char **argv)
+static const struct cli_opt hunt_opts[] = {
+    { "--map", NULL, CLI_STR, CLI_OFF(struct hunt_opts, map_path), 0, 0 },
+    { "--buffer-mb", NULL, CLI_U64, CLI_OFF(struct hunt_opts, buf_mb), 1, 1u << 20 },
+    { "--live-clock", NULL, CLI_FLAG, CLI_OFF(struct hunt_opts, live_clock), 0, 0 },
+    { NULL },
+};
+
+static int hunt_run(struct cli_args *a)
 {
-    struct cli_common cc = { 0 };
-    struct rules_options opt = { 0 };
+    const struct hunt_opts *ho = a->own;
+    struct rules_options opt = { .map_path = ho->map_path };
     struct rules_report rep;
     struct ruleset *rs = NULL;
     struct errbuf eb;
-    const char *since_s = NULL;
-    const char *until_s = NULL;
-    const char *fmt_s = "table";
-    uint64_t buf_mb = HUNT_DEFAULT_BUF_MB;
-    bool live_clock = false;
-    const char **paths = xcalloc((size_t)argc + 1, sizeof(*paths));
+    int64_t since = a->since;
+    int64_t until = a->until;
+    uint64_t buf_mb = ho->buf_mb;
+    bool live_clock = ho->live_clock;
+    enum out_format fmt = a->format;
+    const char **paths = xcalloc((size_t)a->nwords + 1, sizeof(*paths));
     size_t npaths = 0;
     int result = CLI_OK;
     int rc;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int c = cli_common_arg(&cc, argc, argv, &i);
-        if (c < 0) {
-            free(paths);
-            return CLI_USAGE;
-        }
-        if (c > 0) {
-            continue;
-        }
-        if ((strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0 || strcmp(a, "--format") == 0 ||
-             strcmp(a, "--buffer-mb") == 0 || strcmp(a, "--map") == 0) &&
-            i + 1 >= argc) {
-            fprintf(stderr, "vigil hunt: %s needs a value\n", a);
-            free(paths);
-            return CLI_USAGE;
-        }
-        if (strcmp(a, "--since") == 0) {
-            since_s = argv[++i];
-        } else if (strcmp(a, "--until") == 0) {
-            until_s = argv[++i];
-        } else if (strcmp(a, "--format") == 0) {
-            fmt_s = argv[++i];
-        } else if (strcmp(a, "--map") == 0) {
-            opt.map_path = argv[++i];
-        } else if (strcmp(a, "--buffer-mb") == 0) {
-            if (parse_u64(span_str(argv[++i]), 1u << 20, &buf_mb) < 0 || buf_mb == 0) {
-                fprintf(stderr, "vigil hunt: --buffer-mb: expected 1 to %u, got '%s'\n", 1u << 20,
-                        argv[i]);
-                free(paths);
-                return CLI_USAGE;
-            }
-        } else if (strcmp(a, "--live-clock") == 0) {
-            live_clock = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            hunt_usage(stdout);
-            free(paths);
-            return CLI_OK;
-        } else if (a[0] == '-' && a[1] != 0) {
-            fprintf(stderr, "vigil hunt: unknown option '%s'\n", a);
+    for (int i = 0; i < a->nwords; i++) {
+        if (a->words[i][0] == '-' && a->words[i][1] != 0) {
+            fprintf(stderr, "vigil hunt: unknown option '%s'\n", a->words[i]);
             hunt_usage(stderr);
             free(paths);
             return CLI_USAGE;
-        } else {
-            paths[npaths++] = a;
         }
+        paths[npaths++] = a->words[i];
     }
-
-    int64_t now = vg_now_ns();
-    int64_t since = INT64_MIN;
-    int64_t until = INT64_MAX;
-    enum out_format fmt;
-    if (since_s && vg_time_parse_arg(since_s, now, &since) < 0) {
-        fprintf(stderr, "vigil hunt: --since: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n",
-                since_s);
-        free(paths);
-        return CLI_USAGE;
-    }
-    if (until_s && vg_time_parse_arg(until_s, now, &until) < 0) {
-        fprintf(stderr, "vigil hunt: --until: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n",
-                until_s);
-        free(paths);
-        return CLI_USAGE;
-    }
-    if (out_format_parse(fmt_s, &fmt) < 0) {
-        fprintf(stderr, "vigil hunt: --format: expected table, json, ndjson or csv, got '%s'\n",
-                fmt_s);
-        free(paths);
-        return CLI_USAGE;
-    }
-    if ((rc = cli_common_load(&cc, "hunt")) != CLI_OK) {
+    if ((rc = cli_load(a)) != CLI_OK) {
         free(paths);
         return rc;
     }
-    if (npaths == 0 && cc.cfg->rules.npaths > 0) {
-        npaths = cc.cfg->rules.npaths;
+    if (npaths == 0 && a->cfg->rules.npaths > 0) {
+        npaths = a->cfg->rules.npaths;
         paths = xrealloc(paths, (npaths + 1) * sizeof(*paths));
         for (size_t i = 0; i < npaths; i++) {
-            paths[i] = cc.cfg->rules.paths[i];
+            paths[i] = a->cfg->rules.paths[i];
         }
     }
     if (npaths == 0) {
         fprintf(stderr, "vigil hunt: no rule paths given and none in the config (rules.paths)\n");
         hunt_usage(stderr);
-        cli_common_release(&cc);
         free(paths);
         return CLI_USAGE;
     }
@@ -638,7 +584,6 @@ int cmd_hunt(int argc, char **argv)
     if ((rc = rules_load(paths, npaths, &opt, &rs, &rep, &eb)) < 0) {
         fprintf(stderr, "vigil hunt: %s\n", errbuf_msg(&eb));
         rules_report_release(&rep);
-        cli_common_release(&cc);
         free(paths);
         return CLI_USAGE;
     }
@@ -648,7 +593,6 @@ int cmd_hunt(int argc, char **argv)
                 rep.unsupported, rep.invalid);
         ruleset_free(rs);
         rules_report_release(&rep);
-        cli_common_release(&cc);
         free(paths);
         return CLI_FAIL;
     }
@@ -665,10 +609,10 @@ int cmd_hunt(int argc, char **argv)
     rules_limits_default(&h.lim);
     buf_init(&h.scratch, 1u << 20);
     spill_init(&h.sp, (size_t)buf_mb << 20);
-    h.o = out_new(fmt, stdout, terminal_width());
+    h.o = out_new(fmt, stdout, cli_terminal_width());
 
     struct store_reader *rd = NULL;
-    if ((rc = store_reader_open(cli_store_dir(&cc), &rd, &eb)) == 0) {
+    if ((rc = store_reader_open(cli_store_dir(a), &rd, &eb)) == 0) {
         rc = store_scan(rd, since, until, on_rec, &h, NULL);
         if (rc < 0 && !h.bad) {
             errbuf_set(&eb, "%s", store_reader_error(rd));
@@ -704,7 +648,17 @@ int cmd_hunt(int argc, char **argv)
     buf_release(&h.scratch);
     ruleset_free(rs);
     rules_report_release(&rep);
-    cli_common_release(&cc);
     free(paths);
     return result;
 }
+
+const struct cli_cmd cmd_hunt = {
+    .name = "hunt",
+    .synopsis = "RULE_FILE|DIR... [--since T] [--until T]   run rules over the store",
+    .takes = CLI_STORE | CLI_TIME | CLI_FORMAT,
+    .opts = hunt_opts,
+    .own_size = sizeof(struct hunt_opts),
+    .own_init = hunt_defaults,
+    .usage = hunt_usage,
+    .run = hunt_run,
+};

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
 #include "query/cli.h"
 #include "rules/rules.h"
 
@@ -66,79 +67,65 @@ static void print_report(const struct rules_report *rep, bool quiet, FILE *out)
     }
 }
 
-int cmd_rules(int argc, char **argv)
+struct rules_cmd_opts {
+    const char *map;
+    bool quiet;
+};
+
+static const struct cli_opt rules_opts[] = {
+    { "--map", NULL, CLI_STR, CLI_OFF(struct rules_cmd_opts, map), 0, 0 },
+    { "--quiet", "-q", CLI_FLAG, CLI_OFF(struct rules_cmd_opts, quiet), 0, 0 },
+    { NULL },
+};
+
+static int rules_run(struct cli_args *a)
 {
-    struct cli_common cc = { 0 };
-    struct rules_options opt = { 0 };
+    const struct rules_cmd_opts *ro = a->own;
+    struct rules_options opt = { .map_path = ro->map };
     struct rules_report rep;
     struct ruleset *rs = NULL;
     struct errbuf eb;
     const char **paths;
     size_t npaths = 0;
-    bool quiet = false;
+    bool quiet = ro->quiet;
     bool test;
     int rc;
 
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        rules_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
-    }
-    if (strcmp(argv[1], "check") == 0) {
-        test = false;
-    } else if (strcmp(argv[1], "test") == 0) {
-        test = true;
-    } else {
-        fprintf(stderr, "vigil rules: unknown subcommand '%s' (check or test)\n", argv[1]);
+    if (a->nwords == 0) {
         rules_usage(stderr);
         return CLI_USAGE;
     }
-    paths = calloc((size_t)argc + 1, sizeof(*paths));
-    if (!paths) {
-        return CLI_FAIL;
+    if (strcmp(a->words[0], "check") == 0) {
+        test = false;
+    } else if (strcmp(a->words[0], "test") == 0) {
+        test = true;
+    } else {
+        fprintf(stderr, "vigil rules: unknown subcommand '%s' (check or test)\n", a->words[0]);
+        rules_usage(stderr);
+        return CLI_USAGE;
     }
-    for (int i = 2; i < argc; i++) {
-        int c = cli_common_arg(&cc, argc, argv, &i);
-        if (c < 0) {
+    paths = xcalloc((size_t)a->nwords + 1, sizeof(*paths));
+    for (int i = 1; i < a->nwords; i++) {
+        if (a->words[i][0] == '-' && a->words[i][1] != 0) {
+            fprintf(stderr, "vigil rules: unknown option '%s'\n", a->words[i]);
             free(paths);
             return CLI_USAGE;
         }
-        if (c > 0) {
-            continue;
-        }
-        if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
-            quiet = true;
-        } else if (strcmp(argv[i], "--map") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "vigil rules: --map needs a file\n");
-                free(paths);
-                return CLI_USAGE;
-            }
-            opt.map_path = argv[++i];
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            rules_usage(stdout);
-            free(paths);
-            return CLI_OK;
-        } else if (argv[i][0] == '-' && argv[i][1] != 0) {
-            fprintf(stderr, "vigil rules: unknown option '%s'\n", argv[i]);
-            free(paths);
-            return CLI_USAGE;
-        } else {
-            paths[npaths++] = argv[i];
-        }
+        paths[npaths++] = a->words[i];
     }
     if (npaths == 0) {
-        if ((rc = cli_common_load(&cc, "rules")) != CLI_OK) {
+        if ((rc = cli_load(a)) != CLI_OK) {
             free(paths);
             return rc;
         }
-        const struct rules_cfg *rc_cfg = &cc.cfg->rules;
-        for (size_t i = 0; i < rc_cfg->npaths && npaths < (size_t)argc; i++) {
+        const struct rules_cfg *rc_cfg = &a->cfg->rules;
+        paths = xrealloc(paths, (rc_cfg->npaths + 1) * sizeof(*paths));
+        for (size_t i = 0; i < rc_cfg->npaths; i++) {
             paths[npaths++] = rc_cfg->paths[i];
         }
         if (npaths == 0) {
             fprintf(stderr, "vigil rules: no rule paths given and none in the config "
                             "(rules.paths)\n");
-            cli_common_release(&cc);
             free(paths);
             return CLI_USAGE;
         }
@@ -149,7 +136,6 @@ int cmd_rules(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "vigil rules: %s\n", errbuf_msg(&eb));
         rules_report_release(&rep);
-        cli_common_release(&cc);
         free(paths);
         return CLI_USAGE;
     }
@@ -189,7 +175,16 @@ int cmd_rules(int argc, char **argv)
     }
     ruleset_free(rs);
     rules_report_release(&rep);
-    cli_common_release(&cc);
     free(paths);
     return result;
 }
+
+const struct cli_cmd cmd_rules = {
+    .name = "rules",
+    .synopsis = "check|test [PATH...]   load and lint Sigma rules; run their test cases",
+    .takes = CLI_STORE,
+    .opts = rules_opts,
+    .own_size = sizeof(struct rules_cmd_opts),
+    .usage = rules_usage,
+    .run = rules_run,
+};

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "common/time.h"
@@ -27,15 +26,6 @@ static void search_usage(FILE *f)
         "        src_ip=10.0.0.0/8, field=prefix*, bare words (full text), AND, OR, NOT, ( ).\n"
         "T: RFC 3339 (2024-05-01T13:00:00Z) or relative (15m, 2h, 7d).\n"
         "--limit: the earliest N matches (default 1000 on a terminal, all when piped).\n");
-}
-
-static int terminal_width(void)
-{
-    struct winsize ws;
-    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
-        return ws.ws_col;
-    }
-    return 0;
 }
 
 static double ms(uint64_t ns)
@@ -91,123 +81,45 @@ static void print_explain(const struct filter *f, int64_t since, int64_t until,
     buf_release(&d);
 }
 
-int cmd_search(int argc, char **argv)
+struct search_opts {
+    bool explain;
+};
+
+static const struct cli_opt search_opts[] = {
+    { "--explain", NULL, CLI_FLAG, CLI_OFF(struct search_opts, explain), 0, 0 },
+    { NULL },
+};
+
+static int search_run(struct cli_args *a)
 {
-    struct cli_common cc = { 0 };
-    const char *since_s = NULL;
-    const char *until_s = NULL;
-    const char *fmt_s = "table";
-    uint64_t limit = isatty(STDOUT_FILENO) ? 1000 : 0;
-    bool explain = false;
-    char **words = xcalloc((size_t)argc + 1, sizeof(char *));
-    int nwords = 0;
+    const struct search_opts *so = a->own;
+    /* The earliest 1,000 on a terminal, everything when piped (README "Searching"). */
+    uint64_t limit = a->has_limit ? a->limit : isatty(STDOUT_FILENO) ? 1000 : 0;
+    struct filter *f = NULL;
+    char *text = NULL;
+    struct errbuf eb;
     int rc;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int c = cli_common_arg(&cc, argc, argv, &i);
-        if (c < 0) {
-            free(words);
-            return CLI_USAGE;
-        }
-        if (c > 0) {
-            continue;
-        }
-        if ((strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0 || strcmp(a, "--limit") == 0 ||
-             strcmp(a, "--format") == 0) &&
-            i + 1 >= argc) {
-            fprintf(stderr, "vigil search: %s needs a value\n", a);
-            free(words);
-            return CLI_USAGE;
-        }
-        if (strcmp(a, "--since") == 0) {
-            since_s = argv[++i];
-        } else if (strcmp(a, "--until") == 0) {
-            until_s = argv[++i];
-        } else if (strcmp(a, "--format") == 0) {
-            fmt_s = argv[++i];
-        } else if (strcmp(a, "--limit") == 0) {
-            if (parse_u64(span_str(argv[++i]), UINT32_MAX, &limit) < 0) {
-                fprintf(stderr, "vigil search: --limit: expected a number, got '%s'\n", argv[i]);
-                free(words);
-                return CLI_USAGE;
-            }
-        } else if (strcmp(a, "--explain") == 0) {
-            explain = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            search_usage(stdout);
-            free(words);
-            return CLI_OK;
-        } else if (strncmp(a, "--", 2) == 0 && a[2] != 0) {
-            fprintf(stderr, "vigil search: unknown option '%s'\n", a);
-            search_usage(stderr);
-            free(words);
-            return CLI_USAGE;
-        } else {
-            words[nwords++] = argv[i];
-        }
+    if ((rc = cli_filter(a, true, &f, &text)) != CLI_OK) {
+        return rc;
     }
-
-    int64_t now = vg_now_ns();
-    int64_t since = INT64_MIN;
-    int64_t until = INT64_MAX;
-    if (since_s && vg_time_parse_arg(since_s, now, &since) < 0) {
-        fprintf(stderr, "vigil search: --since: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n",
-                since_s);
-        free(words);
-        return CLI_USAGE;
-    }
-    if (until_s && vg_time_parse_arg(until_s, now, &until) < 0) {
-        fprintf(stderr, "vigil search: --until: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n",
-                until_s);
-        free(words);
-        return CLI_USAGE;
-    }
-    enum out_format fmt;
-    if (out_format_parse(fmt_s, &fmt) < 0) {
-        fprintf(stderr, "vigil search: --format: expected table, json, ndjson or csv, got '%s'\n",
-                fmt_s);
-        free(words);
-        return CLI_USAGE;
-    }
-
-    char *text = filter_join_args(nwords, words);
-    free(words);
-    struct filter *f = NULL;
-    struct errbuf eb;
-    int col = 0;
-    errbuf_clear(&eb);
-    if (filter_parse(text, now, &f, &col, &eb) < 0) {
-        fprintf(stderr, "vigil search: %s\n", errbuf_msg(&eb));
-        filter_error_caret(text, col, stderr);
-        free(text);
-        return CLI_USAGE;
-    }
-    int64_t fs, fu;
-    filter_time_bounds(f, &fs, &fu);
-    if (fs > since) {
-        since = fs;
-    }
-    if (fu < until) {
-        until = fu;
-    }
-    if ((rc = cli_common_load(&cc, "search")) != CLI_OK) {
+    if ((rc = cli_load(a)) != CLI_OK) {
         filter_free(f);
         free(text);
         return rc;
     }
-
+    errbuf_clear(&eb);
     struct scan_result res;
-    rc = scan_run(cli_store_dir(&cc), since, until, f, limit, cli_progress_enabled(), &res, &eb);
+    rc =
+        scan_run(cli_store_dir(a), a->since, a->until, f, limit, cli_progress_enabled(), &res, &eb);
     if (rc < 0) {
         fprintf(stderr, "vigil search: %s\n", errbuf_msg(&eb));
         scan_result_release(&res);
         filter_free(f);
         free(text);
-        cli_common_release(&cc);
         return CLI_FAIL;
     }
-    struct out *o = out_new(fmt, stdout, terminal_width());
+    struct out *o = out_new(a->format, stdout, cli_terminal_width());
     for (size_t i = 0; i < res.n; i++) {
         struct span cur = { res.hits[i].bytes, res.hits[i].len };
         struct rec r;
@@ -234,12 +146,21 @@ int cmd_search(int argc, char **argv)
         fprintf(stderr, "vigil search: showing the earliest %zu of %" PRIu64 " matches (--limit)\n",
                 res.n, res.matched);
     }
-    if (explain) {
-        print_explain(f, since, until, &res);
+    if (so->explain) {
+        print_explain(f, a->since, a->until, &res);
     }
     scan_result_release(&res);
     filter_free(f);
     free(text);
-    cli_common_release(&cc);
     return CLI_OK;
 }
+
+const struct cli_cmd cmd_search = {
+    .name = "search",
+    .synopsis = "[FILTER] [--since T] [--until T] [--limit N] [--format table|json|ndjson|csv]",
+    .takes = CLI_STORE | CLI_TIME | CLI_FORMAT | CLI_LIMIT,
+    .opts = search_opts,
+    .own_size = sizeof(struct search_opts),
+    .usage = search_usage,
+    .run = search_run,
+};

@@ -398,111 +398,50 @@ static int stats_scan(struct stats *s, const char *dir, int64_t since, int64_t u
     return rc;
 }
 
-int cmd_stats(int argc, char **argv)
+struct stats_opts {
+    const char *by;
+    uint64_t top;
+    bool explain;
+};
+
+static void stats_defaults(void *own)
 {
-    struct cli_common cc = { 0 };
-    const char *since_s = NULL;
-    const char *until_s = NULL;
-    const char *fmt_s = "table";
-    const char *by = NULL;
-    uint64_t top = 20;
-    bool explain = false;
-    char **words = xcalloc((size_t)argc + 1, sizeof(char *));
-    int nwords = 0;
+    ((struct stats_opts *)own)->top = 20;
+}
+
+static const struct cli_opt stats_opts[] = {
+    { "--by", NULL, CLI_STR, CLI_OFF(struct stats_opts, by), 0, 0 },
+    { "--top", NULL, CLI_U64, CLI_OFF(struct stats_opts, top), 0, UINT32_MAX },
+    { "--explain", NULL, CLI_FLAG, CLI_OFF(struct stats_opts, explain), 0, 0 },
+    { NULL },
+};
+
+static int stats_run(struct cli_args *a)
+{
+    const struct stats_opts *so = a->own;
+    struct filter *f = NULL;
+    char *text = NULL;
     struct stats s;
     struct errbuf eb;
-    int rc = CLI_USAGE;
+    int rc;
 
     memset(&s, 0, sizeof(s));
     errbuf_clear(&eb);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int c = cli_common_arg(&cc, argc, argv, &i);
-        if (c < 0) {
-            goto out;
-        }
-        if (c > 0) {
-            continue;
-        }
-        bool takes = strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0 ||
-                     strcmp(a, "--top") == 0 || strcmp(a, "--format") == 0 ||
-                     strcmp(a, "--by") == 0;
-        if (takes && i + 1 >= argc) {
-            fprintf(stderr, "vigil stats: %s needs a value\n", a);
-            goto out;
-        }
-        if (strcmp(a, "--since") == 0) {
-            since_s = argv[++i];
-        } else if (strcmp(a, "--until") == 0) {
-            until_s = argv[++i];
-        } else if (strcmp(a, "--format") == 0) {
-            fmt_s = argv[++i];
-        } else if (strcmp(a, "--by") == 0) {
-            by = argv[++i];
-        } else if (strcmp(a, "--top") == 0) {
-            if (parse_u64(span_str(argv[++i]), UINT32_MAX, &top) < 0) {
-                fprintf(stderr, "vigil stats: --top: expected a number, got '%s'\n", argv[i]);
-                goto out;
-            }
-        } else if (strcmp(a, "--explain") == 0) {
-            explain = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            stats_usage(stdout);
-            rc = CLI_OK;
-            goto out;
-        } else if (strncmp(a, "--", 2) == 0 && a[2] != 0) {
-            fprintf(stderr, "vigil stats: unknown option '%s'\n", a);
-            stats_usage(stderr);
-            goto out;
-        } else {
-            words[nwords++] = argv[i];
-        }
-    }
-    if (!by) {
+    if (!so->by) {
         fprintf(stderr, "vigil stats: --by FIELD is required\n");
         stats_usage(stderr);
-        goto out;
+        return CLI_USAGE;
     }
-    if (parse_by(&s, by) < 0) {
-        goto out;
+    if (parse_by(&s, so->by) < 0) {
+        return CLI_USAGE;
     }
-    int64_t now = vg_now_ns();
-    int64_t since = INT64_MIN;
-    int64_t until = INT64_MAX;
-    if (since_s && vg_time_parse_arg(since_s, now, &since) < 0) {
-        fprintf(stderr, "vigil stats: --since: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n",
-                since_s);
-        goto out;
-    }
-    if (until_s && vg_time_parse_arg(until_s, now, &until) < 0) {
-        fprintf(stderr, "vigil stats: --until: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n",
-                until_s);
-        goto out;
-    }
-    enum out_format fmt;
-    if (out_format_parse(fmt_s, &fmt) < 0) {
-        fprintf(stderr, "vigil stats: --format: expected table, json, ndjson or csv, got '%s'\n",
-                fmt_s);
-        goto out;
-    }
-    char *text = filter_join_args(nwords, words);
-    struct filter *f = NULL;
-    int col = 0;
-    if (filter_parse(text, now, &f, &col, &eb) < 0) {
-        fprintf(stderr, "vigil stats: %s\n", errbuf_msg(&eb));
-        filter_error_caret(text, col, stderr);
-        free(text);
-        goto out;
+    if ((rc = cli_filter(a, true, &f, &text)) != CLI_OK) {
+        return rc;
     }
     free(text);
-    int64_t fs;
-    int64_t fu;
-    filter_time_bounds(f, &fs, &fu);
-    since = fs > since ? fs : since;
-    until = fu < until ? fu : until;
-    if ((rc = cli_common_load(&cc, "stats")) != CLI_OK) {
+    if ((rc = cli_load(a)) != CLI_OK) {
         filter_free(f);
-        goto out;
+        return rc;
     }
 
     /* What every match has, for the block index and the record prefilter. */
@@ -517,7 +456,7 @@ int cmd_stats(int argc, char **argv)
     /* A segment may go while the scan runs (compacted, or deleted by retention): the
      * scan starts over, up to 3 times. */
     for (int attempt = 1;; attempt++) {
-        rc = stats_scan(&s, cli_store_dir(&cc), since, until, &sn.need, &st, &eb);
+        rc = stats_scan(&s, cli_store_dir(a), a->since, a->until, &sn.need, &st, &eb);
         if (rc != -ENOENT || attempt == 3) {
             break;
         }
@@ -545,9 +484,9 @@ int cmd_stats(int argc, char **argv)
         if (n > 1) {
             qsort_r(g, n, sizeof(*g), cmp_group, &s.keys);
         }
-        size_t shown = top && top < n ? (size_t)top : n;
-        rc = print_groups(&s, g, shown, fmt) < 0 ? CLI_FAIL : CLI_OK;
-        if (explain) {
+        size_t shown = so->top && so->top < n ? (size_t)so->top : n;
+        rc = print_groups(&s, g, shown, a->format) < 0 ? CLI_FAIL : CLI_OK;
+        if (so->explain) {
             fprintf(stderr,
                     "explain: blocks read %" PRIu64 ", skipped by time %" PRIu64
                     ", skipped by index %" PRIu64 "; bytes decompressed %" PRIu64
@@ -563,8 +502,16 @@ int cmd_stats(int argc, char **argv)
     buf_release(&s.keys);
     buf_release(&s.key);
     filter_free(f);
-out:
-    cli_common_release(&cc);
-    free(words);
     return rc;
 }
+
+const struct cli_cmd cmd_stats = {
+    .name = "stats",
+    .synopsis = "[FILTER] --by FIELD[,FIELD] [--top N]   count events by field values",
+    .takes = CLI_STORE | CLI_TIME | CLI_FORMAT,
+    .opts = stats_opts,
+    .own_size = sizeof(struct stats_opts),
+    .own_init = stats_defaults,
+    .usage = stats_usage,
+    .run = stats_run,
+};

@@ -27,55 +27,49 @@ static void verify_usage(FILE *f)
                "Exit status: 0 all verified, 1 something did not, 2 usage.\n");
 }
 
-int cmd_verify(int argc, char **argv)
+struct verify_opts {
+    const char *key;
+    bool quiet;
+};
+
+static const struct cli_opt verify_opts[] = {
+    { "--key", NULL, CLI_STR, CLI_OFF(struct verify_opts, key), 0, 0 },
+    { "--quiet", "-q", CLI_FLAG, CLI_OFF(struct verify_opts, quiet), 0, 0 },
+    { NULL },
+};
+
+static int verify_run(struct cli_args *a)
 {
-    struct cli_common cc = { 0 };
-    struct store_verify_opts o = { 0 };
+    const struct verify_opts *vo = a->own;
+    struct store_verify_opts o = { .trusted_key = vo->key };
     struct store_verify_summary sum;
-    bool quiet = false;
+    bool quiet = vo->quiet;
     char *text = NULL;
     size_t len = 0;
     struct errbuf eb;
     int rc;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int c = cli_common_arg(&cc, argc, argv, &i);
-        if (c < 0) {
-            return CLI_USAGE;
-        }
-        if (c > 0) {
-            continue;
-        }
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            verify_usage(stdout);
-            return CLI_OK;
-        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-            quiet = true;
-        } else if (strcmp(a, "--key") == 0 && i + 1 < argc) {
-            o.trusted_key = argv[++i];
-        } else if (a[0] != '-') {
+    if (a->nwords > 0) {
+        if (a->words[0][0] != '-') {
             fprintf(stderr,
                     "vigil verify: '%s': verifying export bundles comes with `vigil "
                     "export`; give the store with --store DIR or -c FILE\n",
-                    a);
-            return CLI_USAGE;
+                    a->words[0]);
         } else {
-            fprintf(stderr, "vigil verify: unknown option or missing value: '%s'\n", a);
+            fprintf(stderr, "vigil verify: unknown option '%s'\n", a->words[0]);
             verify_usage(stderr);
-            return CLI_USAGE;
         }
+        return CLI_USAGE;
     }
-    rc = cli_common_load(&cc, "verify");
+    rc = cli_load(a);
     if (rc != CLI_OK) {
         return rc;
     }
-    const char *dir = cli_store_dir(&cc);
+    const char *dir = cli_store_dir(a);
     errbuf_clear(&eb);
     FILE *report = open_memstream(&text, &len);
     if (!report) {
         perror("vigil verify: open_memstream");
-        cli_common_release(&cc);
         return CLI_FAIL;
     }
     rc = store_verify(dir, &o, report, &sum, &eb);
@@ -92,7 +86,6 @@ int cmd_verify(int argc, char **argv)
     }
     free(text);
     fflush(stdout);
-    cli_common_release(&cc);
     if (rc == VG_ECORRUPT) {
         fprintf(stderr, "vigil verify: %s: %s\n", dir, errbuf_msg(&eb));
         return CLI_FAIL;
@@ -103,3 +96,13 @@ int cmd_verify(int argc, char **argv)
     }
     return CLI_OK;
 }
+
+const struct cli_cmd cmd_verify = {
+    .name = "verify",
+    .synopsis = "[--key PUB.pem]        check every chain, signature and catalog row",
+    .takes = CLI_STORE,
+    .opts = verify_opts,
+    .own_size = sizeof(struct verify_opts),
+    .usage = verify_usage,
+    .run = verify_run,
+};
