@@ -116,7 +116,7 @@ int conn_send(struct conn *c, const void *p, size_t n);
 void conn_close(struct conn *c, int rc, const char *why);
 /* Stops reading; closes once every ack and write owed to the peer has gone out. */
 void conn_finish(struct conn *c);
-/* Stops reading because the pipeline is full. */
+/* Stops reading because the port is full (backpressure). */
 void conn_pause(struct conn *c);
 /* Resumes every paused connection (the port has room again). */
 void conn_resume_all(struct conn_set *s);

@@ -6,7 +6,7 @@
  * pipelined one waits in c->in); https_ingest turns a body into mapped records; the
  * connection glue at the bottom routes, ingests and answers. Replies leave in request
  * order from a per-connection queue: a reply that acknowledges events waits in it until
- * the pipeline says they are durable, and the replies behind it wait too.
+ * the ingest port says they are durable, and the replies behind it wait too.
  *
  * Bounds: the head by HTTPS_MAX_HEAD and HTTPS_MAX_HEADERS, a body by
  * listen.max_frame_bytes (one body buffer per connection), the reply queue by

@@ -103,6 +103,17 @@ def check_includes(root):
     return bad
 
 
+def check_include_cycles(root):
+    """No cycle among the project's own includes."""
+    graph = {}
+    for _, rel in sources(root):
+        with open(os.path.join(root, rel), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        graph[rel] = {path for kind, path in INCLUDE.findall(text)
+                      if kind == '"' and os.path.exists(os.path.join(root, path))}
+    return [f"include cycle: {' -> '.join(comp)}" for comp in sccs(graph) if len(comp) > 1]
+
+
 def nm_objects(archive):
     """{member: (defined symbols, undefined symbols)} of a static library."""
     out = subprocess.run(["nm", "-A", "-g", archive], check=True, capture_output=True,
@@ -186,7 +197,7 @@ def main():
     ap.add_argument("--src", required=True)
     ap.add_argument("--lib", nargs="*", default=[])
     a = ap.parse_args()
-    bad = check_includes(a.src)
+    bad = check_includes(a.src) + check_include_cycles(a.src)
     for lib in a.lib:
         bad += check_cycles(lib)
     for b in bad:
