@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,20 +77,6 @@ static const struct ingest_port_ops vigild_port_ops = {
     .full = port_full,
 };
 
-void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *action,
-                       const char *outcome, const char *src_ip, const char *agent, const char *fmt,
-                       ...)
-{
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    struct ingest_evidence ev = { sev, action, outcome, src_ip, agent, msg };
-    port_evidence(vd, &ev);
-}
-
 static void on_drain(void *arg)
 {
     struct vigild *vd = arg;
@@ -108,14 +93,14 @@ static void on_store_notice(void *arg, const struct store_notice *n)
 
     switch (n->kind) {
     case STORE_NOTICE_DISK_FULL:
-        vigild_self_event(vd, VG_SEV_CRITICAL, "disk_full", "failure", NULL, NULL,
+        ingest_self_event(&vd->port, VG_SEV_CRITICAL, "disk_full", "failure", NULL, NULL,
                           "store disk has %" PRIu64
                           " bytes free, below store.free_reserve (%" PRIu64
                           "): events are refused and not acknowledged until space returns",
                           n->free_bytes, n->reserve_bytes);
         break;
     case STORE_NOTICE_DISK_OK:
-        vigild_self_event(vd, VG_SEV_NOTICE, "disk_full", "success", NULL, NULL,
+        ingest_self_event(&vd->port, VG_SEV_NOTICE, "disk_full", "success", NULL, NULL,
                           "store disk has %" PRIu64 " bytes free again (store.free_reserve %" PRIu64
                           "): accepting events after %.1f s; %" PRIu64 " events were refused",
                           n->free_bytes, n->reserve_bytes, (double)n->duration_ns / 1e9,
@@ -124,13 +109,13 @@ static void on_store_notice(void *arg, const struct store_notice *n)
     case STORE_NOTICE_DELETED:
         vg_time_format(d->part_start, 0, t0, sizeof(t0));
         vg_time_format(d->part_end, 0, t1, sizeof(t1));
-        vigild_self_event(vd, VG_SEV_NOTICE, "retention_delete", "success", NULL, NULL,
+        ingest_self_event(&vd->port, VG_SEV_NOTICE, "retention_delete", "success", NULL, NULL,
                           "retention (%s) deleted segment %s: partition %s .. %s, %" PRIu64
                           " events, %" PRIu64 " bytes; recorded in the catalog's deletions",
                           d->reason, d->file, t0, t1, d->count, d->bytes);
         break;
     case STORE_NOTICE_DELETED_MORE:
-        vigild_self_event(vd, VG_SEV_NOTICE, "retention_delete", "success", NULL, NULL,
+        ingest_self_event(&vd->port, VG_SEV_NOTICE, "retention_delete", "success", NULL, NULL,
                           "retention deleted %" PRIu64 " more segments (see the catalog's "
                           "deletions and vigil verify)",
                           n->count);

@@ -42,11 +42,10 @@ struct vigild {
     char *shared_key;    /* Forward shared key (listen.shared_key_file), or NULL */
 };
 
-/* Records a source=vigil evidence event (refused handshake, rejected input...). Never
- * fails: when the batch is full the event is counted as dropped and logged. */
-void vigild_self_event(struct vigild *vd, enum vg_severity sev, const char *action,
-                       const char *outcome, const char *src_ip, const char *agent, const char *fmt,
-                       ...) VG_PRINTF(7, 8);
+/* Records a source=vigil evidence event (refused handshake, rejected input...) through
+ * the daemon's port: ingest_self_event (ingest.h). Never fails: when the batch is full
+ * the event is counted as dropped and logged. */
+#define vigild_self_event(vd, ...) ingest_self_event(&(vd)->port, __VA_ARGS__)
 
 /* Loads the rules of cfg->rules.paths into vd->rules (NULL without paths), blocking:
  * before the loop runs. Returns 0 or negative with eb (rules_live_new). */

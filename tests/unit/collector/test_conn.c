@@ -34,6 +34,7 @@
 #include "collector/conn.h"
 #include "common/pki.h"
 #include "common/tls.h"
+#include "tests/unit/collector/loop_test.h"
 
 /* ---- the fake port ---- */
 
@@ -173,7 +174,6 @@ static const struct conn_proto line_proto = {
 /* ---- the fixture: a loop, a listener, the fake port ---- */
 
 static char pki_dir[64];
-static int mult = 1;
 
 struct fx {
     uv_loop_t loop;
@@ -211,7 +211,7 @@ static struct fx *fx_new(bool tls, void (*tweak)(struct fx *))
     fx->cfg.max_frame_bytes = 64 * 1024;
     fx->cfg.max_connections = 16;
     fx->cfg.idle_timeout_ns = 60LL * 1000000000;
-    fx->handshake_timeout_ns = 10LL * 1000000000 * mult;
+    fx->handshake_timeout_ns = 10LL * 1000000000 * loop_test_mult();
     fx->port = (struct ingest_port){ &fp_ops, &fx->fp };
     if (tweak) {
         tweak(fx);
@@ -243,26 +243,6 @@ static struct fx *fx_new(bool tls, void (*tweak)(struct fx *))
     fx->port_no = fx->l->port;
     return fx;
 }
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Runs the loop until pred holds; fails the test after 10 s (times VG_TIMEOUT_MULT):
- * a hang is a bug, never a slow machine's fault. */
-#define RUN_UNTIL(fx, cond)                      \
- do {                                            \
-  int64_t deadline_ = mono_ms() + 10000 * mult;  \
-  while (!(cond)) {                              \
-   if (mono_ms() > deadline_) {                  \
-    fail_msg("timed out waiting for %s", #cond); \
-   }                                             \
-   uv_run(&(fx)->loop, UV_RUN_ONCE);             \
-  }                                              \
- } while (0)
 
 static void fx_free(struct fx *fx)
 {
@@ -622,10 +602,10 @@ static void *tls_client_main(void *arg)
         tc->open_rc = -1;
         goto out;
     }
-    tc->open_rc = tls_conn_open(ctx, "127.0.0.1", tc->port, 10000 * mult, &c, &eb);
+    tc->open_rc = tls_conn_open(ctx, "127.0.0.1", tc->port, 10000 * loop_test_mult(), &c, &eb);
     if (tc->open_rc == 0 && tc->send) {
         if (tls_conn_write(c, tc->send, strlen(tc->send)) == 0) {
-            ssize_t n = tls_conn_read(c, tc->got, sizeof(tc->got) - 1, 10000 * mult);
+            ssize_t n = tls_conn_read(c, tc->got, sizeof(tc->got) - 1, 10000 * loop_test_mult());
             if (n > 0) {
                 tc->got[n] = 0;
             }
@@ -752,12 +732,8 @@ static int rm_tree(const char *dir)
 static int group_setup(void **state)
 {
     struct errbuf eb;
-    const char *m = getenv("VG_TIMEOUT_MULT");
 
     (void)state;
-    if (m && atoi(m) > 0) {
-        mult = atoi(m);
-    }
     snprintf(pki_dir, sizeof(pki_dir), "/tmp/vg-test-conn-XXXXXX");
     if (!mkdtemp(pki_dir)) {
         return -1;

@@ -25,8 +25,7 @@
 
 #include "collector/metrics.h"
 #include "collector/pipeline.h"
-
-static int mult = 1;
+#include "tests/unit/collector/loop_test.h"
 
 /* ---- the fake sink ---- */
 
@@ -187,26 +186,6 @@ static void on_drain(void *arg)
 {
     ((struct fx *)arg)->drains++;
 }
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Runs the loop until cond holds; a hang fails the test after 10 s (times
- * VG_TIMEOUT_MULT). */
-#define RUN_UNTIL(fx, cond)                      \
- do {                                            \
-  int64_t deadline_ = mono_ms() + 10000 * mult;  \
-  while (!(cond)) {                              \
-   if (mono_ms() > deadline_) {                  \
-    fail_msg("timed out waiting for %s", #cond); \
-   }                                             \
-   uv_run(&(fx)->loop, UV_RUN_ONCE);             \
-  }                                              \
- } while (0)
 
 static struct fx *fx_new(size_t batch_max, size_t slack, bool hold)
 {
@@ -550,7 +529,6 @@ static void test_close_flushes(void **state)
 
 int main(void)
 {
-    const char *m = getenv("VG_TIMEOUT_MULT");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_commit_and_waiters),
         cmocka_unit_test(test_subscribers),
@@ -560,9 +538,5 @@ int main(void)
         cmocka_unit_test(test_upkeep_kick_report),
         cmocka_unit_test(test_close_flushes),
     };
-
-    if (m && atoi(m) > 0) {
-        mult = atoi(m);
-    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
