@@ -32,6 +32,7 @@ struct ingest_evidence {
     const char *src_ip;  /* the peer's address, or NULL */
     const char *agent;   /* the peer's certificate identity, or NULL ("vigild") */
     const char *message; /* what happened, for a human */
+    struct span raw;     /* details as one msgpack value, or empty */
 };
 
 struct ingest_port_ops {

@@ -427,6 +427,14 @@ bool pipeline_full(const struct pipeline *p)
     return p->open->data.len >= p->batch_max;
 }
 
+bool pipeline_idle(struct pipeline *p)
+{
+    uv_mutex_lock(&p->mu);
+    bool idle = p->inflight == NULL;
+    uv_mutex_unlock(&p->mu);
+    return idle && p->open->nrefs == 0;
+}
+
 void pipeline_close(struct pipeline *p, pipeline_closed_fn fn, void *arg)
 {
     p->closing = true;

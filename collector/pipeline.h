@@ -105,6 +105,11 @@ int pipeline_subscribe(struct pipeline *p, pipeline_committed_fn fn, void *arg) 
 /* True when the open batch is at or above its byte limit. */
 bool pipeline_full(const struct pipeline *p);
 
+/* True when no record is on its way to the subscribers (pipeline_subscribe): the open
+ * batch is empty and none is in flight (loop thread). A record added after this has a
+ * received time no earlier than now (the rules' clock relies on it: rules/TIME.md). */
+bool pipeline_idle(struct pipeline *p);
+
 /* Flushes the open batch, waits for the store thread, closes the sink, then calls fn.
  * After this, pipeline_add must not be called. */
 void pipeline_close(struct pipeline *p, pipeline_closed_fn fn, void *arg);

@@ -128,11 +128,13 @@ static void on_signal_handle_closed(uv_handle_t *h)
     (void)h;
 }
 
-/* The admin listener starts before the forwarders exist: it finds them at each render. */
-static int render_fwd_metrics(const void *arg, struct buf *out)
+/* The admin listener starts before the forwarders and the rules exist: it finds them at
+ * each render. */
+static int render_more_metrics(const void *arg, struct buf *out)
 {
     const struct vigild *vd = arg;
-    return fwd_metrics_render(vd->fwd, out);
+    int rc = fwd_metrics_render(vd->fwd, out);
+    return rc < 0 ? rc : rules_live_metrics(vd->rules, out);
 }
 
 static void on_fwd_closed(void *arg)
@@ -235,6 +237,13 @@ static int load_shared_key(struct vigild *vd, const char *path, struct errbuf *e
     return 0;
 }
 
+/* The rules' clock follows the wall clock only while no record is on its way to them. */
+static bool rules_idle(void *arg)
+{
+    struct vigild *vd = arg;
+    return vd->pipe && pipeline_idle(vd->pipe);
+}
+
 int vigild_load_rules(struct vigild *vd, struct errbuf *eb)
 {
     struct rules_live_env env = {
@@ -244,6 +253,8 @@ int vigild_load_rules(struct vigild *vd, struct errbuf *eb)
         .self_host = vd->self_host,
         .port = &vd->port,
         .m = &vd->m,
+        .idle = rules_idle,
+        .idle_arg = vd,
     };
 
     vd->port = (struct ingest_port){ &vigild_port_ops, vd };
@@ -298,7 +309,7 @@ int vigild_listen(struct vigild *vd, struct errbuf *eb)
             .self_host = vd->self_host,
             .shared_key = vd->shared_key,
             .all = &vd->m,
-            .render_more = render_fwd_metrics,
+            .render_more = render_more_metrics,
             .render_arg = vd,
         };
         rc = listener_start(&env, protos[i].proto, a->host, a->port, &vd->lst[k], eb);

@@ -122,6 +122,23 @@ static const struct cfg_opt listen_opts[] = {
 static const struct cfg_opt rules_opts[] = {
     { "paths", CFG_PATHLIST, NULL, 0, 256, CFG_OFF(struct rules_cfg, paths),
       "Sigma rule files or directories of them", .count_off = CFG_OFF(struct rules_cfg, npaths) },
+    { "resolve_after", CFG_DURATION, "15m", NS_SEC, 366 * NS_DAY,
+      CFG_OFF(struct rules_cfg, resolve_after_ns),
+      "an alert (incident) resolves when its rule has not matched for this long; a rule's "
+      "vigil.resolve_after wins" },
+    { "update_every", CFG_DURATION, "5m", NS_SEC, 366 * NS_DAY,
+      CFG_OFF(struct rules_cfg, update_every_ns),
+      "at most one update of an open alert per this much event time; a rule's "
+      "vigil.update_every wins" },
+    { "lateness", CFG_DURATION, "2m", 0, NS_DAY, CFG_OFF(struct rules_cfg, lateness_ns),
+      "how far behind its own source's newest event an event may be and still count" },
+    { "max_future", CFG_DURATION, "5m", 0, NS_DAY, CFG_OFF(struct rules_cfg, max_future_ns),
+      "an event dated further than this after vigild received it is evaluated at the time "
+      "it was received" },
+    { "summary_every", CFG_DURATION, "1m", NS_SEC, NS_DAY,
+      CFG_OFF(struct rules_cfg, summary_every_ns),
+      "how often events the rules did not count (late, future, state caps) are recorded as a "
+      "source=vigil event" },
     { NULL },
 };
 

@@ -61,9 +61,16 @@ struct listen_cfg {
     char *shared_key_file;     /* Forward shared_key secret, or NULL */
 };
 
+/* rules: { paths, resolve_after, update_every, lateness, max_future, summary_every }
+ * (rules/TIME.md, schemas/alert.md) */
 struct rules_cfg {
     char **paths; /* rule files or directories, resolved against the config's directory */
     size_t npaths;
+    int64_t resolve_after_ns; /* 15m: an incident resolves after this much quiet */
+    int64_t update_every_ns;  /* 5m: at most one update record per this much event time */
+    int64_t lateness_ns;      /* 2m: how far out of order one source may be and count */
+    int64_t max_future_ns;    /* 5m: a ts further past its receipt is evaluated at receipt */
+    int64_t summary_every_ns; /* 1m: how often uncounted events are summed up as evidence */
 };
 
 /* forwarders: [ { name, type, url, match, secret_file | secret_env, ca_file, timeouts,

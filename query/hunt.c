@@ -1,30 +1,32 @@
-/* query/hunt.c: `vigil hunt RULE_FILE|DIR... [--since T] [--until T]
- * [--format table|json|ndjson|csv] [--live-clock] [--buffer-mb N] [-c FILE | --store DIR]`:
- * runs Sigma rules over the store with the engine vigild runs live (DESIGN.md
- * "Correlation rules": the same answers live and over history).
+/* query/hunt.c: `vigil hunt RULE_FILE|DIR... [--since T] [--until T] [--allow-invalid]
+ * [--format table|json|ndjson|csv] [--buffer-mb N] [-c FILE | --store DIR]`: runs Sigma
+ * rules over the store with the engine vigild runs live (DESIGN.md "Correlation rules":
+ * the same answers live and over history).
  *
- * Same answers as live: vigild evaluates every durable record in seq order, except the
- * alerts it made itself (source=rule; collector/rules_live.c), and the engine is
- * deterministic in the order it is fed (rules/rules.h). The store is scanned in time
- * order, partition by partition, and a block groups its records by source (segment.md),
- * so the scan is not in seq order. Hunt therefore sorts before it evaluates: records are
- * buffered with an index up to --buffer-mb and sorted by seq; a store larger than that
- * is sorted in chunks, each written as a sorted run to an unlinked temporary file, and
- * the runs are merged with a heap (memory: the buffer; when merging, read windows that
- * share it). After the last record, rules_engine_flush closes every open window, which
- * live does later, on its timer.
+ * Same answers as live (rules/TIME.md "Hunt"): vigild evaluates every durable record in
+ * seq order, except the alerts it made itself (source=rule; collector/rules_live.c), and
+ * the engine is deterministic in the order it is fed, its clocks being the records'
+ * event and received times. For a window [since, until) hunt evaluates the records
+ * dated from since - H (H: rules_engine_horizon, what a match, an incident's opening and
+ * its new events depend on) to until + H, and those dated later whose ts lies more than
+ * rules.max_future past their receipt before until + H (live evaluated them at their
+ * receipt), then moves the collector clock to now as vigild's timer would have; it
+ * prints the alert records dated in the window. Those of incidents opened before since
+ * are marked "partial": their counts start at the horizon. Run it with the daemon's
+ * config (-c) so its rules settings are the same.
  *
- * vigild's timer also moves the event clock on while nothing arrives: the newest event
- * time seen plus the wall time since it arrived (minus lateness), closing windows that
- * no later event closes. --live-clock replays that timer from the records' `received`
- * times (to the timer's one-second tick), so a hunt reproduces live alerts exactly even
- * where a quiet spell closed a window live before a later event arrived.
+ * The store is scanned in time order, partition by partition, and a block groups its
+ * records by source (segment.md), so the scan is not in seq order. Hunt therefore sorts
+ * before it evaluates: records are buffered with an index up to --buffer-mb and sorted by
+ * seq; a store larger than that is sorted in chunks, each written as a sorted run to an
+ * unlinked temporary file, and the runs are merged with a heap (memory: the buffer; when
+ * merging, read windows that share it).
  *
- * Output: each alert as a record (rules_alert_to_rec, the fields of a kind=alert event
- * in the store) through query/output.h on stdout; rules that did not load, and a
- * summary line, on stderr; progress on a terminal only. Exit 0 whether or not alerts
- * fired, 1 when the store cannot be read or no rule loaded, 2 for usage errors.
- * Runs on the CLI's only thread; blocks on disk. */
+ * Output: each alert record (rules_alert_to_rec, the fields of a kind=alert event in the
+ * store) through query/output.h on stdout; rules that did not load, and a summary line,
+ * on stderr; progress on a terminal only. Exit 0 whether or not alerts fired; 1 when the
+ * store cannot be read, no rule loaded, or a rule did not load without --allow-invalid;
+ * 2 for usage errors. Runs on the CLI's only thread; blocks on disk. */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -48,23 +50,23 @@
 #define HUNT_WINDOW_MAX     (1u << 20)
 #define HUNT_DEFAULT_BUF_MB 64
 #define HUNT_PROGRESS_NS    200000000LL
-#define HUNT_TICK_NS        VG_NS_PER_SEC /* vigild's rules timer (rules_live.c) */
 
 static void hunt_usage(FILE *f)
 {
     fprintf(f,
-            "usage: vigil hunt RULE_FILE|DIR... [--since T] [--until T]\n"
-            "                  [--format table|json|ndjson|csv] [--live-clock] [--buffer-mb N]\n"
+            "usage: vigil hunt RULE_FILE|DIR... [--since T] [--until T] [--allow-invalid]\n"
+            "                  [--format table|json|ndjson|csv] [--buffer-mb N]\n"
             "                  [--map FILE] [-c FILE | --store DIR]\n"
             "\n"
             "Runs Sigma rules (and correlations) over the stored events in the order vigild\n"
-            "evaluated them live (seq), and prints each alert as an event. Without a rule path,\n"
-            "the config's rules.paths. T: RFC 3339 or relative (15m, 2h, 7d).\n"
-            "  --live-clock   also move time on between events by their received times, as\n"
-            "                 vigild's timer does while nothing arrives\n"
-            "  --buffer-mb N  memory for ordering the events (default %d); beyond it they\n"
-            "                 are sorted in chunks through a temporary file in $TMPDIR\n"
-            "  --map FILE     a logsource/field mapping instead of the built-in one\n",
+            "evaluated them live (seq), and prints the alert records live gave for the\n"
+            "window (rules/TIME.md). Without a rule path, the config's rules.paths. With\n"
+            "-c, the config's rules settings (resolve_after, lateness...). T: RFC 3339 or\n"
+            "relative (15m, 2h, 7d).\n"
+            "  --allow-invalid  hunt with the rules that loaded when some did not\n"
+            "  --buffer-mb N    memory for ordering the events (default %d); beyond it they\n"
+            "                   are sorted in chunks through a temporary file in $TMPDIR\n"
+            "  --map FILE       a logsource/field mapping instead of the built-in one\n",
             HUNT_DEFAULT_BUF_MB);
 }
 
@@ -307,11 +309,10 @@ struct hunt {
     struct buf scratch;
     struct spill sp;
     struct errbuf *eb;
-    int64_t since, until;
-    bool live_clock;
-    bool lc_seen; /* --live-clock: the newest event time and its arrival */
-    int64_t newest_ts;
-    int64_t newest_received;
+    int64_t since, until; /* the window printed */
+    int64_t keep_until;   /* until + the horizon: later records only if dated past their
+                           * receipt (evaluated live at it) */
+    uint64_t outside;     /* records read and not evaluated (after keep_until) */
     bool progress;
     int64_t last_progress;
     uint64_t seen;
@@ -342,7 +343,6 @@ static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
     struct hunt *h = arg;
     struct rec r;
 
-    (void)ts;
     if ((h->bad = scan_rec_decode(bytes, seq, &r, h->eb)) < 0) {
         return h->bad;
     }
@@ -354,6 +354,13 @@ static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
         h->sp.skipped++;
         return 0;
     }
+    /* After the window and its horizon only what live evaluated inside it: events dated
+     * past their receipt (rules/TIME.md) that were received before keep_until. */
+    if (ts >= h->keep_until && !(r.has_received && r.received < h->keep_until && r.has_ts &&
+                                 r.ts > r.received + h->lim.max_future_ns)) {
+        h->outside++;
+        return 0;
+    }
     int rc = spill_add(&h->sp, seq, bytes, h->eb);
     if (rc < 0) {
         h->bad = rc;
@@ -361,17 +368,25 @@ static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
     return rc;
 }
 
+/* Prints the alert records dated in the window; those of incidents opened before it are
+ * "partial" (their counts start at the horizon). */
 static int on_alert(const struct rules_alert *a, void *arg)
 {
     struct hunt *h = arg;
     struct rec r;
+    struct rules_alert b;
 
+    if (a->ts < h->since || a->ts >= h->until) {
+        return 0;
+    }
     h->alerts++;
     if (h->out_rc < 0) {
         return 0;
     }
+    b = *a;
+    b.partial = a->state != RULES_FIRING && a->opened < h->since;
     buf_reset(&h->scratch);
-    if (rules_alert_to_rec(h->rs, a, &r, &h->scratch) < 0) {
+    if (rules_alert_to_rec(h->rs, &b, &r, &h->scratch) < 0) {
         fprintf(stderr, "vigil hunt: an alert of rule '%s' is too large to print\n", a->title);
         return 0;
     }
@@ -389,24 +404,6 @@ static void eval_one(struct hunt *h, struct span bytes)
 
     if (rec_decode(&cur, &r) < 0) {
         return; /* decoded once already while reading */
-    }
-    if (h->live_clock && r.has_received) {
-        /* vigild's timer: the newest event time moved on by the wall time since it
-         * arrived, minus lateness, at most one tick behind this arrival. */
-        if (h->lc_seen) {
-            int64_t t = h->newest_ts + (r.received - h->newest_received) - h->lim.lateness_ns -
-                        HUNT_TICK_NS;
-            (void)rules_engine_advance(h->eng, t, on_alert, h);
-        }
-        int64_t ts = r.has_ts ? r.ts : r.received;
-        if (ts > r.received + h->lim.max_future_ns) {
-            ts = r.received + h->lim.max_future_ns;
-        }
-        if (!h->lc_seen || ts > h->newest_ts) {
-            h->lc_seen = true;
-            h->newest_ts = ts;
-            h->newest_received = r.received;
-        }
     }
     (void)rules_engine_eval(h->eng, &r, on_alert, h);
     h->evaluated++;
@@ -520,7 +517,7 @@ static void print_not_loaded(const struct rules_report *rep)
 struct hunt_opts {
     const char *map_path;
     uint64_t buf_mb;
-    bool live_clock;
+    bool allow_invalid;
 };
 
 static void hunt_defaults(void *own)
@@ -531,7 +528,7 @@ static void hunt_defaults(void *own)
 static const struct cli_opt hunt_opts[] = {
     { "--map", NULL, CLI_STR, CLI_OFF(struct hunt_opts, map_path), 0, 0 },
     { "--buffer-mb", NULL, CLI_U64, CLI_OFF(struct hunt_opts, buf_mb), 1, 1u << 20 },
-    { "--live-clock", NULL, CLI_FLAG, CLI_OFF(struct hunt_opts, live_clock), 0, 0 },
+    { "--allow-invalid", NULL, CLI_FLAG, CLI_OFF(struct hunt_opts, allow_invalid), 0, 0 },
     { NULL },
 };
 
@@ -545,7 +542,7 @@ static int hunt_run(struct cli_args *a)
     int64_t since = a->since;
     int64_t until = a->until;
     uint64_t buf_mb = ho->buf_mb;
-    bool live_clock = ho->live_clock;
+    bool allow_invalid = ho->allow_invalid;
     enum out_format fmt = a->format;
     const char **paths = xcalloc((size_t)a->nwords + 1, sizeof(*paths));
     size_t npaths = 0;
@@ -588,6 +585,17 @@ static int hunt_run(struct cli_args *a)
         return CLI_USAGE;
     }
     print_not_loaded(&rep);
+    if (rep.unsupported + rep.invalid > 0 && !allow_invalid && ruleset_count(rs) > 0) {
+        /* a hunt that silently leaves rules out answers a different question */
+        fprintf(stderr,
+                "vigil hunt: %zu rule(s) did not load (%zu unsupported, %zu invalid, listed "
+                "above): fix them, or hunt with the %zu that loaded with --allow-invalid\n",
+                rep.unsupported + rep.invalid, rep.unsupported, rep.invalid, ruleset_count(rs));
+        ruleset_free(rs);
+        rules_report_release(&rep);
+        free(paths);
+        return CLI_FAIL;
+    }
     if (ruleset_count(rs) == 0) {
         fprintf(stderr, "vigil hunt: no rule loaded (%zu unsupported, %zu invalid)\n",
                 rep.unsupported, rep.invalid);
@@ -602,28 +610,39 @@ static int hunt_run(struct cli_args *a)
         .eb = &eb,
         .since = since,
         .until = until,
-        .live_clock = live_clock,
         .progress = cli_progress_enabled(),
     };
     int64_t t0 = vg_mono_ns();
+    /* the daemon's settings (-c), so its clocks and incidents are live's */
     rules_limits_default(&h.lim);
+    h.lim.resolve_after_ns = a->cfg->rules.resolve_after_ns;
+    h.lim.update_every_ns = a->cfg->rules.update_every_ns;
+    h.lim.lateness_ns = a->cfg->rules.lateness_ns;
+    h.lim.max_future_ns = a->cfg->rules.max_future_ns;
     buf_init(&h.scratch, 1u << 20);
     spill_init(&h.sp, (size_t)buf_mb << 20);
     h.o = out_new(fmt, stdout, cli_terminal_width());
 
     struct store_reader *rd = NULL;
-    if ((rc = store_reader_open(cli_store_dir(a), &rd, &eb)) == 0) {
-        rc = store_scan(rd, since, until, on_rec, &h, NULL);
+    if ((rc = rules_engine_new(rs, &h.lim, &h.eng)) < 0) {
+        errbuf_set(&eb, "cannot make the engine: %s", vg_strerror(rc));
+    }
+    /* rules/TIME.md "Hunt": from the horizon before the window to the end of the store
+     * (after until + horizon only events dated past their receipt are kept: on_rec) */
+    int64_t horizon = h.eng ? rules_engine_horizon(h.eng) : 0;
+    h.keep_until = until == INT64_MAX || until > INT64_MAX - horizon ? INT64_MAX : until + horizon;
+    int64_t read_since =
+        since == INT64_MIN || since < INT64_MIN + horizon ? INT64_MIN : since - horizon;
+    if (rc == 0 && (rc = store_reader_open(cli_store_dir(a), &rd, &eb)) == 0) {
+        rc = store_scan(rd, read_since, INT64_MAX, on_rec, &h, NULL);
         if (rc < 0 && !h.bad) {
             errbuf_set(&eb, "%s", store_reader_error(rd));
         }
         store_reader_close(rd);
     }
-    if (rc == 0 && (rc = rules_engine_new(rs, &h.lim, &h.eng)) < 0) {
-        errbuf_set(&eb, "cannot make the engine: %s", vg_strerror(rc));
-    }
     if (rc == 0 && (rc = replay(&h)) == 0 && h.out_rc == 0) {
-        (void)rules_engine_flush(h.eng, on_alert, &h);
+        /* what vigild's timer did since: the collector clock reaches now */
+        (void)rules_engine_advance(h.eng, vg_now_ns(), on_alert, &h);
     }
     if (h.progress && h.seen >= 0x10000) {
         fprintf(stderr, "\r%70s\r", "");
@@ -638,9 +657,10 @@ static int hunt_run(struct cli_args *a)
     if (result == CLI_OK) {
         fprintf(stderr,
                 "vigil hunt: %zu rules loaded (%zu unsupported, %zu invalid), %" PRIu64
-                " events evaluated (%" PRIu64 " alerts skipped), %" PRIu64 " alerts, %.2f s\n",
+                " events evaluated (%" PRIu64 " alerts skipped), %" PRIu64
+                " alerts, %.2f s (%" PRIu64 " later events read past the window's horizon)\n",
                 ruleset_count(rs), rep.unsupported, rep.invalid, h.evaluated, h.sp.skipped,
-                h.alerts, (double)(vg_mono_ns() - t0) / 1e9);
+                h.alerts, (double)(vg_mono_ns() - t0) / 1e9, h.outside);
     }
     out_free(h.o);
     rules_engine_free(h.eng);

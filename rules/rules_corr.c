@@ -1,47 +1,45 @@
 /* rules/rules_corr.c: Sigma correlation rules (sigma-correlation-rules-specification):
  * event_count, value_count, temporal and temporal_ordered over sliding windows of event
- * time, per group of group-by values; and the checkpoint of that state.
+ * time, per group of group-by values.
  *
  * State per correlation rule: a hash table of groups (SipHash with a per-engine key) and
- * a min-heap of the groups by deadline. A group remembers its events (time, seq, the
- * engine's event id, the counted value's hash, which referenced rule), sorted by time.
+ * a min-heap of the groups by deadline. A group remembers its events (time, arrival,
+ * seq, the engine's event id, the counted value's hash, which referenced rule, and for a
+ * referenced correlation's match its triggering seqs), sorted by time.
  *
- * Conditions without an upper bound (gte, gt; temporal's "all rules") are monotone: they
- * are checked on every event against the windows containing it (the window ending at the
- * event when it is the newest; for a late event every window [e, e + timespan] starting
- * at a remembered event before it), fire as soon as they hold, and the group starts
- * afresh. A group expires when its newest event is older than timespan + lateness behind
- * the newest event time seen (the watermark). Conditions with an upper bound (lt, lte,
- * eq, ranges) can only be decided when the window is over: the window opens at a group's
- * first event, closes when the watermark passes its end + lateness, fires if the count is
- * in range, and the events after it open the next window.
+ * Conditions without an upper bound (gte, gt; temporal's "all rules") are monotone: on
+ * every event the windows containing it are checked (the window ending at the event
+ * when it is the newest; for an event that came a little late, every window [a, a +
+ * timespan] starting at a remembered event a before it), and each event at which one
+ * holds is a match. The group is not emptied by a match: a match depends only on the
+ * events within a timespan of it, never on where earlier matches fell, so a hunt that
+ * starts a window before another gets the same matches (rules/TIME.md "Hunt"). A match
+ * reports the window's events not reported before to the rule's incident
+ * (rules_incident.c), which turns a run of matches into one alert that updates.
+ * Conditions with an upper bound (lt, lte, eq, ranges) can only be decided when a window
+ * is over: the window opens at a group's first event, closes when the collector clock
+ * passes its first event's arrival + timespan + lateness (or an event of the group
+ * comes that much after its start), matches if the count is in range, and the events
+ * after it open the next window.
+ *
+ * Time (rules/TIME.md): windows are event time; a group expires (monotone) when the
+ * collector clock passes its newest feed's arrival + timespan + lateness; within a group
+ * events older than the newest - timespan - lateness - the spread of its feeders' clocks
+ * are forgotten (no non-late event can reach them).
  *
  * Bounds: max_groups_per_rule (at the cap the group with the nearest deadline is dropped,
- * counted), max_events_per_group (the oldest event is forgotten, counted), group-by values
- * cut at RULES_MAX_KEY_VALUE bytes. A late event (more than lateness behind the watermark)
- * is not counted (counted as late_dropped).
+ * its events counted as state_cap), max_events_per_group (the oldest event is forgotten,
+ * counted), group-by values cut at RULES_MAX_KEY_VALUE bytes.
  *
- * Chains: a correlation firing feeds the correlations that refer to it, with its
- * group-by values, at its alert time (never earlier than watermark - lateness, so it is
- * not late for them). */
+ * Chains: a match feeds the correlations that refer to it, with its group-by values, at
+ * its latest event's time, and its window's seqs, which the parent lists. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/mp.h"
 #include "common/xalloc.h"
 #include "rules/engine_int.h"
-
-static int64_t sat_add(int64_t a, int64_t b)
-{
-    return a > INT64_MAX - b ? INT64_MAX : a + b;
-}
-
-static int64_t sat_sub(int64_t a, int64_t b)
-{
-    return a < INT64_MIN + b ? INT64_MIN : a - b;
-}
 
 static const struct corr *corr_of(const struct rules_engine *e, size_t rule)
 {
@@ -122,7 +120,7 @@ static void heap_fix(struct cstate *cs, struct cgroup *g)
 
 /* ---- groups ---- */
 
-static struct cgroup *group_find(const struct cstate *cs, uint64_t h, const uint8_t *key,
+struct cgroup *rules__group_find(const struct cstate *cs, uint64_t h, const uint8_t *key,
                                  size_t keylen)
 {
     if (!cs->tab) {
@@ -170,11 +168,15 @@ static void table_remove(struct cstate *cs, struct cgroup *g)
     cs->ngroups--;
 }
 
-static void group_free(struct cgroup *g)
+void rules__group_free(struct cgroup *g)
 {
     if (g) {
+        for (uint32_t i = 0; i < g->n; i++) {
+            free(g->ent[i].sub);
+        }
         free(g->key);
         free(g->ent);
+        free(g->drill);
         free(g);
     }
 }
@@ -184,7 +186,7 @@ static void group_drop(struct rules_engine *e, size_t rule, struct cgroup *g)
     struct cstate *cs = &e->cs[corr_of(e, rule)->index];
     table_remove(cs, g);
     heap_remove(cs, g);
-    group_free(g);
+    rules__group_free(g);
     e->rst[rule].groups--;
 }
 
@@ -197,46 +199,20 @@ static struct cgroup *group_new(struct rules_engine *e, size_t rule, uint64_t h,
     g->key = xmalloc(keylen ? keylen : 1);
     memcpy(g->key, key, keylen);
     g->keylen = (uint32_t)keylen;
+    g->lo_off = INT64_MAX;
+    g->hi_off = INT64_MIN;
     table_insert(cs, g);
     heap_push(cs, g);
     e->rst[rule].groups++;
     return g;
 }
 
-/* Encodes the group-by values: per value u16 length (LE) + bytes, cut at
- * RULES_MAX_KEY_VALUE. out holds n * (2 + RULES_MAX_KEY_VALUE) bytes. */
-static size_t key_encode(const struct span *v, size_t n, uint8_t *out)
+void rules__group_install(struct rules_engine *e, size_t ci, struct cgroup *g)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = v[i].n < RULES_MAX_KEY_VALUE ? v[i].n : RULES_MAX_KEY_VALUE;
-        out[o++] = (uint8_t)(len & 0xff);
-        out[o++] = (uint8_t)(len >> 8);
-        if (len) {
-            memcpy(out + o, v[i].p, len);
-        }
-        o += len;
-    }
-    return o;
-}
-
-/* Decodes exactly n values; false when the key is not n well-formed values. */
-static bool key_decode(const uint8_t *key, size_t keylen, struct span *v, size_t n)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (keylen - o < 2) {
-            return false;
-        }
-        size_t len = key[o] | (size_t)key[o + 1] << 8;
-        o += 2;
-        if (len > RULES_MAX_KEY_VALUE || keylen - o < len) {
-            return false;
-        }
-        v[i] = (struct span){ key + o, len };
-        o += len;
-    }
-    return o == keylen;
+    struct cstate *cs = &e->cs[ci];
+    table_insert(cs, g);
+    heap_push(cs, g);
+    e->rst[e->rs->corr_rules[ci]].groups++;
 }
 
 static int entry_cmp(const struct centry *a, const struct centry *b)
@@ -274,8 +250,17 @@ static size_t entry_insert(struct cgroup *g, const struct centry *en)
     return lo;
 }
 
+void rules__entry_insert(struct cgroup *g, const struct centry *en)
+{
+    (void)entry_insert(g, en);
+}
+
+/* Removes entries [from, to), freeing what they own. */
 static void entry_remove(struct cgroup *g, size_t from, size_t to)
 {
+    for (size_t i = from; i < to; i++) {
+        free(g->ent[i].sub);
+    }
     memmove(g->ent + from, g->ent + to, (g->n - to) * sizeof(*g->ent));
     g->n -= (uint32_t)(to - from);
 }
@@ -296,11 +281,14 @@ static size_t lower_ts(const struct cgroup *g, int64_t t)
     return lo;
 }
 
+/* Collector-time deadlines (rules/TIME.md): a monotone group expires when the clock
+ * passes its newest feed's arrival + timespan + lateness; a bounded window closes when it
+ * passes its first event's arrival + timespan + lateness. */
 static void set_deadline(struct rules_engine *e, const struct corr *co, struct cgroup *g)
 {
     struct cstate *cs = &e->cs[co->index];
-    int64_t base = co->bounded ? g->start : g->ent[g->n - 1].ts;
-    g->deadline = sat_add(sat_add(base, co->span_ns), e->lim.lateness_ns);
+    int64_t base = co->bounded ? g->start_r : g->last_r;
+    g->deadline = rules__sat_add(rules__sat_add(base, co->span_ns), e->lim.lateness_ns);
     heap_fix(cs, g);
 }
 
@@ -437,154 +425,154 @@ static bool ctr_holds(const struct counter *c)
     return (int64_t)n >= c->co->lo && (c->co->hi == INT64_MAX || (int64_t)n <= c->co->hi);
 }
 
-/* ---- firing ---- */
+/* ---- matches ---- */
 
-/* What a firing reports, copied out of the group before the group changes. */
-struct firing {
-    uint8_t *key;
-    size_t keylen;
-    struct centry *ents; /* the triggering events, sorted */
-    size_t n;
-    uint64_t count;
-};
-
-static void firing_release(struct firing *f)
+/* The seqs a match of a referenced correlation carries to its parents: those of its
+ * window's events (their own, or the seqs their own references carried), the first and
+ * last half of max_alert_events of them, with their total. Caller frees. */
+static struct subseqs *window_seqs(const struct rules_engine *e, const struct cgroup *g,
+                                   const size_t *idx, size_t n)
 {
-    free(f->key);
-    free(f->ents);
-}
+    uint32_t half = (uint32_t)(e->lim.max_alert_events / 2);
+    struct subseqs *s = xcalloc(1, sizeof(*s) + 2 * half * sizeof(uint64_t));
+    uint64_t *buf = xmalloc(2 * half * sizeof(uint64_t));
+    struct seqlist l = { .buf = buf, .half = half };
 
-/* Copies the entries of g at idx[0..n) (ascending) into f. */
-static void firing_take(struct firing *f, const struct cgroup *g, const size_t *idx, size_t n,
-                        uint64_t count)
-{
-    f->key = xmalloc(g->keylen ? g->keylen : 1);
-    memcpy(f->key, g->key, g->keylen);
-    f->keylen = g->keylen;
-    f->ents = xmalloc((n ? n : 1) * sizeof(*f->ents));
-    for (size_t i = 0; i < n; i++) {
-        f->ents[i] = g->ent[idx[i]];
+    for (size_t k = 0; k < n; k++) {
+        const struct centry *en = &g->ent[idx[k]];
+        if (en->sub) {
+            for (uint32_t x = 0; x < en->sub->n; x++) {
+                rules__seqs_add(&l, en->sub->seq[x]);
+            }
+            l.total += en->sub->total - en->sub->n; /* those it did not list */
+        } else if (en->seq != RULES_NO_SEQ) {
+            rules__seqs_add(&l, en->seq);
+        }
     }
-    f->n = n;
-    f->count = count;
+    s->n = (uint32_t)rules__seqs_out(&l, s->seq);
+    s->total = l.total;
+    free(buf);
+    return s;
 }
 
-/* The entries of window [i, j] to report: the last max_alert_events of them (temporal:
- * the latest of each rule present). */
-static size_t pick(const struct rules_engine *e, const struct rule *r, const struct cgroup *g,
-                   size_t i, size_t j, size_t *idx)
+/* The entries of window [i, j) a match reports: all of them; for temporal, the latest of
+ * each referenced rule present. Returns how many (idx has room for j - i). */
+static size_t pick(const struct rule *r, const struct cgroup *g, size_t i, size_t j, size_t *idx)
 {
     size_t n = 0;
 
-    if (r->type == RULES_TEMPORAL) {
-        for (size_t k = 0; k < r->corr.nrefs; k++) {
-            for (size_t x = j + 1; x-- > i;) {
-                if (g->ent[x].ref == k) {
-                    idx[n++] = x;
-                    break;
-                }
-            }
-        }
-        /* ascending */
-        for (size_t a = 1; a < n; a++) {
-            for (size_t b = a; b > 0 && idx[b - 1] > idx[b]; b--) {
-                size_t t = idx[b];
-                idx[b] = idx[b - 1];
-                idx[b - 1] = t;
-            }
+    if (r->type != RULES_TEMPORAL) {
+        for (size_t x = i; x < j; x++) {
+            idx[n++] = x;
         }
         return n;
     }
-    size_t from = j + 1 - i > e->lim.max_alert_events ? j + 1 - e->lim.max_alert_events : i;
-    for (size_t x = from; x <= j; x++) {
-        idx[n++] = x;
+    for (size_t k = 0; k < r->corr.nrefs; k++) {
+        for (size_t x = j; x-- > i;) {
+            if (g->ent[x].ref == k) {
+                idx[n++] = x;
+                break;
+            }
+        }
+    }
+    for (size_t a = 1; a < n; a++) { /* ascending */
+        for (size_t b = a; b > 0 && idx[b - 1] > idx[b]; b--) {
+            size_t t = idx[b];
+            idx[b] = idx[b - 1];
+            idx[b - 1] = t;
+        }
     }
     return n;
 }
 
-static void fire(struct rules_engine *e, size_t rule, const struct firing *f)
+/* A match of rule over g's entries idx[0..n) (ascending): the incident gets the ones not
+ * reported before, the parents a feed. g is not changed but for the reported marks. */
+static void match(struct rules_engine *e, size_t rule, struct cgroup *g, const size_t *idx,
+                  size_t n)
 {
     const struct rule *r = &e->rs->rules[rule];
     const struct corr *co = &r->corr;
-    struct span gv[RULES_MAX_GROUP_BY + 1];
-    size_t maxs = e->lim.max_alert_events;
-    uint64_t *seqs = xmalloc((maxs + 1) * sizeof(*seqs));
-    size_t nseqs = 0;
-    uint64_t last_seq = RULES_NO_SEQ;
 
-    if (!key_decode(f->key, f->keylen, gv, co->ngroup)) {
-        free(seqs);
-        return; /* cannot happen: keys are built by key_encode */
+    e->rst[rule].matches++;
+    if (n == 0) {
+        return;
     }
-    size_t from = f->n > maxs ? f->n - maxs : 0;
-    for (size_t i = from; i < f->n; i++) {
-        if (f->ents[i].seq != RULES_NO_SEQ) {
-            seqs[nseqs++] = f->ents[i].seq;
-            last_seq = f->ents[i].seq;
+    const struct centry **win = xmalloc(n * sizeof(*win));
+    const struct centry **fresh = xmalloc(n * sizeof(*fresh));
+    size_t nfresh = 0;
+    int64_t last = INT64_MIN;
+    for (size_t k = 0; k < n; k++) {
+        struct centry *en = &g->ent[idx[k]];
+        win[k] = en;
+        if (!en->reported) {
+            en->reported = 1;
+            fresh[nfresh++] = en;
         }
+        last = en->ts > last ? en->ts : last;
     }
-    struct rules_alert a = {
-        .rule = rule,
-        .rule_id = r->id     ? r->id
-                   : r->name ? r->name
-                             : "",
-        .title = r->title,
-        .level = r->level ? r->level : "",
-        .severity = r->sev,
-        .type = r->type,
-        .ngroup = co->ngroup,
-        .group_names = (const char *const *)co->group,
-        .group_values = gv,
-        .seqs = seqs,
-        .nseqs = nseqs,
-        .count = f->count,
-        .ts = f->n ? f->ents[f->n - 1].ts : e->wm,
-        .window_start = f->n ? f->ents[0].ts : e->wm,
-        .window_end = f->n ? f->ents[f->n - 1].ts : e->wm,
-    };
     if (r->output || e->emit_all) {
-        rules__emit(e, &a);
+        struct imatch m = {
+            .key = g->key,
+            .keylen = g->keylen,
+            .ts = last,
+            .r = e->cur_r,
+            .win_start = g->ent[idx[0]].ts,
+            .win_end = last,
+            .fresh = fresh,
+            .nfresh = nfresh,
+            .window = win,
+            .nwindow = n,
+            .drill = g->drill ? span_str(g->drill) : (struct span){ NULL, 0 },
+        };
+        rules__incident_match(e, rule, &m);
     }
-    int64_t feed_ts = a.ts;
-    if (e->has_wm && feed_ts < sat_sub(e->wm, e->lim.lateness_ns)) {
-        feed_ts = sat_sub(e->wm, e->lim.lateness_ns);
-    }
-    for (size_t p = 0; p < r->nparents; p++) {
-        size_t pi = r->parents[p];
-        const struct corr *pc = corr_of(e, pi);
-        for (size_t k = 0; k < pc->nrefs; k++) {
-            if (pc->refs[k].rule != rule) {
-                continue;
+    if (r->nparents > 0) {
+        struct span gv[RULES_MAX_GROUP_BY + 1];
+        if (rules__key_decode(g->key, g->keylen, gv, co->ngroup)) {
+            struct subseqs *sub = window_seqs(e, g, idx, n);
+            for (size_t p = 0; p < r->nparents; p++) {
+                size_t pi = r->parents[p];
+                const struct corr *pc = corr_of(e, pi);
+                for (size_t k = 0; k < pc->nrefs; k++) {
+                    if (pc->refs[k].rule != rule) {
+                        continue;
+                    }
+                    struct span pg[RULES_MAX_GROUP_BY + 1];
+                    for (size_t j = 0; j < pc->ngroup; j++) {
+                        pg[j] = gv[pc->refs[k].gsrc[j]];
+                    }
+                    uint64_t vh =
+                        pc->refs[k].vsrc >= 0 ? rules__value_hash(gv[pc->refs[k].vsrc]) : 0;
+                    rules__corr_feed(e, pi, k, pg, vh, last, RULES_NO_SEQ, sub,
+                                     g->drill ? span_str(g->drill) : (struct span){ NULL, 0 });
+                }
             }
-            struct span pg[RULES_MAX_GROUP_BY + 1];
-            for (size_t j = 0; j < pc->ngroup; j++) {
-                pg[j] = gv[pc->refs[k].gsrc[j]];
-            }
-            uint64_t vh = pc->refs[k].vsrc >= 0 ? rules__value_hash(gv[pc->refs[k].vsrc]) : 0;
-            rules__corr_feed(e, pi, k, pg, vh, feed_ts, last_seq);
+            free(sub);
         }
     }
-    free(seqs);
+    free(win);
+    free(fresh);
 }
 
 /* ---- monotone checks (on each event) ---- */
 
-/* Windows [ent[i].ts, ent[i].ts + span] for the i whose ts lie in [t - span, t]: the
- * first is the only one that matters when t is the newest. */
-static bool check_counts(struct rules_engine *e, size_t rule, struct cgroup *g, int64_t t,
-                         struct firing *out)
+/* A window containing the event at time t that holds: windows [ent[a].ts, ent[a].ts +
+ * span] for the a whose ts lie in [t - span, t] (the first is the only one that matters
+ * when t is the newest). Returns true with its entries [*from, *to). */
+static bool find_counts(struct rules_engine *e, size_t rule, struct cgroup *g, int64_t t,
+                        size_t *from, size_t *to)
 {
     const struct rule *r = &e->rs->rules[rule];
     const struct corr *co = &r->corr;
     bool newest = g->ent[g->n - 1].ts <= t;
-    size_t i = lower_ts(g, sat_sub(t, co->span_ns));
+    size_t i = lower_ts(g, rules__sat_sub(t, co->span_ns));
     size_t j = i; /* one past the window's last entry */
     struct counter c;
-    bool fired = false;
+    bool found = false;
 
     ctr_init(&c, e, r, g->n);
     for (; i < g->n && g->ent[i].ts <= t; i++) {
-        int64_t end = sat_add(g->ent[i].ts, co->span_ns);
+        int64_t end = rules__sat_add(g->ent[i].ts, co->span_ns);
         if (j < i) {
             j = i;
         }
@@ -593,11 +581,9 @@ static bool check_counts(struct rules_engine *e, size_t rule, struct cgroup *g, 
             j++;
         }
         if (ctr_holds(&c)) {
-            size_t *idx = xmalloc((e->lim.max_alert_events + co->nrefs + 1) * sizeof(*idx));
-            size_t n = pick(e, r, g, i, j - 1, idx);
-            firing_take(out, g, idx, n, ctr_count(&c));
-            free(idx);
-            fired = true;
+            *from = i;
+            *to = j;
+            found = true;
             break;
         }
         if (newest) {
@@ -606,113 +592,142 @@ static bool check_counts(struct rules_engine *e, size_t rule, struct cgroup *g, 
         ctr_add(&c, &g->ent[i], -1);
     }
     ctr_release(&c);
-    return fired;
+    return found;
 }
 
 /* temporal_ordered: a chain r0 <= r1 <= ... (by time, then arrival; distinct events)
- * within span, starting at an r0 event whose time lies in [t - span, t]. Greedy: for each
- * step the earliest fitting event, which leaves the most room for the next. */
-static bool check_ordered(struct rules_engine *e, size_t rule, struct cgroup *g, int64_t t,
-                          struct firing *out)
+ * within span that holds the entry at p (reference k): before it, for each earlier step
+ * the latest fitting event; after it, for each later step the earliest, which gives the
+ * shortest such chain. Fills chain (nrefs) and returns true when it fits the span. */
+static bool find_chain(const struct corr *co, const struct cgroup *g, size_t p, size_t k,
+                       size_t *chain)
 {
-    const struct corr *co = corr_of(e, rule);
-    size_t *chain = xmalloc((co->nrefs + 1) * sizeof(*chain));
-    bool fired = false;
-
-    for (size_t i = lower_ts(g, sat_sub(t, co->span_ns)); i < g->n && g->ent[i].ts <= t; i++) {
-        if (g->ent[i].ref != 0) {
-            continue;
-        }
-        int64_t end = sat_add(g->ent[i].ts, co->span_ns);
-        size_t prev = i;
-        size_t k = 1;
-        chain[0] = i;
-        for (; k < co->nrefs; k++) {
-            size_t j = prev + 1;
-            while (j < g->n && g->ent[j].ts <= end &&
-                   (g->ent[j].ref != k || g->ent[j].eid == g->ent[prev].eid)) {
-                j++;
-            }
-            if (j >= g->n || g->ent[j].ts > end) {
+    chain[k] = p;
+    for (size_t s = k; s-- > 0;) {
+        size_t q = chain[s + 1];
+        bool found = false;
+        while (q-- > 0) {
+            if (g->ent[q].ref == s && g->ent[q].eid != g->ent[chain[s + 1]].eid) {
+                found = true;
                 break;
             }
-            chain[k] = j;
-            prev = j;
         }
-        if (k == co->nrefs) {
-            firing_take(out, g, chain, co->nrefs, co->nrefs);
-            fired = true;
-            break;
+        if (!found) {
+            return false;
         }
+        chain[s] = q;
     }
-    free(chain);
-    return fired;
+    for (size_t s = k + 1; s < co->nrefs; s++) {
+        size_t q = chain[s - 1] + 1;
+        while (q < g->n && (g->ent[q].ref != s || g->ent[q].eid == g->ent[chain[s - 1]].eid)) {
+            q++;
+        }
+        if (q >= g->n) {
+            return false;
+        }
+        chain[s] = q;
+    }
+    return g->ent[chain[co->nrefs - 1]].ts - g->ent[chain[0]].ts <= co->span_ns;
 }
 
 /* ---- bounded windows (decided at their end) ---- */
 
-/* Closes g's open window; returns whether it fired (f filled). g may be freed. */
-static bool close_window(struct rules_engine *e, size_t rule, struct cgroup *g, struct firing *f)
+/* Closes g's open window, matching when the count is in range; the events after it open
+ * the next one. Returns false when g was dropped (nothing left). */
+static bool close_window(struct rules_engine *e, size_t rule, struct cgroup *g)
 {
     const struct rule *r = &e->rs->rules[rule];
     const struct corr *co = &r->corr;
-    int64_t end = sat_add(g->start, co->span_ns);
+    int64_t end = rules__sat_add(g->start, co->span_ns);
     size_t j = 0;
     struct counter c;
-    bool fired = false;
 
     ctr_init(&c, e, r, g->n);
     while (j < g->n && g->ent[j].ts <= end) {
         ctr_add(&c, &g->ent[j], +1);
         j++;
     }
-    if (j > 0 && ctr_holds(&c)) {
-        size_t *idx = xmalloc((e->lim.max_alert_events + co->nrefs + 1) * sizeof(*idx));
-        size_t n = pick(e, r, g, 0, j - 1, idx);
-        firing_take(f, g, idx, n, ctr_count(&c));
-        free(idx);
-        fired = true;
-    }
+    bool holds = j > 0 && ctr_holds(&c);
     ctr_release(&c);
+    if (holds) {
+        size_t *idx = xmalloc((j + 1) * sizeof(*idx));
+        size_t n = pick(r, g, 0, j, idx);
+        match(e, rule, g, idx, n);
+        free(idx);
+    }
     entry_remove(g, 0, j);
     if (g->n == 0) {
         group_drop(e, rule, g);
-    } else {
-        g->start = g->ent[0].ts;
-        set_deadline(e, co, g);
+        return false;
     }
-    return fired;
+    g->start = g->ent[0].ts;
+    g->start_r = g->ent[0].r;
+    set_deadline(e, co, g);
+    return true;
 }
 
 /* ---- feeding ---- */
 
+static struct subseqs *sub_copy(const struct subseqs *s)
+{
+    if (!s) {
+        return NULL;
+    }
+    size_t bytes = sizeof(*s) + s->n * sizeof(uint64_t);
+    struct subseqs *c = xmalloc(bytes);
+    memcpy(c, s, bytes);
+    return c;
+}
+
 void rules__corr_feed(struct rules_engine *e, size_t rule, size_t ref, const struct span *gvals,
-                      uint64_t vh, int64_t ts, uint64_t seq)
+                      uint64_t vh, int64_t ts, uint64_t seq, const struct subseqs *sub,
+                      struct span drill)
 {
     const struct rule *r = &e->rs->rules[rule];
     const struct corr *co = &r->corr;
     struct cstate *cs = &e->cs[co->index];
     struct rules_stats *st = &e->rst[rule];
     uint8_t key[RULES_MAX_GROUP_BY * (2 + RULES_MAX_KEY_VALUE) + 1];
-    int64_t late = e->has_wm ? sat_sub(e->wm, e->lim.lateness_ns) : INT64_MIN;
+    int64_t recv = e->cur_r;
 
-    if (ts < late) {
-        st->late_dropped++;
-        return;
-    }
-    size_t keylen = key_encode(gvals, co->ngroup, key);
+    size_t keylen = rules__key_encode(gvals, co->ngroup, key);
     uint64_t h = rules__siphash(e->hkey, key, keylen);
-    struct cgroup *g = group_find(cs, h, key, keylen);
+    struct cgroup *g = rules__group_find(cs, h, key, keylen);
+    /* a bounded window is over once an event of its group comes this far past it */
+    while (g && co->bounded &&
+           ts > rules__sat_add(rules__sat_add(g->start, co->span_ns), e->lim.lateness_ns)) {
+        if (!close_window(e, rule, g)) {
+            g = NULL;
+        }
+    }
     if (!g) {
         if (cs->ngroups >= e->lim.max_groups_per_rule) {
-            group_drop(e, rule, cs->heap[0]);
+            struct cgroup *victim = cs->heap[0];
+            st->skipped[RULES_SKIP_STATE_CAP] += victim->n;
             st->groups_evicted++;
+            group_drop(e, rule, victim);
         }
         g = group_new(e, rule, h, key, keylen);
         g->start = ts;
+        g->start_r = recv;
     }
-    struct centry en = { .ts = ts, .seq = seq, .eid = e->eid, .vh = vh, .ref = (uint32_t)ref };
-    entry_insert(g, &en);
+    struct centry en = {
+        .ts = ts,
+        .r = recv,
+        .seq = seq,
+        .eid = e->eid,
+        .vh = vh,
+        .ref = (uint32_t)ref,
+        .sub = sub_copy(sub),
+    };
+    size_t at = entry_insert(g, &en);
+    if (!g->drill && drill.n > 0) {
+        g->drill = xstrndup((const char *)drill.p, drill.n);
+    }
+    int64_t off = rules__sat_sub(ts, recv);
+    g->lo_off = off < g->lo_off ? off : g->lo_off;
+    g->hi_off = off > g->hi_off ? off : g->hi_off;
+    g->last_r = recv > g->last_r ? recv : g->last_r;
     if (g->n > e->lim.max_events_per_group) {
         /* forget the oldest (temporal: the oldest of the same rule, so one noisy rule
          * cannot push the others out) */
@@ -726,30 +741,50 @@ void rules__corr_feed(struct rules_engine *e, size_t rule, size_t ref, const str
             }
         }
         entry_remove(g, drop, drop + 1);
-        st->events_forgotten++;
+        st->skipped[RULES_SKIP_STATE_CAP]++;
+        if (drop == at) {
+            set_deadline(e, co, g);
+            return; /* it was the one forgotten */
+        }
+        at -= drop < at;
     }
     if (co->bounded) {
         if (ts < g->start) {
             g->start = ts;
+            g->start_r = recv;
         }
         set_deadline(e, co, g);
         return;
     }
-    /* forget what no window around a countable event can reach */
-    size_t old = lower_ts(g, sat_sub(late, co->span_ns));
+    /* forget what no event that is not late can reach: the newest minus the timespan,
+     * the lateness and how far apart the feeders' clocks are */
+    int64_t spread = rules__sat_sub(g->hi_off, g->lo_off);
+    int64_t keep = rules__sat_sub(
+        rules__sat_sub(rules__sat_sub(g->ent[g->n - 1].ts, co->span_ns), e->lim.lateness_ns),
+        spread);
+    size_t old = lower_ts(g, keep);
+    old = old < at ? old : at; /* never the new one: it may still complete a window */
     if (old > 0) {
         entry_remove(g, 0, old);
+        at -= old;
     }
-    struct firing f = { 0 };
-    bool fired = r->type == RULES_TEMPORAL_ORDERED ? check_ordered(e, rule, g, ts, &f)
-                                                   : check_counts(e, rule, g, ts, &f);
-    if (fired) {
-        group_drop(e, rule, g);
-        fire(e, rule, &f);
-        firing_release(&f);
+    if (r->type == RULES_TEMPORAL_ORDERED) {
+        size_t *chain = xmalloc((co->nrefs + 1) * sizeof(*chain));
+        if (find_chain(co, g, at, ref, chain)) {
+            match(e, rule, g, chain, co->nrefs);
+        }
+        free(chain);
     } else {
-        set_deadline(e, co, g);
+        size_t from;
+        size_t to;
+        if (find_counts(e, rule, g, ts, &from, &to)) {
+            size_t *idx = xmalloc((to - from + 1) * sizeof(*idx));
+            size_t n = pick(r, g, from, to, idx);
+            match(e, rule, g, idx, n);
+            free(idx);
+        }
     }
+    set_deadline(e, co, g);
 }
 
 void rules__corr_expire(struct rules_engine *e)
@@ -760,17 +795,13 @@ void rules__corr_expire(struct rules_engine *e)
         size_t rule = rs->corr_rules[ci];
         const struct corr *co = corr_of(e, rule);
         struct cstate *cs = &e->cs[ci];
-        while (cs->nheap > 0 && cs->heap[0]->deadline < e->wm) {
+        while (cs->nheap > 0 && cs->heap[0]->deadline < e->gate) {
             struct cgroup *g = cs->heap[0];
             if (!co->bounded) {
                 group_drop(e, rule, g);
                 continue;
             }
-            struct firing f = { 0 };
-            if (close_window(e, rule, g, &f)) {
-                fire(e, rule, &f);
-            }
-            firing_release(&f);
+            (void)close_window(e, rule, g);
         }
     }
 }
@@ -789,11 +820,8 @@ void rules__corr_flush(struct rules_engine *e)
                 group_drop(e, rule, g);
                 continue;
             }
-            struct firing f = { 0 };
-            if (close_window(e, rule, g, &f)) {
-                fire(e, rule, &f);
+            while (close_window(e, rule, g)) {
             }
-            firing_release(&f);
         }
     }
 }
@@ -808,7 +836,7 @@ void rules__corr_init(struct rules_engine *e)
 static void cstate_release(struct cstate *cs)
 {
     for (size_t i = 0; i < cs->nheap; i++) {
-        group_free(cs->heap[i]);
+        rules__group_free(cs->heap[i]);
     }
     free(cs->heap);
     free(cs->tab);
@@ -827,312 +855,10 @@ void rules__corr_release(struct rules_engine *e)
     e->cs = NULL;
 }
 
-/* ---- checkpoints ----
- * {"format": "vigil-rules-state", "version": 1, "wm": int|nil, "eid": uint,
- *  "rules": [{"key": id|name|title, "fp": bin(32),
- *             "groups": [[key(bin), start(int), [[ts, seq|nil, eid, vh, ref], ...]], ...]}]}
- */
-
-static const char *ckpt_key(const struct rule *r)
+void rules__corr_reset(struct rules_engine *e)
 {
-    return r->id ? r->id : r->name ? r->name : r->title;
-}
-
-int rules_engine_checkpoint(const struct rules_engine *e, struct buf *out)
-{
-    const struct ruleset *rs = e->rs;
-    int rc = 0;
-
-#define PUT(x)        \
- do {                 \
-  if ((rc = (x)) < 0) \
-   return rc;         \
- } while (0)
-    PUT(mp_put_map(out, 5));
-    PUT(mp_put_cstr(out, "format"));
-    PUT(mp_put_cstr(out, "vigil-rules-state"));
-    PUT(mp_put_cstr(out, "version"));
-    PUT(mp_put_u64(out, 1));
-    PUT(mp_put_cstr(out, "wm"));
-    PUT(e->has_wm ? mp_put_i64(out, e->wm) : mp_put_nil(out));
-    PUT(mp_put_cstr(out, "eid"));
-    PUT(mp_put_u64(out, e->eid));
-    PUT(mp_put_cstr(out, "rules"));
-    PUT(mp_put_array(out, (uint32_t)rs->ncorr));
-    for (size_t ci = 0; ci < rs->ncorr; ci++) {
-        const struct rule *r = &rs->rules[rs->corr_rules[ci]];
-        const struct cstate *cs = &e->cs[ci];
-        PUT(mp_put_map(out, 3));
-        PUT(mp_put_cstr(out, "key"));
-        PUT(mp_put_cstr(out, ckpt_key(r)));
-        PUT(mp_put_cstr(out, "fp"));
-        PUT(mp_put_bin(out, r->corr.fp, sizeof(r->corr.fp)));
-        PUT(mp_put_cstr(out, "groups"));
-        PUT(mp_put_array(out, (uint32_t)cs->nheap));
-        for (size_t i = 0; i < cs->nheap; i++) {
-            const struct cgroup *g = cs->heap[i];
-            PUT(mp_put_array(out, 3));
-            PUT(mp_put_bin(out, g->key, g->keylen));
-            PUT(mp_put_i64(out, g->start));
-            PUT(mp_put_array(out, g->n));
-            for (uint32_t k = 0; k < g->n; k++) {
-                const struct centry *en = &g->ent[k];
-                PUT(mp_put_array(out, 5));
-                PUT(mp_put_i64(out, en->ts));
-                PUT(en->seq == RULES_NO_SEQ ? mp_put_nil(out) : mp_put_u64(out, en->seq));
-                PUT(mp_put_u64(out, en->eid));
-                PUT(mp_put_u64(out, en->vh));
-                PUT(mp_put_u64(out, en->ref));
-            }
-        }
+    for (size_t i = 0; i < e->rs->ncorr; i++) {
+        cstate_release(&e->cs[i]);
+        e->rst[e->rs->corr_rules[i]].groups = 0;
     }
-#undef PUT
-    return 0;
-}
-
-static bool rd(struct span *in, struct mp_obj *o, enum mp_type t)
-{
-    return mp_read(in, o) == 1 && o->type == t;
-}
-
-static bool rd_i64(struct span *in, int64_t *v)
-{
-    struct span val;
-    return mp_take(in, &val) == 0 && mp_get_i64(val, v);
-}
-
-static bool rd_u64(struct span *in, uint64_t *v)
-{
-    struct mp_obj o;
-    if (mp_read(in, &o) != 1) {
-        return false;
-    }
-    if (o.type == MP_UINT) {
-        *v = o.v.u;
-        return true;
-    }
-    return false;
-}
-
-/* Parses one rule's groups into cs (fresh); ci < 0: skip them. Returns groups or -1. */
-static long restore_groups(struct rules_engine *e, long ci, struct cstate *cs, struct span *in)
-{
-    struct mp_obj o;
-    long restored = 0;
-    size_t rule = ci >= 0 ? e->rs->corr_rules[ci] : 0;
-    const struct corr *co = ci >= 0 ? corr_of(e, rule) : NULL;
-
-    if (!rd(in, &o, MP_ARRAY)) {
-        return -1;
-    }
-    uint32_t ng = o.v.count;
-    for (uint32_t gi = 0; gi < ng; gi++) {
-        struct mp_obj b;
-        int64_t start;
-        if (!rd(in, &o, MP_ARRAY) || o.v.count != 3 || !rd(in, &b, MP_BIN) || !rd_i64(in, &start) ||
-            !rd(in, &o, MP_ARRAY)) {
-            return -1;
-        }
-        uint32_t ne = o.v.count;
-        struct span gv[RULES_MAX_GROUP_BY + 1];
-        bool keep = co && key_decode(b.v.s.p, b.v.s.n, gv, co->ngroup) &&
-                    cs->ngroups < e->lim.max_groups_per_rule &&
-                    !group_find(cs, rules__siphash(e->hkey, b.v.s.p, b.v.s.n), b.v.s.p, b.v.s.n);
-        if (co && !keep && !key_decode(b.v.s.p, b.v.s.n, gv, co->ngroup)) {
-            return -1; /* a key that is not this rule's shape: not our checkpoint */
-        }
-        struct cgroup *g = NULL;
-        if (keep) {
-            g = xcalloc(1, sizeof(*g));
-            g->hash = rules__siphash(e->hkey, b.v.s.p, b.v.s.n);
-            g->key = xmalloc(b.v.s.n ? b.v.s.n : 1);
-            memcpy(g->key, b.v.s.p, b.v.s.n);
-            g->keylen = (uint32_t)b.v.s.n;
-            g->start = start;
-        }
-        for (uint32_t k = 0; k < ne; k++) {
-            struct centry en;
-            struct span sv;
-            uint64_t ref;
-            if (!rd(in, &o, MP_ARRAY) || o.v.count != 5 || !rd_i64(in, &en.ts) ||
-                mp_take(in, &sv) < 0) {
-                group_free(g);
-                return -1;
-            }
-            if (mp_is_nil(sv)) {
-                en.seq = RULES_NO_SEQ;
-            } else {
-                struct span t = sv;
-                if (!rd_u64(&t, &en.seq)) {
-                    group_free(g);
-                    return -1;
-                }
-            }
-            if (!rd_u64(in, &en.eid) || !rd_u64(in, &en.vh) || !rd_u64(in, &ref) ||
-                (co && ref >= co->nrefs)) {
-                group_free(g);
-                return -1;
-            }
-            en.ref = (uint32_t)ref;
-            if (g) {
-                entry_insert(g, &en);
-                if (g->n > e->lim.max_events_per_group) {
-                    entry_remove(g, 0, 1);
-                }
-            }
-        }
-        if (g && g->n == 0) {
-            group_free(g);
-            g = NULL;
-        }
-        if (g) {
-            if (g->start > g->ent[0].ts) {
-                g->start = g->ent[0].ts;
-            }
-            table_insert(cs, g);
-            heap_push(cs, g);
-            int64_t base = co->bounded ? g->start : g->ent[g->n - 1].ts;
-            g->deadline = sat_add(sat_add(base, co->span_ns), e->lim.lateness_ns);
-            heap_fix(cs, g);
-            restored++;
-        }
-    }
-    return restored;
-}
-
-int rules_engine_restore(struct rules_engine *e, struct span state)
-{
-    const struct ruleset *rs = e->rs;
-    struct span in = state;
-    struct mp_obj o;
-    struct cstate *ncs = xcalloc(rs->ncorr + 1, sizeof(*ncs));
-    bool *seen = xcalloc(rs->ncorr + 1, sizeof(*seen));
-    int64_t wm = 0;
-    bool has_wm = false;
-    uint64_t eid = 0;
-    bool have_rules = false;
-    bool fmt_ok = false;
-    long total = 0;
-
-    if (!rd(&in, &o, MP_MAP)) {
-        goto corrupt;
-    }
-    uint32_t nkeys = o.v.count;
-    for (uint32_t i = 0; i < nkeys; i++) {
-        struct mp_obj k;
-        if (!rd(&in, &k, MP_STR)) {
-            goto corrupt;
-        }
-        struct span ks = k.v.s;
-        if (span_eq_str(ks, "format")) {
-            struct mp_obj v;
-            if (!rd(&in, &v, MP_STR) || !span_eq_str(v.v.s, "vigil-rules-state")) {
-                goto corrupt;
-            }
-            fmt_ok = true;
-        } else if (span_eq_str(ks, "version")) {
-            uint64_t v;
-            if (!rd_u64(&in, &v) || v != 1) {
-                goto corrupt;
-            }
-        } else if (span_eq_str(ks, "wm")) {
-            struct span v;
-            if (mp_take(&in, &v) < 0) {
-                goto corrupt;
-            }
-            if (!mp_is_nil(v)) {
-                if (!mp_get_i64(v, &wm)) {
-                    goto corrupt;
-                }
-                has_wm = true;
-            }
-        } else if (span_eq_str(ks, "eid")) {
-            if (!rd_u64(&in, &eid)) {
-                goto corrupt;
-            }
-        } else if (span_eq_str(ks, "rules")) {
-            if (!rd(&in, &o, MP_ARRAY)) {
-                goto corrupt;
-            }
-            have_rules = true;
-            uint32_t nr = o.v.count;
-            for (uint32_t ri = 0; ri < nr; ri++) {
-                struct mp_obj m;
-                struct span key = { 0 };
-                struct span fp = { 0 };
-                bool groups_done = false;
-                if (!rd(&in, &m, MP_MAP) || m.v.count != 3) {
-                    goto corrupt;
-                }
-                for (uint32_t f = 0; f < 3; f++) {
-                    struct mp_obj fk;
-                    struct mp_obj fv;
-                    if (!rd(&in, &fk, MP_STR)) {
-                        goto corrupt;
-                    }
-                    if (span_eq_str(fk.v.s, "key")) {
-                        if (!rd(&in, &fv, MP_STR)) {
-                            goto corrupt;
-                        }
-                        key = fv.v.s;
-                    } else if (span_eq_str(fk.v.s, "fp")) {
-                        if (!rd(&in, &fv, MP_BIN) || fv.v.s.n != 32) {
-                            goto corrupt;
-                        }
-                        fp = fv.v.s;
-                    } else if (span_eq_str(fk.v.s, "groups") && key.p && fp.p) {
-                        long ci = -1;
-                        for (size_t c = 0; c < rs->ncorr; c++) {
-                            const struct rule *r = &rs->rules[rs->corr_rules[c]];
-                            if (!seen[c] && span_eq_str(key, ckpt_key(r)) &&
-                                memcmp(fp.p, r->corr.fp, 32) == 0) {
-                                ci = (long)c;
-                                break;
-                            }
-                        }
-                        long n = restore_groups(e, ci, ci >= 0 ? &ncs[ci] : NULL, &in);
-                        if (n < 0) {
-                            goto corrupt;
-                        }
-                        if (ci >= 0) {
-                            seen[ci] = true;
-                        }
-                        total += n;
-                        groups_done = true;
-                    } else {
-                        goto corrupt;
-                    }
-                }
-                if (!groups_done) {
-                    goto corrupt;
-                }
-            }
-        } else if (mp_skip(&in) < 0) {
-            goto corrupt;
-        }
-    }
-    if (!fmt_ok || !have_rules || in.n != 0) {
-        goto corrupt;
-    }
-    /* install */
-    for (size_t ci = 0; ci < rs->ncorr; ci++) {
-        cstate_release(&e->cs[ci]);
-        e->cs[ci] = ncs[ci];
-        e->rst[rs->corr_rules[ci]].groups = ncs[ci].ngroups;
-    }
-    free(ncs);
-    free(seen);
-    e->wm = wm;
-    e->has_wm = has_wm;
-    if (eid > e->eid) {
-        e->eid = eid;
-    }
-    return (int)(total > INT32_MAX ? INT32_MAX : total);
-corrupt:
-    for (size_t ci = 0; ci < rs->ncorr; ci++) {
-        cstate_release(&ncs[ci]);
-    }
-    free(ncs);
-    free(seen);
-    return VG_ECORRUPT;
 }

@@ -6,8 +6,9 @@
  * the cheap fields come first. Each field a rule reads is a slot of the ruleset, resolved
  * once per record whatever the number of rules reading it (a generation counter marks
  * the cache valid): its values, their lower-case copies and number texts live in a
- * per-record arena. Matches go to the alert callback and to the correlations they feed
- * (rules_corr.c).
+ * per-record arena. Matches go to their incidents (rules_incident.c), which emit alert
+ * records, and to the correlations they feed (rules_corr.c), unless the record is late for
+ * its source (rules_time.c).
  *
  * Owned by one thread; never blocks; bounded by the ruleset's limits (rules_int.h) and
  * the engine's (struct rules_limits). */
@@ -28,84 +29,6 @@
 
 #define ARENA_BLOCK     (64 * 1024)
 #define ARENA_MAX_BYTES (64u << 20)
-
-/* ---- SipHash-2-4 (the group tables' hash: an attacker choosing group-by values must not
- * be able to pile them into one bucket) ---- */
-
-static uint64_t rotl(uint64_t x, int b)
-{
-    return (x << b) | (x >> (64 - b));
-}
-
-#define SIPROUND     \
- do {                \
-  v0 += v1;          \
-  v1 = rotl(v1, 13); \
-  v1 ^= v0;          \
-  v0 = rotl(v0, 32); \
-  v2 += v3;          \
-  v3 = rotl(v3, 16); \
-  v3 ^= v2;          \
-  v0 += v3;          \
-  v3 = rotl(v3, 21); \
-  v3 ^= v0;          \
-  v2 += v1;          \
-  v1 = rotl(v1, 17); \
-  v1 ^= v2;          \
-  v2 = rotl(v2, 32); \
- } while (0)
-
-static uint64_t le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
-uint64_t rules__siphash(const uint8_t key[16], const void *data, size_t n)
-{
-    const uint8_t *p = data;
-    uint64_t k0 = le64(key);
-    uint64_t k1 = le64(key + 8);
-    uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
-    uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
-    uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
-    uint64_t v3 = 0x7465646279746573ULL ^ k1;
-    uint64_t b = (uint64_t)n << 56;
-    size_t i = 0;
-
-    for (; i + 8 <= n; i += 8) {
-        uint64_t m = le64(p + i);
-        v3 ^= m;
-        SIPROUND;
-        SIPROUND;
-        v0 ^= m;
-    }
-    for (size_t j = 0; i + j < n; j++) {
-        b |= (uint64_t)p[i + j] << (8 * j);
-    }
-    v3 ^= b;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
-/* The counted value of value_count: deterministic across processes (checkpoints carry
- * it) and collision-resistant (SHA-256, truncated), so crafted values cannot merge. */
-uint64_t rules__value_hash(struct span v)
-{
-    uint8_t d[VG_SHA256_LEN];
-    vg_sha256(v.p ? (const void *)v.p : "", v.n, d);
-    return le64(d);
-}
 
 /* ---- arena ---- */
 
@@ -166,9 +89,28 @@ void rules_limits_default(struct rules_limits *lim)
 {
     lim->max_groups_per_rule = 10000;
     lim->max_events_per_group = 1024;
-    lim->max_alert_events = 32;
+    lim->max_alert_events = 64;
     lim->lateness_ns = 120 * VG_NS_PER_SEC;
     lim->max_future_ns = 300 * VG_NS_PER_SEC;
+    lim->max_sources = 4096;
+    lim->max_incidents_per_rule = 10000;
+    lim->resolve_after_ns = 15 * 60 * VG_NS_PER_SEC;
+    lim->update_every_ns = 5 * 60 * VG_NS_PER_SEC;
+}
+
+const char *rules_skip_name(enum rules_skip k)
+{
+    switch (k) {
+    case RULES_SKIP_LATE:
+        return "late";
+    case RULES_SKIP_FUTURE:
+        return "future";
+    case RULES_SKIP_STATE_CAP:
+        return "state_cap";
+    case RULES_SKIP_COUNT:
+        break;
+    }
+    return "?";
 }
 
 int rules_engine_new(const struct ruleset *rs, const struct rules_limits *lim,
@@ -183,8 +125,10 @@ int rules_engine_new(const struct ruleset *rs, const struct rules_limits *lim,
         lim = &def;
     }
     if (lim->max_groups_per_rule == 0 || lim->max_events_per_group == 0 ||
-        lim->max_alert_events == 0 || lim->lateness_ns < 0 || lim->max_future_ns < 0 ||
-        lim->max_events_per_group > UINT32_MAX / 2) {
+        lim->max_alert_events < 2 || lim->max_alert_events > 65536 || lim->lateness_ns < 0 ||
+        lim->max_future_ns < 0 || lim->max_events_per_group > UINT32_MAX / 2 ||
+        lim->max_sources == 0 || lim->max_incidents_per_rule == 0 || lim->resolve_after_ns <= 0 ||
+        lim->update_every_ns <= 0) {
         return -EINVAL;
     }
     e = xcalloc(1, sizeof(*e));
@@ -203,7 +147,10 @@ int rules_engine_new(const struct ruleset *rs, const struct rules_limits *lim,
     e->lsval = xcalloc(rs->map.nls + 1, sizeof(*e->lsval));
     e->rst = xcalloc(rs->nrules + 1, sizeof(*e->rst));
     e->arena.max = ARENA_MAX_BYTES;
+    e->now = INT64_MIN;
+    e->gate = INT64_MIN;
     rules__corr_init(e);
+    rules__incident_init(e);
     *out = e;
     return 0;
 }
@@ -213,7 +160,9 @@ void rules_engine_free(struct rules_engine *e)
     if (!e) {
         return;
     }
+    rules__incident_release(e);
     rules__corr_release(e);
+    rules__time_release(e);
     arena_release(&e->arena);
     free(e->sc);
     free(e->litbits);
@@ -838,26 +787,6 @@ bool rules__detect(struct rules_engine *e, size_t i, const struct rec *r, bool c
     return m;
 }
 
-/* ---- alerts ---- */
-
-void rules__emit(struct rules_engine *e, const struct rules_alert *a)
-{
-    e->nalerts++;
-    e->st.alerts++;
-    e->rst[a->rule].alerts++;
-    if (e->emit) {
-        int rc = e->emit(a, e->arg);
-        if (rc != 0 && e->emit_rc == 0) {
-            e->emit_rc = rc;
-        }
-    }
-}
-
-static const char *rule_key(const struct rule *r)
-{
-    return r->id ? r->id : r->name ? r->name : "";
-}
-
 /* The first value of slot s as group text, or false when absent / not text. */
 static bool slot_text(struct rules_engine *e, int s, struct span *out)
 {
@@ -872,31 +801,38 @@ static bool slot_text(struct rules_engine *e, int s, struct span *out)
     return false;
 }
 
-static void on_match(struct rules_engine *e, size_t i, int64_t ts)
+static void on_match(struct rules_engine *e, size_t i)
 {
     const struct rule *r = &e->rs->rules[i];
     const struct rec *rec = e->cur;
     uint64_t seq = rec->has_seq ? rec->seq : RULES_NO_SEQ;
+    int64_t ts = e->cur_t;
 
     e->st.matches++;
     e->rst[i].matches++;
     if (r->output || e->emit_all) {
-        struct rules_alert a = {
-            .rule = i,
-            .rule_id = rule_key(r),
-            .title = r->title,
-            .level = r->level ? r->level : "",
-            .severity = r->sev,
-            .type = RULES_DETECTION,
-            .seqs = rec->has_seq ? &rec->seq : NULL,
-            .nseqs = rec->has_seq ? 1 : 0,
-            .count = 1,
+        /* the incident's group: vigil.group-by or the identity of what it fired on */
+        struct span g[RULES_MAX_GROUP_BY];
+        uint8_t key[RULES_MAX_GROUP_BY * (2 + RULES_MAX_KEY_VALUE) + 1];
+        for (size_t j = 0; j < r->ndgroup; j++) {
+            if (!slot_text(e, r->dgroup_slot[j], &g[j])) {
+                g[j] = (struct span){ NULL, 0 };
+            }
+        }
+        if (e->cur_future) {
+            e->rst[i].skipped[RULES_SKIP_FUTURE]++;
+        }
+        struct imatch m = {
+            .key = key,
+            .keylen = rules__key_encode(g, r->ndgroup, key),
             .ts = ts,
-            .window_start = ts,
-            .window_end = ts,
-            .event = rec,
+            .r = e->cur_r,
+            .win_start = ts,
+            .win_end = ts,
+            .rec = rec,
+            .drill = rules__cur_drill(e),
         };
-        rules__emit(e, &a);
+        rules__incident_match(e, i, &m);
     }
     for (size_t p = 0; p < r->nparents; p++) {
         size_t pi = r->parents[p];
@@ -916,25 +852,21 @@ static void on_match(struct rules_engine *e, size_t i, int64_t ts)
                 ok = slot_text(e, co->refs[k].vsrc, &v);
                 vh = ok ? rules__value_hash(v) : 0;
             }
-            if (ok) {
+            if (!ok) {
                 /* events without a group-by (or counted) value are not counted: the
                  * backends' GROUP BY drops them too */
-                rules__corr_feed(e, pi, k, g, vh, ts, seq);
+                continue;
             }
+            if (rules__time_late(e)) {
+                e->rst[pi].skipped[RULES_SKIP_LATE]++;
+                continue;
+            }
+            if (e->cur_future) {
+                e->rst[pi].skipped[RULES_SKIP_FUTURE]++;
+            }
+            rules__corr_feed(e, pi, k, g, vh, ts, seq, NULL, rules__cur_drill(e));
         }
     }
-}
-
-/* The event time the correlations use: ts (else received), clamped to received +
- * max_future_ns when received is known. */
-static int64_t effective_ts(const struct rules_engine *e, const struct rec *r)
-{
-    int64_t t = r->has_ts ? r->ts : r->has_received ? r->received : e->has_wm ? e->wm : 0;
-    if (r->has_received && r->received <= INT64_MAX - e->lim.max_future_ns &&
-        t > r->received + e->lim.max_future_ns) {
-        t = r->received + e->lim.max_future_ns;
-    }
-    return t;
 }
 
 static void begin_call(struct rules_engine *e, rules_alert_fn emit, void *arg)
@@ -961,12 +893,8 @@ int rules_engine_eval(struct rules_engine *e, const struct rec *r, rules_alert_f
     begin_call(e, emit, arg);
     e->st.events++;
     e->eid++;
-    int64_t ts = effective_ts(e, r);
-    if (!e->has_wm || ts > e->wm) {
-        e->wm = ts;
-        e->has_wm = true;
-        rules__corr_expire(e);
-    }
+    e->cur = r; /* the source key (rules__time_late) reads it */
+    rules__time_begin(e, r);
     begin_record(e, r);
     for (size_t l = 0; l < rs->map.nls; l++) {
         if (rs->nby_ls[l] == 0 || !ls_ok(e, (int)l)) {
@@ -975,7 +903,7 @@ int rules_engine_eval(struct rules_engine *e, const struct rec *r, rules_alert_f
         for (size_t j = 0; j < rs->nby_ls[l]; j++) {
             size_t i = rs->by_ls[l][j];
             if (detect_one(e, i)) {
-                on_match(e, i, ts);
+                on_match(e, i);
             }
         }
     }
@@ -985,19 +913,40 @@ int rules_engine_eval(struct rules_engine *e, const struct rec *r, rules_alert_f
 int rules_engine_advance(struct rules_engine *e, int64_t now_ns, rules_alert_fn emit, void *arg)
 {
     begin_call(e, emit, arg);
-    if (!e->has_wm || now_ns > e->wm) {
-        e->wm = now_ns;
-        e->has_wm = true;
-        rules__corr_expire(e);
-    }
+    rules__time_advance(e, now_ns);
     return end_call(e);
 }
 
 int rules_engine_flush(struct rules_engine *e, rules_alert_fn emit, void *arg)
 {
     begin_call(e, emit, arg);
+    rules__orphans_resolve(e);
     rules__corr_flush(e);
+    rules__incident_flush(e);
     return end_call(e);
+}
+
+int64_t rules_engine_now(const struct rules_engine *e)
+{
+    return e->now;
+}
+
+/* rules/TIME.md "Hunt": a match at t depends on events back to t - lookback; whether it
+ * opens an incident, on matches back to t - resolve_after; which of its events are new
+ * to its incident, on the matches that reported them before, back to t - timespan. */
+int64_t rules_engine_horizon(const struct rules_engine *e)
+{
+    int64_t h = 0;
+    for (size_t i = 0; i < e->rs->nrules; i++) {
+        const struct rule *r = &e->rs->rules[i];
+        int64_t back = rules__resolve_after(e, i);
+        if (r->type != RULES_DETECTION && r->corr.span_ns > back) {
+            back = r->corr.span_ns;
+        }
+        int64_t x = rules__sat_add(r->lookback_ns, back);
+        h = x > h ? x : h;
+    }
+    return rules__sat_add(h, e->lim.lateness_ns);
 }
 
 void rules_engine_stats(const struct rules_engine *e, const size_t *rule, struct rules_stats *st)
@@ -1009,13 +958,19 @@ void rules_engine_stats(const struct rules_engine *e, const size_t *rule, struct
     }
     st->events = e->st.events;
     st->values_truncated = e->st.values_truncated;
+    st->sources = e->src.n;
+    st->sources_evicted = e->st.sources_evicted;
     for (size_t i = 0; i < e->rs->nrules; i++) {
         const struct rules_stats *r = &e->rst[i];
         st->matches += r->matches;
         st->alerts += r->alerts;
+        st->incidents += r->incidents;
         st->groups += r->groups;
-        st->late_dropped += r->late_dropped;
+        st->open_incidents += r->open_incidents;
+        for (int k = 0; k < RULES_SKIP_COUNT; k++) {
+            st->skipped[k] += r->skipped[k];
+        }
         st->groups_evicted += r->groups_evicted;
-        st->events_forgotten += r->events_forgotten;
+        st->incidents_evicted += r->incidents_evicted;
     }
 }

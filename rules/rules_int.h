@@ -17,7 +17,8 @@
 #include "rules/ytree.h"
 
 /* Bounds on what one rule may hold (rules/README.md "Limits"). */
-#define RULES_MAX_PATTERN   4096 /* bytes of one value after modifiers */
+#define RULES_MAX_DURATION  (366LL * 86400 * 1000000000LL) /* timespan, vigil.* durations */
+#define RULES_MAX_PATTERN   4096                           /* bytes of one value after modifiers */
 #define RULES_MAX_VALUES    4096 /* values of one field after windash/base64offset */
 #define RULES_MAX_SELS      256  /* selections of one rule */
 #define RULES_MAX_COND      4096 /* bytes of a condition */
@@ -261,6 +262,15 @@ struct rule {
     size_t ntags;
     enum vg_severity sev;
     bool output; /* alerts on its own */
+    /* the alert life cycle (the rule's `vigil:` map; 0: the engine's defaults) */
+    int64_t resolve_after_ns;
+    int64_t update_every_ns;
+    int64_t lookback_ns; /* correlations: timespan + the deepest reference's lookback */
+    /* detections: the fields that tell their incidents apart (vigil.group-by, else
+     * host, namespace, pod, container_id) and their slots */
+    char **dgroup;
+    int *dgroup_slot;
+    size_t ndgroup;
     /* detection */
     int ls;
     struct psel *sels;
@@ -335,7 +345,7 @@ bool rules__detect(struct rules_engine *e, size_t i, const struct rec *r, bool c
 /* True for a rule file name: *.yml or *.yaml, not hidden, not *.tests.y(a)ml. */
 bool rules__is_rule_file(const char *name);
 
-/* ---- hashing ---- */
+/* ---- hashing (rules_key.c) ---- */
 uint64_t rules__siphash(const uint8_t key[16], const void *p, size_t n);
 
 #endif

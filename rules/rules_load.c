@@ -476,7 +476,82 @@ static void rule_release(struct rule *r)
     free(c->value_field);
     rules__cond_free(c->expr);
     free(r->parents);
+    for (size_t i = 0; i < r->ndgroup; i++) {
+        free(r->dgroup[i]);
+    }
+    free(r->dgroup);
+    free(r->dgroup_slot);
     memset(r, 0, sizeof(*r));
+}
+
+static int parse_timespan(struct span s, int64_t *ns);
+
+/* A `vigil.*` duration: a number and s, m, h, d or w, at most RULES_MAX_DURATION. */
+static int vigil_duration(struct loader *L, struct doc *d, const struct ynode *k,
+                          const struct ynode *v, int64_t *out)
+{
+    if (v->type != YN_SCALAR || parse_timespan(ynode_span(v), out) < 0 ||
+        *out > RULES_MAX_DURATION) {
+        return derr(L, d, RULES_INVALID, v->line, v->col,
+                    "vigil.%s must be a duration: a number and s, m, h or d (15m, 1h), at most "
+                    "366d",
+                    k->s);
+    }
+    return 0;
+}
+
+/* The rule's `vigil:` map (rules/README.md "Rule settings"): vigil's own keys beside the
+ * Sigma ones, which other tools ignore. Every key must be one of these: an unknown one
+ * makes the rule invalid (a misspelled setting must not be silently ignored). */
+static int read_vigil(struct loader *L, struct doc *d, const struct ynode *v, struct rule *r)
+{
+    if (v->type != YN_MAP) {
+        return derr(L, d, RULES_INVALID, v->line, v->col,
+                    "vigil must be a map (group-by, resolve_after, update_every)");
+    }
+    for (size_t i = 0; i + 1 < v->nkids; i += 2) {
+        const struct ynode *k = v->kids[i];
+        const struct ynode *x = v->kids[i + 1];
+        char show[64];
+        if (span_eq_str(ynode_span(k), "resolve_after")) {
+            if (vigil_duration(L, d, k, x, &r->resolve_after_ns) < 0) {
+                return -1;
+            }
+        } else if (span_eq_str(ynode_span(k), "update_every")) {
+            if (vigil_duration(L, d, k, x, &r->update_every_ns) < 0) {
+                return -1;
+            }
+        } else if (span_eq_str(ynode_span(k), "group-by")) {
+            if (d->correlation) {
+                return derr(L, d, RULES_INVALID, k->line, k->col,
+                            "vigil.group-by is for detections: a correlation's incidents are "
+                            "its own group-by's");
+            }
+            const struct ynode *const *names = (const struct ynode *const *)&x;
+            size_t n = 1;
+            if (x->type == YN_SEQ) {
+                names = (const struct ynode *const *)x->kids;
+                n = x->nkids;
+            }
+            if (n == 0 || n > RULES_MAX_GROUP_BY) {
+                return derr(L, d, RULES_INVALID, x->line, x->col,
+                            "vigil.group-by needs 1 to %d field names", RULES_MAX_GROUP_BY);
+            }
+            r->dgroup = xcalloc(n + 1, sizeof(*r->dgroup));
+            for (size_t j = 0; j < n; j++) {
+                if (names[j]->type != YN_SCALAR || names[j]->n == 0) {
+                    return derr(L, d, RULES_INVALID, names[j]->line, names[j]->col,
+                                "vigil.group-by must name fields");
+                }
+                r->dgroup[r->ndgroup++] = xstrndup(names[j]->s, names[j]->n);
+            }
+        } else {
+            return derr(L, d, RULES_INVALID, k->line, k->col,
+                        "unknown key 'vigil.%s' (group-by, resolve_after, update_every)",
+                        ytree_show(ynode_span(k), show, sizeof(show)));
+        }
+    }
+    return 0;
 }
 
 /* Common keys of rules and correlations. Returns 0 or -1 (d failed). */
@@ -515,6 +590,41 @@ static int read_meta(struct loader *L, struct doc *d, const struct ynode *root, 
     if ((n = ynode_get(root, "status")) && n->type == YN_SCALAR &&
         strcmp(n->s, "unsupported") == 0) {
         return derr(L, d, RULES_UNSUPPORTED, n->line, n->col, "the rule says status: unsupported");
+    }
+    if ((n = ynode_get(root, "vigil")) && read_vigil(L, d, n, r) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* A detection's incident group (rules/README.md "Alert life cycle"): vigil.group-by's
+ * fields through the rule's logsource, else the normalized identity of what it fired
+ * on, so a shell in pod A and one in pod B are two incidents. */
+static int detection_group(struct loader *L, struct doc *d, int ls, struct rule *r)
+{
+    static const char *const identity[] = { "host", "namespace", "pod", "container_id" };
+    struct ruleset *rs = L->rs;
+
+    if (r->ndgroup == 0) {
+        r->dgroup = xcalloc(VG_ARRAY_LEN(identity) + 1, sizeof(*r->dgroup));
+        r->dgroup_slot = xcalloc(VG_ARRAY_LEN(identity) + 1, sizeof(*r->dgroup_slot));
+        for (size_t i = 0; i < VG_ARRAY_LEN(identity); i++) {
+            struct tgt t = { .kind = TGT_FIELD, .field = vg_field_lookup(span_str(identity[i])) };
+            r->dgroup[i] = xstrdup(identity[i]);
+            r->dgroup_slot[i] = slot_intern(rs, &t, 1, false);
+        }
+        r->ndgroup = VG_ARRAY_LEN(identity);
+        return 0;
+    }
+    r->dgroup_slot = xcalloc(r->ndgroup + 1, sizeof(*r->dgroup_slot));
+    for (size_t i = 0; i < r->ndgroup; i++) {
+        char msg[MSG_CAP];
+        int s = field_slot(rs, &rs->map.ls[ls], span_str(r->dgroup[i]), msg, sizeof(msg));
+        if (s < 0) {
+            return derr(L, d, s == -ENOTSUP ? RULES_UNSUPPORTED : RULES_INVALID, 0, 0,
+                        "vigil.group-by: %s", msg);
+        }
+        r->dgroup_slot[i] = s;
     }
     return 0;
 }
@@ -558,6 +668,10 @@ static int compile_detection(struct loader *L, struct doc *d, const struct ynode
     }
     r.type = RULES_DETECTION;
     r.ls = ls;
+    if (detection_group(L, d, ls, &r) < 0) {
+        rule_release(&r);
+        return -1;
+    }
     const struct ynode *cond = NULL;
     for (size_t i = 0; i + 1 < det->nkids; i += 2) {
         const struct ynode *k = det->kids[i];
@@ -1282,6 +1396,7 @@ static int resolve(struct loader *L, struct doc *d)
     co->refs = xcalloc(d->nrefs, sizeof(*co->refs));
     co->nrefs = d->nrefs;
     int depth = 1;
+    r->lookback_ns = co->span_ns;
     for (size_t i = 0; i < d->nrefs; i++) {
         struct corr_ref *cr = &co->refs[i];
         cr->rule = (size_t)loaded_index(L, d->refs[i]);
@@ -1289,6 +1404,9 @@ static int resolve(struct loader *L, struct doc *d)
         const struct rule *t = &rs->rules[cr->rule];
         if (t->type != RULES_DETECTION && t->corr.depth + 1 > depth) {
             depth = t->corr.depth + 1;
+        }
+        if (co->span_ns + t->lookback_ns > r->lookback_ns) {
+            r->lookback_ns = co->span_ns + t->lookback_ns; /* its matches reach back too */
         }
         cr->gsrc = xcalloc(co->ngroup + 1, sizeof(*cr->gsrc));
         for (size_t g = 0; g < co->ngroup; g++) {
@@ -1589,8 +1707,11 @@ void ruleset_rule_info(const struct ruleset *rs, size_t i, struct rules_rule_inf
     info->line = r->line;
     info->logsource = r->type == RULES_DETECTION ? rs->map.ls[r->ls].name : "";
     info->timespan_ns = r->corr.span_ns;
-    info->ngroup = r->corr.ngroup;
-    info->group_by = (const char *const *)r->corr.group;
+    info->ngroup = r->type == RULES_DETECTION ? r->ndgroup : r->corr.ngroup;
+    info->group_by = (const char *const *)(r->type == RULES_DETECTION ? r->dgroup : r->corr.group);
+    info->resolve_after_ns = r->resolve_after_ns;
+    info->update_every_ns = r->update_every_ns;
+    info->lookback_ns = r->lookback_ns;
 }
 
 long ruleset_find(const struct ruleset *rs, const char *id_or_name)

@@ -290,9 +290,12 @@ static long find_rule(const struct ruleset *rs, const char *ref)
 struct seen_alert {
     size_t at; /* index of the event during which it fired; n = at the flush */
     uint64_t count;
+    uint64_t seqs;   /* triggering events (seqs_total) at the firing */
+    uint64_t final;  /* ... and when it resolved */
     struct span *gv; /* copies */
     char **gnames;
     size_t ngroup;
+    char incident[56];
 };
 
 struct collect {
@@ -302,16 +305,30 @@ struct collect {
     size_t n;
 };
 
+/* An alert of the tested rule is an incident: its firing record, completed by its
+ * resolution (the final count). */
 static int on_alert(const struct rules_alert *a, void *arg)
 {
     struct collect *c = arg;
     if (a->rule != c->rule) {
         return 0;
     }
+    if (a->state != RULES_FIRING) {
+        for (size_t i = c->n; i-- > 0;) {
+            if (strcmp(c->v[i].incident, a->incident) == 0) {
+                c->v[i].final = a->seqs_total;
+                break;
+            }
+        }
+        return 0;
+    }
     c->v = xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
     struct seen_alert *s = &c->v[c->n++];
     s->at = c->at;
     s->count = a->count;
+    s->seqs = a->seqs_total;
+    s->final = a->seqs_total;
+    snprintf(s->incident, sizeof(s->incident), "%s", a->incident);
     s->ngroup = a->ngroup;
     s->gv = xcalloc(a->ngroup + 1, sizeof(*s->gv));
     s->gnames = xcalloc(a->ngroup + 1, sizeof(*s->gnames));
@@ -374,12 +391,16 @@ static const char *check_alerts(const struct ynode *exp, const struct collect *c
             const char *key = m->kids[k]->s;
             const struct ynode *v = m->kids[k + 1];
             int64_t x;
-            if (strcmp(key, "at") == 0 || strcmp(key, "count") == 0) {
+            if (strcmp(key, "at") == 0 || strcmp(key, "count") == 0 || strcmp(key, "seqs") == 0 ||
+                strcmp(key, "final_seqs") == 0) {
                 if (ynode_scalar(v, &x, NULL) != YS_INT) {
                     snprintf(why, cap, "alerts[%zu].%s must be an integer", i, key);
                     return why;
                 }
-                uint64_t got = key[0] == 'a' ? s->at : s->count;
+                uint64_t got = key[0] == 'a'   ? s->at
+                               : key[0] == 'c' ? s->count
+                               : key[0] == 's' ? s->seqs
+                                               : s->final;
                 if ((uint64_t)x != got) {
                     snprintf(why, cap, "alert %zu: expected %s %" PRId64 ", got %" PRIu64, i, key,
                              x, got);
@@ -401,7 +422,9 @@ static const char *check_alerts(const struct ynode *exp, const struct collect *c
                     }
                 }
             } else {
-                snprintf(why, cap, "alerts[%zu]: unknown key '%s' (at, count, group)", i, key);
+                snprintf(why, cap,
+                         "alerts[%zu]: unknown key '%s' (at, count, seqs, final_seqs, group)", i,
+                         key);
                 return why;
             }
         }

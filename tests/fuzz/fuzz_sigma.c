@@ -47,12 +47,10 @@ static int on_alert(const struct rules_alert *a, void *arg)
     struct buf scratch;
     struct buf enc;
     struct rec r;
-    char fp[33];
-
     buf_init(&scratch, 1 << 20);
     buf_init(&enc, 1 << 21);
-    rules_alert_fingerprint(a, fp);
-    assert(strlen(fp) == 32);
+    assert(strlen(a->fingerprint) == 32);
+    assert(a->state == RULES_FIRING || a->state == RULES_UPDATE || a->state == RULES_RESOLVED);
     if (rules_alert_to_rec(rs, a, &r, &scratch) == 0) {
         int rc = rec_encode(&r, &enc);
         assert(rc == 0);

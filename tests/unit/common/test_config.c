@@ -169,6 +169,11 @@ static void test_example_loads(void **state)
     assert_int_equal(c->rules.npaths, 1);
     in_tmp(p, sizeof(p), "rules");
     assert_string_equal(c->rules.paths[0], p);
+    assert_int_equal(c->rules.resolve_after_ns, 15 * 60 * VG_NS_PER_SEC);
+    assert_int_equal(c->rules.update_every_ns, 5 * 60 * VG_NS_PER_SEC);
+    assert_int_equal(c->rules.lateness_ns, 2 * 60 * VG_NS_PER_SEC);
+    assert_int_equal(c->rules.max_future_ns, 5 * 60 * VG_NS_PER_SEC);
+    assert_int_equal(c->rules.summary_every_ns, 60 * VG_NS_PER_SEC);
 
     assert_int_equal(c->nforwarders, 1);
     assert_string_equal(c->forwarders[0].name, "oncall");
@@ -268,7 +273,9 @@ static void test_minimal_and_overrides(void **state)
                                  "  free_reserve: 0\n"
                                  "  retention: { max_age: 2w, max_size: 10 GiB, interval: 5s }\n"
                                  "  fsync: false\n"
-                                 "rules: { paths: [ rules, /abs/rules.yml ] }\n"
+                                 "rules: { paths: [ rules, /abs/rules.yml ], resolve_after: 1h,\n"
+                                 "         update_every: 30s, lateness: 0, max_future: 1m,\n"
+                                 "         summary_every: 10s }\n"
                                  "listen: { forward: '[::]:0', syslog: off, https: null,\n"
                                  "          admin: '[::1]:9465', max_connections: 10 }\n"
                                  "log: { level: debug }\n",
@@ -289,6 +296,11 @@ static void test_minimal_and_overrides(void **state)
     in_tmp(p, sizeof(p), "rules");
     assert_string_equal(c->rules.paths[0], p);
     assert_string_equal(c->rules.paths[1], "/abs/rules.yml");
+    assert_int_equal(c->rules.resolve_after_ns, 3600 * VG_NS_PER_SEC);
+    assert_int_equal(c->rules.update_every_ns, 30 * VG_NS_PER_SEC);
+    assert_int_equal(c->rules.lateness_ns, 0);
+    assert_int_equal(c->rules.max_future_ns, 60 * VG_NS_PER_SEC);
+    assert_int_equal(c->rules.summary_every_ns, 10 * VG_NS_PER_SEC);
     assert_string_equal(c->listen.forward.host, "::");
     assert_int_equal(c->listen.forward.port, 0);
     assert_false(c->listen.syslog.enabled);
@@ -400,6 +412,12 @@ static void test_errors(void **state)
         { TLS_OK "store: 5\n", "t.yaml:2:8: 'store': expected a map, got '5'" },
         { TLS_OK "rules:\n  paths: /x\n",
           "t.yaml:3:10: 'rules.paths': expected a list of paths, got '/x'" },
+        { TLS_OK "rules: { resolve_after: 0 }\n",
+          "t.yaml:2:25: 'rules.resolve_after': 0 is out of range (1s..366d)" },
+        { TLS_OK "rules: { lateness: 2d }\n",
+          "t.yaml:2:20: 'rules.lateness': 2d is out of range (0..1d)" },
+        { TLS_OK "rules: { resolve_afterr: 1m }\n",
+          "t.yaml:2:10: unknown key 'rules.resolve_afterr'" },
         { TLS_OK "rules:\n  paths: [ [a] ]\n",
           "t.yaml:3:12: 'rules.paths[0]': expected a path, got a list" },
         { TLS_OK "store:\n  fsync: maybe\n",

@@ -137,29 +137,44 @@ static inline bool tu_match(const struct ruleset *rs, const char *json, ...)
     return m;
 }
 
-/* Alerts collected from an engine. */
+/* Alert records collected from an engine (every state: firing, update, resolved). */
+#define TU_MAX_ALERTS 256
 struct tu_alerts {
     size_t n;
-    size_t rule[64];
-    uint64_t count[64];
-    int64_t ts[64];
-    char group[64][128]; /* "k=v,k=v" */
-    size_t nseqs[64];
-    uint64_t first_seq[64];
+    size_t rule[TU_MAX_ALERTS];
+    enum rules_alert_state state[TU_MAX_ALERTS];
+    uint64_t count[TU_MAX_ALERTS];
+    int64_t ts[TU_MAX_ALERTS];
+    char group[TU_MAX_ALERTS][128]; /* "k=v,k=v" */
+    size_t nseqs[TU_MAX_ALERTS];
+    uint64_t first_seq[TU_MAX_ALERTS];
+    uint64_t last_seq[TU_MAX_ALERTS];
+    uint64_t seqs_total[TU_MAX_ALERTS];
+    int64_t first_seen[TU_MAX_ALERTS];
+    int64_t last_seen[TU_MAX_ALERTS];
+    char incident[TU_MAX_ALERTS][56];
+    char reason[TU_MAX_ALERTS][32];
 };
 
 static inline int tu_on_alert(const struct rules_alert *a, void *arg)
 {
     struct tu_alerts *c = arg;
-    if (c->n == 64) {
+    if (c->n == TU_MAX_ALERTS) {
         return 0;
     }
     size_t i = c->n++;
     c->rule[i] = a->rule;
+    c->state[i] = a->state;
     c->count[i] = a->count;
     c->ts[i] = a->ts;
     c->nseqs[i] = a->nseqs;
     c->first_seq[i] = a->nseqs ? a->seqs[0] : 0;
+    c->last_seq[i] = a->nseqs ? a->seqs[a->nseqs - 1] : 0;
+    c->seqs_total[i] = a->seqs_total;
+    c->first_seen[i] = a->first_seen;
+    c->last_seen[i] = a->last_seen;
+    snprintf(c->incident[i], sizeof(c->incident[i]), "%s", a->incident);
+    snprintf(c->reason[i], sizeof(c->reason[i]), "%s", a->reason ? a->reason : "");
     size_t o = 0;
     c->group[i][0] = 0;
     for (size_t g = 0; g < a->ngroup && o < 120; g++) {
@@ -173,12 +188,20 @@ static inline int tu_on_alert(const struct rules_alert *a, void *arg)
 #define TU_T0  (1714521600LL * VG_NS_PER_SEC) /* 2024-05-01T00:00:00Z */
 #define TU_MIN (60LL * VG_NS_PER_SEC)
 
-/* Feeds one record made of "field=value" pairs at event time ts (ns) and seq. */
-static inline int tu_feed(struct rules_engine *e, int64_t ts, uint64_t seq, struct tu_alerts *out,
-                          ...)
+/* How many of the collected records are in state st. */
+static inline size_t tu_count(const struct tu_alerts *c, enum rules_alert_state st)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        n += c->state[i] == st;
+    }
+    return n;
+}
+
+static inline int tu_feed_va(struct rules_engine *e, int64_t ts, int64_t received, uint64_t seq,
+                             struct tu_alerts *out, va_list ap)
 {
     struct tu_rec t;
-    va_list ap;
     const char *kv;
 
     tu_rec_init(&t, "{}");
@@ -186,16 +209,41 @@ static inline int tu_feed(struct rules_engine *e, int64_t ts, uint64_t seq, stru
     t.r.has_ts = true;
     t.r.seq = seq;
     t.r.has_seq = true;
-    va_start(ap, out);
+    if (received != INT64_MIN) {
+        t.r.received = received;
+        t.r.has_received = true;
+    }
     while ((kv = va_arg(ap, const char *))) {
         const char *eq = strchr(kv, '=');
         char name[64];
         snprintf(name, sizeof(name), "%.*s", (int)(eq - kv), kv);
         tu_set(&t, name, eq + 1);
     }
-    va_end(ap);
     int rc = rules_engine_eval(e, &t.r, tu_on_alert, out);
     tu_rec_release(&t);
+    return rc;
+}
+
+/* Feeds one record made of "field=value" pairs at event time ts (ns) and seq, without a
+ * received time (the engine takes it as on time). Returns the records emitted. */
+static inline int tu_feed(struct rules_engine *e, int64_t ts, uint64_t seq, struct tu_alerts *out,
+                          ...)
+{
+    va_list ap;
+    va_start(ap, out);
+    int rc = tu_feed_va(e, ts, INT64_MIN, seq, out, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* The same with a received time (the collector clock; rules/TIME.md). */
+static inline int tu_feed_recv(struct rules_engine *e, int64_t ts, int64_t received, uint64_t seq,
+                               struct tu_alerts *out, ...)
+{
+    va_list ap;
+    va_start(ap, out);
+    int rc = tu_feed_va(e, ts, received, seq, out, ap);
+    va_end(ap);
     return rc;
 }
 

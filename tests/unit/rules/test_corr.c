@@ -1,7 +1,9 @@
 /* tests/unit/rules/test_corr.c: Sigma correlation rules: event_count, value_count,
  * temporal, temporal_ordered; sliding windows and their expiry, bounded conditions
- * decided at the window's end, group and event caps, late events, chains, generate,
- * aliases, checkpoint/restore mid-window, alerts as records. */
+ * decided at the window's end, group and event caps, late events per source, events
+ * dated in the future, chains, generate, aliases, checkpoint/restore mid-window, alert
+ * records. The alert life cycle and the time model have tests of their own
+ * (test_incident.c). */
 #include <errno.h>
 
 #include "common/mp.h"
@@ -42,10 +44,12 @@ static void test_event_count_sliding(void **state)
     assert_int_equal(al.rule[0], 1);
     assert_int_equal(al.count[0], 3);
     assert_string_equal(al.group[0], "src_ip=10.0.0.5");
+    assert_int_equal(al.state[0], RULES_FIRING);
     assert_int_equal(al.nseqs[0], 3);
     assert_int_equal(al.first_seq[0], 2);
     assert_true(al.ts[0] == TU_T0 + 8 * TU_MIN);
-    /* the group starts afresh */
+    /* the window [4m, 9m] holds four: a match again, of the same incident (its update
+     * waits for update_every of event time) */
     assert_int_equal(tu_feed(e, TU_T0 + 9 * TU_MIN, 6, &al, FAIL_FROM("10.0.0.5"), NULL), 0);
     /* records the base rule does not take are not counted */
     assert_int_equal(
@@ -56,9 +60,14 @@ static void test_event_count_sliding(void **state)
     rules_engine_stats(e, NULL, &st);
     assert_int_equal(st.events, 8);
     assert_int_equal(st.alerts, 1);
-    assert_int_equal(st.groups, 2); /* .5 (one event since) and .6 */
-    /* expiry: event time moves on, the groups go */
-    assert_int_equal(rules_engine_advance(e, TU_T0 + 60 * TU_MIN, tu_on_alert, &al), 0);
+    assert_int_equal(st.matches, 2 + 7); /* two windows held; seven detection matches */
+    assert_int_equal(st.groups, 2);      /* .5 and .6 */
+    /* expiry: the clock moves on, the groups go and the incident resolves, quiet for
+     * resolve_after since its last event, with all four */
+    assert_int_equal(rules_engine_advance(e, TU_T0 + 60 * TU_MIN, tu_on_alert, &al), 1);
+    assert_int_equal(al.state[1], RULES_RESOLVED);
+    assert_int_equal(al.count[1], 4);
+    assert_true(al.ts[1] == TU_T0 + 9 * TU_MIN + 15 * TU_MIN);
     rules_engine_stats(e, NULL, &st);
     assert_int_equal(st.groups, 0);
     rules_engine_free(e);
@@ -184,6 +193,7 @@ static void test_bounded_conditions(void **state)
     /* the window ends at 5m; lateness (2m) later it closes */
     assert_int_equal(rules_engine_advance(e, TU_T0 + 6 * TU_MIN, tu_on_alert, &al), 0);
     assert_int_equal(rules_engine_advance(e, TU_T0 + 8 * TU_MIN, tu_on_alert, &al), 1);
+    assert_int_equal(al.state[0], RULES_FIRING);
     assert_int_equal(al.n, 1);
     assert_string_equal(al.group[0], "src_ip=a");
     assert_int_equal(al.count[0], 2);
@@ -201,8 +211,11 @@ static void test_bounded_conditions(void **state)
     tu_feed(e, TU_T0 + 20 * TU_MIN, 5, &al, FAIL_FROM("a"), NULL);
     tu_feed(e, TU_T0 + 21 * TU_MIN, 6, &al, FAIL_FROM("a"), NULL);
     assert_int_equal(al.n, 0); /* 4 in the first window: out of range */
-    assert_int_equal(rules_engine_flush(e, tu_on_alert, &al), 1);
+    /* the flush closes the second window (2: in range) and resolves its incident */
+    assert_int_equal(rules_engine_flush(e, tu_on_alert, &al), 2);
     assert_int_equal(al.count[0], 2);
+    assert_int_equal(al.state[0], RULES_FIRING);
+    assert_int_equal(al.state[1], RULES_RESOLVED);
     struct rules_stats st;
     rules_engine_stats(e, NULL, &st);
     assert_int_equal(st.groups, 0);
@@ -214,7 +227,7 @@ static void test_bounded_conditions(void **state)
     assert_int_equal(rules_engine_new(rs, NULL, &e), 0);
     memset(&al, 0, sizeof(al));
     tu_feed(e, TU_T0, 1, &al, FAIL_FROM("a"), NULL);
-    assert_int_equal(rules_engine_flush(e, tu_on_alert, &al), 1);
+    assert_int_equal(rules_engine_flush(e, tu_on_alert, &al), 2);
     rules_engine_free(e);
     ruleset_free(rs);
 }
@@ -244,40 +257,157 @@ static void test_caps_and_lateness(void **state)
     tu_feed(e, TU_T0 + 4, 5, &al, FAIL_FROM("c"), NULL);
     assert_int_equal(al.n, 0);
     rules_engine_stats(e, &brute, &st);
-    assert_int_equal(st.events_forgotten, 1);
+    /* a's event went with its group, one of c's was forgotten */
+    assert_int_equal(st.skipped[RULES_SKIP_STATE_CAP], 2);
     rules_engine_free(e);
 
-    /* lateness: 2 minutes by default */
+    /* lateness: 2 minutes by default, per source (agent and host) */
     assert_int_equal(rules_engine_new(rs, NULL, &e), 0);
-    tu_feed(e, TU_T0 + 10 * TU_MIN, 1, &al, "outcome=success", NULL); /* moves the watermark */
-    tu_feed(e, TU_T0, 2, &al, FAIL_FROM("a"), NULL);                  /* 10 min late */
+    tu_feed(e, TU_T0 + 10 * TU_MIN, 1, &al, FAIL_FROM("x"), "host=h1", NULL);
+    tu_feed(e, TU_T0, 2, &al, FAIL_FROM("a"), "host=h1", NULL); /* 10 min behind h1 */
     rules_engine_stats(e, &brute, &st);
-    assert_int_equal(st.late_dropped, 1);
-    assert_int_equal(st.groups, 0);
-    /* out of order within lateness still counts */
-    tu_feed(e, TU_T0 + 9 * TU_MIN, 3, &al, FAIL_FROM("a"), NULL);
-    tu_feed(e, TU_T0 + 8 * TU_MIN + 30 * VG_NS_PER_SEC, 4, &al, FAIL_FROM("a"), NULL);
-    assert_int_equal(
-        tu_feed(e, TU_T0 + 9 * TU_MIN + 30 * VG_NS_PER_SEC, 5, &al, FAIL_FROM("a"), NULL), 1);
-    rules_engine_free(e);
-
-    /* a record dated far in the future is clamped to received + max_future */
-    assert_int_equal(rules_engine_new(rs, NULL, &e), 0);
-    struct tu_rec t;
-    tu_rec_init(&t, "{}");
-    tu_set(&t, "outcome", "success");
-    t.r.ts = TU_T0 + 365LL * 24 * 60 * TU_MIN;
-    t.r.has_ts = true;
-    t.r.received = TU_T0;
-    t.r.has_received = true;
-    rules_engine_eval(e, &t.r, NULL, NULL);
-    tu_rec_release(&t);
-    tu_feed(e, TU_T0 + 4 * TU_MIN, 2, &al, FAIL_FROM("z"), NULL); /* not late */
-    rules_engine_stats(e, &brute, &st);
-    assert_int_equal(st.late_dropped, 0);
+    assert_int_equal(st.skipped[RULES_SKIP_LATE], 1);
     assert_int_equal(st.groups, 1);
+    /* another host's clock is its own: the same time is on time there */
+    tu_feed(e, TU_T0, 3, &al, FAIL_FROM("a"), "host=h2", NULL);
+    rules_engine_stats(e, &brute, &st);
+    assert_int_equal(st.skipped[RULES_SKIP_LATE], 1);
+    assert_int_equal(st.groups, 2);
+    /* out of order within lateness still counts */
+    tu_feed(e, TU_T0 + 9 * TU_MIN, 4, &al, FAIL_FROM("b"), "host=h1", NULL);
+    tu_feed(e, TU_T0 + 8 * TU_MIN + 30 * VG_NS_PER_SEC, 5, &al, FAIL_FROM("b"), "host=h1", NULL);
+    assert_int_equal(tu_feed(e, TU_T0 + 9 * TU_MIN + 30 * VG_NS_PER_SEC, 6, &al, FAIL_FROM("b"),
+                             "host=h1", NULL),
+                     1);
     rules_engine_free(e);
     assert_int_equal(rules_engine_new(rs, &(struct rules_limits){ 0 }, &e), -EINVAL);
+    ruleset_free(rs);
+}
+
+/* The failure of issue 9: one event dated an hour (or years) ahead must not switch
+ * correlation off for anyone, live or after a restart. */
+static void test_future_event_does_not_blind(void **state)
+{
+    (void)state;
+    struct ruleset *rs = tu_load(brute_rules("gte: 3", NULL), NULL);
+    struct rules_engine *e;
+    struct tu_alerts al = { 0 };
+    struct rules_stats st;
+    size_t brute = 1;
+    int64_t now = TU_T0 + 1000 * TU_MIN;
+    uint64_t seq = 1;
+
+    assert_int_equal(rules_engine_new(rs, NULL, &e), 0);
+    for (int i = 0; i < 3; i++, seq++) {
+        tu_feed_recv(e, now + i * VG_NS_PER_SEC, now + i * VG_NS_PER_SEC, seq, &al,
+                     FAIL_FROM("192.0.2.10"), "agent=a1", "host=web-1", NULL);
+    }
+    assert_int_equal(tu_count(&al, RULES_FIRING), 1);
+    /* one event from another agent dated an hour ahead, one dated years ahead; and one
+     * of the same agent's own hosts a year ahead */
+    now += 10 * VG_NS_PER_SEC;
+    tu_feed_recv(e, now + 60 * TU_MIN, now, seq++, &al, FAIL_FROM("198.51.100.1"), "agent=a2",
+                 "host=build-7", NULL);
+    tu_feed_recv(e, now + 3 * 365 * 1440 * TU_MIN, now, seq++, &al, FAIL_FROM("198.51.100.1"),
+                 "agent=a2", "host=build-7", NULL);
+    tu_feed_recv(e, now + 365 * 1440 * TU_MIN, now, seq++, &al, "outcome=success", "agent=a1",
+                 "host=web-9", NULL);
+    rules_engine_stats(e, &brute, &st);
+    assert_int_equal(st.skipped[RULES_SKIP_FUTURE], 2); /* evaluated at their received time */
+    /* the same burst from another address, on time, from the first agent and a third */
+    for (int i = 0; i < 3; i++, seq++) {
+        tu_feed_recv(e, now + (i + 5) * VG_NS_PER_SEC, now + (i + 6) * VG_NS_PER_SEC, seq, &al,
+                     FAIL_FROM("192.0.2.20"), "agent=a1", "host=web-1", NULL);
+    }
+    for (int i = 0; i < 3; i++, seq++) {
+        tu_feed_recv(e, now + (i + 5) * VG_NS_PER_SEC, now + (i + 6) * VG_NS_PER_SEC, seq, &al,
+                     FAIL_FROM("192.0.2.30"), "agent=a3", "host=db-1", NULL);
+    }
+    assert_int_equal(tu_count(&al, RULES_FIRING), 3);
+    rules_engine_stats(e, &brute, &st);
+    assert_int_equal(st.skipped[RULES_SKIP_LATE], 0);
+    /* the future events went to their own group at the time they were received: a third
+     * one there makes it hold too, at that time */
+    assert_true(al.ts[1] < now + TU_MIN && al.ts[2] < now + TU_MIN);
+
+    /* a restart: the checkpoint carries no clock ahead of what was received */
+    struct buf ck;
+    buf_init(&ck, 1 << 20);
+    assert_int_equal(rules_engine_checkpoint(e, &ck), 0);
+    rules_engine_free(e);
+    assert_int_equal(rules_engine_new(rs, NULL, &e), 0);
+    assert_true(rules_engine_restore(e, buf_span(&ck)) > 0);
+    assert_true(rules_engine_now(e) <= now + 10 * VG_NS_PER_SEC);
+    now += 60 * VG_NS_PER_SEC;
+    size_t before = tu_count(&al, RULES_FIRING);
+    for (int i = 0; i < 3; i++, seq++) {
+        tu_feed_recv(e, now + i * VG_NS_PER_SEC, now + i * VG_NS_PER_SEC, seq, &al,
+                     FAIL_FROM("192.0.2.40"), "agent=a1", "host=web-1", NULL);
+    }
+    assert_int_equal(tu_count(&al, RULES_FIRING), before + 1);
+    buf_release(&ck);
+    rules_engine_free(e);
+
+    /* a version 1 checkpoint, written by an engine whose single clock one future event
+     * had pushed a year ahead: its groups come back, its clock does not */
+    struct buf v1;
+    buf_init(&v1, 1 << 16);
+    assert_int_equal(mp_put_map(&v1, 5), 0);
+    assert_int_equal(mp_put_cstr(&v1, "format"), 0);
+    assert_int_equal(mp_put_cstr(&v1, "vigil-rules-state"), 0);
+    assert_int_equal(mp_put_cstr(&v1, "version"), 0);
+    assert_int_equal(mp_put_u64(&v1, 1), 0);
+    assert_int_equal(mp_put_cstr(&v1, "wm"), 0);
+    assert_int_equal(mp_put_i64(&v1, now + 365 * 1440 * TU_MIN), 0);
+    assert_int_equal(mp_put_cstr(&v1, "eid"), 0);
+    assert_int_equal(mp_put_u64(&v1, 7), 0);
+    assert_int_equal(mp_put_cstr(&v1, "rules"), 0);
+    assert_int_equal(mp_put_array(&v1, 0), 0);
+    assert_int_equal(rules_engine_new(rs, NULL, &e), 0);
+    assert_int_equal(rules_engine_restore(e, buf_span(&v1)), 0);
+    assert_true(rules_engine_now(e) == INT64_MIN);
+    memset(&al, 0, sizeof(al));
+    for (int i = 0; i < 3; i++, seq++) {
+        tu_feed_recv(e, now + i * VG_NS_PER_SEC, now + i * VG_NS_PER_SEC, seq, &al,
+                     FAIL_FROM("192.0.2.50"), "agent=a1", "host=web-1", NULL);
+    }
+    assert_int_equal(tu_count(&al, RULES_FIRING), 1);
+    buf_release(&v1);
+    rules_engine_free(e);
+    ruleset_free(rs);
+}
+
+/* An agent replays hours of old events while another is live: both alert as if on time,
+ * and the backlog's windows are event time (its burst spread over minutes of received
+ * time still counts; the live one's do not mix with it). */
+static void test_backlog_and_live(void **state)
+{
+    (void)state;
+    struct ruleset *rs = tu_load(brute_rules("gte: 3", NULL), NULL);
+    struct rules_engine *e;
+    struct tu_alerts al = { 0 };
+    struct rules_stats st;
+    size_t brute = 1;
+    int64_t now = TU_T0 + 1000 * TU_MIN;
+    int64_t old = now - 180 * TU_MIN;
+
+    assert_int_equal(rules_engine_new(rs, NULL, &e), 0);
+    for (int i = 0; i < 3; i++) {
+        /* interleaved: a live failure, then a backlog failure of three hours ago */
+        int64_t r = now + i * VG_NS_PER_SEC;
+        tu_feed_recv(e, r, r, (uint64_t)(2 * i + 1), &al, FAIL_FROM("192.0.2.1"), "agent=live",
+                     "host=web", NULL);
+        tu_feed_recv(e, old + i * TU_MIN, r, (uint64_t)(2 * i + 2), &al, FAIL_FROM("192.0.2.1"),
+                     "agent=backlog", "host=db", NULL);
+    }
+    /* the same address in both: two windows three hours apart, two incidents */
+    assert_int_equal(tu_count(&al, RULES_FIRING), 2);
+    assert_int_equal(al.first_seq[0], 1);
+    assert_int_equal(al.first_seq[1], 2);
+    assert_true(al.ts[1] == old + 2 * TU_MIN);
+    rules_engine_stats(e, &brute, &st);
+    assert_int_equal(st.skipped[RULES_SKIP_LATE], 0);
+    rules_engine_free(e);
     ruleset_free(rs);
 }
 
@@ -314,6 +444,12 @@ static void test_chain_and_generate(void **state)
         ruleset_rule_info(rs, al.rule[last], &info);
         assert_string_equal(info.title, "broke in");
         assert_string_equal(al.group[last], "src_ip=6.6.6.6");
+        /* it lists what made the brute force as well as the login */
+        assert_int_equal(al.seqs_total[last], 3);
+        assert_int_equal(al.nseqs[last], 3);
+        assert_int_equal(al.first_seq[last], 1);
+        assert_int_equal(al.last_seq[last], 3);
+        assert_int_equal(al.count[last], 2);
         rules_engine_free(e);
         ruleset_free(rs);
     }
@@ -385,7 +521,16 @@ static void test_checkpoint_restore(void **state)
     assert_int_equal(rules_engine_checkpoint(b, &ck2), 0);
     struct rules_engine *c;
     assert_int_equal(rules_engine_new(rs, NULL, &c), 0);
-    assert_int_equal(rules_engine_restore(c, buf_span(&ck2)), 1); /* 8.8.8.8 remains */
+    /* both groups (a match does not empty one) and the open incident */
+    assert_int_equal(rules_engine_restore(c, buf_span(&ck2)), 3);
+    /* which goes on in the restored engine: a fourth event is the same incident */
+    struct tu_alerts alc = { 0 };
+    feed_abc(c, 3, 4, &alc);
+    assert_int_equal(alc.n, 0);
+    assert_int_equal(rules_engine_flush(c, tu_on_alert, &alc), 1);
+    assert_int_equal(alc.state[0], RULES_RESOLVED);
+    assert_int_equal(alc.count[0], 4);
+    assert_string_equal(alc.incident[0], alb.incident[0]);
 
     /* every truncation and a flipped byte: corrupt, never a crash, state unchanged */
     for (size_t n = 0; n < ck.len; n++) {
@@ -425,16 +570,17 @@ static void test_alert_to_rec(void **state)
 {
     (void)state;
     struct ruleset *rs = tu_load(brute_rules("gte: 1", "tags: [attack.t1110]\n"), NULL);
-    struct rules_engine *e;
-    struct tu_alerts al = { 0 };
     struct buf scratch;
     struct buf enc;
     struct rec out;
     struct rec back;
-    uint64_t seqs[1] = { 42 };
+    uint64_t seqs[2] = { 42, 43 };
     struct span gv[1] = { SPAN_LIT("10.0.0.9") };
     const char *gn[1] = { "src_ip" };
+    const char *tags[1] = { "attack.t1110" };
+    struct span ident[VG_F_COUNT] = { 0 };
 
+    ident[VG_F_SRC_IP] = SPAN_LIT("10.0.0.9");
     struct rules_alert a = {
         .rule = 1,
         .rule_id = "brute-id",
@@ -442,16 +588,28 @@ static void test_alert_to_rec(void **state)
         .level = "high",
         .severity = VG_SEV_ERROR,
         .type = RULES_EVENT_COUNT,
+        .tags = tags,
+        .ntags = 1,
+        .state = RULES_UPDATE,
         .ngroup = 1,
         .group_names = gn,
         .group_values = gv,
         .seqs = seqs,
-        .nseqs = 1,
-        .count = 1,
-        .ts = TU_T0,
-        .window_start = TU_T0,
-        .window_end = TU_T0,
+        .nseqs = 2,
+        .seqs_total = 5,
+        .count = 5,
+        .ts = TU_T0 + 9,
+        .first_seen = TU_T0,
+        .last_seen = TU_T0 + 9,
+        .opened = TU_T0 + 3,
+        .window_start = TU_T0 + 1,
+        .window_end = TU_T0 + 9,
+        .resolve_after_ns = 900 * VG_NS_PER_SEC,
+        .drill = SPAN_LIT("drill-7"),
+        .ident = ident,
     };
+    rules_alert_fingerprint("brute-id", gv, 1, a.fingerprint);
+    snprintf(a.incident, sizeof(a.incident), "%s-%lld", a.fingerprint, (long long)TU_T0);
     buf_init(&scratch, 1 << 16);
     buf_init(&enc, 1 << 16);
     assert_int_equal(rules_alert_to_rec(rs, &a, &out, &scratch), 0);
@@ -459,56 +617,85 @@ static void test_alert_to_rec(void **state)
     assert_true(span_eq_str(out.str[VG_F_SOURCE], "rule"));
     assert_true(span_eq_str(out.str[VG_F_RULE], "brute"));
     assert_true(span_eq_str(out.str[VG_F_SEVERITY], "error"));
-    assert_true(span_eq_str(out.str[VG_F_SRC_IP], "10.0.0.9")); /* group-by onto the field */
-    assert_true(out.has_ts && out.ts == TU_T0);
+    assert_true(span_eq_str(out.str[VG_F_SRC_IP], "10.0.0.9")); /* identity fields */
+    assert_true(out.has_ts && out.ts == TU_T0 + 9);
     assert_int_equal(rec_encode(&out, &enc), 0);
     struct span in = buf_span(&enc);
     assert_int_equal(rec_decode(&in, &back), 0);
     struct span v;
     struct span s;
-    assert_int_equal(mp_map_get(back.raw, SPAN_LIT("rule_id"), &v), 1);
-    assert_true(mp_get_str(v, &s) && span_eq_str(s, "brute-id"));
+    int64_t i64;
+    /* schemas/alert.md: every field */
+    static const struct {
+        const char *key, *str;
+    } strs[] = {
+        { "rule_id", "brute-id" }, { "title", "brute" },  { "level", "high" },
+        { "type", "event_count" }, { "state", "update" }, { "drill", "drill-7" },
+    };
+    for (size_t i = 0; i < VG_ARRAY_LEN(strs); i++) {
+        assert_int_equal(mp_map_get(back.raw, span_str(strs[i].key), &v), 1);
+        assert_true(mp_get_str(v, &s) && span_eq_str(s, strs[i].str));
+    }
+    static const struct {
+        const char *key;
+        int64_t want;
+    } nums[] = {
+        { "count", 5 },          { "seqs_total", 5 },
+        { "first_seen", TU_T0 }, { "last_seen", TU_T0 + 9 },
+        { "opened", TU_T0 + 3 }, { "resolve_after", 900 * VG_NS_PER_SEC },
+    };
+    for (size_t i = 0; i < VG_ARRAY_LEN(nums); i++) {
+        assert_int_equal(mp_map_get(back.raw, span_str(nums[i].key), &v), 1);
+        assert_true(mp_get_i64(v, &i64));
+        assert_true(i64 == nums[i].want);
+    }
     struct span grp;
     assert_int_equal(mp_map_get(back.raw, SPAN_LIT("group"), &grp), 1);
     assert_int_equal(mp_map_get(grp, SPAN_LIT("src_ip"), &v), 1);
     assert_true(mp_get_str(v, &s) && span_eq_str(s, "10.0.0.9"));
+    assert_int_equal(mp_map_get(back.raw, SPAN_LIT("window"), &grp), 1);
+    assert_int_equal(mp_map_get(grp, SPAN_LIT("start"), &v), 1);
+    assert_true(mp_get_i64(v, &i64) && i64 == TU_T0 + 1);
     assert_int_equal(mp_map_get(back.raw, SPAN_LIT("fingerprint"), &v), 1);
     assert_true(mp_get_str(v, &s) && s.n == 32);
+    assert_int_equal(mp_map_get(back.raw, SPAN_LIT("incident"), &v), 1);
+    assert_true(mp_get_str(v, &s) && s.n > 33 && memcmp(s.p, a.fingerprint, 32) == 0);
+    assert_int_equal(mp_map_get(back.raw, SPAN_LIT("seqs"), &v), 1);
     assert_int_equal(mp_map_get(back.raw, SPAN_LIT("tags"), &v), 1);
+    assert_int_equal(mp_map_get(back.raw, SPAN_LIT("reason"), &v), 0); /* only when early */
 
-    /* fingerprints: stable per rule and group, different across groups */
+    /* fingerprints: stable per rule and group, different across groups and rules */
     char f1[33];
     char f2[33];
     char f3[33];
-    rules_alert_fingerprint(&a, f1);
-    rules_alert_fingerprint(&a, f2);
+    char f4[33];
+    rules_alert_fingerprint("brute-id", gv, 1, f1);
+    rules_alert_fingerprint("brute-id", gv, 1, f2);
     assert_string_equal(f1, f2);
     gv[0] = SPAN_LIT("10.0.0.10");
-    rules_alert_fingerprint(&a, f3);
+    rules_alert_fingerprint("brute-id", gv, 1, f3);
     assert_string_not_equal(f1, f3);
+    rules_alert_fingerprint("other-id", gv, 1, f4);
+    assert_string_not_equal(f3, f4);
 
-    /* a detection alert carries the event's identity fields */
+    /* a detection's incidents are per identity: a shell in pod A and one in pod B */
+    struct rules_engine *e;
+    struct tu_alerts al = { 0 };
     assert_int_equal(rules_engine_new(rs, NULL, &e), 0);
-    struct tu_rec t;
-    tu_rec_init(&t, "{}");
-    tu_set(&t, "pod", "web-1");
-    tu_set(&t, "message", "hello");
-    struct rules_alert d = { .rule = 0,
-                             .rule_id = "",
-                             .title = "failed",
-                             .level = "low",
-                             .severity = VG_SEV_NOTICE,
-                             .type = RULES_DETECTION,
-                             .count = 1,
-                             .ts = TU_T0,
-                             .event = &t.r };
-    buf_reset(&scratch);
-    assert_int_equal(rules_alert_to_rec(rs, &d, &out, &scratch), 0);
-    assert_true(span_eq_str(out.str[VG_F_POD], "web-1"));
-    assert_true(span_eq_str(out.str[VG_F_MESSAGE], "failed: hello"));
-    tu_rec_release(&t);
+    e->emit_all = true; /* "failed" only feeds the correlation */
+    tu_feed(e, TU_T0, 1, &al, "outcome=failure", "pod=web-1", "namespace=shop", NULL);
+    tu_feed(e, TU_T0 + 1, 2, &al, "outcome=failure", "pod=web-2", "namespace=shop", NULL);
+    tu_feed(e, TU_T0 + 2, 3, &al, "outcome=failure", "pod=web-1", "namespace=shop", NULL);
+    size_t nfail = 0;
+    for (size_t i = 0; i < al.n; i++) {
+        if (al.rule[i] == 0) {
+            nfail++;
+            assert_int_equal(al.state[i], RULES_FIRING);
+        }
+    }
+    assert_int_equal(nfail, 2);
+    assert_string_equal(al.group[0], "namespace=shop,pod=web-1");
     rules_engine_free(e);
-    (void)al;
     buf_release(&scratch);
     buf_release(&enc);
     ruleset_free(rs);
@@ -572,6 +759,8 @@ int main(void)
         cmocka_unit_test(test_temporal_ordered),
         cmocka_unit_test(test_bounded_conditions),
         cmocka_unit_test(test_caps_and_lateness),
+        cmocka_unit_test(test_future_event_does_not_blind),
+        cmocka_unit_test(test_backlog_and_live),
         cmocka_unit_test(test_chain_and_generate),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_checkpoint_restore),
