@@ -633,6 +633,11 @@ static bool read_rule(struct restore *R, struct span *in, bool *seen_corr)
             *dst = s;
         } else if (span_eq_str(ks, "group")) {
             uint32_t n;
+            for (size_t g = 0; g < RULES_MAX_GROUP_BY + 1; g++) { /* a repeated key */
+                free(names[g]);
+                names[g] = NULL;
+            }
+            meta.ngroup = 0;
             ok = rd_arr(in, &n) && n <= RULES_MAX_GROUP_BY;
             for (uint32_t g = 0; ok && g < n; g++) {
                 ok = rd_str_or_nil(in, &names[g], 4096) && names[g];
@@ -779,8 +784,8 @@ int rules_engine_restore(struct rules_engine *e, struct span state)
             }
         } else if (span_eq_str(ks, "sources")) {
             uint32_t n;
-            if (!rd_arr(&in, &n) || n > 1u << 24) {
-                goto corrupt;
+            if (R.sources || !rd_arr(&in, &n) || n > 1u << 24) {
+                goto corrupt; /* a repeated key is not our writing */
             }
             R.sources = xcalloc((size_t)n + 1, sizeof(*R.sources));
             for (uint32_t s = 0; s < n; s++) {

@@ -233,5 +233,50 @@ class Backlog(VigildTest):
                               '2a780dce1b17",reason="late"}'], 1)
 
 
+class Uncounted(VigildTest):
+    """Every reason an event is not counted, in /metrics per rule, and summed up every
+    rules.summary_every as a source=vigil event (the evidence of a gap in detection)."""
+    extra_config = "rules: { paths: [ %s ], summary_every: 1s }\n" % RULES
+
+    def test_every_reason_is_counted_and_summed_up(self):
+        now = time.time_ns() - 30 * S
+        evs = []
+        # state_cap: 1,030 failures from one address within two minutes: a group keeps
+        # 1,024 (rules_limits.max_events_per_group)
+        for i in range(1030):
+            evs.append(retime(sshd("Failed password for root from 192.0.2.91 port %d ssh2" % i,
+                                   "web-3"), now + i * (S // 100)))
+        # late: three minutes behind its own source (the same agent and host)
+        evs.append(retime(sshd("Failed password for root from 192.0.2.92 port 1 ssh2", "web-3"),
+                          now - 200 * S))
+        # future: a year ahead of its receipt
+        evs.append(retime(sshd("Failed password for root from 192.0.2.93 port 1 ssh2", "web-4"),
+                          time.time_ns() + 365 * 86400 * S))
+        path = os.path.join(self.vd.dir, "reasons.ndjson")
+        with open(path, "w") as f:
+            for ev in evs:
+                f.write(json.dumps(ev) + "\n")
+        self.vd.send([path])
+        wait_rules_done(self.vd, len(evs))
+        m = self.vd.metrics()
+        bf = 'vigil_rules_unevaluated_total{rule="3581c8f4-01c0-4966-9589-2a780dce1b17",'
+        self.assertEqual(m[bf + 'reason="late"}'], 1)
+        self.assertEqual(m[bf + 'reason="future"}'], 1)
+        self.assertEqual(m[bf + 'reason="state_cap"}'], 1030 - 1024)
+        # the summary: one source=vigil event naming the rules and counts
+        ev = harness.wait_for("the summary event", lambda: self.vd.search(
+            "source=vigil", "action=rules_unevaluated"), 30)
+        self.assertEqual(len(ev), 1)
+        self.assertEqual((ev[0]["outcome"], ev[0]["severity"]), ("failure", "warning"))
+        self.assertIn("'SSH brute force from one address' late 1 future 1 state_cap 6",
+                      ev[0]["message"])
+        rules = {r["rule_id"]: r for r in ev[0]["raw"]["rules"]}
+        self.assertEqual((rules["3581c8f4-01c0-4966-9589-2a780dce1b17"]["late"],
+                          rules["3581c8f4-01c0-4966-9589-2a780dce1b17"]["future"],
+                          rules["3581c8f4-01c0-4966-9589-2a780dce1b17"]["state_cap"]), (1, 1, 6))
+        self.assertGreaterEqual(ev[0]["raw"]["sources"], 2)
+        self.assertIn("rules: ", self.vd.read_log())  # and the operator's log line
+
+
 if __name__ == "__main__":
     harness.main()
