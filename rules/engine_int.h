@@ -5,6 +5,8 @@
 #ifndef VG_RULES_ENGINE_INT_H
 #define VG_RULES_ENGINE_INT_H
 
+#include <stddef.h>
+
 #include "rules/rules_int.h"
 
 #define RULES_NO_SEQ      UINT64_MAX
@@ -66,14 +68,53 @@ struct centry {
     struct subseqs *sub; /* a referenced correlation's match: its seqs (owned); NULL */
 };
 
-struct cgroup {
-    struct cgroup *hnext;
+/* ---- the engine's tables (rules_key.c) ----
+ * Correlation groups, incidents and sources are keyed nodes in a chained hash table
+ * (struct knode, the first member of each, so a node is its object); groups and
+ * incidents also wait in a min-heap by deadline (struct dnode, RULES_OWNER finds its
+ * object). */
+struct knode {
+    struct knode *hnext;
     uint64_t hash;
-    uint8_t *key; /* the group-by values: per value u16 length (LE) + bytes */
+    uint8_t *key;
     uint32_t keylen;
-    size_t hidx;        /* position in the heap */
-    int64_t deadline;   /* collector time at which it expires (monotone conditions) or its
-                         * window closes (bounded ones) */
+};
+
+struct ktable {
+    struct knode **tab; /* cap a power of two */
+    size_t cap, n;
+};
+
+struct dnode {
+    size_t hidx;      /* position in the heap */
+    int64_t deadline; /* collector time */
+};
+
+struct dheap {
+    struct dnode **v;
+    size_t n, cap;
+};
+
+#define RULES_OWNER(node, type, member) ((type *)(void *)((char *)(node)-offsetof(type, member)))
+
+/* Gives x a copy of key[0..n) and its hash h (rules__siphash under the engine's key). */
+void rules__knode_set(struct knode *x, uint64_t h, const uint8_t *key, size_t n);
+void rules__ktable_insert(struct ktable *t, struct knode *x);
+void rules__ktable_remove(struct ktable *t, struct knode *x);
+/* The next node after `from` (NULL: the first) with that hash and key, or NULL. */
+struct knode *rules__ktable_find(const struct ktable *t, const struct knode *from, uint64_t h,
+                                 const uint8_t *key, size_t n);
+void rules__ktable_release(struct ktable *t); /* the buckets; the nodes are the caller's */
+void rules__dheap_push(struct dheap *h, struct dnode *x);
+void rules__dheap_remove(struct dheap *h, struct dnode *x);
+/* Restores the order after x->deadline changed. */
+void rules__dheap_fix(struct dheap *h, struct dnode *x);
+void rules__dheap_release(struct dheap *h); /* the array; the nodes are the caller's */
+
+struct cgroup {
+    struct knode kn;    /* key: the group-by values, per value u16 length (LE) + bytes */
+    struct dnode dn;    /* deadline: collector time at which it expires (monotone
+                         * conditions) or its window closes (bounded ones) */
     int64_t start;      /* bounded conditions: the open window's start (event time) */
     int64_t start_r;    /* ... and when its first event arrived (collector time) */
     int64_t last_r;     /* collector time of its newest feed */
@@ -84,40 +125,36 @@ struct cgroup {
     uint32_t n, cap;
 };
 
-struct cstate {
-    struct cgroup **tab; /* hash table, chained, tabcap a power of two */
-    size_t tabcap;
-    size_t ngroups;
-    struct cgroup **heap; /* min-heap by deadline */
-    size_t nheap, capheap;
+struct cstate { /* per correlation */
+    struct ktable t;
+    struct dheap heap;
 };
+
+/* The group at heap position i (0: the next to expire). */
+static inline struct cgroup *rules__group_at(const struct cstate *cs, size_t i)
+{
+    return RULES_OWNER(cs->heap.v[i], struct cgroup, dn);
+}
 
 /* A source of events for the clock (rules/TIME.md "Sources"): agent and host. */
 struct source {
-    struct source *hnext;
+    struct knode kn;              /* key: agent, 0, host */
     struct source *newer, *older; /* recency list: the oldest is forgotten at the cap */
-    uint64_t hash;
-    uint8_t *key; /* agent, 0, host */
-    uint32_t keylen;
     int64_t wm;     /* its clock: the newest min(ts, received) of its records that fed a
                      * correlation */
     int64_t last_r; /* collector time of its latest such record */
 };
 
 struct sources {
-    struct source **tab;
-    size_t tabcap, n;
+    struct ktable t;
     struct source *newest, *oldest;
 };
 
 /* An open incident (schemas/alert.md): one per rule and group while it keeps matching. */
 struct incident {
-    struct incident *hnext;
-    uint64_t hash;
-    uint8_t *key; /* group values, encoded as correlation keys */
-    uint32_t keylen;
-    size_t hidx;
-    int64_t deadline;   /* collector time at which it resolves when nothing matches */
+    struct knode kn;    /* key: group values, encoded as correlation keys */
+    struct dnode dn;    /* deadline: collector time at which it resolves when nothing
+                         * matches */
     int64_t first_seen; /* event time of its first and last triggering events */
     int64_t last_seen;
     int64_t opened;        /* event time of its firing record */
@@ -140,11 +177,15 @@ struct incident {
 };
 
 struct istate { /* per rule */
-    struct incident **tab;
-    size_t tabcap, n;
-    struct incident **heap; /* min-heap by deadline */
-    size_t nheap, capheap;
+    struct ktable t;
+    struct dheap heap;
 };
+
+/* The incident at heap position i (0: the next to resolve). */
+static inline struct incident *rules__incident_at(const struct istate *is, size_t i)
+{
+    return RULES_OWNER(is->heap.v[i], struct incident, dn);
+}
 
 /* An incident of a rule a reload removed: resolved by the next call (rules_ckpt.c). */
 struct orphan {

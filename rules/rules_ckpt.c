@@ -65,13 +65,13 @@ static int put_group(struct buf *out, const struct cgroup *g)
 {
     int rc;
     PUT(mp_put_array(out, 9));
-    PUT(mp_put_bin(out, g->key, g->keylen));
+    PUT(mp_put_bin(out, g->kn.key, g->kn.keylen));
     PUT(mp_put_i64(out, g->start));
     PUT(mp_put_i64(out, g->start_r));
     PUT(mp_put_i64(out, g->last_r));
     PUT(mp_put_i64(out, g->lo_off));
     PUT(mp_put_i64(out, g->hi_off));
-    PUT(mp_put_i64(out, g->deadline));
+    PUT(mp_put_i64(out, g->dn.deadline));
     PUT(put_str_or_nil(out, g->drill));
     PUT(mp_put_array(out, g->n));
     for (uint32_t k = 0; k < g->n; k++) {
@@ -94,8 +94,8 @@ static int put_incident(const struct rules_engine *e, struct buf *out, const str
 {
     int rc;
     PUT(mp_put_array(out, 17));
-    PUT(mp_put_bin(out, x->key, x->keylen));
-    PUT(mp_put_i64(out, x->deadline));
+    PUT(mp_put_bin(out, x->kn.key, x->kn.keylen));
+    PUT(mp_put_i64(out, x->dn.deadline));
     PUT(mp_put_i64(out, x->first_seen));
     PUT(mp_put_i64(out, x->last_seen));
     PUT(mp_put_i64(out, x->opened));
@@ -126,7 +126,7 @@ int rules_engine_checkpoint(const struct rules_engine *e, struct buf *out)
 
     for (size_t i = 0; i < rs->nrules; i++) {
         const struct rule *r = &rs->rules[i];
-        nrules += r->type != RULES_DETECTION || e->is[i].n > 0;
+        nrules += r->type != RULES_DETECTION || e->is[i].t.n > 0;
     }
     PUT(mp_put_map(out, 6));
     PUT(mp_put_cstr(out, "format"));
@@ -138,10 +138,10 @@ int rules_engine_checkpoint(const struct rules_engine *e, struct buf *out)
     PUT(mp_put_cstr(out, "eid"));
     PUT(mp_put_u64(out, e->eid));
     PUT(mp_put_cstr(out, "sources"));
-    PUT(mp_put_array(out, (uint32_t)e->src.n));
+    PUT(mp_put_array(out, (uint32_t)e->src.t.n));
     for (const struct source *s = e->src.oldest; s; s = s->newer) {
         PUT(mp_put_array(out, 3));
-        PUT(mp_put_bin(out, s->key, s->keylen));
+        PUT(mp_put_bin(out, s->kn.key, s->kn.keylen));
         PUT(mp_put_i64(out, s->wm));
         PUT(mp_put_i64(out, s->last_r));
     }
@@ -150,7 +150,7 @@ int rules_engine_checkpoint(const struct rules_engine *e, struct buf *out)
     for (size_t i = 0; i < rs->nrules; i++) {
         const struct rule *r = &rs->rules[i];
         const struct istate *is = &e->is[i];
-        if (r->type == RULES_DETECTION && is->n == 0) {
+        if (r->type == RULES_DETECTION && is->t.n == 0) {
             continue;
         }
         const char *const *names =
@@ -178,15 +178,15 @@ int rules_engine_checkpoint(const struct rules_engine *e, struct buf *out)
             PUT(mp_put_array(out, 0));
         } else {
             const struct cstate *cs = &e->cs[r->corr.index];
-            PUT(mp_put_array(out, (uint32_t)cs->nheap));
-            for (size_t k = 0; k < cs->nheap; k++) {
-                PUT(put_group(out, cs->heap[k]));
+            PUT(mp_put_array(out, (uint32_t)cs->heap.n));
+            for (size_t k = 0; k < cs->heap.n; k++) {
+                PUT(put_group(out, rules__group_at(cs, k)));
             }
         }
         PUT(mp_put_cstr(out, "incidents"));
-        PUT(mp_put_array(out, (uint32_t)is->nheap));
-        for (size_t k = 0; k < is->nheap; k++) {
-            PUT(put_incident(e, out, is->heap[k], r->corr.nrefs));
+        PUT(mp_put_array(out, (uint32_t)is->heap.n));
+        for (size_t k = 0; k < is->heap.n; k++) {
+            PUT(put_incident(e, out, rules__incident_at(is, k), r->corr.nrefs));
         }
     }
     return 0;
@@ -353,7 +353,7 @@ static bool read_group(struct restore *R, long ci, struct span *in)
         }
     } else if (!rd_arr_n(in, 9) || !rd(in, &b, MP_BIN) || !rd_i64(in, &tmp.start) ||
                !rd_i64(in, &tmp.start_r) || !rd_i64(in, &tmp.last_r) || !rd_i64(in, &tmp.lo_off) ||
-               !rd_i64(in, &tmp.hi_off) || !rd_i64(in, &tmp.deadline) ||
+               !rd_i64(in, &tmp.hi_off) || !rd_i64(in, &tmp.dn.deadline) ||
                !rd_str_or_nil(in, &drill, 128) || !rd_arr(in, &ne)) {
         free(drill);
         return false;
@@ -367,10 +367,7 @@ static bool read_group(struct restore *R, long ci, struct span *in)
     if (co) {
         g = xcalloc(1, sizeof(*g));
         *g = tmp;
-        g->hash = rules__siphash(e->hkey, b.v.s.p, b.v.s.n);
-        g->key = xmalloc(b.v.s.n ? b.v.s.n : 1);
-        memcpy(g->key, b.v.s.p, b.v.s.n);
-        g->keylen = (uint32_t)b.v.s.n;
+        rules__knode_set(&g->kn, rules__siphash(e->hkey, b.v.s.p, b.v.s.n), b.v.s.p, b.v.s.n);
         g->drill = drill;
         drill = NULL;
     }
@@ -445,7 +442,7 @@ static bool read_group(struct restore *R, long ci, struct span *in)
         g->last_r = g->ent[g->n - 1].ts;
         g->lo_off = g->hi_off = 0;
         int64_t base = co->bounded ? g->start_r : g->last_r;
-        g->deadline = rules__sat_add(rules__sat_add(base, co->span_ns), e->lim.lateness_ns);
+        g->dn.deadline = rules__sat_add(rules__sat_add(base, co->span_ns), e->lim.lateness_ns);
     }
     if (g->start > g->ent[0].ts) {
         g->start = g->ent[0].ts;
@@ -472,7 +469,7 @@ static bool read_incident(struct restore *R, size_t rule, const struct orphan *m
     struct span refs;
     struct span ident;
     char *drill = NULL;
-    bool ok = rd_arr_n(in, 17) && rd(in, &b, MP_BIN) && rd_i64(in, &t.deadline) &&
+    bool ok = rd_arr_n(in, 17) && rd(in, &b, MP_BIN) && rd_i64(in, &t.dn.deadline) &&
               rd_i64(in, &t.first_seen) && rd_i64(in, &t.last_seen) && rd_i64(in, &t.opened) &&
               rd_i64(in, &t.id_first_seen) && rd_i64(in, &t.last_emit) && rd_u64(in, &t.count) &&
               rd_u64(in, &t.count_emitted) && rd_u64(in, &t.max_seq) &&
@@ -502,12 +499,9 @@ static bool read_incident(struct restore *R, size_t rule, const struct orphan *m
     uint64_t *vals = x->vals;
     uint32_t nv = x->nvals;
     struct seqlist sl = x->seqs;
-    uint8_t *key = x->key;
-    uint64_t hash = x->hash;
+    struct knode kn = x->kn;
     *x = t;
-    x->hash = hash;
-    x->key = key;
-    x->keylen = (uint32_t)b.v.s.n;
+    x->kn = kn;
     x->vals = vals;
     x->nvals = nv;
     x->seqs = sl;
@@ -528,7 +522,7 @@ static bool read_incident(struct restore *R, size_t rule, const struct orphan *m
         const struct rule *r = &e->rs->rules[rule];
         size_t ngroup = r->type == RULES_DETECTION ? r->ndgroup : r->corr.ngroup;
         struct span gv[RULES_MAX_GROUP_BY + 1];
-        if (!rules__key_decode(x->key, x->keylen, gv, ngroup)) {
+        if (!rules__key_decode(x->kn.key, x->kn.keylen, gv, ngroup)) {
             rule = RULES_NO_RULE; /* its group changed: resolved like a removed rule's */
         } else {
             rules__incident_name(x, ckpt_key(r), ngroup);
@@ -540,7 +534,7 @@ static bool read_incident(struct restore *R, size_t rule, const struct orphan *m
     }
     if (rule == RULES_NO_RULE) {
         struct span gv[RULES_MAX_GROUP_BY + 1];
-        if (!meta || !rules__key_decode(x->key, x->keylen, gv, meta->ngroup)) {
+        if (!meta || !rules__key_decode(x->kn.key, x->kn.keylen, gv, meta->ngroup)) {
             rules__incident_free(x);
             return true; /* nothing to resolve it with */
         }
@@ -575,24 +569,6 @@ static bool read_incident(struct restore *R, size_t rule, const struct orphan *m
     }
     R->incs[R->nincs++] = (struct rinc){ rule, x };
     return true;
-}
-
-static enum vg_severity level_sev(const char *level)
-{
-    static const struct {
-        const char *level;
-        enum vg_severity sev;
-    } tab[] = {
-        { "informational", VG_SEV_INFO }, { "low", VG_SEV_NOTICE },
-        { "medium", VG_SEV_WARNING },     { "high", VG_SEV_ERROR },
-        { "critical", VG_SEV_CRITICAL },
-    };
-    for (size_t i = 0; i < VG_ARRAY_LEN(tab); i++) {
-        if (strcmp(tab[i].level, level) == 0) {
-            return tab[i].sev;
-        }
-    }
-    return VG_SEV_WARNING;
 }
 
 /* One entry of "rules". */
@@ -665,7 +641,8 @@ static bool read_rule(struct restore *R, struct span *in, bool *seen_corr)
                 rule = span_eq_str(key, ckpt_key(&rs->rules[i])) ? (long)i : -1;
             }
             meta.rule_key = xstrndup((const char *)key.p, key.n);
-            meta.sev = level_sev(meta.level);
+            int sev = rules__level_sev(meta.level);
+            meta.sev = sev < 0 ? VG_SEV_WARNING : (enum vg_severity)sev;
             meta.group_names = names;
             uint32_t n;
             ok = rd_arr(in, &n);
@@ -694,12 +671,11 @@ static void install(struct restore *R)
     rules__corr_reset(e);
     for (size_t r = 0; r < rs->nrules; r++) {
         struct istate *is = &e->is[r];
-        for (size_t i = 0; i < is->nheap; i++) {
-            rules__incident_free(is->heap[i]);
+        for (size_t i = 0; i < is->heap.n; i++) {
+            rules__incident_free(rules__incident_at(is, i));
         }
-        free(is->heap);
-        free(is->tab);
-        memset(is, 0, sizeof(*is));
+        rules__dheap_release(&is->heap);
+        rules__ktable_release(&is->t);
         e->rst[r].open_incidents = 0;
     }
     e->inc_next = INT64_MAX;
@@ -711,8 +687,8 @@ static void install(struct restore *R)
     for (size_t i = 0; i < R->ngroups; i++) {
         size_t ci = R->groups[i].ci;
         struct cgroup *g = R->groups[i].g;
-        if (e->cs[ci].ngroups < e->lim.max_groups_per_rule &&
-            !rules__group_find(&e->cs[ci], g->hash, g->key, g->keylen)) {
+        if (e->cs[ci].t.n < e->lim.max_groups_per_rule &&
+            !rules__group_find(&e->cs[ci], g->kn.hash, g->kn.key, g->kn.keylen)) {
             rules__group_install(e, ci, g);
         } else {
             rules__group_free(g);

@@ -46,126 +46,12 @@ static const struct corr *corr_of(const struct rules_engine *e, size_t rule)
     return &e->rs->rules[rule].corr;
 }
 
-/* ---- heap by deadline ---- */
-
-static void heap_set(struct cstate *cs, size_t i, struct cgroup *g)
-{
-    cs->heap[i] = g;
-    g->hidx = i;
-}
-
-static void sift_up(struct cstate *cs, size_t i)
-{
-    struct cgroup *g = cs->heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (cs->heap[p]->deadline <= g->deadline) {
-            break;
-        }
-        heap_set(cs, i, cs->heap[p]);
-        i = p;
-    }
-    heap_set(cs, i, g);
-}
-
-static void sift_down(struct cstate *cs, size_t i)
-{
-    struct cgroup *g = cs->heap[i];
-    for (;;) {
-        size_t l = 2 * i + 1;
-        size_t m = i;
-        int64_t best = g->deadline;
-        if (l < cs->nheap && cs->heap[l]->deadline < best) {
-            m = l;
-            best = cs->heap[l]->deadline;
-        }
-        if (l + 1 < cs->nheap && cs->heap[l + 1]->deadline < best) {
-            m = l + 1;
-        }
-        if (m == i) {
-            break;
-        }
-        heap_set(cs, i, cs->heap[m]);
-        i = m;
-    }
-    heap_set(cs, i, g);
-}
-
-static void heap_push(struct cstate *cs, struct cgroup *g)
-{
-    if (cs->nheap == cs->capheap) {
-        cs->capheap = cs->capheap ? 2 * cs->capheap : 16;
-        cs->heap = xrealloc(cs->heap, cs->capheap * sizeof(*cs->heap));
-    }
-    heap_set(cs, cs->nheap++, g);
-    sift_up(cs, g->hidx);
-}
-
-static void heap_remove(struct cstate *cs, struct cgroup *g)
-{
-    size_t i = g->hidx;
-    struct cgroup *last = cs->heap[--cs->nheap];
-    if (last != g) {
-        heap_set(cs, i, last);
-        sift_up(cs, i);
-        sift_down(cs, last->hidx);
-    }
-}
-
-static void heap_fix(struct cstate *cs, struct cgroup *g)
-{
-    sift_up(cs, g->hidx);
-    sift_down(cs, g->hidx);
-}
-
 /* ---- groups ---- */
 
 struct cgroup *rules__group_find(const struct cstate *cs, uint64_t h, const uint8_t *key,
                                  size_t keylen)
 {
-    if (!cs->tab) {
-        return NULL;
-    }
-    for (struct cgroup *g = cs->tab[h & (cs->tabcap - 1)]; g; g = g->hnext) {
-        if (g->hash == h && g->keylen == keylen && memcmp(g->key, key, keylen) == 0) {
-            return g;
-        }
-    }
-    return NULL;
-}
-
-static void table_insert(struct cstate *cs, struct cgroup *g)
-{
-    if (cs->ngroups + 1 > cs->tabcap) {
-        size_t cap = cs->tabcap ? 2 * cs->tabcap : 16;
-        struct cgroup **tab = xcalloc(cap, sizeof(*tab));
-        for (size_t i = 0; i < cs->tabcap; i++) {
-            struct cgroup *x = cs->tab[i];
-            while (x) {
-                struct cgroup *next = x->hnext;
-                x->hnext = tab[x->hash & (cap - 1)];
-                tab[x->hash & (cap - 1)] = x;
-                x = next;
-            }
-        }
-        free(cs->tab);
-        cs->tab = tab;
-        cs->tabcap = cap;
-    }
-    struct cgroup **b = &cs->tab[g->hash & (cs->tabcap - 1)];
-    g->hnext = *b;
-    *b = g;
-    cs->ngroups++;
-}
-
-static void table_remove(struct cstate *cs, struct cgroup *g)
-{
-    struct cgroup **p = &cs->tab[g->hash & (cs->tabcap - 1)];
-    while (*p != g) {
-        p = &(*p)->hnext;
-    }
-    *p = g->hnext;
-    cs->ngroups--;
+    return (struct cgroup *)rules__ktable_find(&cs->t, NULL, h, key, keylen);
 }
 
 void rules__group_free(struct cgroup *g)
@@ -174,7 +60,7 @@ void rules__group_free(struct cgroup *g)
         for (uint32_t i = 0; i < g->n; i++) {
             free(g->ent[i].sub);
         }
-        free(g->key);
+        free(g->kn.key);
         free(g->ent);
         free(g->drill);
         free(g);
@@ -184,8 +70,8 @@ void rules__group_free(struct cgroup *g)
 static void group_drop(struct rules_engine *e, size_t rule, struct cgroup *g)
 {
     struct cstate *cs = &e->cs[corr_of(e, rule)->index];
-    table_remove(cs, g);
-    heap_remove(cs, g);
+    rules__ktable_remove(&cs->t, &g->kn);
+    rules__dheap_remove(&cs->heap, &g->dn);
     rules__group_free(g);
     e->rst[rule].groups--;
 }
@@ -195,14 +81,11 @@ static struct cgroup *group_new(struct rules_engine *e, size_t rule, uint64_t h,
 {
     struct cstate *cs = &e->cs[corr_of(e, rule)->index];
     struct cgroup *g = xcalloc(1, sizeof(*g));
-    g->hash = h;
-    g->key = xmalloc(keylen ? keylen : 1);
-    memcpy(g->key, key, keylen);
-    g->keylen = (uint32_t)keylen;
+    rules__knode_set(&g->kn, h, key, keylen);
     g->lo_off = INT64_MAX;
     g->hi_off = INT64_MIN;
-    table_insert(cs, g);
-    heap_push(cs, g);
+    rules__ktable_insert(&cs->t, &g->kn);
+    rules__dheap_push(&cs->heap, &g->dn);
     e->rst[rule].groups++;
     return g;
 }
@@ -210,8 +93,8 @@ static struct cgroup *group_new(struct rules_engine *e, size_t rule, uint64_t h,
 void rules__group_install(struct rules_engine *e, size_t ci, struct cgroup *g)
 {
     struct cstate *cs = &e->cs[ci];
-    table_insert(cs, g);
-    heap_push(cs, g);
+    rules__ktable_insert(&cs->t, &g->kn);
+    rules__dheap_push(&cs->heap, &g->dn);
     e->rst[e->rs->corr_rules[ci]].groups++;
 }
 
@@ -288,8 +171,8 @@ static void set_deadline(struct rules_engine *e, const struct corr *co, struct c
 {
     struct cstate *cs = &e->cs[co->index];
     int64_t base = co->bounded ? g->start_r : g->last_r;
-    g->deadline = rules__sat_add(rules__sat_add(base, co->span_ns), e->lim.lateness_ns);
-    heap_fix(cs, g);
+    g->dn.deadline = rules__sat_add(rules__sat_add(base, co->span_ns), e->lim.lateness_ns);
+    rules__dheap_fix(&cs->heap, &g->dn);
 }
 
 /* ---- counting within a window ---- */
@@ -512,8 +395,8 @@ static void match(struct rules_engine *e, size_t rule, struct cgroup *g, const s
     }
     if (r->output || e->emit_all) {
         struct imatch m = {
-            .key = g->key,
-            .keylen = g->keylen,
+            .key = g->kn.key,
+            .keylen = g->kn.keylen,
             .ts = last,
             .r = e->cur_r,
             .win_start = g->ent[idx[0]].ts,
@@ -528,7 +411,7 @@ static void match(struct rules_engine *e, size_t rule, struct cgroup *g, const s
     }
     if (r->nparents > 0) {
         struct span gv[RULES_MAX_GROUP_BY + 1];
-        if (rules__key_decode(g->key, g->keylen, gv, co->ngroup)) {
+        if (rules__key_decode(g->kn.key, g->kn.keylen, gv, co->ngroup)) {
             struct subseqs *sub = window_seqs(e, g, idx, n);
             for (size_t p = 0; p < r->nparents; p++) {
                 size_t pi = r->parents[p];
@@ -701,8 +584,8 @@ void rules__corr_feed(struct rules_engine *e, size_t rule, size_t ref, const str
         }
     }
     if (!g) {
-        if (cs->ngroups >= e->lim.max_groups_per_rule) {
-            struct cgroup *victim = cs->heap[0];
+        if (cs->t.n >= e->lim.max_groups_per_rule) {
+            struct cgroup *victim = rules__group_at(cs, 0);
             st->skipped[RULES_SKIP_STATE_CAP] += victim->n;
             st->groups_evicted++;
             group_drop(e, rule, victim);
@@ -795,8 +678,8 @@ void rules__corr_expire(struct rules_engine *e)
         size_t rule = rs->corr_rules[ci];
         const struct corr *co = corr_of(e, rule);
         struct cstate *cs = &e->cs[ci];
-        while (cs->nheap > 0 && cs->heap[0]->deadline < e->gate) {
-            struct cgroup *g = cs->heap[0];
+        while (cs->heap.n > 0 && cs->heap.v[0]->deadline < e->gate) {
+            struct cgroup *g = rules__group_at(cs, 0);
             if (!co->bounded) {
                 group_drop(e, rule, g);
                 continue;
@@ -814,8 +697,8 @@ void rules__corr_flush(struct rules_engine *e)
         size_t rule = rs->corr_rules[ci];
         const struct corr *co = corr_of(e, rule);
         struct cstate *cs = &e->cs[ci];
-        while (cs->nheap > 0) {
-            struct cgroup *g = cs->heap[0];
+        while (cs->heap.n > 0) {
+            struct cgroup *g = rules__group_at(cs, 0);
             if (!co->bounded) {
                 group_drop(e, rule, g);
                 continue;
@@ -835,12 +718,11 @@ void rules__corr_init(struct rules_engine *e)
 
 static void cstate_release(struct cstate *cs)
 {
-    for (size_t i = 0; i < cs->nheap; i++) {
-        rules__group_free(cs->heap[i]);
+    for (size_t i = 0; i < cs->heap.n; i++) {
+        rules__group_free(rules__group_at(cs, i));
     }
-    free(cs->heap);
-    free(cs->tab);
-    memset(cs, 0, sizeof(*cs));
+    rules__dheap_release(&cs->heap);
+    rules__ktable_release(&cs->t);
 }
 
 void rules__corr_release(struct rules_engine *e)

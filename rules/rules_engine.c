@@ -958,7 +958,7 @@ void rules_engine_stats(const struct rules_engine *e, const size_t *rule, struct
     }
     st->events = e->st.events;
     st->values_truncated = e->st.values_truncated;
-    st->sources = e->src.n;
+    st->sources = e->src.t.n;
     st->sources_evicted = e->st.sources_evicted;
     for (size_t i = 0; i < e->rs->nrules; i++) {
         const struct rules_stats *r = &e->rst[i];

@@ -85,121 +85,33 @@ struct span rules__drill_of(const struct rec *r)
 
 /* ---- tables ---- */
 
-static void heap_set(struct istate *is, size_t i, struct incident *x)
-{
-    is->heap[i] = x;
-    x->hidx = i;
-}
-
-static void sift_up(struct istate *is, size_t i)
-{
-    struct incident *x = is->heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (is->heap[p]->deadline <= x->deadline) {
-            break;
-        }
-        heap_set(is, i, is->heap[p]);
-        i = p;
-    }
-    heap_set(is, i, x);
-}
-
-static void sift_down(struct istate *is, size_t i)
-{
-    struct incident *x = is->heap[i];
-    for (;;) {
-        size_t l = 2 * i + 1;
-        size_t m = i;
-        int64_t best = x->deadline;
-        if (l < is->nheap && is->heap[l]->deadline < best) {
-            m = l;
-            best = is->heap[l]->deadline;
-        }
-        if (l + 1 < is->nheap && is->heap[l + 1]->deadline < best) {
-            m = l + 1;
-        }
-        if (m == i) {
-            break;
-        }
-        heap_set(is, i, is->heap[m]);
-        i = m;
-    }
-    heap_set(is, i, x);
-}
-
 /* The open incident of group key whose event time span, widened by ra on each side,
  * holds ts (ra < 0: any with that key). */
 static struct incident *find(const struct istate *is, uint64_t h, const uint8_t *key, size_t n,
                              int64_t ts, int64_t ra)
 {
-    if (!is->tab) {
-        return NULL;
-    }
-    for (struct incident *x = is->tab[h & (is->tabcap - 1)]; x; x = x->hnext) {
-        if (x->hash == h && x->keylen == n && memcmp(x->key, key, n) == 0 &&
-            (ra < 0 ||
-             (ts >= rules__sat_sub(x->first_seen, ra) && ts <= rules__sat_add(x->last_seen, ra)))) {
+    for (struct knode *k = rules__ktable_find(&is->t, NULL, h, key, n); k;
+         k = rules__ktable_find(&is->t, k, h, key, n)) {
+        struct incident *x = (struct incident *)k;
+        if (ra < 0 ||
+            (ts >= rules__sat_sub(x->first_seen, ra) && ts <= rules__sat_add(x->last_seen, ra))) {
             return x;
         }
     }
     return NULL;
 }
 
-static void insert(struct istate *is, struct incident *x)
-{
-    if (is->n + 1 > is->tabcap) {
-        size_t cap = is->tabcap ? 2 * is->tabcap : 16;
-        struct incident **tab = xcalloc(cap, sizeof(*tab));
-        for (size_t i = 0; i < is->tabcap; i++) {
-            struct incident *y = is->tab[i];
-            while (y) {
-                struct incident *next = y->hnext;
-                y->hnext = tab[y->hash & (cap - 1)];
-                tab[y->hash & (cap - 1)] = y;
-                y = next;
-            }
-        }
-        free(is->tab);
-        is->tab = tab;
-        is->tabcap = cap;
-    }
-    x->hnext = is->tab[x->hash & (is->tabcap - 1)];
-    is->tab[x->hash & (is->tabcap - 1)] = x;
-    is->n++;
-    if (is->nheap == is->capheap) {
-        is->capheap = is->capheap ? 2 * is->capheap : 16;
-        is->heap = xrealloc(is->heap, is->capheap * sizeof(*is->heap));
-    }
-    heap_set(is, is->nheap++, x);
-    sift_up(is, x->hidx);
-}
-
 static void unlink_incident(struct istate *is, struct incident *x)
 {
-    struct incident **p = &is->tab[x->hash & (is->tabcap - 1)];
-    while (*p != x) {
-        p = &(*p)->hnext;
-    }
-    *p = x->hnext;
-    is->n--;
-    size_t i = x->hidx;
-    struct incident *last = is->heap[--is->nheap];
-    if (last != x) {
-        heap_set(is, i, last);
-        sift_up(is, i);
-        sift_down(is, last->hidx);
-    }
+    rules__ktable_remove(&is->t, &x->kn);
+    rules__dheap_remove(&is->heap, &x->dn);
 }
 
 struct incident *rules__incident_alloc(const struct rules_engine *e, const uint8_t *key,
                                        size_t keylen)
 {
     struct incident *x = xcalloc(1, sizeof(*x));
-    x->key = xmalloc(keylen ? keylen : 1);
-    memcpy(x->key, key, keylen);
-    x->keylen = (uint32_t)keylen;
-    x->hash = rules__siphash(e->hkey, key, keylen);
+    rules__knode_set(&x->kn, rules__siphash(e->hkey, key, keylen), key, keylen);
     x->seqs.half = (uint32_t)(e->lim.max_alert_events / 2);
     x->seqs.buf = xmalloc(2 * x->seqs.half * sizeof(uint64_t));
     x->first_seen = INT64_MAX;
@@ -210,7 +122,7 @@ struct incident *rules__incident_alloc(const struct rules_engine *e, const uint8
 void rules__incident_free(struct incident *x)
 {
     if (x) {
-        free(x->key);
+        free(x->kn.key);
         free(x->seqs.buf);
         free(x->vals);
         free(x->refs);
@@ -223,13 +135,14 @@ void rules__incident_free(struct incident *x)
 bool rules__incident_install(struct rules_engine *e, size_t rule, struct incident *x)
 {
     struct istate *is = &e->is[rule];
-    if (is->n >= e->lim.max_incidents_per_rule) {
+    if (is->t.n >= e->lim.max_incidents_per_rule) {
         return false;
     }
-    insert(is, x);
+    rules__ktable_insert(&is->t, &x->kn);
+    rules__dheap_push(&is->heap, &x->dn);
     e->rst[rule].open_incidents++;
-    if (x->deadline < e->inc_next) {
-        e->inc_next = x->deadline;
+    if (x->dn.deadline < e->inc_next) {
+        e->inc_next = x->dn.deadline;
     }
     return true;
 }
@@ -248,11 +161,11 @@ void rules__incident_release(struct rules_engine *e)
     }
     for (size_t r = 0; r < e->rs->nrules; r++) {
         struct istate *is = &e->is[r];
-        for (size_t i = 0; i < is->nheap; i++) {
-            rules__incident_free(is->heap[i]);
+        for (size_t i = 0; i < is->heap.n; i++) {
+            rules__incident_free(rules__incident_at(is, i));
         }
-        free(is->heap);
-        free(is->tab);
+        rules__dheap_release(&is->heap);
+        rules__ktable_release(&is->t);
     }
     free(e->is);
     e->is = NULL;
@@ -396,7 +309,7 @@ static bool agroup_of(const struct rule *r, const struct incident *x, struct agr
         (const char *const *)(r->type == RULES_DETECTION ? r->dgroup : r->corr.group);
     g->nall = r->type == RULES_DETECTION ? r->ndgroup : r->corr.ngroup;
     g->n = 0;
-    if (!rules__key_decode(x->key, x->keylen, g->all, g->nall)) {
+    if (!rules__key_decode(x->kn.key, x->kn.keylen, g->all, g->nall)) {
         return false; /* cannot happen: keys are built by rules__key_encode */
     }
     for (size_t i = 0; i < g->nall; i++) {
@@ -411,7 +324,7 @@ static bool agroup_of(const struct rule *r, const struct incident *x, struct agr
 void rules__incident_name(struct incident *x, const char *rule_key, size_t ngroup)
 {
     struct span gv[RULES_MAX_GROUP_BY + 1];
-    if (!rules__key_decode(x->key, x->keylen, gv, ngroup)) {
+    if (!rules__key_decode(x->kn.key, x->kn.keylen, gv, ngroup)) {
         ngroup = 0; /* cannot happen: keys are built by rules__key_encode */
     }
     rules_alert_fingerprint(rule_key, gv, ngroup, x->fingerprint);
@@ -559,12 +472,13 @@ void rules__incident_match(struct rules_engine *e, size_t rule, const struct ima
     struct incident *x = find(is, h, m->key, m->keylen, m->ts, ra);
     bool opening = x == NULL;
     if (opening) {
-        if (is->n >= e->lim.max_incidents_per_rule) {
+        if (is->t.n >= e->lim.max_incidents_per_rule) {
             e->rst[rule].incidents_evicted++;
-            resolve(e, rule, is->heap[0], "evicted");
+            resolve(e, rule, rules__incident_at(is, 0), "evicted");
         }
         x = rules__incident_alloc(e, m->key, m->keylen);
-        insert(is, x);
+        rules__ktable_insert(&is->t, &x->kn);
+        rules__dheap_push(&is->heap, &x->dn);
         e->rst[rule].open_incidents++;
         e->rst[rule].incidents++;
     }
@@ -624,12 +538,11 @@ void rules__incident_match(struct rules_engine *e, size_t rule, const struct ima
     x->last_seen = m->ts > x->last_seen ? m->ts : x->last_seen;
     x->win_start = m->win_start;
     x->win_end = m->win_end;
-    x->deadline = rules__sat_add(rules__sat_add(m->r, ra), e->lim.lateness_ns);
-    if (x->deadline < e->inc_next) {
-        e->inc_next = x->deadline;
+    x->dn.deadline = rules__sat_add(rules__sat_add(m->r, ra), e->lim.lateness_ns);
+    if (x->dn.deadline < e->inc_next) {
+        e->inc_next = x->dn.deadline;
     }
-    sift_up(is, x->hidx);
-    sift_down(is, x->hidx);
+    rules__dheap_fix(&is->heap, &x->dn);
     if (opening) {
         x->opened = m->ts;
         x->id_first_seen = x->first_seen;
@@ -656,11 +569,11 @@ void rules__incident_expire(struct rules_engine *e)
     int64_t next = INT64_MAX;
     for (size_t r = 0; r < e->rs->nrules; r++) {
         struct istate *is = &e->is[r];
-        while (is->nheap > 0 && is->heap[0]->deadline < e->gate) {
-            resolve(e, r, is->heap[0], NULL);
+        while (is->heap.n > 0 && is->heap.v[0]->deadline < e->gate) {
+            resolve(e, r, rules__incident_at(is, 0), NULL);
         }
-        if (is->nheap > 0 && is->heap[0]->deadline < next) {
-            next = is->heap[0]->deadline;
+        if (is->heap.n > 0 && is->heap.v[0]->deadline < next) {
+            next = is->heap.v[0]->deadline;
         }
     }
     e->inc_next = next;
@@ -670,8 +583,8 @@ void rules__incident_flush(struct rules_engine *e)
 {
     for (size_t r = 0; r < e->rs->nrules; r++) {
         struct istate *is = &e->is[r];
-        while (is->nheap > 0) {
-            resolve(e, r, is->heap[0], NULL);
+        while (is->heap.n > 0) {
+            resolve(e, r, rules__incident_at(is, 0), NULL);
         }
     }
 }
@@ -708,7 +621,7 @@ void rules__orphans_free(struct orphan *v, size_t n)
         }
         free(o->group_names);
         free(o->group_values);
-        free(o->inc.key);
+        free(o->inc.kn.key);
         free(o->inc.seqs.buf);
         free(o->inc.vals);
         free(o->inc.refs);

@@ -344,6 +344,8 @@ bool rules__detect(struct rules_engine *e, size_t i, const struct rec *r, bool c
 
 /* True for a rule file name: *.yml or *.yaml, not hidden, not *.tests.y(a)ml. */
 bool rules__is_rule_file(const char *name);
+/* A Sigma level ("informational" .. "critical") as a severity, or -1 (rules_load.c). */
+int rules__level_sev(const char *level);
 
 /* ---- hashing (rules_key.c) ---- */
 uint64_t rules__siphash(const uint8_t key[16], const void *p, size_t n);

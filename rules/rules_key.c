@@ -1,10 +1,13 @@
-/* rules/rules_key.c: group keys and hashes, shared by the engine's tables (correlation
- * groups, incidents, sources) and the checkpoint: the encoding of a group's values, the
- * keyed hash of the tables, the counted value's hash, and saturating time arithmetic.
- * Leaf of the evaluation files (calls none of them). Pure functions. */
+/* rules/rules_key.c: the engine's tables and keys, shared by correlation groups,
+ * incidents, sources and the checkpoint: the encoding of a group's values, the keyed
+ * hash, a chained hash table of keyed nodes, a min-heap by deadline, the counted value's
+ * hash, and saturating time arithmetic. Leaf of the evaluation files (calls none of
+ * them). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/digest.h"
+#include "common/xalloc.h"
 #include "rules/engine_int.h"
 
 /* ---- SipHash-2-4 (the group tables' hash: an attacker choosing group-by values must not
@@ -132,4 +135,146 @@ bool rules__key_decode(const uint8_t *key, size_t keylen, struct span *v, size_t
         o += len;
     }
     return o == keylen;
+}
+
+/* ---- tables ---- */
+
+void rules__knode_set(struct knode *x, uint64_t h, const uint8_t *key, size_t n)
+{
+    x->key = xmalloc(n ? n : 1);
+    if (n) {
+        memcpy(x->key, key, n);
+    }
+    x->keylen = (uint32_t)n;
+    x->hash = h;
+}
+
+void rules__ktable_insert(struct ktable *t, struct knode *x)
+{
+    if (t->n + 1 > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 16;
+        struct knode **tab = xcalloc(cap, sizeof(*tab));
+        for (size_t i = 0; i < t->cap; i++) {
+            struct knode *y = t->tab[i];
+            while (y) {
+                struct knode *next = y->hnext;
+                y->hnext = tab[y->hash & (cap - 1)];
+                tab[y->hash & (cap - 1)] = y;
+                y = next;
+            }
+        }
+        free(t->tab);
+        t->tab = tab;
+        t->cap = cap;
+    }
+    struct knode **b = &t->tab[x->hash & (t->cap - 1)];
+    x->hnext = *b;
+    *b = x;
+    t->n++;
+}
+
+void rules__ktable_remove(struct ktable *t, struct knode *x)
+{
+    struct knode **p = &t->tab[x->hash & (t->cap - 1)];
+    while (*p != x) {
+        p = &(*p)->hnext;
+    }
+    *p = x->hnext;
+    t->n--;
+}
+
+struct knode *rules__ktable_find(const struct ktable *t, const struct knode *from, uint64_t h,
+                                 const uint8_t *key, size_t n)
+{
+    if (!t->tab) {
+        return NULL;
+    }
+    for (struct knode *x = from ? from->hnext : t->tab[h & (t->cap - 1)]; x; x = x->hnext) {
+        if (x->hash == h && x->keylen == n && memcmp(x->key, key, n) == 0) {
+            return x;
+        }
+    }
+    return NULL;
+}
+
+void rules__ktable_release(struct ktable *t)
+{
+    free(t->tab);
+    memset(t, 0, sizeof(*t));
+}
+
+static void heap_set(struct dheap *h, size_t i, struct dnode *x)
+{
+    h->v[i] = x;
+    x->hidx = i;
+}
+
+static void sift_up(struct dheap *h, size_t i)
+{
+    struct dnode *x = h->v[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h->v[p]->deadline <= x->deadline) {
+            break;
+        }
+        heap_set(h, i, h->v[p]);
+        i = p;
+    }
+    heap_set(h, i, x);
+}
+
+static void sift_down(struct dheap *h, size_t i)
+{
+    struct dnode *x = h->v[i];
+    for (;;) {
+        size_t l = 2 * i + 1;
+        size_t m = i;
+        int64_t best = x->deadline;
+        if (l < h->n && h->v[l]->deadline < best) {
+            m = l;
+            best = h->v[l]->deadline;
+        }
+        if (l + 1 < h->n && h->v[l + 1]->deadline < best) {
+            m = l + 1;
+        }
+        if (m == i) {
+            break;
+        }
+        heap_set(h, i, h->v[m]);
+        i = m;
+    }
+    heap_set(h, i, x);
+}
+
+void rules__dheap_push(struct dheap *h, struct dnode *x)
+{
+    if (h->n == h->cap) {
+        h->cap = h->cap ? 2 * h->cap : 16;
+        h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
+    }
+    heap_set(h, h->n++, x);
+    sift_up(h, x->hidx);
+}
+
+void rules__dheap_remove(struct dheap *h, struct dnode *x)
+{
+    size_t i = x->hidx;
+    struct dnode *last = h->v[--h->n];
+    if (last != x) {
+        heap_set(h, i, last);
+        sift_up(h, i);
+        sift_down(h, last->hidx);
+    }
+}
+
+void rules__dheap_fix(struct dheap *h, struct dnode *x)
+{
+    sift_up(h, x->hidx);
+    sift_down(h, x->hidx);
+}
+
+void rules__dheap_release(struct dheap *h)
+{
+    free(h->v);
+    memset(h, 0, sizeof(*h));
 }

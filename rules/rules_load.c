@@ -430,7 +430,7 @@ static int compile_sel(struct loader *L, struct doc *d, int ls, const struct yno
                 sel->name);
 }
 
-static int level_sev(const char *level)
+int rules__level_sev(const char *level)
 {
     static const struct {
         const char *level;
@@ -567,7 +567,7 @@ static int read_meta(struct loader *L, struct doc *d, const struct ynode *root, 
     r->sev = VG_SEV_WARNING;
     if ((n = ynode_get(root, "level"))) {
         int sev;
-        if (n->type != YN_SCALAR || (sev = level_sev(n->s)) < 0) {
+        if (n->type != YN_SCALAR || (sev = rules__level_sev(n->s)) < 0) {
             return derr(L, d, RULES_INVALID, n->line, n->col,
                         "level must be informational, low, medium, high or critical");
         }

@@ -107,20 +107,10 @@ static void src_push_newest(struct sources *S, struct source *s)
     }
 }
 
-static void src_table_remove(struct sources *S, struct source *s)
-{
-    struct source **p = &S->tab[s->hash & (S->tabcap - 1)];
-    while (*p != s) {
-        p = &(*p)->hnext;
-    }
-    *p = s->hnext;
-    S->n--;
-}
-
 static void src_free(struct source *s)
 {
     if (s) {
-        free(s->key);
+        free(s->kn.key);
         free(s);
     }
 }
@@ -128,15 +118,7 @@ static void src_free(struct source *s)
 static struct source *src_find(const struct sources *S, uint64_t h, const uint8_t *key,
                                size_t keylen)
 {
-    if (!S->tab) {
-        return NULL;
-    }
-    for (struct source *s = S->tab[h & (S->tabcap - 1)]; s; s = s->hnext) {
-        if (s->hash == h && s->keylen == keylen && memcmp(s->key, key, keylen) == 0) {
-            return s;
-        }
-    }
-    return NULL;
+    return (struct source *)rules__ktable_find(&S->t, NULL, h, key, keylen);
 }
 
 /* A new source (the oldest forgotten at the cap). */
@@ -144,39 +126,18 @@ static struct source *src_add(struct rules_engine *e, uint64_t h, const uint8_t 
 {
     struct sources *S = &e->src;
 
-    if (S->n >= e->lim.max_sources && S->oldest) {
+    if (S->t.n >= e->lim.max_sources && S->oldest) {
         struct source *old = S->oldest;
         src_unlink(S, old);
-        src_table_remove(S, old);
+        rules__ktable_remove(&S->t, &old->kn);
         src_free(old);
         e->st.sources_evicted++;
     }
-    if (S->n + 1 > S->tabcap / 2) {
-        size_t cap = S->tabcap ? 2 * S->tabcap : 64;
-        struct source **tab = xcalloc(cap, sizeof(*tab));
-        for (size_t i = 0; i < S->tabcap; i++) {
-            struct source *x = S->tab[i];
-            while (x) {
-                struct source *next = x->hnext;
-                x->hnext = tab[x->hash & (cap - 1)];
-                tab[x->hash & (cap - 1)] = x;
-                x = next;
-            }
-        }
-        free(S->tab);
-        S->tab = tab;
-        S->tabcap = cap;
-    }
     struct source *s = xcalloc(1, sizeof(*s));
-    s->hash = h;
-    s->key = xmalloc(keylen ? keylen : 1);
-    memcpy(s->key, key, keylen);
-    s->keylen = (uint32_t)keylen;
+    rules__knode_set(&s->kn, h, key, keylen);
     s->wm = INT64_MIN;
     s->last_r = INT64_MIN;
-    s->hnext = S->tab[h & (S->tabcap - 1)];
-    S->tab[h & (S->tabcap - 1)] = s;
-    S->n++;
+    rules__ktable_insert(&S->t, &s->kn);
     src_push_newest(S, s);
     return s;
 }
@@ -257,6 +218,6 @@ void rules__time_release(struct rules_engine *e)
         src_free(s);
         s = next;
     }
-    free(e->src.tab);
+    rules__ktable_release(&e->src.t);
     memset(&e->src, 0, sizeof(e->src));
 }
