@@ -29,7 +29,7 @@ static void write_file(const char *dir, const char *name, const char *text)
     char path[PATH_MAX];
     FILE *f;
 
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_true((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) < sizeof(path));
     f = fopen(path, "w");
     assert_non_null(f);
     assert_int_equal(fputs(text, f) >= 0, 1);
@@ -40,7 +40,7 @@ static void remove_file(const char *dir, const char *name)
 {
     char path[PATH_MAX];
 
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_true((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) < sizeof(path));
     unlink(path);
 }
 
