@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/mp.h"
+#include "common/time.h"
 #include "common/tls.h"
 #include "common/xalloc.h"
 
@@ -85,6 +87,23 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
+/* The guard no longer counts c as in its handshake. */
+static void guard_leave(struct conn *c)
+{
+    struct conn_set *set = c->env->set;
+
+    if (c->in_guard) {
+        c->in_guard = false;
+        if (!set->guarded) {
+            return; /* conn_set_close freed the guard */
+        }
+        guard_done(&set->guard, c->guard_slot);
+        if (set->m) {
+            set->m->handshakes_pending = set->guard.pending;
+        }
+    }
+}
+
 void conn_close(struct conn *c, int rc, const char *why)
 {
     struct lst_metrics *lm = c->env->m;
@@ -92,6 +111,7 @@ void conn_close(struct conn *c, int rc, const char *why)
     if (c->state == CONN_CLOSING) {
         return;
     }
+    guard_leave(c);
     if (rc < 0) {
         log_warn("conn %" PRIu64 " %s peer %s agent '%s': closing: %s", c->id,
                  listener_kind_name(c->env->kind), c->peer, c->agent, why ? why : vg_strerror(rc));
@@ -202,16 +222,66 @@ int conn_send(struct conn *c, const void *p, size_t n)
     return conn_flush(c, NULL);
 }
 
+/* The raw details of a refusal: {reason, listener, peer}. */
+static void refusal_raw(struct conn *c, enum guard_reason r, struct buf *raw)
+{
+    if (mp_put_map(raw, 3) < 0 || mp_put_cstr(raw, "reason") < 0 ||
+        mp_put_cstr(raw, guard_reason_name(r)) < 0 || mp_put_cstr(raw, "listener") < 0 ||
+        mp_put_cstr(raw, listener_kind_name(c->env->kind)) < 0 || mp_put_cstr(raw, "peer") < 0 ||
+        mp_put_cstr(raw, c->peer) < 0) {
+        buf_reset(raw);
+    }
+}
+
+/* A stranger refused (at accept or in its handshake): counted by the caller; recorded as
+ * a source=vigil event and logged while the guard samples the address (guard.h), else
+ * only counted for its summary. Then closed. Every path that turns a stranger away goes
+ * through here, so none of them can be used to fill the disk or the log. */
+static void conn_refuse(struct conn *c, enum guard_reason r, const char *detail)
+{
+    struct conn_set *set = c->env->set;
+    const char *lst = listener_kind_name(c->env->kind);
+    bool at_accept =
+        r == GUARD_RATE || r == GUARD_PER_IP || r == GUARD_FULL || r == GUARD_MAX_CONNS;
+    bool now = true;
+
+    if (set->guarded) {
+        now =
+            guard_refused(&set->guard, &c->gaddr, c->peer_ip, r, c->env->kind, detail, vg_now_ns());
+    }
+    if (!now) {
+        if (set->m) {
+            set->m->refusals_summarized++;
+        }
+        log_debug("conn %" PRIu64 " %s peer %s: refused (%s): %s", c->id, lst, c->peer,
+                  guard_reason_name(r), detail);
+    } else {
+        char msg[512];
+        struct buf raw;
+        snprintf(msg, sizeof(msg), "refused %s from %s on %s: %s",
+                 at_accept ? "connection" : "TLS handshake", c->peer, lst, detail);
+        log_warn("conn %" PRIu64 " %s", c->id, msg);
+        buf_init(&raw, 1024);
+        refusal_raw(c, r, &raw);
+        struct ingest_evidence ev = {
+            VG_SEV_WARNING, at_accept ? "connection_refused" : "tls_handshake",
+            "failure",      c->peer_ip,
+            NULL,           msg,
+            true,           buf_span(&raw),
+        };
+        c->env->port->ops->evidence(c->env->port->ctx, &ev);
+        buf_release(&raw);
+    }
+    conn_close(c, 0, detail);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
 
     if (c->state == CONN_HANDSHAKE) {
         c->env->m->tls_handshake_timeouts++;
-        ingest_self_event(c->env->port, VG_SEV_WARNING, "tls_handshake", "failure", c->peer_ip,
-                          NULL, "TLS handshake from %s on %s did not finish in time", c->peer,
-                          listener_kind_name(c->env->kind));
-        conn_close(c, -ETIMEDOUT, "TLS handshake timed out");
+        conn_refuse(c, GUARD_TIMEOUT, "TLS handshake did not finish within tls.handshake_timeout");
     } else if (c->state == CONN_STREAMING) {
         if (c->unacked > 0 || c->write_bytes > 0) {
             uv_timer_again(t); /* waiting on us, not idle */
@@ -229,16 +299,9 @@ static void arm_idle(struct conn *c)
 
 static void handshake_refused(struct conn *c)
 {
-    const char *why = tls_sess_error(c->tls);
-
     c->env->m->tls_handshake_failures++;
-    ingest_self_event(c->env->port, VG_SEV_WARNING, "tls_handshake", "failure", c->peer_ip, NULL,
-                      "refused TLS handshake from %s on %s: %s", c->peer,
-                      listener_kind_name(c->env->kind), why);
     conn_flush(c, NULL); /* the alert tells the peer why */
-    char msg[320];
-    snprintf(msg, sizeof(msg), "TLS handshake refused: %s", why);
-    conn_close(c, VG_ETLS, msg);
+    conn_refuse(c, GUARD_TLS, tls_sess_error(c->tls));
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -366,6 +429,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             return;
         }
         snprintf(c->agent, sizeof(c->agent), "%s", tls_sess_peer(c->tls));
+        guard_leave(c);
         conn_set_state(c, CONN_STREAMING);
         arm_idle(c);
         if (c->lst->proto->on_start) {
@@ -450,18 +514,196 @@ void conn_drain_all(struct conn_set *s)
     }
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* The handshake to cut when listen.max_handshakes is reached: the oldest of the address
+ * with the most handshakes in progress, so that a newcomer from an address with few (an
+ * agent) is never the one that loses to a flood from a few addresses. NULL if none. */
+static struct conn *guard_victim(struct conn_set *set)
 {
-    struct listener *l = server->data;
+    struct conn *best = NULL;
+    uint32_t most = 0;
+
+    for (struct conn *c = set->conns; c; c = c->next) {
+        if (!c->in_guard || c->state != CONN_HANDSHAKE) {
+            continue;
+        }
+        uint32_t n = guard_pending_of(&set->guard, c->guard_slot);
+        if (!best || n > most || (n == most && c->id < best->id)) {
+            best = c;
+            most = n;
+        }
+    }
+    return best;
+}
+
+/* Admits a new stranger through the guard, or refuses it (closing it). */
+static bool guard_admit_conn(struct conn *c)
+{
+    struct conn_set *set = c->env->set;
+    struct lst_metrics *lm = c->env->m;
+    enum guard_reason r;
+
+    while ((r = guard_admit(&set->guard, &c->gaddr, c->peer_ip, vg_mono_ns(), &c->guard_slot)) ==
+           GUARD_FULL) {
+        struct conn *v = guard_victim(set);
+        if (!v) {
+            break; /* cannot happen: a handshake in progress is counted by the guard */
+        }
+        v->env->m->handshakes_evicted++;
+        conn_refuse(v, GUARD_EVICTED,
+                    "TLS handshake cut at listen.max_handshakes for a newer connection");
+    }
+    switch (r) {
+    case GUARD_OK:
+        c->in_guard = true;
+        if (set->m) {
+            set->m->handshakes_pending = set->guard.pending;
+            set->m->guard_addrs = guard_addrs(&set->guard);
+        }
+        return true;
+    case GUARD_RATE:
+        lm->conns_refused_rate++;
+        conn_refuse(c, r, "over listen.accept_rate_per_ip");
+        return false;
+    case GUARD_PER_IP:
+        lm->conns_refused_per_ip++;
+        conn_refuse(c, r, "over listen.max_handshakes_per_ip");
+        return false;
+    default:
+        conn_refuse(c, r, "over listen.max_handshakes");
+        return false;
+    }
+}
+
+static void on_summary(void *arg, const struct guard_summary *g)
+{
+    struct conn_set *set = arg;
+    char t0[40];
+    char t1[40];
+    char counts[256] = "";
+    size_t cn = 0;
+    uint32_t nreasons = 0;
+    uint32_t nlisteners = 0;
+    struct buf raw;
+
+    for (int r = 0; r < GUARD_REASONS; r++) {
+        if (g->by_reason[r] > 0 && cn < sizeof(counts)) {
+            cn += (size_t)snprintf(counts + cn, sizeof(counts) - cn, "%s%" PRIu64 " %s",
+                                   cn ? ", " : "", g->by_reason[r],
+                                   guard_reason_name((enum guard_reason)r));
+            nreasons++;
+        }
+    }
+    for (int k = 0; k < LST_COUNT; k++) {
+        nlisteners += g->by_listener[k] > 0;
+    }
+    vg_time_format(g->first_ns, 0, t0, sizeof(t0));
+    vg_time_format(g->last_ns, 0, t1, sizeof(t1));
+    char msg[768];
+    if (g->ip) {
+        snprintf(msg, sizeof(msg),
+                 "%" PRIu64 " connections or TLS handshakes refused from %s between %s and %s "
+                 "(%" PRIu64 " recorded one by one): %s; last: %s",
+                 g->refused, g->ip, t0, t1, g->recorded, counts, g->last ? g->last : "");
+    } else {
+        snprintf(msg, sizeof(msg),
+                 "%" PRIu64 " connections or TLS handshakes refused from %" PRIu32
+                 " or more addresses between %s and %s (%" PRIu64 " recorded one by one): %s",
+                 g->refused, g->addrs, t0, t1, g->recorded, counts);
+    }
+    log_warn("%s", msg);
+    buf_init(&raw, 4096);
+    int rc = mp_put_map(&raw, 7);
+    rc = rc ? rc : mp_put_cstr(&raw, "refused");
+    rc = rc ? rc : mp_put_u64(&raw, g->refused);
+    rc = rc ? rc : mp_put_cstr(&raw, "recorded");
+    rc = rc ? rc : mp_put_u64(&raw, g->recorded);
+    rc = rc ? rc : mp_put_cstr(&raw, "addresses");
+    rc = rc ? rc : mp_put_u64(&raw, g->addrs);
+    rc = rc ? rc : mp_put_cstr(&raw, "first");
+    rc = rc ? rc : mp_put_i64(&raw, g->first_ns);
+    rc = rc ? rc : mp_put_cstr(&raw, "last");
+    rc = rc ? rc : mp_put_i64(&raw, g->last_ns);
+    rc = rc ? rc : mp_put_cstr(&raw, "reasons");
+    rc = rc ? rc : mp_put_map(&raw, nreasons);
+    for (int r = 0; r < GUARD_REASONS && rc == 0; r++) {
+        if (g->by_reason[r] > 0) {
+            rc = mp_put_cstr(&raw, guard_reason_name((enum guard_reason)r));
+            rc = rc ? rc : mp_put_u64(&raw, g->by_reason[r]);
+        }
+    }
+    rc = rc ? rc : mp_put_cstr(&raw, "listeners");
+    rc = rc ? rc : mp_put_map(&raw, nlisteners);
+    for (int k = 0; k < LST_COUNT && rc == 0; k++) {
+        if (g->by_listener[k] > 0) {
+            rc = mp_put_cstr(&raw, listener_kind_name((enum listener_kind)k));
+            rc = rc ? rc : mp_put_u64(&raw, g->by_listener[k]);
+        }
+    }
+    if (rc < 0) {
+        buf_reset(&raw);
+    }
+    struct ingest_evidence ev = {
+        VG_SEV_WARNING, "refusal_summary", "failure", g->ip, NULL, msg, true, buf_span(&raw),
+    };
+    set->port->ops->evidence(set->port->ctx, &ev);
+    buf_release(&raw);
+    if (set->m) {
+        set->m->refusal_summaries++;
+    }
+}
+
+static void guard_flush_now(struct conn_set *s)
+{
+    guard_flush(&s->guard, vg_mono_ns(), on_summary, s);
+    if (s->m) {
+        s->m->guard_addrs = guard_addrs(&s->guard);
+        s->m->handshakes_pending = s->guard.pending;
+    }
+}
+
+static void on_flush_timer(uv_timer_t *t)
+{
+    guard_flush_now(t->data);
+}
+
+void conn_set_guard(struct conn_set *s, const struct guard_cfg *cfg, struct ingest_port *port,
+                    struct metrics *m)
+{
+    uint64_t every_ms = (uint64_t)(cfg->interval_ns / 1000000);
+
+    guard_init(&s->guard, cfg);
+    s->guarded = true;
+    s->port = port;
+    s->m = m;
+    uv_timer_init(s->loop, &s->flush_timer);
+    s->flush_timer.data = s;
+    uv_timer_start(&s->flush_timer, on_flush_timer, every_ms ? every_ms : 1,
+                   every_ms ? every_ms : 1);
+    /* It does not keep the loop alive on its own. */
+    uv_unref((uv_handle_t *)&s->flush_timer);
+}
+
+void conn_set_close(struct conn_set *s)
+{
+    if (!s->guarded || s->closed) {
+        return;
+    }
+    s->closed = true;
+    guard_flush_now(s);
+    uv_timer_stop(&s->flush_timer);
+    uv_close((uv_handle_t *)&s->flush_timer, NULL);
+    /* Connections still in their handshake were closed by conn_drain_all; none holds a
+     * slot now. */
+    s->guarded = false;
+    guard_release(&s->guard);
+}
+
+/* Takes the connection libuv holds for l. */
+static void conn_accept(struct listener *l)
+{
     const struct listener_env *env = &l->env;
     struct conn_set *set = env->set;
     struct lst_metrics *lm = env->m;
-
-    if (status < 0) {
-        log_warn("%s listener: accept failed: %s", listener_kind_name(env->kind),
-                 vg_strerror(status));
-        return;
-    }
     struct conn *c = xcalloc(1, sizeof(*c));
     c->lst = l;
     c->env = env;
@@ -483,11 +725,11 @@ static void on_connection(uv_stream_t *server, int status)
     set->conns = c;
     lm->conns_open++;
 
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+    if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) < 0) {
         conn_close(c, -ECONNABORTED, "accept failed");
         return;
     }
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = { 0 };
     int sl = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
         int port = 0;
@@ -501,6 +743,7 @@ static void on_connection(uv_stream_t *server, int status)
             snprintf(c->peer, sizeof(c->peer), "%s:%d", c->peer_ip, port);
         }
     }
+    guard_addr_from((const struct sockaddr *)&ss, &c->gaddr);
     lm->conns_accepted++;
     if (set->stopping) {
         conn_close(c, 0, "shutting down");
@@ -508,7 +751,10 @@ static void on_connection(uv_stream_t *server, int status)
     }
     if (lm->conns_open > env->cfg->max_connections) {
         lm->conns_refused_limit++;
-        conn_close(c, VG_ELIMIT, "over listen.max_connections");
+        conn_refuse(c, GUARD_MAX_CONNS, "over listen.max_connections");
+        return;
+    }
+    if (env->tls && set->guarded && !guard_admit_conn(c)) {
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
@@ -534,10 +780,52 @@ static void on_connection(uv_stream_t *server, int status)
     c->reading = true;
 }
 
+/* libuv accepts in a loop for as long as the backlog holds connections: peers that
+ * reconnect as fast as they are refused would keep the loop there, starving every other
+ * connection, timer and reply. So a listener takes at most CONN_ACCEPTS_PER_TURN per
+ * loop iteration; then it leaves the next one with libuv (which stops watching the
+ * listening socket until it is taken) and takes it on the loop's next turn. */
+#define CONN_ACCEPTS_PER_TURN 64
+
+static void on_accept_later(uv_idle_t *h)
+{
+    struct listener *l = h->data;
+
+    uv_idle_stop(h);
+    l->turn_accepts = 1;
+    conn_accept(l); /* libuv watches the listening socket again */
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct listener *l = server->data;
+
+    if (status < 0) {
+        log_warn("%s listener: accept failed: %s", listener_kind_name(l->env.kind),
+                 vg_strerror(status));
+        return;
+    }
+    if (l->turn_accepts >= CONN_ACCEPTS_PER_TURN) {
+        uv_idle_start(&l->later, on_accept_later);
+        return;
+    }
+    l->turn_accepts++;
+    conn_accept(l);
+}
+
+static void on_turn(uv_prepare_t *h)
+{
+    struct listener *l = h->data;
+    l->turn_accepts = 0;
+}
+
 static void on_listener_closed(uv_handle_t *h)
 {
     struct listener *l = h->data;
 
+    if (--l->handles_open > 0) {
+        return;
+    }
     l->closed = true;
     if (l->conns == 0) {
         free(l);
@@ -568,6 +856,7 @@ int listener_start(const struct listener_env *env, const struct conn_proto *prot
     }
     uv_tcp_init(env->set->loop, &l->tcp);
     l->tcp.data = l;
+    l->handles_open = 1;
     if ((rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0)) < 0 ||
         (rc = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection)) < 0) {
         errbuf_set(eb, "listen.%s: cannot listen on %s:%d: %s", listener_kind_name(kind), host,
@@ -575,6 +864,12 @@ int listener_start(const struct listener_env *env, const struct conn_proto *prot
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
         return rc;
     }
+    uv_prepare_init(env->set->loop, &l->turn);
+    uv_idle_init(env->set->loop, &l->later);
+    l->turn.data = l->later.data = l;
+    l->handles_open = 3;
+    uv_prepare_start(&l->turn, on_turn);
+    uv_unref((uv_handle_t *)&l->turn);
     int sl = sizeof(ss);
     uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sl);
     l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
@@ -588,5 +883,7 @@ void listener_close(struct listener *l)
 {
     if (l) {
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+        uv_close((uv_handle_t *)&l->turn, on_listener_closed);
+        uv_close((uv_handle_t *)&l->later, on_listener_closed);
     }
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "collector/guard.h"
 #include "collector/ingest.h"
 #include "collector/metrics.h"
 #include "common/buf.h"
@@ -40,12 +41,19 @@ struct conn_proto {
 };
 
 /* Every connection of a daemon's listeners (an intrusive list), for shutdown and for
- * resuming reads when the port has room again. Owned by the loop thread. */
+ * resuming reads when the port has room again, and what the listeners share: the guard
+ * against strangers (guard.h, conn_set_guard). Owned by the loop thread. */
 struct conn_set {
     uv_loop_t *loop;
     struct conn *conns;
     uint64_t next_id;
     bool stopping; /* conn_drain_all was called: no new connections */
+    bool guarded;  /* conn_set_guard was called */
+    bool closed;   /* conn_set_close was called */
+    struct guard guard;
+    struct ingest_port *port; /* where the guard's summaries go */
+    struct metrics *m;        /* set-wide figures (guard), or NULL */
+    uv_timer_t flush_timer;   /* every listen.refusal_interval: guard_flush */
 };
 
 /* What one listener and its connections work with: nothing else of the daemon. The
@@ -70,10 +78,14 @@ struct listener {
     struct listener_env env;
     const struct conn_proto *proto;
     uv_tcp_t tcp;
+    uv_prepare_t turn; /* each loop iteration: a new allowance of accepts */
+    uv_idle_t later;   /* the allowance was used up: the next accept, next iteration */
+    int turn_accepts;  /* accepted in this loop iteration */
+    int handles_open;
     char addr[64];
     int port;    /* the bound port (after port 0) */
     int conns;   /* connections not yet freed: they use this struct until then */
-    bool closed; /* its handle is closed; freed with its last connection */
+    bool closed; /* its handles are closed; freed with its last connection */
 };
 
 struct conn {
@@ -89,7 +101,10 @@ struct conn {
     char peer[64]; /* "ip:port" */
     char peer_ip[48];
     char agent[256]; /* verified certificate identity */
-    struct buf in;   /* decrypted bytes not yet consumed by the protocol */
+    struct guard_addr gaddr;
+    uint32_t guard_slot; /* with in_guard: the guard's slot of its address */
+    bool in_guard;       /* counted by the guard as in its handshake */
+    struct buf in;       /* decrypted bytes not yet consumed by the protocol */
     struct buf scratch;
     bool reading;
     bool paused;            /* stopped for backpressure; resumed by conn_resume_all */
@@ -102,6 +117,15 @@ struct conn {
 };
 
 void conn_set_init(struct conn_set *s, uv_loop_t *loop);
+/* Turns on the guard against strangers for the set's TLS listeners (guard.h): the
+ * handshake and accept-rate limits of cfg, and refusals recorded through port (sampled,
+ * then summarized every cfg->interval_ns); m (may be NULL) gets the set-wide figures.
+ * Starts a timer: conn_set_close must be called. */
+void conn_set_guard(struct conn_set *s, const struct guard_cfg *cfg, struct ingest_port *port,
+                    struct metrics *m);
+/* At shutdown, after conn_drain_all and while the port still takes evidence: records
+ * the guard's last summaries, stops its timer and frees it. Idempotent. */
+void conn_set_close(struct conn_set *s);
 
 /* Binds and listens on host:port with env (copied) and proto; TLS when env->tls. Returns
  * 0 and *out (freed by listener_close, once its last connection is gone), or negative

@@ -32,6 +32,11 @@ struct ingest_evidence {
     const char *src_ip;  /* the peer's address, or NULL */
     const char *agent;   /* the peer's certificate identity, or NULL ("vigild") */
     const char *message; /* what happened, for a human */
+    /* Made by a peer that has not proved who it is (a refused handshake, a summary of
+     * such refusals): below store.free_reserve it may use only the strangers' part of
+     * the evidence allowance (store.evidence_reserve), so strangers cannot use it up. */
+    bool stranger;
+    struct span raw; /* a msgpack map of details for queries (raw.*), or empty */
 };
 
 struct ingest_port_ops {
@@ -43,7 +48,9 @@ struct ingest_port_ops {
      * cannot be (rc < 0). Never fails. */
     void (*when_durable)(void *ctx, ingest_done_fn fn, void *arg);
     /* Records ev as a source=vigil event, kept even while ordinary events are refused
-     * (a full disk). Never fails: what cannot be recorded is counted and logged. */
+     * (a full disk: within store.evidence_reserve) and when the open batch is past its
+     * limit (room is kept for evidence). Never fails: what cannot be recorded is counted
+     * and logged. */
     void (*evidence)(void *ctx, const struct ingest_evidence *ev);
     /* True while the port takes no more: listeners stop reading (backpressure) until
      * they are resumed (conn_resume_all). */

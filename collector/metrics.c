@@ -46,6 +46,12 @@ static const struct lst_counter lst_counters[] = {
        "connections closed while events were not yet acknowledged"),
     LC(pauses, "counter", "times reading stopped for backpressure"),
     LC(auth_failures, "counter", "Forward shared-key authentications refused"),
+    LC(conns_refused_rate, "counter",
+       "connections refused at accept over listen.accept_rate_per_ip (their address)"),
+    LC(conns_refused_per_ip, "counter",
+       "connections refused at accept over listen.max_handshakes_per_ip (their address)"),
+    LC(handshakes_evicted, "counter",
+       "TLS handshakes cut at listen.max_handshakes to admit a newer connection"),
 };
 
 /* Upper bounds in ns; the render says them in seconds. Acks and commits: 0.5 ms (a
@@ -330,6 +336,30 @@ int metrics_render(const struct metrics *m, struct buf *out)
             "vigil_compaction_bytes_after_total %" PRIu64 "\n",
             m->compactions, m->compaction_skipped, m->compaction_failures,
             m->compaction_bytes_before, m->compaction_bytes_after);
+    }
+    if (rc == 0) {
+        rc = buf_appendf(
+            out,
+            "# HELP vigil_evidence_refused_disk_full_total source=vigil evidence not stored "
+            "below store.free_reserve: the episode's store.evidence_reserve was used up\n"
+            "# TYPE vigil_evidence_refused_disk_full_total counter\n"
+            "vigil_evidence_refused_disk_full_total %" PRIu64 "\n"
+            "# HELP vigil_refusal_summaries_total source=vigil summaries of refused "
+            "connections and handshakes (one per address per listen.refusal_interval)\n"
+            "# TYPE vigil_refusal_summaries_total counter\n"
+            "vigil_refusal_summaries_total %" PRIu64 "\n"
+            "# HELP vigil_refusals_summarized_total refusals counted in a summary rather "
+            "than recorded one by one\n"
+            "# TYPE vigil_refusals_summarized_total counter\n"
+            "vigil_refusals_summarized_total %" PRIu64 "\n"
+            "# HELP vigil_handshakes_pending connections in their TLS handshake "
+            "(listen.max_handshakes)\n"
+            "# TYPE vigil_handshakes_pending gauge\nvigil_handshakes_pending %" PRIu64 "\n"
+            "# HELP vigil_guard_addresses source addresses tracked for the handshake and "
+            "accept-rate limits\n"
+            "# TYPE vigil_guard_addresses gauge\nvigil_guard_addresses %" PRIu64 "\n",
+            m->evidence_refused_disk, m->refusal_summaries, m->refusals_summarized,
+            m->handshakes_pending, m->guard_addrs);
     }
     if (rc == 0) {
         rc = buf_appendf(

@@ -31,6 +31,9 @@ struct lst_metrics {
     uint64_t conns_dropped_unacked; /* closed with events not yet acknowledged */
     uint64_t pauses;                /* backpressure: reading stopped */
     uint64_t auth_failures;         /* Forward shared-key (PING) authentications refused */
+    uint64_t conns_refused_rate;    /* over listen.accept_rate_per_ip */
+    uint64_t conns_refused_per_ip;  /* over listen.max_handshakes_per_ip */
+    uint64_t handshakes_evicted;    /* cut at listen.max_handshakes for a newer connection */
 };
 
 /* A latency histogram: fixed upper bounds in seconds (le), cumulative when rendered. */
@@ -82,6 +85,11 @@ struct metrics {
     uint64_t store_bytes_stored;
     uint64_t vigil_events;            /* source=vigil self-events recorded */
     uint64_t vigil_events_dropped;    /* self-events not recorded: batch full */
+    uint64_t evidence_refused_disk;   /* evidence not stored: refusing allowance used up */
+    uint64_t refusal_summaries;       /* source=vigil summaries of strangers' refusals */
+    uint64_t refusals_summarized;     /* refusals only counted in a summary */
+    uint64_t handshakes_pending;      /* gauge: connections in their TLS handshake */
+    uint64_t guard_addrs;             /* gauge: addresses the guard tracks (guard.h) */
     uint64_t rules_events;            /* durable records evaluated by the rules */
     uint64_t rules_alerts;            /* alerts recorded */
     uint64_t rules_groups;            /* correlation groups held now */

@@ -55,8 +55,9 @@ static void port_evidence(void *ctx, const struct ingest_evidence *ev)
         return;
     }
     ingest_evidence_rec(ev, vd->self_host, &r);
-    /* Evidence: stored even while the disk is below store.free_reserve. */
-    if (pipeline_add_evidence(vd->pipe, &r) < 0) {
+    /* Evidence: it has room of its own in the batch and an allowance below
+     * store.free_reserve (pipeline.h). */
+    if (pipeline_add_evidence(vd->pipe, &r, ev->stranger) < 0) {
         vd->m.vigil_events_dropped++;
         log_warn("self-event not recorded (batch full): %s", ev->message);
         return;
@@ -179,6 +180,7 @@ void vigild_stop(struct vigild *vd)
     }
     log_info("stopping: no new connections; waiting for in-flight events to be durable "
              "and acknowledged");
+    conn_set_close(&vd->conns); /* the last refusal summaries, while evidence is taken */
     vd->stopping = true;
     int rc = sd_notify(0, "STOPPING=1\nSTATUS=stopping: draining connections");
     if (rc < 0) {
@@ -346,11 +348,22 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         return rc;
     }
     /* Batches: 8 MiB soft limit; one message may add four times the largest frame
-     * (records carry the normalized fields beside the raw event). */
+     * (records carry the normalized fields beside the raw event); 1 MiB more is kept for
+     * evidence. Below store.free_reserve, evidence may use store.evidence_reserve per
+     * episode, at most half the reserve, a quarter of it for strangers. */
+    uint64_t ev_bytes = cfg->store.evidence_reserve_bytes;
+    if (ev_bytes > cfg->store.free_reserve_bytes / 2 && cfg->store.free_reserve_bytes > 0) {
+        ev_bytes = cfg->store.free_reserve_bytes / 2;
+    }
+    struct pipeline_limits lim = {
+        .batch_max_bytes = 8u << 20,
+        .batch_slack_bytes = 4 * (size_t)cfg->listen.max_frame_bytes + (1u << 20),
+        .evidence_room = 1u << 20,
+        .refusing_evidence_bytes = ev_bytes,
+        .refusing_stranger_bytes = ev_bytes / 4,
+    };
     struct pipeline_sink ps = store_sink_as_pipeline(sink);
-    rc = pipeline_new(vd->loop, &ps, first_seq, 8u << 20,
-                      4 * (size_t)cfg->listen.max_frame_bytes + (1u << 20), &vd->m, on_drain, vd,
-                      &vd->pipe, eb);
+    rc = pipeline_new(vd->loop, &ps, first_seq, &lim, &vd->m, on_drain, vd, &vd->pipe, eb);
     if (rc < 0) {
         store_sink_free(sink);
         return rc;
@@ -369,6 +382,15 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         return rc;
     }
     fwd_start(vd->fwd);
+    /* Strangers on the TLS listeners (guard.h): connections are accepted from now on. */
+    struct guard_cfg gc = {
+        .max_handshakes = cfg->listen.max_handshakes,
+        .max_handshakes_per_ip = cfg->listen.max_handshakes_per_ip,
+        .accept_rate = cfg->listen.accept_rate_per_ip,
+        .accept_burst = cfg->listen.accept_burst_per_ip,
+        .interval_ns = cfg->listen.refusal_interval_ns,
+    };
+    conn_set_guard(&vd->conns, &gc, &vd->port, &vd->m);
     uv_signal_init(vd->loop, &vd->sig_term);
     uv_signal_init(vd->loop, &vd->sig_int);
     uv_signal_init(vd->loop, &vd->sig_hup);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -64,6 +65,11 @@ static const struct cfg_opt store_opts[] = {
       "how long a commit waits to batch more events before its fsync (group commit)" },
     { "free_reserve", CFG_SIZE, "1GiB", 0, 0, CFG_OFF(struct store_cfg, free_reserve_bytes),
       "ingest is refused (backpressure) when the disk has less free space than this" },
+    { "evidence_reserve", CFG_SIZE, "64MiB", 0, 0,
+      CFG_OFF(struct store_cfg, evidence_reserve_bytes),
+      "below free_reserve only source=vigil evidence is stored, and at most this much of it "
+      "per episode (at most half of free_reserve; a quarter of it for evidence about "
+      "unauthenticated peers, so strangers cannot use it up)" },
     { "fsync", CFG_BOOL, "true", 0, 0, CFG_OFF(struct store_cfg, fsync),
       "fsync before acknowledging; false loses acknowledged events on power loss" },
     { "signing_key", CFG_PATH, NULL, 0, 0, CFG_OFF(struct store_cfg, signing_key),
@@ -107,7 +113,27 @@ static const struct cfg_opt listen_opts[] = {
       CFG_OFF(struct listen_cfg, max_frame_bytes),
       "largest Forward frame, syslog message or HTTP body accepted" },
     { "max_connections", CFG_UINT, "4096", 1, 1000000, CFG_OFF(struct listen_cfg, max_connections),
-      "connections over this are refused at accept" },
+      "connections to one listener over this are refused at accept" },
+    { "max_handshakes", CFG_UINT, "0", 0, 1000000, CFG_OFF(struct listen_cfg, max_handshakes),
+      "connections still in their TLS handshake, all listeners together (0: a quarter of "
+      "max_connections; must be below it, so verified agents always find a slot); at the "
+      "limit the oldest handshake of the address with the most is cut for a new one" },
+    { "max_handshakes_per_ip", CFG_UINT, "32", 1, 1000000,
+      CFG_OFF(struct listen_cfg, max_handshakes_per_ip),
+      "connections in their TLS handshake from one address (IPv6: one /64); more are "
+      "refused at accept" },
+    { "accept_rate_per_ip", CFG_UINT, "20", 0, 1000000,
+      CFG_OFF(struct listen_cfg, accept_rate_per_ip),
+      "new TLS connections a second from one address (IPv6: one /64), sustained; more are "
+      "refused at accept; 0: no limit" },
+    { "accept_burst_per_ip", CFG_UINT, "100", 1, 1000000,
+      CFG_OFF(struct listen_cfg, accept_burst_per_ip),
+      "new TLS connections from one address accepted at once above accept_rate_per_ip "
+      "(agents reconnecting after a restart)" },
+    { "refusal_interval", CFG_DURATION, "1m", NS_SEC, 24 * 60 * NS_MIN,
+      CFG_OFF(struct listen_cfg, refusal_interval_ns),
+      "refused connections and handshakes are recorded one by one for the first few of an "
+      "address, then as one source=vigil summary per address this often" },
     { "idle_timeout", CFG_DURATION, "5m", NS_SEC, 7 * NS_DAY,
       CFG_OFF(struct listen_cfg, idle_timeout_ns), "a connection silent this long is closed" },
     { "high_water_bytes", CFG_SIZE, "64MiB", 64 << 10, 4LL << 30,
@@ -259,6 +285,12 @@ static int check_listen(const struct cfg_doc *d, const struct vg_config *c, stru
                                  all[i].name, a->host);
         }
     }
+    if (cfg_doc_has(d, &l->max_handshakes) && l->max_handshakes >= l->max_connections) {
+        return cfg_doc_error(d, &l->max_handshakes, eb,
+                             "must be below listen.max_connections (%" PRIu64
+                             "), so that verified agents always find a slot",
+                             l->max_connections);
+    }
     for (size_t i = 0; i < VG_ARRAY_LEN(all); i++) {
         for (size_t j = 0; j < i; j++) {
             if (addr_same(all[i].a, all[j].a)) {
@@ -324,6 +356,10 @@ int config_load_mem(const char *name, struct span text, const char *base_dir,
     }
     if (rc == 0) {
         rc = check_forwarders(d, c, eb);
+    }
+    if (rc == 0 && c->listen.max_handshakes == 0) {
+        c->listen.max_handshakes =
+            c->listen.max_connections / 4 ? c->listen.max_connections / 4 : 1;
     }
     if (rc < 0) {
         cfg_doc_free(d);
@@ -430,6 +466,7 @@ int config_defaults(struct vg_config **out)
     struct vg_config *c = xcalloc(1, sizeof(*c));
 
     cfg_defaults(config_opts, c);
+    c->listen.max_handshakes = c->listen.max_connections / 4;
     *out = c;
     return 0;
 }

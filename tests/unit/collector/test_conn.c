@@ -10,7 +10,10 @@
  * listen.max_connections, a failed commit, shutdown with conn_drain_all, a listener
  * closed while its connections live); TLS (a verified agent, no client certificate,
  * plaintext on a TLS port, a handshake that never finishes): each refusal counted and
- * recorded through the port as evidence, and the listener still serving afterwards.
+ * recorded through the port as evidence, and the listener still serving afterwards; the
+ * guard against strangers (the per-address handshake limit, a newcomer admitted at the
+ * global limit by cutting the busiest address's oldest handshake, the accept rate,
+ * refusals sampled then summarized).
  * Every test ends with uv_loop_close() == 0. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,6 +49,8 @@ struct fake_port {
     char last_msg[256];
     char last_agent[256];
     int evidence;
+    int strangers; /* evidence about unauthenticated peers */
+    int summaries; /* of it refusal summaries */
     char ev_action[64];
     char ev_msg[512];
     struct {
@@ -82,6 +87,8 @@ static void fp_evidence(void *ctx, const struct ingest_evidence *ev)
     struct fake_port *fp = ctx;
 
     fp->evidence++;
+    fp->strangers += ev->stranger;
+    fp->summaries += strcmp(ev->action, "refusal_summary") == 0;
     snprintf(fp->ev_action, sizeof(fp->ev_action), "%s", ev->action);
     snprintf(fp->ev_msg, sizeof(fp->ev_msg), "%s", ev->message);
 }
@@ -186,6 +193,7 @@ struct fx {
     struct ingest_port port;
     struct tls_ctx *tls;
     int64_t handshake_timeout_ns;
+    struct guard_cfg guard; /* used when guard.max_handshakes > 0 */
     struct listener *l;
     int port_no;
 };
@@ -241,6 +249,9 @@ static struct fx *fx_new(bool tls, void (*tweak)(struct fx *))
         fail_msg("listener: %s", errbuf_msg(&eb));
     }
     fx->port_no = fx->l->port;
+    if (fx->guard.max_handshakes > 0) {
+        conn_set_guard(&fx->set, &fx->guard, &fx->port, &fx->all);
+    }
     return fx;
 }
 
@@ -250,6 +261,7 @@ static void fx_free(struct fx *fx)
     listener_close(fx->l);
     conn_drain_all(&fx->set);
     RUN_UNTIL(fx, fx->set.conns == NULL);
+    conn_set_close(&fx->set);
     uv_close((uv_handle_t *)&fx->tick, NULL);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
@@ -260,15 +272,25 @@ static void fx_free(struct fx *fx)
 
 /* ---- a plain client (blocking connect; loopback's backlog accepts it at once) ---- */
 
-static int cl_connect(int port)
+/* From 127.0.0.<from> (Linux routes all of 127/8 to loopback): the guard tells
+ * addresses apart. */
+static int cl_connect_from(int port, int from)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct sockaddr_in src = { .sin_family = AF_INET };
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     assert_true(fd >= 0);
+    src.sin_addr.s_addr = htonl(INADDR_LOOPBACK - 1 + (uint32_t)from);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     return fd;
+}
+
+static int cl_connect(int port)
+{
+    return cl_connect_from(port, 1);
 }
 
 static void cl_send(int fd, const char *s)
@@ -715,8 +737,149 @@ static void test_tls_handshake_timeout(void **state)
     RUN_UNTIL(fx, fx->set.conns == NULL);
     assert_int_equal(fx->m.tls_handshake_failures, 0);
     assert_int_equal(fx->fp.evidence, 1);
-    assert_non_null(strstr(fx->fp.ev_msg, "did not finish in time"));
+    assert_non_null(strstr(fx->fp.ev_msg, "did not finish within tls.handshake_timeout"));
     close(fd);
+    fx_free(fx);
+}
+
+static void many_conns(struct fx *fx)
+{
+    fx->cfg.max_connections = 1000;
+}
+
+/* A full backlog is taken a bounded number at a time, so that a flood of connections
+ * cannot keep the loop in accept() while everything else waits. */
+static void test_accept_turns(void **state)
+{
+    struct fx *fx = fx_new(false, many_conns);
+    int fds[150];
+
+    (void)state;
+    for (int i = 0; i < 150; i++) {
+        fds[i] = cl_connect(fx->port_no); /* the kernel's backlog completes them */
+    }
+    uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_true(fx->m.conns_accepted >= 1);
+    assert_true(fx->m.conns_accepted <= 65);
+    RUN_UNTIL(fx, fx->m.conns_accepted == 150);
+    for (int i = 0; i < 150; i++) {
+        close(fds[i]);
+    }
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    fx_free(fx);
+}
+
+/* ---- the guard against strangers (guard.h) ---- */
+
+static void guard_small(struct fx *fx)
+{
+    fx->guard = (struct guard_cfg){ 4, 2, 0, 1, 3600LL * 1000000000 };
+}
+
+/* One address holds at most max_handshakes_per_ip handshakes; what it opens beyond is
+ * refused at accept, sampled, then summarized; an agent from elsewhere gets through. */
+static void test_guard_per_ip(void **state)
+{
+    struct fx *fx = fx_new(true, guard_small);
+    struct tls_client tc;
+    int fds[9];
+
+    (void)state;
+    for (int i = 0; i < 9; i++) {
+        fds[i] = cl_connect_from(fx->port_no, 2); /* 127.0.0.2, never says a word */
+    }
+    RUN_UNTIL(fx, fx->m.conns_refused_per_ip == 7);
+    assert_int_equal(count_state(fx, CONN_HANDSHAKE), 2);
+    assert_int_equal(fx->all.handshakes_pending, 2);
+    /* The first few are evidence one by one, about strangers; the rest only counted. */
+    assert_int_equal(fx->fp.evidence, GUARD_SAMPLES);
+    assert_int_equal(fx->fp.strangers, GUARD_SAMPLES);
+    assert_string_equal(fx->fp.ev_action, "connection_refused");
+    assert_non_null(strstr(fx->fp.ev_msg, "listen.max_handshakes_per_ip"));
+    assert_int_equal(fx->all.refusals_summarized, 7 - GUARD_SAMPLES);
+    tls_client_start(&tc, fx->port_no, "agent-node-1", "ack from agent\n");
+    RUN_UNTIL(fx, fx->fp.nwaiters == 1);
+    fp_complete(&fx->fp, 0);
+    RUN_UNTIL(fx, atomic_load(&tc.done));
+    tls_client_join(&tc);
+    assert_string_equal(tc.got, "ok\n");
+    for (int i = 0; i < 9; i++) {
+        close(fds[i]);
+    }
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    assert_int_equal(fx->all.handshakes_pending, 0);
+    /* At the end (or every listen.refusal_interval) the rest becomes one summary. */
+    conn_set_close(&fx->set);
+    assert_int_equal(fx->fp.summaries, 1);
+    assert_int_equal(fx->all.refusal_summaries, 1);
+    assert_string_equal(fx->fp.ev_action, "refusal_summary");
+    assert_non_null(
+        strstr(fx->fp.ev_msg, "7 connections or TLS handshakes refused from 127.0.0.2"));
+    assert_non_null(strstr(fx->fp.ev_msg, "7 per_ip"));
+    fx_free(fx);
+}
+
+static void guard_three(struct fx *fx)
+{
+    fx->guard = (struct guard_cfg){ 3, 2, 0, 1, 3600LL * 1000000000 };
+}
+
+/* Every handshake place is taken by strangers: a newcomer still gets one, the oldest
+ * handshake of the address holding the most is cut for it. */
+static void test_guard_evicts_for_newcomer(void **state)
+{
+    struct fx *fx = fx_new(true, guard_three);
+    struct tls_client tc;
+    char buf[16];
+
+    (void)state;
+    int a1 = cl_connect_from(fx->port_no, 2);
+    RUN_UNTIL(fx, fx->m.conns_accepted == 1);
+    int a2 = cl_connect_from(fx->port_no, 2);
+    int b1 = cl_connect_from(fx->port_no, 3);
+    RUN_UNTIL(fx, fx->all.handshakes_pending == 3);
+    tls_client_start(&tc, fx->port_no, "agent-node-1", "ack through\n");
+    RUN_UNTIL(fx, fx->fp.nwaiters == 1);
+    assert_int_equal(fx->m.handshakes_evicted, 1);
+    fp_complete(&fx->fp, 0);
+    RUN_UNTIL(fx, atomic_load(&tc.done));
+    tls_client_join(&tc);
+    assert_string_equal(tc.got, "ok\n");
+    /* The cut one was 127.0.0.2's oldest; the others are still in their handshake. */
+    RUN_UNTIL(fx, cl_recv(a1, buf, sizeof(buf)) == -1);
+    assert_int_equal(cl_recv(a2, buf, sizeof(buf)), 0);
+    assert_int_equal(cl_recv(b1, buf, sizeof(buf)), 0);
+    assert_int_equal(fx->fp.strangers, 1);
+    assert_non_null(strstr(fx->fp.ev_msg, "listen.max_handshakes"));
+    close(a1);
+    close(a2);
+    close(b1);
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    fx_free(fx);
+}
+
+static void guard_rate(struct fx *fx)
+{
+    fx->guard = (struct guard_cfg){ 16, 16, 1, 2, 3600LL * 1000000000 };
+}
+
+/* Past the accept rate (1 a second, 2 at once) new connections are refused at accept. */
+static void test_guard_rate(void **state)
+{
+    struct fx *fx = fx_new(true, guard_rate);
+    int fds[5];
+
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        fds[i] = cl_connect_from(fx->port_no, 4);
+    }
+    RUN_UNTIL(fx, fx->m.conns_accepted == 5);
+    assert_int_equal(fx->m.conns_refused_rate, 3);
+    assert_int_equal(count_state(fx, CONN_HANDSHAKE), 2);
+    for (int i = 0; i < 5; i++) {
+        close(fds[i]);
+    }
+    RUN_UNTIL(fx, fx->set.conns == NULL);
     fx_free(fx);
 }
 
@@ -769,6 +932,10 @@ int main(void)
         cmocka_unit_test(test_tls_no_client_cert),
         cmocka_unit_test(test_tls_plaintext_refused),
         cmocka_unit_test(test_tls_handshake_timeout),
+        cmocka_unit_test(test_accept_turns),
+        cmocka_unit_test(test_guard_per_ip),
+        cmocka_unit_test(test_guard_evicts_for_newcomer),
+        cmocka_unit_test(test_guard_rate),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
