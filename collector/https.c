@@ -1042,15 +1042,11 @@ static int emit_event(void *arg, struct rec *r)
 {
     struct emit_ctx *e = arg;
     struct conn *c = e->c;
-    int rc;
 
     rec_set(r, VG_F_AGENT, span_str(c->agent));
     r->received = e->now;
     r->has_received = true;
-    if ((rc = ingest_add(c->env->port, r)) == 0) {
-        c->env->m->events_received++;
-    }
-    return rc;
+    return ingest_add(c->env->port, r);
 }
 
 static void on_request(struct conn *c, struct https_conn *h, const struct https_req *req)
@@ -1074,38 +1070,33 @@ static void on_request(struct conn *c, struct https_conn *h, const struct https_
         }
         return;
     }
+    /* All or nothing: the request's events are stored together or not at all (a unit,
+     * ingest.h), so a client told to send a body again never finds part of it stored. */
+    ingest_unit_begin(c->env->port);
     rc = https_ingest(req, e.now, emit_event, &e, &res);
+    ingest_unit_end(c->env->port, rc == 0);
     buf_init(&body, 64 * 1024);
     if (rc < 0) {
-        /* The open batch passed its hard limit inside this request (many tiny events
-         * inflate as records): what was added is stored and acknowledged as such; the
-         * rest is refused as too large, so the client sends it again in smaller bodies
-         * rather than retrying the same one. */
-        char *evidence = NULL;
+        /* The events, once normalized, do not fit one store batch (many tiny events
+         * inflate as records): nothing of the request is stored; the client sends them
+         * again in smaller bodies rather than retrying this one. */
         lm->frames_rejected++;
-        note_reject(c, h, req, 413, res.accepted > 0 ? &evidence : NULL,
+        note_reject(c, h, req, 413, NULL,
                     "the request's events do not fit one store batch (%s): %" PRIu64
-                    " stored, stopped at line %" PRIu32,
+                    " events up to line %" PRIu32 " fitted; nothing of the request is stored",
                     vg_strerror(rc), res.accepted, res.stop_line);
         if (buf_appendf(&body,
-                        "{\"error\":\"the request's events do not fit one store batch: send "
-                        "smaller bodies\",\"line\":%" PRIu32 ",\"accepted\":%" PRIu64 "}\n",
-                        res.stop_line, res.accepted) < 0) {
+                        "{\"error\":\"the request's events do not fit one store batch: "
+                        "nothing of it is stored; send smaller bodies\",\"line\":%" PRIu32
+                        ",\"accepted\":0}\n",
+                        res.stop_line) < 0) {
             buf_reset(&body);
         }
-        struct https_resp *r =
-            queue_reply(h, c, 413, false, "application/json", NULL, buf_span(&body));
+        queue_reply(h, c, 413, false, "application/json", NULL, buf_span(&body));
         buf_release(&body);
-        r->evidence = evidence; /* the open batch is full: recorded after the commit */
-        if (res.accepted > 0) {
-            r->ready = false;
-            r->durable = true;
-            conn_ref(c);
-            c->unacked++;
-            ingest_when_durable(c->env->port, on_durable, r);
-        }
         return;
     }
+    lm->events_received += res.accepted;
     char *evidence = NULL;
     if (res.rejected > 0) {
         const struct https_reject *rj = &res.listed[0];

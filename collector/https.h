@@ -28,10 +28,10 @@
  *   (none at all is taken as JSON) or a Content-Encoding other than identity, 431 a
  *   request head over HTTPS_MAX_HEAD bytes or HTTPS_MAX_HEADERS headers, 503 the store
  *   failed to commit (nothing of the request is acknowledged; the client retries).
- *   413 {"error": "...", "line": L, "accepted": N} also when a body's events, once
- *   normalized, do not fit one store batch (many tiny events): the first N (up to line
- *   L) are stored, and the reply waits until they are durable; send the rest in
- *   smaller bodies.
+ *   413 {"error": "...", "line": L, "accepted": 0} also when a body's events, once
+ *   normalized, do not fit one store batch (many tiny events; L: where they stopped
+ *   fitting): nothing of the request is stored (a request is all or nothing); send
+ *   them in smaller bodies.
  * 413 and 431 close the connection after the reply, as does a rejection announced before
  * the body was sent (Expect: 100-continue); other rejections read and drop the body and
  * keep the connection. Expect: 100-continue gets "100 Continue" when the request head is

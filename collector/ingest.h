@@ -55,6 +55,14 @@ struct ingest_port_ops {
     /* True while the port takes no more: listeners stop reading (backpressure) until
      * they are resumed (conn_resume_all). */
     bool (*full)(void *ctx);
+    /* A unit: what is ingested between unit_begin and unit_end (a Forward message, an
+     * HTTPS request) is kept or dropped as one: unit_end(keep false) takes every event
+     * of it back, as if it had never been ingested, so a unit that turns out malformed
+     * or too large halfway leaves nothing stored that its sender would send again.
+     * Units do not nest; no waiter is registered and no evidence recorded inside one
+     * (both come after unit_end). */
+    void (*unit_begin)(void *ctx);
+    void (*unit_end)(void *ctx, bool keep);
 };
 
 struct ingest_port {
@@ -75,6 +83,16 @@ static inline void ingest_when_durable(struct ingest_port *p, ingest_done_fn fn,
 static inline bool ingest_full(struct ingest_port *p)
 {
     return p->ops->full(p->ctx);
+}
+
+static inline void ingest_unit_begin(struct ingest_port *p)
+{
+    p->ops->unit_begin(p->ctx);
+}
+
+static inline void ingest_unit_end(struct ingest_port *p, bool keep)
+{
+    p->ops->unit_end(p->ctx, keep);
 }
 
 /* Formats the message and records a source=vigil event through p (ops->evidence). */

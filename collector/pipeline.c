@@ -12,6 +12,7 @@
  * asks the sink to report. */
 #include "collector/pipeline.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -444,6 +445,28 @@ int pipeline_add(struct pipeline *p, struct rec *r)
 int pipeline_add_evidence(struct pipeline *p, struct rec *r, bool stranger)
 {
     return add(p, r, stranger ? REC_STRANGER : REC_EVIDENCE);
+}
+
+void pipeline_mark(const struct pipeline *p, struct pipeline_mark *m)
+{
+    m->batch = p->open;
+    m->len = p->open->data.len;
+    m->nrefs = p->open->nrefs;
+    m->next_seq = p->next_seq;
+}
+
+void pipeline_rollback(struct pipeline *p, const struct pipeline_mark *m)
+{
+    struct batch *b = p->open;
+
+    /* The loop has not run since the mark: the same batch, only grown. */
+    assert(m->batch == b && m->len <= b->data.len && m->nrefs <= b->nrefs);
+    b->data.len = m->len;
+    if (b->data.cap > 0) {
+        b->data.data[b->data.len] = 0;
+    }
+    b->nrefs = m->nrefs;
+    p->next_seq = m->next_seq;
 }
 
 void pipeline_when_durable(struct pipeline *p, pipeline_done_fn fn, void *arg)

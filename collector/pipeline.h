@@ -108,6 +108,19 @@ int pipeline_add(struct pipeline *p, struct rec *r);
  * is full. */
 int pipeline_add_evidence(struct pipeline *p, struct rec *r, bool stranger);
 
+/* Where the open batch stands, to take back what was added after it (a unit that
+ * turned out bad or too large: collector/ingest.h). Valid until the loop next runs: the
+ * batch is handed to the store thread only between loop callbacks. */
+struct pipeline_mark {
+    const void *batch;
+    size_t len, nrefs;
+    uint64_t next_seq;
+};
+void pipeline_mark(const struct pipeline *p, struct pipeline_mark *m);
+/* Takes back every record added since m (their seqs are given out again), as if they
+ * had never been added. Waiters must not have been registered since m. */
+void pipeline_rollback(struct pipeline *p, const struct pipeline_mark *m);
+
 /* Registers a waiter for everything added so far. Never fails. */
 void pipeline_when_durable(struct pipeline *p, pipeline_done_fn fn, void *arg);
 

@@ -4,6 +4,7 @@
  * systemd's Type=notify waits for (<systemd/sd-daemon.h> is used only here). */
 #include "collector/vigild.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -31,12 +32,42 @@ static int port_ingest(void *ctx, struct rec *r)
     struct vigild *vd = ctx;
     int rc = pipeline_add(vd->pipe, r);
 
-    /* vigil_agent_events_total: the listeners stamp agent (the client certificate). */
+    /* vigil_agent_events_total: the listeners stamp agent (the client certificate). A
+     * unit's events count once it is kept (one connection, one agent). */
     if (rc == 0 && r->str[VG_F_AGENT].n > 0) {
-        metrics_labels_add(&vd->m.agent_events, METRICS_MAX_AGENTS, r->str[VG_F_AGENT],
-                           (struct span){ NULL, 0 }, 1);
+        if (vd->unit.open) {
+            vd->unit.agent = r->str[VG_F_AGENT];
+            vd->unit.events++;
+        } else {
+            metrics_labels_add(&vd->m.agent_events, METRICS_MAX_AGENTS, r->str[VG_F_AGENT],
+                               (struct span){ NULL, 0 }, 1);
+        }
     }
     return rc;
+}
+
+static void port_unit_begin(void *ctx)
+{
+    struct vigild *vd = ctx;
+
+    assert(!vd->unit.open);
+    vd->unit.open = true;
+    vd->unit.events = 0;
+    pipeline_mark(vd->pipe, &vd->unit.mark);
+}
+
+static void port_unit_end(void *ctx, bool keep)
+{
+    struct vigild *vd = ctx;
+
+    assert(vd->unit.open);
+    vd->unit.open = false;
+    if (!keep) {
+        pipeline_rollback(vd->pipe, &vd->unit.mark);
+    } else if (vd->unit.events > 0) {
+        metrics_labels_add(&vd->m.agent_events, METRICS_MAX_AGENTS, vd->unit.agent,
+                           (struct span){ NULL, 0 }, vd->unit.events);
+    }
 }
 
 static void port_when_durable(void *ctx, ingest_done_fn fn, void *arg)
@@ -54,6 +85,7 @@ static void port_evidence(void *ctx, const struct ingest_evidence *ev)
         log_info("not recorded (stopping): %s", ev->message);
         return;
     }
+    assert(!vd->unit.open); /* evidence is recorded after a unit (ingest.h) */
     ingest_evidence_rec(ev, vd->self_host, &r);
     /* Evidence: it has room of its own in the batch and an allowance below
      * store.free_reserve (pipeline.h). */
@@ -76,6 +108,8 @@ static const struct ingest_port_ops vigild_port_ops = {
     .when_durable = port_when_durable,
     .evidence = port_evidence,
     .full = port_full,
+    .unit_begin = port_unit_begin,
+    .unit_end = port_unit_end,
 };
 
 static void on_drain(void *arg)

@@ -98,7 +98,20 @@ static bool fp_full(void *ctx)
     return ((struct fake_port *)ctx)->full;
 }
 
-static const struct ingest_port_ops fp_ops = { fp_ingest, fp_when_durable, fp_evidence, fp_full };
+static void fp_unit_begin(void *ctx)
+{
+    (void)ctx;
+}
+
+static void fp_unit_end(void *ctx, bool keep)
+{
+    (void)ctx;
+    (void)keep;
+}
+
+static const struct ingest_port_ops fp_ops = {
+    fp_ingest, fp_when_durable, fp_evidence, fp_full, fp_unit_begin, fp_unit_end,
+};
 
 /* Calls every waiter with rc, oldest first (as a commit would). */
 static void fp_complete(struct fake_port *fp, int rc)

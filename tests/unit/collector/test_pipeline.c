@@ -587,6 +587,39 @@ static void test_refusing_allowance(void **state)
     fx_free(fx);
 }
 
+/* A unit taken back: its records leave the open batch and their seqs are given out
+ * again, as if they had never been added; what came before stays. */
+static void test_rollback(void **state)
+{
+    struct fx *fx = fx_new(1 << 20, 1 << 20, true);
+    struct pipeline_mark mk;
+    struct rec r;
+
+    (void)state;
+    add_events(fx, 1, "first"); /* seq 100, committing (held) */
+    RUN_UNTIL(fx, fs_get(&fx->fs, &fx->fs.started) == 1);
+    add_events(fx, 2, "kept"); /* 101, 102 */
+    pipeline_mark(fx->p, &mk);
+    add_events(fx, 3, "dropped"); /* 103..105, taken back */
+    pipeline_rollback(fx->p, &mk);
+    rec_init(&r);
+    rec_set(&r, VG_F_MESSAGE, SPAN_LIT("after"));
+    assert_int_equal(pipeline_add(fx->p, &r), 0);
+    assert_int_equal(r.seq, 103);
+    fs_gate(&fx->fs);
+    fs_gate(&fx->fs);
+    RUN_UNTIL(fx, fx->m.batches_committed == 2);
+    assert_int_equal(fx->fs.sizes[1], 3);
+    uv_mutex_lock(&fx->fs.mu);
+    bool in_order = fx->fs.seq_order_ok;
+    uint64_t last = fx->fs.last_seq;
+    uv_mutex_unlock(&fx->fs.mu);
+    assert_true(in_order);
+    assert_int_equal(last, 103); /* no gap where the dropped ones were */
+    assert_int_equal(fx->m.events_stored, 4);
+    fx_free(fx);
+}
+
 /* upkeep runs at start and after each batch; pipeline_kick (any thread) runs it now;
  * its news wakes the loop, which asks the sink to report. */
 static void kick_thread(void *arg)
@@ -649,6 +682,7 @@ int main(void)
         cmocka_unit_test(test_backpressure_and_limit),
         cmocka_unit_test(test_evidence_room),
         cmocka_unit_test(test_refusing_allowance),
+        cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_upkeep_kick_report),
         cmocka_unit_test(test_close_flushes),
     };
