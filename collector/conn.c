@@ -62,6 +62,7 @@ static void conn_free(struct conn *c)
     }
     tls_sess_free(c->tls);
     buf_release(&c->in);
+    conn_buf_settle(c, &c->in, &c->in_charged);
     buf_release(&c->scratch);
     /* A connection may outlive its listener's handle (closed at shutdown while its
      * last acks were pending): the last one frees the listener. */
@@ -86,6 +87,12 @@ static void on_handle_closed(uv_handle_t *h)
         conn_free(c);
     }
 }
+
+static void on_timer(uv_timer_t *t);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+static void on_mem_resume(uv_idle_t *h);
+static void mem_wait_end(struct conn *c);
 
 /* The guard no longer counts c as in its handshake. */
 static void guard_leave(struct conn *c)
@@ -123,6 +130,7 @@ void conn_close(struct conn *c, int rc, const char *why)
     if (c->unacked > 0) {
         lm->conns_dropped_unacked++;
     }
+    mem_wait_end(c);
     c->state = CONN_CLOSING;
     lm->conns_open--;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -275,26 +283,249 @@ static void conn_refuse(struct conn *c, enum guard_reason r, const char *detail)
     conn_close(c, 0, detail);
 }
 
+/* ---- the memory budget (limits.memory) ---------------------------------------- */
+
+/* What a buffer of this capacity counts towards the large frames' part. */
+static size_t large_part(size_t cap)
+{
+    return cap > CONN_MEM_BASE ? cap : 0;
+}
+
+static void mem_gauges(struct conn_set *s)
+{
+    if (s->m) {
+        s->m->memory_limit = s->mem.limit;
+        s->m->memory_used = s->mem.used;
+        s->m->memory_peak = s->mem.peak;
+        s->m->memory_waiting = s->mem.waiting;
+    }
+}
+
+/* Charges a buffer's capacity going from old_cap to new_cap (larger). Buffers larger
+ * than CONN_MEM_BASE may use three quarters of the budget together at most: connections
+ * growing large frames cannot take the memory small frames need. */
+static bool mem_take(struct conn_set *s, size_t old_cap, size_t new_cap, bool force)
+{
+    struct conn_mem *m = &s->mem;
+    uint64_t grow = new_cap - old_cap;
+    uint64_t large = large_part(new_cap) - large_part(old_cap);
+
+    if (!force && m->limit > 0 &&
+        (m->used + grow > m->limit || m->large + large > m->limit / 4 * 3)) {
+        return false;
+    }
+    m->used += grow;
+    m->large += large;
+    if (m->used > m->peak) {
+        m->peak = m->used;
+    }
+    mem_gauges(s);
+    return true;
+}
+
+static void mem_give(struct conn_set *s, size_t old_cap, size_t new_cap)
+{
+    struct conn_mem *m = &s->mem;
+
+    m->used -= old_cap - new_cap;
+    m->large -= large_part(old_cap) - large_part(new_cap);
+    mem_gauges(s);
+    if (m->waiting > 0 && !m->resume_on && m->ready) {
+        m->resume_on = true;
+        uv_idle_start(&m->resume, on_mem_resume);
+    }
+}
+
+void conn_buf_settle(struct conn *c, struct buf *b, size_t *charged)
+{
+    struct conn_set *s = c->env->set;
+
+    if (c->env->kind == LST_ADMIN) {
+        return; /* never charged (conn_buf_reserve) */
+    }
+    if (b->cap > *charged) {
+        mem_take(s, *charged, b->cap, true);
+    } else if (b->cap < *charged) {
+        mem_give(s, *charged, b->cap);
+    }
+    *charged = b->cap;
+}
+
+int conn_buf_reserve(struct conn *c, struct buf *b, size_t *charged, size_t n)
+{
+    size_t cap = buf_reserve_cap(b, n);
+
+    if (cap == 0) {
+        return VG_ELIMIT;
+    }
+    if (c->env->kind == LST_ADMIN) {
+        /* Loopback, one request of 8 KiB at most: not worth a place in the budget, and
+         * /metrics then reports the ingest listeners' use alone. */
+        return buf_reserve(b, n);
+    }
+    if (cap > *charged && !mem_take(c->env->set, *charged, cap, false)) {
+        return -EAGAIN;
+    }
+    if (cap > *charged) {
+        *charged = cap;
+    }
+    if (buf_reserve(b, n) < 0) {
+        return VG_ELIMIT; /* cannot happen: buf_reserve_cap said it fits */
+    }
+    conn_buf_settle(c, b, charged);
+    return 0;
+}
+
+/* Whether c should be reading now; starts or stops it accordingly. */
+static void conn_reading(struct conn *c)
+{
+    /* Not while the port is full, memory is used up, or the peer's unacknowledged input
+     * is at listen.high_water_bytes. */
+    bool want = (c->state == CONN_HANDSHAKE || c->state == CONN_STREAMING) && !c->paused &&
+                !c->mem_wait && c->unacked_bytes < c->env->cfg->high_water_bytes;
+
+    if (want && !c->reading) {
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        c->reading = true;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+void conn_wait_memory(struct conn *c)
+{
+    struct conn_set *s = c->env->set;
+
+    if (!c->mem_wait) {
+        c->mem_wait = true;
+        s->mem.waiting++;
+        s->mem.pauses++;
+        c->env->m->mem_pauses++;
+        mem_gauges(s);
+        log_debug("conn %" PRIu64 " %s peer %s: paused: limits.memory is used up (%" PRIu64
+                  " bytes)",
+                  c->id, listener_kind_name(c->env->kind), c->peer, s->mem.used);
+    }
+    conn_reading(c);
+}
+
+static void mem_wait_end(struct conn *c)
+{
+    if (c->mem_wait) {
+        c->mem_wait = false;
+        c->env->set->mem.waiting--;
+        mem_gauges(c->env->set);
+    }
+}
+
+/* ---- timers ------------------------------------------------------------------------ */
+
+static int64_t ms_at_least_1(int64_t ns)
+{
+    int64_t ms = ns_to_ms(ns);
+    return ms > 0 ? ms : 1;
+}
+
+/* What the protocol says about the bytes it holds: nothing, a head, or a frame begun. */
+static enum conn_phase conn_phase_of(struct conn *c)
+{
+    if (c->lst->proto->phase) {
+        return c->lst->proto->phase(c);
+    }
+    return c->in.len > 0 ? CONN_PHASE_FRAME : CONN_PHASE_IDLE;
+}
+
+static int64_t frame_deadline(const struct conn *c)
+{
+    const struct listen_cfg *cfg = c->env->cfg;
+    return c->frame_since +
+           (c->phase == CONN_PHASE_HEAD ? cfg->header_timeout_ns : cfg->frame_timeout_ns);
+}
+
+/* Streaming: the timer goes off at the next deadline: the frame begun (while the
+ * connection is not paused for the store's sake) or, failing that, idleness. */
+static void conn_arm(struct conn *c)
+{
+    int64_t now = vg_mono_ns();
+    int64_t due = c->last_read + c->env->cfg->idle_timeout_ns;
+
+    if (c->phase != CONN_PHASE_IDLE && !c->paused) {
+        int64_t f = frame_deadline(c);
+        due = f < due ? f : due;
+    }
+    uv_timer_start(&c->timer, on_timer, (uint64_t)ms_at_least_1(due - now), 0);
+}
+
+/* After the protocol ran: a frame begun starts its clock; none stops it. */
+static void conn_track_phase(struct conn *c)
+{
+    enum conn_phase p = conn_phase_of(c);
+
+    if (p == CONN_PHASE_IDLE) {
+        c->frame_since = 0;
+    } else if (c->phase == CONN_PHASE_IDLE) {
+        c->frame_since = vg_mono_ns();
+    }
+    c->phase = p;
+}
+
+/* A frame (or an HTTP request head) not completed in time: the peer is sending slowly
+ * on purpose or cannot keep up; either way it may not hold the connection and its
+ * buffer any longer. Recorded, as the peer is a verified agent. */
+static void frame_timed_out(struct conn *c)
+{
+    bool head = c->phase == CONN_PHASE_HEAD;
+    const char *key = head ? "listen.header_timeout" : "listen.frame_timeout";
+    char msg[300];
+
+    if (head) {
+        c->env->m->header_timeouts++;
+    } else {
+        c->env->m->frame_timeouts++;
+    }
+    snprintf(msg, sizeof(msg), "%s not complete within %s (%.1f s; %zu bytes buffered)",
+             head ? "request head" : "frame", key, (double)(vg_mono_ns() - c->frame_since) / 1e9,
+             c->in.len);
+    ingest_self_event(c->env->port, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip,
+                      c->agent, "%s from %s agent '%s': %s", listener_kind_name(c->env->kind),
+                      c->peer, c->agent, msg);
+    conn_close(c, -ETIMEDOUT, msg);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
+    int64_t now = vg_mono_ns();
 
     if (c->state == CONN_HANDSHAKE) {
         c->env->m->tls_handshake_timeouts++;
         conn_refuse(c, GUARD_TIMEOUT, "TLS handshake did not finish within tls.handshake_timeout");
-    } else if (c->state == CONN_STREAMING) {
+        return;
+    }
+    if (c->state != CONN_STREAMING) {
+        return;
+    }
+    if (c->phase != CONN_PHASE_IDLE && !c->paused && now >= frame_deadline(c)) {
+        frame_timed_out(c);
+        return;
+    }
+    if (now >= c->last_read + c->env->cfg->idle_timeout_ns) {
         if (c->unacked > 0 || c->write_bytes > 0) {
-            uv_timer_again(t); /* waiting on us, not idle */
+            c->last_read = now; /* waiting on us, not idle */
+        } else {
+            conn_close(c, 0, "idle timeout");
             return;
         }
-        conn_close(c, 0, "idle timeout");
     }
+    conn_arm(c);
 }
 
-static void arm_idle(struct conn *c)
+static void conn_start_streaming(struct conn *c)
 {
-    int64_t ms = ns_to_ms(c->env->cfg->idle_timeout_ns);
-    uv_timer_start(&c->timer, on_timer, (uint64_t)(ms > 0 ? ms : 1), (uint64_t)(ms > 0 ? ms : 1));
+    conn_set_state(c, CONN_STREAMING);
+    c->last_read = vg_mono_ns();
+    conn_arm(c);
 }
 
 static void handshake_refused(struct conn *c)
@@ -311,26 +542,65 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     *b = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
 }
 
-/* Decrypts what TLS holds into c->in and runs the protocol. */
+/* Room in c->in for more decrypted bytes: 0; -EAGAIN when the memory budget has none
+ * (the caller waits for memory); -ECANCELED when the connection closed or paused while
+ * the protocol took complete frames to make room. */
+static int in_room(struct conn *c)
+{
+    int rc = conn_buf_reserve(c, &c->in, &c->in_charged, CONN_READ_ROOM);
+
+    if (rc == 0) {
+        return 0;
+    }
+    /* Complete frames may be buffered: taking them frees room without growing. */
+    if (c->lst->proto->on_data(c) < 0 || c->state == CONN_CLOSING || c->paused) {
+        return -ECANCELED;
+    }
+    rc = conn_buf_reserve(c, &c->in, &c->in_charged, CONN_READ_ROOM);
+    if (rc == VG_ELIMIT) {
+        /* A frame larger than max_frame_bytes is still incomplete. */
+        c->env->m->frames_rejected++;
+        conn_close(c, VG_ELIMIT, "frame larger than listen.max_frame_bytes");
+        return -ECANCELED;
+    }
+    return rc;
+}
+
+/* After the protocol ran: buffers that hold nothing go back to the budget, so an idle
+ * connection costs no input memory. */
+static void conn_shed(struct conn *c)
+{
+    if (c->state == CONN_CLOSING) {
+        return;
+    }
+    if (c->in.len == 0 && c->in.cap > 0) {
+        size_t max = c->in.max;
+        buf_release(&c->in);
+        buf_init(&c->in, max);
+        conn_buf_settle(c, &c->in, &c->in_charged);
+    }
+    if (c->scratch.cap > 0) {
+        size_t max = c->scratch.max;
+        buf_release(&c->scratch);
+        buf_init(&c->scratch, max);
+    }
+}
+
+/* Decrypts what TLS holds into c->in (as far as the memory budget allows) and runs the
+ * protocol; then tracks the frame's phase and re-arms the timer. */
 static void conn_process(struct conn *c)
 {
     bool peer_closed = false;
 
     if (c->tls) {
         for (;;) {
-            if (buf_reserve(&c->in, 16 * 1024) < 0) {
-                /* A frame larger than max_frame_bytes is still incomplete. */
-                if (c->lst->proto->on_data(c) < 0 || c->state == CONN_CLOSING) {
-                    return;
-                }
-                if (c->paused) {
-                    return;
-                }
-                if (buf_reserve(&c->in, 16 * 1024) < 0) {
-                    c->env->m->frames_rejected++;
-                    conn_close(c, VG_ELIMIT, "frame larger than listen.max_frame_bytes");
-                    return;
-                }
+            int rc = in_room(c);
+            if (rc == -ECANCELED) {
+                return;
+            }
+            if (rc == -EAGAIN) {
+                conn_wait_memory(c); /* the rest stays in TLS's buffer meanwhile */
+                break;
             }
             ssize_t n = tls_sess_read(c->tls, c->in.data + c->in.len, c->in.cap - c->in.len - 1);
             if (n == 0) {
@@ -351,16 +621,21 @@ static void conn_process(struct conn *c)
         }
     }
     if (c->in.len > 0 && !c->paused) {
-        if (c->lst->proto->on_data(c) < 0) {
+        if (c->lst->proto->on_data(c) < 0 || c->state == CONN_CLOSING) {
             return; /* the protocol closed the connection */
         }
     }
-    if (c->state != CONN_CLOSING && c->tls) {
+    if (c->tls) {
         conn_flush(c, NULL);
         if (peer_closed) {
             c->close_notify_owed = true; /* sent after the last ack (conn_maybe_finish) */
             conn_finish(c);
         }
+    }
+    if (c->state == CONN_STREAMING) {
+        conn_track_phase(c);
+        conn_shed(c);
+        conn_arm(c);
     }
 }
 
@@ -369,19 +644,39 @@ void conn_finish(struct conn *c)
     if (c->state == CONN_CLOSING) {
         return;
     }
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
-    }
     if (c->state != CONN_DRAINING) {
         conn_set_state(c, CONN_DRAINING);
     }
+    conn_reading(c);
     conn_maybe_finish(c);
 }
 
 static void conn_eof(struct conn *c)
 {
     conn_finish(c);
+}
+
+/* Plaintext: the bytes read go to c->in, if the memory budget allows; if not they wait
+ * in c->rbuf (reading stops until memory returns). */
+static bool take_plain(struct conn *c, size_t n)
+{
+    int rc = conn_buf_reserve(c, &c->in, &c->in_charged, n);
+
+    if (rc == VG_ELIMIT) {
+        c->env->m->frames_rejected++;
+        conn_close(c, VG_ELIMIT, "frame larger than listen.max_frame_bytes");
+        return false;
+    }
+    if (rc == -EAGAIN) {
+        c->rbuf_pending = n;
+        conn_wait_memory(c);
+        return false;
+    }
+    memcpy(c->in.data + c->in.len, c->rbuf, n);
+    c->in.len += n;
+    c->in.data[c->in.len] = 0;
+    c->rbuf_pending = 0;
+    return true;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -405,13 +700,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         return;
     }
     lm->bytes_received += (uint64_t)nread;
+    c->last_read = vg_mono_ns();
     if (!c->tls) {
-        if (buf_append(&c->in, b->base, (size_t)nread) < 0) {
-            lm->frames_rejected++;
-            conn_close(c, VG_ELIMIT, "frame larger than listen.max_frame_bytes");
-            return;
+        if (take_plain(c, (size_t)nread)) {
+            conn_process(c);
         }
-        conn_process(c);
         return;
     }
     if (tls_sess_feed(c->tls, (const uint8_t *)b->base, (size_t)nread) < 0) {
@@ -430,8 +723,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         }
         snprintf(c->agent, sizeof(c->agent), "%s", tls_sess_peer(c->tls));
         guard_leave(c);
-        conn_set_state(c, CONN_STREAMING);
-        arm_idle(c);
+        conn_start_streaming(c);
         if (c->lst->proto->on_start) {
             c->lst->proto->on_start(c);
             if (c->state == CONN_CLOSING) {
@@ -440,8 +732,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         }
         log_debug("conn %" PRIu64 " %s peer %s: TLS %s, agent '%s'", c->id,
                   listener_kind_name(c->env->kind), c->peer, tls_sess_version(c->tls), c->agent);
-    } else {
-        uv_timer_again(&c->timer);
     }
     conn_process(c);
 }
@@ -449,24 +739,57 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 void conn_pause(struct conn *c)
 {
     if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
         c->env->m->pauses++;
     }
-    c->paused = true;
+    if (!c->paused) {
+        c->paused = true;
+        c->paused_at = vg_mono_ns();
+    }
+    conn_reading(c);
+}
+
+/* Takes c up again after a pause: what it holds first, then reading. */
+static void conn_continue(struct conn *c)
+{
+    conn_ref(c);
+    if (c->rbuf_pending > 0 && !c->tls && !take_plain(c, c->rbuf_pending)) {
+        conn_unref(c);
+        return; /* still no memory */
+    }
+    conn_process(c);
+    if (c->state == CONN_STREAMING) {
+        conn_reading(c);
+    }
+    conn_unref(c);
 }
 
 void conn_resume(struct conn *c)
 {
     if (c->paused && c->state == CONN_STREAMING && !c->env->set->stopping) {
         c->paused = false;
-        conn_ref(c);
-        conn_process(c); /* frames already buffered first */
-        if (!c->paused && c->state == CONN_STREAMING && !c->reading) {
-            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-            c->reading = true;
+        if (c->frame_since) {
+            c->frame_since += vg_mono_ns() - c->paused_at; /* the store's time, not its */
         }
-        conn_unref(c);
+        conn_continue(c);
+    }
+}
+
+/* Memory returned: every connection waiting for it tries again, oldest first in the
+ * list's order; those that still find none wait on. */
+static void on_mem_resume(uv_idle_t *h)
+{
+    struct conn_set *s = h->data;
+    struct conn *c = s->conns;
+
+    uv_idle_stop(h);
+    s->mem.resume_on = false;
+    while (c) {
+        struct conn *next = c->next;
+        if (c->mem_wait && c->state == CONN_STREAMING) {
+            mem_wait_end(c);
+            conn_continue(c);
+        }
+        c = next;
     }
 }
 
@@ -492,9 +815,25 @@ void conn_set_init(struct conn_set *s, uv_loop_t *loop)
     s->loop = loop;
 }
 
-void conn_waiter_done(struct conn *c)
+void conn_waiter_add(struct conn *c, size_t bytes)
 {
+    c->unacked++;
+    c->unacked_bytes += bytes;
+    if (c->reading && c->unacked_bytes >= c->env->cfg->high_water_bytes) {
+        c->env->m->pauses++;
+        conn_reading(c); /* until acks bring it below listen.high_water_bytes */
+    }
+}
+
+void conn_waiter_done(struct conn *c, size_t bytes)
+{
+    bool held = c->unacked_bytes >= c->env->cfg->high_water_bytes;
+
     c->unacked--;
+    c->unacked_bytes -= bytes;
+    if (held && c->unacked_bytes < c->env->cfg->high_water_bytes && c->state == CONN_STREAMING) {
+        conn_continue(c);
+    }
     conn_maybe_finish(c);
 }
 
@@ -683,12 +1022,29 @@ void conn_set_guard(struct conn_set *s, const struct guard_cfg *cfg, struct inge
     uv_unref((uv_handle_t *)&s->flush_timer);
 }
 
+void conn_set_memory(struct conn_set *s, uint64_t limit, struct metrics *m)
+{
+    s->mem.limit = limit;
+    s->m = m;
+    mem_gauges(s);
+    uv_idle_init(s->loop, &s->mem.resume);
+    s->mem.resume.data = s;
+    s->mem.ready = true;
+}
+
 void conn_set_close(struct conn_set *s)
 {
-    if (!s->guarded || s->closed) {
+    if (s->closed) {
         return;
     }
     s->closed = true;
+    if (s->mem.ready) {
+        s->mem.ready = false;
+        uv_close((uv_handle_t *)&s->mem.resume, NULL);
+    }
+    if (!s->guarded) {
+        return;
+    }
     guard_flush_now(s);
     uv_timer_stop(&s->flush_timer);
     uv_close((uv_handle_t *)&s->flush_timer, NULL);
@@ -763,12 +1119,10 @@ static void conn_accept(struct listener *l)
             conn_close(c, VG_ETLS, "cannot create a TLS session");
             return;
         }
-        int64_t ms = ns_to_ms(env->handshake_timeout_ns);
-        uv_timer_start(&c->timer, on_timer, (uint64_t)(ms > 0 ? ms : 1), 0);
+        uv_timer_start(&c->timer, on_timer, (uint64_t)ms_at_least_1(env->handshake_timeout_ns), 0);
     } else {
         snprintf(c->agent, sizeof(c->agent), "insecure:%s", c->peer_ip);
-        conn_set_state(c, CONN_STREAMING);
-        arm_idle(c);
+        conn_start_streaming(c);
         if (c->lst->proto->on_start) {
             c->lst->proto->on_start(c);
             if (c->state == CONN_CLOSING) {
@@ -776,8 +1130,7 @@ static void conn_accept(struct listener *l)
             }
         }
     }
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    c->reading = true;
+    conn_reading(c);
 }
 
 /* libuv accepts in a loop for as long as the backlog holds connections: peers that

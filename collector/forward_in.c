@@ -71,6 +71,7 @@ static size_t packed_need(struct span in)
 struct fwd_ack {
     struct conn *c;
     uint64_t rejected; /* entries kept as rejected_input records: said in the ack */
+    size_t bytes;      /* the message's */
     size_t len;
     uint8_t chunk[];
 };
@@ -93,7 +94,7 @@ static void on_durable(void *arg, int rc)
             conn_close(c, rc, "store commit failed: events not acknowledged (the agent retries)");
         }
     }
-    conn_waiter_done(c);
+    conn_waiter_done(c, a->bytes);
     conn_unref(c);
     free(a);
 }
@@ -399,10 +400,11 @@ static int forward_on_data(struct conn *c)
             struct fwd_ack *a = xmalloc(sizeof(*a) + m.chunk.n);
             a->c = c;
             a->rejected = res.rejected;
+            a->bytes = (size_t)n;
             a->len = m.chunk.n;
             memcpy(a->chunk, m.chunk.p, m.chunk.n);
             conn_ref(c);
-            c->unacked++;
+            conn_waiter_add(c, a->bytes);
             ingest_when_durable(port, on_durable, a);
         }
         span_advance(&in, (size_t)n);

@@ -9,7 +9,9 @@
  *                       items), or Event objects                             -> MAP_K8S_AUDIT
  *   POST /v1/trivy      a Trivy or Grype JSON report, one event per finding
  *                       (schemas/trivy_report.h)                             -> MAP_TRIVY
- *   GET  /healthz       200 "ok" (503 while stopping)
+ *   GET  /healthz       200 "ok"; 503 "stopping", or "not ready: WHY" while ingest is
+ *                       refused (the disk below store.free_reserve, the store failing,
+ *                       limits.memory used up: metrics_ready)
  * On every POST route an EventList's items are its events and an array's elements are.
  *
  * Replies (JSON bodies, Content-Type: application/json):
@@ -113,8 +115,14 @@ enum https_step https_parser_feed(struct https_parser *p, struct span in, size_t
 /* The request being parsed (valid until https_parser_next or _free). */
 struct https_req *https_parser_req(struct https_parser *p);
 
-/* After HTTPS_STEP_REQUEST: forgets the request (keeping the body's memory). */
+/* After HTTPS_STEP_REQUEST: forgets the request (keeping the body's memory up to
+ * HTTPS_KEEP_BODY_BYTES). */
 void https_parser_next(struct https_parser *p);
+
+/* Where the parser stands: between requests, inside a request head, or inside its body
+ * (until the request is complete). For the listener's timeouts and memory budget. */
+enum https_phase { HTTPS_PHASE_IDLE, HTTPS_PHASE_HEAD, HTTPS_PHASE_BODY };
+enum https_phase https_parser_phase(const struct https_parser *p);
 
 /* The route and the status for a method and request target (query string ignored):
  * 0, 404 or 405. */

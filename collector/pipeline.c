@@ -291,6 +291,7 @@ static void on_batch_done(uv_async_t *h)
     if (!done) {
         return;
     }
+    p->m->store_failing = done->rc < 0 && done->rc != -ENOSPC;
     if (done->rc == 0) {
         p->m->events_stored += done->nrefs;
         p->m->batches_committed++;

@@ -248,6 +248,31 @@ static void on_signal(uv_signal_t *h, int signum)
     vigild_stop(vd);
 }
 
+/* limits.memory when the config leaves it 0: a quarter of what vigild may use (its
+ * cgroup's memory.max when there is one, else the machine's RAM), 64 MiB..8 GiB. */
+static uint64_t memory_auto(uint64_t *total_out)
+{
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t total = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 1ULL << 30;
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+
+    if (f) {
+        char line[64];
+        uint64_t v;
+        if (fgets(line, sizeof(line), f) &&
+            parse_u64((struct span){ (const uint8_t *)line, strcspn(line, "\n") }, UINT64_MAX,
+                      &v) == 0 &&
+            v < total) {
+            total = v; /* "max" (no limit) does not parse */
+        }
+        fclose(f);
+    }
+    *total_out = total;
+    uint64_t q = total / 4;
+    return q < (64ULL << 20) ? 64ULL << 20 : q > (8ULL << 30) ? 8ULL << 30 : q;
+}
+
 /* Reads listen.shared_key_file: the key is the file's first line. */
 static int load_shared_key(struct vigild *vd, const char *path, struct errbuf *eb)
 {
@@ -425,6 +450,18 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         .interval_ns = cfg->listen.refusal_interval_ns,
     };
     conn_set_guard(&vd->conns, &gc, &vd->port, &vd->m);
+    uint64_t mem = cfg->limits.memory_bytes;
+    if (mem == 0) {
+        uint64_t total;
+        mem = memory_auto(&total);
+        if (mem < 4 * cfg->listen.max_frame_bytes) {
+            mem = 4 * cfg->listen.max_frame_bytes; /* a frame of the largest size fits */
+        }
+        log_info("limits.memory: %" PRIu64 " MiB for connection buffers (a quarter of the %" PRIu64
+                 " MiB vigild may use)",
+                 mem >> 20, total >> 20);
+    }
+    conn_set_memory(&vd->conns, mem, &vd->m);
     uv_signal_init(vd->loop, &vd->sig_term);
     uv_signal_init(vd->loop, &vd->sig_int);
     uv_signal_init(vd->loop, &vd->sig_hup);

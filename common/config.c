@@ -136,6 +136,14 @@ static const struct cfg_opt listen_opts[] = {
       "address, then as one source=vigil summary per address this often" },
     { "idle_timeout", CFG_DURATION, "5m", NS_SEC, 7 * NS_DAY,
       CFG_OFF(struct listen_cfg, idle_timeout_ns), "a connection silent this long is closed" },
+    { "header_timeout", CFG_DURATION, "30s", 100 * NS_MS, 60 * NS_MIN,
+      CFG_OFF(struct listen_cfg, header_timeout_ns),
+      "an HTTP request head not complete this long after its first byte closes the "
+      "connection (slow clients holding connections open)" },
+    { "frame_timeout", CFG_DURATION, "2m", 100 * NS_MS, 60 * NS_MIN,
+      CFG_OFF(struct listen_cfg, frame_timeout_ns),
+      "a Forward message, syslog frame or HTTP request not complete this long after its "
+      "first byte closes the connection (a frame of max_frame_bytes must arrive within it)" },
     { "high_water_bytes", CFG_SIZE, "64MiB", 64 << 10, 4LL << 30,
       CFG_OFF(struct listen_cfg, high_water_bytes),
       "unacknowledged bytes of one connection before vigild stops reading it" },
@@ -210,6 +218,15 @@ static const struct cfg_opt forwarder_opts[] = {
     { NULL },
 };
 
+static const struct cfg_opt limits_opts[] = {
+    { "memory", CFG_SIZE, "0", 0, 0, CFG_OFF(struct limits_cfg, memory_bytes),
+      "bytes all connections may hold in their input buffers together; when used up, "
+      "connections stop reading until memory returns (0: a quarter of the RAM vigild may "
+      "use, its cgroup's limit or the machine's, between 64MiB and 8GiB; else at least 4 "
+      "times listen.max_frame_bytes)" },
+    { NULL },
+};
+
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
 static const struct cfg_opt log_opts[] = {
@@ -230,6 +247,8 @@ static const struct cfg_opt config_opts[] = {
     { "forwarders", CFG_LIST, NULL, 0, 64, CFG_OFF(struct vg_config, forwarders),
       "where alerts are sent", .sub = forwarder_opts, .elem_size = sizeof(struct forwarder_cfg),
       .count_off = CFG_OFF(struct vg_config, nforwarders) },
+    { "limits", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, limits),
+      "what vigild's connections may use in all", .sub = limits_opts },
     { "log", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, log), "vigild's own log",
       .sub = log_opts },
     { "user", CFG_STR, NULL, 0, 0, CFG_OFF(struct vg_config, user),
@@ -284,6 +303,12 @@ static int check_listen(const struct cfg_doc *d, const struct vg_config *c, stru
                                  "'listen.%s' is on '%s' (its default)",
                                  all[i].name, a->host);
         }
+    }
+    if (c->limits.memory_bytes > 0 && c->limits.memory_bytes < 4 * l->max_frame_bytes) {
+        return cfg_doc_error(d, &c->limits.memory_bytes, eb,
+                             "must be at least 4 times listen.max_frame_bytes (%" PRIu64
+                             "), or 0, so that a frame of the largest size can be read",
+                             l->max_frame_bytes);
     }
     if (cfg_doc_has(d, &l->max_handshakes) && l->max_handshakes >= l->max_connections) {
         return cfg_doc_error(d, &l->max_handshakes, eb,

@@ -65,6 +65,8 @@ struct listen_cfg {
     uint64_t accept_burst_per_ip;   /* 100 */
     int64_t refusal_interval_ns;    /* 1m: strangers' refusals summarized this often */
     int64_t idle_timeout_ns;        /* 5m */
+    int64_t header_timeout_ns;      /* 30s: an HTTP request head, from its first byte */
+    int64_t frame_timeout_ns;       /* 2m: a frame or request, from its first byte */
     uint64_t high_water_bytes;      /* 64MiB: per-connection pending bytes before pausing reads */
     char *shared_key_file;          /* Forward shared_key secret, or NULL */
 };
@@ -100,6 +102,13 @@ struct forwarder_cfg {
     int64_t expire_after_ns; /* alertmanager: endsAt of a firing alert, now + 5m */
 };
 
+/* limits: { memory } */
+struct limits_cfg {
+    uint64_t memory_bytes; /* connection buffers in all; vigild resolves 0 (the default)
+                              to a quarter of the RAM it may use (cgroup memory.max or the
+                              machine's), between 64MiB and 8GiB */
+};
+
 struct log_cfg {
     char *level; /* error, warn, info or debug; default info */
 };
@@ -114,6 +123,7 @@ struct vg_config {
     struct tls_cfg tls;
     struct listen_cfg listen;
     struct rules_cfg rules;
+    struct limits_cfg limits;
     struct forwarder_cfg *forwarders;
     size_t nforwarders;
     struct log_cfg log;

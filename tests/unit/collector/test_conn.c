@@ -139,7 +139,7 @@ static void line_on_durable(void *arg, int rc)
             conn_close(c, rc, "not durable");
         }
     }
-    conn_waiter_done(c);
+    conn_waiter_done(c, 1);
     conn_unref(c);
 }
 
@@ -176,7 +176,7 @@ static int line_on_data(struct conn *c)
         c->env->m->events_received++;
         if (span_starts_with(line, SPAN_LIT("ack"))) {
             conn_ref(c);
-            c->unacked++;
+            conn_waiter_add(c, 1);
             ingest_when_durable(port, line_on_durable, c);
         }
     }
@@ -207,6 +207,7 @@ struct fx {
     struct tls_ctx *tls;
     int64_t handshake_timeout_ns;
     struct guard_cfg guard; /* used when guard.max_handshakes > 0 */
+    uint64_t mem_limit;     /* limits.memory; 0: counted only */
     struct listener *l;
     int port_no;
 };
@@ -232,6 +233,9 @@ static struct fx *fx_new(bool tls, void (*tweak)(struct fx *))
     fx->cfg.max_frame_bytes = 64 * 1024;
     fx->cfg.max_connections = 16;
     fx->cfg.idle_timeout_ns = 60LL * 1000000000;
+    fx->cfg.high_water_bytes = 1 << 20;
+    fx->cfg.header_timeout_ns = 30LL * 1000000000;
+    fx->cfg.frame_timeout_ns = 60LL * 1000000000;
     fx->handshake_timeout_ns = 10LL * 1000000000 * loop_test_mult();
     fx->port = (struct ingest_port){ &fp_ops, &fx->fp };
     if (tweak) {
@@ -265,6 +269,7 @@ static struct fx *fx_new(bool tls, void (*tweak)(struct fx *))
     if (fx->guard.max_handshakes > 0) {
         conn_set_guard(&fx->set, &fx->guard, &fx->port, &fx->all);
     }
+    conn_set_memory(&fx->set, fx->mem_limit, &fx->all);
     return fx;
 }
 
@@ -279,6 +284,7 @@ static void fx_free(struct fx *fx)
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     assert_int_equal(fx->m.conns_open, 0);
+    assert_int_equal(fx->set.mem.used, 0); /* every buffer gave its memory back */
     tls_ctx_free(fx->tls);
     free(fx);
 }
@@ -782,6 +788,158 @@ static void test_accept_turns(void **state)
     fx_free(fx);
 }
 
+/* ---- limits.memory and the timeouts after the handshake ---- */
+
+static void mem_small(struct fx *fx)
+{
+    fx->cfg.max_frame_bytes = 1 << 20;
+    fx->mem_limit = 1 << 20; /* large frames: 768 KiB in all */
+}
+
+/* Sends up to n bytes of 'x' without blocking, running the loop while the socket is
+ * full, until all are sent or *stop reaches until. Returns the bytes sent. */
+static size_t send_some(struct fx *fx, int fd, size_t n, const uint32_t *stop, uint32_t until)
+{
+    char chunk[16384];
+    size_t off = 0;
+    int64_t deadline = loop_test_mono_ms() + 10000 * loop_test_mult();
+
+    memset(chunk, 'x', sizeof(chunk));
+    while (off < n && !(stop && *stop == until)) {
+        size_t k = n - off < sizeof(chunk) ? n - off : sizeof(chunk);
+        ssize_t w = send(fd, chunk, k, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            off += (size_t)w;
+        } else {
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+            uv_run(&fx->loop, UV_RUN_ONCE);
+        }
+        if (loop_test_mono_ms() > deadline) {
+            fail_msg("sending stuck at %zu of %zu bytes", off, n);
+        }
+    }
+    return off;
+}
+
+/* Large unfinished frames use up their part of the budget: the next one waits (reading
+ * stops, nothing more is allocated), small frames still get through, and once memory
+ * returns the waiting one goes on and nothing is lost. */
+static void test_memory_budget(void **state)
+{
+    struct fx *fx = fx_new(false, mem_small);
+    const size_t big = 300 * 1024;
+
+    (void)state;
+    int a = cl_connect(fx->port_no);
+    send_some(fx, a, big, NULL, 0); /* no newline: one unfinished frame */
+    RUN_UNTIL(fx, fx->m.bytes_received >= big);
+    int b = cl_connect(fx->port_no);
+    size_t sent_b = send_some(fx, b, big, &fx->set.mem.waiting, 1);
+    RUN_UNTIL(fx, fx->set.mem.waiting == 1);
+    assert_int_equal(fx->m.mem_pauses, 1);
+    assert_int_equal(fx->all.memory_waiting, 1);
+    assert_true(fx->set.mem.used <= fx->mem_limit);
+    assert_true(fx->set.mem.large <= fx->mem_limit / 4 * 3);
+    /* Small frames come from the rest of the budget. */
+    int c = cl_connect(fx->port_no);
+    cl_send(c, "small one\nsmall two\n");
+    RUN_UNTIL(fx, fx->fp.ingested == 2);
+    char why[200];
+    assert_false(metrics_ready(&fx->all, why, sizeof(why)));
+    assert_non_null(strstr(why, "limits.memory"));
+    /* a's frame ends: its buffer goes back, b reads on and its frame ends too. */
+    cl_send(a, "\n");
+    RUN_UNTIL(fx, fx->fp.ingested == 3);
+    RUN_UNTIL(fx, fx->set.mem.waiting == 0);
+    send_some(fx, b, big - sent_b, NULL, 0);
+    cl_send(b, "\n");
+    RUN_UNTIL(fx, fx->fp.ingested == 4);
+    assert_int_equal(strlen(fx->fp.last_msg), sizeof(fx->fp.last_msg) - 1); /* b's, cut */
+    assert_true(fx->set.mem.peak <= fx->mem_limit);
+    assert_true(metrics_ready(&fx->all, why, sizeof(why)));
+    close(a);
+    close(b);
+    close(c);
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    fx_free(fx);
+}
+
+static void short_frames(struct fx *fx)
+{
+    fx->cfg.frame_timeout_ns = 200LL * 1000000;
+}
+
+/* Slowloris: a frame begun and never finished (a byte now and then) closes the connection
+ * at listen.frame_timeout, however often bytes arrive; the refusal is recorded. A
+ * connection between frames is only subject to idle_timeout. */
+static void test_frame_timeout(void **state)
+{
+    struct fx *fx = fx_new(false, short_frames);
+    char buf[16];
+
+    (void)state;
+    int slow = cl_connect(fx->port_no);
+    int quiet = cl_connect(fx->port_no);
+    cl_send(quiet, "done\n");
+    cl_send(slow, "a");
+    RUN_UNTIL(fx, fx->fp.ingested == 1);
+    for (int i = 0; fx->m.frame_timeouts == 0; i++) {
+        cl_send(slow, "b"); /* the peer never stops sending: the frame still has to end */
+        int64_t until = loop_test_mono_ms() + 50;
+        while (loop_test_mono_ms() < until && fx->m.frame_timeouts == 0) {
+            uv_run(&fx->loop, UV_RUN_ONCE);
+        }
+        assert_true(i < 200 * loop_test_mult());
+    }
+    RUN_UNTIL(fx, cl_recv(slow, buf, sizeof(buf)) == -1);
+    assert_int_equal(fx->fp.evidence, 1);
+    assert_string_equal(fx->fp.ev_action, "rejected_input");
+    assert_non_null(strstr(fx->fp.ev_msg, "listen.frame_timeout"));
+    assert_int_equal(count_state(fx, CONN_STREAMING), 1); /* quiet is still there */
+    close(slow);
+    close(quiet);
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    fx_free(fx);
+}
+
+static void high_water_3(struct fx *fx)
+{
+    fx->cfg.high_water_bytes = 3; /* the line protocol owes 1 byte per "ack" line */
+}
+
+/* listen.high_water_bytes: a peer whose unacknowledged input reaches it is not read
+ * until acknowledgements bring it below; then it goes on, nothing lost. */
+static void test_high_water(void **state)
+{
+    struct fx *fx = fx_new(false, high_water_3);
+    char buf[64];
+
+    (void)state;
+    int fd = cl_connect(fx->port_no);
+    cl_send(fd, "ack a\nack b\nack c\n");
+    RUN_UNTIL(fx, fx->fp.nwaiters == 3);
+    struct conn *c = only_conn(fx);
+    assert_false(c->reading);
+    cl_send(fd, "d\n");
+    for (int i = 0; i < 20; i++) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(fx->fp.ingested, 3); /* "d" waits in the socket */
+    fp_complete(&fx->fp, 0);
+    RUN_UNTIL(fx, fx->fp.ingested == 4);
+    assert_true(c->reading);
+    ssize_t n = 0;
+    size_t got = 0;
+    while (got < 9) {
+        RUN_UNTIL(fx, (n = cl_recv(fd, buf, sizeof(buf))) != 0);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    close(fd);
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    fx_free(fx);
+}
+
 /* ---- the guard against strangers (guard.h) ---- */
 
 static void guard_small(struct fx *fx)
@@ -946,6 +1104,9 @@ int main(void)
         cmocka_unit_test(test_tls_plaintext_refused),
         cmocka_unit_test(test_tls_handshake_timeout),
         cmocka_unit_test(test_accept_turns),
+        cmocka_unit_test(test_memory_budget),
+        cmocka_unit_test(test_frame_timeout),
+        cmocka_unit_test(test_high_water),
         cmocka_unit_test(test_guard_per_ip),
         cmocka_unit_test(test_guard_evicts_for_newcomer),
         cmocka_unit_test(test_guard_rate),
