@@ -1,8 +1,11 @@
-/* collector/admin.c: the admin endpoint. One request per connection (Connection:
- * close), GET only, request head bounded to 8 KiB. Only the request line is read; the
- * full HTTP/1.1 parser (http-parser) serves the HTTPS ingest listener. Loop thread. */
+/* collector/admin.c: the admin endpoint: GET /metrics, GET /healthz (ready: 200, or 503
+ * with the reason ingest is refused), GET /livez (alive). One request per connection
+ * (Connection: close), GET only, request head bounded to 8 KiB. Only the request line is
+ * read; the full HTTP/1.1 parser (http-parser) serves the HTTPS ingest listener. Loop
+ * thread. */
 #include "collector/admin.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -52,13 +55,22 @@ static int admin_on_data(struct conn *c)
         }
         buf_release(&body);
     } else if (span_starts_with(line, SPAN_LIT("GET /healthz "))) {
+        char why[300];
+        char body[320];
         if (conn_stopping(c)) {
             respond(c, 503, "Service Unavailable", "text/plain", SPAN_LIT("stopping\n"));
+        } else if (!metrics_ready(c->env->all, why, sizeof(why))) {
+            snprintf(body, sizeof(body), "not ready: %s\n", why);
+            respond(c, 503, "Service Unavailable", "text/plain", span_str(body));
         } else {
             respond(c, 200, "OK", "text/plain", SPAN_LIT("ok\n"));
         }
+    } else if (span_starts_with(line, SPAN_LIT("GET /livez "))) {
+        /* Alive: the loop answers. Not a readiness check (that is /healthz): a full disk
+         * must not make a supervisor restart vigild over and over. */
+        respond(c, 200, "OK", "text/plain", SPAN_LIT("ok\n"));
     } else if (span_starts_with(line, SPAN_LIT("GET "))) {
-        respond(c, 404, "Not Found", "text/plain", SPAN_LIT("try /metrics or /healthz\n"));
+        respond(c, 404, "Not Found", "text/plain", SPAN_LIT("try /metrics, /healthz or /livez\n"));
     } else {
         respond(c, 405, "Method Not Allowed", "text/plain", SPAN_LIT("GET only\n"));
     }

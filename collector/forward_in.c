@@ -70,6 +70,8 @@ static size_t packed_need(struct span in)
 
 struct fwd_ack {
     struct conn *c;
+    uint64_t rejected; /* entries kept as rejected_input records: said in the ack */
+    size_t bytes;      /* the message's */
     size_t len;
     uint8_t chunk[];
 };
@@ -83,7 +85,7 @@ static void on_durable(void *arg, int rc)
         if (rc == 0) {
             struct buf out;
             buf_init(&out, a->len + 64);
-            if (forward_encode_ack(&out, (struct span){ a->chunk, a->len }) == 0 &&
+            if (forward_encode_ack(&out, (struct span){ a->chunk, a->len }, a->rejected) == 0 &&
                 conn_send(c, out.data, out.len) == 0) {
                 c->env->m->acks_sent++;
             }
@@ -92,7 +94,7 @@ static void on_durable(void *arg, int rc)
             conn_close(c, rc, "store commit failed: events not acknowledged (the agent retries)");
         }
     }
-    conn_waiter_done(c);
+    conn_waiter_done(c, a->bytes);
     conn_unref(c);
     free(a);
 }
@@ -121,9 +123,19 @@ static int keep_rejected(struct conn *c, struct span entry, int64_t ts, const ch
     return ingest_add(c->env->port, &r);
 }
 
-static int handle_msg(struct conn *c, const struct forward_msg *m)
+/* What one message gave: events taken, entries that did not map (kept as rejected_input
+ * records), and the first of those reasons. */
+struct msg_result {
+    uint64_t events;
+    uint64_t rejected;
+    char first_reject[200];
+};
+
+/* Maps and ingests every entry of m, inside a unit the caller opened: on a negative
+ * return (a malformed entry, the unit past the batch's hard limit) the caller drops the
+ * whole unit. */
+static int handle_msg(struct conn *c, const struct forward_msg *m, struct msg_result *res)
 {
-    struct lst_metrics *lm = c->env->m;
     struct forward_iter it;
     struct buf unz;
     int64_t now = vg_now_ns();
@@ -149,20 +161,20 @@ static int handle_msg(struct conn *c, const struct forward_msg *m)
         errbuf_clear(&eb);
         rec_init(&r);
         if (map_event(hint, record, t, "forward", &r, &c->scratch, &eb) < 0) {
-            lm->events_rejected++;
-            log_warn("conn %" PRIu64 " forward agent '%s': event not mapped: %s", c->id, c->agent,
-                     errbuf_msg(&eb));
+            if (res->rejected++ == 0) {
+                snprintf(res->first_reject, sizeof(res->first_reject), "%s", errbuf_msg(&eb));
+            }
             rc = keep_rejected(c, record, t, errbuf_msg(&eb));
         } else {
             rec_set(&r, VG_F_AGENT, span_str(c->agent));
             r.received = now;
             r.has_received = true;
             rc = ingest_add(c->env->port, &r);
+            res->events += rc == 0;
         }
         if (rc < 0) {
             break;
         }
-        lm->events_received++;
     }
     buf_release(&unz);
     return rc;
@@ -353,22 +365,46 @@ static int forward_on_data(struct conn *c)
             break;
         }
         lm->frames++;
-        rc = handle_msg(c, &m);
+        struct msg_result res = { 0 };
+        /* All or nothing: a message is stored whole or not at all, so an agent that
+         * sends it again after no ack never finds a part of it stored twice. */
+        ingest_unit_begin(port);
+        rc = handle_msg(c, &m, &res);
+        ingest_unit_end(port, rc == 0);
         if (rc < 0) {
+            char why[200];
             lm->frames_rejected++;
+            if (rc == VG_ELIMIT) {
+                snprintf(why, sizeof(why),
+                         "its events, once normalized, exceed what one store batch takes "
+                         "(4 x listen.max_frame_bytes): send smaller chunks");
+            } else {
+                snprintf(why, sizeof(why), "an entry is malformed: %s", vg_strerror(rc));
+            }
             ingest_self_event(port, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip,
-                              c->agent, "Forward message from %s agent '%s' rejected: %s", c->peer,
-                              c->agent, vg_strerror(rc));
-            conn_close(c, rc, "Forward message rejected");
+                              c->agent,
+                              "Forward message of %zd bytes from %s agent '%s' rejected as a "
+                              "whole, nothing of it stored, not acknowledged: %s",
+                              n, c->peer, c->agent, why);
+            conn_close(c, rc, why);
             break;
+        }
+        lm->events_received += res.events + res.rejected;
+        lm->events_rejected += res.rejected;
+        if (res.rejected > 0) {
+            log_warn("conn %" PRIu64 " forward agent '%s': %" PRIu64 " of %" PRIu64
+                     " events not mapped (the first: %s); kept as rejected_input records",
+                     c->id, c->agent, res.rejected, res.events + res.rejected, res.first_reject);
         }
         if (m.chunk.n > 0) {
             struct fwd_ack *a = xmalloc(sizeof(*a) + m.chunk.n);
             a->c = c;
+            a->rejected = res.rejected;
+            a->bytes = (size_t)n;
             a->len = m.chunk.n;
             memcpy(a->chunk, m.chunk.p, m.chunk.n);
             conn_ref(c);
-            c->unacked++;
+            conn_waiter_add(c, a->bytes);
             ingest_when_durable(port, on_durable, a);
         }
         span_advance(&in, (size_t)n);

@@ -42,7 +42,8 @@ struct https_parser {
     size_t max_body;
     struct https_req req;
     enum hp_event event; /* what a callback paused for */
-    bool dead;           /* after HTTPS_STEP_BAD */
+    enum https_phase phase;
+    bool dead; /* after HTTPS_STEP_BAD */
     size_t head_bytes;
     unsigned nheaders;
     bool in_value; /* the last header callback was a value */
@@ -88,6 +89,7 @@ static int on_message_begin(http_parser *hp)
     struct https_parser *p = hp->data;
 
     req_reset(&p->req);
+    p->phase = HTTPS_PHASE_HEAD;
     p->head_bytes = 0;
     p->nheaders = 0;
     p->in_value = false;
@@ -204,6 +206,7 @@ static int on_headers_complete(http_parser *hp)
         r->close_after = true;
     }
     p->event = HP_HEAD;
+    p->phase = HTTPS_PHASE_BODY;
     http_parser_pause(hp, 1);
     return 0;
 }
@@ -244,6 +247,7 @@ static int on_message_complete(http_parser *hp)
         p->req.keep_alive = false; /* no protocol switch here: close after the reply */
     }
     p->event = HP_REQUEST;
+    p->phase = HTTPS_PHASE_IDLE;
     http_parser_pause(hp, 1);
     return 0;
 }
@@ -280,6 +284,11 @@ void https_parser_free(struct https_parser *p)
 struct https_req *https_parser_req(struct https_parser *p)
 {
     return &p->req;
+}
+
+enum https_phase https_parser_phase(const struct https_parser *p)
+{
+    return p->dead ? HTTPS_PHASE_IDLE : p->phase;
 }
 
 void https_parser_next(struct https_parser *p)
@@ -822,6 +831,7 @@ struct https_resp {
     bool ready;     /* may be sent once every reply before it was */
     bool close;     /* the connection closes after it */
     bool durable;   /* it acknowledges events (counted as an ack) */
+    size_t owed;    /* the request body's bytes, while its events are not yet durable */
     char *evidence; /* a source=vigil message to record once the batch committed, or NULL */
     struct buf bytes;
 };
@@ -830,6 +840,7 @@ struct https_resp {
  * https_release when the connection is freed (after every waiter is done). */
 struct https_conn {
     struct https_parser *p;
+    size_t body_charged; /* the request body's capacity, charged to limits.memory */
     struct https_resp *head, **tail;
     unsigned nqueued;
     bool stop;         /* no more requests are read: the last queued reply closes */
@@ -864,6 +875,9 @@ static void https_release(struct conn *c)
         free(r->evidence);
         free(r);
     }
+    struct buf none;
+    buf_init(&none, 0);
+    conn_buf_settle(c, &none, &h->body_charged); /* the body goes with the parser */
     https_parser_free(h->p);
     free(h);
     c->proto_state = NULL;
@@ -1021,11 +1035,12 @@ static void on_durable(void *arg, int rc)
         free(r->evidence);
         r->evidence = NULL;
     }
+    size_t owed = r->owed; /* flush may free r */
     r->ready = true;
     if (c->state != CONN_CLOSING) {
         flush(c, h);
     }
-    conn_waiter_done(c);
+    conn_waiter_done(c, owed);
     if (h->queue_paused && h->nqueued < HTTPS_MAX_QUEUED / 2 && c->state == CONN_STREAMING) {
         h->queue_paused = false;
         conn_resume(c);
@@ -1042,15 +1057,11 @@ static int emit_event(void *arg, struct rec *r)
 {
     struct emit_ctx *e = arg;
     struct conn *c = e->c;
-    int rc;
 
     rec_set(r, VG_F_AGENT, span_str(c->agent));
     r->received = e->now;
     r->has_received = true;
-    if ((rc = ingest_add(c->env->port, r)) == 0) {
-        c->env->m->events_received++;
-    }
-    return rc;
+    return ingest_add(c->env->port, r);
 }
 
 static void on_request(struct conn *c, struct https_conn *h, const struct https_req *req)
@@ -1067,45 +1078,45 @@ static void on_request(struct conn *c, struct https_conn *h, const struct https_
         return;
     }
     if (req->route == HTTPS_ROUTE_HEALTHZ) {
+        char why[300];
+        char text[320];
         if (conn_stopping(c)) {
             queue_reply(h, c, 503, req->keep_alive, "text/plain", NULL, SPAN_LIT("stopping\n"));
+        } else if (!metrics_ready(c->env->all, why, sizeof(why))) {
+            snprintf(text, sizeof(text), "not ready: %s\n", why);
+            queue_reply(h, c, 503, req->keep_alive, "text/plain", NULL, span_str(text));
         } else {
             queue_reply(h, c, 200, req->keep_alive, "text/plain", NULL, SPAN_LIT("ok\n"));
         }
         return;
     }
+    /* All or nothing: the request's events are stored together or not at all (a unit,
+     * ingest.h), so a client told to send a body again never finds part of it stored. */
+    ingest_unit_begin(c->env->port);
     rc = https_ingest(req, e.now, emit_event, &e, &res);
+    ingest_unit_end(c->env->port, rc == 0);
     buf_init(&body, 64 * 1024);
     if (rc < 0) {
-        /* The open batch passed its hard limit inside this request (many tiny events
-         * inflate as records): what was added is stored and acknowledged as such; the
-         * rest is refused as too large, so the client sends it again in smaller bodies
-         * rather than retrying the same one. */
-        char *evidence = NULL;
+        /* The events, once normalized, do not fit one store batch (many tiny events
+         * inflate as records): nothing of the request is stored; the client sends them
+         * again in smaller bodies rather than retrying this one. */
         lm->frames_rejected++;
-        note_reject(c, h, req, 413, res.accepted > 0 ? &evidence : NULL,
+        note_reject(c, h, req, 413, NULL,
                     "the request's events do not fit one store batch (%s): %" PRIu64
-                    " stored, stopped at line %" PRIu32,
+                    " events up to line %" PRIu32 " fitted; nothing of the request is stored",
                     vg_strerror(rc), res.accepted, res.stop_line);
         if (buf_appendf(&body,
-                        "{\"error\":\"the request's events do not fit one store batch: send "
-                        "smaller bodies\",\"line\":%" PRIu32 ",\"accepted\":%" PRIu64 "}\n",
-                        res.stop_line, res.accepted) < 0) {
+                        "{\"error\":\"the request's events do not fit one store batch: "
+                        "nothing of it is stored; send smaller bodies\",\"line\":%" PRIu32
+                        ",\"accepted\":0}\n",
+                        res.stop_line) < 0) {
             buf_reset(&body);
         }
-        struct https_resp *r =
-            queue_reply(h, c, 413, false, "application/json", NULL, buf_span(&body));
+        queue_reply(h, c, 413, false, "application/json", NULL, buf_span(&body));
         buf_release(&body);
-        r->evidence = evidence; /* the open batch is full: recorded after the commit */
-        if (res.accepted > 0) {
-            r->ready = false;
-            r->durable = true;
-            conn_ref(c);
-            c->unacked++;
-            ingest_when_durable(c->env->port, on_durable, r);
-        }
         return;
     }
+    lm->events_received += res.accepted;
     char *evidence = NULL;
     if (res.rejected > 0) {
         const struct https_reject *rj = &res.listed[0];
@@ -1125,8 +1136,9 @@ static void on_request(struct conn *c, struct https_conn *h, const struct https_
     if (res.accepted > 0) {
         r->ready = false;
         r->durable = true;
+        r->owed = req->body.len;
         conn_ref(c);
-        c->unacked++;
+        conn_waiter_add(c, r->owed);
         ingest_when_durable(c->env->port, on_durable, r);
     }
 }
@@ -1172,6 +1184,17 @@ static int https_on_data(struct conn *c)
             conn_pause(c);
             break;
         }
+        /* A body is read into the request's buffer: make room for what may go there,
+         * within the memory budget, before the parser copies it. */
+        struct https_req *cur = https_parser_req(h->p);
+        if (https_parser_phase(h->p) == HTTPS_PHASE_BODY && cur->status == 0) {
+            size_t room = cur->body.max - cur->body.len;
+            int mrc = conn_buf_reserve(c, &cur->body, &h->body_charged, in.n < room ? in.n : room);
+            if (mrc == -EAGAIN) {
+                conn_wait_memory(c);
+                break;
+            }
+        }
         enum https_step st = https_parser_feed(h->p, in, &used);
         span_advance(&in, used);
         struct https_req *req = https_parser_req(h->p);
@@ -1180,6 +1203,7 @@ static int https_on_data(struct conn *c)
         } else if (st == HTTPS_STEP_REQUEST) {
             on_request(c, h, req);
             https_parser_next(h->p);
+            conn_buf_settle(c, &req->body, &h->body_charged);
         } else if (st == HTTPS_STEP_BAD) {
             c->env->m->frames++;
             refuse(c, h, req, true);
@@ -1195,8 +1219,24 @@ static int https_on_data(struct conn *c)
     return 0;
 }
 
+static enum conn_phase https_conn_phase(struct conn *c)
+{
+    struct https_conn *h = c->proto_state;
+
+    switch (h ? https_parser_phase(h->p) : HTTPS_PHASE_IDLE) {
+    case HTTPS_PHASE_HEAD:
+        return CONN_PHASE_HEAD;
+    case HTTPS_PHASE_BODY:
+        return CONN_PHASE_FRAME;
+    default:
+        /* Bytes not parsed yet (reading paused) begin a head. */
+        return c->in.len > 0 ? CONN_PHASE_HEAD : CONN_PHASE_IDLE;
+    }
+}
+
 const struct conn_proto https_proto = {
     .kind = LST_HTTPS,
     .on_data = https_on_data,
     .on_release = https_release,
+    .phase = https_conn_phase,
 };

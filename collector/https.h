@@ -9,7 +9,9 @@
  *                       items), or Event objects                             -> MAP_K8S_AUDIT
  *   POST /v1/trivy      a Trivy or Grype JSON report, one event per finding
  *                       (schemas/trivy_report.h)                             -> MAP_TRIVY
- *   GET  /healthz       200 "ok" (503 while stopping)
+ *   GET  /healthz       200 "ok"; 503 "stopping", or "not ready: WHY" while ingest is
+ *                       refused (the disk below store.free_reserve, the store failing,
+ *                       limits.memory used up: metrics_ready)
  * On every POST route an EventList's items are its events and an array's elements are.
  *
  * Replies (JSON bodies, Content-Type: application/json):
@@ -28,10 +30,10 @@
  *   (none at all is taken as JSON) or a Content-Encoding other than identity, 431 a
  *   request head over HTTPS_MAX_HEAD bytes or HTTPS_MAX_HEADERS headers, 503 the store
  *   failed to commit (nothing of the request is acknowledged; the client retries).
- *   413 {"error": "...", "line": L, "accepted": N} also when a body's events, once
- *   normalized, do not fit one store batch (many tiny events): the first N (up to line
- *   L) are stored, and the reply waits until they are durable; send the rest in
- *   smaller bodies.
+ *   413 {"error": "...", "line": L, "accepted": 0} also when a body's events, once
+ *   normalized, do not fit one store batch (many tiny events; L: where they stopped
+ *   fitting): nothing of the request is stored (a request is all or nothing); send
+ *   them in smaller bodies.
  * 413 and 431 close the connection after the reply, as does a rejection announced before
  * the body was sent (Expect: 100-continue); other rejections read and drop the body and
  * keep the connection. Expect: 100-continue gets "100 Continue" when the request head is
@@ -113,8 +115,14 @@ enum https_step https_parser_feed(struct https_parser *p, struct span in, size_t
 /* The request being parsed (valid until https_parser_next or _free). */
 struct https_req *https_parser_req(struct https_parser *p);
 
-/* After HTTPS_STEP_REQUEST: forgets the request (keeping the body's memory). */
+/* After HTTPS_STEP_REQUEST: forgets the request (keeping the body's memory up to
+ * HTTPS_KEEP_BODY_BYTES). */
 void https_parser_next(struct https_parser *p);
+
+/* Where the parser stands: between requests, inside a request head, or inside its body
+ * (until the request is complete). For the listener's timeouts and memory budget. */
+enum https_phase { HTTPS_PHASE_IDLE, HTTPS_PHASE_HEAD, HTTPS_PHASE_BODY };
+enum https_phase https_parser_phase(const struct https_parser *p);
 
 /* The route and the status for a method and request target (query string ignored):
  * 0, 404 or 405. */

@@ -14,7 +14,7 @@ void ingest_self_event(struct ingest_port *p, enum vg_severity sev, const char *
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    struct ingest_evidence ev = { sev, action, outcome, src_ip, agent, msg, { NULL, 0 } };
+    struct ingest_evidence ev = { sev, action, outcome, src_ip, agent, msg, false, { NULL, 0 } };
     p->ops->evidence(p->ctx, &ev);
 }
 
@@ -30,5 +30,7 @@ void ingest_evidence_rec(const struct ingest_evidence *ev, const char *host, str
     rec_set(r, VG_F_HOST, span_str(host));
     rec_set(r, VG_F_AGENT, span_str(ev->agent && *ev->agent ? ev->agent : "vigild"));
     rec_set(r, VG_F_MESSAGE, span_str(ev->message));
-    r->raw = ev->raw;
+    if (ev->raw.n > 0) {
+        r->raw = ev->raw;
+    }
 }

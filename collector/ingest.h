@@ -32,7 +32,11 @@ struct ingest_evidence {
     const char *src_ip;  /* the peer's address, or NULL */
     const char *agent;   /* the peer's certificate identity, or NULL ("vigild") */
     const char *message; /* what happened, for a human */
-    struct span raw;     /* details as one msgpack value, or empty */
+    /* Made by a peer that has not proved who it is (a refused handshake, a summary of
+     * such refusals): below store.free_reserve it may use only the strangers' part of
+     * the evidence allowance (store.evidence_reserve), so strangers cannot use it up. */
+    bool stranger;
+    struct span raw; /* a msgpack map of details for queries (raw.*), or empty */
 };
 
 struct ingest_port_ops {
@@ -44,11 +48,21 @@ struct ingest_port_ops {
      * cannot be (rc < 0). Never fails. */
     void (*when_durable)(void *ctx, ingest_done_fn fn, void *arg);
     /* Records ev as a source=vigil event, kept even while ordinary events are refused
-     * (a full disk). Never fails: what cannot be recorded is counted and logged. */
+     * (a full disk: within store.evidence_reserve) and when the open batch is past its
+     * limit (room is kept for evidence). Never fails: what cannot be recorded is counted
+     * and logged. */
     void (*evidence)(void *ctx, const struct ingest_evidence *ev);
     /* True while the port takes no more: listeners stop reading (backpressure) until
      * they are resumed (conn_resume_all). */
     bool (*full)(void *ctx);
+    /* A unit: what is ingested between unit_begin and unit_end (a Forward message, an
+     * HTTPS request) is kept or dropped as one: unit_end(keep false) takes every event
+     * of it back, as if it had never been ingested, so a unit that turns out malformed
+     * or too large halfway leaves nothing stored that its sender would send again.
+     * Units do not nest; no waiter is registered and no evidence recorded inside one
+     * (both come after unit_end). */
+    void (*unit_begin)(void *ctx);
+    void (*unit_end)(void *ctx, bool keep);
 };
 
 struct ingest_port {
@@ -69,6 +83,16 @@ static inline void ingest_when_durable(struct ingest_port *p, ingest_done_fn fn,
 static inline bool ingest_full(struct ingest_port *p)
 {
     return p->ops->full(p->ctx);
+}
+
+static inline void ingest_unit_begin(struct ingest_port *p)
+{
+    p->ops->unit_begin(p->ctx);
+}
+
+static inline void ingest_unit_end(struct ingest_port *p, bool keep)
+{
+    p->ops->unit_end(p->ctx, keep);
 }
 
 /* Formats the message and records a source=vigil event through p (ops->evidence). */

@@ -4,6 +4,7 @@
 #include "collector/metrics.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,17 @@ static const struct lst_counter lst_counters[] = {
        "connections closed while events were not yet acknowledged"),
     LC(pauses, "counter", "times reading stopped for backpressure"),
     LC(auth_failures, "counter", "Forward shared-key authentications refused"),
+    LC(conns_refused_rate, "counter",
+       "connections refused at accept over listen.accept_rate_per_ip (their address)"),
+    LC(conns_refused_per_ip, "counter",
+       "connections refused at accept over listen.max_handshakes_per_ip (their address)"),
+    LC(handshakes_evicted, "counter",
+       "TLS handshakes cut at listen.max_handshakes to admit a newer connection"),
+    LC(header_timeouts, "counter",
+       "connections closed: an HTTP request head not complete within listen.header_timeout"),
+    LC(frame_timeouts, "counter",
+       "connections closed: a frame or request not complete within listen.frame_timeout"),
+    LC(mem_pauses, "counter", "times reading stopped because limits.memory was used up"),
 };
 
 /* Upper bounds in ns; the render says them in seconds. Acks and commits: 0.5 ms (a
@@ -233,6 +245,26 @@ static void labels_release(struct metrics_labels *t)
     memset(t, 0, sizeof(*t));
 }
 
+bool metrics_ready(const struct metrics *m, char *why, size_t cap)
+{
+    if (m->disk_full) {
+        snprintf(why, cap,
+                 "store disk below store.free_reserve (%" PRIu64 " bytes free): events are "
+                 "refused",
+                 m->disk_free_bytes);
+    } else if (m->store_failing) {
+        snprintf(why, cap, "the store failed to commit: events are not acknowledged");
+    } else if (m->memory_waiting > 0) {
+        snprintf(why, cap,
+                 "limits.memory is used up (%" PRIu64 " bytes): %" PRIu64
+                 " connections wait to be read",
+                 m->memory_used, m->memory_waiting);
+    } else {
+        return true;
+    }
+    return false;
+}
+
 void metrics_release(struct metrics *m)
 {
     labels_release(&m->agent_events);
@@ -330,6 +362,43 @@ int metrics_render(const struct metrics *m, struct buf *out)
             "vigil_compaction_bytes_after_total %" PRIu64 "\n",
             m->compactions, m->compaction_skipped, m->compaction_failures,
             m->compaction_bytes_before, m->compaction_bytes_after);
+    }
+    if (rc == 0) {
+        rc = buf_appendf(
+            out,
+            "# HELP vigil_evidence_refused_disk_full_total source=vigil evidence not stored "
+            "below store.free_reserve: the episode's store.evidence_reserve was used up\n"
+            "# TYPE vigil_evidence_refused_disk_full_total counter\n"
+            "vigil_evidence_refused_disk_full_total %" PRIu64 "\n"
+            "# HELP vigil_refusal_summaries_total source=vigil summaries of refused "
+            "connections and handshakes (one per address per listen.refusal_interval)\n"
+            "# TYPE vigil_refusal_summaries_total counter\n"
+            "vigil_refusal_summaries_total %" PRIu64 "\n"
+            "# HELP vigil_refusals_summarized_total refusals counted in a summary rather "
+            "than recorded one by one\n"
+            "# TYPE vigil_refusals_summarized_total counter\n"
+            "vigil_refusals_summarized_total %" PRIu64 "\n"
+            "# HELP vigil_handshakes_pending connections in their TLS handshake "
+            "(listen.max_handshakes)\n"
+            "# TYPE vigil_handshakes_pending gauge\nvigil_handshakes_pending %" PRIu64 "\n"
+            "# HELP vigil_guard_addresses source addresses tracked for the handshake and "
+            "accept-rate limits\n"
+            "# TYPE vigil_guard_addresses gauge\nvigil_guard_addresses %" PRIu64 "\n"
+            "# HELP vigil_memory_limit_bytes limits.memory: connection input buffers in all\n"
+            "# TYPE vigil_memory_limit_bytes gauge\nvigil_memory_limit_bytes %" PRIu64 "\n"
+            "# HELP vigil_memory_used_bytes connection input buffers held now\n"
+            "# TYPE vigil_memory_used_bytes gauge\nvigil_memory_used_bytes %" PRIu64 "\n"
+            "# HELP vigil_memory_peak_bytes the most connection input buffers held at once\n"
+            "# TYPE vigil_memory_peak_bytes gauge\nvigil_memory_peak_bytes %" PRIu64 "\n"
+            "# HELP vigil_memory_waiting_connections connections not reading until memory "
+            "returns (limits.memory used up)\n"
+            "# TYPE vigil_memory_waiting_connections gauge\n"
+            "vigil_memory_waiting_connections %" PRIu64 "\n"
+            "# HELP vigil_store_failing 1 from a failed commit until the next one succeeds\n"
+            "# TYPE vigil_store_failing gauge\nvigil_store_failing %" PRIu64 "\n",
+            m->evidence_refused_disk, m->refusal_summaries, m->refusals_summarized,
+            m->handshakes_pending, m->guard_addrs, m->memory_limit, m->memory_used, m->memory_peak,
+            m->memory_waiting, m->store_failing);
     }
     if (rc == 0) {
         rc = buf_appendf(

@@ -31,6 +31,12 @@ struct lst_metrics {
     uint64_t conns_dropped_unacked; /* closed with events not yet acknowledged */
     uint64_t pauses;                /* backpressure: reading stopped */
     uint64_t auth_failures;         /* Forward shared-key (PING) authentications refused */
+    uint64_t conns_refused_rate;    /* over listen.accept_rate_per_ip */
+    uint64_t conns_refused_per_ip;  /* over listen.max_handshakes_per_ip */
+    uint64_t handshakes_evicted;    /* cut at listen.max_handshakes for a newer connection */
+    uint64_t header_timeouts;       /* an HTTP request head past listen.header_timeout */
+    uint64_t frame_timeouts;        /* a frame past listen.frame_timeout */
+    uint64_t mem_pauses;            /* reading stopped for limits.memory */
 };
 
 /* A latency histogram: fixed upper bounds in seconds (le), cumulative when rendered. */
@@ -82,6 +88,16 @@ struct metrics {
     uint64_t store_bytes_stored;
     uint64_t vigil_events;            /* source=vigil self-events recorded */
     uint64_t vigil_events_dropped;    /* self-events not recorded: batch full */
+    uint64_t evidence_refused_disk;   /* evidence not stored: refusing allowance used up */
+    uint64_t refusal_summaries;       /* source=vigil summaries of strangers' refusals */
+    uint64_t refusals_summarized;     /* refusals only counted in a summary */
+    uint64_t handshakes_pending;      /* gauge: connections in their TLS handshake */
+    uint64_t guard_addrs;             /* gauge: addresses the guard tracks (guard.h) */
+    uint64_t memory_limit;            /* gauge: limits.memory */
+    uint64_t memory_used;             /* gauge: connection buffers charged to it now */
+    uint64_t memory_peak;             /* gauge: the most charged at once */
+    uint64_t memory_waiting;          /* gauge: connections waiting for memory */
+    uint64_t store_failing;           /* gauge: 1 from a failed commit to the next good one */
     uint64_t rules_events;            /* durable records evaluated by the rules */
     uint64_t rules_alerts;            /* alerts recorded */
     uint64_t rules_groups;            /* correlation groups held now */
@@ -109,6 +125,9 @@ struct metrics {
 const char *listener_kind_name(enum listener_kind k);
 /* Appends the Prometheus text exposition of m. */
 int metrics_render(const struct metrics *m, struct buf *out);
+/* Whether ingest is taken now (GET /healthz): false with the reason in why (disk below
+ * store.free_reserve, the store failing to commit, the memory budget used up). */
+bool metrics_ready(const struct metrics *m, char *why, size_t cap);
 /* Frees the labelled families' memory (m stays usable: empty). */
 void metrics_release(struct metrics *m);
 

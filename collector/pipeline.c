@@ -12,6 +12,7 @@
  * asks the sink to report. */
 #include "collector/pipeline.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -29,11 +30,18 @@ struct waiter {
     int64_t since; /* mono ns when it started waiting: vigil_ack_latency_seconds */
 };
 
+/* What a record is, for the free-space policy. */
+enum rec_class {
+    REC_EVENT,    /* an event: refused below the free reserve */
+    REC_EVIDENCE, /* the collector's own evidence: stored below it, within an allowance */
+    REC_STRANGER, /* evidence about an unauthenticated peer: a smaller allowance */
+};
+
 struct rec_ref {
     int64_t ts;
     uint64_t seq;
     uint32_t off, len;
-    bool evidence; /* the collector's own event: stored even below the free reserve */
+    uint8_t cls; /* enum rec_class */
 };
 
 struct batch {
@@ -43,8 +51,9 @@ struct batch {
     struct waiter *waiters, **wtail;
     int rc; /* commit result, set by the store thread */
     uint64_t commit_ns;
-    size_t stored;  /* records stored when rc != 0 (evidence, disk full) */
-    size_t refused; /* records refused because the disk was full */
+    size_t stored;           /* records stored when rc != 0 (evidence, disk full) */
+    size_t refused;          /* records refused because the disk was full */
+    size_t evidence_refused; /* of them evidence, past the refusing allowance */
 };
 
 struct pipeline {
@@ -54,6 +63,10 @@ struct pipeline {
     uint64_t next_seq;
     size_t batch_max;
     size_t batch_slack;
+    struct pipeline_limits lim;
+    /* Store thread: record bytes of evidence stored in this refusing episode, by
+     * enum rec_class (REC_EVIDENCE counts both kinds of evidence). */
+    uint64_t refusing_used[3];
     pipeline_drain_fn on_drain;
     void *drain_arg;
     pipeline_closed_fn on_closed;
@@ -82,10 +95,10 @@ struct pipeline {
     int handles_open;
 };
 
-static struct batch *batch_new(size_t max, size_t slack)
+static struct batch *batch_new(const struct pipeline_limits *lim)
 {
     struct batch *b = xcalloc(1, sizeof(*b));
-    buf_init(&b->data, max + slack);
+    buf_init(&b->data, lim->batch_max_bytes + lim->batch_slack_bytes + lim->evidence_room);
     b->wtail = &b->waiters;
     return b;
 }
@@ -104,19 +117,45 @@ static bool batch_empty(const struct batch *b)
     return b->nrefs == 0 && b->waiters == NULL;
 }
 
+/* Store thread, while the sink refuses: whether evidence r still fits the episode's
+ * allowance (counting it if so). Strangers have their own, smaller part of it, so they
+ * cannot use up what the collector's other evidence needs. */
+static bool refusing_allows(struct pipeline *p, const struct rec_ref *r)
+{
+    uint64_t *all = &p->refusing_used[REC_EVIDENCE];
+    uint64_t *str = &p->refusing_used[REC_STRANGER];
+
+    if (r->cls == REC_EVENT || *all + r->len > p->lim.refusing_evidence_bytes) {
+        return false;
+    }
+    if (r->cls == REC_STRANGER) {
+        if (*str + r->len > p->lim.refusing_stranger_bytes) {
+            return false;
+        }
+        *str += r->len;
+    }
+    *all += r->len;
+    return true;
+}
+
 /* Store thread: append every record and commit once. While the sink refuses (the disk
- * below the free reserve) only the evidence records are stored and the batch is refused
- * (-ENOSPC): its waiters acknowledge nothing. */
+ * below the free reserve) only the evidence records are stored, within the refusing
+ * allowances, and the batch is refused (-ENOSPC): its waiters acknowledge nothing. */
 static int commit_batch(struct pipeline *p, struct batch *b)
 {
     const struct pipeline_sink_ops *ops = p->sink.ops;
     bool full = ops->refusing(p->sink.ctx);
     int rc;
 
+    if (!full) {
+        /* A new episode starts with the whole allowance. */
+        memset(p->refusing_used, 0, sizeof(p->refusing_used));
+    }
     for (size_t i = 0; i < b->nrefs; i++) {
         struct rec_ref *r = &b->refs[i];
-        if (full && !r->evidence) {
+        if (full && !refusing_allows(p, r)) {
             b->refused++;
+            b->evidence_refused += r->cls != REC_EVENT;
             continue;
         }
         rc =
@@ -138,6 +177,7 @@ static int commit_batch(struct pipeline *p, struct batch *b)
 fail:
     b->stored = 0;
     b->refused = 0;
+    b->evidence_refused = 0;
     return rc;
 }
 
@@ -201,7 +241,7 @@ static void maybe_submit(struct pipeline *p)
     if (p->inflight == NULL && !batch_empty(p->open)) {
         p->inflight = p->open;
         p->inflight_done = false;
-        p->open = batch_new(p->batch_max, p->batch_slack);
+        p->open = batch_new(&p->lim);
         uv_cond_signal(&p->cond);
     }
     uv_mutex_unlock(&p->mu);
@@ -251,6 +291,7 @@ static void on_batch_done(uv_async_t *h)
     if (!done) {
         return;
     }
+    p->m->store_failing = done->rc < 0 && done->rc != -ENOSPC;
     if (done->rc == 0) {
         p->m->events_stored += done->nrefs;
         p->m->batches_committed++;
@@ -258,7 +299,8 @@ static void on_batch_done(uv_async_t *h)
                done->stored + done->refused > 0) {
         /* Refused below store.free_reserve: logged once per episode (check_disk). */
         p->m->events_stored += done->stored;
-        p->m->events_refused_disk += done->refused;
+        p->m->events_refused_disk += done->refused - done->evidence_refused;
+        p->m->evidence_refused_disk += done->evidence_refused;
         p->m->batches_committed += done->stored > 0;
     } else if (done->rc == -ENOSPC && done->nrefs == 0) {
         /* Only waiters, refused while the disk is full. */
@@ -313,9 +355,8 @@ static void on_batch_done(uv_async_t *h)
 }
 
 int pipeline_new(uv_loop_t *loop, const struct pipeline_sink *sink, uint64_t first_seq,
-                 size_t batch_max_bytes, size_t batch_slack_bytes, struct metrics *m,
-                 pipeline_drain_fn on_drain, void *drain_arg, struct pipeline **out,
-                 struct errbuf *eb)
+                 const struct pipeline_limits *lim, struct metrics *m, pipeline_drain_fn on_drain,
+                 void *drain_arg, struct pipeline **out, struct errbuf *eb)
 {
     struct pipeline *p = xcalloc(1, sizeof(*p));
     int rc;
@@ -324,11 +365,12 @@ int pipeline_new(uv_loop_t *loop, const struct pipeline_sink *sink, uint64_t fir
     p->m = m;
     p->sink = *sink;
     p->next_seq = first_seq;
-    p->batch_max = batch_max_bytes;
-    p->batch_slack = batch_slack_bytes;
+    p->lim = *lim;
+    p->batch_max = lim->batch_max_bytes;
+    p->batch_slack = lim->batch_slack_bytes;
     p->on_drain = on_drain;
     p->drain_arg = drain_arg;
-    p->open = batch_new(batch_max_bytes, batch_slack_bytes);
+    p->open = batch_new(&p->lim);
     if ((rc = uv_mutex_init(&p->mu)) < 0 || (rc = uv_cond_init(&p->cond)) < 0) {
         errbuf_set(eb, "pipeline: cannot init lock: %s", vg_strerror(rc));
         abort(); /* only on resource exhaustion at start-up */
@@ -354,7 +396,7 @@ int pipeline_new(uv_loop_t *loop, const struct pipeline_sink *sink, uint64_t fir
     return 0;
 }
 
-static int add(struct pipeline *p, struct rec *r, bool evidence)
+static int add(struct pipeline *p, struct rec *r, enum rec_class cls)
 {
     struct batch *b = p->open;
     size_t start = b->data.len;
@@ -372,8 +414,14 @@ static int add(struct pipeline *p, struct rec *r, bool evidence)
         r->has_ts = true;
     }
     int rc = rec_encode(r, &b->data);
+    if (rc == 0 && cls == REC_EVENT && b->data.len > p->batch_max + p->batch_slack) {
+        rc = VG_ELIMIT; /* what is past the hard limit is kept for evidence */
+    }
     if (rc < 0) {
         b->data.len = start;
+        if (b->data.cap > start) {
+            b->data.data[start] = 0;
+        }
         p->was_full = true;
         return rc;
     }
@@ -382,7 +430,7 @@ static int add(struct pipeline *p, struct rec *r, bool evidence)
         b->refs = xrealloc(b->refs, b->caprefs * sizeof(*b->refs));
     }
     b->refs[b->nrefs++] = (struct rec_ref){ r->ts, r->seq, (uint32_t)start,
-                                            (uint32_t)(b->data.len - start), evidence };
+                                            (uint32_t)(b->data.len - start), (uint8_t)cls };
     p->next_seq++;
     if (b->data.len >= p->batch_max) {
         p->was_full = true;
@@ -392,12 +440,34 @@ static int add(struct pipeline *p, struct rec *r, bool evidence)
 
 int pipeline_add(struct pipeline *p, struct rec *r)
 {
-    return add(p, r, false);
+    return add(p, r, REC_EVENT);
 }
 
-int pipeline_add_evidence(struct pipeline *p, struct rec *r)
+int pipeline_add_evidence(struct pipeline *p, struct rec *r, bool stranger)
 {
-    return add(p, r, true);
+    return add(p, r, stranger ? REC_STRANGER : REC_EVIDENCE);
+}
+
+void pipeline_mark(const struct pipeline *p, struct pipeline_mark *m)
+{
+    m->batch = p->open;
+    m->len = p->open->data.len;
+    m->nrefs = p->open->nrefs;
+    m->next_seq = p->next_seq;
+}
+
+void pipeline_rollback(struct pipeline *p, const struct pipeline_mark *m)
+{
+    struct batch *b = p->open;
+
+    /* The loop has not run since the mark: the same batch, only grown. */
+    assert(m->batch == b && m->len <= b->data.len && m->nrefs <= b->nrefs);
+    b->data.len = m->len;
+    if (b->data.cap > 0) {
+        b->data.data[b->data.len] = 0;
+    }
+    b->nrefs = m->nrefs;
+    p->next_seq = m->next_seq;
 }
 
 void pipeline_when_durable(struct pipeline *p, pipeline_done_fn fn, void *arg)

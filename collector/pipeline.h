@@ -74,14 +74,24 @@ struct pipeline_sink {
     void *ctx;
 };
 
+/* The bounds of a batch and of the evidence kept while the sink refuses. */
+struct pipeline_limits {
+    size_t batch_max_bytes;   /* soft limit: pipeline_full() from here on */
+    size_t batch_slack_bytes; /* one message may add this much past it: the hard limit */
+    size_t evidence_room;     /* past the hard limit, room for evidence only */
+    /* While the sink refuses (the disk below store.free_reserve): record bytes of
+     * evidence stored per episode at most, and of them from strangers at most. Past
+     * them evidence is refused too (counted: vigil_evidence_refused_disk_full_total). */
+    uint64_t refusing_evidence_bytes;
+    uint64_t refusing_stranger_bytes;
+};
+
 /* Takes ownership of sink (closed by pipeline_close). first_seq is the next seq to
- * assign (store_next_seq). batch_max_bytes is the soft limit checked between messages;
- * one message may add up to batch_slack_bytes more. Starts the store thread, which runs
- * sink upkeep at once (at start: seal, retention, free space). */
+ * assign (store_next_seq); lim is copied. Starts the store thread, which runs sink
+ * upkeep at once (at start: seal, retention, free space). */
 int pipeline_new(uv_loop_t *loop, const struct pipeline_sink *sink, uint64_t first_seq,
-                 size_t batch_max_bytes, size_t batch_slack_bytes, struct metrics *m,
-                 pipeline_drain_fn on_drain, void *drain_arg, struct pipeline **out,
-                 struct errbuf *eb);
+                 const struct pipeline_limits *lim, struct metrics *m, pipeline_drain_fn on_drain,
+                 void *drain_arg, struct pipeline **out, struct errbuf *eb);
 
 /* Any thread: the store thread runs the sink's upkeep soon (a compaction was built). */
 void pipeline_kick(struct pipeline *p);
@@ -90,9 +100,26 @@ void pipeline_kick(struct pipeline *p);
  * open batch. Returns 0, or VG_ELIMIT past the hard limit (nothing added). */
 int pipeline_add(struct pipeline *p, struct rec *r);
 
-/* pipeline_add for the collector's own evidence (source=vigil events): stored even
- * while the disk is below store.free_reserve, when every other record is refused. */
-int pipeline_add_evidence(struct pipeline *p, struct rec *r);
+/* pipeline_add for the collector's own evidence (source=vigil events): it may use the
+ * batch's evidence room past the hard limit, and is stored while the disk is below
+ * store.free_reserve (when every other record is refused) within the refusing
+ * allowances of struct pipeline_limits; stranger: evidence about an unauthenticated peer,
+ * which has the smaller allowance. Returns 0, or VG_ELIMIT when even the evidence room
+ * is full. */
+int pipeline_add_evidence(struct pipeline *p, struct rec *r, bool stranger);
+
+/* Where the open batch stands, to take back what was added after it (a unit that
+ * turned out bad or too large: collector/ingest.h). Valid until the loop next runs: the
+ * batch is handed to the store thread only between loop callbacks. */
+struct pipeline_mark {
+    const void *batch;
+    size_t len, nrefs;
+    uint64_t next_seq;
+};
+void pipeline_mark(const struct pipeline *p, struct pipeline_mark *m);
+/* Takes back every record added since m (their seqs are given out again), as if they
+ * had never been added. Waiters must not have been registered since m. */
+void pipeline_rollback(struct pipeline *p, const struct pipeline_mark *m);
 
 /* Registers a waiter for everything added so far. Never fails. */
 void pipeline_when_durable(struct pipeline *p, pipeline_done_fn fn, void *arg);

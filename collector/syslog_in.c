@@ -700,9 +700,6 @@ struct syslog_conn {
     uint64_t frames; /* frames taken from this connection */
 };
 
-/* Past this, the raw buffer is given back after a burst of big messages. */
-#define SYSLOG_IN_RAW_KEEP (256 * 1024)
-
 static struct syslog_conn *conn_state(struct conn *c)
 {
     if (!c->proto_state) {
@@ -807,7 +804,9 @@ static int syslog_on_data(struct conn *c)
     if (c->state != CONN_CLOSING) {
         buf_consume(&c->in, c->in.len - in.n);
     }
-    if (sc->raw.cap > SYSLOG_IN_RAW_KEEP) {
+    if (sc->raw.cap > 0) {
+        /* Per message only: an idle connection holds none of it (limits.memory counts
+         * what connections hold between reads). */
         size_t max_raw = sc->raw.max;
         buf_release(&sc->raw);
         buf_init(&sc->raw, max_raw);

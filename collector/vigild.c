@@ -4,6 +4,7 @@
  * systemd's Type=notify waits for (<systemd/sd-daemon.h> is used only here). */
 #include "collector/vigild.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -31,12 +32,42 @@ static int port_ingest(void *ctx, struct rec *r)
     struct vigild *vd = ctx;
     int rc = pipeline_add(vd->pipe, r);
 
-    /* vigil_agent_events_total: the listeners stamp agent (the client certificate). */
+    /* vigil_agent_events_total: the listeners stamp agent (the client certificate). A
+     * unit's events count once it is kept (one connection, one agent). */
     if (rc == 0 && r->str[VG_F_AGENT].n > 0) {
-        metrics_labels_add(&vd->m.agent_events, METRICS_MAX_AGENTS, r->str[VG_F_AGENT],
-                           (struct span){ NULL, 0 }, 1);
+        if (vd->unit.open) {
+            vd->unit.agent = r->str[VG_F_AGENT];
+            vd->unit.events++;
+        } else {
+            metrics_labels_add(&vd->m.agent_events, METRICS_MAX_AGENTS, r->str[VG_F_AGENT],
+                               (struct span){ NULL, 0 }, 1);
+        }
     }
     return rc;
+}
+
+static void port_unit_begin(void *ctx)
+{
+    struct vigild *vd = ctx;
+
+    assert(!vd->unit.open);
+    vd->unit.open = true;
+    vd->unit.events = 0;
+    pipeline_mark(vd->pipe, &vd->unit.mark);
+}
+
+static void port_unit_end(void *ctx, bool keep)
+{
+    struct vigild *vd = ctx;
+
+    assert(vd->unit.open);
+    vd->unit.open = false;
+    if (!keep) {
+        pipeline_rollback(vd->pipe, &vd->unit.mark);
+    } else if (vd->unit.events > 0) {
+        metrics_labels_add(&vd->m.agent_events, METRICS_MAX_AGENTS, vd->unit.agent,
+                           (struct span){ NULL, 0 }, vd->unit.events);
+    }
 }
 
 static void port_when_durable(void *ctx, ingest_done_fn fn, void *arg)
@@ -54,9 +85,11 @@ static void port_evidence(void *ctx, const struct ingest_evidence *ev)
         log_info("not recorded (stopping): %s", ev->message);
         return;
     }
+    assert(!vd->unit.open); /* evidence is recorded after a unit (ingest.h) */
     ingest_evidence_rec(ev, vd->self_host, &r);
-    /* Evidence: stored even while the disk is below store.free_reserve. */
-    if (pipeline_add_evidence(vd->pipe, &r) < 0) {
+    /* Evidence: it has room of its own in the batch and an allowance below
+     * store.free_reserve (pipeline.h). */
+    if (pipeline_add_evidence(vd->pipe, &r, ev->stranger) < 0) {
         vd->m.vigil_events_dropped++;
         log_warn("self-event not recorded (batch full): %s", ev->message);
         return;
@@ -75,6 +108,8 @@ static const struct ingest_port_ops vigild_port_ops = {
     .when_durable = port_when_durable,
     .evidence = port_evidence,
     .full = port_full,
+    .unit_begin = port_unit_begin,
+    .unit_end = port_unit_end,
 };
 
 static void on_drain(void *arg)
@@ -181,6 +216,7 @@ void vigild_stop(struct vigild *vd)
     }
     log_info("stopping: no new connections; waiting for in-flight events to be durable "
              "and acknowledged");
+    conn_set_close(&vd->conns); /* the last refusal summaries, while evidence is taken */
     vd->stopping = true;
     int rc = sd_notify(0, "STOPPING=1\nSTATUS=stopping: draining connections");
     if (rc < 0) {
@@ -212,6 +248,31 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     log_info("%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     vigild_stop(vd);
+}
+
+/* limits.memory when the config leaves it 0: a quarter of what vigild may use (its
+ * cgroup's memory.max when there is one, else the machine's RAM), 64 MiB..8 GiB. */
+static uint64_t memory_auto(uint64_t *total_out)
+{
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t total = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 1ULL << 30;
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+
+    if (f) {
+        char line[64];
+        uint64_t v;
+        if (fgets(line, sizeof(line), f) &&
+            parse_u64((struct span){ (const uint8_t *)line, strcspn(line, "\n") }, UINT64_MAX,
+                      &v) == 0 &&
+            v < total) {
+            total = v; /* "max" (no limit) does not parse */
+        }
+        fclose(f);
+    }
+    *total_out = total;
+    uint64_t q = total / 4;
+    return q < (64ULL << 20) ? 64ULL << 20 : q > (8ULL << 30) ? 8ULL << 30 : q;
 }
 
 /* Reads listen.shared_key_file: the key is the file's first line. */
@@ -357,11 +418,22 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         return rc;
     }
     /* Batches: 8 MiB soft limit; one message may add four times the largest frame
-     * (records carry the normalized fields beside the raw event). */
+     * (records carry the normalized fields beside the raw event); 1 MiB more is kept for
+     * evidence. Below store.free_reserve, evidence may use store.evidence_reserve per
+     * episode, at most half the reserve, a quarter of it for strangers. */
+    uint64_t ev_bytes = cfg->store.evidence_reserve_bytes;
+    if (ev_bytes > cfg->store.free_reserve_bytes / 2 && cfg->store.free_reserve_bytes > 0) {
+        ev_bytes = cfg->store.free_reserve_bytes / 2;
+    }
+    struct pipeline_limits lim = {
+        .batch_max_bytes = 8u << 20,
+        .batch_slack_bytes = 4 * (size_t)cfg->listen.max_frame_bytes + (1u << 20),
+        .evidence_room = 1u << 20,
+        .refusing_evidence_bytes = ev_bytes,
+        .refusing_stranger_bytes = ev_bytes / 4,
+    };
     struct pipeline_sink ps = store_sink_as_pipeline(sink);
-    rc = pipeline_new(vd->loop, &ps, first_seq, 8u << 20,
-                      4 * (size_t)cfg->listen.max_frame_bytes + (1u << 20), &vd->m, on_drain, vd,
-                      &vd->pipe, eb);
+    rc = pipeline_new(vd->loop, &ps, first_seq, &lim, &vd->m, on_drain, vd, &vd->pipe, eb);
     if (rc < 0) {
         store_sink_free(sink);
         return rc;
@@ -380,6 +452,27 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         return rc;
     }
     fwd_start(vd->fwd);
+    /* Strangers on the TLS listeners (guard.h): connections are accepted from now on. */
+    struct guard_cfg gc = {
+        .max_handshakes = cfg->listen.max_handshakes,
+        .max_handshakes_per_ip = cfg->listen.max_handshakes_per_ip,
+        .accept_rate = cfg->listen.accept_rate_per_ip,
+        .accept_burst = cfg->listen.accept_burst_per_ip,
+        .interval_ns = cfg->listen.refusal_interval_ns,
+    };
+    conn_set_guard(&vd->conns, &gc, &vd->port, &vd->m);
+    uint64_t mem = cfg->limits.memory_bytes;
+    if (mem == 0) {
+        uint64_t total;
+        mem = memory_auto(&total);
+        if (mem < 4 * cfg->listen.max_frame_bytes) {
+            mem = 4 * cfg->listen.max_frame_bytes; /* a frame of the largest size fits */
+        }
+        log_info("limits.memory: %" PRIu64 " MiB for connection buffers (a quarter of the %" PRIu64
+                 " MiB vigild may use)",
+                 mem >> 20, total >> 20);
+    }
+    conn_set_memory(&vd->conns, mem, &vd->m);
     uv_signal_init(vd->loop, &vd->sig_term);
     uv_signal_init(vd->loop, &vd->sig_int);
     uv_signal_init(vd->loop, &vd->sig_hup);

@@ -10,13 +10,13 @@
 #include "collector/conn.h"
 #include "collector/ingest.h"
 #include "collector/metrics.h"
+#include "collector/pipeline.h"
 #include "common/config.h"
 #include "schemas/record.h"
 #include "store/store.h"
 
 struct fwd;
 struct listener;
-struct pipeline;
 struct rules_live;
 struct tls_ctx;
 
@@ -40,6 +40,14 @@ struct vigild {
     int ready_fd;        /* -1, or where the "ready" line goes once listening */
     char self_host[256]; /* host name stamped on source=vigil events */
     char *shared_key;    /* Forward shared key (listen.shared_key_file), or NULL */
+    /* The port's open unit (ingest.h): where the batch stood, and its events per agent
+     * (counted in vigil_agent_events_total only if the unit is kept). */
+    struct {
+        bool open;
+        struct pipeline_mark mark;
+        struct span agent;
+        uint64_t events;
+    } unit;
 };
 
 /* Records a source=vigil evidence event (refused handshake, rejected input...) through

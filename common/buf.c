@@ -16,22 +16,32 @@ void buf_init(struct buf *b, size_t max)
     b->max = max;
 }
 
-int buf_reserve(struct buf *b, size_t n)
+size_t buf_reserve_cap(const struct buf *b, size_t n)
 {
     /* One byte beyond len is kept for the NUL terminator. */
     if (n > b->max - b->len) {
-        return VG_ELIMIT;
+        return 0;
     }
     size_t need = b->len + n + 1;
     if (need <= b->cap) {
-        return 0;
+        return b->cap;
     }
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need) {
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     }
-    if (cap > b->max + 1) {
-        cap = b->max + 1;
+    return cap > b->max + 1 ? b->max + 1 : cap;
+}
+
+int buf_reserve(struct buf *b, size_t n)
+{
+    size_t cap = buf_reserve_cap(b, n);
+
+    if (cap == 0) {
+        return VG_ELIMIT;
+    }
+    if (cap == b->cap) {
+        return 0;
     }
     b->data = xrealloc(b->data, cap);
     b->cap = cap;

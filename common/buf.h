@@ -17,8 +17,11 @@ struct buf {
     size_t len, cap, max;
 };
 
-void buf_init(struct buf *b, size_t max);              /* allocates nothing */
-int buf_reserve(struct buf *b, size_t n) VG_MUST_USE;  /* room for n more; VG_ELIMIT past max */
+void buf_init(struct buf *b, size_t max);             /* allocates nothing */
+int buf_reserve(struct buf *b, size_t n) VG_MUST_USE; /* room for n more; VG_ELIMIT past max */
+/* The capacity buf_reserve(b, n) would leave b with (b->cap when it has room already), or
+ * 0 when n more is past max: for callers that budget memory before it is allocated. */
+size_t buf_reserve_cap(const struct buf *b, size_t n);
 int buf_append(struct buf *b, const void *p, size_t n) VG_MUST_USE;
 int buf_append_str(struct buf *b, const char *s) VG_MUST_USE;
 int buf_append_byte(struct buf *b, uint8_t c) VG_MUST_USE;

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -64,6 +65,11 @@ static const struct cfg_opt store_opts[] = {
       "how long a commit waits to batch more events before its fsync (group commit)" },
     { "free_reserve", CFG_SIZE, "1GiB", 0, 0, CFG_OFF(struct store_cfg, free_reserve_bytes),
       "ingest is refused (backpressure) when the disk has less free space than this" },
+    { "evidence_reserve", CFG_SIZE, "64MiB", 0, 0,
+      CFG_OFF(struct store_cfg, evidence_reserve_bytes),
+      "below free_reserve only source=vigil evidence is stored, and at most this much of it "
+      "per episode (at most half of free_reserve; a quarter of it for evidence about "
+      "unauthenticated peers, so strangers cannot use it up)" },
     { "fsync", CFG_BOOL, "true", 0, 0, CFG_OFF(struct store_cfg, fsync),
       "fsync before acknowledging; false loses acknowledged events on power loss" },
     { "signing_key", CFG_PATH, NULL, 0, 0, CFG_OFF(struct store_cfg, signing_key),
@@ -107,9 +113,37 @@ static const struct cfg_opt listen_opts[] = {
       CFG_OFF(struct listen_cfg, max_frame_bytes),
       "largest Forward frame, syslog message or HTTP body accepted" },
     { "max_connections", CFG_UINT, "4096", 1, 1000000, CFG_OFF(struct listen_cfg, max_connections),
-      "connections over this are refused at accept" },
+      "connections to one listener over this are refused at accept" },
+    { "max_handshakes", CFG_UINT, "0", 0, 1000000, CFG_OFF(struct listen_cfg, max_handshakes),
+      "connections still in their TLS handshake, all listeners together (0: a quarter of "
+      "max_connections; must be below it, so verified agents always find a slot); at the "
+      "limit the oldest handshake of the address with the most is cut for a new one" },
+    { "max_handshakes_per_ip", CFG_UINT, "32", 1, 1000000,
+      CFG_OFF(struct listen_cfg, max_handshakes_per_ip),
+      "connections in their TLS handshake from one address (IPv6: one /64); more are "
+      "refused at accept" },
+    { "accept_rate_per_ip", CFG_UINT, "20", 0, 1000000,
+      CFG_OFF(struct listen_cfg, accept_rate_per_ip),
+      "new TLS connections a second from one address (IPv6: one /64), sustained; more are "
+      "refused at accept; 0: no limit" },
+    { "accept_burst_per_ip", CFG_UINT, "100", 1, 1000000,
+      CFG_OFF(struct listen_cfg, accept_burst_per_ip),
+      "new TLS connections from one address accepted at once above accept_rate_per_ip "
+      "(agents reconnecting after a restart)" },
+    { "refusal_interval", CFG_DURATION, "1m", NS_SEC, 24 * 60 * NS_MIN,
+      CFG_OFF(struct listen_cfg, refusal_interval_ns),
+      "refused connections and handshakes are recorded one by one for the first few of an "
+      "address, then as one source=vigil summary per address this often" },
     { "idle_timeout", CFG_DURATION, "5m", NS_SEC, 7 * NS_DAY,
       CFG_OFF(struct listen_cfg, idle_timeout_ns), "a connection silent this long is closed" },
+    { "header_timeout", CFG_DURATION, "30s", 100 * NS_MS, 60 * NS_MIN,
+      CFG_OFF(struct listen_cfg, header_timeout_ns),
+      "an HTTP request head not complete this long after its first byte closes the "
+      "connection (slow clients holding connections open)" },
+    { "frame_timeout", CFG_DURATION, "2m", 100 * NS_MS, 60 * NS_MIN,
+      CFG_OFF(struct listen_cfg, frame_timeout_ns),
+      "a Forward message, syslog frame or HTTP request not complete this long after its "
+      "first byte closes the connection (a frame of max_frame_bytes must arrive within it)" },
     { "high_water_bytes", CFG_SIZE, "64MiB", 64 << 10, 4LL << 30,
       CFG_OFF(struct listen_cfg, high_water_bytes),
       "unacknowledged bytes of one connection before vigild stops reading it" },
@@ -201,6 +235,15 @@ static const struct cfg_opt forwarder_opts[] = {
     { NULL },
 };
 
+static const struct cfg_opt limits_opts[] = {
+    { "memory", CFG_SIZE, "0", 0, 0, CFG_OFF(struct limits_cfg, memory_bytes),
+      "bytes all connections may hold in their input buffers together; when used up, "
+      "connections stop reading until memory returns (0: a quarter of the RAM vigild may "
+      "use, its cgroup's limit or the machine's, between 64MiB and 8GiB; else at least 4 "
+      "times listen.max_frame_bytes)" },
+    { NULL },
+};
+
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
 static const struct cfg_opt log_opts[] = {
@@ -221,6 +264,8 @@ static const struct cfg_opt config_opts[] = {
     { "forwarders", CFG_LIST, NULL, 0, 64, CFG_OFF(struct vg_config, forwarders),
       "where alerts are sent", .sub = forwarder_opts, .elem_size = sizeof(struct forwarder_cfg),
       .count_off = CFG_OFF(struct vg_config, nforwarders) },
+    { "limits", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, limits),
+      "what vigild's connections may use in all", .sub = limits_opts },
     { "log", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, log), "vigild's own log",
       .sub = log_opts },
     { "user", CFG_STR, NULL, 0, 0, CFG_OFF(struct vg_config, user),
@@ -275,6 +320,18 @@ static int check_listen(const struct cfg_doc *d, const struct vg_config *c, stru
                                  "'listen.%s' is on '%s' (its default)",
                                  all[i].name, a->host);
         }
+    }
+    if (c->limits.memory_bytes > 0 && c->limits.memory_bytes < 4 * l->max_frame_bytes) {
+        return cfg_doc_error(d, &c->limits.memory_bytes, eb,
+                             "must be at least 4 times listen.max_frame_bytes (%" PRIu64
+                             "), or 0, so that a frame of the largest size can be read",
+                             l->max_frame_bytes);
+    }
+    if (cfg_doc_has(d, &l->max_handshakes) && l->max_handshakes >= l->max_connections) {
+        return cfg_doc_error(d, &l->max_handshakes, eb,
+                             "must be below listen.max_connections (%" PRIu64
+                             "), so that verified agents always find a slot",
+                             l->max_connections);
     }
     for (size_t i = 0; i < VG_ARRAY_LEN(all); i++) {
         for (size_t j = 0; j < i; j++) {
@@ -341,6 +398,10 @@ int config_load_mem(const char *name, struct span text, const char *base_dir,
     }
     if (rc == 0) {
         rc = check_forwarders(d, c, eb);
+    }
+    if (rc == 0 && c->listen.max_handshakes == 0) {
+        c->listen.max_handshakes =
+            c->listen.max_connections / 4 ? c->listen.max_connections / 4 : 1;
     }
     if (rc < 0) {
         cfg_doc_free(d);
@@ -447,6 +508,7 @@ int config_defaults(struct vg_config **out)
     struct vg_config *c = xcalloc(1, sizeof(*c));
 
     cfg_defaults(config_opts, c);
+    c->listen.max_handshakes = c->listen.max_connections / 4;
     *out = c;
     return 0;
 }

@@ -19,19 +19,21 @@
 /* store: { path, partition, retention: { max_age, max_size, interval }, block_bytes,
  *          commit_interval, free_reserve, fsync, signing_key } */
 struct store_cfg {
-    char *path;                  /* never NULL */
-    int64_t partition_ns;        /* 1h */
-    int64_t max_age_ns;          /* retention.max_age, 30d: from event time and receipt */
-    int64_t retain_every_ns;     /* retention.interval, 1m */
-    uint64_t max_size_bytes;     /* retention.max_size, 200GB */
-    uint64_t block_bytes;        /* 1MiB, 4KiB..16MiB */
-    char *compression;           /* "lz4hc" (default) or "lz4": how blocks are written */
-    char *compaction;            /* "zstd" (default), "lz4hc" or "off": sealed segments */
-    int64_t commit_interval_ns;  /* 2ms, 0..1s */
-    uint64_t free_reserve_bytes; /* 1GiB */
-    bool fsync;                  /* true */
-    char *signing_key;           /* Ed25519 PEM key signing sealed segments, or NULL
-                                    (the store makes <path>/keys/collector-ed25519.pem) */
+    char *path;                      /* never NULL */
+    int64_t partition_ns;            /* 1h */
+    int64_t max_age_ns;              /* retention.max_age, 30d: from event time and receipt */
+    int64_t retain_every_ns;         /* retention.interval, 1m */
+    uint64_t max_size_bytes;         /* retention.max_size, 200GB */
+    uint64_t block_bytes;            /* 1MiB, 4KiB..16MiB */
+    char *compression;               /* "lz4hc" (default) or "lz4": how blocks are written */
+    char *compaction;                /* "zstd" (default), "lz4hc" or "off": sealed segments */
+    int64_t commit_interval_ns;      /* 2ms, 0..1s */
+    uint64_t free_reserve_bytes;     /* 1GiB */
+    uint64_t evidence_reserve_bytes; /* 64MiB: evidence below free_reserve, per episode
+                                        (at most half of free_reserve is used) */
+    bool fsync;                      /* true */
+    char *signing_key;               /* Ed25519 PEM key signing sealed segments, or NULL
+                                        (the store makes <path>/keys/collector-ed25519.pem) */
 };
 
 /* tls: { ca, cert, key, crl, handshake_timeout }. ca, cert and key are set (and were
@@ -48,17 +50,25 @@ struct tls_cfg {
 /* listen: admin is loopback unless admin_remote; insecure: true only with every enabled
  * listener on loopback. A disabled listener has enabled == false and host == NULL. */
 struct listen_cfg {
-    struct cfg_addr forward;   /* 0.0.0.0:24224 */
-    struct cfg_addr syslog;    /* 0.0.0.0:6514 */
-    struct cfg_addr https;     /* 0.0.0.0:8443 */
-    struct cfg_addr admin;     /* 127.0.0.1:9465, plain HTTP */
-    bool admin_remote;         /* admin may bind a non-loopback address */
-    bool insecure;             /* plaintext forward/syslog/https (loopback only) */
-    uint64_t max_frame_bytes;  /* 16MiB */
-    uint64_t max_connections;  /* 4096 */
-    int64_t idle_timeout_ns;   /* 5m */
-    uint64_t high_water_bytes; /* 64MiB: per-connection pending bytes before pausing reads */
-    char *shared_key_file;     /* Forward shared_key secret, or NULL */
+    struct cfg_addr forward;        /* 0.0.0.0:24224 */
+    struct cfg_addr syslog;         /* 0.0.0.0:6514 */
+    struct cfg_addr https;          /* 0.0.0.0:8443 */
+    struct cfg_addr admin;          /* 127.0.0.1:9465, plain HTTP */
+    bool admin_remote;              /* admin may bind a non-loopback address */
+    bool insecure;                  /* plaintext forward/syslog/https (loopback only) */
+    uint64_t max_frame_bytes;       /* 16MiB */
+    uint64_t max_connections;       /* 4096, per listener */
+    uint64_t max_handshakes;        /* connections in their TLS handshake, all listeners; the
+                                       load resolves 0 to a quarter of max_connections */
+    uint64_t max_handshakes_per_ip; /* 32 */
+    uint64_t accept_rate_per_ip;    /* 20 new connections a second; 0: no limit */
+    uint64_t accept_burst_per_ip;   /* 100 */
+    int64_t refusal_interval_ns;    /* 1m: strangers' refusals summarized this often */
+    int64_t idle_timeout_ns;        /* 5m */
+    int64_t header_timeout_ns;      /* 30s: an HTTP request head, from its first byte */
+    int64_t frame_timeout_ns;       /* 2m: a frame or request, from its first byte */
+    uint64_t high_water_bytes;      /* 64MiB: per-connection pending bytes before pausing reads */
+    char *shared_key_file;          /* Forward shared_key secret, or NULL */
 };
 
 /* rules: { paths, resolve_after, update_every, lateness, max_future, summary_every }
@@ -99,6 +109,13 @@ struct forwarder_cfg {
     int64_t expire_after_ns; /* alertmanager: endsAt of a firing alert, now + 5m */
 };
 
+/* limits: { memory } */
+struct limits_cfg {
+    uint64_t memory_bytes; /* connection buffers in all; vigild resolves 0 (the default)
+                              to a quarter of the RAM it may use (cgroup memory.max or the
+                              machine's), between 64MiB and 8GiB */
+};
+
 struct log_cfg {
     char *level; /* error, warn, info or debug; default info */
 };
@@ -113,6 +130,7 @@ struct vg_config {
     struct tls_cfg tls;
     struct listen_cfg listen;
     struct rules_cfg rules;
+    struct limits_cfg limits;
     struct forwarder_cfg *forwarders;
     size_t nforwarders;
     struct log_cfg log;

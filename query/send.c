@@ -133,7 +133,7 @@ static int wait_ack(struct sender *s)
 
     for (;;) {
         struct span ack;
-        ssize_t n = forward_decode_ack(buf_span(&s->ackbuf), &ack);
+        ssize_t n = forward_decode_ack(buf_span(&s->ackbuf), &ack, NULL);
         if (n < 0) {
             errbuf_set(s->eb, "server sent something that is not a Forward ack");
             return -EPROTO;

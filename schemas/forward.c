@@ -573,16 +573,22 @@ static int put_option(struct buf *out, int64_t size, bool gzip, struct span chun
     return rc;
 }
 
-int forward_encode_ack(struct buf *out, struct span chunk)
+int forward_encode_ack(struct buf *out, struct span chunk, uint64_t rejected)
 {
     size_t len = out->len;
-    int rc = mp_put_map(out, 1);
+    int rc = mp_put_map(out, rejected > 0 ? 2 : 1);
 
     if (rc == 0) {
         rc = mp_put_cstr(out, "ack");
     }
     if (rc == 0) {
         rc = mp_put_str(out, chunk.p, chunk.n);
+    }
+    if (rc == 0 && rejected > 0) {
+        rc = mp_put_cstr(out, "rejected");
+        if (rc == 0) {
+            rc = mp_put_u64(out, rejected);
+        }
     }
     return restore(out, len, rc);
 }
@@ -750,7 +756,7 @@ int forward_encode_compressed(struct buf *out, struct span tag, struct span entr
     return rc;
 }
 
-ssize_t forward_decode_ack(struct span in, struct span *chunk)
+ssize_t forward_decode_ack(struct span in, struct span *chunk, uint64_t *rejected)
 {
     ssize_t len = mp_value_len(in, FORWARD_ACK_MAX, 8);
     struct span val;
@@ -768,5 +774,12 @@ ssize_t forward_decode_ack(struct span in, struct span *chunk)
         return -EPROTO;
     }
     *chunk = o.v.s;
+    int64_t n = 0;
+    if (mp_map_get(map, SPAN_LIT("rejected"), &val) == 1 && (!mp_get_i64(val, &n) || n < 0)) {
+        return -EPROTO;
+    }
+    if (rejected) {
+        *rejected = (uint64_t)n;
+    }
     return len;
 }

@@ -112,8 +112,11 @@ int forward_iter_next(struct forward_iter *it, int64_t *time_ns, struct span *re
  * a time before 1970 or past 2106, which EventTime cannot hold). On error out is left as
  * it was. Chunk ids are written as str; an empty chunk writes no chunk option. */
 
-/* The server's ack response {"ack": chunk}. */
-int forward_encode_ack(struct buf *out, struct span chunk) VG_MUST_USE;
+/* The server's ack response {"ack": chunk}, or {"ack": chunk, "rejected": n} when n > 0
+ * of the chunk's entries did not map to the schema (vigild keeps each as a source=vigil
+ * rejected_input record; clients that know only "ack" ignore the other key, as the
+ * spec's readers of an ack do). */
+int forward_encode_ack(struct buf *out, struct span chunk, uint64_t rejected) VG_MUST_USE;
 /* One PackedForward / Forward entry [EventTime, record] appended to entries. */
 int forward_encode_entry(struct buf *entries, int64_t time_ns, struct span record_map) VG_MUST_USE;
 /* [tag, bin(entries), {"size": count(, "chunk": chunk)}]: entries are `count` entries
@@ -133,9 +136,10 @@ int forward_encode_compressed(struct buf *out, struct span tag, struct span entr
                               struct span chunk) VG_MUST_USE;
 
 /* Client side: parses an ack response {"ack": id} at the front of in (id str or bin;
- * other keys ignored). Returns bytes consumed (> 0) with *chunk pointing into in, 0 when
- * in holds only a prefix of a map (need more), -EPROTO for anything else (not a map, no
- * "ack", id of another type, longer than FORWARD_ACK_MAX). */
-ssize_t forward_decode_ack(struct span in, struct span *chunk) VG_MUST_USE;
+ * other keys ignored but "rejected", a count read into *rejected (may be NULL; 0 when
+ * absent)). Returns bytes consumed (> 0) with *chunk pointing into in, 0 when in holds
+ * only a prefix of a map (need more), -EPROTO for anything else (not a map, no "ack", id
+ * of another type, "rejected" not a count, longer than FORWARD_ACK_MAX). */
+ssize_t forward_decode_ack(struct span in, struct span *chunk, uint64_t *rejected) VG_MUST_USE;
 
 #endif

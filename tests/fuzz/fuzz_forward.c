@@ -97,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     CHECK(n == 0 || n == -EPROTO || n == VG_ELIMIT);
 
-    n = forward_decode_ack(all, &ack);
+    n = forward_decode_ack(all, &ack, NULL);
     CHECK(n == 0 || n == -EPROTO || (n > 0 && (size_t)n <= all.n && inside(ack, all)));
     buf_release(&scratch);
     return 0;

@@ -85,22 +85,57 @@ def _unpack_str(b, i):
     return b[i:i + n].decode(), i + n
 
 
-def unpack_ack(b):
-    """Parses one {"ack": id} at the front of b; returns (id, bytes used) or None when
-    more bytes are needed. Raises ValueError for anything else."""
+def _unpack_uint(b, i):
+    """Decodes one msgpack unsigned int at b[i:]; (int, next index) or None if cut off."""
+    if i >= len(b):
+        return None
+    t = b[i]
+    if t < 0x80:
+        return t, i + 1
+    size = {0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8}.get(t)
+    if size is None:
+        raise ValueError("not a msgpack uint: 0x%02x" % t)
+    if i + 1 + size > len(b):
+        return None
+    return int.from_bytes(b[i + 1:i + 1 + size], "big"), i + 1 + size
+
+
+def unpack_ack_full(b):
+    """Parses one {"ack": id} or {"ack": id, "rejected": n} (vigild says how many entries
+    it kept as rejected_input records) at the front of b; returns (id, rejected, bytes
+    used) or None when more bytes are needed. Raises ValueError for anything else."""
     if not b:
         return None
-    if b[0] != 0x81:
+    if b[0] not in (0x81, 0x82):
         raise ValueError("expected an ack map, got 0x%02x" % b[0])
-    k = _unpack_str(b, 1)
-    if k is None:
-        return None
-    if k[0] != "ack":
-        raise ValueError("expected key 'ack', got %r" % k[0])
-    v = _unpack_str(b, k[1])
-    if v is None:
-        return None
-    return v[0], v[1]
+    i, ack, rejected = 1, None, 0
+    for _ in range(b[0] & 0x0f):
+        k = _unpack_str(b, i)
+        if k is None:
+            return None
+        if k[0] == "ack":
+            v = _unpack_str(b, k[1])
+        elif k[0] == "rejected":
+            v = _unpack_uint(b, k[1])
+        else:
+            raise ValueError("unexpected key %r" % k[0])
+        if v is None:
+            return None
+        if k[0] == "ack":
+            ack = v[0]
+        else:
+            rejected = v[0]
+        i = v[1]
+    if ack is None:
+        raise ValueError("no 'ack' key")
+    return ack, rejected, i
+
+
+def unpack_ack(b):
+    """Parses one ack at the front of b; returns (id, bytes used) or None when more bytes
+    are needed. Raises ValueError for anything else."""
+    got = unpack_ack_full(b)
+    return None if got is None else (got[0], got[2])
 
 
 class ForwardClient:
@@ -118,18 +153,22 @@ class ForwardClient:
         """Sends [tag, [[time, record]...], {"chunk": chunk_id}] (Forward mode)."""
         self.sock.sendall(pack([tag, [[t, r] for t, r in entries], {"chunk": chunk_id}]))
 
-    def wait_ack(self):
-        """Returns the next acked chunk id; raises ConnectionError when the server closes
-        without one (e.g. it refused to store the events, or died)."""
+    def wait_ack(self, with_rejected=False):
+        """Returns the next acked chunk id (with_rejected: (id, rejected entries));
+        raises ConnectionError when the server closes without one (e.g. it refused to
+        store the events, or died)."""
         while True:
-            got = unpack_ack(self.buf)
+            got = unpack_ack_full(self.buf)
             if got is not None:
-                self.buf = self.buf[got[1]:]
-                return got[0]
+                self.buf = self.buf[got[2]:]
+                return (got[0], got[1]) if with_rejected else got[0]
             data = self.sock.recv(4096)
             if not data:
                 raise ConnectionError("closed by vigild without an ack")
             self.buf += data
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
 
     def close(self):
         try:

@@ -113,8 +113,11 @@ class ManifestTest(unittest.TestCase):
             for p in s["spec"]["ports"]:
                 self.assertEqual(ports[p["targetPort"]], p["port"])
         self.assertEqual({p["name"] for p in svc["spec"]["ports"]}, {"forward", "syslog", "https"})
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            self.assertEqual(c[probe]["httpGet"], {"path": "/healthz", "port": "admin"}, probe)
+        # Ready only while ingest is taken; alive (not restarted) while it runs at all.
+        probes = {"startupProbe": "/livez", "readinessProbe": "/healthz",
+                  "livenessProbe": "/livez"}
+        for probe, path in probes.items():
+            self.assertEqual(c[probe]["httpGet"], {"path": path, "port": "admin"}, probe)
         self.assertEqual(pod["metadata"]["annotations"]["prometheus.io/port"], str(ports["admin"]))
         # The config: the ConfigMap's vigil.yaml, where -c points; its paths are mounts.
         mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
@@ -204,9 +207,10 @@ class PodConfigTest(unittest.TestCase):
         vd.start()
         self.assertRegex(vd.read_log(), r"listening: admin on 0\.0\.0\.0:\d+ \(plain\)")
         self.assertRegex(vd.read_log(), r"rules: [1-9]\d* loaded, 0 unsupported, 0 invalid")
-        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % vd.admin_port,
-                                    timeout=timeout(10)) as r:
-            self.assertEqual(r.status, 200)
+        for path in ("/healthz", "/livez"):
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (vd.admin_port, path),
+                                        timeout=timeout(10)) as r:
+                self.assertEqual(r.status, 200)
         vd.stop()
 
 

@@ -10,7 +10,10 @@
  * listen.max_connections, a failed commit, shutdown with conn_drain_all, a listener
  * closed while its connections live); TLS (a verified agent, no client certificate,
  * plaintext on a TLS port, a handshake that never finishes): each refusal counted and
- * recorded through the port as evidence, and the listener still serving afterwards.
+ * recorded through the port as evidence, and the listener still serving afterwards; the
+ * guard against strangers (the per-address handshake limit, a newcomer admitted at the
+ * global limit by cutting the busiest address's oldest handshake, the accept rate,
+ * refusals sampled then summarized).
  * Every test ends with uv_loop_close() == 0. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,6 +49,8 @@ struct fake_port {
     char last_msg[256];
     char last_agent[256];
     int evidence;
+    int strangers; /* evidence about unauthenticated peers */
+    int summaries; /* of it refusal summaries */
     char ev_action[64];
     char ev_msg[512];
     struct {
@@ -82,6 +87,8 @@ static void fp_evidence(void *ctx, const struct ingest_evidence *ev)
     struct fake_port *fp = ctx;
 
     fp->evidence++;
+    fp->strangers += ev->stranger;
+    fp->summaries += strcmp(ev->action, "refusal_summary") == 0;
     snprintf(fp->ev_action, sizeof(fp->ev_action), "%s", ev->action);
     snprintf(fp->ev_msg, sizeof(fp->ev_msg), "%s", ev->message);
 }
@@ -91,7 +98,20 @@ static bool fp_full(void *ctx)
     return ((struct fake_port *)ctx)->full;
 }
 
-static const struct ingest_port_ops fp_ops = { fp_ingest, fp_when_durable, fp_evidence, fp_full };
+static void fp_unit_begin(void *ctx)
+{
+    (void)ctx;
+}
+
+static void fp_unit_end(void *ctx, bool keep)
+{
+    (void)ctx;
+    (void)keep;
+}
+
+static const struct ingest_port_ops fp_ops = {
+    fp_ingest, fp_when_durable, fp_evidence, fp_full, fp_unit_begin, fp_unit_end,
+};
 
 /* Calls every waiter with rc, oldest first (as a commit would). */
 static void fp_complete(struct fake_port *fp, int rc)
@@ -119,7 +139,7 @@ static void line_on_durable(void *arg, int rc)
             conn_close(c, rc, "not durable");
         }
     }
-    conn_waiter_done(c);
+    conn_waiter_done(c, 1);
     conn_unref(c);
 }
 
@@ -156,7 +176,7 @@ static int line_on_data(struct conn *c)
         c->env->m->events_received++;
         if (span_starts_with(line, SPAN_LIT("ack"))) {
             conn_ref(c);
-            c->unacked++;
+            conn_waiter_add(c, 1);
             ingest_when_durable(port, line_on_durable, c);
         }
     }
@@ -186,6 +206,8 @@ struct fx {
     struct ingest_port port;
     struct tls_ctx *tls;
     int64_t handshake_timeout_ns;
+    struct guard_cfg guard; /* used when guard.max_handshakes > 0 */
+    uint64_t mem_limit;     /* limits.memory; 0: counted only */
     struct listener *l;
     int port_no;
 };
@@ -211,6 +233,9 @@ static struct fx *fx_new(bool tls, void (*tweak)(struct fx *))
     fx->cfg.max_frame_bytes = 64 * 1024;
     fx->cfg.max_connections = 16;
     fx->cfg.idle_timeout_ns = 60LL * 1000000000;
+    fx->cfg.high_water_bytes = 1 << 20;
+    fx->cfg.header_timeout_ns = 30LL * 1000000000;
+    fx->cfg.frame_timeout_ns = 60LL * 1000000000;
     fx->handshake_timeout_ns = 10LL * 1000000000 * loop_test_mult();
     fx->port = (struct ingest_port){ &fp_ops, &fx->fp };
     if (tweak) {
@@ -241,6 +266,10 @@ static struct fx *fx_new(bool tls, void (*tweak)(struct fx *))
         fail_msg("listener: %s", errbuf_msg(&eb));
     }
     fx->port_no = fx->l->port;
+    if (fx->guard.max_handshakes > 0) {
+        conn_set_guard(&fx->set, &fx->guard, &fx->port, &fx->all);
+    }
+    conn_set_memory(&fx->set, fx->mem_limit, &fx->all);
     return fx;
 }
 
@@ -250,25 +279,37 @@ static void fx_free(struct fx *fx)
     listener_close(fx->l);
     conn_drain_all(&fx->set);
     RUN_UNTIL(fx, fx->set.conns == NULL);
+    conn_set_close(&fx->set);
     uv_close((uv_handle_t *)&fx->tick, NULL);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     assert_int_equal(fx->m.conns_open, 0);
+    assert_int_equal(fx->set.mem.used, 0); /* every buffer gave its memory back */
     tls_ctx_free(fx->tls);
     free(fx);
 }
 
 /* ---- a plain client (blocking connect; loopback's backlog accepts it at once) ---- */
 
-static int cl_connect(int port)
+/* From 127.0.0.<from> (Linux routes all of 127/8 to loopback): the guard tells
+ * addresses apart. */
+static int cl_connect_from(int port, int from)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct sockaddr_in src = { .sin_family = AF_INET };
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     assert_true(fd >= 0);
+    src.sin_addr.s_addr = htonl(INADDR_LOOPBACK - 1 + (uint32_t)from);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     return fd;
+}
+
+static int cl_connect(int port)
+{
+    return cl_connect_from(port, 1);
 }
 
 static void cl_send(int fd, const char *s)
@@ -715,8 +756,301 @@ static void test_tls_handshake_timeout(void **state)
     RUN_UNTIL(fx, fx->set.conns == NULL);
     assert_int_equal(fx->m.tls_handshake_failures, 0);
     assert_int_equal(fx->fp.evidence, 1);
-    assert_non_null(strstr(fx->fp.ev_msg, "did not finish in time"));
+    assert_non_null(strstr(fx->fp.ev_msg, "did not finish within tls.handshake_timeout"));
     close(fd);
+    fx_free(fx);
+}
+
+static void many_conns(struct fx *fx)
+{
+    fx->cfg.max_connections = 1000;
+}
+
+/* A full backlog is taken a bounded number at a time, so that a flood of connections
+ * cannot keep the loop in accept() while everything else waits. */
+static void test_accept_turns(void **state)
+{
+    struct fx *fx = fx_new(false, many_conns);
+    int fds[150];
+
+    (void)state;
+    for (int i = 0; i < 150; i++) {
+        fds[i] = cl_connect(fx->port_no); /* the kernel's backlog completes them */
+    }
+    uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_true(fx->m.conns_accepted >= 1);
+    assert_true(fx->m.conns_accepted <= 65);
+    RUN_UNTIL(fx, fx->m.conns_accepted == 150);
+    for (int i = 0; i < 150; i++) {
+        close(fds[i]);
+    }
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    fx_free(fx);
+}
+
+/* ---- limits.memory and the timeouts after the handshake ---- */
+
+static void mem_small(struct fx *fx)
+{
+    fx->cfg.max_frame_bytes = 1 << 20;
+    fx->mem_limit = 1 << 20; /* large frames: 768 KiB in all */
+}
+
+/* Sends up to n bytes of 'x' without blocking, running the loop while the socket is
+ * full, until all are sent or *stop reaches until. Returns the bytes sent. */
+static size_t send_some(struct fx *fx, int fd, size_t n, const uint32_t *stop, uint32_t until)
+{
+    char chunk[16384];
+    size_t off = 0;
+    int64_t deadline = loop_test_mono_ms() + 10000 * loop_test_mult();
+
+    memset(chunk, 'x', sizeof(chunk));
+    while (off < n && !(stop && *stop == until)) {
+        size_t k = n - off < sizeof(chunk) ? n - off : sizeof(chunk);
+        ssize_t w = send(fd, chunk, k, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            off += (size_t)w;
+        } else {
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+            uv_run(&fx->loop, UV_RUN_ONCE);
+        }
+        if (loop_test_mono_ms() > deadline) {
+            fail_msg("sending stuck at %zu of %zu bytes", off, n);
+        }
+    }
+    return off;
+}
+
+/* Large unfinished frames use up their part of the budget: the next one waits (reading
+ * stops, nothing more is allocated), small frames still get through, and once memory
+ * returns the waiting one goes on and nothing is lost. */
+static void test_memory_budget(void **state)
+{
+    struct fx *fx = fx_new(false, mem_small);
+    const size_t big = 300 * 1024;
+
+    (void)state;
+    int a = cl_connect(fx->port_no);
+    send_some(fx, a, big, NULL, 0); /* no newline: one unfinished frame */
+    RUN_UNTIL(fx, fx->m.bytes_received >= big);
+    int b = cl_connect(fx->port_no);
+    size_t sent_b = send_some(fx, b, big, &fx->set.mem.waiting, 1);
+    RUN_UNTIL(fx, fx->set.mem.waiting == 1);
+    assert_int_equal(fx->m.mem_pauses, 1);
+    assert_int_equal(fx->all.memory_waiting, 1);
+    assert_true(fx->set.mem.used <= fx->mem_limit);
+    assert_true(fx->set.mem.large <= fx->mem_limit / 4 * 3);
+    /* Small frames come from the rest of the budget. */
+    int c = cl_connect(fx->port_no);
+    cl_send(c, "small one\nsmall two\n");
+    RUN_UNTIL(fx, fx->fp.ingested == 2);
+    char why[200];
+    assert_false(metrics_ready(&fx->all, why, sizeof(why)));
+    assert_non_null(strstr(why, "limits.memory"));
+    /* a's frame ends: its buffer goes back, b reads on and its frame ends too. */
+    cl_send(a, "\n");
+    RUN_UNTIL(fx, fx->fp.ingested == 3);
+    RUN_UNTIL(fx, fx->set.mem.waiting == 0);
+    send_some(fx, b, big - sent_b, NULL, 0);
+    cl_send(b, "\n");
+    RUN_UNTIL(fx, fx->fp.ingested == 4);
+    assert_int_equal(strlen(fx->fp.last_msg), sizeof(fx->fp.last_msg) - 1); /* b's, cut */
+    assert_true(fx->set.mem.peak <= fx->mem_limit);
+    assert_true(metrics_ready(&fx->all, why, sizeof(why)));
+    close(a);
+    close(b);
+    close(c);
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    fx_free(fx);
+}
+
+static void short_frames(struct fx *fx)
+{
+    fx->cfg.frame_timeout_ns = 200LL * 1000000;
+}
+
+/* Slowloris: a frame begun and never finished (a byte now and then) closes the connection
+ * at listen.frame_timeout, however often bytes arrive; the refusal is recorded. A
+ * connection between frames is only subject to idle_timeout. */
+static void test_frame_timeout(void **state)
+{
+    struct fx *fx = fx_new(false, short_frames);
+    char buf[16];
+
+    (void)state;
+    int slow = cl_connect(fx->port_no);
+    int quiet = cl_connect(fx->port_no);
+    cl_send(quiet, "done\n");
+    cl_send(slow, "a");
+    RUN_UNTIL(fx, fx->fp.ingested == 1);
+    for (int i = 0; fx->m.frame_timeouts == 0; i++) {
+        cl_send(slow, "b"); /* the peer never stops sending: the frame still has to end */
+        int64_t until = loop_test_mono_ms() + 50;
+        while (loop_test_mono_ms() < until && fx->m.frame_timeouts == 0) {
+            uv_run(&fx->loop, UV_RUN_ONCE);
+        }
+        assert_true(i < 200 * loop_test_mult());
+    }
+    RUN_UNTIL(fx, cl_recv(slow, buf, sizeof(buf)) == -1);
+    assert_int_equal(fx->fp.evidence, 1);
+    assert_string_equal(fx->fp.ev_action, "rejected_input");
+    assert_non_null(strstr(fx->fp.ev_msg, "listen.frame_timeout"));
+    assert_int_equal(count_state(fx, CONN_STREAMING), 1); /* quiet is still there */
+    close(slow);
+    close(quiet);
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    fx_free(fx);
+}
+
+static void high_water_3(struct fx *fx)
+{
+    fx->cfg.high_water_bytes = 3; /* the line protocol owes 1 byte per "ack" line */
+}
+
+/* listen.high_water_bytes: a peer whose unacknowledged input reaches it is not read
+ * until acknowledgements bring it below; then it goes on, nothing lost. */
+static void test_high_water(void **state)
+{
+    struct fx *fx = fx_new(false, high_water_3);
+    char buf[64];
+
+    (void)state;
+    int fd = cl_connect(fx->port_no);
+    cl_send(fd, "ack a\nack b\nack c\n");
+    RUN_UNTIL(fx, fx->fp.nwaiters == 3);
+    struct conn *c = only_conn(fx);
+    assert_false(c->reading);
+    cl_send(fd, "d\n");
+    for (int i = 0; i < 20; i++) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(fx->fp.ingested, 3); /* "d" waits in the socket */
+    fp_complete(&fx->fp, 0);
+    RUN_UNTIL(fx, fx->fp.ingested == 4);
+    assert_true(c->reading);
+    ssize_t n = 0;
+    size_t got = 0;
+    while (got < 9) {
+        RUN_UNTIL(fx, (n = cl_recv(fd, buf, sizeof(buf))) != 0);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    close(fd);
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    fx_free(fx);
+}
+
+/* ---- the guard against strangers (guard.h) ---- */
+
+static void guard_small(struct fx *fx)
+{
+    fx->guard = (struct guard_cfg){ 4, 2, 0, 1, 3600LL * 1000000000 };
+}
+
+/* One address holds at most max_handshakes_per_ip handshakes; what it opens beyond is
+ * refused at accept, sampled, then summarized; an agent from elsewhere gets through. */
+static void test_guard_per_ip(void **state)
+{
+    struct fx *fx = fx_new(true, guard_small);
+    struct tls_client tc;
+    int fds[9];
+
+    (void)state;
+    for (int i = 0; i < 9; i++) {
+        fds[i] = cl_connect_from(fx->port_no, 2); /* 127.0.0.2, never says a word */
+    }
+    RUN_UNTIL(fx, fx->m.conns_refused_per_ip == 7);
+    assert_int_equal(count_state(fx, CONN_HANDSHAKE), 2);
+    assert_int_equal(fx->all.handshakes_pending, 2);
+    /* The first few are evidence one by one, about strangers; the rest only counted. */
+    assert_int_equal(fx->fp.evidence, GUARD_SAMPLES);
+    assert_int_equal(fx->fp.strangers, GUARD_SAMPLES);
+    assert_string_equal(fx->fp.ev_action, "connection_refused");
+    assert_non_null(strstr(fx->fp.ev_msg, "listen.max_handshakes_per_ip"));
+    assert_int_equal(fx->all.refusals_summarized, 7 - GUARD_SAMPLES);
+    tls_client_start(&tc, fx->port_no, "agent-node-1", "ack from agent\n");
+    RUN_UNTIL(fx, fx->fp.nwaiters == 1);
+    fp_complete(&fx->fp, 0);
+    RUN_UNTIL(fx, atomic_load(&tc.done));
+    tls_client_join(&tc);
+    assert_string_equal(tc.got, "ok\n");
+    for (int i = 0; i < 9; i++) {
+        close(fds[i]);
+    }
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    assert_int_equal(fx->all.handshakes_pending, 0);
+    /* At the end (or every listen.refusal_interval) the rest becomes one summary. */
+    conn_set_close(&fx->set);
+    assert_int_equal(fx->fp.summaries, 1);
+    assert_int_equal(fx->all.refusal_summaries, 1);
+    assert_string_equal(fx->fp.ev_action, "refusal_summary");
+    assert_non_null(
+        strstr(fx->fp.ev_msg, "7 connections or TLS handshakes refused from 127.0.0.2"));
+    assert_non_null(strstr(fx->fp.ev_msg, "7 per_ip"));
+    fx_free(fx);
+}
+
+static void guard_three(struct fx *fx)
+{
+    fx->guard = (struct guard_cfg){ 3, 2, 0, 1, 3600LL * 1000000000 };
+}
+
+/* Every handshake place is taken by strangers: a newcomer still gets one, the oldest
+ * handshake of the address holding the most is cut for it. */
+static void test_guard_evicts_for_newcomer(void **state)
+{
+    struct fx *fx = fx_new(true, guard_three);
+    struct tls_client tc;
+    char buf[16];
+
+    (void)state;
+    int a1 = cl_connect_from(fx->port_no, 2);
+    RUN_UNTIL(fx, fx->m.conns_accepted == 1);
+    int a2 = cl_connect_from(fx->port_no, 2);
+    int b1 = cl_connect_from(fx->port_no, 3);
+    RUN_UNTIL(fx, fx->all.handshakes_pending == 3);
+    tls_client_start(&tc, fx->port_no, "agent-node-1", "ack through\n");
+    RUN_UNTIL(fx, fx->fp.nwaiters == 1);
+    assert_int_equal(fx->m.handshakes_evicted, 1);
+    fp_complete(&fx->fp, 0);
+    RUN_UNTIL(fx, atomic_load(&tc.done));
+    tls_client_join(&tc);
+    assert_string_equal(tc.got, "ok\n");
+    /* The cut one was 127.0.0.2's oldest; the others are still in their handshake. */
+    RUN_UNTIL(fx, cl_recv(a1, buf, sizeof(buf)) == -1);
+    assert_int_equal(cl_recv(a2, buf, sizeof(buf)), 0);
+    assert_int_equal(cl_recv(b1, buf, sizeof(buf)), 0);
+    assert_int_equal(fx->fp.strangers, 1);
+    assert_non_null(strstr(fx->fp.ev_msg, "listen.max_handshakes"));
+    close(a1);
+    close(a2);
+    close(b1);
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    fx_free(fx);
+}
+
+static void guard_rate(struct fx *fx)
+{
+    fx->guard = (struct guard_cfg){ 16, 16, 1, 2, 3600LL * 1000000000 };
+}
+
+/* Past the accept rate (1 a second, 2 at once) new connections are refused at accept. */
+static void test_guard_rate(void **state)
+{
+    struct fx *fx = fx_new(true, guard_rate);
+    int fds[5];
+
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        fds[i] = cl_connect_from(fx->port_no, 4);
+    }
+    RUN_UNTIL(fx, fx->m.conns_accepted == 5);
+    assert_int_equal(fx->m.conns_refused_rate, 3);
+    assert_int_equal(count_state(fx, CONN_HANDSHAKE), 2);
+    for (int i = 0; i < 5; i++) {
+        close(fds[i]);
+    }
+    RUN_UNTIL(fx, fx->set.conns == NULL);
     fx_free(fx);
 }
 
@@ -769,6 +1103,13 @@ int main(void)
         cmocka_unit_test(test_tls_no_client_cert),
         cmocka_unit_test(test_tls_plaintext_refused),
         cmocka_unit_test(test_tls_handshake_timeout),
+        cmocka_unit_test(test_accept_turns),
+        cmocka_unit_test(test_memory_budget),
+        cmocka_unit_test(test_frame_timeout),
+        cmocka_unit_test(test_high_water),
+        cmocka_unit_test(test_guard_per_ip),
+        cmocka_unit_test(test_guard_evicts_for_newcomer),
+        cmocka_unit_test(test_guard_rate),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -7,7 +7,8 @@
  * durable and in order, subscribers fed every durable record in seq order before the
  * waiters (and what they add joining the next batch), a failed commit (waiters get the
  * error, subscribers nothing), a full disk (the sink refusing: only evidence appended,
- * waiters get -ENOSPC, the refused counted), backpressure (pipeline_full and the drain
+ * waiters get -ENOSPC, the refused counted; evidence within its allowance, strangers'
+ * within theirs), evidence room past the hard limit, backpressure (pipeline_full and the drain
  * callback), the hard limit, upkeep and report (pipeline_kick from another thread), and
  * pipeline_close flushing the open batch before the sink closes. */
 #include <errno.h>
@@ -187,7 +188,7 @@ static void on_drain(void *arg)
     ((struct fx *)arg)->drains++;
 }
 
-static struct fx *fx_new(size_t batch_max, size_t slack, bool hold)
+static struct fx *fx_new_lim(const struct pipeline_limits *lim, bool hold)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
     struct errbuf eb;
@@ -200,11 +201,17 @@ static struct fx *fx_new(size_t batch_max, size_t slack, bool hold)
     fx->fs.hold = hold;
     struct pipeline_sink sink = { &fs_ops, &fx->fs };
     errbuf_clear(&eb);
-    assert_int_equal(
-        pipeline_new(&fx->loop, &sink, 100, batch_max, slack, &fx->m, on_drain, fx, &fx->p, &eb),
-        0);
+    assert_int_equal(pipeline_new(&fx->loop, &sink, 100, lim, &fx->m, on_drain, fx, &fx->p, &eb),
+                     0);
     assert_true(fx->fs.started_with_pipeline);
     return fx;
+}
+
+/* No evidence room; evidence is never refused for the disk. */
+static struct fx *fx_new(size_t batch_max, size_t slack, bool hold)
+{
+    struct pipeline_limits lim = { batch_max, slack, 0, UINT64_MAX, UINT64_MAX };
+    return fx_new_lim(&lim, hold);
 }
 
 static void on_closed(void *arg)
@@ -413,7 +420,7 @@ static void test_full_disk(void **state)
     add_events(fx, 3, "refused");
     rec_init(&ev);
     rec_set(&ev, VG_F_SOURCE, SPAN_LIT("vigil"));
-    assert_int_equal(pipeline_add_evidence(fx->p, &ev), 0);
+    assert_int_equal(pipeline_add_evidence(fx->p, &ev, false), 0);
     pipeline_when_durable(fx->p, on_done, &a);
     RUN_UNTIL(fx, log.n == 1);
     assert_int_equal(log.rc[0], -ENOSPC);
@@ -472,6 +479,144 @@ static void test_backpressure_and_limit(void **state)
     fs_gate(&fx->fs);
     RUN_UNTIL(fx, fx->m.batches_committed == 2);
     assert_int_equal(fx->m.events_stored, (uint64_t)(1 + added + more));
+    fx_free(fx);
+}
+
+/* Evidence has room of its own past the hard limit: a full batch still takes it, up to
+ * that room. */
+static void test_evidence_room(void **state)
+{
+    struct pipeline_limits lim = { 4096, 2048, 4096, UINT64_MAX, UINT64_MAX };
+    struct fx *fx = fx_new_lim(&lim, true);
+    char big[1500];
+    struct rec r;
+    int ev = 0;
+
+    (void)state;
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    add_events(fx, 1, "first");
+    RUN_UNTIL(fx, fs_get(&fx->fs, &fx->fs.started) == 1);
+    do {
+        rec_init(&r);
+        rec_set(&r, VG_F_MESSAGE, span_str(big));
+    } while (pipeline_add(fx->p, &r) == 0);
+    /* Past the hard limit for events, but evidence goes in... */
+    for (;;) {
+        rec_init(&r);
+        rec_set(&r, VG_F_SOURCE, SPAN_LIT("vigil"));
+        rec_set(&r, VG_F_MESSAGE, span_str(big));
+        if (pipeline_add_evidence(fx->p, &r, false) < 0) {
+            break;
+        }
+        ev++;
+    }
+    /* ...until its own room is used up too. */
+    assert_true(ev >= 2);
+    assert_true(ev <= 3);
+    fs_gate(&fx->fs);
+    fs_gate(&fx->fs);
+    RUN_UNTIL(fx, fx->m.batches_committed == 2);
+    fx_free(fx);
+}
+
+/* Below the free reserve, evidence is stored only within its allowance per episode, the
+ * strangers' part smaller; past it, it is refused and counted. A new episode starts with
+ * the whole allowance again. */
+static void test_refusing_allowance(void **state)
+{
+    struct pipeline_limits lim = { 1 << 20, 1 << 20, 1 << 16, 1000, 300 };
+    struct fx *fx = fx_new_lim(&lim, false);
+    struct waiter_log log = { 0 };
+    struct wait_arg a = { &log, 1, 0, NULL };
+    struct wait_arg b = { &log, 2, 0, NULL };
+    struct wait_arg c = { &log, 3, 0, NULL };
+    char msg[200];
+    struct rec r;
+
+    (void)state;
+    memset(msg, 'e', sizeof(msg) - 1);
+    msg[sizeof(msg) - 1] = 0;
+    fx->fs.refusing = true;
+    /* Strangers first: about 200 bytes each, so only one fits their 300 bytes... */
+    for (int i = 0; i < 5; i++) {
+        rec_init(&r);
+        rec_set(&r, VG_F_MESSAGE, span_str(msg));
+        assert_int_equal(pipeline_add_evidence(fx->p, &r, true), 0);
+    }
+    /* ...and the collector's own evidence still has the rest of the 1000. */
+    for (int i = 0; i < 5; i++) {
+        rec_init(&r);
+        rec_set(&r, VG_F_MESSAGE, span_str(msg));
+        assert_int_equal(pipeline_add_evidence(fx->p, &r, false), 0);
+    }
+    add_events(fx, 2, "refused");
+    pipeline_when_durable(fx->p, on_done, &a);
+    RUN_UNTIL(fx, log.n == 1);
+    assert_int_equal(log.rc[0], -ENOSPC);
+    size_t stored = fx->fs.sizes[0];
+    assert_true(stored >= 4 && stored <= 5); /* 1 stranger + 3 or 4 of the others */
+    assert_int_equal(fx->m.evidence_refused_disk, 10 - stored);
+    assert_int_equal(fx->m.events_refused_disk, 2);
+    /* Still refusing: the allowance is spent for this episode. */
+    rec_init(&r);
+    rec_set(&r, VG_F_MESSAGE, span_str(msg));
+    assert_int_equal(pipeline_add_evidence(fx->p, &r, false), 0);
+    pipeline_when_durable(fx->p, on_done, &b);
+    RUN_UNTIL(fx, log.n == 2);
+    assert_int_equal(fx->fs.sizes[1], 0);
+    assert_int_equal(fx->m.evidence_refused_disk, 11 - stored);
+    /* Space came back and went again: a new episode, a whole allowance. */
+    uv_mutex_lock(&fx->fs.mu);
+    fx->fs.refusing = false;
+    uv_mutex_unlock(&fx->fs.mu);
+    add_events(fx, 1, "taken");
+    pipeline_when_durable(fx->p, on_done, &c);
+    RUN_UNTIL(fx, log.n == 3);
+    assert_int_equal(log.rc[2], 0);
+    uv_mutex_lock(&fx->fs.mu);
+    fx->fs.refusing = true;
+    uv_mutex_unlock(&fx->fs.mu);
+    rec_init(&r);
+    rec_set(&r, VG_F_MESSAGE, span_str(msg));
+    assert_int_equal(pipeline_add_evidence(fx->p, &r, true), 0);
+    struct wait_arg d = { &log, 4, 0, NULL };
+    pipeline_when_durable(fx->p, on_done, &d);
+    RUN_UNTIL(fx, log.n == 4);
+    assert_int_equal(fx->fs.sizes[3], 1);
+    fx_free(fx);
+}
+
+/* A unit taken back: its records leave the open batch and their seqs are given out
+ * again, as if they had never been added; what came before stays. */
+static void test_rollback(void **state)
+{
+    struct fx *fx = fx_new(1 << 20, 1 << 20, true);
+    struct pipeline_mark mk;
+    struct rec r;
+
+    (void)state;
+    add_events(fx, 1, "first"); /* seq 100, committing (held) */
+    RUN_UNTIL(fx, fs_get(&fx->fs, &fx->fs.started) == 1);
+    add_events(fx, 2, "kept"); /* 101, 102 */
+    pipeline_mark(fx->p, &mk);
+    add_events(fx, 3, "dropped"); /* 103..105, taken back */
+    pipeline_rollback(fx->p, &mk);
+    rec_init(&r);
+    rec_set(&r, VG_F_MESSAGE, SPAN_LIT("after"));
+    assert_int_equal(pipeline_add(fx->p, &r), 0);
+    assert_int_equal(r.seq, 103);
+    fs_gate(&fx->fs);
+    fs_gate(&fx->fs);
+    RUN_UNTIL(fx, fx->m.batches_committed == 2);
+    assert_int_equal(fx->fs.sizes[1], 3);
+    uv_mutex_lock(&fx->fs.mu);
+    bool in_order = fx->fs.seq_order_ok;
+    uint64_t last = fx->fs.last_seq;
+    uv_mutex_unlock(&fx->fs.mu);
+    assert_true(in_order);
+    assert_int_equal(last, 103); /* no gap where the dropped ones were */
+    assert_int_equal(fx->m.events_stored, 4);
     fx_free(fx);
 }
 
@@ -535,6 +680,9 @@ int main(void)
         cmocka_unit_test(test_commit_failure),
         cmocka_unit_test(test_full_disk),
         cmocka_unit_test(test_backpressure_and_limit),
+        cmocka_unit_test(test_evidence_room),
+        cmocka_unit_test(test_refusing_allowance),
+        cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_upkeep_kick_report),
         cmocka_unit_test(test_close_flushes),
     };

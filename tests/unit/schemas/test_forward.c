@@ -12,10 +12,10 @@
 
 #include <cmocka.h>
 
-#include "schemas/forward.h"
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/mp.h"
+#include "schemas/forward.h"
 
 #define P(x)    assert_int_equal((x), 0)
 #define MAXF    (1u << 20)
@@ -1179,19 +1179,19 @@ static void test_ack(void **state)
     (void)state;
 
     buf_init(&out, MAXF);
-    P(forward_encode_ack(&out, SPAN_LIT("chunk-id-1")));
+    P(forward_encode_ack(&out, SPAN_LIT("chunk-id-1"), 0));
     assert_true(buf_check(&out));
     /* {"ack": "chunk-id-1"} as str, whatever the chunk arrived as. */
     assert_int_equal(out.data[0], 0x81);
-    assert_int_equal(forward_decode_ack(buf_span(&out), &chunk), (ssize_t)out.len);
+    assert_int_equal(forward_decode_ack(buf_span(&out), &chunk, NULL), (ssize_t)out.len);
     assert_true(span_eq_str(chunk, "chunk-id-1"));
     for (size_t i = 0; i < out.len; i++) {
-        assert_int_equal(forward_decode_ack((struct span){ out.data, i }, &chunk), 0);
+        assert_int_equal(forward_decode_ack((struct span){ out.data, i }, &chunk, NULL), 0);
     }
     /* Two acks back to back: one at a time. */
     size_t one = out.len;
-    P(forward_encode_ack(&out, SPAN_LIT("2")));
-    assert_int_equal(forward_decode_ack(buf_span(&out), &chunk), (ssize_t)one);
+    P(forward_encode_ack(&out, SPAN_LIT("2"), 0));
+    assert_int_equal(forward_decode_ack(buf_span(&out), &chunk, NULL), (ssize_t)one);
     assert_true(span_eq_str(chunk, "chunk-id-1"));
 
     /* bin id, other keys. */
@@ -1202,8 +1202,26 @@ static void test_ack(void **state)
     P(mp_put_u64(&out, 1));
     P(mp_put_cstr(&out, "ack"));
     P(mp_put_bin(&out, "id", 2));
-    assert_int_equal(forward_decode_ack(buf_span(&out), &chunk), (ssize_t)out.len);
+    assert_int_equal(forward_decode_ack(buf_span(&out), &chunk, NULL), (ssize_t)out.len);
     assert_true(span_eq_str(chunk, "id"));
+
+    /* The count of entries kept as rejections, said only when there are some. */
+    buf_reset(&out);
+    uint64_t rejected = 99;
+    P(forward_encode_ack(&out, SPAN_LIT("c-7"), 3));
+    assert_int_equal(out.data[0], 0x82);
+    assert_int_equal(forward_decode_ack(buf_span(&out), &chunk, &rejected), (ssize_t)out.len);
+    assert_true(span_eq_str(chunk, "c-7"));
+    assert_int_equal(rejected, 3);
+    buf_reset(&out);
+    P(forward_encode_ack(&out, SPAN_LIT("c-8"), 0));
+    assert_int_equal(forward_decode_ack(buf_span(&out), &chunk, &rejected), (ssize_t)out.len);
+    assert_int_equal(rejected, 0);
+    const uint8_t bad_count[] = { 0x82, 0xa3, 'a', 'c', 'k', 0xa1, 'x', 0xa8, 'r',
+                                  'e',  'j',  'e', 'c', 't', 'e',  'd', 0xa1, 'n' };
+    assert_int_equal(
+        forward_decode_ack((struct span){ bad_count, sizeof(bad_count) }, &chunk, &rejected),
+        -EPROTO);
 
     /* Not an ack. */
     const uint8_t arr[] = { 0x91, 0x01 };
@@ -1211,22 +1229,24 @@ static void test_ack(void **state)
     const uint8_t ack_int[] = { 0x81, 0xa3, 'a', 'c', 'k', 0x01 };
     const uint8_t c1[] = { 0x81, 0xc1 };
     const uint8_t map32[] = { 0xdf, 0xff, 0xff, 0xff, 0xff };
-    assert_int_equal(forward_decode_ack((struct span){ arr, 1 }, &chunk), -EPROTO);
-    assert_int_equal(forward_decode_ack((struct span){ arr, sizeof(arr) }, &chunk), -EPROTO);
-    assert_int_equal(forward_decode_ack((struct span){ noack, sizeof(noack) }, &chunk), -EPROTO);
-    assert_int_equal(forward_decode_ack((struct span){ ack_int, sizeof(ack_int) }, &chunk),
+    assert_int_equal(forward_decode_ack((struct span){ arr, 1 }, &chunk, NULL), -EPROTO);
+    assert_int_equal(forward_decode_ack((struct span){ arr, sizeof(arr) }, &chunk, NULL), -EPROTO);
+    assert_int_equal(forward_decode_ack((struct span){ noack, sizeof(noack) }, &chunk, NULL),
                      -EPROTO);
-    assert_int_equal(forward_decode_ack((struct span){ c1, sizeof(c1) }, &chunk), -EPROTO);
-    assert_int_equal(forward_decode_ack((struct span){ map32, sizeof(map32) }, &chunk), -EPROTO);
-    assert_int_equal(forward_decode_ack((struct span){ NULL, 0 }, &chunk), 0);
+    assert_int_equal(forward_decode_ack((struct span){ ack_int, sizeof(ack_int) }, &chunk, NULL),
+                     -EPROTO);
+    assert_int_equal(forward_decode_ack((struct span){ c1, sizeof(c1) }, &chunk, NULL), -EPROTO);
+    assert_int_equal(forward_decode_ack((struct span){ map32, sizeof(map32) }, &chunk, NULL),
+                     -EPROTO);
+    assert_int_equal(forward_decode_ack((struct span){ NULL, 0 }, &chunk, NULL), 0);
     /* Longer than FORWARD_ACK_MAX. */
     buf_reset(&out);
     char big[FORWARD_ACK_MAX];
     memset(big, 'x', sizeof(big));
-    P(forward_encode_ack(&out, (struct span){ (const uint8_t *)big, sizeof(big) }));
-    assert_int_equal(forward_decode_ack(buf_span(&out), &chunk), -EPROTO);
+    P(forward_encode_ack(&out, (struct span){ (const uint8_t *)big, sizeof(big) }, 0));
+    assert_int_equal(forward_decode_ack(buf_span(&out), &chunk, NULL), -EPROTO);
     /* ... which its str16 header already says. */
-    assert_int_equal(forward_decode_ack((struct span){ out.data, 100 }, &chunk), -EPROTO);
+    assert_int_equal(forward_decode_ack((struct span){ out.data, 100 }, &chunk, NULL), -EPROTO);
     buf_release(&out);
 }
 
@@ -1284,7 +1304,7 @@ static void test_encoder_errors(void **state)
     assert_int_equal(forward_encode_compressed(&small, SPAN_LIT("t"), es, 2, none), VG_ELIMIT);
     char id[64];
     memset(id, 'i', sizeof(id));
-    assert_int_equal(forward_encode_ack(&small, (struct span){ (const uint8_t *)id, 64 }),
+    assert_int_equal(forward_encode_ack(&small, (struct span){ (const uint8_t *)id, 64 }, 0),
                      VG_ELIMIT);
     struct buf tiny;
     buf_init(&tiny, 8);
@@ -1467,11 +1487,11 @@ static void test_seed_corpus(void **state)
     uint8_t *data = read_seed("ack_two.bin", &n);
     struct span in = { data, n };
     struct span chunk;
-    ssize_t rc = forward_decode_ack(in, &chunk);
+    ssize_t rc = forward_decode_ack(in, &chunk, NULL);
     assert_true(rc > 0);
     assert_true(span_eq_str(chunk, "5f2b0c9a1e7d4c3b8a6f0e1d2c3b4a59"));
     span_advance(&in, (size_t)rc);
-    assert_int_equal(forward_decode_ack(in, &chunk), (ssize_t)in.n);
+    assert_int_equal(forward_decode_ack(in, &chunk, NULL), (ssize_t)in.n);
     assert_true(span_eq_str(chunk, "c-2"));
     free(data);
     buf_release(&scratch);
