@@ -381,7 +381,7 @@ static int print_section(const char *store, const char *title, const char *ftext
         fprintf(stderr, "vigil demo: filter '%s': %s\n", ftext, errbuf_msg(&eb));
         return VG_EPARSE;
     }
-    int rc = scan_run(store, INT64_MIN, INT64_MAX, f, limit, false, &res, &eb);
+    int rc = scan_run(store, INT64_MIN, INT64_MAX, f, limit, 0, &res, &eb);
     if (rc == 0) {
         printf("\n%s   (vigil search %s)\n", title, ftext);
         struct out *o = out_new(OUT_TABLE, stdout, 120);
@@ -416,7 +416,7 @@ static int count_sources(const char *store)
     int nn = 0;
 
     errbuf_clear(&eb);
-    int rc = scan_run(store, INT64_MIN, INT64_MAX, NULL, 0, false, &res, &eb);
+    int rc = scan_run(store, INT64_MIN, INT64_MAX, NULL, 0, 0, &res, &eb);
     if (rc < 0) {
         fprintf(stderr, "vigil demo: %s\n", errbuf_msg(&eb));
         scan_result_release(&res);

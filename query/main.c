@@ -2,6 +2,7 @@
  * (query/commands.c) and runs it (query/cli.c). */
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/log.h"
 #include "query/cli.h"
@@ -15,9 +16,22 @@ static void usage(FILE *f)
     fprintf(f, "\nEvery command takes -c vigil.yaml or --store DIR.\n");
 }
 
+/* A scan keeps every segment file it lists open (segment.md 4.5): a long history is
+ * thousands of files, past the usual soft limit of 1024. */
+static void raise_open_files(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl); /* best effort: a scan copes without */
+    }
+}
+
 int main(int argc, char **argv)
 {
     log_set_prog("vigil");
+    raise_open_files();
     log_set_level(LOG_LVL_WARN);
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(argc < 2 ? stderr : stdout);

@@ -165,13 +165,12 @@ static int cmp_hit(const void *a, const void *b)
 
 /* ---- parallel scans ---- */
 
-#define SCAN_ATTEMPTS 3 /* when segments go while a scan runs (scan_run) */
-
 struct scan_par {
     const char *dir;
     struct store_reader *rd; /* planned with; stripe 0 runs on it */
     struct store_scan_plan *plan;
     unsigned nt;
+    uint64_t failed_id; /* the segment the failing stripe could not read (0: none) */
 };
 
 struct stripe_run {
@@ -183,6 +182,7 @@ struct stripe_run {
     struct store_scan_stats stats;
     struct errbuf eb;
     int rc;
+    uint64_t failed_id;
 };
 
 /* Threads for a scan of `bytes` stored bytes: one below 8 MiB (not worth starting
@@ -244,6 +244,7 @@ static void *stripe_main(void *arg)
     s->rc = store_scan_plan_run(rd, s->p->plan, s->stripe, s->p->nt, s->fn, s->arg, &s->stats);
     if (s->rc < 0) {
         errbuf_set(&s->eb, "%s", store_reader_error(rd));
+        s->failed_id = store_reader_failed_segment(rd);
     }
     if (rd != s->p->rd) {
         store_reader_close(rd);
@@ -275,9 +276,11 @@ int scan_par_run(struct scan_par *p, store_rec_fn fn, void *const *args,
             stripe_main(&ss[i]);
         }
     }
+    p->failed_id = 0;
     for (unsigned i = 0; i < p->nt; i++) {
         if (ss[i].rc < 0 && rc == 0) {
             rc = ss[i].rc;
+            p->failed_id = ss[i].failed_id;
             errbuf_set(eb, "%s", errbuf_msg(&ss[i].eb));
         }
         if (stats) {
@@ -286,6 +289,70 @@ int scan_par_run(struct scan_par *p, store_rec_fn fn, void *const *args,
     }
     free(ss);
     return rc;
+}
+
+void scan_par_skip(struct scan_par *p, const struct scan_skips *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        (void)store_scan_plan_skip(p->plan, s->v[i].id);
+    }
+}
+
+bool scan_skips_take(struct scan_skips *s, const struct scan_par *p, int rc,
+                     const struct errbuf *eb)
+{
+    if (rc >= 0 || p->failed_id == 0) {
+        return false; /* no failure, or not one segment's (the catalog, a record) */
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->v[i].id == p->failed_id) {
+            return false; /* cannot happen: the plan left it out */
+        }
+    }
+    s->v = xrealloc(s->v, (s->n + 1) * sizeof(*s->v));
+    s->v[s->n].id = p->failed_id;
+    snprintf(s->v[s->n].why, sizeof(s->v[s->n].why), "%s", errbuf_msg(eb));
+    s->n++;
+    return true;
+}
+
+uint64_t scan_par_failed_segment(const struct scan_par *p)
+{
+    return p->failed_id;
+}
+
+void scan_skips_print(const char *prog, const struct scan_skips *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        fprintf(stderr, "%s: skipped a damaged segment, none of its events are shown: %s\n", prog,
+                s->v[i].why);
+    }
+}
+
+void scan_skips_explain(const struct scan_skips *s)
+{
+    fprintf(stderr, "explain: damaged segments skipped (--skip-damaged): %zu\n", s->n);
+    for (size_t i = 0; i < s->n; i++) {
+        fprintf(stderr, "explain:   %s\n", s->v[i].why);
+    }
+}
+
+void scan_fail_print(const char *prog, const struct errbuf *eb, uint64_t failed_segment)
+{
+    fprintf(stderr, "%s: %s\n", prog, errbuf_msg(eb));
+    if (failed_segment) {
+        fprintf(stderr,
+                "%s: --skip-damaged reads every other segment; vigil verify says what is "
+                "wrong with this one\n",
+                prog);
+    }
+}
+
+void scan_skips_release(struct scan_skips *s)
+{
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
 }
 
 void scan_par_close(struct scan_par *p)
@@ -298,9 +365,13 @@ void scan_par_close(struct scan_par *p)
     free(p);
 }
 
+/* One scan without the segments of skips; a damaged segment it meets goes into skips
+ * when flags say so (*again: scan once more). */
 static int scan_once(const char *dir, int64_t since, int64_t until, const struct filter *f,
-                     uint64_t limit, bool progress, struct scan_result *res, struct errbuf *eb)
+                     uint64_t limit, unsigned flags, struct scan_skips *skips, bool *again,
+                     struct scan_result *res, struct errbuf *eb)
 {
+    bool progress = (flags & SCAN_PROGRESS) != 0;
     struct scan_par *par = NULL;
     struct scan_shared sh = { 0 };
     int64_t t0 = vg_mono_ns();
@@ -316,6 +387,7 @@ static int scan_once(const char *dir, int64_t since, int64_t until, const struct
     if ((rc = scan_par_open(dir, since, until, &sn.need, &par, &res->stats, eb)) < 0) {
         return rc;
     }
+    scan_par_skip(par, skips);
     unsigned nt = scan_par_threads(par);
     res->threads = nt;
     struct scan_result *rs = xcalloc(nt, sizeof(*rs));
@@ -333,6 +405,8 @@ static int scan_once(const char *dir, int64_t since, int64_t until, const struct
         args[i] = &cs[i];
     }
     rc = scan_par_run(par, on_rec, args, &res->stats, eb);
+    *again = (flags & SCAN_SKIP_DAMAGED) && scan_skips_take(skips, par, rc, eb);
+    uint64_t failed = rc < 0 ? par->failed_id : 0;
     scan_par_close(par);
     /* A record that does not decode says so itself; every stripe's hits and counts. */
     size_t total = 0;
@@ -372,17 +446,22 @@ static int scan_once(const char *dir, int64_t since, int64_t until, const struct
     }
     res->ns_sort = (uint64_t)(vg_mono_ns() - t1);
     res->seconds = (double)(vg_mono_ns() - t0) / 1e9;
+    res->failed_segment = failed;
     return rc < 0 ? rc : 0;
 }
 
 int scan_run(const char *dir, int64_t since, int64_t until, const struct filter *f, uint64_t limit,
-             bool progress, struct scan_result *res, struct errbuf *eb)
+             unsigned flags, struct scan_result *res, struct errbuf *eb)
 {
-    /* A segment listed by the plan may go before it is opened: compacted (replaced by
-     * one holding the same records) or deleted by retention. The scan starts over. */
-    for (int attempt = 1;; attempt++) {
-        int rc = scan_once(dir, since, until, f, limit, progress, res, eb);
-        if (rc != -ENOENT || attempt == SCAN_ATTEMPTS) {
+    struct scan_skips skips = { NULL, 0 };
+
+    /* Each damaged segment found starts the scan over without it, so the result holds
+     * none of its records (a stripe may have delivered some before another failed). */
+    for (;;) {
+        bool again = false;
+        int rc = scan_once(dir, since, until, f, limit, flags, &skips, &again, res, eb);
+        if (!again) {
+            res->skipped = skips;
             return rc;
         }
         scan_result_release(res);
@@ -396,5 +475,6 @@ void scan_result_release(struct scan_result *res)
         free(res->hits[i].bytes);
     }
     free(res->hits);
+    scan_skips_release(&res->skipped);
     memset(res, 0, sizeof(*res));
 }

@@ -12,6 +12,28 @@
 #include "schemas/record.h"
 #include "store/store.h"
 
+/* A segment a scan left out (--skip-damaged): its id and why it could not be read (the
+ * reader's message, naming the file and offset). */
+struct scan_skip {
+    uint64_t id;
+    char why[512];
+};
+
+/* The segments left out so far: scan_par_skip applies them to a new plan, and
+ * scan_skips_take adds the one a failed scan could not read. */
+struct scan_skips {
+    struct scan_skip *v; /* owned */
+    size_t n;
+};
+void scan_skips_release(struct scan_skips *s);
+/* On stderr, for --skip-damaged: "<prog>: skipped a damaged segment: <why>" per segment
+ * (print), or the explain lines (explain). */
+void scan_skips_print(const char *prog, const struct scan_skips *s);
+void scan_skips_explain(const struct scan_skips *s);
+/* On stderr: "<prog>: <what failed>", and when it was one segment (failed_segment), how
+ * to read the others. */
+void scan_fail_print(const char *prog, const struct errbuf *eb, uint64_t failed_segment);
+
 struct scan_hit {
     int64_t ts;
     uint64_t seq;
@@ -27,17 +49,25 @@ struct scan_result {
     double seconds;
     size_t need_values; /* what the filter told the block index (filter_needs) */
     size_t need_texts;
-    uint64_t ns_sort; /* sorting the hits */
-    unsigned threads; /* stripes scanned at once (scan_par_threads) */
+    uint64_t ns_sort;          /* sorting the hits */
+    unsigned threads;          /* stripes scanned at once (scan_par_threads) */
+    struct scan_skips skipped; /* SCAN_SKIP_DAMAGED: the damaged segments left out */
+    uint64_t failed_segment;   /* scan_run failed on this segment (0: not one segment) */
 };
 
+#define SCAN_PROGRESS     1u /* a progress line on stderr (for a terminal) */
+#define SCAN_SKIP_DAMAGED 2u /* leave out segments that cannot be read, and say which */
+
 /* Scans dir over [since, until) for records matching f (NULL: all). limit 0 = no limit.
- * Blocks whose index rules out what f needs (filter_needs) are skipped unread. When a
- * segment goes while the scan runs (compaction replaced it, retention deleted it), the
- * scan starts over (up to 3 times).
- * Returns 0, or negative with eb set (a corrupt block is an error, never skipped). */
+ * Blocks whose index rules out what f needs (filter_needs) are skipped unread. What
+ * compaction or retention removes while the scan runs is read all the same (the plan
+ * pins its files: segment.md 4.5). flags: SCAN_PROGRESS, SCAN_SKIP_DAMAGED (a segment
+ * that cannot be read is left out, listed in res->skipped, and the scan starts over
+ * without it, so none of its records is in the result).
+ * Returns 0, or negative with eb set (without SCAN_SKIP_DAMAGED a damaged segment is an
+ * error naming it, never skipped). */
 int scan_run(const char *dir, int64_t since, int64_t until, const struct filter *f, uint64_t limit,
-             bool progress, struct scan_result *res, struct errbuf *eb);
+             unsigned flags, struct scan_result *res, struct errbuf *eb);
 void scan_result_release(struct scan_result *res);
 
 /* What every record f (NULL: none) matches has, for the block index and the record
@@ -63,10 +93,19 @@ struct scan_par;
 int scan_par_open(const char *dir, int64_t since, int64_t until, const struct store_need *need,
                   struct scan_par **out, struct store_scan_stats *stats, struct errbuf *eb);
 unsigned scan_par_threads(const struct scan_par *p);
+/* Leaves the segments of s out of p's plan (call before scan_par_run). */
+void scan_par_skip(struct scan_par *p, const struct scan_skips *s);
+/* The segment the last scan_par_run failed on (0: it did not fail on one segment). */
+uint64_t scan_par_failed_segment(const struct scan_par *p);
 /* Returns 0 or the first failing stripe's error (eb says what; fn's positive values
  * stop its stripe only). */
 int scan_par_run(struct scan_par *p, store_rec_fn fn, void *const *args,
                  struct store_scan_stats *stats, struct errbuf *eb);
+/* After scan_par_run failed with rc (eb its message): when one segment could not be read
+ * and s does not hold it yet, adds it to s and returns true (the caller scans again
+ * without it); else false. */
+bool scan_skips_take(struct scan_skips *s, const struct scan_par *p, int rc,
+                     const struct errbuf *eb);
 void scan_par_close(struct scan_par *p);
 
 #endif

@@ -17,15 +17,17 @@
 
 static void search_usage(FILE *f)
 {
-    fprintf(
-        f,
-        "usage: vigil search [FILTER...] [--since T] [--until T] [--limit N]\n"
-        "                    [--format table|json|ndjson|csv] [--explain] [-c FILE | --store DIR]\n"
-        "\n"
-        "FILTER: field=value, field!=value, field~substring, field>=N, severity>=warning,\n"
-        "        src_ip=10.0.0.0/8, field=prefix*, bare words (full text), AND, OR, NOT, ( ).\n"
-        "T: RFC 3339 (2024-05-01T13:00:00Z) or relative (15m, 2h, 7d).\n"
-        "--limit: the earliest N matches (default 1000 on a terminal, all when piped).\n");
+    fprintf(f,
+            "usage: vigil search [FILTER...] [--since T] [--until T] [--limit N]\n"
+            "                    [--format table|json|ndjson|csv] [--explain] [--skip-damaged]\n"
+            "                    [-c FILE | --store DIR]\n"
+            "\n"
+            "FILTER: field=value, field!=value, field~substring, field>=N, severity>=warning,\n"
+            "        src_ip=10.0.0.0/8, field=prefix*, bare words (full text), AND, OR, NOT, ( ).\n"
+            "T: RFC 3339 (2024-05-01T13:00:00Z) or relative (15m, 2h, 7d).\n"
+            "--limit: the earliest N matches (default 1000 on a terminal, all when piped).\n"
+            "--skip-damaged: leave out segments that cannot be read (said on stderr) instead of\n"
+            "        failing on the first one.\n");
 }
 
 static double ms(uint64_t ns)
@@ -78,15 +80,18 @@ static void print_explain(const struct filter *f, int64_t since, int64_t until,
             ms(s->ns_catalog), ms(s->ns_io), ms(s->ns_index), ms(s->ns_check), ms(s->ns_decompress),
             ms(s->ns_unpack), ms(s->ns_deliver), ms(res->ns_sort), res->seconds, res->threads,
             res->threads == 1 ? "" : "s");
+    scan_skips_explain(&res->skipped);
     buf_release(&d);
 }
 
 struct search_opts {
     bool explain;
+    bool skip_damaged;
 };
 
 static const struct cli_opt search_opts[] = {
     { "--explain", NULL, CLI_FLAG, CLI_OFF(struct search_opts, explain), 0, 0 },
+    { "--skip-damaged", NULL, CLI_FLAG, CLI_OFF(struct search_opts, skip_damaged), 0, 0 },
     { NULL },
 };
 
@@ -110,10 +115,12 @@ static int search_run(struct cli_args *a)
     }
     errbuf_clear(&eb);
     struct scan_result res;
-    rc =
-        scan_run(cli_store_dir(a), a->since, a->until, f, limit, cli_progress_enabled(), &res, &eb);
+    unsigned flags =
+        (cli_progress_enabled() ? SCAN_PROGRESS : 0) | (so->skip_damaged ? SCAN_SKIP_DAMAGED : 0);
+    rc = scan_run(cli_store_dir(a), a->since, a->until, f, limit, flags, &res, &eb);
+    scan_skips_print("vigil search", &res.skipped);
     if (rc < 0) {
-        fprintf(stderr, "vigil search: %s\n", errbuf_msg(&eb));
+        scan_fail_print("vigil search", &eb, res.failed_segment);
         scan_result_release(&res);
         filter_free(f);
         free(text);

@@ -314,12 +314,14 @@ static void stats_usage(FILE *f)
 {
     fprintf(f, "usage: vigil stats [FILTER...] --by FIELD[,FIELD...] [--top N] [--since T] "
                "[--until T]\n"
-               "                   [--format table|json|ndjson|csv] [--explain] "
-               "[-c FILE | --store DIR]\n"
+               "                   [--format table|json|ndjson|csv] [--explain] [--skip-damaged]\n"
+               "                   [-c FILE | --store DIR]\n"
                "\n"
                "Counts the events matching FILTER by the values of the fields (normalized\n"
                "text fields and dst_port; an absent field counts as '-'), most frequent first.\n"
-               "--top: the N most frequent groups (default 20; 0 for all).\n");
+               "--top: the N most frequent groups (default 20; 0 for all).\n"
+               "--skip-damaged: leave out segments that cannot be read (said on stderr) instead\n"
+               "        of failing on the first one.\n");
 }
 
 /* Parses "a,b,c" into s->fields. */
@@ -350,16 +352,22 @@ static int parse_by(struct stats *s, const char *by)
     return 0;
 }
 
-/* One scan into s: one table per stripe (thread), merged into s. */
+/* One scan into s: one table per stripe (thread), merged into s. The segments of skips
+ * are left out; with skip_damaged, one that cannot be read is added to them (*again:
+ * scan once more, afresh). *failed: the segment a failure was about (0: none). */
 static int stats_scan(struct stats *s, const char *dir, int64_t since, int64_t until,
-                      const struct store_need *need, struct store_scan_stats *st, struct errbuf *eb)
+                      const struct store_need *need, bool skip_damaged, struct scan_skips *skips,
+                      bool *again, uint64_t *failed, struct store_scan_stats *st, struct errbuf *eb)
 {
     struct scan_par *par = NULL;
     int rc = scan_par_open(dir, since, until, need, &par, st, eb);
 
+    *again = false;
+    *failed = 0;
     if (rc < 0) {
         return rc;
     }
+    scan_par_skip(par, skips);
     unsigned nt = scan_par_threads(par);
     struct stats *ps = xcalloc(nt, sizeof(*ps));
     struct errbuf *pe = xcalloc(nt, sizeof(*pe));
@@ -376,6 +384,8 @@ static int stats_scan(struct stats *s, const char *dir, int64_t since, int64_t u
         args[i] = &ps[i];
     }
     rc = scan_par_run(par, on_rec, args, st, eb);
+    *again = skip_damaged && scan_skips_take(skips, par, rc, eb);
+    *failed = rc < 0 ? scan_par_failed_segment(par) : 0;
     scan_par_close(par);
     for (unsigned i = 1; i < nt; i++) {
         if (ps[i].err && !s->err) {
@@ -402,6 +412,7 @@ struct stats_opts {
     const char *by;
     uint64_t top;
     bool explain;
+    bool skip_damaged;
 };
 
 static void stats_defaults(void *own)
@@ -413,6 +424,7 @@ static const struct cli_opt stats_opts[] = {
     { "--by", NULL, CLI_STR, CLI_OFF(struct stats_opts, by), 0, 0 },
     { "--top", NULL, CLI_U64, CLI_OFF(struct stats_opts, top), 0, UINT32_MAX },
     { "--explain", NULL, CLI_FLAG, CLI_OFF(struct stats_opts, explain), 0, 0 },
+    { "--skip-damaged", NULL, CLI_FLAG, CLI_OFF(struct stats_opts, skip_damaged), 0, 0 },
     { NULL },
 };
 
@@ -453,11 +465,14 @@ static int stats_run(struct cli_args *a)
     s.eb = &eb;
     buf_init(&s.keys, (size_t)1 << 31);
     buf_init(&s.key, 1u << 24);
-    /* A segment may go while the scan runs (compacted, or deleted by retention): the
-     * scan starts over, up to 3 times. */
-    for (int attempt = 1;; attempt++) {
-        rc = stats_scan(&s, cli_store_dir(a), a->since, a->until, &sn.need, &st, &eb);
-        if (rc != -ENOENT || attempt == 3) {
+    /* --skip-damaged: each damaged segment found starts the count over without it. */
+    struct scan_skips skips = { NULL, 0 };
+    uint64_t failed = 0;
+    for (;;) {
+        bool again = false;
+        rc = stats_scan(&s, cli_store_dir(a), a->since, a->until, &sn.need, so->skip_damaged,
+                        &skips, &again, &failed, &st, &eb);
+        if (!again) {
             break;
         }
         free(s.slots);
@@ -469,8 +484,9 @@ static int stats_run(struct cli_args *a)
         memset(&st, 0, sizeof(st));
         errbuf_clear(&eb);
     }
+    scan_skips_print("vigil stats", &skips);
     if (rc < 0) {
-        fprintf(stderr, "vigil stats: %s\n", errbuf_msg(&eb));
+        scan_fail_print("vigil stats", &eb, failed);
         rc = CLI_FAIL;
     } else {
         /* The groups, most frequent first (ties by value), then the top ones. */
@@ -495,9 +511,11 @@ static int stats_run(struct cli_args *a)
                     st.blocks_read, st.blocks_skipped, st.blocks_skipped_index,
                     st.bytes_decompressed, st.records_decoded, st.records_skipped, s.matched, n,
                     shown, (double)(vg_mono_ns() - t0) / 1e9);
+            scan_skips_explain(&skips);
         }
         free(g);
     }
+    scan_skips_release(&skips);
     free(s.slots);
     buf_release(&s.keys);
     buf_release(&s.key);

@@ -2,6 +2,11 @@
  * scans. Read-only: the catalog is opened SQLITE_OPEN_READONLY, segment
  * files with open(O_RDONLY) and pread, so it runs beside a live writer.
  *
+ * A scan's plan pins what it reads (segment.md 4.5): it opens every segment file it
+ * lists as it lists them, listing again when one went in between (compaction replaced
+ * it, retention deleted it), so the plan is one consistent snapshot of the catalog and
+ * its files stay readable to the end of the scan, whatever the writer removes meanwhile.
+ *
  * A struct store_reader belongs to one thread at a time; it blocks on disk I/O.
  * `vigil verify` lives in verify.c. */
 #include <dirent.h>
@@ -29,7 +34,8 @@ struct store_reader {
     struct buf dbuf; /* its decompressed record stream */
     struct buf ubuf; /* its unpacked records (v2) */
     struct digest *dg;
-    struct errbuf err; /* the last failure */
+    struct errbuf err;  /* the last failure */
+    uint64_t failed_id; /* the segment it was about (0: none, or not one segment's) */
 };
 
 int store_reader_open(const char *dir, struct store_reader **out, struct errbuf *eb)
@@ -91,19 +97,28 @@ static bool in_flight(const struct seg_meta *m, const struct seg_walk *w)
     return m->state == SEG_OPEN && w->bad_off >= m->bytes;
 }
 
-static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_t since,
+/* pinned: the plan's fd for m (-1: none, open it now). */
+static int scan_segment(struct store_reader *r, const struct seg_meta *m, int pinned, int64_t since,
                         int64_t until, const struct bix_query *need, uint64_t seq_min,
                         unsigned stripe, unsigned nstripes, store_rec_fn fn, void *arg,
                         struct store_scan_stats *stats)
 {
     struct seg_walk w;
-    int fd;
+    struct stat sb;
+    int fd = pinned;
     int rc;
 
     memset(&w, 0, sizeof(w));
-    rc = seg__open_ro(r->segdir, m->file, &fd, &w.size);
+    if (pinned >= 0) {
+        /* An open segment grows while we read: its size now, as seg__open_ro takes it. */
+        rc = fstat(pinned, &sb) == 0 ? 0 : -errno;
+        w.size = rc == 0 ? (uint64_t)sb.st_size : 0;
+    } else {
+        rc = seg__open_ro(r->segdir, m->file, &fd, &w.size);
+    }
     if (rc < 0) {
         errbuf_set(&r->err, "segment '%s': cannot open: %s", m->file, vg_strerror(rc));
+        r->failed_id = m->id;
         return rc;
     }
     w.mode = SEG_WALK_SCAN; /* segment.md 4.1: checksums only; chains are verify's */
@@ -126,7 +141,9 @@ static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_
         stats->segments++;
     }
     rc = seg__walk(&w);
-    close(fd);
+    if (pinned < 0) {
+        close(fd);
+    }
     if (rc == VG_ECORRUPT) {
         if (in_flight(m, &w)) {
             log_debug("segment '%s': stopping at offset %" PRIu64 " (in flight: %s)", m->file,
@@ -135,10 +152,12 @@ static int scan_segment(struct store_reader *r, const struct seg_meta *m, int64_
         }
         errbuf_set(&r->err, "segment '%s' offset %" PRIu64 ": %s", m->file, w.bad_off,
                    errbuf_msg(&w.why));
+        r->failed_id = m->id;
         return rc;
     }
     if (rc < 0 && !w.stopped) {
         errbuf_set(&r->err, "segment '%s': read failed: %s", m->file, vg_strerror(rc));
+        r->failed_id = m->id;
     }
     return rc;
 }
@@ -160,9 +179,57 @@ struct store_scan_plan {
     int64_t since, until;
     uint64_t seq_min;
     struct seg_meta *rows;
+    int *fds; /* rows[i]'s file, open since the plan was made; -1: opened when scanned
+                 (there were more than the process may open, or it could not be opened) */
     size_t n;
     struct bix_query q;
 };
+
+/* Listing the catalog again because a listed file went: at most this many times (each
+ * time, the writer finished a compaction or a deletion in between). */
+#define PLAN_LIST_ATTEMPTS 64
+
+static void plan_unpin(struct store_scan_plan *p)
+{
+    for (size_t i = 0; p->fds && i < p->n; i++) {
+        if (p->fds[i] >= 0) {
+            close(p->fds[i]);
+        }
+    }
+    free(p->fds);
+    p->fds = NULL;
+}
+
+/* Opens every listed file (segment.md 4.5). Returns how many were missing (-ENOENT), so
+ * the caller lists again; *missing_sum gets a checksum of their ids, to tell a file that
+ * stays missing (damage, reported by the scan) from one the writer just removed. */
+static size_t plan_pin(struct store_reader *r, struct store_scan_plan *p, uint64_t *missing_sum)
+{
+    size_t missing = 0;
+    bool room = true;
+
+    *missing_sum = 0;
+    p->fds = xmalloc((p->n ? p->n : 1) * sizeof(*p->fds));
+    for (size_t i = 0; i < p->n; i++) {
+        char path[PATH_MAX];
+        p->fds[i] = -1;
+        if (!room || seg__path(path, sizeof(path), r->segdir, p->rows[i].file) < 0) {
+            continue;
+        }
+        p->fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+        int rc = p->fds[i] < 0 ? -errno : 0;
+        if (rc == -ENOENT) {
+            missing++;
+            *missing_sum = *missing_sum * 31 + p->rows[i].id;
+        } else if (rc == -EMFILE || rc == -ENFILE) {
+            /* More segments than open files allowed: the rest are opened as they are
+             * scanned (as before pinning; a scan of that many files is rare). */
+            log_debug("scan plan: %zu of %zu segment files pinned (%s)", i, p->n, vg_strerror(rc));
+            room = false;
+        }
+    }
+    return missing;
+}
 
 static int plan_make(struct store_reader *r, int64_t since, int64_t until,
                      const struct store_need *need, uint64_t seq_min, struct store_scan_plan **out,
@@ -175,8 +242,11 @@ static int plan_make(struct store_reader *r, int64_t since, int64_t until,
     *out = NULL;
     p->since = since;
     p->until = until;
-    if (since < until) {
+    p->seq_min = seq_min;
+    uint64_t last_missing = 0;
+    for (int attempt = 1; since < until; attempt++) {
         uint64_t t0 = mono_ns();
+        /* Each listing reads a new snapshot of the catalog (no transaction spans them). */
         rc = catalog__list(r->cat, CATALOG_RANGE, since, until, &p->rows, &p->n);
         if (stats) {
             stats->ns_catalog += mono_ns() - t0;
@@ -186,19 +256,33 @@ static int plan_make(struct store_reader *r, int64_t since, int64_t until,
             free(p);
             return rc;
         }
-    }
-    /* A segment's catalog row holds the seq range of its committed blocks (segment.md
-     * 5.2), so one that ends below seq_min has nothing the caller keeps. */
-    p->seq_min = seq_min;
-    size_t kept = 0;
-    for (size_t i = 0; i < p->n; i++) {
-        if (p->seq_min == 0 || (p->rows[i].tot.count > 0 && p->rows[i].tot.seq_max >= p->seq_min)) {
-            p->rows[kept++] = p->rows[i];
+        /* A segment's catalog row holds the seq range of its committed blocks (segment.md
+         * 5.2), so one that ends below seq_min has nothing the caller keeps. */
+        size_t kept = 0;
+        for (size_t i = 0; i < p->n; i++) {
+            if (p->seq_min == 0 ||
+                (p->rows[i].tot.count > 0 && p->rows[i].tot.seq_max >= p->seq_min)) {
+                p->rows[kept++] = p->rows[i];
+            }
         }
+        p->n = kept;
+        uint64_t missing_sum;
+        size_t missing = plan_pin(r, p, &missing_sum);
+        /* Listed, then removed before we opened it: the writer moved on; list again. The
+         * same files missing twice are missing (damage, for the scan to report). */
+        if (missing == 0 || (attempt > 1 && missing_sum == last_missing) ||
+            attempt == PLAN_LIST_ATTEMPTS) {
+            break;
+        }
+        last_missing = missing_sum;
+        plan_unpin(p);
+        free(p->rows);
+        p->rows = NULL;
+        p->n = 0;
     }
-    p->n = kept;
     if ((rc = bix__query_init(&p->q, need)) < 0) {
         errbuf_set(&r->err, "what the scan needs is over the index's limits");
+        plan_unpin(p);
         free(p->rows);
         free(p);
         return rc;
@@ -239,11 +323,36 @@ int store_scan_plan_run(struct store_reader *r, const struct store_scan_plan *p,
         errbuf_set(&r->err, "stripe %u of %u", stripe, nstripes);
         return -EINVAL;
     }
+    r->failed_id = 0;
     for (size_t i = 0; i < p->n && rc == 0; i++) {
-        rc = scan_segment(r, &p->rows[i], p->since, p->until, &p->q, p->seq_min, stripe, nstripes,
-                          fn, arg, stats);
+        rc = scan_segment(r, &p->rows[i], p->fds ? p->fds[i] : -1, p->since, p->until, &p->q,
+                          p->seq_min, stripe, nstripes, fn, arg, stats);
     }
     return rc;
+}
+
+int store_scan_plan_skip(struct store_scan_plan *p, uint64_t segment_id)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->rows[i].id != segment_id) {
+            continue;
+        }
+        if (p->fds && p->fds[i] >= 0) {
+            close(p->fds[i]);
+        }
+        memmove(&p->rows[i], &p->rows[i + 1], (p->n - i - 1) * sizeof(*p->rows));
+        if (p->fds) {
+            memmove(&p->fds[i], &p->fds[i + 1], (p->n - i - 1) * sizeof(*p->fds));
+        }
+        p->n--;
+        return 1;
+    }
+    return 0;
+}
+
+uint64_t store_reader_failed_segment(const struct store_reader *r)
+{
+    return r->failed_id;
 }
 
 void store_scan_plan_free(struct store_scan_plan *p)
@@ -252,6 +361,7 @@ void store_scan_plan_free(struct store_scan_plan *p)
         return;
     }
     bix__query_release(&p->q);
+    plan_unpin(p);
     free(p->rows);
     free(p);
 }

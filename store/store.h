@@ -175,7 +175,9 @@ int store_scan_need(struct store_reader *r, int64_t since, int64_t until,
 int store_scan_from_seq(struct store_reader *r, uint64_t seq_min, store_rec_fn fn, void *arg,
                         struct store_scan_stats *stats) VG_MUST_USE;
 
-/* Parallel scans. A plan lists the segments of [since, until) once and compiles need;
+/* Parallel scans. A plan lists the segments of [since, until) once, opens their files
+ * (so what the writer replaces or deletes afterwards stays readable to the end of the
+ * scan: every run of a plan reads the same records, segment.md 4.5) and compiles need;
  * then any number of readers, one per thread, each scan one stripe of its blocks
  * (store_scan_plan_run: the blocks whose position in their segment is stripe modulo
  * nstripes; the others are passed over unread, as blocks outside the window are), so
@@ -191,12 +193,18 @@ uint64_t store_scan_plan_bytes(const struct store_scan_plan *p);
 int store_scan_plan_run(struct store_reader *r, const struct store_scan_plan *p, unsigned stripe,
                         unsigned nstripes, store_rec_fn fn, void *arg,
                         struct store_scan_stats *stats) VG_MUST_USE;
+/* Leaves segment_id out of the plan (a damaged segment the caller chose to skip).
+ * Returns 1, or 0 when the plan does not hold it. */
+int store_scan_plan_skip(struct store_scan_plan *p, uint64_t segment_id);
 void store_scan_plan_free(struct store_scan_plan *p); /* takes NULL */
 /* Adds b's counters and times to a's. */
 void store_scan_stats_add(struct store_scan_stats *a, const struct store_scan_stats *b);
 
 /* The message of the last failure ("" when none). Owned by r. */
 const char *store_reader_error(const struct store_reader *r);
+/* The segment the last failed scan could not read (a corrupt block, a file that cannot
+ * be opened or read), 0 when its failure was not one segment's (the catalog, fn). */
+uint64_t store_reader_failed_segment(const struct store_reader *r);
 
 void store_reader_close(struct store_reader *r); /* takes NULL */
 

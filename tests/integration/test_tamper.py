@@ -159,6 +159,46 @@ class Tamper(unittest.TestCase):
         self.assertIn("no deletion by policy", line)
         self.assertIn("2 ok, 1 failed", out)
 
+    def query(self, cmd, *extra):
+        return run([VIGIL, cmd, "--store", self.store, "--format", "ndjson"] + list(extra),
+                   check=False)
+
+    def test_skip_damaged(self):
+        """A damaged segment fails search and stats, naming it; --skip-damaged reads
+        every other segment and says which it left out (stderr and --explain)."""
+        offs = block_offsets(self.seg(1))
+        with open(self.seg(1), "r+b") as f:
+            f.seek(offs[1] + BLK_HDR + 20)
+            b = f.read(1)
+            f.seek(offs[1] + BLK_HDR + 20)
+            f.write(bytes([b[0] ^ 0x40]))
+        os.unlink(self.seg(2))
+        for cmd, extra in (("search", ()), ("stats", ("--by", "host"))):
+            p = self.query(cmd, *extra)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertEqual(p.stdout, "")
+            self.assertRegex(p.stderr, r"segment '%s' offset %d: .*checksum mismatch" %
+                             (self.segs[1], offs[1]))
+            self.assertIn("--skip-damaged reads every other segment", p.stderr)
+
+            p = self.query(cmd, "--skip-damaged", "--explain", *extra)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            skipped = [l for l in p.stderr.splitlines() if "skipped a damaged segment" in l]
+            self.assertEqual(len(skipped), 2, p.stderr)
+            self.assertIn("segment '%s' offset %d" % (self.segs[1], offs[1]), skipped[0] + skipped[1])
+            self.assertIn("segment '%s': cannot open: no such file" % self.segs[2],
+                          skipped[0] + skipped[1])
+            self.assertIn("explain: damaged segments skipped (--skip-damaged): 2", p.stderr)
+            rows = [json.loads(l) for l in p.stdout.splitlines()]
+            if cmd == "search":
+                # only the first segment's events, none of the damaged one's good blocks
+                self.assertEqual(len(rows), 600)
+                self.assertEqual({r["n"] for r in (json.loads(x["raw"]) if isinstance(x["raw"], str)
+                                                   else x["raw"] for x in rows)},
+                                 set(range(600)))
+            else:
+                self.assertEqual(sum(r["count"] for r in rows), 600)
+
     def db(self):
         return sqlite3.connect(os.path.join(self.store, "catalog.db"))
 

@@ -464,6 +464,58 @@ static void test_compact_steps(void **state)
     (void)s;
 }
 
+/* segment.md 4.5: a plan made before compaction replaced one segment and retention
+ * deleted the other still reads every record it listed, in one stripe or two. */
+static void test_plan_pins_segments(void **state)
+{
+    struct tdir *t = *state;
+    struct store_reader *r = NULL;
+    struct store_reader *r2 = NULL;
+    struct store_scan_plan *p = NULL;
+    struct store_compact_result res;
+    struct store_retention_result rr;
+    struct errbuf eb;
+
+    fill(t->dir);
+    errbuf_clear(&eb);
+    assert_int_equal(store_reader_open(t->dir, &r, &eb), 0);
+    assert_int_equal(store_reader_open(t->dir, &r2, &eb), 0);
+    assert_int_equal(store_scan_plan_make(r, INT64_MIN, INT64_MAX, NULL, &p, NULL), 0);
+
+    struct store *st = open_store(t->dir, NULL);
+    struct store_compact_opts o = { .max_segments = 1 };
+    assert_int_equal(store_compact(st, &o, &res, &eb), 0);
+    assert_int_equal(res.segments, 1);
+    struct store_retention pol = { .max_age_ns = HOUR };
+    assert_int_equal(store_retention_run(st, &pol, T0 + 4 * HOUR, &rr), 2);
+    free(rr.deleted);
+    store_close(st);
+    char segdir[PATH_MAX];
+    snprintf(segdir, sizeof(segdir), "%s/segments", t->dir);
+    assert_int_equal(tmp_files(t->dir), 0);
+
+    for (unsigned nstripes = 1; nstripes <= 2; nstripes++) {
+        struct check c = { 0, xcalloc(NREC, sizeof(bool)), 0 };
+        for (unsigned s = 0; s < nstripes; s++) {
+            int rc = store_scan_plan_run(s ? r2 : r, p, s, nstripes, on_rec, &c, NULL);
+            if (rc != 0) {
+                fail_msg("stripe %u of %u: %s", s, nstripes, store_reader_error(s ? r2 : r));
+            }
+        }
+        assert_int_equal(c.bad, 0);
+        assert_int_equal(c.n, NREC);
+        free(c.seen);
+    }
+    store_scan_plan_free(p);
+    /* A new plan sees the store as it is now: everything was deleted. */
+    struct check c = { 0, xcalloc(NREC, sizeof(bool)), 0 };
+    assert_int_equal(store_scan(r, INT64_MIN, INT64_MAX, on_rec, &c, NULL), 0);
+    assert_int_equal(c.n, 0);
+    free(c.seen);
+    store_reader_close(r);
+    store_reader_close(r2);
+}
+
 int main(void)
 {
     log_set_level(LOG_LVL_ERROR);
@@ -473,6 +525,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compact_lz4hc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_compacted_segment_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plan_pins_segments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
