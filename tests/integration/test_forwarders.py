@@ -252,6 +252,48 @@ class Forwarders(unittest.TestCase):
         self.assertNotIn(receivers.PD_KEY, vd.read_log())
         self.assertNotIn(receivers.OG_KEY, vd.read_log())
 
+    def test_real_rules_resolve_end_to_end(self):
+        """The default pack's own life cycle, not contract records from the test: a shell in
+        a container fires, goes quiet, and the engine's resolve reaches every receiver
+        (Alertmanager's alert ends, PagerDuty resolves the same dedup_key, Opsgenie closes
+        the same alias, Slack and the webhook say resolved)."""
+        am = self.alertmanager()
+        vd = Vigild("fwd-resolve", "rules: { paths: [ %s ], resolve_after: 3s, lateness: 1s }\n%s"
+                    % (RULES, forwarders_yaml(self.rcv, am)))
+        self.addCleanup(vd.cleanup)
+        vd.start()
+        vd.send([], fmt="falco", stdin=shell_events(["resolve-1"]))
+
+        def am_state():
+            a = am.alerts(alertname=SHELL_RULE)
+            return [x["status"]["state"] for x in a]
+        harness.wait_for("the alert active in Alertmanager", lambda: "active" in am_state(),
+                         seconds=30)
+        harness.wait_for("the resolved record", lambda: [
+            a for a in vd.search("kind=alert") if a["raw"]["state"] == "resolved"], seconds=60)
+        harness.wait_for("the alert ended in Alertmanager",
+                         lambda: "active" not in am_state(), seconds=30)
+        harness.wait_for("every receiver's resolve", lambda: (
+            len(self.rcv.accepted("/pd/")) == 2 and len(self.rcv.accepted("/og/")) == 2 and
+            len(self.rcv.accepted("/slack/")) == 2 and len(self.rcv.accepted("/hook")) == 2),
+            seconds=30)
+        stored = vd.search("kind=alert")
+        self.assertEqual([a["raw"]["state"] for a in stored], ["firing", "resolved"])
+        fp = stored[0]["raw"]["fingerprint"]
+        self.assertEqual(stored[1]["raw"]["fingerprint"], fp)
+        pd = [e["body"] for e in self.rcv.accepted("/pd/")]
+        self.assertEqual([b["event_action"] for b in pd], ["trigger", "resolve"])
+        self.assertEqual({b["dedup_key"] for b in pd}, {fp})
+        og = self.rcv.accepted("/og/")
+        self.assertEqual(og[0]["body"]["alias"], fp)
+        self.assertEqual(og[1]["path"], "/og/v2/alerts/%s/close?identifierType=alias" % fp)
+        slack = [e["body"]["text"] for e in self.rcv.accepted("/slack/")]
+        self.assertIn("FIRING", slack[0])
+        self.assertIn("RESOLVED", slack[1])
+        self.assertEqual([e["body"]["state"] for e in self.rcv.accepted("/hook")],
+                         ["firing", "resolved"])
+        vd.stop()
+
     def test_sighup_adds_the_first_forwarder(self):
         # no forwarders at start: no outbox; history is not paged once they come
         vd = self.vigild("", "fwd-hup")
