@@ -46,8 +46,11 @@ def ship(vd, events, chunk="c"):
 class LateEvents(VigildTest):
     def test_late_events_go_to_their_partition(self):
         now = int(time.time())
-        old = now - 3 * HOUR  # a partition that ended two hours ago or more
-        old_part = old - old % HOUR
+        # A partition that ended two hours ago or more; the late events sit a minute into
+        # it, so they never straddle its end and the later one (old_part + 7) is earliest
+        # whatever the time of day the test runs at.
+        old_part = (now - 3 * HOUR) - (now - 3 * HOUR) % HOUR
+        old = old_part + 60
         ev = [(old + i, {"message": "late %d" % i, "run": "late"}) for i in range(5)]
         ev += [(now, {"message": "on time", "run": "late"})]
         self.assertTrue(ship(self.vd, ev, "late-1"))
