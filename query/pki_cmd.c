@@ -1,10 +1,14 @@
 /* query/pki_cmd.c: `vigil pki init DIR [--force]` and `vigil pki issue DIR NAME`: a
- * development CA and certificates (common/pki.h). */
+ * development CA and certificates (common/pki.h); `vigil pki pubkey`: the public half of
+ * the store's signing key, to keep away from the store (schemas/segment.md 13.7). */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "common/config.h"
 #include "common/pki.h"
 #include "query/cli.h"
+#include "store/sign.h"
 
 struct pki_opts {
     bool force;
@@ -20,7 +24,45 @@ static const struct cli_opt pki_opts[] = {
 static void pki_usage(FILE *f)
 {
     fprintf(f, "usage: vigil pki init DIR [--force] [--server-name NAME]...\n"
-               "       vigil pki issue DIR NAME   (one more client certificate)\n");
+               "       vigil pki issue DIR NAME   (one more client certificate)\n"
+               "       vigil pki pubkey [-c FILE | --store DIR]\n"
+               "\n"
+               "pubkey prints the public key that signs the store's seals (PEM), from the\n"
+               "private key (store.signing_key, else DIR/keys/collector-ed25519.pem). Keep it\n"
+               "away from the store and give it to `vigil verify --key`: whoever can write the\n"
+               "store can replace the key kept in it.\n");
+}
+
+/* `vigil pki pubkey`: derived from the private key, not read from the store's copy of
+ * the public key (which an attacker who rewrote the store would have replaced too). */
+static int pki_pubkey(struct cli_args *a)
+{
+    char own[PATH_MAX];
+    struct sign_key *k = NULL;
+    struct errbuf eb;
+    struct buf pem;
+    int rc = cli_load(a);
+
+    if (rc != CLI_OK) {
+        return rc;
+    }
+    const char *path = a->cfg->store.signing_key;
+    if (!path || a->store_dir) {
+        snprintf(own, sizeof(own), "%s/keys/collector-ed25519.pem", cli_store_dir(a));
+        path = own;
+    }
+    errbuf_clear(&eb);
+    if (sign_key_load_private(path, &k, &eb) < 0) {
+        fprintf(stderr, "vigil pki pubkey: %s\n", errbuf_msg(&eb));
+        return CLI_FAIL;
+    }
+    buf_init(&pem, SIGN_PEM_MAX);
+    rc = sign_key_public_pem(k, &pem) == 0 && fwrite(pem.data, 1, pem.len, stdout) == pem.len
+             ? CLI_OK
+             : CLI_FAIL;
+    buf_release(&pem);
+    sign_key_free(k);
+    return rc;
 }
 
 static int pki_run(struct cli_args *a)
@@ -32,11 +74,18 @@ static int pki_run(struct cli_args *a)
     const char *issue = NULL;
 
     errbuf_clear(&eb);
+    if (a->nwords == 1 && strcmp(a->words[0], "pubkey") == 0) {
+        return pki_pubkey(a);
+    }
     if (a->nwords < 1 || (strcmp(a->words[0], "init") != 0 && strcmp(a->words[0], "issue") != 0)) {
         pki_usage(stderr);
         return CLI_USAGE;
     }
     const char *sub = a->words[0];
+    if (a->config_path || a->store_dir) {
+        fprintf(stderr, "vigil pki %s: -c and --store are for `vigil pki pubkey`\n", sub);
+        return CLI_USAGE;
+    }
     bool is_issue = strcmp(sub, "issue") == 0;
     if (is_issue && o->names.n > 0) {
         fprintf(stderr, "vigil pki issue: unexpected argument '--server-name'\n");
@@ -81,7 +130,8 @@ static int pki_run(struct cli_args *a)
 
 const struct cli_cmd cmd_pki = {
     .name = "pki",
-    .synopsis = "init DIR      a development CA, server, agent and analyst certificates",
+    .synopsis = "init DIR | pubkey   a development CA and certificates; the store's public key",
+    .takes = CLI_STORE,
     .opts = pki_opts,
     .own_size = sizeof(struct pki_opts),
     .usage = pki_usage,

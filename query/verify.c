@@ -13,27 +13,36 @@
 
 static void verify_usage(FILE *f)
 {
-    fprintf(f, "usage: vigil verify [--store DIR | -c FILE] [--key PUB.pem] [--quiet]\n"
-               "\n"
-               "Recomputes every segment's hash chain, checks each sealed segment's Ed25519\n"
-               "signature and the catalog's counts, sizes and chain heads against the files, and\n"
-               "tells segments deleted by retention from segments that went missing. Names the\n"
-               "first altered or missing block of a segment (file, offset, block number, why).\n"
-               "\n"
-               "  --key PUB.pem   trust only this public key (e.g. a copy of the store's\n"
-               "                  keys/collector-ed25519.pub.pem kept elsewhere); otherwise the\n"
-               "                  keys the catalog records are used and the summary names them\n"
-               "  --quiet         print only failures and the summary\n"
-               "Exit status: 0 all verified, 1 something did not, 2 usage.\n");
+    fprintf(f,
+            "usage: vigil verify [--store DIR | -c FILE] [--key PUB.pem] [--head HASH] [--quiet]\n"
+            "\n"
+            "Recomputes every segment's hash chain, checks each sealed segment's Ed25519\n"
+            "signature and the catalog's counts, sizes and chain heads against the files, and\n"
+            "tells segments deleted by retention from segments that went missing. Names the\n"
+            "first altered or missing block of a segment (file, offset, block number, why).\n"
+            "Checks the store's seal sequence (seals.seq) and everything it records against\n"
+            "the catalog and the files: segments removed with their rows, sealed segments\n"
+            "reopened, deletions removed or forged.\n"
+            "\n"
+            "  --key PUB.pem   trust only this public key (e.g. the output of `vigil pki\n"
+            "                  pubkey` kept elsewhere); otherwise the keys the catalog and the\n"
+            "                  seal sequence record are used and the summary names them\n"
+            "  --head HASH     the seal sequence must hold the entry with this hash (a head\n"
+            "                  printed by an earlier verify or logged by vigild): it was not\n"
+            "                  cut back since\n"
+            "  --quiet         print only failures and the summary\n"
+            "Exit status: 0 all verified, 1 something did not, 2 usage.\n");
 }
 
 struct verify_opts {
     const char *key;
+    const char *head;
     bool quiet;
 };
 
 static const struct cli_opt verify_opts[] = {
     { "--key", NULL, CLI_STR, CLI_OFF(struct verify_opts, key), 0, 0 },
+    { "--head", NULL, CLI_STR, CLI_OFF(struct verify_opts, head), 0, 0 },
     { "--quiet", "-q", CLI_FLAG, CLI_OFF(struct verify_opts, quiet), 0, 0 },
     { NULL },
 };
@@ -41,7 +50,7 @@ static const struct cli_opt verify_opts[] = {
 static int verify_run(struct cli_args *a)
 {
     const struct verify_opts *vo = a->own;
-    struct store_verify_opts o = { .trusted_key = vo->key };
+    struct store_verify_opts o = { .trusted_key = vo->key, .head = vo->head };
     struct store_verify_summary sum;
     bool quiet = vo->quiet;
     char *text = NULL;
@@ -79,7 +88,7 @@ static int verify_run(struct cli_args *a)
         char *nl = strchr(line, '\n');
         size_t n = nl ? (size_t)(nl - line) + 1 : strlen(line);
         if (!quiet || strstr(line, ": FAILED") != NULL || strncmp(line, "note:", 5) == 0 ||
-            strncmp(line, "summary:", 8) == 0) {
+            strncmp(line, "seal sequence:", 14) == 0 || strncmp(line, "summary:", 8) == 0) {
             fwrite(line, 1, n, stdout);
         }
         line += n;

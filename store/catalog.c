@@ -22,6 +22,7 @@
 enum {
     STMT_PUT,
     STMT_GET_OPEN,
+    STMT_GET,
     STMT_SEAL,
     STMT_SEAL_BEFORE,
     STMT_LIST_ALL,
@@ -50,6 +51,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
                  "?17)",
     [STMT_GET_OPEN] = "SELECT " SEG_COLS " FROM segments WHERE state = 'open' AND "
                       "part_start = ?1 AND part_end = ?2 ORDER BY id DESC LIMIT 1",
+    [STMT_GET] = "SELECT " SEG_COLS " FROM segments WHERE id = ?1",
     [STMT_SEAL] = "UPDATE segments SET state = 'sealed', sealed = ?2 WHERE id = ?1",
     [STMT_SEAL_BEFORE] = "UPDATE segments SET state = 'sealed', sealed = ?2 "
                          "WHERE state = 'open' AND part_end <= ?1",
@@ -449,22 +451,35 @@ static int row_read(struct catalog *c, sqlite3_stmt *s, struct seg_meta *m)
     return 0;
 }
 
-int catalog__get_open(struct catalog *c, int64_t part_start, int64_t part_end, struct seg_meta *out)
+/* Steps a bound SEG_COLS statement for at most one row: 1 and *out, 0, or VG_EDB. */
+static int get_one(struct catalog *c, sqlite3_stmt *s, struct seg_meta *out, const char *what)
 {
-    sqlite3_stmt *s = c->stmt[STMT_GET_OPEN];
     int found = 0;
-
-    sqlite3_bind_int64(s, 1, part_start);
-    sqlite3_bind_int64(s, 2, part_end);
     int rc = sqlite3_step(s);
+
     if (rc == SQLITE_ROW) {
         found = row_read(c, s, out) < 0 ? VG_EDB : 1;
     } else if (rc != SQLITE_DONE) {
-        found = db_fail(c, "look up open segment");
+        found = db_fail(c, what);
     }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return found;
+}
+
+int catalog__get(struct catalog *c, uint64_t id, struct seg_meta *out)
+{
+    sqlite3_bind_int64(c->stmt[STMT_GET], 1, (sqlite3_int64)id);
+    return get_one(c, c->stmt[STMT_GET], out, "look up segment");
+}
+
+int catalog__get_open(struct catalog *c, int64_t part_start, int64_t part_end, struct seg_meta *out)
+{
+    sqlite3_stmt *s = c->stmt[STMT_GET_OPEN];
+
+    sqlite3_bind_int64(s, 1, part_start);
+    sqlite3_bind_int64(s, 2, part_end);
+    return get_one(c, s, out, "look up open segment");
 }
 
 int catalog__seal(struct catalog *c, uint64_t id, int64_t sealed_ns)

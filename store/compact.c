@@ -372,26 +372,6 @@ uint64_t store_compact_job_bytes(const struct store_compact_job *j)
     return j->old.bytes;
 }
 
-/* The catalog row of segment id, or false. */
-static bool row_of(struct store *st, uint64_t id, struct seg_meta *out)
-{
-    struct seg_meta *rows = NULL;
-    size_t n = 0;
-    bool found = false;
-
-    if (catalog__list(st->cat, CATALOG_ALL, 0, 0, &rows, &n) < 0) {
-        return false;
-    }
-    for (size_t i = 0; i < n && !found; i++) {
-        if (rows[i].id == id) {
-            *out = rows[i];
-            found = true;
-        }
-    }
-    free(rows);
-    return found;
-}
-
 int store_compact_pick(struct store *st, const struct store_compact_opts *o, int64_t sealed_before,
                        struct store_compact_job **out, struct store_compact_result *res,
                        struct errbuf *eb)
@@ -574,8 +554,10 @@ int store_compact_install(struct store *st, struct store_compact_job *j,
         return rc;
     }
     /* Retention may have deleted it while the job was built (or a seal was redone). */
-    if (!row_of(st, old->id, &now_row) || now_row.state != SEG_SEALED ||
-        now_row.bytes != old->bytes || memcmp(now_row.chain_head, old->chain_head, VG_SHA256_LEN)) {
+    const struct sealseq_entry *last = sealseq__last(st->seq, old->id);
+    if (catalog__get(st->cat, old->id, &now_row) != 1 || now_row.state != SEG_SEALED ||
+        now_row.bytes != old->bytes || memcmp(now_row.chain_head, old->chain_head, VG_SHA256_LEN) ||
+        (last && last->type == SEALSEQ_DELETE)) {
         log_info("segment '%s': compaction dropped: the segment changed or was deleted meanwhile",
                  old->file);
         compact_done_add(st, old->id);
@@ -586,20 +568,6 @@ int store_compact_install(struct store *st, struct store_compact_job *j,
     /* One transaction: the new row and its seal; the old row becomes a deletion. */
     int64_t now = vg_now_ns();
     c->m.sealed = now;
-    struct catalog_seal s = { .id = c->m.id };
-    snprintf(s.reason, sizeof(s.reason), "%s", SEAL_REASON_ENDED);
-    if (key) {
-        uint8_t msg[SEAL_MSG_LEN];
-        integrity__seal_msg(&c->m, msg);
-        if ((rc = sign_message(key, msg, sizeof(msg), s.sig)) < 0) {
-            errbuf_set(eb, "compaction: cannot sign: %s", vg_strerror(rc));
-            store_compact_job_free(j);
-            return rc;
-        }
-        s.is_signed = true;
-        sign_key_id(key, s.key_id);
-        s.signed_at = now;
-    }
     struct catalog_deletion d;
     memset(&d, 0, sizeof(d));
     d.m = *old;
@@ -608,12 +576,28 @@ int store_compact_install(struct store *st, struct store_compact_job *j,
     memcpy(d.sig, j->old_seal.sig, sizeof(d.sig));
     snprintf(d.reason, sizeof(d.reason), "%s", "compacted");
     d.deleted = now;
+    /* segment.md 12.3 (2), 13.4: the new segment's SEAL and the old one's DELETE, in the
+     * sequence before the catalog; from here on the new file is the one to keep. */
+    struct sealseq_entry ev[2];
+    sealseq__from_meta(&ev[0], SEALSEQ_SEAL, SEALSEQ_COMPACTED, &c->m);
+    ev[0].other_id = old->id;
+    memcpy(ev[0].extra, j->sh.records_digest, VG_SHA256_LEN);
+    sealseq__from_meta(&ev[1], SEALSEQ_DELETE, SEALSEQ_REPLACED, old);
+    ev[1].other_id = c->m.id;
+    ev[1].time = now;
+    if ((rc = sealseq__append(st->seq, ev, 2, key)) < 0) {
+        errbuf_set(eb, "compaction: seal sequence: %s", vg_strerror(rc));
+        store_compact_job_free(j);
+        return rc;
+    }
+    j->tmp_made = false; /* a failure below leaves it for store_open to install */
+    compact_done_add(st, old->id);
     rc = catalog__begin(cat);
     if (rc == 0) {
         rc = catalog__put(cat, &c->m);
     }
     if (rc == 0) {
-        rc = catalog__seal_put(cat, &s);
+        rc = integrity__seal_row(cat, key, &c->m, now);
     }
     if (rc == 0) {
         rc = catalog__deletion_add(cat, &d);
@@ -623,7 +607,7 @@ int store_compact_install(struct store *st, struct store_compact_job *j,
     }
     if (rc < 0) {
         catalog__rollback(cat);
-        errbuf_set(eb, "compaction: catalog: %s", catalog__errmsg(cat));
+        errbuf_set(eb, "compaction: catalog: %s (store_open finishes it)", catalog__errmsg(cat));
         store_compact_job_free(j);
         return rc;
     }
@@ -714,14 +698,18 @@ int compact__recover(struct store *st)
         }
         memcpy(final, e->d_name + 1, len - 1 - sl);
         final[len - 1 - sl] = 0;
-        bool committed = false;
+        /* segment.md 12.3: the sequence's SEAL decides (the catalog follows it). */
+        uint64_t id = 0;
+        const struct sealseq_entry *se =
+            seg__name_parse(final, &id) ? sealseq__last(st->seq, id) : NULL;
+        bool committed = se && se->type == SEALSEQ_SEAL;
         for (size_t i = 0; i < n; i++) {
             committed |= strcmp(rows[i].file, final) == 0;
         }
         if ((rc = path_in(st, e->d_name, from)) < 0 || (rc = path_in(st, final, to)) < 0) {
             break;
         }
-        /* segment.md 12: the transaction decides. */
+        /* segment.md 12.3: the sequence or the transaction decided. */
         rc = committed ? fs->rename(fs->ctx, from, to) : fs->unlink(fs->ctx, from);
         if (rc == 0) {
             rc = fs->fsync_dir(fs->ctx, st->segdir);

@@ -35,13 +35,6 @@
 
 static const char seal_tag[16] = "vigil seal v1\0\0"; /* segment.md 8.2 */
 
-static void put_le(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
 void integrity__seal_msg(const struct seg_meta *m, uint8_t out[SEAL_MSG_LEN])
 {
     /* segment.md 8.2: tag, then 12 little-endian 64-bit fields, then the chain head. */
@@ -63,7 +56,7 @@ void integrity__seal_msg(const struct seg_meta *m, uint8_t out[SEAL_MSG_LEN])
 
     memcpy(out, seal_tag, sizeof(seal_tag));
     for (size_t i = 0; i < VG_ARRAY_LEN(f); i++) {
-        put_le(out + 16 + 8 * i, f[i]);
+        store__put_le(out + 16 + 8 * i, f[i], 8);
     }
     memcpy(out + 16 + 8 * VG_ARRAY_LEN(f), m->chain_head, VG_SHA256_LEN);
 }
@@ -283,9 +276,34 @@ int integrity__open(struct catalog *cat, const struct fsops *fs, const char *dir
     return 0;
 }
 
-int integrity__seal_before(struct catalog *cat, const struct sign_key *key, int64_t ts, int64_t now)
+int integrity__seal_row(struct catalog *cat, const struct sign_key *key, const struct seg_meta *m,
+                        int64_t now)
+{
+    struct catalog_seal s;
+    uint8_t msg[SEAL_MSG_LEN];
+    int rc;
+
+    memset(&s, 0, sizeof(s));
+    s.id = m->id;
+    snprintf(s.reason, sizeof(s.reason), "%s", SEAL_REASON_ENDED);
+    if (key) {
+        integrity__seal_msg(m, msg);
+        if ((rc = sign_message(key, msg, sizeof(msg), s.sig)) < 0) {
+            return rc;
+        }
+        s.is_signed = true;
+        sign_key_id(key, s.key_id);
+        s.signed_at = now;
+    }
+    return catalog__seal_put(cat, &s);
+}
+
+int integrity__seal_before(struct catalog *cat, struct sealseq_w *seq, const struct sign_key *key,
+                           int64_t ts, int64_t now)
 {
     struct seg_meta *rows = NULL;
+    struct sealseq_entry *v = NULL;
+    size_t nv = 0;
     size_t n = 0;
     int sealed = 0;
     char key_id[SIGN_KEY_ID_LEN + 1] = "";
@@ -321,35 +339,33 @@ int integrity__seal_before(struct catalog *cat, const struct sign_key *key, int6
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct seg_meta *m = &rows[i];
-        struct catalog_seal s;
-        uint8_t msg[SEAL_MSG_LEN];
 
         if (m->part_end > ts) {
             continue;
         }
-        rc = catalog__seal(cat, m->id, now);
+        /* segment.md 13.4: its SEAL entry goes first, unless a crash came between the
+         * entry and this transaction last time (then the row is sealed as it said). */
+        const struct sealseq_entry *done = sealseq__last(seq, m->id);
+        bool logged = done && (done->type == SEALSEQ_SEAL || done->type == SEALSEQ_DELETE);
+        int64_t at = logged && done->type == SEALSEQ_SEAL ? done->time : now;
+        rc = catalog__seal(cat, m->id, at);
         if (rc < 0) {
             break;
         }
         m->state = SEG_SEALED;
-        m->sealed = now;
-        memset(&s, 0, sizeof(s));
-        s.id = m->id;
-        snprintf(s.reason, sizeof(s.reason), "%s", SEAL_REASON_ENDED);
-        if (key) {
-            integrity__seal_msg(m, msg);
-            rc = sign_message(key, msg, sizeof(msg), s.sig);
-            if (rc < 0) {
-                break;
-            }
-            s.is_signed = true;
-            memcpy(s.key_id, key_id, sizeof(key_id));
-            s.signed_at = now;
+        m->sealed = at;
+        if (!logged) {
+            v = xrealloc(v, (nv + 1) * sizeof(*v));
+            sealseq__from_meta(&v[nv++], SEALSEQ_SEAL, SEALSEQ_ENDED, m);
         }
-        rc = catalog__seal_put(cat, &s);
+        rc = integrity__seal_row(cat, key, m, now);
         sealed++;
     }
     free(rows);
+    if (rc == 0) {
+        rc = sealseq__append(seq, v, nv, key);
+    }
+    free(v);
     if (rc == 0) {
         rc = catalog__commit(cat);
     }

@@ -41,7 +41,7 @@ struct store_keeper {
     bool over_size_warned;
     int64_t full_since; /* mono ns */
     uint64_t refused;   /* records refused in this disk-full episode */
-    int64_t next_seal, next_retention, next_disk, next_compact; /* mono ns */
+    int64_t next_seal, next_retention, next_disk, next_compact, next_checkpoint; /* mono ns */
 
     /* Shared under mu. */
     uv_mutex_t mu;
@@ -306,6 +306,14 @@ int64_t store_keeper_run(struct store_keeper *k, int64_t now, bool *news)
         }
         k->next_seal = now + k->pol.seal_every_ns;
     }
+    if (now >= k->next_checkpoint) {
+        /* segment.md 13.3: what was committed since is in the seal sequence. */
+        int rc = store_checkpoint(k->st);
+        if (rc < 0) {
+            log_warn("store: checkpointing open segments failed: %s", vg_strerror(rc));
+        }
+        k->next_checkpoint = now + k->pol.checkpoint_every_ns;
+    }
     if (k->pol.retention_every_ns > 0 && now >= k->next_retention) {
         if (k->pol.retention.max_age_ns > 0 || k->pol.retention.max_size_bytes > 0) {
             run_retention(k);
@@ -336,6 +344,9 @@ int64_t store_keeper_run(struct store_keeper *k, int64_t now, bool *news)
     }
     if (k->pol.free_dir && k->next_disk < next) {
         next = k->next_disk;
+    }
+    if (k->next_checkpoint < next) {
+        next = k->next_checkpoint;
     }
     if (k->pol.retention_every_ns > 0 && k->next_retention < next) {
         next = k->next_retention;
@@ -423,6 +434,9 @@ int store_keeper_new(struct store *st, const struct store_keeper_opts *o, struct
     }
     if (k->pol.disk_check_every_ns <= 0) {
         k->pol.disk_check_every_ns = VG_NS_PER_SEC;
+    }
+    if (k->pol.checkpoint_every_ns <= 0) {
+        k->pol.checkpoint_every_ns = 60 * VG_NS_PER_SEC;
     }
     if (k->pol.compact_every_ns <= 0) {
         k->pol.compact_every_ns = 10 * VG_NS_PER_SEC; /* as often as the seal pass */

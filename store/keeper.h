@@ -1,9 +1,9 @@
 /* store/keeper.h: the store as the collector's writer thread keeps it. Group commits go
  * through it under the free-space policy, and between them it keeps house: it seals
- * ended partitions, runs retention (at start, then every store.retention.interval) and
- * measures the store's bytes on disk, checks the free space of the store's file system
- * and schedules compaction of sealed segments on a thread of
- * its own, at low CPU priority (segment.md 12.4).
+ * ended partitions, checkpoints open ones into the seal sequence, runs retention (at start, then
+ * every store.retention.interval) and measures the store's bytes on disk, checks the free space of
+ * the store's file system and schedules compaction of sealed segments on a thread of its own, at
+ * low CPU priority (segment.md 12.4).
  *
  * Below store.free_reserve the keeper refuses ordinary records (store_keeper_refusing:
  * the caller appends only its evidence, acknowledges nothing else, and agents retry)
@@ -37,6 +37,7 @@ struct store_keeper_opts {
     int64_t seal_every_ns;            /* 10 s */
     int64_t seal_grace_ns;            /* partitions sealed this long after they end: 60 s */
     int64_t retention_every_ns;       /* 60 s */
+    int64_t checkpoint_every_ns;      /* open segments into the seal sequence: 60 s */
     int64_t disk_check_every_ns;      /* 1 s */
     bool compact;                     /* compact sealed segments (store.compaction) */
     struct store_compact_opts compact_opts;

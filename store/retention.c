@@ -265,6 +265,25 @@ int store_retention_run(struct store *st, const struct store_retention *pol, int
             res->held++;
             continue;
         }
+        /* segment.md 13.4: the DELETE entries first (none for a segment whose entry a
+         * crash left ahead of the catalog last time). */
+        struct sealseq_entry *ev = xcalloc(p->j - p->i, sizeof(*ev));
+        size_t nev = 0;
+        for (size_t k = p->i; k < p->j; k++) {
+            const struct sealseq_entry *last = sealseq__last(st->seq, rows[k].id);
+            if (last && last->type == SEALSEQ_DELETE) {
+                continue;
+            }
+            sealseq__from_meta(&ev[nev], SEALSEQ_DELETE,
+                               strcmp(reason, "max_age") == 0 ? SEALSEQ_MAX_AGE : SEALSEQ_MAX_SIZE,
+                               &rows[k]);
+            ev[nev++].time = now_ns;
+        }
+        rc = sealseq__append(st->seq, ev, nev, st->key);
+        free(ev);
+        if (rc < 0) {
+            goto out;
+        }
         for (size_t k = p->i; k < p->j; k++) {
             struct catalog_deletion d;
             memset(&d, 0, sizeof(d));
@@ -329,6 +348,12 @@ out:
                  strcmp(x->reason, "max_age") == 0
                      ? "ended and received longer ago than store.retention.max_age"
                      : "store over store.retention.max_size");
+    }
+    if (res->ndeleted > 0) {
+        char head[2 * VG_SHA256_LEN + 1];
+        vg_hex(st->seq->head, VG_SHA256_LEN, head);
+        /* segment.md 13.4: the head, outside the store (13.7). */
+        log_info("retention: seal sequence at entry %" PRIu64 ", head %s", st->seq->n - 1, head);
     }
     remove_pending(cat, fs, segdir);
     return (int)res->ndeleted;

@@ -40,39 +40,28 @@ enum {
     SH_CRC = 124,
 };
 
-static void put_le(uint8_t *p, uint64_t v, int n)
+uint32_t seg__crc32(const void *p, size_t n)
 {
-    for (int i = 0; i < n; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
+    return (uint32_t)crc32_z(0L, p, n);
 }
 
 void seg__hdr_encode(const struct seg_hdr *h, uint8_t *p)
 {
     memset(p, 0, SEG_HDR_LEN);
     memcpy(p + SH_MAGIC, seg_magic, sizeof(seg_magic));
-    put_le(p + SH_VERSION, h->version, 2);
-    put_le(p + SH_HDR_LEN, SEG_HDR_LEN, 2);
-    put_le(p + SH_FLAGS, h->flags, 4);
-    put_le(p + SH_PART_START, (uint64_t)h->part_start, 8);
-    put_le(p + SH_PART_NS, (uint64_t)h->part_ns, 8);
-    put_le(p + SH_ID, h->id, 8);
-    put_le(p + SH_CREATED, (uint64_t)h->created, 8);
+    store__put_le(p + SH_VERSION, h->version, 2);
+    store__put_le(p + SH_HDR_LEN, SEG_HDR_LEN, 2);
+    store__put_le(p + SH_FLAGS, h->flags, 4);
+    store__put_le(p + SH_PART_START, (uint64_t)h->part_start, 8);
+    store__put_le(p + SH_PART_NS, (uint64_t)h->part_ns, 8);
+    store__put_le(p + SH_ID, h->id, 8);
+    store__put_le(p + SH_CREATED, (uint64_t)h->created, 8);
     if (h->flags & SEG_F_COMPACTED) {
-        put_le(p + SH_REPLACES_ID, h->replaces_id, 8);
+        store__put_le(p + SH_REPLACES_ID, h->replaces_id, 8);
         memcpy(p + SH_REPLACES_HEAD, h->replaces_head, VG_SHA256_LEN);
         memcpy(p + SH_RECORDS_DIGEST, h->records_digest, VG_SHA256_LEN);
     }
-    put_le(p + SH_CRC, (uint32_t)crc32(0L, p, SH_CRC), 4);
+    store__put_le(p + SH_CRC, (uint32_t)crc32(0L, p, SH_CRC), 4);
 }
 
 int seg__hdr_decode(const uint8_t *p, struct seg_hdr *h, struct errbuf *why)
@@ -84,21 +73,21 @@ int seg__hdr_decode(const uint8_t *p, struct seg_hdr *h, struct errbuf *why)
         errbuf_set(why, "file header: not a segment file (bad magic)");
         return VG_ECORRUPT;
     }
-    if ((uint32_t)get_le(p + SH_CRC, 4) != (uint32_t)crc32(0L, p, SH_CRC)) {
+    if ((uint32_t)store__get_le(p + SH_CRC, 4) != (uint32_t)crc32(0L, p, SH_CRC)) {
         errbuf_set(why, "file header: checksum mismatch");
         return VG_ECORRUPT;
     }
-    h->version = (uint16_t)get_le(p + SH_VERSION, 2);
-    if (h->version != SEG_VERSION || get_le(p + SH_HDR_LEN, 2) != SEG_HDR_LEN) {
+    h->version = (uint16_t)store__get_le(p + SH_VERSION, 2);
+    if (h->version != SEG_VERSION || store__get_le(p + SH_HDR_LEN, 2) != SEG_HDR_LEN) {
         errbuf_set(why, "file header: unsupported version %u", h->version);
         return VG_ECORRUPT;
     }
-    h->flags = (uint32_t)get_le(p + SH_FLAGS, 4);
-    h->part_start = (int64_t)get_le(p + SH_PART_START, 8);
-    h->part_ns = (int64_t)get_le(p + SH_PART_NS, 8);
-    h->id = get_le(p + SH_ID, 8);
-    h->created = (int64_t)get_le(p + SH_CREATED, 8);
-    h->replaces_id = get_le(p + SH_REPLACES_ID, 8);
+    h->flags = (uint32_t)store__get_le(p + SH_FLAGS, 4);
+    h->part_start = (int64_t)store__get_le(p + SH_PART_START, 8);
+    h->part_ns = (int64_t)store__get_le(p + SH_PART_NS, 8);
+    h->id = store__get_le(p + SH_ID, 8);
+    h->created = (int64_t)store__get_le(p + SH_CREATED, 8);
+    h->replaces_id = store__get_le(p + SH_REPLACES_ID, 8);
     memcpy(h->replaces_head, p + SH_REPLACES_HEAD, VG_SHA256_LEN);
     memcpy(h->records_digest, p + SH_RECORDS_DIGEST, VG_SHA256_LEN);
     if ((h->flags & SEG_F_COMPACTED) && h->replaces_id == 0) {
@@ -263,6 +252,10 @@ static void walk_mark(struct seg_walk *w)
         memcpy(w->mark_chain, w->chain, VG_SHA256_LEN);
         w->mark_tot = w->tot;
     }
+    if (w->mark2_off != 0 && w->end == w->mark2_off) {
+        w->mark2_hit = true;
+        memcpy(w->mark2_chain, w->chain, VG_SHA256_LEN);
+    }
 }
 
 size_t seg__ubuf_max(void)
@@ -411,9 +404,9 @@ void seg__digest_add(struct digest *d, int64_t ts, uint64_t seq, struct span rec
     uint8_t e[20];
 
     /* segment.md 12: seq, ts, length (little-endian 8, 8, 4 bytes), then the record. */
-    put_le(e, seq, 8);
-    put_le(e + 8, (uint64_t)ts, 8);
-    put_le(e + 16, rec.n, 4);
+    store__put_le(e, seq, 8);
+    store__put_le(e + 8, (uint64_t)ts, 8);
+    store__put_le(e + 16, rec.n, 4);
     digest_update(d, e, sizeof(e));
     digest_update(d, rec.p, rec.n);
 }
@@ -459,6 +452,7 @@ int seg__walk(struct seg_walk *w)
     w->hdr_ok = false;
     w->end = 0;
     w->mark_hit = false;
+    w->mark2_hit = false;
     w->stopped = false;
     w->bad_off = 0;
     w->bad_incomplete = false;
@@ -481,7 +475,7 @@ int seg__walk(struct seg_walk *w)
     }
     if (w->unchecked) {
         /* Fuzzing: make the checksum right, so the decoding behind it is reached. */
-        put_le(hb + SH_CRC, (uint32_t)crc32(0L, hb, SH_CRC), 4);
+        store__put_le(hb + SH_CRC, (uint32_t)crc32(0L, hb, SH_CRC), 4);
     }
     if (seg__hdr_decode(hb, &w->hdr, &w->why) < 0) {
         rc = walk_bad(w, 0, false);

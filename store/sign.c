@@ -262,6 +262,22 @@ void sign_key_id(const struct sign_key *k, char out[SIGN_KEY_ID_LEN + 1])
     vg_hex(h, VG_SHA256_LEN, out);
 }
 
+void sign_key_public_raw(const struct sign_key *k, uint8_t out[SIGN_PUB_LEN])
+{
+    memcpy(out, k->pub, SIGN_PUB_LEN);
+}
+
+int sign_key_from_raw(const uint8_t pub[SIGN_PUB_LEN], struct sign_key **out)
+{
+    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, SIGN_PUB_LEN);
+
+    if (!pk) {
+        ERR_clear_error();
+        return VG_EFORMAT;
+    }
+    return key_wrap(pk, false, out);
+}
+
 bool sign_key_has_private(const struct sign_key *k)
 {
     return k->priv;

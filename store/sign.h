@@ -53,6 +53,12 @@ void sign_key_id(const struct sign_key *k, char out[SIGN_KEY_ID_LEN + 1]);
 
 bool sign_key_has_private(const struct sign_key *k);
 
+/* The raw 32-byte public key (RFC 8032), as the seal sequence records it. */
+void sign_key_public_raw(const struct sign_key *k, uint8_t out[SIGN_PUB_LEN]);
+/* A public key from its raw bytes. Returns 0 and *out (caller frees) or VG_EFORMAT (not
+ * a point of the curve) / VG_ETLS. */
+int sign_key_from_raw(const uint8_t pub[SIGN_PUB_LEN], struct sign_key **out) VG_MUST_USE;
+
 /* Signs msg (Ed25519, pure: no pre-hash). Returns 0 or -EINVAL (a public key) or
  * VG_ETLS. */
 int sign_message(const struct sign_key *k, const uint8_t *msg, size_t n,

@@ -191,6 +191,12 @@ static int recover(struct store *st, struct errbuf *eb)
                 }
                 continue;
             }
+            /* Sealed or deleted by the seal sequence: never adopted as an open segment;
+             * reconcile__catalog restores its row or finishes its deletion. */
+            const struct sealseq_entry *se = sealseq__last(st->seq, id);
+            if (se && (se->type == SEALSEQ_SEAL || se->type == SEALSEQ_DELETE)) {
+                continue;
+            }
             rc = writer__recover_file(st, e->d_name, NULL, eb);
             if (rc < 0) {
                 goto out;
@@ -258,17 +264,32 @@ int store_open(const struct store_opts *o, struct store **out, struct errbuf *eb
     if (rc < 0) {
         goto fail;
     }
-    rc = recover(st, eb);
+    /* The key and the seal sequence first: what recovery seals goes into the sequence,
+     * signed (segment.md 13.4). */
+    rc = integrity__open(st->cat, st->fs, st->dir, o->signing_key, &st->key, eb);
     if (rc < 0) {
         goto fail;
     }
-    rc = integrity__open(st->cat, st->fs, st->dir, o->signing_key, &st->key, eb);
+    rc = sealseq__open(st->fs, st->dir, &st->seq, eb);
+    if (rc == 0) {
+        rc = reconcile__start(st, eb);
+    }
+    if (rc < 0) {
+        goto fail;
+    }
+    rc = recover(st, eb);
     if (rc < 0) {
         goto fail;
     }
     rc = compact__recover(st); /* segment.md 12: an interrupted compaction */
     if (rc < 0) {
         errbuf_set(eb, "store '%s': finishing a compaction: %s", st->dir, vg_strerror(rc));
+        goto fail;
+    }
+    rc = reconcile__catalog(st);
+    if (rc < 0) {
+        errbuf_set(eb, "store '%s': bringing the catalog in line with the seal sequence: %s",
+                   st->dir, vg_strerror(rc));
         goto fail;
     }
     buf_release(&st->rbuf); /* recovery scratch; can be large */
@@ -288,6 +309,7 @@ static void store_free(struct store *st)
         close(st->lock_fd); /* releases the flock */
     }
     sign_key_free(st->key);
+    sealseq__free(st->seq);
     free(st->compact_done);
     free(st);
 }

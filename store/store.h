@@ -83,6 +83,12 @@ int store_commit(struct store *st) VG_MUST_USE;
  * store_commit / VG_EDB. */
 int store_seal_before(struct store *st, int64_t ts) VG_MUST_USE;
 
+/* Appends a CHECKPOINT entry to the seal sequence (segment.md 13.3) for each open
+ * segment whose committed state changed since its last entry, so that what was
+ * committed until now cannot be cut off unseen. Called periodically (vigild: every
+ * minute). Returns how many, or -errno / VG_EDB. */
+int store_checkpoint(struct store *st) VG_MUST_USE;
+
 /* Commits (an error is logged), closes files, releases the lock and frees. Seals
  * nothing. Takes NULL. */
 void store_close(struct store *st);
@@ -211,17 +217,22 @@ void store_reader_close(struct store_reader *r); /* takes NULL */
 /* What `vigil verify` checks beyond the chains and rows (segment.md 11). */
 struct store_verify_opts {
     const char *trusted_key; /* NULL, or a PEM public key file every signature must be
-                                made by (otherwise the keys the catalog records) */
+                                made by (otherwise the keys the catalog and the seal
+                                sequence record) */
+    const char *head;        /* NULL, or the hex hash of a seal sequence entry that must be
+                                in the sequence (a head noted earlier: segment.md 13.6) */
 };
 struct store_verify_summary {
     unsigned segments; /* segment files and rows checked */
     unsigned ok;
     unsigned failed;
-    unsigned deleted;   /* segments deleted by policy (retention; recorded in the catalog) */
-    unsigned replaced;  /* segments replaced by their compacted copy (segment.md 12) */
-    unsigned signed_ok; /* sealed segments whose signature checked out */
-    uint64_t records;   /* records in the segments that verified */
-    char key_id[65];    /* the signing key of the last signature checked ("" none) */
+    unsigned deleted;     /* segments deleted by policy (retention; recorded in the catalog) */
+    unsigned replaced;    /* segments replaced by their compacted copy (segment.md 12) */
+    unsigned signed_ok;   /* sealed segments whose signature checked out */
+    uint64_t records;     /* records in the segments that verified */
+    char key_id[65];      /* the signing key of the last signature checked ("" none) */
+    uint64_t seq_entries; /* entries in the seal sequence */
+    char seq_head[65];    /* the hash of its newest entry, hex ("" none) */
 };
 
 /* For `vigil verify` (segment.md 11): walks every segment of the catalog and every

@@ -24,9 +24,11 @@ struct store {
     char segdir[PATH_MAX];
     int lock_fd;
     struct catalog *cat;
-    struct sign_key *key; /* signs seals (integrity.c); NULL when it could not be made */
-    uint64_t next_id;     /* the next segment id: taken with next_id++, never reused
-                             (writer.c's new segments, compact.c's) */
+    struct sign_key *key;  /* signs seals (integrity.c); NULL when it could not be made */
+    struct sealseq_w *seq; /* the seal sequence (segment.md 13): appended to by writer.c,
+                              integrity.c, retention.c, compact.c and reconcile.c */
+    uint64_t next_id;      /* the next segment id: taken with next_id++, never reused
+                              (writer.c's new segments, compact.c's) */
     /* writer.c: */
     struct seg_writer **segs;
     size_t nsegs;
@@ -64,6 +66,12 @@ bool store__part_in_use(const struct store *st, int64_t start, int64_t end);
 /* compact.c, for store.c. At store_open: finishes or undoes a compaction a crash
  * interrupted (segment.md 12). Returns 0 or -errno / VG_EDB. */
 int compact__recover(struct store *st) VG_MUST_USE;
+
+/* reconcile.c, for store.c (segment.md 13.4, 13.5). Before recovery: starts the seal
+ * sequence of a store without one, or records another signing key. After recovery:
+ * brings the catalog in line with the sequence. Return 0 or -errno / VG_EDB. */
+int reconcile__start(struct store *st, struct errbuf *eb) VG_MUST_USE;
+int reconcile__catalog(struct store *st) VG_MUST_USE;
 
 /* retention.c, for store.c. During recovery: when segment file `name` (id) without a
  * catalog row was deleted by policy, removes the file (a crash between the catalog

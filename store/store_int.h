@@ -3,6 +3,7 @@
 #ifndef VG_STORE_STORE_INT_H
 #define VG_STORE_STORE_INT_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -11,6 +12,7 @@
 #include "common/errbuf.h"
 #include "common/span.h"
 #include "store/bindex.h"
+#include "store/sealseq.h"
 #include "store/sign.h"
 #include "store/store.h"
 #include "store/varint.h"
@@ -260,6 +262,7 @@ struct seg_walk {
     uint64_t size;                  /* bytes of the file to consider */
     const struct seg_meta *expect;  /* NULL, or the catalog row the header must match */
     uint64_t mark_off;              /* 0, or: when a block ends here, remember chain and totals */
+    uint64_t mark2_off;             /* 0, or: when a block ends here, remember the chain */
     struct buf *rbuf;               /* scratch: stored block bytes (max >= seg__rbuf_max) */
     struct buf *dbuf;               /* scratch: decompressed bytes (max >= BLOCK_MAX_RAW) */
     struct buf *ubuf;               /* NULL, or scratch: unpacked records of a v2 block
@@ -291,6 +294,8 @@ struct seg_walk {
     bool mark_hit;
     uint8_t mark_chain[VG_SHA256_LEN];
     struct seg_totals mark_tot;
+    bool mark2_hit;
+    uint8_t mark2_chain[VG_SHA256_LEN];
     /* when seg__walk returns VG_ECORRUPT */
     uint64_t bad_off;    /* offset of the bad header or block */
     bool bad_incomplete; /* it runs past size (in flight or torn) */
@@ -334,6 +339,8 @@ int catalog__put(struct catalog *c, const struct seg_meta *m) VG_MUST_USE;
  * 0 when none, or VG_EDB. */
 int catalog__get_open(struct catalog *c, int64_t part_start, int64_t part_end,
                       struct seg_meta *out) VG_MUST_USE;
+/* The row of segment id: 1 and *out, 0 when none, or VG_EDB. */
+int catalog__get(struct catalog *c, uint64_t id, struct seg_meta *out) VG_MUST_USE;
 int catalog__seal(struct catalog *c, uint64_t id, int64_t sealed_ns) VG_MUST_USE;
 /* Seals every open row with part_end <= ts; returns how many, or VG_EDB. */
 int catalog__seal_before(struct catalog *c, int64_t ts, int64_t sealed_ns) VG_MUST_USE;
@@ -417,8 +424,14 @@ int catalog__hold_release(struct catalog *c, int64_t id, int64_t when, const cha
 int catalog__holds_list(struct catalog *c, bool active_only, struct store_hold **out,
                         size_t *n) VG_MUST_USE;
 
+struct sealseq_w;
+
 /* integrity.c. The seal record of segment.md 8.2 for row m (m->sealed set). */
 void integrity__seal_msg(const struct seg_meta *m, uint8_t out[SEAL_MSG_LEN]);
+/* The seals row (reason ended) of sealed row m, signed by key (unsigned when NULL).
+ * Returns 0, VG_EDB or as sign_message. */
+int integrity__seal_row(struct catalog *cat, const struct sign_key *key, const struct seg_meta *m,
+                        int64_t now) VG_MUST_USE;
 /* At store_open, after recovery: loads key_path, or when NULL the store's own key
  * (dir/keys/collector-ed25519.pem, created on first start, 0600); writes its public
  * key next to it and records it in the catalog; signs seals left unsigned. *out is the
@@ -428,9 +441,67 @@ void integrity__seal_msg(const struct seg_meta *m, uint8_t out[SEAL_MSG_LEN]);
 int integrity__open(struct catalog *cat, const struct fsops *fs, const char *dir,
                     const char *key_path, struct sign_key **out, struct errbuf *eb) VG_MUST_USE;
 /* Seals every open row with part_end <= ts, in one transaction, each with a seal row
- * signed by key (unsigned when key is NULL). Returns how many, or VG_EDB. */
-int integrity__seal_before(struct catalog *cat, const struct sign_key *key, int64_t ts,
-                           int64_t now) VG_MUST_USE;
+ * signed by key (unsigned when key is NULL), their SEAL entries appended to seq before
+ * the transaction commits (segment.md 13.4). Returns how many, or VG_EDB / -errno. */
+int integrity__seal_before(struct catalog *cat, struct sealseq_w *seq, const struct sign_key *key,
+                           int64_t ts, int64_t now) VG_MUST_USE;
+
+/* ---- sealseq.c: the seal sequence (segment.md 13; its entries: store/sealseq.h) ---- */
+
+/* A segment as the sequence knows it: its newest entry (OPEN or CHECKPOINT while open,
+ * then SEAL, then DELETE). */
+struct sealseq_seg {
+    uint64_t id;
+    uint64_t opened_at; /* 1 + index of its OPEN entry (0: none) */
+    struct sealseq_entry last;
+};
+/* Segments by id. */
+struct sealseq_map {
+    struct sealseq_seg *v;
+    size_t n, cap;
+};
+/* Records e (a good entry, in sequence order). Returns NULL, or why e breaks the order of
+ * segment.md 13.3 for its segment (recorded all the same). */
+const char *sealseq__map_apply(struct sealseq_map *mp, const struct sealseq_entry *e);
+const struct sealseq_seg *sealseq__map_get(const struct sealseq_map *mp, uint64_t id);
+void sealseq__map_release(struct sealseq_map *mp);
+
+/* An entry of type (and reason) for catalog row m (m->sealed is a SEAL's time). */
+void sealseq__from_meta(struct sealseq_entry *e, unsigned type, unsigned reason,
+                        const struct seg_meta *m);
+/* The catalog row an entry describes (state sealed for SEAL and DELETE). */
+void sealseq__to_meta(const struct sealseq_entry *e, struct seg_meta *m);
+/* True when row m has e's partition, counts, sizes, ranges and chain head. */
+bool sealseq__same_row(const struct sealseq_entry *e, const struct seg_meta *m);
+
+/* The writer's sequence (segment.md 13.4). */
+struct sealseq_w {
+    const struct fsops *fs;
+    char path[PATH_MAX];
+    int fd;
+    uint64_t n;                     /* entries in the file */
+    uint8_t head[VG_SHA256_LEN];    /* hash of the last one */
+    uint8_t key_pub[VG_SHA256_LEN]; /* the key the newest START or KEY entry names */
+    struct sealseq_map map;
+    unsigned bad; /* entries inside the file that fail their checks (kept, reported) */
+    bool created; /* there was no file: the caller writes START (segment.md 13.5) */
+};
+/* Opens (creating when missing: created set) dir/seals.seq, reads and checks every
+ * entry, cuts a torn last one. *out is the caller's (sealseq__free). Returns 0 or
+ * -errno with eb. */
+int sealseq__open(const struct fsops *fs, const char *dir, struct sealseq_w **out,
+                  struct errbuf *eb) VG_MUST_USE;
+/* Appends v[0..n) (index, prev, hash filled in; signed by key unless NULL) with one
+ * write and one fdatasync. Returns 0, or -errno with nothing appended (the file is cut
+ * back; logged). */
+int sealseq__append(struct sealseq_w *q, struct sealseq_entry *v, size_t n,
+                    const struct sign_key *key) VG_MUST_USE;
+/* The newest entry of segment id, or NULL when the sequence does not name it. */
+const struct sealseq_entry *sealseq__last(const struct sealseq_w *q, uint64_t id);
+void sealseq__free(struct sealseq_w *q); /* takes NULL */
+
+/* CRC-32 (zlib's; segment.md intro) of n bytes. */
+uint32_t seg__crc32(const void *p, size_t n);
 
 /* segment.md 12: adds one record to a records digest (the caller feeds seq order). */
 void seg__digest_add(struct digest *d, int64_t ts, uint64_t seq, struct span rec);

@@ -1,6 +1,7 @@
-/* store/varint.h: the integers of segment.md 3.4 (the record stream, packed records,
- * the index section): unsigned LEB128 and zigzag. Header-only: they are on the per-record
- * path. */
+/* store/varint.h: the integers of segment.md: unsigned LEB128 and zigzag (3.4: the
+ * record stream, packed records, the index section) and little-endian fixed widths (2,
+ * 8, 13: file headers, seal records, the seal sequence). Header-only: they are on the
+ * per-record path. */
 #ifndef VG_STORE_VARINT_H
 #define VG_STORE_VARINT_H
 
@@ -48,6 +49,23 @@ static inline uint64_t store__zigzag(uint64_t d)
 static inline uint64_t store__unzigzag(uint64_t z)
 {
     return (z >> 1) ^ (0 - (z & 1));
+}
+
+/* n (1..8) bytes little-endian. */
+static inline void store__put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static inline uint64_t store__get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
 }
 
 #endif

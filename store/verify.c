@@ -3,7 +3,10 @@
  * the files (counts, sizes, ranges, chain heads), every seal signature, the signing
  * keys, and the deletions retention and compaction recorded, so a segment that policy
  * deleted ("deleted by policy") or compaction replaced ("replaced by") is told apart
- * from one that went missing, and the two from each other.
+ * from one that went missing, and the two from each other. Then the seal sequence
+ * (segment.md 13.6): its own chain and signatures, and everything it says the store
+ * held checked against the catalog and the files, so what was removed together with its
+ * rows, reopened, or deleted without a trace is named.
  *
  * Read-only: the catalog is opened SQLITE_OPEN_READONLY and files with O_RDONLY, so it
  * runs beside a live vigild. A segment the writer deletes or seals while we look is
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -28,6 +32,27 @@
 struct vkey {
     char key_id[SIGN_KEY_ID_LEN + 1];
     struct sign_key *k;
+};
+
+/* The seal sequence as read (segment.md 13.6). */
+struct vseq {
+    bool present;
+    uint64_t entries;
+    uint64_t tail;          /* bytes of an entry being written (or torn) */
+    unsigned bad;           /* entries failing their checks, order or signature */
+    struct sealseq_map map; /* each segment's newest entry */
+    struct vkey *keys;      /* introduced by START and KEY entries */
+    size_t nkeys;
+    uint64_t signed_upto;   /* 1 + index of the newest entry whose signature checked */
+    uint64_t unsigned_upto; /* 1 + index of the newest unsigned entry */
+    uint8_t head[VG_SHA256_LEN];
+    bool head_found; /* --head was seen */
+    bool pending;    /* the last entry read fails its checks alone: reported
+                        when another follows it (the last may be in flight) */
+    uint64_t pending_pos;
+    char pending_why[256];
+    uint8_t want_head[VG_SHA256_LEN];
+    struct sealseq_entry start;
 };
 
 struct verify {
@@ -49,6 +74,7 @@ struct verify {
         char file[SEG_NAME_MAX];
     } * repl;
     size_t nrepl;
+    struct vseq seq;
 };
 
 /* A deletion with this reason is compaction's (segment.md 12), not a policy's. */
@@ -161,14 +187,77 @@ static const char *hint(const struct seg_walk *w)
     return "";
 }
 
-/* Walks one file in full; row NULL for a file the catalog does not list. */
-static void verify_segment(struct verify *v, const char *file, const struct seg_meta *row)
+/* What the seal sequence says of a catalog row that the row does not bear out
+ * (segment.md 13.6), or NULL. se: the segment's newest entry (NULL: none). */
+static const char *seq_row_mismatch(const struct verify *v, const struct seg_meta *row,
+                                    const struct sealseq_entry *se, char *buf, size_t cap)
+{
+    if (!v->seq.present) {
+        return NULL;
+    }
+    if (!se) {
+        snprintf(buf, cap,
+                 ": listed in the catalog (%" PRIu64 " records) but not in the seal sequence: "
+                 "its row was added by an edit of the catalog",
+                 row->tot.count);
+        return buf;
+    }
+    switch (se->type) {
+    case SEALSEQ_SEAL:
+        if (row->state == SEG_OPEN) {
+            snprintf(buf, cap,
+                     ": the seal sequence sealed it (entry %" PRIu64 ": %" PRIu64
+                     " records, seq %" PRIu64 "..%" PRIu64 ") but the catalog lists it as open: "
+                     "reopened by an edit of the catalog (or a crash came between the two and "
+                     "vigild has not started since)",
+                     se->index, se->count, se->seq_min, se->seq_max);
+            return buf;
+        }
+        return NULL; /* its values: after the file and the signature (verify_segment) */
+    case SEALSEQ_DELETE:
+        snprintf(buf, cap,
+                 ": the seal sequence deleted it (entry %" PRIu64 ", %s) but the catalog still "
+                 "lists it",
+                 se->index, sealseq_reason_name(se->type, se->reason));
+        return buf;
+    default: /* OPEN, CHECKPOINT */
+        if (row->state == SEG_SEALED) {
+            snprintf(buf, cap,
+                     ": sealed in the catalog but not in the seal sequence (its newest entry "
+                     "%" PRIu64 " is %s): sealed by an edit of the catalog",
+                     se->index, sealseq_type_name(se->type));
+            return buf;
+        }
+        if (row->bytes < se->bytes) {
+            snprintf(buf, cap,
+                     ": the catalog's committed size %" PRIu64 " is below its checkpoint in the "
+                     "seal sequence (entry %" PRIu64 ": %" PRIu64 " bytes, %" PRIu64
+                     " records): committed data was removed",
+                     row->bytes, se->index, se->bytes, se->count);
+            return buf;
+        }
+        return NULL;
+    }
+}
+
+/* Walks one file in full; row NULL for a file the catalog does not list. se: the
+ * segment's newest entry in the seal sequence (NULL: none). */
+static void verify_segment(struct verify *v, const char *file, const struct seg_meta *row,
+                           const struct sealseq_entry *se)
 {
     struct seg_walk w;
     char hex[2 * VG_SHA256_LEN + 1];
+    char why[512];
     int fd;
     int rc;
 
+    if (row) {
+        const char *bad = seq_row_mismatch(v, row, se, why, sizeof(why));
+        if (bad) {
+            line(v, file, false, "%s", bad);
+            return;
+        }
+    }
     memset(&w, 0, sizeof(w));
     rc = seg__open_ro(v->segdir, file, &fd, &w.size);
     if (rc == -ENOENT && row) {
@@ -196,6 +285,9 @@ static void verify_segment(struct verify *v, const char *file, const struct seg_
     w.fd = fd;
     w.expect = row;
     w.mark_off = row ? row->bytes : 0;
+    /* segment.md 13.6: an open segment's file holds its last checkpoint. */
+    bool ckpt = row && se && (se->type == SEALSEQ_OPEN || se->type == SEALSEQ_CHECKPOINT);
+    w.mark2_off = ckpt ? se->bytes : 0;
     w.rbuf = &v->rbuf;
     w.dbuf = &v->dbuf;
     w.dg = v->dg;
@@ -270,6 +362,23 @@ static void verify_segment(struct verify *v, const char *file, const struct seg_
              w.mark_tot.blocks, w.mark_tot.bytes_raw);
         return;
     }
+    if (ckpt && (!w.mark2_hit || memcmp(w.mark2_chain, se->chain_head, VG_SHA256_LEN) != 0)) {
+        line(v, file, false,
+             ": the seal sequence checkpointed it at %" PRIu64 " bytes (entry %" PRIu64 ", %" PRIu64
+             " records) but the file's chain there is not that: blocks were "
+             "removed or changed",
+             se->bytes, se->index, se->count);
+        return;
+    }
+    if (se && se->type == SEALSEQ_SEAL && se->reason == SEALSEQ_COMPACTED &&
+        (!(w.hdr.flags & SEG_F_COMPACTED) || w.hdr.replaces_id != se->other_id ||
+         memcmp(w.hdr.records_digest, se->extra, VG_SHA256_LEN) != 0)) {
+        line(v, file, false,
+             ": its header does not name the segment and records digest of its SEAL entry %" PRIu64
+             " (compacted from segment %" PRIu64 ")",
+             se->index, se->other_id);
+        return;
+    }
     const char *sig_note = "";
     if (row->state == SEG_SEALED) {
         if (w.end != row->bytes || w.size != row->bytes) {
@@ -284,6 +393,14 @@ static void verify_segment(struct verify *v, const char *file, const struct seg_
             check_sig(v, row, s && s->is_signed, s ? s->key_id : "", s ? s->sig : NULL);
         if (bad) {
             line(v, file, false, ": %s", bad);
+            return;
+        }
+        if (se && (!sealseq__same_row(se, row) || row->sealed != se->time)) {
+            line(v, file, false,
+                 ": its catalog row differs from its SEAL entry %" PRIu64 " (%" PRIu64
+                 " records, %" PRIu64 " bytes): counts, sizes, ranges, chain head or seal time "
+                 "were changed",
+                 se->index, se->count, se->bytes);
             return;
         }
         v->sum.signed_ok++;
@@ -336,6 +453,340 @@ static void verify_deletion(struct verify *v, const struct catalog_deletion *d, 
     fprintf(v->report, "%s: deleted by policy (%s at %s; %" PRIu64 " records, chain %.16s%s)%s\n",
             d->m.file, d->reason, t, d->m.tot.count, hex, d->is_signed ? ", signature ok" : "",
             file_present ? "; file removal pending" : "");
+}
+
+/* ---- the seal sequence (segment.md 13.6) ---- */
+
+#define SEQ_LINES_MAX 20 /* lines about bad entries; the others are counted */
+
+static void seq_finding(struct verify *v, const char *fmt, ...) VG_PRINTF(2, 3);
+
+static void seq_finding(struct verify *v, const char *fmt, ...)
+{
+    va_list ap;
+
+    v->sum.failed++;
+    if (++v->seq.bad > SEQ_LINES_MAX || !v->report) {
+        return;
+    }
+    fprintf(v->report, "%s: FAILED: ", SEALSEQ_FILE);
+    va_start(ap, fmt);
+    vfprintf(v->report, fmt, ap);
+    va_end(ap);
+    fputc('\n', v->report);
+}
+
+static const struct vkey *seq_key_of(const struct vseq *q, const char *key_id)
+{
+    for (size_t i = 0; i < q->nkeys; i++) {
+        if (strcmp(q->keys[i].key_id, key_id) == 0) {
+            return &q->keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* A START or KEY entry introduces the key in its extra field. */
+static void seq_add_key(struct verify *v, const struct sealseq_entry *e)
+{
+    static const uint8_t zero[SIGN_PUB_LEN];
+    struct vseq *q = &v->seq;
+    struct sign_key *k = NULL;
+    char id[SIGN_KEY_ID_LEN + 1];
+
+    if (memcmp(e->extra, zero, sizeof(zero)) == 0) {
+        return; /* started without a key (segment.md 8.4) */
+    }
+    if (sign_key_from_raw(e->extra, &k) < 0) {
+        seq_finding(v, "entry %" PRIu64 " (%s): its key is not an Ed25519 public key", e->index,
+                    sealseq_type_name(e->type));
+        return;
+    }
+    sign_key_id(k, id);
+    if (seq_key_of(q, id)) {
+        sign_key_free(k);
+        return;
+    }
+    q->keys = xrealloc(q->keys, (q->nkeys + 1) * sizeof(*q->keys));
+    q->keys[q->nkeys].k = k;
+    memcpy(q->keys[q->nkeys].key_id, id, sizeof(id));
+    q->nkeys++;
+}
+
+static int on_seq_entry(void *arg, const struct sealseq_entry *e, const char *bad)
+{
+    struct verify *v = arg;
+    struct vseq *q = &v->seq;
+    uint64_t pos = q->entries++;
+    char id[SIGN_KEY_ID_LEN + 1];
+
+    q->head_found |= memcmp(e->hash, q->want_head, sizeof(q->want_head)) == 0;
+    if (q->pending) {
+        seq_finding(v, "entry %" PRIu64 ": %s", q->pending_pos, q->pending_why);
+        q->pending = false;
+    }
+    if (bad && e->type == 0) {
+        /* Fails alone (sealseq_decode sets no type): the writer's append being read
+         * half done, when it is the last (segment.md 13.2). */
+        q->pending = true;
+        q->pending_pos = pos;
+        snprintf(q->pending_why, sizeof(q->pending_why), "%s", bad);
+        return 0;
+    }
+    memcpy(q->head, e->hash, sizeof(q->head));
+    if (bad) {
+        seq_finding(v, "entry %" PRIu64 ": %s", pos, bad);
+        return 0;
+    }
+    if ((pos == 0) != (e->type == SEALSEQ_START)) {
+        seq_finding(v, "entry %" PRIu64 " is %s: a sequence begins with its one START", pos,
+                    sealseq_type_name(e->type));
+    }
+    if (pos == 0) {
+        q->start = *e;
+    }
+    if (e->type == SEALSEQ_START || e->type == SEALSEQ_KEY) {
+        seq_add_key(v, e);
+    }
+    if (sealseq_is_signed(e)) {
+        vg_hex(e->key_id, VG_SHA256_LEN, id);
+        const struct vkey *k = v->trusted_only ? key_of(v, id) : seq_key_of(q, id);
+        if (!k) {
+            seq_finding(v, "entry %" PRIu64 " (%s): signed by key %.16s, %s", pos,
+                        sealseq_type_name(e->type), id,
+                        v->trusted_only ? "not the trusted one (--key)"
+                                        : "which no START or KEY entry before it introduces");
+        } else if (sealseq_check(e, k->k) != 0) {
+            seq_finding(v,
+                        "entry %" PRIu64 " (%s of segment %" PRIu64 "): the signature does not "
+                        "match: the entry was changed",
+                        pos, sealseq_type_name(e->type), e->segment_id);
+        } else {
+            q->signed_upto = pos + 1;
+            if (v->trusted_only) {
+                snprintf(v->sum.key_id, sizeof(v->sum.key_id), "%s", id);
+            }
+        }
+    } else {
+        q->unsigned_upto = pos + 1;
+    }
+    const char *order = sealseq__map_apply(&q->map, e);
+    if (order) {
+        seq_finding(v, "entry %" PRIu64 " (%s of segment %" PRIu64 "): %s", pos,
+                    sealseq_type_name(e->type), e->segment_id, order);
+    }
+    return 0;
+}
+
+/* Reads and checks the sequence itself; the segments it names are checked later. */
+static int seq_read(struct verify *v, const struct store_verify_opts *o, struct errbuf *eb)
+{
+    struct vseq *q = &v->seq;
+    char path[PATH_MAX];
+    char t[40];
+    int rc;
+
+    if (o && o->head &&
+        (strlen(o->head) != 2 * VG_SHA256_LEN ||
+         sign_unhex(o->head, q->want_head, VG_SHA256_LEN) < 0)) {
+        errbuf_set(eb, "--head: expected the 64 hex digits of an entry's hash, got '%s'", o->head);
+        return -EINVAL;
+    }
+    if (seg__path(path, sizeof(path), v->dir, SEALSEQ_FILE) < 0) {
+        errbuf_set(eb, "store '%s': path too long", v->dir);
+        return -ENAMETOOLONG;
+    }
+    rc = sealseq_read_file(path, on_seq_entry, v, &q->tail);
+    if (rc == -ENOENT) {
+        finding(v, SEALSEQ_FILE,
+                "no seal sequence: the store was written by a vigil before seal sequences "
+                "(start vigild once: it begins one, segment.md 13.5) or the file was removed; "
+                "without it, segments removed together with their catalog rows cannot be seen");
+        return 0;
+    }
+    if (rc < 0) {
+        errbuf_set(eb, "cannot read '%s': %s", path, vg_strerror(rc));
+        return rc;
+    }
+    q->present = true;
+    if (q->pending) {
+        q->entries--; /* not one yet */
+    }
+    if (q->pending && v->report) {
+        fprintf(v->report,
+                "note: %s: the last entry (%" PRIu64 ") is being written or torn "
+                "(%s); the next vigild start cuts a torn one\n",
+                SEALSEQ_FILE, q->pending_pos, q->pending_why);
+    }
+    if (q->bad > SEQ_LINES_MAX && v->report) {
+        fprintf(v->report, "%s: FAILED: %u more problems with entries (not listed)\n", SEALSEQ_FILE,
+                q->bad - SEQ_LINES_MAX);
+    }
+    if (q->entries == 0) {
+        finding(v, SEALSEQ_FILE, "empty: its START entry was removed");
+    }
+    if (q->unsigned_upto > q->signed_upto) {
+        finding(v, SEALSEQ_FILE,
+                "entries %" PRIu64 "..%" PRIu64 " are not signed (written without a key; the "
+                "next vigild start with a key signs them through a KEY entry, segment.md 8.4)",
+                q->signed_upto, q->unsigned_upto - 1);
+    }
+    if (o && o->head && !q->head_found) {
+        finding(v, SEALSEQ_FILE,
+                "--head %.16s...: no entry has this hash: the sequence was cut back before it "
+                "(or it is another store's)",
+                o->head);
+    }
+    if (v->report && (q->start.flags & SEALSEQ_F_ADOPTED)) {
+        vg_time_format(q->start.time, 0, t, sizeof(t));
+        fprintf(v->report,
+                "note: the seal sequence began at %s on a store that held %" PRIu64
+                " segments: what happened to it before is vouched for by the catalog's seal "
+                "signatures only\n",
+                t, q->start.count);
+    }
+    return 0;
+}
+
+static const struct sealseq_entry *seq_last(const struct verify *v, uint64_t id)
+{
+    const struct sealseq_seg *s = v->seq.present ? sealseq__map_get(&v->seq.map, id) : NULL;
+    return s ? &s->last : NULL;
+}
+
+static const struct seg_meta *row_by_id(const struct seg_meta *rows, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].id == id) {
+            return &rows[i];
+        }
+    }
+    return NULL;
+}
+
+static const struct catalog_deletion *del_by_id(const struct catalog_deletion *d, size_t n,
+                                                uint64_t id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (d[i].m.id == id) {
+            return &d[i];
+        }
+    }
+    return NULL;
+}
+
+/* True when the sequence is ahead of this catalog snapshot: a writer between an append
+ * and its transaction (segment.md 13.4), or a catalog edited. */
+static bool seq_ahead(const struct verify *v, const struct seg_meta *rows, size_t n,
+                      const struct catalog_deletion *dels, size_t ndels)
+{
+    for (size_t i = 0; v->seq.present && i < v->seq.map.n; i++) {
+        const struct sealseq_entry *e = &v->seq.map.v[i].last;
+        const struct seg_meta *row = row_by_id(rows, n, e->segment_id);
+        switch (e->type) {
+        case SEALSEQ_SEAL:
+            if (!row || row->state == SEG_OPEN) {
+                return true;
+            }
+            break;
+        case SEALSEQ_DELETE:
+            if (row || !del_by_id(dels, ndels, e->segment_id)) {
+                return true;
+            }
+            break;
+        default:
+            if (!row || row->bytes < e->bytes) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* A file without a catalog row whose segment the sequence sealed: walked against the
+ * entry, and reported: its row is gone. */
+static void verify_orphan(struct verify *v, const char *file, const struct sealseq_entry *se)
+{
+    struct seg_meta m;
+    struct seg_walk w;
+    int fd;
+
+    sealseq__to_meta(se, &m);
+    memset(&w, 0, sizeof(w));
+    int rc = seg__open_ro(v->segdir, file, &fd, &w.size);
+    if (rc == 0) {
+        w.mode = SEG_WALK_VERIFY;
+        w.fd = fd;
+        w.expect = &m;
+        w.mark_off = m.bytes;
+        w.rbuf = &v->rbuf;
+        w.dbuf = &v->dbuf;
+        w.dg = v->dg;
+        rc = seg__walk(&w);
+        close(fd);
+    }
+    bool same = rc == 0 && w.mark_hit && w.size == m.bytes &&
+                memcmp(w.mark_chain, m.chain_head, VG_SHA256_LEN) == 0 &&
+                seg__totals_eq(&w.mark_tot, &m.tot);
+    line(v, file, false,
+         ": the seal sequence sealed it (entry %" PRIu64 ": %" PRIu64 " records, seq %" PRIu64
+         "..%" PRIu64 ") but its catalog row is gone; the file %s",
+         se->index, se->count, se->seq_min, se->seq_max,
+         same ? "is still there, as sealed" : "does not hold what was sealed either");
+}
+
+/* Segments the sequence says are there that have neither a row nor a file. */
+static void verify_seq_only(struct verify *v, const struct seg_meta *rows, size_t n,
+                            char *const *extra, size_t nextra)
+{
+    for (size_t i = 0; v->seq.present && i < v->seq.map.n; i++) {
+        const struct sealseq_entry *e = &v->seq.map.v[i].last;
+        char file[SEG_NAME_MAX];
+        bool present = false;
+        char t[40];
+
+        if (e->type == SEALSEQ_DELETE || row_by_id(rows, n, e->segment_id)) {
+            continue;
+        }
+        seg__name(e->part_start, e->segment_id, file);
+        for (size_t k = 0; k < nextra && !present; k++) {
+            present = strcmp(extra[k], file) == 0;
+        }
+        if (present) {
+            continue; /* walked with the files the catalog does not list */
+        }
+        vg_time_format(e->time, 0, t, sizeof(t));
+        if (e->type == SEALSEQ_SEAL) {
+            line(v, file, false,
+                 ": the seal sequence sealed it at %s (entry %" PRIu64 ": %" PRIu64
+                 " records, seq %" PRIu64 "..%" PRIu64 ") but its catalog row and its file are "
+                 "gone: removed",
+                 t, e->index, e->count, e->seq_min, e->seq_max);
+        } else {
+            line(v, file, false,
+                 ": the seal sequence has it (entry %" PRIu64 ", %s: %" PRIu64
+                 " records) but neither its catalog row nor its file is there: removed",
+                 e->index, sealseq_type_name(e->type), e->count);
+        }
+    }
+}
+
+/* Deletions: each one the catalog records is one the sequence records, and back. */
+static void verify_seq_deletions(struct verify *v, const struct catalog_deletion *dels,
+                                 size_t ndels, bool have_catalog)
+{
+    for (size_t i = 0; v->seq.present && i < v->seq.map.n; i++) {
+        const struct sealseq_entry *e = &v->seq.map.v[i].last;
+        char file[SEG_NAME_MAX];
+        if (e->type != SEALSEQ_DELETE || !have_catalog || del_by_id(dels, ndels, e->segment_id)) {
+            continue;
+        }
+        seg__name(e->part_start, e->segment_id, file);
+        finding(v, file,
+                "the seal sequence deleted it (entry %" PRIu64 ", %s: %" PRIu64
+                " records) but the catalog records no deletion: its deletions row was removed",
+                e->index, sealseq_reason_name(e->type, e->reason), e->count);
+    }
 }
 
 static int cmp_meta_file(const void *a, const void *b)
@@ -419,6 +870,30 @@ static int load_keys(struct verify *v, const struct store_verify_opts *o, struct
     return 0;
 }
 
+/* Lists the catalog's rows, seals and deletions (a catalog that is gone lists none). */
+static int catalog_read(struct verify *v, struct seg_meta **rows, size_t *n,
+                        struct catalog_deletion **dels, size_t *ndels)
+{
+    int rc;
+
+    free(*rows);
+    free(*dels);
+    free(v->seals);
+    *rows = NULL;
+    *dels = NULL;
+    v->seals = NULL;
+    *n = *ndels = v->nseals = 0;
+    if (!v->cat) {
+        return 0;
+    }
+    if ((rc = catalog__list(v->cat, CATALOG_ALL, 0, 0, rows, n)) < 0 ||
+        (rc = catalog__seals_list(v->cat, &v->seals, &v->nseals)) < 0 ||
+        (rc = catalog__deletions_list(v->cat, false, dels, ndels)) < 0) {
+        return rc;
+    }
+    return 0;
+}
+
 int store_verify(const char *dir, const struct store_verify_opts *o, FILE *report,
                  struct store_verify_summary *sum, struct errbuf *eb)
 {
@@ -429,10 +904,12 @@ int store_verify(const char *dir, const struct store_verify_opts *o, FILE *repor
     size_t ndels = 0;
     char path[PATH_MAX];
     char segdir[PATH_MAX];
+    char seqpath[PATH_MAX];
     char **extra = NULL; /* files the catalog does not list */
     size_t nextra = 0;
     DIR *d;
     struct dirent *e;
+    struct stat sb;
     int rc;
 
     memset(&v, 0, sizeof(v));
@@ -440,33 +917,55 @@ int store_verify(const char *dir, const struct store_verify_opts *o, FILE *repor
     v.dir = dir;
     if (strlen(dir) > PATH_MAX - 2 * SEG_NAME_MAX ||
         seg__path(path, sizeof(path), dir, "catalog.db") < 0 ||
-        seg__path(segdir, sizeof(segdir), dir, "segments") < 0) {
+        seg__path(segdir, sizeof(segdir), dir, "segments") < 0 ||
+        seg__path(seqpath, sizeof(seqpath), dir, SEALSEQ_FILE) < 0) {
         errbuf_set(eb, "store '%s': path too long", dir);
         return -ENAMETOOLONG;
     }
     v.segdir = segdir;
+    /* segment.md 13.6: the catalog first, the sequence after it. */
     rc = catalog__open(path, true, &v.cat, eb);
-    if (rc < 0) {
+    if (rc == -ENOENT && stat(seqpath, &sb) == 0) {
+        /* Gone, but the sequence says what the store held: check the files against it. */
+        errbuf_clear(eb);
+        finding(&v, "catalog.db",
+                "missing: the catalog was deleted; the segments the seal sequence records are "
+                "checked against the files");
+        rc = 0;
+    } else if (rc < 0) {
         if (rc == -ENOENT) {
             errbuf_prefix(eb, "no store at '%s'", dir);
         }
         return rc;
     }
-    if ((rc = catalog__list(v.cat, CATALOG_ALL, 0, 0, &rows, &n)) < 0 ||
-        (rc = catalog__seals_list(v.cat, &v.seals, &v.nseals)) < 0 ||
-        (rc = catalog__deletions_list(v.cat, false, &dels, &ndels)) < 0) {
+    if ((rc = catalog_read(&v, &rows, &n, &dels, &ndels)) < 0) {
         errbuf_set(eb, "catalog '%s': %s", path, catalog__errmsg(v.cat));
         goto out;
     }
-    rc = load_keys(&v, o, eb);
-    if (rc < 0) {
+    if (v.cat && (rc = load_keys(&v, o, eb)) < 0) {
         goto out;
+    }
+    if (!v.cat && o && o->trusted_key && (rc = load_keys(&v, o, eb)) < 0) {
+        goto out;
+    }
+    if ((rc = seq_read(&v, o, eb)) < 0) {
+        goto out;
+    }
+    /* A live writer may be between an append and its transaction: read the catalog again
+     * before the sequence's word is taken against it. */
+    for (int again = 0; v.cat && again < 3 && seq_ahead(&v, rows, n, dels, ndels); again++) {
+        struct timespec ts = { 0, (again + 1) * 200 * 1000 * 1000L };
+        nanosleep(&ts, NULL);
+        if ((rc = catalog_read(&v, &rows, &n, &dels, &ndels)) < 0) {
+            errbuf_set(eb, "catalog '%s': %s", path, catalog__errmsg(v.cat));
+            goto out;
+        }
     }
     buf_init(&v.rbuf, seg__rbuf_max());
     buf_init(&v.dbuf, BLOCK_MAX_RAW);
     v.dg = digest_new();
     for (size_t i = 0; i < n; i++) {
-        verify_segment(&v, rows[i].file, &rows[i]);
+        verify_segment(&v, rows[i].file, &rows[i], seq_last(&v, rows[i].id));
     }
     /* Files the catalog does not list: new segments of a running writer, deletions
      * whose file removal is pending, or leftovers. */
@@ -474,12 +973,14 @@ int store_verify(const char *dir, const struct store_verify_opts *o, FILE *repor
         qsort(rows, n, sizeof(*rows), cmp_meta_file);
     }
     d = opendir(segdir);
-    if (!d) {
+    if (!d && errno == ENOENT) {
+        finding(&v, "segments/", "missing: every segment file was removed");
+    } else if (!d) {
         rc = -errno;
         errbuf_set(eb, "cannot list '%s': %s", segdir, vg_strerror(rc));
         goto out;
     }
-    while ((e = readdir(d)) != NULL) {
+    while (d && (e = readdir(d)) != NULL) {
         struct seg_meta key;
         uint64_t id;
         size_t len = strlen(e->d_name);
@@ -492,23 +993,30 @@ int store_verify(const char *dir, const struct store_verify_opts *o, FILE *repor
             extra[nextra++] = xstrdup(e->d_name);
         }
     }
-    closedir(d);
+    if (d) {
+        closedir(d);
+    }
     for (size_t i = 0; i < nextra; i++) {
         uint64_t id = 0;
-        bool deleted = false;
         (void)seg__name_parse(extra[i], &id);
-        for (size_t j = 0; j < ndels && !deleted; j++) {
-            deleted = dels[j].m.id == id;
-        }
+        const struct sealseq_entry *se = seq_last(&v, id);
         struct catalog_deletion late;
-        if (!deleted && catalog__deletion_get(v.cat, id, &late) != 1) {
-            verify_segment(&v, extra[i], NULL);
+        if (del_by_id(dels, ndels, id) || (se && se->type == SEALSEQ_DELETE) ||
+            (v.cat && catalog__deletion_get(v.cat, id, &late) == 1)) {
+            continue; /* deleted: its file removal is pending */
+        }
+        if (se && se->type == SEALSEQ_SEAL) {
+            verify_orphan(&v, extra[i], se);
+        } else {
+            verify_segment(&v, extra[i], NULL, se);
         }
     }
+    verify_seq_only(&v, rows, n, extra, nextra);
     /* Deletions by policy: each one line; a deleted segment must not be listed too. */
     for (size_t j = 0; j < ndels; j++) {
         bool present = false;
         bool listed = false;
+        const struct sealseq_entry *se = seq_last(&v, dels[j].m.id);
         for (size_t i = 0; i < nextra && !present; i++) {
             present = strcmp(extra[i], dels[j].m.file) == 0;
         }
@@ -521,8 +1029,17 @@ int store_verify(const char *dir, const struct store_verify_opts *o, FILE *repor
                                                                   : "deleted by policy");
             continue;
         }
+        if (v.seq.present && (!se || se->type != SEALSEQ_DELETE ||
+                              strcmp(sealseq_reason_name(se->type, se->reason), dels[j].reason))) {
+            finding(&v, dels[j].m.file,
+                    "a deletion (%s) the seal sequence does not record: forged by an edit of "
+                    "the catalog",
+                    dels[j].reason);
+            continue;
+        }
         verify_deletion(&v, &dels[j], present);
     }
+    verify_seq_deletions(&v, dels, ndels, v.cat != NULL);
     /* Segment ids are given in order and never reused: an id neither listed nor
      * deleted is worth a look (a crash can leave such a gap: a note, not a failure). */
     if (report && n + ndels > 0) {
@@ -545,6 +1062,15 @@ int store_verify(const char *dir, const struct store_verify_opts *o, FILE *repor
             }
         }
         free(ids);
+    }
+    v.sum.seq_entries = v.seq.entries;
+    if (v.seq.entries > 0) {
+        vg_hex(v.seq.head, VG_SHA256_LEN, v.sum.seq_head);
+    }
+    if (report && v.seq.present) {
+        /* segment.md 13.7: the head to keep elsewhere (and to pass as --head later). */
+        fprintf(report, "seal sequence: %" PRIu64 " entries%s, head %s\n", v.seq.entries,
+                v.seq.tail ? " (and one being written)" : "", v.seq.entries ? v.sum.seq_head : "-");
     }
     if (report) {
         fprintf(report,
@@ -571,6 +1097,11 @@ out:
         sign_key_free(v.keys[i].k);
     }
     free(v.keys);
+    for (size_t i = 0; i < v.seq.nkeys; i++) {
+        sign_key_free(v.seq.keys[i].k);
+    }
+    free(v.seq.keys);
+    sealseq__map_release(&v.seq.map);
     buf_release(&v.rbuf);
     buf_release(&v.dbuf);
     digest_free(v.dg);

@@ -55,15 +55,45 @@ static bool seal_is_pending(const struct store *st, uint64_t id)
     return false;
 }
 
-/* Seals a row the writer cannot trust (recovery, a file that no longer agrees). On a
- * full disk, where SQLite cannot write, the seal waits in memory for the next commit
- * and the segment is never reopened meanwhile: the store degrades, it does not stop
- * (segment.md 5.4). */
+/* segment.md 13.3: the SEAL entry (reason untrusted) of row id, unless the sequence
+ * sealed or deleted it already. Returns 0 or as sealseq__append / VG_EDB. */
+static int seq_seal_untrusted(struct store *st, uint64_t id, int64_t now)
+{
+    const struct sealseq_entry *last = sealseq__last(st->seq, id);
+    struct sealseq_entry e;
+    struct seg_meta m;
+    int rc;
+
+    if (last && (last->type == SEALSEQ_SEAL || last->type == SEALSEQ_DELETE)) {
+        return 0;
+    }
+    if ((rc = catalog__get(st->cat, id, &m)) <= 0) {
+        return rc; /* no row: nothing to seal */
+    }
+    m.sealed = now;
+    sealseq__from_meta(&e, SEALSEQ_SEAL, SEALSEQ_UNTRUSTED, &m);
+    return sealseq__append(st->seq, &e, 1, st->key);
+}
+
+/* A write that found no room (the sequence's or SQLite's). */
+static bool no_room(const struct store *st, int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT || (rc == VG_EDB && catalog__full(st->cat));
+}
+
+/* Seals a row the writer cannot trust (recovery, a file that no longer agrees), its
+ * SEAL entry first. On a full disk, where neither can be written, the seal waits in
+ * memory for the next commit and the segment is never reopened meanwhile: the store
+ * degrades, it does not stop (segment.md 5.4). */
 static int seal_untrusted(struct store *st, uint64_t id)
 {
-    int rc = catalog__seal(st->cat, id, vg_now_ns());
+    int64_t now = vg_now_ns();
+    int rc = seq_seal_untrusted(st, id, now);
 
-    if (rc < 0 && catalog__full(st->cat)) {
+    if (rc == 0) {
+        rc = catalog__seal(st->cat, id, now);
+    }
+    if (rc < 0 && no_room(st, rc)) {
         log_warn("store '%s': the disk is full: segment %" PRIu64 " is sealed with the next commit",
                  st->dir, id);
         st->seal_pending = xrealloc(st->seal_pending, (st->nseal_pending + 1) * sizeof(uint64_t));
@@ -78,8 +108,36 @@ static int seal_pending_flush(struct store *st)
     int rc = 0;
 
     for (size_t i = 0; rc == 0 && i < st->nseal_pending; i++) {
-        rc = catalog__seal(st->cat, st->seal_pending[i], vg_now_ns());
+        int64_t now = vg_now_ns();
+        rc = seq_seal_untrusted(st, st->seal_pending[i], now);
+        if (rc == 0) {
+            rc = catalog__seal(st->cat, st->seal_pending[i], now);
+        }
     }
+    return rc;
+}
+
+/* segment.md 5.2, 13.3: each segment about to get its row that the sequence does not
+ * know yet gets its OPEN entry first: as created (a recovered one, adopted: as found). */
+static int seq_open_new(struct store *st)
+{
+    struct sealseq_entry *v = NULL;
+    size_t n = 0;
+    int rc;
+
+    for (size_t i = 0; i < st->nsegs; i++) {
+        struct seg_writer *s = st->segs[i];
+        if (!s->dirty || sealseq__last(st->seq, s->m.id)) {
+            continue;
+        }
+        v = xrealloc(v, (n + 1) * sizeof(*v));
+        sealseq__from_meta(&v[n], SEALSEQ_OPEN, 0, &s->committed);
+        v[n].flags = s->created ? 0 : SEALSEQ_F_ADOPTED;
+        v[n].time = st->o.now_ns();
+        n++;
+    }
+    rc = sealseq__append(st->seq, v, n, st->key);
+    free(v);
     return rc;
 }
 
@@ -544,6 +602,9 @@ int store_commit(struct store *st)
             goto fail;
         }
     }
+    if ((rc = seq_open_new(st)) < 0) {
+        goto fail;
+    }
     /* (c) then tell the catalog, in one transaction; each row written says when its
      * newest records were received (segment.md 6, recv_max: retention's clock). */
     int64_t now = st->o.now_ns();
@@ -621,11 +682,45 @@ int store_seal_before(struct store *st, int64_t ts)
         }
         st->nseal_pending = 0;
     }
-    rc = integrity__seal_before(st->cat, st->key, ts, vg_now_ns());
+    rc = integrity__seal_before(st->cat, st->seq, st->key, ts, vg_now_ns());
     if (rc > 0) {
-        log_debug("store '%s': sealed %d segments", st->dir, rc);
+        char head[2 * VG_SHA256_LEN + 1];
+        vg_hex(st->seq->head, VG_SHA256_LEN, head);
+        /* segment.md 13.4: the head, outside the store (13.7). */
+        log_info("store '%s': sealed %d segments; seal sequence at entry %" PRIu64 ", head %s",
+                 st->dir, rc, st->seq->n - 1, head);
     }
     return rc < 0 ? rc : 0;
+}
+
+int store_checkpoint(struct store *st)
+{
+    struct seg_meta *rows = NULL;
+    struct sealseq_entry *v = NULL;
+    size_t n = 0;
+    size_t nv = 0;
+    int rc = catalog__list(st->cat, CATALOG_OPEN, 0, 0, &rows, &n);
+
+    /* segment.md 13.3: the committed state of each open segment that changed since its
+     * last entry. The catalog's rows are what the commits made durable. */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const struct sealseq_entry *last = sealseq__last(st->seq, rows[i].id);
+        if (!last || (last->type != SEALSEQ_OPEN && last->type != SEALSEQ_CHECKPOINT) ||
+            (last->bytes == rows[i].bytes &&
+             memcmp(last->chain_head, rows[i].chain_head, VG_SHA256_LEN) == 0)) {
+            continue;
+        }
+        v = xrealloc(v, (nv + 1) * sizeof(*v));
+        sealseq__from_meta(&v[nv], SEALSEQ_CHECKPOINT, 0, &rows[i]);
+        v[nv].time = vg_now_ns();
+        nv++;
+    }
+    if (rc == 0) {
+        rc = sealseq__append(st->seq, v, nv, st->key);
+    }
+    free(rows);
+    free(v);
+    return rc < 0 ? rc : (int)nv;
 }
 
 void store_get_stats(const struct store *st, struct store_stats *out)

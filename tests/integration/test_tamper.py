@@ -4,6 +4,13 @@ segment file, and catalog edits (a count, a chain head) are each reported with t
 file, the offset and block where the chain breaks, with exit 1; an untouched store, and
 one where retention deleted segments by policy, verify with exit 0.
 
+The seal sequence (segment.md 13) catches what the catalog alone cannot: a sealed
+segment removed together with its rows (the newest too), a row removed, a sealed row
+reopened, a deletion row removed or forged, an open segment removed, entries of the
+sequence changed or cut; `--head` catches the sequence cut back, `--key` a key swapped
+with everything re-signed; a deleted catalog is rebuilt from the sequence; a store
+written before seal sequences fails verify until vigild starts one.
+
 The store is made once by a real vigild (events in three past partitions, sealed and
 signed at the next start), then each case works on a fresh copy of it.
 """
@@ -15,6 +22,7 @@ import struct
 import tempfile
 import time
 import unittest
+import zlib
 
 import harness
 from harness import VIGIL, run
@@ -22,6 +30,16 @@ from harness import VIGIL, run
 SEG_HDR = 128
 BLK_HDR = 128
 BASE = 1714521600  # 2024-05-01T00:00:00Z
+ENTRY = 336  # segment.md 13.2
+TYPES = {1: "START", 2: "KEY", 3: "OPEN", 4: "CHECKPOINT", 5: "SEAL", 6: "DELETE"}
+
+
+def entries(store):
+    """The seal sequence's entries as (type name, segment id) (segment.md 13.2)."""
+    with open(os.path.join(store, "seals.seq"), "rb") as f:
+        data = f.read()
+    return [(TYPES[data[i + 5]], struct.unpack_from("<Q", data, i + 56)[0])
+            for i in range(0, len(data) - len(data) % ENTRY, ENTRY)]
 
 
 def block_offsets(path):
@@ -202,6 +220,227 @@ class Tamper(unittest.TestCase):
     def db(self):
         return sqlite3.connect(os.path.join(self.store, "catalog.db"))
 
+    def seg_id(self, i):
+        return int(self.segs[i].split("-")[1].split(".")[0])
+
+    def remove_rows(self, i):
+        with self.db() as c:
+            c.execute("DELETE FROM segments WHERE file = ?", (self.segs[i],))
+            c.execute("DELETE FROM seals WHERE segment_id = ?", (self.seg_id(i),))
+
+    def vigild(self, name, **kw):
+        """A vigild on this test's copy of the store (started)."""
+        vd = harness.Vigild(name, **kw)
+        self.addCleanup(vd.cleanup)
+        vd.store = self.store
+        return vd.start()
+
+    def test_sealed_segment_removed_with_its_rows(self):
+        """Issue 12: the file and its segments and seals rows deleted together, for a
+        sealed segment in the middle and for the newest: named, with what it held."""
+        pristine = self.store + ".pristine"
+        shutil.copytree(self.store, pristine)
+        for i in (1, 2):
+            shutil.rmtree(self.store)
+            shutil.copytree(pristine, self.store)
+            os.unlink(self.seg(i))
+            self.remove_rows(i)
+            out = self.verify(1)
+            line = self.failed_line(out, self.segs[i])
+            self.assertIn("the seal sequence sealed it", line)
+            self.assertIn("600 records, seq ", line)
+            self.assertIn("its catalog row and its file are gone: removed", line)
+            self.assertIn("2 ok, 1 failed", out)
+
+    def test_row_removed_file_kept(self):
+        self.remove_rows(0)
+        line = self.failed_line(self.verify(1), self.segs[0])
+        self.assertIn("its catalog row is gone; the file is still there, as sealed", line)
+
+    def test_sealed_row_reopened(self):
+        """Issue 12: a sealed row turned back to open, its seal deleted: named; the next
+        vigild start seals it again from the sequence (the file is as sealed)."""
+        with self.db() as c:
+            c.execute("UPDATE segments SET state = 'open', sealed = NULL WHERE file = ?",
+                      (self.segs[1],))
+            c.execute("DELETE FROM seals WHERE segment_id = ?", (self.seg_id(1),))
+        line = self.failed_line(self.verify(1), self.segs[1])
+        self.assertIn("the catalog lists it as open: reopened by an edit", line)
+        vd = self.vigild("reopened")
+        vd.stop()
+        self.assertIn("sealed by the seal sequence", vd.read_log())
+        out = self.verify(0)
+        self.assertIn("%s: ok" % self.segs[1], out)
+
+    def test_deletion_rows_removed_or_forged(self):
+        """Issue 12: compaction's deletions rows deleted; a deletion forged in the
+        catalog for a segment removed whole."""
+        p = run([VIGIL, "compact", "--store", self.store])
+        self.assertIn("compacted 3 segments", p.stdout)
+        self.verify(0)
+        with self.db() as c:
+            c.execute("DELETE FROM deletions WHERE segment_id = ?", (self.seg_id(0),))
+        line = self.failed_line(self.verify(1), self.segs[0])
+        self.assertIn("the seal sequence deleted it", line)
+        self.assertIn("its deletions row was removed", line)
+
+        shutil.rmtree(self.store)
+        shutil.copytree(self.pristine, self.store)
+        with self.db() as c:
+            c.execute("INSERT INTO deletions (segment_id, file, part_start, part_end, count, "
+                      "blocks, bytes, bytes_raw, chain_head, created, sealed, reason, deleted) "
+                      "SELECT id, file, part_start, part_end, count, blocks, bytes, bytes_raw, "
+                      "chain_head, created, sealed, 'max_age', sealed FROM segments "
+                      "WHERE file = ?", (self.segs[2],))
+        os.unlink(self.seg(2))
+        self.remove_rows(2)
+        out = self.verify(1)
+        self.assertIn("%s: FAILED: a deletion (max_age) the seal sequence does not record" %
+                      self.segs[2], out)
+
+    def test_open_segment_removed(self):
+        """Issue 12: the newest segment, open, removed with its row: named."""
+        vd = self.vigild("open")
+        ev = os.path.join(self.work, "now.ndjson")
+        with open(ev, "w") as f:
+            f.write(json.dumps({"message": "now", "n": 1}) + "\n")
+        vd.send([ev])
+        vd.stop()
+        with self.db() as c:
+            sid, name = c.execute("SELECT id, file FROM segments WHERE state = 'open'").fetchone()
+        self.assertIn(("OPEN", sid), entries(self.store))
+        os.unlink(os.path.join(self.store, "segments", name))
+        with self.db() as c:
+            c.execute("DELETE FROM segments WHERE id = ?", (sid,))
+        line = self.failed_line(self.verify(1), name)
+        self.assertIn("neither its catalog row nor its file is there: removed", line)
+
+    def seq_bytes(self):
+        with open(os.path.join(self.store, "seals.seq"), "rb") as f:
+            return bytearray(f.read())
+
+    def put_seq(self, data):
+        with open(os.path.join(self.store, "seals.seq"), "wb") as f:
+            f.write(data)
+
+    def test_sequence_changed_or_cut(self):
+        data = self.seq_bytes()
+        kinds = entries(self.store)
+        self.assertEqual(kinds[0][0], "START")
+        self.assertEqual(sum(1 for k in kinds if k[0] == "SEAL"), 3)
+        # A flipped byte: the entry fails its checksum, the next its prev hash.
+        bad = bytearray(data)
+        bad[2 * ENTRY + 100] ^= 1
+        self.put_seq(bad)
+        out = self.verify(1)
+        self.assertIn("seals.seq: FAILED: entry 2: entry checksum mismatch", out)
+        self.assertIn("seals.seq: FAILED: entry 3: prev hash mismatch", out)
+        # A field changed and the CRC made right: the signature does not match.
+        bad = bytearray(data)
+        struct.pack_into("<Q", bad, 2 * ENTRY + 96, 7)  # count
+        struct.pack_into("<I", bad, 2 * ENTRY + 332, zlib.crc32(bytes(bad[2 * ENTRY:2 * ENTRY + 332])))
+        self.put_seq(bad)
+        out = self.verify(1)
+        self.assertRegex(out, r"entry 2 \(\w+ of segment \d+\): the signature does not match")
+        # The last SEAL cut off: its row is sealed in the catalog only.
+        last = max(i for i, k in enumerate(kinds) if k[0] == "SEAL")
+        self.put_seq(data[:last * ENTRY])
+        sid = kinds[last][1]
+        name = [s for s in self.segs if int(s.split("-")[1].split(".")[0]) == sid][0]
+        line = self.failed_line(self.verify(1), name)
+        self.assertIn("sealed in the catalog but not in the seal sequence", line)
+
+    def test_head_pins_the_sequence(self):
+        """The sequence cut back with everything it recorded since: a consistent older
+        store (documented), which only a head noted earlier reveals (--head)."""
+        out = self.verify(0)
+        head = [l for l in out.splitlines() if l.startswith("seal sequence:")][0].split()[-1]
+        self.assertEqual(len(head), 64)
+        before = self.seq_bytes()
+        vd = self.vigild("head")
+        ev = os.path.join(self.work, "may2.ndjson")
+        with open(ev, "w") as f:
+            for i in range(50):
+                f.write(json.dumps({"time": "2024-05-02T00:%02d:00Z" % i, "message": "m%d" % i})
+                        + "\n")
+        vd.send([ev])
+        vd.stop()
+        vd.start()  # seals it
+        vd.stop()
+        out = self.verify(0)
+        new_head = [l for l in out.splitlines() if l.startswith("seal sequence:")][0].split()[-1]
+        self.verify(0, "--head", head)
+        # Roll back: the new segment, its rows and its entries gone.
+        with self.db() as c:
+            rows = c.execute("SELECT id, file FROM segments WHERE part_start >= ?",
+                             ((BASE + 86400) * 10**9,)).fetchall()
+            self.assertEqual(len(rows), 1)
+            c.execute("DELETE FROM segments WHERE id = ?", (rows[0][0],))
+            c.execute("DELETE FROM seals WHERE segment_id = ?", (rows[0][0],))
+        os.unlink(os.path.join(self.store, "segments", rows[0][1]))
+        self.put_seq(before)
+        self.verify(0)  # what the store alone cannot show (segment.md 13.7)
+        out = self.verify(1, "--head", new_head)
+        self.assertIn("--head %s...: no entry has this hash: the sequence was cut back" %
+                      new_head[:16], out)
+
+    def test_key_swapped_and_everything_resigned(self):
+        """Replacing everything, key included: only --key with the key held elsewhere
+        sees it (segment.md 13.7)."""
+        pub = os.path.join(self.work, "held-elsewhere.pub.pem")
+        p = run([VIGIL, "pki", "pubkey", "--store", self.store])
+        with open(pub, "w") as f:
+            f.write(p.stdout)
+        with open(os.path.join(self.store, "keys", "collector-ed25519.pub.pem")) as f:
+            self.assertEqual(f.read(), p.stdout)
+        self.verify(0, "--key", pub)
+        shutil.rmtree(os.path.join(self.store, "keys"))
+        os.unlink(os.path.join(self.store, "seals.seq"))
+        with self.db() as c:
+            c.execute("DELETE FROM keys")
+            c.execute("UPDATE seals SET key_id = NULL, signature = NULL, signed = NULL")
+        vd = self.vigild("swap")  # a new key signs the seals and starts a new sequence
+        vd.stop()
+        out = self.verify(0)
+        self.assertIn("note: the seal sequence began at", out)
+        out = self.verify(1, "--key", pub)
+        self.assertIn("signed by another key than the trusted one", out)
+        self.assertIn("not the trusted one (--key)", out)
+
+    def test_catalog_deleted(self):
+        """The sequence survives the catalog: verify names what it held, and a vigild
+        start rebuilds the sealed rows from it."""
+        for f in os.listdir(self.store):
+            if f.startswith("catalog.db"):
+                os.unlink(os.path.join(self.store, f))
+        out = self.verify(1)
+        self.assertIn("catalog.db: FAILED: missing", out)
+        for s in self.segs:
+            self.assertIn("%s: FAILED: the seal sequence sealed it" % s, out)
+            self.assertIn("the file is still there, as sealed", self.failed_line(out, s))
+        vd = self.vigild("rebuilt")
+        vd.stop()
+        out = self.verify(0)
+        self.assertEqual(out.count("sealed, signature ok"), 3, out)
+        self.assertIn("1800 records: store OK", out)
+
+    def test_store_without_sequence(self):
+        """A store written before seal sequences: verify says so; vigild starts one and
+        adopts what is there."""
+        os.unlink(os.path.join(self.store, "seals.seq"))
+        out = self.verify(1)
+        self.assertIn("seals.seq: FAILED: no seal sequence", out)
+        vd = self.vigild("migrate")
+        vd.stop()
+        self.assertIn("started its seal sequence on a store that held 3 segments", vd.read_log())
+        kinds = entries(self.store)
+        self.assertEqual(kinds[0][0], "START")
+        self.assertEqual(sorted(k for k in kinds if k[0] == "SEAL"),
+                         sorted(("SEAL", self.seg_id(i)) for i in range(3)))
+        out = self.verify(0)
+        self.assertIn("note: the seal sequence began at", out)
+        self.assertIn("held 3 segments", out)
+
     def test_catalog_count_edited(self):
         with self.db() as c:
             c.execute("UPDATE segments SET count = count - 1 WHERE file = ?", (self.segs[1],))
@@ -233,7 +472,9 @@ class Tamper(unittest.TestCase):
         shutil.copytree(self.store, probe)
         with sqlite3.connect(os.path.join(probe, "catalog.db")) as c:
             c.execute("UPDATE segments SET state = 'open' WHERE file = ?", (self.segs[0],))
-        # Recovery (a writer start) rebuilds the open row from the file.
+        # Recovery (a writer start) rebuilds the open row from the file (without the seal
+        # sequence, which would keep it sealed as it was).
+        os.unlink(os.path.join(probe, "seals.seq"))
         vd2 = harness.Vigild("probe")
         try:
             vd2.store = probe

@@ -404,8 +404,10 @@ static void test_sealed_segments_signed(void **state)
     buf_release(&pem);
     sign_key_free(other);
     assert_int_equal(verify_report(t->dir, path, report, sizeof(report), &sum), VG_ECORRUPT);
-    assert_int_equal(sum.failed, 3);
+    /* the three seals, and every entry of the seal sequence (START, 4 OPEN, 3 SEAL) */
+    assert_int_equal(sum.failed, 3 + 8);
     assert_non_null(strstr(report, "signed by another key than the trusted one"));
+    assert_non_null(strstr(report, "not the trusted one (--key)"));
 
     /* A restart reuses the key (no second key recorded). */
     st = open_store(&o);
@@ -554,12 +556,16 @@ static void test_key_degrades_then_signs(void **state)
     store_close(fill(&o, 2, 20, true));
     g_fail_key_open = 0;
     assert_int_equal(verify_report(t->dir, NULL, report, sizeof(report), &sum), VG_ECORRUPT);
-    assert_int_equal(sum.failed, 2);
+    /* the two seals, and the seal sequence written without a key (segment.md 8.4) */
+    assert_int_equal(sum.failed, 3);
     assert_non_null(strstr(report, "sealed but not signed"));
+    assert_non_null(strstr(report, "seals.seq: FAILED: entries 0..4 are not signed"));
 
     store_close(open_store(&o)); /* makes the key, signs the pending seals */
     assert_int_equal(verify_report(t->dir, NULL, report, sizeof(report), &sum), 0);
     assert_int_equal(sum.signed_ok, 2);
+    /* a KEY entry signs, through the chain, the entries written without a key */
+    assert_int_equal(sum.seq_entries, 6);
 }
 
 /* ---- retention ---- */
@@ -957,6 +963,284 @@ static void test_open_on_full_disk(void **state)
     expect_ok(t->dir);
 }
 
+/* ---- the seal sequence (segment.md 13) ---- */
+
+static void seq_path(const struct tdir *t, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/seals.seq", t->dir);
+}
+
+static uint64_t file_size_of(const char *path)
+{
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    return (uint64_t)sb.st_size;
+}
+
+/* An entry encodes, decodes and signs as segment.md 13.2 says; anything else in its
+ * bytes is refused, and the chain catches entries moved or removed. */
+static void test_sealseq_entries(void **state)
+{
+    struct sign_key *k = NULL;
+    struct sign_key *other = NULL;
+    struct sealseq_entry e;
+    struct sealseq_entry d;
+    struct errbuf why;
+    uint8_t raw[SEALSEQ_ENTRY_LEN];
+
+    (void)state;
+    assert_int_equal(sign_key_generate(&k), 0);
+    assert_int_equal(sign_key_generate(&other), 0);
+    memset(&e, 0, sizeof(e));
+    e.type = SEALSEQ_SEAL;
+    e.reason = SEALSEQ_COMPACTED;
+    e.index = 7;
+    e.time = T0;
+    e.segment_id = 42;
+    e.part_start = T0;
+    e.part_end = T0 + HOUR;
+    e.count = 3;
+    e.seq_min = 10;
+    e.seq_max = 12;
+    e.ts_min = -5; /* signed fields keep their sign */
+    e.other_id = 41;
+    memset(e.chain_head, 0xab, sizeof(e.chain_head));
+    memset(e.extra, 0xcd, sizeof(e.extra));
+    assert_int_equal(sealseq_sign(&e, k), 0);
+    sealseq_encode(&e, raw);
+    assert_memory_equal(raw, "VGSQ\x01\x05\x03\x00", 8);
+    errbuf_clear(&why);
+    assert_int_equal(sealseq_decode(raw, &d, &why), 0);
+    assert_int_equal(d.segment_id, 42);
+    assert_int_equal(d.ts_min, -5);
+    assert_int_equal(d.other_id, 41);
+    assert_memory_equal(d.extra, e.extra, sizeof(e.extra));
+    assert_true(sealseq_is_signed(&d));
+    assert_int_equal(sealseq_check(&d, k), 0);
+    assert_int_equal(sealseq_check(&d, other), -ENOKEY);
+
+    /* A field changed and the CRC made right: the signature says so. */
+    uint8_t bad[SEALSEQ_ENTRY_LEN];
+    memcpy(bad, raw, sizeof(bad));
+    bad[96] ^= 1; /* count */
+    uint32_t crc = seg__crc32(bad, 332);
+    for (int i = 0; i < 4; i++) {
+        bad[332 + i] = (uint8_t)(crc >> (8 * i));
+    }
+    assert_int_equal(sealseq_decode(bad, &d, &why), 0);
+    assert_int_equal(sealseq_check(&d, k), VG_ECORRUPT);
+    /* Bytes the layout does not allow: refused before anything is trusted. */
+    const struct {
+        size_t off;
+        uint8_t val;
+        const char *why;
+    } refuse[] = {
+        { 0, 'X', "magic" }, { 100, 0, "checksum" }, { 4, 2, "version" }, { 5, 9, "type" },
+        { 6, 7, "reason" },  { 7, 2, "flags" },      { 328, 1, "type" }, /* reserved */
+    };
+    for (size_t i = 0; i < VG_ARRAY_LEN(refuse); i++) {
+        memcpy(bad, raw, sizeof(bad));
+        bad[refuse[i].off] = refuse[i].val ? refuse[i].val : (uint8_t)(bad[refuse[i].off] ^ 1);
+        if (refuse[i].off != 100 && refuse[i].off != 0) {
+            crc = seg__crc32(bad, 332);
+            for (int b = 0; b < 4; b++) {
+                bad[332 + b] = (uint8_t)(crc >> (8 * b));
+            }
+        }
+        errbuf_clear(&why);
+        assert_int_equal(sealseq_decode(bad, &d, &why), VG_ECORRUPT);
+        if (!strstr(errbuf_msg(&why), refuse[i].why) && !strstr(errbuf_msg(&why), "unknown")) {
+            fail_msg("byte %zu: %s", refuse[i].off, errbuf_msg(&why));
+        }
+    }
+
+    /* The chain: index and prev of each entry. */
+    struct sealseq_iter it;
+    struct sealseq_entry a = { .type = SEALSEQ_START };
+    struct sealseq_entry b = { .type = SEALSEQ_OPEN, .index = 1, .segment_id = 1 };
+    uint8_t ra[SEALSEQ_ENTRY_LEN];
+    uint8_t rb[SEALSEQ_ENTRY_LEN];
+    sealseq_encode(&a, ra);
+    vg_sha256(ra, sizeof(ra), b.prev);
+    sealseq_encode(&b, rb);
+    sealseq_iter_init(&it);
+    assert_int_equal(sealseq_iter_next(&it, ra, &d, &why), 0);
+    assert_int_equal(sealseq_iter_next(&it, rb, &d, &why), 0);
+    sealseq_iter_init(&it); /* b without a before it */
+    errbuf_clear(&why);
+    assert_int_equal(sealseq_iter_next(&it, rb, &d, &why), VG_ECORRUPT);
+    assert_non_null(strstr(errbuf_msg(&why), "says it is entry 1"));
+    sealseq_iter_init(&it);
+    assert_int_equal(sealseq_iter_next(&it, ra, &d, &why), 0);
+    assert_int_equal(sealseq_iter_next(&it, ra, &d, &why), VG_ECORRUPT); /* a twice */
+    sign_key_free(k);
+    sign_key_free(other);
+}
+
+/* A torn last entry is cut at the next start; a damaged one inside is kept and named. */
+static void test_sealseq_torn_and_damaged(void **state)
+{
+    struct tdir *t = *state;
+    struct store_opts o = opts(t);
+    char path[PATH_MAX];
+    char report[8192];
+    uint8_t junk[SEALSEQ_ENTRY_LEN + 100];
+
+    store_close(fill(&o, 2, 10, true));
+    seq_path(t, path, sizeof(path));
+    uint64_t size = file_size_of(path);
+    assert_int_equal(size % SEALSEQ_ENTRY_LEN, 0);
+    memset(junk, 0x5a, sizeof(junk));
+    for (size_t cut = 100; cut <= sizeof(junk); cut += SEALSEQ_ENTRY_LEN) {
+        FILE *f = fopen(path, "ab");
+        assert_int_equal(fwrite(junk, 1, cut, f), cut);
+        fclose(f);
+        store_close(open_store(&o));
+        assert_int_equal(file_size_of(path), size); /* cut back */
+        expect_ok(t->dir);
+    }
+    /* A byte of entry 1 changed: the start logs it, appends after it; verify names it. */
+    int fd = open(path, O_RDWR);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, SEALSEQ_ENTRY_LEN + 60), 1);
+    b ^= 0x20;
+    assert_int_equal(pwrite(fd, &b, 1, SEALSEQ_ENTRY_LEN + 60), 1);
+    close(fd);
+    struct store *st = fill(&o, 1, 5, false); /* appends an OPEN after it */
+    store_close(st);
+    assert_true(file_size_of(path) > size);
+    assert_int_equal(verify_report(t->dir, NULL, report, sizeof(report), NULL), VG_ECORRUPT);
+    assert_non_null(strstr(report, "seals.seq: FAILED: entry 1: entry checksum mismatch"));
+    assert_non_null(strstr(report, "seals.seq: FAILED: entry 2: prev hash mismatch"));
+}
+
+/* segment.md 13.4: the sequence ahead of the catalog (a crash between an entry and its
+ * transaction): the next start makes the catalog follow; a DELETE entry this
+ * collector's key did not sign removes nothing. */
+static void test_sealseq_completes_catalog(void **state)
+{
+    struct tdir *t = *state;
+    struct store_opts o = opts(t);
+    struct seg_meta *rows = NULL;
+    size_t n = 0;
+    char report[8192];
+    struct sealseq_entry e;
+
+    struct store *st = fill(&o, 3, 10, false);
+    assert_int_equal(catalog__list(st->cat, CATALOG_ALL, 0, 0, &rows, &n), 0);
+    assert_int_equal(n, 3);
+    /* The SEAL of row 0 written, then the process died. */
+    rows[0].sealed = T0 + 2 * HOUR;
+    sealseq__from_meta(&e, SEALSEQ_SEAL, SEALSEQ_ENDED, &rows[0]);
+    assert_int_equal(sealseq__append(st->seq, &e, 1, st->key), 0);
+    store__abandon(st);
+    assert_int_equal(verify_report(t->dir, NULL, report, sizeof(report), NULL), VG_ECORRUPT);
+    assert_non_null(strstr(report, "the catalog lists it as open"));
+    st = open_store(&o);
+    struct seg_meta m;
+    assert_int_equal(catalog__get(st->cat, rows[0].id, &m), 1);
+    assert_int_equal(m.state, SEG_SEALED);
+    assert_int_equal(m.sealed, T0 + 2 * HOUR);
+    assert_int_equal(store_seal_before(st, T0 + 3 * HOUR), 0);
+    store_close(st);
+    expect_ok(t->dir);
+
+    /* The DELETE of row 1 written, then the process died. */
+    st = open_store(&o);
+    assert_int_equal(catalog__get(st->cat, rows[1].id, &m), 1);
+    sealseq__from_meta(&e, SEALSEQ_DELETE, SEALSEQ_MAX_AGE, &m);
+    e.time = T0 + 5 * HOUR;
+    assert_int_equal(sealseq__append(st->seq, &e, 1, st->key), 0);
+    /* and a DELETE of row 2 that another key signed (anyone could have appended it) */
+    struct sign_key *other = NULL;
+    assert_int_equal(sign_key_generate(&other), 0);
+    assert_int_equal(catalog__get(st->cat, rows[2].id, &m), 1);
+    sealseq__from_meta(&e, SEALSEQ_DELETE, SEALSEQ_MAX_AGE, &m);
+    assert_int_equal(sealseq__append(st->seq, &e, 1, other), 0);
+    sign_key_free(other);
+    store__abandon(st);
+    assert_int_equal(count_files(t), 3);
+    st = open_store(&o);
+    store_close(st);
+    assert_int_equal(count_files(t), 2); /* row 1's file went, row 2's stayed */
+    assert_int_equal(verify_report(t->dir, NULL, report, sizeof(report), NULL), VG_ECORRUPT);
+    assert_non_null(strstr(report, "deleted by policy (max_age"));
+    assert_non_null(strstr(report, "which no START or KEY entry before it introduces"));
+    assert_non_null(strstr(report, rows[2].file));
+    if (!strstr(report, "max_age) but the catalog still lists it")) {
+        fail_msg("%s", report);
+    }
+    free(rows);
+}
+
+/* segment.md 13.5: a store without a sequence gets one, adopting what it holds. */
+static void test_sealseq_migration(void **state)
+{
+    struct tdir *t = *state;
+    struct store_opts o = opts(t);
+    struct store_verify_summary sum;
+    struct store_retention pol = { .max_age_ns = HOUR };
+    struct store_retention_result res;
+    char path[PATH_MAX];
+    char report[8192];
+
+    struct store *st = fill(&o, 3, 10, true);
+    assert_int_equal(store_retention_run(st, &pol, T0 + 2 * HOUR + HOUR / 2, &res), 1);
+    free(res.deleted);
+    append(st, T0 + 5 * HOUR, store_next_seq(st)); /* and an open one */
+    assert_int_equal(store_commit(st), 0);
+    store_close(st);
+    seq_path(t, path, sizeof(path));
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(verify_report(t->dir, NULL, report, sizeof(report), NULL), VG_ECORRUPT);
+    assert_non_null(strstr(report, "seals.seq: FAILED: no seal sequence"));
+
+    store_close(open_store(&o));
+    assert_int_equal(verify_report(t->dir, NULL, report, sizeof(report), &sum), 0);
+    /* START, a DELETE, two SEALs and an OPEN */
+    assert_int_equal(sum.seq_entries, 5);
+    assert_non_null(strstr(report, "note: the seal sequence began at"));
+    assert_non_null(strstr(report, "held 3 segments"));
+}
+
+/* segment.md 13.3: CHECKPOINT entries pin what open segments committed. */
+static void test_checkpoint(void **state)
+{
+    struct tdir *t = *state;
+    struct store_opts o = opts(t);
+    struct seg_meta first;
+    struct seg_meta *rows = NULL;
+    size_t n = 0;
+    char report[8192];
+    char path[PATH_MAX];
+
+    struct store *st = fill(&o, 1, 20, false);
+    assert_int_equal(store_checkpoint(st), 1);
+    assert_int_equal(store_checkpoint(st), 0); /* nothing changed */
+    assert_int_equal(catalog__list(st->cat, CATALOG_OPEN, 0, 0, &rows, &n), 0);
+    assert_int_equal(n, 1);
+    first = rows[0];
+    free(rows);
+    uint64_t seq = store_next_seq(st);
+    for (int i = 0; i < 40; i++) {
+        append(st, T0 + 100 * VG_NS_PER_SEC + i, seq++);
+    }
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(store_checkpoint(st), 1);
+    store_close(st);
+    expect_ok(t->dir);
+
+    /* Cut back to the first commit, the row made to agree: below the checkpoint. */
+    snprintf(path, sizeof(path), "%s/segments/%s", t->dir, first.file);
+    assert_int_equal(truncate(path, (off_t)first.bytes), 0);
+    struct catalog *c = cat_open(t);
+    assert_int_equal(catalog__put(c, &first), 0);
+    catalog__close(c);
+    assert_int_equal(verify_report(t->dir, NULL, report, sizeof(report), NULL), VG_ECORRUPT);
+    assert_non_null(strstr(report, first.file));
+    assert_non_null(strstr(report, "is below its checkpoint in the seal sequence"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -973,6 +1257,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deletion_finished_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_on_full_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sealseq_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sealseq_torn_and_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sealseq_completes_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sealseq_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

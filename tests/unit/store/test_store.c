@@ -884,7 +884,8 @@ static void test_flipped_byte(void **state)
         assert_int_equal(scan(t->dir, INT64_MIN, INT64_MAX, &g, NULL, NULL, 0), VG_ECORRUPT);
         got_free(&g);
         /* Put it back for the next case; drop the second segment and its row by
-         * starting over from a fresh store holding the original file. */
+         * starting over from a fresh store holding the original file (a new catalog and
+         * seal sequence: the old ones remember the second segment). */
         char seg2[PATH_MAX];
         seg_file_path(t->dir, names2[1], seg2);
         unlink(seg2);
@@ -892,6 +893,8 @@ static void test_flipped_byte(void **state)
         char cat[PATH_MAX];
         snprintf(cat, sizeof(cat), "%s/catalog.db", t->dir);
         unlink_wal(cat);
+        unlink(cat);
+        snprintf(cat, sizeof(cat), "%s/seals.seq", t->dir);
         unlink(cat);
         st = open_store(&o); /* rebuilds the row from the file */
         store_close(st);
