@@ -42,6 +42,8 @@ bool ip_in_net(const uint8_t ip[16], const uint8_t net[16], int bits)
     if (rest == 0) {
         return true;
     }
+    /* Both sides masked: a network written with host bits set (10.17.0.0/12) is the
+     * network they belong to, whoever compiled it. */
     uint8_t mask = (uint8_t)(0xff << (8 - rest));
-    return (ip[full] & mask) == net[full];
+    return (ip[full] & mask) == (net[full] & mask);
 }

@@ -13,7 +13,8 @@
  * (may be NULL) when it was written as IPv4. Returns false, out unspecified, otherwise. */
 bool ip_parse16(struct span s, uint8_t out[16], bool *v4);
 
-/* Whether ip lies in net/bits (0..128; both in the form of ip_parse16). */
+/* Whether ip lies in net/bits (0..128; both in the form of ip_parse16). Host bits set
+ * in net are ignored. */
 bool ip_in_net(const uint8_t ip[16], const uint8_t net[16], int bits);
 
 #endif

@@ -9,7 +9,8 @@ Finally every acknowledged id must be stored, the duplicates are counted and pri
 and `vigil verify` must pass on the store.
 
 VG_CRASH_ITERATIONS (default 20) and VG_CRASH_SECONDS (default 120, times
-VG_TIMEOUT_MULT) bound the run.
+VG_TIMEOUT_MULT) bound the run. The run prints its seed first; VG_CRASH_SEED=N replays
+the same kill moments and event times (the machine's timing still varies).
 """
 import collections
 import json
@@ -31,11 +32,12 @@ CHUNK = 25  # events per Forward chunk
 class Sender(threading.Thread):
     """Ships chunks until stopped or until the connection breaks (vigild killed)."""
 
-    def __init__(self, vd, state, it, flush_only=False):
+    def __init__(self, vd, state, it, rng, flush_only=False):
         super().__init__(daemon=True)
         self.vd = vd
         self.state = state
         self.it = it
+        self.rng = rng
         self.flush_only = flush_only  # send what is pending, then end
         self.stop = threading.Event()
         self.chunks = 0
@@ -59,7 +61,7 @@ class Sender(threading.Thread):
                         st["next"] += 1
                         # Event times spread over the last five hours: several
                         # partitions, sealed ones among them (late events).
-                        t = now - random.randrange(0, 5 * 3600)
+                        t = now - self.rng.randrange(0, 5 * 3600)
                         st["pending"].append((t, {"message": "crash test %s" % eid,
                                                   "eid": eid, "run": st["run"]}))
                 chunk_id = "it%d-c%d" % (self.it, self.chunks)
@@ -85,14 +87,17 @@ class CrashTest(unittest.TestCase):
         self.addCleanup(vd.cleanup)
         state = {"run": "crash-%d" % os.getpid(), "next": 0, "pending": [], "acked": set(),
                  "sent": 0}
-        rng = random.Random(int(os.environ.get("VG_CRASH_SEED", str(int(time.time())))))
+        seed = int(os.environ.get("VG_CRASH_SEED", str(random.SystemRandom().randrange(2**31))))
+        print("crash test: seed %d (VG_CRASH_SEED=%d replays it)" % (seed, seed))
+        sys.stdout.flush()
+        rng = random.Random(seed)
         t0 = time.monotonic()
         done = 0
         for it in range(iterations):
             if time.monotonic() - t0 > budget:
                 break
             vd.start()
-            s = Sender(vd, state, it)
+            s = Sender(vd, state, it, random.Random(rng.random()))
             s.start()
             # Kill at a random moment: during the handshake, mid-chunk, mid-commit.
             time.sleep(rng.uniform(0.02, 0.8) * harness.MULT)
@@ -105,7 +110,7 @@ class CrashTest(unittest.TestCase):
 
         # A last run: the pending chunk is acknowledged, then a clean stop.
         vd.start()
-        s = Sender(vd, state, iterations, flush_only=True)
+        s = Sender(vd, state, iterations, random.Random(rng.random()), flush_only=True)
         s.start()
         s.join(harness.timeout(60))
         self.assertFalse(s.is_alive(), "the last chunk was not acknowledged in time")
@@ -120,13 +125,13 @@ class CrashTest(unittest.TestCase):
         lost = sorted(acked - set(counts))
         dups = sum(n - 1 for n in counts.values() if n > 1)
         unacked_stored = len(set(counts) - acked)
-        print("crash test: %d kill -9 iterations, %d events sent (with resends), %d "
+        print("crash test (seed %d): %d kill -9 iterations, %d events sent (with resends), %d "
               "acknowledged, %d stored distinct, %d duplicates, %d lost" % (
-                  done, state["sent"], len(acked), len(counts), dups, len(lost)))
+                  seed, done, state["sent"], len(acked), len(counts), dups, len(lost)))
         sys.stdout.flush()
         self.assertGreaterEqual(done, min(iterations, 5))
         self.assertGreater(len(acked), 0)
-        self.assertEqual(lost, [], "acknowledged events lost: %d" % len(lost))
+        self.assertEqual(lost, [], "acknowledged events lost: %d (seed %d)" % (len(lost), seed))
         self.assertEqual(unacked_stored, 0)  # everything was acknowledged in the end
 
         v = vd.verify()

@@ -1,6 +1,7 @@
 /* tests/unit/collector/test_pipeline.c: the pipeline (collector/pipeline.c) on a real
  * loop and its store thread, against a fake sink whose commits the test holds and
- * releases.
+ * releases; and once against the real sink (store_sink, the keeper, a store whose
+ * fdatasync fails): a failed commit acknowledges nothing, whatever the disk has free.
  *
  * Covered: group commit (what is added while a batch commits goes together in the
  * next one), seq and time stamping, waiters called only once everything before them is
@@ -12,6 +13,7 @@
  * callback), the hard limit, upkeep and report (pipeline_kick from another thread), and
  * pipeline_close flushing the open batch before the sink closes. */
 #include <errno.h>
+#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +28,9 @@
 
 #include "collector/metrics.h"
 #include "collector/pipeline.h"
+#include "collector/store_sink.h"
+#include "store/fsops.h"
+#include "store/store.h"
 #include "tests/unit/collector/loop_test.h"
 
 /* ---- the fake sink ---- */
@@ -672,9 +677,99 @@ static void test_close_flushes(void **state)
     free(fx);
 }
 
+/* ---- the real sink ---- */
+
+static _Atomic int g_fail_sync; /* fdatasync of segment files fails while set */
+
+static int failing_fdatasync(void *ctx, int fd)
+{
+    return g_fail_sync ? -EIO : fsops_default()->fdatasync(ctx, fd);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int count_rec(void *arg, int64_t ts, uint64_t seq, struct span rec)
+{
+    (void)ts;
+    (void)seq;
+    (void)rec;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* The pipeline over the real store sink and keeper: a commit whose fdatasync fails gets
+ * its waiters the error (no Forward ack, no HTTP 200), its records are not in the store,
+ * and the next commit acknowledges as usual. No free-space threshold is involved, so
+ * this runs on any disk. */
+static void test_store_commit_failure_acks_nothing(void **state)
+{
+    char dir[] = "/tmp/vg-pipe-XXXXXX";
+    struct fsops fs = *fsops_default();
+    struct store *st = NULL;
+    struct store_sink *sink = NULL;
+    struct store_keeper_opts ko = { 0 };
+    struct errbuf eb;
+    struct fx *fx = calloc(1, sizeof(*fx));
+    struct waiter_log log = { 0 };
+    struct wait_arg a = { &log, 1, 0, NULL };
+    struct wait_arg b = { &log, 2, 0, NULL };
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    fs.fdatasync = failing_fdatasync;
+    struct store_opts so = {
+        .dir = dir, .partition_ns = 3600LL * 1000000000, .fsync = true, .fs = &fs
+    };
+    errbuf_clear(&eb);
+    assert_int_equal(store_open(&so, &st, &eb), 0);
+    assert_int_equal(store_sink_new(st, &ko, &fx->m, NULL, NULL, &sink, &eb), 0);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    uv_timer_init(&fx->loop, &fx->tick);
+    uv_timer_start(&fx->tick, on_tick, 2, 2);
+    struct pipeline_sink ps = store_sink_as_pipeline(sink);
+    struct pipeline_limits lim = { .batch_max_bytes = 1 << 20, .batch_slack_bytes = 1 << 20 };
+    assert_int_equal(pipeline_new(&fx->loop, &ps, 100, &lim, &fx->m, on_drain, fx, &fx->p, &eb), 0);
+
+    g_fail_sync = 1;
+    add_events(fx, 5, "not durable");
+    pipeline_when_durable(fx->p, on_done, &a);
+    RUN_UNTIL(fx, log.n == 1);
+    assert_int_equal(log.rc[0], -EIO);
+    assert_int_equal(fx->m.commit_failures, 1);
+    assert_int_equal(fx->m.events_stored, 0);
+    g_fail_sync = 0;
+    add_events(fx, 2, "durable");
+    pipeline_when_durable(fx->p, on_done, &b);
+    RUN_UNTIL(fx, log.n == 2);
+    assert_int_equal(log.rc[1], 0);
+    pipeline_close(fx->p, on_closed, fx);
+    RUN_UNTIL(fx, fx->closed);
+    pipeline_free(fx->p);
+    uv_close((uv_handle_t *)&fx->tick, NULL);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+
+    /* In the store: the two acknowledged, none of the five. */
+    struct store_reader *r = NULL;
+    int n = 0;
+    assert_int_equal(store_reader_open(dir, &r, &eb), 0);
+    assert_int_equal(store_scan(r, INT64_MIN, INT64_MAX, count_rec, &n, NULL), 0);
+    store_reader_close(r);
+    assert_int_equal(n, 2);
+    free(fx);
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_commit_failure_acks_nothing),
         cmocka_unit_test(test_group_commit_and_waiters),
         cmocka_unit_test(test_subscribers),
         cmocka_unit_test(test_commit_failure),

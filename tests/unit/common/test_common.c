@@ -1,5 +1,5 @@
 /* Unit tests for common/: buf invariants, the bounded msgpack cursor, time parsing and
- * formatting, JSON <-> msgpack. */
+ * formatting, JSON <-> msgpack, CIDR ranges at their boundaries. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
+#include "common/ip.h"
 #include "common/json.h"
 #include "common/mp.h"
 #include "common/time.h"
@@ -217,9 +218,60 @@ static void test_json_error_place(void **state)
     buf_release(&mp);
 }
 
+/* ip_in_net at the edges of prefixes that do not end on a byte (/12, /20, /127), each
+ * side of each edge, with the network written canonically or with host bits set. */
+static void test_ip_cidr_boundaries(void **state)
+{
+    static const struct {
+        const char *net;
+        int bits; /* as written: v4 prefixes count 32 */
+        const char *ip;
+        bool in;
+    } cases[] = {
+        { "172.16.0.0", 12, "172.16.0.0", true },
+        { "172.16.0.0", 12, "172.31.255.255", true },
+        { "172.16.0.0", 12, "172.15.255.255", false },
+        { "172.16.0.0", 12, "172.32.0.0", false },
+        { "172.20.1.2", 12, "172.31.255.255", true }, /* host bits set */
+        { "172.20.1.2", 12, "172.32.0.0", false },
+        { "10.1.16.0", 20, "10.1.16.0", true },
+        { "10.1.16.0", 20, "10.1.31.255", true },
+        { "10.1.16.0", 20, "10.1.15.255", false },
+        { "10.1.16.0", 20, "10.1.32.0", false },
+        { "10.1.17.9", 20, "10.1.16.0", true },
+        { "10.1.17.9", 20, "10.1.32.1", false },
+        { "2001:db8::", 127, "2001:db8::", true },
+        { "2001:db8::", 127, "2001:db8::1", true },
+        { "2001:db8::", 127, "2001:db8::2", false },
+        { "2001:db8::", 127, "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", false },
+        { "2001:db8::1", 127, "2001:db8::", true },
+        { "10.0.0.0", 0, "255.255.255.255", true },
+        { "10.0.0.0", 0, "2001:db8::1", false }, /* v4 /0 is ::ffff:0:0/96 */
+        { "10.0.0.1", 32, "10.0.0.1", true },
+        { "10.0.0.1", 32, "10.0.0.0", false },
+        { "10.0.0.0", 31, "10.0.0.1", true },
+        { "10.0.0.0", 31, "10.0.0.2", false },
+        { "::", 0, "2001:db8::1", true },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t net[16];
+        uint8_t ip[16];
+        bool v4;
+        assert_true(ip_parse16(span_str(cases[i].net), net, &v4));
+        assert_true(ip_parse16(span_str(cases[i].ip), ip, NULL));
+        int bits = cases[i].bits + (v4 ? 96 : 0);
+        if (ip_in_net(ip, net, bits) != cases[i].in) {
+            fail_msg("%s in %s/%d: expected %s", cases[i].ip, cases[i].net, cases[i].bits,
+                     cases[i].in ? "yes" : "no");
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ip_cidr_boundaries),
         cmocka_unit_test(test_buf_limits_and_invariants),
         cmocka_unit_test(test_mp_rejects_huge_claims),
         cmocka_unit_test(test_mp_round_trip_and_lookup),

@@ -123,11 +123,40 @@ static void test_match_semantics(void **state)
     assert_false(fits(rc, &m));
     m.src_ip = "::ffff:198.18.0.9"; /* the same network spelled as IPv6 */
     assert_true(fits(rc, &m));
+    m.src_ip = "198.17.255.255"; /* just below the /15 */
+    assert_false(fits(rc, &m));
+    m.src_ip = "198.20.0.0"; /* just above it */
+    assert_false(fits(rc, &m));
+    m.src_ip = "198.19.255.255"; /* its last address */
+    assert_true(fits(rc, &m));
+    m.src_ip = "198.19.1.2";
     m.tags = other;
     assert_false(fits(rc, &m));
     m.tags = tags;
     m.ns = NULL; /* a field the alert lacks does not match */
     assert_false(fits(rc, &m));
+    fwd_rcv_cfg_free(rc);
+    config_free(cfg);
+
+    /* A /20 written with its host bits set, at its edges. */
+    assert_int_equal(load_rcv("forwarders:\n  - { name: a, type: webhook, url: 'https://h/x',\n"
+                              "      match: { src_ip: 10.1.17.9/20 } }\n",
+                              &cfg, &rc, &eb),
+                     0);
+    static const struct {
+        const char *ip;
+        bool in;
+    } edge[] = { { "10.1.16.0", true },
+                 { "10.1.31.255", true },
+                 { "10.1.15.255", false },
+                 { "10.1.32.0", false } };
+    for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+        struct mk e = { 0 };
+        e.src_ip = edge[i].ip;
+        if (fits(rc, &e) != edge[i].in) {
+            fail_msg("%s: expected %s", edge[i].ip, edge[i].in ? "a match" : "none");
+        }
+    }
     fwd_rcv_cfg_free(rc);
     config_free(cfg);
 

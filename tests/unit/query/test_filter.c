@@ -413,6 +413,20 @@ static void test_ip_and_cidr(void **state)
     NO("dst_ip=2001:db8::/128", &fx->falco);
     YES("dst_ip=2001:db8::1/128", &fx->falco);
     NO("dst_ip=10.0.0.0/8", &fx->falco); /* v6 address, v4 range */
+    /* Prefixes that do not end on a byte, and the edges next to 10.1.2.3 and
+     * 2001:db8::1 (the last address of their /31 and /127, just inside and outside). */
+    YES("src_ip=10.0.0.0/12", &fx->falco);
+    YES("src_ip=10.15.255.255/12", &fx->falco); /* host bits set: the same network */
+    NO("src_ip=10.16.0.0/12", &fx->falco);
+    YES("src_ip=10.1.0.0/20", &fx->falco);
+    NO("src_ip=10.1.16.0/20", &fx->falco);
+    YES("src_ip=10.1.2.2/31", &fx->falco);
+    NO("src_ip=10.1.2.4/31", &fx->falco);
+    YES("src_ip=10.1.2.0/30", &fx->falco);
+    NO("src_ip=10.1.2.4/30", &fx->falco);
+    YES("dst_ip=2001:db8::/127", &fx->falco);
+    NO("dst_ip=2001:db8::2/127", &fx->falco);
+    YES("dst_ip=2001:db8::/125", &fx->falco);
     /* a stored value that is not an address is in no range, equal to no address */
     NO("src_ip=10.0.0.0/8", &fx->bare);
     NO("src_ip=0.0.0.0/0", &fx->bare);

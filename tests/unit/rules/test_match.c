@@ -261,6 +261,27 @@ static void test_cidr(void **state)
     assert_false(tu_match(rs, "{}", "src_ip=11.0.0.1", NULL));
     assert_false(tu_match(rs, "{}", "src_ip=not-an-ip", NULL));
     ruleset_free(rs);
+    /* Prefixes that do not end on a byte, at both edges (one network written with its
+     * host bits set, as rule authors do). */
+    rs = sel1("    src_ip|cidr:\n      - 172.20.1.2/12\n      - 10.1.16.0/20\n"
+              "      - '2001:db8::/127'");
+    static const struct {
+        const char *ip;
+        bool in;
+    } edge[] = {
+        { "172.16.0.0", true },   { "172.31.255.255", true }, { "172.15.255.255", false },
+        { "172.32.0.0", false },  { "10.1.16.0", true },      { "10.1.31.255", true },
+        { "10.1.15.255", false }, { "10.1.32.0", false },     { "2001:db8::1", true },
+        { "2001:db8::2", false },
+    };
+    for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+        char kv[64];
+        snprintf(kv, sizeof(kv), "src_ip=%s", edge[i].ip);
+        if (tu_match(rs, "{}", kv, NULL) != edge[i].in) {
+            fail_msg("%s: expected %s", edge[i].ip, edge[i].in ? "a match" : "none");
+        }
+    }
+    ruleset_free(rs);
     char why[600];
     assert_int_equal(
         tu_fail(HDR "  sel:\n    src_ip|cidr: 10.0.0.0/33\n  condition: sel\n", why, sizeof(why)),

@@ -818,6 +818,62 @@ static void test_holds(void **state)
     assert_non_null(strstr(errbuf_msg(&eb), "no store"));
 }
 
+/* segment.md 10: a hold keeps every partition its [since, until) overlaps, however it
+ * lies: spanning several, overlapping two by a nanosecond, or inside one; a hold that
+ * only touches a partition (ends at its start, starts at its end) keeps nothing of it. */
+static void test_holds_span_and_touch(void **state)
+{
+    struct tdir *t = *state;
+    struct store_opts o = opts(t);
+    struct store_retention pol = { .max_age_ns = HOUR };
+    struct errbuf eb;
+    int64_t id;
+    /* partitions T0 + k h, k = 0..9; which each set of holds keeps */
+    static const struct {
+        int64_t since, until; /* offsets from T0, in seconds */
+    } spans[][2] = {
+        { { 1800, 2 * 3600 + 600 }, { 0, 0 } },         /* spans 0, 1, 2 */
+        { { 3 * 3600 - 1, 3 * 3600 + 1 }, { 0, 0 } },   /* 2 and 3, one second each */
+        { { 5 * 3600, 6 * 3600 }, { 0, 0 } },           /* exactly 5 */
+        { { 7 * 3600 + 10, 7 * 3600 + 20 }, { 0, 0 } }, /* inside 7 */
+        /* the last minute of 7, ending where 8 starts; and after 9, from where it ends */
+        { { 8 * 3600 - 60, 8 * 3600 }, { 10 * 3600, 11 * 3600 } },
+    };
+    static const char *const kept[] = { "0,1,2", "2,3", "5", "7", "7" };
+
+    for (size_t c = 0; c < VG_ARRAY_LEN(spans); c++) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s/c%zu", t->root, c);
+        o.dir = dir;
+        struct store *st = fill(&o, 10, 2, true);
+        for (int k = 0; k < 2 && spans[c][k].until; k++) {
+            struct store_hold h = { 0 };
+            h.since = T0 + spans[c][k].since * VG_NS_PER_SEC;
+            h.until = T0 + spans[c][k].until * VG_NS_PER_SEC;
+            h.reason = "case";
+            h.created_by = "tester";
+            errbuf_clear(&eb);
+            assert_int_equal(store_hold_add(dir, &h, &id, &eb), 0);
+        }
+        struct store_retention_result res;
+        assert_true(store_retention_run(st, &pol, T0 + 100 * HOUR, &res) >= 0);
+        free(res.deleted);
+        struct seg_meta *rows = NULL;
+        size_t n = 0;
+        char got[64] = "";
+        assert_int_equal(catalog__list(st->cat, CATALOG_ALL, 0, 0, &rows, &n), 0);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%d", i ? "," : "",
+                     (int)((rows[i].part_start - T0) / HOUR));
+        }
+        free(rows);
+        store_close(st);
+        if (strcmp(got, kept[c]) != 0) {
+            fail_msg("holds %zu: kept partitions '%s', expected '%s'", c, got, kept[c]);
+        }
+    }
+}
+
 /* The unlink fails (or the process dies) after the catalog recorded the deletion: the
  * file is "removal pending" for verify, and the next start removes it. */
 static int g_fail_unlink;
@@ -1254,6 +1310,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_by_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_counts_from_receipt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_holds_span_and_touch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletion_finished_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_on_full_disk, setup, teardown),
