@@ -1,5 +1,6 @@
 /* query/pki_cmd.c: `vigil pki init DIR [--force]` and `vigil pki issue DIR NAME`: a
  * development CA and certificates (common/pki.h). */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,19 +9,57 @@
 
 struct pki_opts {
     bool force;
-    struct cli_list names; /* --server-name */
+    struct cli_list names;  /* --server-name */
+    const char *role;       /* --role agent|analyst */
+    struct cli_list revoke; /* crl --revoke NAME */
+    const char *days;       /* crl --days N */
 };
 
 static const struct cli_opt pki_opts[] = {
     { "--force", NULL, CLI_FLAG, CLI_OFF(struct pki_opts, force), 0, 0 },
     { "--server-name", NULL, CLI_LIST, CLI_OFF(struct pki_opts, names), 0, 0 },
+    { "--role", NULL, CLI_STR, CLI_OFF(struct pki_opts, role), 0, 0 },
+    { "--revoke", NULL, CLI_LIST, CLI_OFF(struct pki_opts, revoke), 0, 0 },
+    { "--days", NULL, CLI_STR, CLI_OFF(struct pki_opts, days), 0, 0 },
     { NULL },
 };
 
 static void pki_usage(FILE *f)
 {
     fprintf(f, "usage: vigil pki init DIR [--force] [--server-name NAME]...\n"
-               "       vigil pki issue DIR NAME   (one more client certificate)\n");
+               "       vigil pki issue DIR NAME [--role agent|analyst]\n"
+               "                          (one more client certificate: OU agents, which the\n"
+               "                          default tls.agents lets ship events, or analysts)\n"
+               "       vigil pki crl DIR [--revoke NAME]... [--days N]\n"
+               "                          (DIR/crl.pem: what it listed plus NAME's serial, next\n"
+               "                          update in N days, default 30; set tls.crl to it)\n");
+}
+
+/* vigil pki crl DIR [--revoke NAME]... [--days N] */
+static int pki_crl_run(struct cli_args *a)
+{
+    const struct pki_opts *o = a->own;
+    struct errbuf eb;
+    int64_t days = 30;
+
+    errbuf_clear(&eb);
+    if (a->nwords != 2 || o->force || o->names.n > 0 || o->role) {
+        fprintf(stderr, "vigil pki crl: expected DIR and --revoke NAME or --days N only\n");
+        return CLI_USAGE;
+    }
+    if (o->days && parse_i64(span_str(o->days), -36500, 36500, &days) < 0) {
+        fprintf(stderr, "vigil pki crl: --days: expected a number of days, got '%s'\n", o->days);
+        return CLI_USAGE;
+    }
+    const char *dir = a->words[1];
+    int rc = pki_crl(dir, (const char *const *)o->revoke.v, o->revoke.n, (int)days, &eb);
+    if (rc < 0) {
+        fprintf(stderr, "vigil pki crl: %s\n", errbuf_msg(&eb));
+        return CLI_FAIL;
+    }
+    printf("wrote %s/crl.pem (next update in %" PRId64 " days, %zu more revoked)\n", dir, days,
+           o->revoke.n);
+    return CLI_OK;
 }
 
 static int pki_run(struct cli_args *a)
@@ -32,6 +71,9 @@ static int pki_run(struct cli_args *a)
     const char *issue = NULL;
 
     errbuf_clear(&eb);
+    if (a->nwords >= 1 && strcmp(a->words[0], "crl") == 0) {
+        return pki_crl_run(a);
+    }
     if (a->nwords < 1 || (strcmp(a->words[0], "init") != 0 && strcmp(a->words[0], "issue") != 0)) {
         pki_usage(stderr);
         return CLI_USAGE;
@@ -40,6 +82,17 @@ static int pki_run(struct cli_args *a)
     bool is_issue = strcmp(sub, "issue") == 0;
     if (is_issue && o->names.n > 0) {
         fprintf(stderr, "vigil pki issue: unexpected argument '--server-name'\n");
+        return CLI_USAGE;
+    }
+    if (!is_issue && o->role) {
+        fprintf(stderr, "vigil pki init: unexpected argument '--role' (init makes both)\n");
+        return CLI_USAGE;
+    }
+    enum pki_role role = PKI_ROLE_AGENT;
+    if (o->role && strcmp(o->role, "analyst") == 0) {
+        role = PKI_ROLE_ANALYST;
+    } else if (o->role && strcmp(o->role, "agent") != 0) {
+        fprintf(stderr, "vigil pki issue: --role: expected agent or analyst, got '%s'\n", o->role);
         return CLI_USAGE;
     }
     for (int i = 1; i < a->nwords; i++) {
@@ -56,14 +109,15 @@ static int pki_run(struct cli_args *a)
         fprintf(stderr, "vigil pki %s: missing %s\n", sub, dir ? "NAME" : "DIR");
         return CLI_USAGE;
     }
-    int rc = is_issue ? pki_issue_client(dir, issue, &eb)
+    int rc = is_issue ? pki_issue_client(dir, issue, role, &eb)
                       : pki_init_names(dir, force, o->names.v, o->names.n, &eb);
     if (rc < 0) {
         fprintf(stderr, "vigil pki %s: %s\n", sub, errbuf_msg(&eb));
         return CLI_FAIL;
     }
     if (is_issue) {
-        printf("issued %s/%s.pem and %s/%s-key.pem\n", dir, issue, dir, issue);
+        printf("issued %s/%s.pem and %s/%s-key.pem (OU %s)\n", dir, issue, dir, issue,
+               role == PKI_ROLE_ANALYST ? PKI_OU_ANALYSTS : PKI_OU_AGENTS);
     } else {
         printf("development PKI in %s:\n"
                "  ca.pem ca-key.pem              the CA (keep ca-key.pem offline)\n"
@@ -73,15 +127,16 @@ static int pki_run(struct cli_args *a)
             printf(", %s", o->names.v[i]);
         }
         printf(")\n"
-               "  agent-node-1.pem, agent-sidecar-1.pem (+ -key.pem)   agents\n"
-               "  analyst.pem analyst-key.pem    an analyst\n");
+               "  agent-node-1.pem, agent-sidecar-1.pem (+ -key.pem)   agents (OU agents: "
+               "may ship events)\n"
+               "  analyst.pem analyst-key.pem    an analyst (OU analysts: vigild refuses it)\n");
     }
     return CLI_OK;
 }
 
 const struct cli_cmd cmd_pki = {
     .name = "pki",
-    .synopsis = "init DIR      a development CA, server, agent and analyst certificates",
+    .synopsis = "init|issue|crl DIR  a development CA, its certificates and CRL",
     .opts = pki_opts,
     .own_size = sizeof(struct pki_opts),
     .usage = pki_usage,

@@ -675,16 +675,11 @@ static void test_close_flushes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_group_commit_and_waiters),
-        cmocka_unit_test(test_subscribers),
-        cmocka_unit_test(test_commit_failure),
-        cmocka_unit_test(test_full_disk),
-        cmocka_unit_test(test_backpressure_and_limit),
-        cmocka_unit_test(test_evidence_room),
-        cmocka_unit_test(test_refusing_allowance),
-        cmocka_unit_test(test_rollback),
-        cmocka_unit_test(test_upkeep_kick_report),
-        cmocka_unit_test(test_close_flushes),
+        cmocka_unit_test(test_group_commit_and_waiters), cmocka_unit_test(test_subscribers),
+        cmocka_unit_test(test_commit_failure),           cmocka_unit_test(test_full_disk),
+        cmocka_unit_test(test_backpressure_and_limit),   cmocka_unit_test(test_evidence_room),
+        cmocka_unit_test(test_refusing_allowance),       cmocka_unit_test(test_rollback),
+        cmocka_unit_test(test_upkeep_kick_report),       cmocka_unit_test(test_close_flushes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
