@@ -93,6 +93,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 static void on_mem_resume(uv_idle_t *h);
 static void mem_wait_end(struct conn *c);
+static void conn_eof(struct conn *c);
 
 /* The guard no longer counts c as in its handshake. */
 static void guard_leave(struct conn *c)
@@ -230,13 +231,32 @@ int conn_send(struct conn *c, const void *p, size_t n)
     return conn_flush(c, NULL);
 }
 
-/* The raw details of a refusal: {reason, listener, peer}. */
-static void refusal_raw(struct conn *c, enum guard_reason r, struct buf *raw)
+/* The raw details of a refusal: {reason, listener, peer[, certificate: {subject, issuer,
+ * serial, not_after}]}. */
+static void refusal_raw(struct conn *c, enum guard_reason r, const struct tls_cert_info *ci,
+                        struct buf *raw)
 {
-    if (mp_put_map(raw, 3) < 0 || mp_put_cstr(raw, "reason") < 0 ||
-        mp_put_cstr(raw, guard_reason_name(r)) < 0 || mp_put_cstr(raw, "listener") < 0 ||
-        mp_put_cstr(raw, listener_kind_name(c->env->kind)) < 0 || mp_put_cstr(raw, "peer") < 0 ||
-        mp_put_cstr(raw, c->peer) < 0) {
+    int rc = mp_put_map(raw, ci ? 4 : 3);
+
+    rc = rc ? rc : mp_put_cstr(raw, "reason");
+    rc = rc ? rc : mp_put_cstr(raw, guard_reason_name(r));
+    rc = rc ? rc : mp_put_cstr(raw, "listener");
+    rc = rc ? rc : mp_put_cstr(raw, listener_kind_name(c->env->kind));
+    rc = rc ? rc : mp_put_cstr(raw, "peer");
+    rc = rc ? rc : mp_put_cstr(raw, c->peer);
+    if (ci) {
+        rc = rc ? rc : mp_put_cstr(raw, "certificate");
+        rc = rc ? rc : mp_put_map(raw, 4);
+        rc = rc ? rc : mp_put_cstr(raw, "subject");
+        rc = rc ? rc : mp_put_cstr(raw, ci->subject);
+        rc = rc ? rc : mp_put_cstr(raw, "issuer");
+        rc = rc ? rc : mp_put_cstr(raw, ci->issuer);
+        rc = rc ? rc : mp_put_cstr(raw, "serial");
+        rc = rc ? rc : mp_put_cstr(raw, ci->serial);
+        rc = rc ? rc : mp_put_cstr(raw, "not_after");
+        rc = rc ? rc : mp_put_cstr(raw, ci->not_after);
+    }
+    if (rc < 0) {
         buf_reset(raw);
     }
 }
@@ -244,15 +264,24 @@ static void refusal_raw(struct conn *c, enum guard_reason r, struct buf *raw)
 /* A stranger refused (at accept or in its handshake): counted by the caller; recorded as
  * a source=vigil event and logged while the guard samples the address (guard.h), else
  * only counted for its summary. Then closed. Every path that turns a stranger away goes
- * through here, so none of them can be used to fill the disk or the log. */
+ * through here, so none of them can be used to fill the disk or the log. The record
+ * names the certificate the peer presented, when it got that far. */
 static void conn_refuse(struct conn *c, enum guard_reason r, const char *detail)
 {
     struct conn_set *set = c->env->set;
     const char *lst = listener_kind_name(c->env->kind);
+    const struct tls_cert_info *ci = c->tls ? tls_sess_presented(c->tls) : NULL;
     bool at_accept =
         r == GUARD_RATE || r == GUARD_PER_IP || r == GUARD_FULL || r == GUARD_MAX_CONNS;
+    char what[1024];
     bool now = true;
 
+    if (ci) {
+        snprintf(what, sizeof(what),
+                 "%s; certificate subject '%s', issuer '%s', serial %s, not after %s", detail,
+                 ci->subject, ci->issuer, ci->serial, ci->not_after);
+        detail = what;
+    }
     if (set->guarded) {
         now =
             guard_refused(&set->guard, &c->gaddr, c->peer_ip, r, c->env->kind, detail, vg_now_ns());
@@ -264,13 +293,13 @@ static void conn_refuse(struct conn *c, enum guard_reason r, const char *detail)
         log_debug("conn %" PRIu64 " %s peer %s: refused (%s): %s", c->id, lst, c->peer,
                   guard_reason_name(r), detail);
     } else {
-        char msg[512];
+        char msg[1200];
         struct buf raw;
         snprintf(msg, sizeof(msg), "refused %s from %s on %s: %s",
                  at_accept ? "connection" : "TLS handshake", c->peer, lst, detail);
         log_warn("conn %" PRIu64 " %s", c->id, msg);
-        buf_init(&raw, 1024);
-        refusal_raw(c, r, &raw);
+        buf_init(&raw, 2048);
+        refusal_raw(c, r, ci, &raw);
         struct ingest_evidence ev = {
             VG_SEV_WARNING, at_accept ? "connection_refused" : "tls_handshake",
             "failure",      c->peer_ip,
@@ -530,9 +559,14 @@ static void conn_start_streaming(struct conn *c)
 
 static void handshake_refused(struct conn *c)
 {
+    bool policy = tls_sess_refused_by_policy(c->tls);
+
     c->env->m->tls_handshake_failures++;
+    if (policy) {
+        c->env->m->tls_unauthorized++;
+    }
     conn_flush(c, NULL); /* the alert tells the peer why */
-    conn_refuse(c, GUARD_TLS, tls_sess_error(c->tls));
+    conn_refuse(c, policy ? GUARD_UNAUTHORIZED : GUARD_TLS, tls_sess_error(c->tls));
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -629,7 +663,7 @@ static void conn_process(struct conn *c)
         conn_flush(c, NULL);
         if (peer_closed) {
             c->close_notify_owed = true; /* sent after the last ack (conn_maybe_finish) */
-            conn_finish(c);
+            conn_eof(c);
         }
     }
     if (c->state == CONN_STREAMING) {
@@ -651,8 +685,12 @@ void conn_finish(struct conn *c)
     conn_maybe_finish(c);
 }
 
+/* The peer ended its stream: what is left in c->in is a frame it cut off. */
 static void conn_eof(struct conn *c)
 {
+    if (c->state == CONN_STREAMING && c->in.len > 0 && c->lst->proto->on_eof) {
+        c->lst->proto->on_eof(c);
+    }
     conn_finish(c);
 }
 
@@ -1118,6 +1156,9 @@ static void conn_accept(struct listener *l)
         if (tls_sess_new(env->tls, true, NULL, &c->tls) < 0) {
             conn_close(c, VG_ETLS, "cannot create a TLS session");
             return;
+        }
+        if (env->policy) {
+            tls_sess_set_policy(c->tls, env->policy);
         }
         uv_timer_start(&c->timer, on_timer, (uint64_t)ms_at_least_1(env->handshake_timeout_ns), 0);
     } else {

@@ -26,6 +26,7 @@
 
 struct conn;
 struct tls_ctx;
+struct tls_policy;
 
 enum conn_state { CONN_HANDSHAKE, CONN_STREAMING, CONN_DRAINING, CONN_CLOSING };
 
@@ -49,6 +50,9 @@ struct conn_proto {
     /* Optional: where the input stands after on_data; without it a connection with
      * bytes in c->in is inside a frame. */
     enum conn_phase (*phase)(struct conn *c);
+    /* Optional: the peer ended the stream (EOF or close_notify) with bytes in c->in that
+     * on_data left there: a frame cut off. Called once, before draining. */
+    void (*on_eof)(struct conn *c);
 };
 
 /* limits.memory: one budget for every connection's input buffers (conn_buf_reserve).
@@ -93,14 +97,16 @@ struct conn_set {
 struct listener_env {
     struct conn_set *set;
     enum listener_kind kind;
-    const struct listen_cfg *cfg; /* listen.*: max_frame_bytes, max_connections, idle_timeout */
-    int64_t handshake_timeout_ns; /* tls.handshake_timeout */
-    struct tls_ctx *tls;          /* client certificates required; NULL: plaintext */
-    struct lst_metrics *m;        /* this listener's counters */
-    struct ingest_port *port;     /* where events, waiters and evidence go */
-    const char *self_host;        /* the collector's host name (source=vigil events, PONG) */
-    const char *shared_key;       /* forward: listen.shared_key_file's key, or NULL */
-    const struct metrics *all;    /* admin: what GET /metrics renders */
+    const struct listen_cfg *cfg;    /* listen.*: max_frame_bytes, max_connections, idle_timeout */
+    int64_t handshake_timeout_ns;    /* tls.handshake_timeout */
+    struct tls_ctx *tls;             /* client certificates required; NULL: plaintext */
+    const struct tls_policy *policy; /* tls.agents: who may ship here, or NULL: anyone
+                                        the CA signed */
+    struct lst_metrics *m;           /* this listener's counters */
+    struct ingest_port *port;        /* where events, waiters and evidence go */
+    const char *self_host;           /* the collector's host name (source=vigil events, PONG) */
+    const char *shared_key;          /* forward: listen.shared_key_file's key, or NULL */
+    const struct metrics *all;       /* admin: what GET /metrics renders */
     /* admin: appends more Prometheus text after *all (the forwarders'), or NULL */
     int (*render_more)(const void *arg, struct buf *out);
     const void *render_arg;

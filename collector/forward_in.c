@@ -103,24 +103,11 @@ static void on_durable(void *arg, int rc)
  * bytes: nothing acknowledged is ever dropped. */
 static int keep_rejected(struct conn *c, struct span entry, int64_t ts, const char *why)
 {
-    struct rec r;
     char msg[400];
 
-    rec_init(&r);
     snprintf(msg, sizeof(msg), "rejected Forward entry from agent '%s': %s", c->agent, why);
-    rec_set(&r, VG_F_SOURCE, SPAN_LIT("vigil"));
-    rec_set(&r, VG_F_KIND, SPAN_LIT("log"));
-    rec_set(&r, VG_F_SEVERITY, SPAN_LIT("warning"));
-    rec_set(&r, VG_F_ACTION, SPAN_LIT("rejected_input"));
-    rec_set(&r, VG_F_OUTCOME, SPAN_LIT("failure"));
-    rec_set(&r, VG_F_AGENT, span_str(c->agent));
-    rec_set(&r, VG_F_SRC_IP, span_str(c->peer_ip));
-    rec_set(&r, VG_F_HOST, span_str(c->env->self_host));
-    rec_set(&r, VG_F_MESSAGE, span_str(msg));
-    r.raw = entry;
-    r.ts = ts;
-    r.has_ts = true;
-    return ingest_add(c->env->port, &r);
+    return ingest_keep_rejected(c->env->port, c->env->self_host, c->agent, c->peer_ip, msg, entry,
+                                ts);
 }
 
 /* What one message gave: events taken, entries that did not map (kept as rejected_input

@@ -150,6 +150,22 @@ static int header_done(struct https_parser *p)
         r->ndjson = nd;
     } else if (name_is(p, "expect")) {
         r->expect_continue = span_eq_nocase(v, SPAN_LIT("100-continue"));
+    } else if (name_is(p, "transfer-encoding")) {
+        /* Only chunked framing is understood: a body under any other coding (gzip,
+         * deflate, ...) would be read as if it were plain, so it is refused as a whole. */
+        struct span rest = v;
+        while (rest.n > 0 && r->status == 0) {
+            const uint8_t *comma = memchr(rest.p, ',', rest.n);
+            struct span one =
+                trim((struct span){ rest.p, comma ? (size_t)(comma - rest.p) : rest.n });
+            span_advance(&rest, comma ? (size_t)(comma - rest.p) + 1 : rest.n);
+            if (long_value || !span_eq_nocase(one, SPAN_LIT("chunked"))) {
+                r->status = 501;
+                r->error = "Transfer-Encoding other than chunked is not implemented (send the "
+                           "body plain or chunked)";
+                r->close_after = true;
+            }
+        }
     } else if (name_is(p, "content-encoding")) {
         if (!span_eq_nocase(v, SPAN_LIT("identity")) && r->status == 0) {
             r->status = 415;
@@ -741,6 +757,8 @@ const char *https_reason(int status)
         return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     default:

@@ -27,7 +27,8 @@
  *   400 {"error": "..."}   a request that is not HTTP/1.x; the connection is closed.
  *   404 unknown path, 405 wrong method (with Allow), 413 a body over listen.max_frame_bytes,
  *   415 a Content-Type other than application/json, application/x-ndjson or text/plain
- *   (none at all is taken as JSON) or a Content-Encoding other than identity, 431 a
+ *   (none at all is taken as JSON) or a Content-Encoding other than identity, 501 a
+ *   Transfer-Encoding other than chunked (TE: gzip, chunked; the connection closes), 431 a
  *   request head over HTTPS_MAX_HEAD bytes or HTTPS_MAX_HEADERS headers, 503 the store
  *   failed to commit (nothing of the request is acknowledged; the client retries).
  *   413 {"error": "...", "line": L, "accepted": 0} also when a body's events, once

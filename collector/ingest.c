@@ -34,3 +34,19 @@ void ingest_evidence_rec(const struct ingest_evidence *ev, const char *host, str
         r->raw = ev->raw;
     }
 }
+
+int ingest_keep_rejected(struct ingest_port *p, const char *host, const char *agent,
+                         const char *src_ip, const char *message, struct span raw, int64_t ts)
+{
+    struct ingest_evidence ev = {
+        VG_SEV_WARNING, "rejected_input", "failure", src_ip, agent, message, false, raw,
+    };
+    struct rec r;
+
+    ingest_evidence_rec(&ev, host, &r);
+    if (ts != 0) {
+        r.ts = ts;
+        r.has_ts = true;
+    }
+    return ingest_add(p, &r);
+}

@@ -100,6 +100,13 @@ void ingest_self_event(struct ingest_port *p, enum vg_severity sev, const char *
                        const char *outcome, const char *src_ip, const char *agent, const char *fmt,
                        ...) VG_PRINTF(7, 8);
 
+/* Ingests (ingest_add: part of the open unit, subject to the free reserve like events)
+ * a source=vigil rejected_input record about input that did not become an event, with
+ * the rejected bytes as its raw (one msgpack value) so nothing is lost: message says
+ * why; ts (0: now) its event time. Returns ingest_add's result. */
+int ingest_keep_rejected(struct ingest_port *p, const char *host, const char *agent,
+                         const char *src_ip, const char *message, struct span raw, int64_t ts);
+
 /* Fills r (initialized first) with the source=vigil event for ev, stamped with host: the
  * record a port stores for ops->evidence. Spans point into ev's strings and host. */
 void ingest_evidence_rec(const struct ingest_evidence *ev, const char *host, struct rec *r);

@@ -187,12 +187,18 @@ int main(int argc, char **argv)
 
     struct tls_ctx *tls = NULL;
     if (!cfg->listen.insecure) {
-        rc = tls_server_ctx_new(cfg->tls.ca, cfg->tls.cert, cfg->tls.key, cfg->tls.crl, &tls, &eb);
+        int64_t crl_next;
+        rc = vigild_check_crl(cfg, &crl_next, &eb);
+        if (rc == 0) {
+            rc = tls_server_ctx_new(cfg->tls.ca, cfg->tls.cert, cfg->tls.key, cfg->tls.crl, &tls,
+                                    &eb);
+        }
         if (rc < 0) {
             fprintf(stderr, "vigild: %s\n", errbuf_msg(&eb));
             config_free(cfg);
             return 2;
         }
+        tls_ctx_set_crl_stale_ok(tls, strcmp(cfg->tls.crl_expired, "warn") == 0);
     }
     uv_loop_t loop;
     uv_loop_init(&loop);

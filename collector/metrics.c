@@ -58,6 +58,8 @@ static const struct lst_counter lst_counters[] = {
     LC(frame_timeouts, "counter",
        "connections closed: a frame or request not complete within listen.frame_timeout"),
     LC(mem_pauses, "counter", "times reading stopped because limits.memory was used up"),
+    LC(tls_unauthorized, "counter",
+       "client certificates the CA signed but tls.agents does not allow (refused)"),
 };
 
 /* Upper bounds in ns; the render says them in seconds. Acks and commits: 0.5 ms (a
@@ -254,6 +256,11 @@ bool metrics_ready(const struct metrics *m, char *why, size_t cap)
                  m->disk_free_bytes);
     } else if (m->store_failing) {
         snprintf(why, cap, "the store failed to commit: events are not acknowledged");
+    } else if (m->tls_crl_refuse && m->tls_crl_next_update_ns > 0 &&
+               m->tls_crl_next_update_ns < vg_now_ns()) {
+        snprintf(why, cap,
+                 "the CRL is past its next update: every client certificate is refused "
+                 "(tls.crl_expired: refuse); renew it (SIGHUP reloads it)");
     } else if (m->memory_waiting > 0) {
         snprintf(why, cap,
                  "limits.memory is used up (%" PRIu64 " bytes): %" PRIu64
@@ -395,10 +402,21 @@ int metrics_render(const struct metrics *m, struct buf *out)
             "# TYPE vigil_memory_waiting_connections gauge\n"
             "vigil_memory_waiting_connections %" PRIu64 "\n"
             "# HELP vigil_store_failing 1 from a failed commit until the next one succeeds\n"
-            "# TYPE vigil_store_failing gauge\nvigil_store_failing %" PRIu64 "\n",
+            "# TYPE vigil_store_failing gauge\nvigil_store_failing %" PRIu64 "\n"
+            "# HELP vigil_tls_reloads_total TLS files reloaded (SIGHUP or a file changed)\n"
+            "# TYPE vigil_tls_reloads_total counter\nvigil_tls_reloads_total %" PRIu64 "\n"
+            "# HELP vigil_tls_reload_failures_total TLS reloads that failed (the files loaded "
+            "before stay in force)\n"
+            "# TYPE vigil_tls_reload_failures_total counter\n"
+            "vigil_tls_reload_failures_total %" PRIu64 "\n"
+            "# HELP vigil_tls_crl_next_update_seconds when the CRL in force is due to be "
+            "replaced (Unix time; 0 without a CRL)\n"
+            "# TYPE vigil_tls_crl_next_update_seconds gauge\n"
+            "vigil_tls_crl_next_update_seconds %" PRId64 "\n",
             m->evidence_refused_disk, m->refusal_summaries, m->refusals_summarized,
             m->handshakes_pending, m->guard_addrs, m->memory_limit, m->memory_used, m->memory_peak,
-            m->memory_waiting, m->store_failing);
+            m->memory_waiting, m->store_failing, m->tls_reloads, m->tls_reload_failures,
+            m->tls_crl_next_update_ns / 1000000000);
     }
     if (rc == 0) {
         rc = buf_appendf(

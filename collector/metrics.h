@@ -37,6 +37,7 @@ struct lst_metrics {
     uint64_t header_timeouts;       /* an HTTP request head past listen.header_timeout */
     uint64_t frame_timeouts;        /* a frame past listen.frame_timeout */
     uint64_t mem_pauses;            /* reading stopped for limits.memory */
+    uint64_t tls_unauthorized;      /* certificates the CA signed that tls.agents refused */
 };
 
 /* A latency histogram: fixed upper bounds in seconds (le), cumulative when rendered. */
@@ -98,6 +99,10 @@ struct metrics {
     uint64_t memory_peak;             /* gauge: the most charged at once */
     uint64_t memory_waiting;          /* gauge: connections waiting for memory */
     uint64_t store_failing;           /* gauge: 1 from a failed commit to the next good one */
+    uint64_t tls_reloads;             /* TLS files reloaded (SIGHUP, a file changed) */
+    uint64_t tls_reload_failures;     /* reloads that failed (the old files stay) */
+    int64_t tls_crl_next_update_ns;   /* gauge: the CRL's next update, 0 without one */
+    uint64_t tls_crl_refuse;          /* tls.crl_expired is refuse */
     uint64_t rules_events;            /* durable records evaluated by the rules */
     uint64_t rules_alerts;            /* alerts recorded */
     uint64_t rules_groups;            /* correlation groups held now */

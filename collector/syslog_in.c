@@ -814,8 +814,45 @@ static int syslog_on_data(struct conn *c)
     return rc < 0 ? rc : 0;
 }
 
+/* The peer closed in the middle of a frame: syslog has no acknowledgements, so the
+ * sender will not send it again; the bytes are kept as a rejected_input record, never
+ * dropped without a trace. */
+static void syslog_on_eof(struct conn *c)
+{
+    struct lst_metrics *lm = c->env->m;
+    struct span left = buf_span(&c->in);
+    struct buf raw;
+    struct buf esc;
+    char msg[800];
+
+    lm->frames_rejected++;
+    buf_init(&raw, left.n + 64);
+    buf_init(&esc, 256);
+    if (buf_append_escaped(&esc, left, 32) < 0) {
+        buf_reset(&esc);
+    }
+    snprintf(msg, sizeof(msg),
+             "syslog frame from %s agent '%s' cut off by the end of the connection (%zu bytes: "
+             "\"%s\"); kept here, not stored as an event",
+             c->peer, c->agent, left.n, buf_cstr(&esc));
+    log_warn("conn %" PRIu64 " syslog: %s", c->id, msg);
+    if (mp_put_map(&raw, 1) < 0 || mp_put_cstr(&raw, "truncated_frame") < 0 ||
+        mp_put_str(&raw, left.p, left.n) < 0) {
+        buf_reset(&raw); /* cannot happen: sized above */
+    }
+    if (ingest_keep_rejected(c->env->port, c->env->self_host, c->agent, c->peer_ip, msg,
+                             buf_span(&raw), 0) < 0) {
+        ingest_self_event(c->env->port, VG_SEV_WARNING, "rejected_input", "failure", c->peer_ip,
+                          c->agent, "%s (its bytes could not be kept: the batch is full)", msg);
+    }
+    buf_consume(&c->in, c->in.len);
+    buf_release(&raw);
+    buf_release(&esc);
+}
+
 const struct conn_proto syslog_in_proto = {
     .kind = LST_SYSLOG,
     .on_data = syslog_on_data,
     .on_release = syslog_on_release,
+    .on_eof = syslog_on_eof,
 };

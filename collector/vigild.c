@@ -197,6 +197,180 @@ static void on_pipeline_closed(void *arg)
     uv_close((uv_handle_t *)&vd->sig_hup, on_signal_handle_closed);
 }
 
+/* ---- TLS files: the CRL's dates, reloading ------------------------------------------ */
+
+int vigild_check_crl(const struct vg_config *cfg, int64_t *next_ns, struct errbuf *eb)
+{
+    struct tls_crl_info ci;
+    int rc;
+
+    *next_ns = 0;
+    if (!cfg->tls.crl || cfg->listen.insecure) {
+        return 0;
+    }
+    if ((rc = tls_crl_read(cfg->tls.crl, vg_now_ns(), &ci, eb)) < 0) {
+        return rc;
+    }
+    *next_ns = ci.next_update_ns;
+    if (!ci.expired) {
+        return 0;
+    }
+    if (strcmp(cfg->tls.crl_expired, "warn") == 0) {
+        log_warn("tls.crl '%s' is past its next update (%s): client certificates are still "
+                 "checked against it (tls.crl_expired: warn); renew it",
+                 cfg->tls.crl, ci.next_update);
+        return 0;
+    }
+    return config_error(cfg, &cfg->tls.crl, eb,
+                        "'%s' is past its next update (%s): every client certificate would "
+                        "be refused; renew the CRL, or set tls.crl_expired: warn",
+                        cfg->tls.crl, ci.next_update);
+}
+
+/* Pool thread: builds the new context from the files as they are now. */
+static void reload_work(uv_work_t *w)
+{
+    struct vigild *vd = w->data;
+    const struct tls_cfg *t = &vd->cfg->tls;
+    struct errbuf eb;
+    struct tls_crl_info ci = { 0 };
+
+    errbuf_clear(&eb);
+    vd->reload.fresh = NULL;
+    vd->reload.crl_expired = false;
+    vd->reload.crl_next_ns = 0;
+    vd->reload.rc = t->crl ? tls_crl_read(t->crl, vg_now_ns(), &ci, &eb) : 0;
+    if (vd->reload.rc == 0 && ci.expired && strcmp(t->crl_expired, "warn") != 0) {
+        errbuf_set(&eb, "tls.crl '%s' is past its next update (%s) (tls.crl_expired: refuse)",
+                   t->crl, ci.next_update);
+        vd->reload.rc = VG_ECONFIG;
+    }
+    if (vd->reload.rc == 0) {
+        vd->reload.rc = tls_server_ctx_new(t->ca, t->cert, t->key, t->crl, &vd->reload.fresh, &eb);
+    }
+    snprintf(vd->reload.err, sizeof(vd->reload.err), "%s", errbuf_msg(&eb));
+    vd->reload.crl_expired = ci.expired;
+    vd->reload.crl_next_ns = ci.next_update_ns;
+    if (t->crl) {
+        snprintf(vd->reload.summary, sizeof(vd->reload.summary),
+                 "CRL '%s': %" PRIu64 " revoked, next update %s%s", t->crl, ci.revoked,
+                 ci.next_update, ci.expired ? " (passed)" : "");
+    } else {
+        snprintf(vd->reload.summary, sizeof(vd->reload.summary), "no CRL");
+    }
+}
+
+static void reload_done(uv_work_t *w, int status)
+{
+    struct vigild *vd = w->data;
+
+    vd->reload.busy = false;
+    if (status < 0 || vd->stopping) {
+        tls_ctx_free(vd->reload.fresh);
+        vd->reload.fresh = NULL;
+        return;
+    }
+    if (vd->reload.rc == 0) {
+        tls_ctx_set_crl_stale_ok(vd->reload.fresh, strcmp(vd->cfg->tls.crl_expired, "warn") == 0);
+        tls_ctx_swap(vd->tls, vd->reload.fresh); /* new handshakes use the new files */
+        vd->reload.fresh = NULL;
+        vd->m.tls_reloads++;
+        vd->m.tls_crl_next_update_ns = vd->reload.crl_next_ns;
+        log_info("TLS files reloaded (%s): CA '%s', certificate '%s', %s", vd->reload.why,
+                 vd->cfg->tls.ca, vd->cfg->tls.cert, vd->reload.summary);
+        ingest_self_event(&vd->port, vd->reload.crl_expired ? VG_SEV_WARNING : VG_SEV_NOTICE,
+                          "tls_reload", "success", NULL, NULL,
+                          "TLS files reloaded (%s): CA '%s', certificate '%s', %s; new "
+                          "connections are verified against them",
+                          vd->reload.why, vd->cfg->tls.ca, vd->cfg->tls.cert, vd->reload.summary);
+    } else {
+        vd->m.tls_reload_failures++;
+        log_error("TLS files not reloaded (%s): %s; the ones loaded before stay in force",
+                  vd->reload.why, vd->reload.err);
+        ingest_self_event(&vd->port, VG_SEV_ERROR, "tls_reload", "failure", NULL, NULL,
+                          "TLS files not reloaded (%s): %s; the certificates and CRL loaded "
+                          "before stay in force",
+                          vd->reload.why, vd->reload.err);
+    }
+    if (vd->reload.again) {
+        vd->reload.again = false;
+        vigild_reload_tls(vd, "changed again during the last reload");
+    }
+}
+
+void vigild_reload_tls(struct vigild *vd, const char *why)
+{
+    if (!vd->tls || vd->stopping) {
+        return;
+    }
+    if (vd->reload.busy) {
+        vd->reload.again = true;
+        return;
+    }
+    vd->reload.busy = true;
+    snprintf(vd->reload.why, sizeof(vd->reload.why), "%s", why);
+    vd->reload.work.data = vd;
+    if (uv_queue_work(vd->loop, &vd->reload.work, reload_work, reload_done) < 0) {
+        vd->reload.busy = false;
+        log_error("TLS files not reloaded (%s): cannot queue the work", why);
+    }
+}
+
+static void on_settled(uv_timer_t *t)
+{
+    struct vigild *vd = t->data;
+    vigild_reload_tls(vd, "a TLS file changed");
+}
+
+/* A TLS file's stat changed: reload once the change has settled (a certificate and its
+ * key are often replaced one after the other). */
+static void on_tls_file(uv_fs_poll_t *h, int status, const uv_stat_t *prev, const uv_stat_t *curr)
+{
+    struct vigild *vd = h->data;
+
+    (void)prev;
+    (void)curr;
+    if (status < 0 && status != UV_ENOENT) {
+        return;
+    }
+    uv_timer_start(&vd->reload.settle, on_settled, 500, 0);
+}
+
+static void watch_tls_files(struct vigild *vd)
+{
+    const struct tls_cfg *t = &vd->cfg->tls;
+    const char *files[] = { t->ca, t->cert, t->key, t->crl };
+    uint64_t every_ms = (uint64_t)(t->watch_interval_ns / 1000000);
+
+    if (!vd->tls || every_ms == 0) {
+        return;
+    }
+    uv_timer_init(vd->loop, &vd->reload.settle);
+    vd->reload.settle.data = vd;
+    vd->reload.settle_on = true;
+    for (size_t i = 0; i < VG_ARRAY_LEN(files); i++) {
+        if (!files[i]) {
+            continue;
+        }
+        uv_fs_poll_t *h = &vd->reload.watch[vd->reload.nwatch++];
+        uv_fs_poll_init(vd->loop, h);
+        h->data = vd;
+        uv_fs_poll_start(h, on_tls_file, files[i], (unsigned)every_ms);
+    }
+}
+
+static void unwatch_tls_files(struct vigild *vd)
+{
+    for (int i = 0; i < vd->reload.nwatch; i++) {
+        uv_close((uv_handle_t *)&vd->reload.watch[i], NULL);
+    }
+    vd->reload.nwatch = 0;
+    if (vd->reload.settle_on) {
+        vd->reload.settle_on = false;
+        uv_close((uv_handle_t *)&vd->reload.settle, NULL);
+    }
+}
+
 /* Checks each loop iteration during shutdown whether connections have drained. */
 static void on_stop_poll(uv_timer_t *t)
 {
@@ -217,6 +391,7 @@ void vigild_stop(struct vigild *vd)
     log_info("stopping: no new connections; waiting for in-flight events to be durable "
              "and acknowledged");
     conn_set_close(&vd->conns); /* the last refusal summaries, while evidence is taken */
+    unwatch_tls_files(vd);
     vd->stopping = true;
     int rc = sd_notify(0, "STOPPING=1\nSTATUS=stopping: draining connections");
     if (rc < 0) {
@@ -236,6 +411,7 @@ static void on_signal(uv_signal_t *h, int signum)
     struct vigild *vd = h->data;
 
     if (signum == SIGHUP) {
+        vigild_reload_tls(vd, "SIGHUP");
         if (vd->rules) {
             log_info("SIGHUP: reloading rules");
             rules_live_reload(vd->rules);
@@ -359,12 +535,35 @@ int vigild_listen(struct vigild *vd, struct errbuf *eb)
             continue;
         }
         bool tls = k != LST_ADMIN && !cfg->listen.insecure;
+        const struct tls_policy *policy = NULL;
+        if (tls) {
+            /* tls.agents, or the listener's own rule (listener kinds and rules share
+             * their order: forward, syslog, https). */
+            static const char *const names[LST_RULES] = { "tls.agents.forward", "tls.agents.syslog",
+                                                          "tls.agents.https" };
+            const struct agents_rule *r =
+                cfg->tls.agents.lst[k].set ? &cfg->tls.agents.lst[k] : &cfg->tls.agents.all;
+            vd->policy[k] = (struct tls_policy){
+                .name = cfg->tls.agents.lst[k].set ? names[k] : "tls.agents",
+                .any = r->any,
+                .ous = r->ous,
+                .nous = r->nous,
+                .subjects = r->subjects,
+                .nsubjects = r->nsubjects,
+                .san_uris = r->san_uris,
+                .nsan_uris = r->nsan_uris,
+                .oids = r->oids,
+                .noids = r->noids,
+            };
+            policy = &vd->policy[k];
+        }
         struct listener_env env = {
             .set = &vd->conns,
             .kind = k,
             .cfg = &cfg->listen,
             .handshake_timeout_ns = cfg->tls.handshake_timeout_ns,
             .tls = tls ? vd->tls : NULL,
+            .policy = policy,
             .m = &vd->m.lst[k],
             .port = &vd->port,
             .self_host = vd->self_host,
@@ -473,6 +672,22 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
                  mem >> 20, total >> 20);
     }
     conn_set_memory(&vd->conns, mem, &vd->m);
+    if (vd->tls) {
+        int64_t next_ns = 0;
+        struct errbuf ceb;
+        errbuf_clear(&ceb);
+        vd->m.tls_crl_refuse = strcmp(cfg->tls.crl_expired, "warn") != 0;
+        if (vigild_check_crl(cfg, &next_ns, &ceb) == 0 && next_ns > 0) {
+            vd->m.tls_crl_next_update_ns = next_ns;
+            if (next_ns < vg_now_ns()) {
+                ingest_self_event(&vd->port, VG_SEV_WARNING, "tls_crl", "failure", NULL, NULL,
+                                  "tls.crl '%s' is past its next update: client certificates "
+                                  "are checked against it all the same (tls.crl_expired: warn)",
+                                  cfg->tls.crl);
+            }
+        }
+        watch_tls_files(vd);
+    }
     uv_signal_init(vd->loop, &vd->sig_term);
     uv_signal_init(vd->loop, &vd->sig_int);
     uv_signal_init(vd->loop, &vd->sig_hup);

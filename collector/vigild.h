@@ -12,13 +12,13 @@
 #include "collector/metrics.h"
 #include "collector/pipeline.h"
 #include "common/config.h"
+#include "common/tls.h"
 #include "schemas/record.h"
 #include "store/store.h"
 
 struct fwd;
 struct listener;
 struct rules_live;
-struct tls_ctx;
 
 /* vigild wires its parts and owns them: the listeners and their connections (conn.h)
  * see only the ingest port below, the live rules only theirs (rules_live.h), the
@@ -37,9 +37,28 @@ struct vigild {
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t stop_timer; /* shutdown: polls until every connection has drained */
     bool stopping;
-    int ready_fd;        /* -1, or where the "ready" line goes once listening */
-    char self_host[256]; /* host name stamped on source=vigil events */
-    char *shared_key;    /* Forward shared key (listen.shared_key_file), or NULL */
+    int ready_fd;                        /* -1, or where the "ready" line goes once listening */
+    char self_host[256];                 /* host name stamped on source=vigil events */
+    char *shared_key;                    /* Forward shared key (listen.shared_key_file), or NULL */
+    struct tls_policy policy[LST_RULES]; /* tls.agents per TLS listener (forward, syslog,
+                                            https), pointing into cfg */
+    /* Reloading the TLS files (SIGHUP, or one of them changed: tls.watch_interval). */
+    struct {
+        uv_fs_poll_t watch[4]; /* ca, cert, key, crl */
+        int nwatch;
+        uv_timer_t settle; /* files seen changing: reload once they settle */
+        bool settle_on;    /* settle is initialized */
+        uv_work_t work;
+        bool busy;             /* a reload is being built on the pool */
+        bool again;            /* another was asked for meanwhile */
+        char why[300];         /* what asked for the one being built */
+        struct tls_ctx *fresh; /* built by the pool thread */
+        int rc;
+        char err[512];
+        char summary[512];
+        bool crl_expired;
+        int64_t crl_next_ns;
+    } reload;
     /* The port's open unit (ingest.h): where the batch stood, and its events per agent
      * (counted in vigil_agent_events_total only if the unit is kept). */
     struct {
@@ -71,6 +90,16 @@ void vigild_unlisten(struct vigild *vd);
  * (--ready-fd, systemd's NOTIFY_SOCKET). Call after vigild_listen. Returns 0 or negative
  * with eb. */
 int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb);
+
+/* Checks the configured CRL's next update against tls.crl_expired: 0, or VG_ECONFIG with
+ * eb when it has passed and the config says refuse (a warning is logged under warn).
+ * *next_ns gets the next update (0: no CRL). Blocks (reads the file). */
+int vigild_check_crl(const struct vg_config *cfg, int64_t *next_ns, struct errbuf *eb);
+
+/* Reloads the TLS files (ca, cert, key, crl) in the background, then swaps them in and
+ * records the result (log and a source=vigil tls_reload event); a failed reload keeps
+ * the files in force. why: what asked for it, for the record. */
+void vigild_reload_tls(struct vigild *vd, const char *why);
 
 /* Graceful stop: stop accepting, let in-flight events become durable and be
  * acknowledged, close connections, close the store. The loop then ends. */

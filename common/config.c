@@ -79,6 +79,65 @@ static const struct cfg_opt store_opts[] = {
     { NULL },
 };
 
+/* The keys of one rule, at `base` inside struct agents_cfg; def: the OU default. */
+#define AGENTS_RULE_OPTS(type, base, ou_def)                                                   \
+ { "any",                                                                                      \
+   CFG_BOOL,                                                                                   \
+   "false",                                                                                    \
+   0,                                                                                          \
+   0,                                                                                          \
+   CFG_OFF(type, base any),                                                                    \
+   "every client certificate the CA signed may ship (no other check)" },                       \
+     { "ous",                                                                                  \
+       CFG_STRLIST,                                                                            \
+       ou_def,                                                                                 \
+       0,                                                                                      \
+       256,                                                                                    \
+       CFG_OFF(type, base ous),                                                                \
+       "a subject OU equal to one of these",                                                   \
+       .count_off = CFG_OFF(type, base nous) },                                                \
+     { "subjects",                                                                             \
+       CFG_STRLIST,                                                                            \
+       NULL,                                                                                   \
+       0,                                                                                      \
+       256,                                                                                    \
+       CFG_OFF(type, base subjects),                                                           \
+       "a subject CN matching one of these globs (agent-*)",                                   \
+       .count_off = CFG_OFF(type, base nsubjects) },                                           \
+     { "san_uris",                                                                             \
+       CFG_STRLIST,                                                                            \
+       NULL,                                                                                   \
+       0,                                                                                      \
+       256,                                                                                    \
+       CFG_OFF(type, base san_uris),                                                           \
+       "a URI subjectAltName matching one of these globs "                                     \
+       "(spiffe://cluster.local/ns/*/sa/fluent-bit)",                                          \
+       .count_off = CFG_OFF(type, base nsan_uris) },                                           \
+ {                                                                                             \
+  "oids", CFG_STRLIST, NULL, 0, 256, CFG_OFF(type, base oids),                                 \
+      "an extended key usage or certificate policy OID equal to one of these (1.3.6.1.4.1.x)", \
+      .count_off = CFG_OFF(type, base noids)                                                   \
+ }
+
+static const struct cfg_opt agents_rule_opts[] = {
+    AGENTS_RULE_OPTS(struct agents_rule, , NULL),
+    { NULL },
+};
+
+static const struct cfg_opt agents_opts[] = {
+    AGENTS_RULE_OPTS(struct agents_cfg, all., "agents"),
+    { "forward", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct agents_cfg, lst[LST_RULE_FORWARD]),
+      "a rule of its own for the forward listener (replaces the one above)",
+      .sub = agents_rule_opts },
+    { "syslog", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct agents_cfg, lst[LST_RULE_SYSLOG]),
+      "a rule of its own for the syslog listener", .sub = agents_rule_opts },
+    { "https", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct agents_cfg, lst[LST_RULE_HTTPS]),
+      "a rule of its own for the https listener", .sub = agents_rule_opts },
+    { NULL },
+};
+
+static const char *const crl_expired_choices[] = { "refuse", "warn", NULL };
+
 static const struct cfg_opt tls_opts[] = {
     { "ca", CFG_PATH, NULL, 0, 0, CFG_OFF(struct tls_cfg, ca),
       "PEM CA bundle that client certificates must chain to (required with TLS listeners)",
@@ -89,9 +148,21 @@ static const struct cfg_opt tls_opts[] = {
       "PEM private key of cert (required with TLS listeners)", .flags = CFG_F_EXISTS },
     { "crl", CFG_PATH, NULL, 0, 0, CFG_OFF(struct tls_cfg, crl),
       "PEM certificate revocation list, or null", .flags = CFG_F_EXISTS },
+    { "crl_expired", CFG_ENUM, "refuse", 0, 0, CFG_OFF(struct tls_cfg, crl_expired),
+      "a CRL past its next update: refuse (an error at --check-config and start, a failed "
+      "reload, and every client certificate refused while it runs) or warn (a warning and "
+      "a source=vigil event; certificates are still checked against it)",
+      .choices = crl_expired_choices },
     { "handshake_timeout", CFG_DURATION, "10s", 100 * NS_MS, 5 * NS_MIN,
       CFG_OFF(struct tls_cfg, handshake_timeout_ns),
       "a connection that has not finished its TLS handshake by then is closed" },
+    { "watch_interval", CFG_DURATION, "10s", 0, NS_DAY, CFG_OFF(struct tls_cfg, watch_interval_ns),
+      "ca, cert, key and crl are reloaded when they change, checked this often (0: only on "
+      "SIGHUP); a failed reload keeps the ones in force" },
+    { "agents", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct tls_cfg, agents),
+      "who may ship events: a client certificate the CA signed is accepted when any of "
+      "these holds; others are refused in the handshake and recorded",
+      .sub = agents_opts },
     { NULL },
 };
 
@@ -359,6 +430,63 @@ static int check_listen(const struct cfg_doc *d, const struct vg_config *c, stru
     return 0;
 }
 
+static bool oid_ok(const char *s)
+{
+    int arcs = 0;
+    bool digit = false;
+
+    for (; *s; s++) {
+        if (*s >= '0' && *s <= '9') {
+            digit = true;
+        } else if (*s == '.' && digit) {
+            arcs++;
+            digit = false;
+        } else {
+            return false;
+        }
+    }
+    return digit && arcs >= 1;
+}
+
+/* One rule of tls.agents: its OIDs dotted numbers, and something allowed. */
+static int check_agents_rule(const struct cfg_doc *d, const struct agents_rule *r, const char *name,
+                             struct errbuf *eb)
+{
+    for (size_t i = 0; i < r->noids; i++) {
+        if (!oid_ok(r->oids[i])) {
+            return cfg_doc_error(d, &r->oids, eb, "'%s' is not an OID (dotted numbers: 1.3.6.1)",
+                                 r->oids[i]);
+        }
+    }
+    if (!r->any && r->nous + r->nsubjects + r->nsan_uris + r->noids == 0) {
+        return cfg_doc_error(d, &r->ous, eb,
+                             "%s allows no certificate: every agent would be refused (name ous, "
+                             "subjects, san_uris or oids, or any: true for every certificate "
+                             "the CA signed)",
+                             name);
+    }
+    return 0;
+}
+
+static int check_agents(const struct cfg_doc *d, struct vg_config *c, struct errbuf *eb)
+{
+    static const char *const names[] = { "tls.agents.forward", "tls.agents.syslog",
+                                         "tls.agents.https" };
+    struct agents_cfg *a = &c->tls.agents;
+    int rc = check_agents_rule(d, &a->all, "tls.agents", eb);
+
+    for (int k = 0; rc == 0 && k < 3; k++) {
+        struct agents_rule *r = &a->lst[k];
+        r->set = cfg_doc_has(d, &r->any) || cfg_doc_has(d, &r->ous) ||
+                 cfg_doc_has(d, &r->subjects) || cfg_doc_has(d, &r->san_uris) ||
+                 cfg_doc_has(d, &r->oids);
+        if (r->set) {
+            rc = check_agents_rule(d, r, names[k], eb);
+        }
+    }
+    return rc;
+}
+
 /* The syntax every forwarder needs; forwarders/ checks the rest (fwd_config_check). */
 static int check_forwarders(const struct cfg_doc *d, const struct vg_config *c, struct errbuf *eb)
 {
@@ -398,6 +526,9 @@ int config_load_mem(const char *name, struct span text, const char *base_dir,
     }
     if (rc == 0) {
         rc = check_forwarders(d, c, eb);
+    }
+    if (rc == 0) {
+        rc = check_agents(d, c, eb);
     }
     if (rc == 0 && c->listen.max_handshakes == 0) {
         c->listen.max_handshakes =

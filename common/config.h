@@ -36,15 +36,43 @@ struct store_cfg {
                                         (the store makes <path>/keys/collector-ed25519.pem) */
 };
 
-/* tls: { ca, cert, key, crl, handshake_timeout }. ca, cert and key are set (and were
- * readable regular files at load) whenever a forward, syslog or https listener is
- * enabled without listen.insecure; otherwise they may be NULL. crl may be NULL. */
+/* Who may ship events: a client certificate the CA signed is accepted when any one of
+ * these holds (common/tls.h struct tls_policy). */
+struct agents_rule {
+    bool any;   /* every certificate the CA signed */
+    char **ous; /* an OU of the subject is one of these */
+    size_t nous;
+    char **subjects; /* the subject CN matches one of these globs */
+    size_t nsubjects;
+    char **san_uris; /* a URI subjectAltName matches one of these globs */
+    size_t nsan_uris;
+    char **oids; /* an extended key usage or certificate policy OID is one of these */
+    size_t noids;
+    bool set; /* not a key: the file gave this listener a rule of its own */
+};
+
+/* tls.agents: the rule for every TLS listener, and per listener (forward, syslog, https)
+ * one that replaces it when the file gives one. Default: OU agents (vigil pki init gives
+ * its agents' certificates OU=agents, the analyst's OU=analysts). */
+enum { LST_RULE_FORWARD, LST_RULE_SYSLOG, LST_RULE_HTTPS, LST_RULES };
+struct agents_cfg {
+    struct agents_rule all;
+    struct agents_rule lst[LST_RULES];
+};
+
+/* tls: { ca, cert, key, crl, crl_expired, handshake_timeout, watch_interval, agents }. ca,
+ * cert and key are set (and were readable regular files at load) whenever a forward,
+ * syslog or https listener is enabled without listen.insecure; otherwise they may be
+ * NULL. crl may be NULL. */
 struct tls_cfg {
     char *ca;
     char *cert;
     char *key;
     char *crl;
+    char *crl_expired;            /* "refuse" (default) or "warn" */
     int64_t handshake_timeout_ns; /* 10s */
+    int64_t watch_interval_ns;    /* 10s: the files are checked for changes; 0: SIGHUP only */
+    struct agents_cfg agents;
 };
 
 /* listen: admin is loopback unless admin_remote; insecure: true only with every enabled

@@ -10,6 +10,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "common/mp.h"
+#include "common/xalloc.h"
 
 /* JSON -> msgpack with yajl's event (SAX) parser: each value is packed as it is
  * lexed, with no document tree. A container's element count is unknown until it
@@ -89,17 +90,47 @@ static int on_number(void *ctx, const char *s, size_t n)
     return j2m_value(j, mp_put_f64(j->out, strtod(tmp, NULL)));
 }
 
+/* A string as msgpack, with each code point U+DC80..U+DCFF (yajl writes a "\udcXX"
+ * escape as its 3-byte UTF-8 form ED B2/B3 xx) turned back into the byte 0x80..0xFF it
+ * stands for (mp_to_json writes invalid UTF-8 bytes that way), so that what vigil prints
+ * reads back byte for byte. */
+static int put_str(struct buf *out, const unsigned char *s, size_t n)
+{
+    const unsigned char *p = memchr(s, 0xed, n);
+
+    if (!p) {
+        return mp_put_str(out, s, n);
+    }
+    uint8_t small[1024];
+    uint8_t *t = n <= sizeof(small) ? small : xmalloc(n);
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        if (s[i] == 0xed && i + 2 < n && (s[i + 1] == 0xb2 || s[i + 1] == 0xb3) &&
+            (s[i + 2] & 0xc0) == 0x80) {
+            t[k++] = (uint8_t)(0x80 | (s[i + 1] & 1) << 6 | (s[i + 2] & 0x3f));
+            i += 3;
+        } else {
+            t[k++] = s[i++];
+        }
+    }
+    int rc = mp_put_str(out, t, k);
+    if (t != small) {
+        free(t);
+    }
+    return rc;
+}
+
 static int on_string(void *ctx, const unsigned char *s, size_t n)
 {
     struct j2m *j = ctx;
-    return j2m_value(j, mp_put_str(j->out, s, n));
+    return j2m_value(j, put_str(j->out, s, n));
 }
 
 static int on_key(void *ctx, const unsigned char *s, size_t n)
 {
     struct j2m *j = ctx;
     j->st[j->depth - 1].count++;
-    return mp_put_str(j->out, s, n) < 0 ? j2m_fail(j, VG_ELIMIT, NULL) : 1;
+    return put_str(j->out, s, n) < 0 ? j2m_fail(j, VG_ELIMIT, NULL) : 1;
 }
 
 static int j2m_open(struct j2m *j, bool map)
@@ -232,6 +263,8 @@ int json_to_mp(struct span text, struct buf *out, size_t *used, struct errbuf *e
     /* Several values may follow each other (NDJSON, concatenated documents): the
      * callbacks stop the parse after the first. */
     yajl_config(h, yajl_allow_multiple_values, 1);
+    /* Strings are kept byte for byte, valid UTF-8 or not (schemas/event.yaml: strings). */
+    yajl_config(h, yajl_dont_validate_strings, 1);
     yajl_status st = yajl_parse(h, doc.p, doc.n);
     size_t consumed = yajl_get_bytes_consumed(h);
     bool completing = false;
@@ -303,7 +336,10 @@ int json_append_str(struct buf *out, struct span s)
         if (c >= 0x80) {
             size_t len = utf8_seq_len(s.p + i, s.n - i, NULL);
             if (len == 0) {
-                rc = buf_append_str(out, "\xef\xbf\xbd");
+                /* Not UTF-8: the byte as a lone low surrogate (Python's surrogateescape),
+                 * which json_to_mp reads back as the byte. */
+                char esc[7] = { '\\', 'u', 'd', 'c', hex[c >> 4], hex[c & 15], 0 };
+                rc = buf_append(out, esc, 6);
                 i++;
             } else {
                 rc = buf_append(out, s.p + i, len);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
@@ -40,7 +41,9 @@
 /* Every server certificate names loopback; --server-name adds to it. */
 #define PKI_SERVER_SAN "DNS:localhost,IP:127.0.0.1,IP:::1"
 
-enum pki_kind { PKI_CA, PKI_SERVER, PKI_CLIENT };
+/* Agents and analysts differ only in their subject's OU: the default tls.agents rule
+ * (OU agents) lets the first ship events and refuses the second. */
+enum pki_kind { PKI_CA, PKI_SERVER, PKI_AGENT, PKI_ANALYST };
 
 /* The files this run created, removed if it fails. */
 struct pki_made {
@@ -79,7 +82,14 @@ static const struct pki_ext pki_client_exts[] = {
     { 0, NULL },
 };
 
-static const char *const pki_clients[] = { "agent-node-1", "agent-sidecar-1", "analyst" };
+static const struct {
+    const char *name;
+    enum pki_kind kind;
+} pki_clients[] = {
+    { "agent-node-1", PKI_AGENT },
+    { "agent-sidecar-1", PKI_AGENT },
+    { "analyst", PKI_ANALYST },
+};
 
 static int pki_path(char *dst, const char *dir, const char *name, const char *suffix,
                     struct errbuf *eb)
@@ -300,6 +310,13 @@ static X509 *pki_make_cert(enum pki_kind kind, const char *cn, EVP_PKEY *key, X5
                                                       (const unsigned char *)"vigil", -1, -1, 0)) {
         goto fail;
     }
+    const char *ou = kind == PKI_AGENT     ? PKI_OU_AGENTS
+                     : kind == PKI_ANALYST ? PKI_OU_ANALYSTS
+                                           : NULL;
+    if (ou && !X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8, (const unsigned char *)ou, -1,
+                                          -1, 0)) {
+        goto fail;
+    }
     if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
                                     0) ||
         !X509_set_subject_name(x, name) ||
@@ -456,7 +473,7 @@ int pki_init_names(const char *dir, bool force, const char *const *names, size_t
             rc = pki_check_pair(dir, "server", true, eb);
         }
         for (size_t i = 0; rc == 0 && i < VG_ARRAY_LEN(pki_clients); i++) {
-            rc = pki_check_pair(dir, pki_clients[i], true, eb);
+            rc = pki_check_pair(dir, pki_clients[i].name, true, eb);
         }
         if (rc < 0) {
             buf_release(&san);
@@ -469,8 +486,8 @@ int pki_init_names(const char *dir, bool force, const char *const *names, size_t
                        eb);
     }
     for (size_t i = 0; rc == 0 && i < VG_ARRAY_LEN(pki_clients); i++) {
-        rc =
-            pki_issue(dir, pki_clients[i], PKI_CLIENT, ca, ca_key, NULL, force, &m, NULL, NULL, eb);
+        rc = pki_issue(dir, pki_clients[i].name, pki_clients[i].kind, ca, ca_key, NULL, force, &m,
+                       NULL, NULL, eb);
     }
     if (rc < 0) {
         pki_undo(&m);
@@ -536,7 +553,7 @@ static int pki_load_ca(const char *dir, X509 **ca_out, EVP_PKEY **key_out, struc
     return 0;
 }
 
-int pki_issue_client(const char *dir, const char *name, struct errbuf *eb)
+int pki_issue_client(const char *dir, const char *name, enum pki_role role, struct errbuf *eb)
 {
     struct pki_made m = { .n = 0 };
     X509 *ca = NULL;
@@ -561,10 +578,125 @@ int pki_issue_client(const char *dir, const char *name, struct errbuf *eb)
     if (rc < 0) {
         return rc;
     }
-    rc = pki_issue(dir, name, PKI_CLIENT, ca, ca_key, NULL, false, &m, NULL, NULL, eb);
+    rc = pki_issue(dir, name, role == PKI_ROLE_ANALYST ? PKI_ANALYST : PKI_AGENT, ca, ca_key, NULL,
+                   false, &m, NULL, NULL, eb);
     if (rc < 0) {
         pki_undo(&m);
     }
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    return rc;
+}
+
+/* The serials an existing CRL lists (kept when it is written again), or none. */
+static STACK_OF(X509_REVOKED) * pki_crl_existing(const char *path)
+{
+    BIO *in = BIO_new_file(path, "r");
+    X509_CRL *old = in ? PEM_read_bio_X509_CRL(in, NULL, NULL, NULL) : NULL;
+    STACK_OF(X509_REVOKED) *out = sk_X509_REVOKED_new_null();
+
+    BIO_free(in);
+    ERR_clear_error();
+    const STACK_OF(X509_REVOKED) *rev = old ? X509_CRL_get_REVOKED(old) : NULL;
+    for (int i = 0; rev && out && i < sk_X509_REVOKED_num(rev); i++) {
+        X509_REVOKED *dup = X509_REVOKED_dup(sk_X509_REVOKED_value(rev, i));
+        if (dup && !sk_X509_REVOKED_push(out, dup)) {
+            X509_REVOKED_free(dup);
+        }
+    }
+    X509_CRL_free(old);
+    return out;
+}
+
+int pki_crl(const char *dir, const char *const *revoke, size_t nrevoke, int days, struct errbuf *eb)
+{
+    char path[PATH_MAX];
+    char tmp[PATH_MAX];
+    X509 *ca = NULL;
+    EVP_PKEY *ca_key = NULL;
+    X509_CRL *crl = NULL;
+    ASN1_TIME *t = NULL;
+    STACK_OF(X509_REVOKED) *keep = NULL;
+    struct pki_made m = { .n = 0 };
+    int rc = pki_path(path, dir, "crl", ".pem", eb);
+
+    if (rc == 0) {
+        rc = pki_path(tmp, dir, "crl", ".pem.tmp", eb);
+    }
+    if (rc == 0) {
+        rc = pki_load_ca(dir, &ca, &ca_key, eb);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    ERR_clear_error();
+    keep = pki_crl_existing(path);
+    crl = X509_CRL_new();
+    t = ASN1_TIME_adj(NULL, time(NULL), 0, -3600);
+    if (!keep || !crl || !t || !X509_CRL_set_version(crl, 1) ||
+        !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)) ||
+        !X509_CRL_set1_lastUpdate(crl, t) || !ASN1_TIME_adj(t, time(NULL), days, 0) ||
+        !X509_CRL_set1_nextUpdate(crl, t)) {
+        rc = pki_openssl_fail(eb, "make the CRL", path);
+        goto out;
+    }
+    while (sk_X509_REVOKED_num(keep) > 0) {
+        X509_REVOKED *r = sk_X509_REVOKED_shift(keep);
+        if (!X509_CRL_add0_revoked(crl, r)) {
+            X509_REVOKED_free(r);
+            rc = pki_openssl_fail(eb, "make the CRL", path);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < nrevoke; i++) {
+        char cert_path[PATH_MAX];
+        if ((rc = pki_path(cert_path, dir, revoke[i], ".pem", eb)) < 0) {
+            goto out;
+        }
+        BIO *in = BIO_new_file(cert_path, "r");
+        X509 *x = in ? PEM_read_bio_X509(in, NULL, NULL, NULL) : NULL;
+        BIO_free(in);
+        X509_REVOKED *listed = NULL;
+        if (x && X509_CRL_get0_by_serial(crl, &listed, X509_get_serialNumber(x)) == 1) {
+            X509_free(x); /* listed already */
+            continue;
+        }
+        X509_REVOKED *r = x ? X509_REVOKED_new() : NULL;
+        if (!x || !r || !X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(x)) ||
+            !ASN1_TIME_adj(t, time(NULL), 0, 0) || !X509_REVOKED_set_revocationDate(r, t) ||
+            !X509_CRL_add0_revoked(crl, r)) {
+            X509_REVOKED_free(r);
+            X509_free(x);
+            rc = pki_openssl_fail(eb, "revoke", cert_path);
+            goto out;
+        }
+        X509_free(x);
+    }
+    if (!X509_CRL_sort(crl) || !X509_CRL_sign(crl, ca_key, EVP_sha256())) {
+        rc = pki_openssl_fail(eb, "sign the CRL", path);
+        goto out;
+    }
+    BIO *mem = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    if (!mem || !PEM_write_bio_X509_CRL(mem, crl)) {
+        BIO_free(mem);
+        rc = pki_openssl_fail(eb, "encode", path);
+        goto out;
+    }
+    long n = BIO_get_mem_data(mem, &data);
+    /* Written aside, then renamed over: a reader (vigild reloading it) sees the old CRL
+     * or the new one, never half of one. */
+    rc = pki_write_file(tmp, data, n > 0 ? (size_t)n : 0, 0644, true, &m, eb);
+    BIO_free(mem);
+    if (rc == 0 && rename(tmp, path) < 0) {
+        rc = -errno;
+        errbuf_set(eb, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        (void)unlink(tmp);
+    }
+out:
+    sk_X509_REVOKED_pop_free(keep, X509_REVOKED_free);
+    ASN1_TIME_free(t);
+    X509_CRL_free(crl);
     X509_free(ca);
     EVP_PKEY_free(ca_key);
     return rc;

@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -28,7 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -51,14 +54,21 @@
 struct tls_ctx {
     SSL_CTX *ssl;
     bool server;
+    bool crl_stale_ok; /* tls.crl_expired: warn */
 };
 
 struct tls_sess {
     SSL *ssl;
     BIO *rbio; /* peer -> us ciphertext; owned by ssl */
     BIO *wbio; /* us -> peer ciphertext; owned by ssl */
+    const struct tls_ctx *ctx;
+    const struct tls_policy *policy; /* server: who may complete the handshake, or NULL */
     bool server;
-    bool done; /* handshake finished and peer identity extracted */
+    bool done;         /* handshake finished and peer identity extracted */
+    bool presented;    /* the peer sent a certificate: cert holds it */
+    bool denied;       /* the policy refused it: err says why */
+    bool cert_refused; /* the last failure was a certificate refused, by either side */
+    struct tls_cert_info cert;
     char peer[TLS_PEER_MAX];
     char err[TLS_REASON_MAX];
 };
@@ -128,12 +138,39 @@ const char *tls_errq_string(char *dst, size_t cap)
 
 /* Records why the last SSL call on s failed (ret, the call's return value, for
  * SSL_get_error) and clears the queue. */
+/* Whether a failure is about a certificate: the peer's alert refusing ours, or our
+ * verification refusing the peer's. Trying again with the same certificates cannot help
+ * (vigil send does not retry these). */
+static bool cert_refusal(unsigned long e)
+{
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL) {
+        return false;
+    }
+    switch (ERR_GET_REASON(e)) {
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void sess_set_error(struct tls_sess *s, int ret)
 {
     int kind = SSL_get_error(s->ssl, ret);
     unsigned long e = ERR_peek_error();
 
-    if (e != 0) {
+    s->cert_refused = s->denied || cert_refusal(e);
+    if (s->denied) {
+        /* err already says which policy refused which certificate */
+    } else if (e != 0) {
         reason_of(e, SSL_get_verify_result(s->ssl), s->err, sizeof(s->err));
     } else if (kind == SSL_ERROR_ZERO_RETURN) {
         snprintf(s->err, sizeof(s->err), "peer closed the session");
@@ -273,6 +310,257 @@ static int ctx_load_identity(struct tls_ctx *ctx, const char *cert, const char *
     return 0;
 }
 
+/* ---- what a peer presented, and who may connect ---------------------------------- */
+
+static bool copy_asn1(const ASN1_STRING *a, char *dst, size_t cap);
+
+/* ASN1_TIME as RFC 3339 UTC. */
+static void time_text(const ASN1_TIME *t, char *dst, size_t cap)
+{
+    struct tm tm;
+
+    if (!t || !ASN1_TIME_to_tm(t, &tm) || strftime(dst, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        snprintf(dst, cap, "?");
+    }
+}
+
+static int64_t time_ns(const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    if (!t || !ASN1_TIME_to_tm(t, &tm)) {
+        return 0;
+    }
+    return (int64_t)timegm(&tm) * 1000000000LL;
+}
+
+/* A name as one line (RFC 2253), control characters as '?'. */
+static void name_text(const X509_NAME *n, char *dst, size_t cap)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    int len = 0;
+
+    dst[0] = 0;
+    if (b && X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+        len = BIO_read(b, dst, (int)cap - 1);
+    }
+    BIO_free(b);
+    dst[len > 0 ? len : 0] = 0;
+    for (char *p = dst; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
+}
+
+static void cert_info(X509 *x, struct tls_cert_info *out)
+{
+    const ASN1_INTEGER *serial = X509_get0_serialNumber(x);
+    BIGNUM *bn = serial ? ASN1_INTEGER_to_BN(serial, NULL) : NULL;
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+
+    name_text(X509_get_subject_name(x), out->subject, sizeof(out->subject));
+    name_text(X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
+    snprintf(out->serial, sizeof(out->serial), "%s", hex ? hex : "?");
+    time_text(X509_get0_notAfter(x), out->not_after, sizeof(out->not_after));
+    OPENSSL_free(hex);
+    BN_free(bn);
+}
+
+/* Whether an entry of nid in the subject is one of vals (the CN: matches one of them as
+ * a glob, fnmatch). */
+static bool any_entry(X509 *x, int nid, char *const *vals, size_t nvals)
+{
+    const X509_NAME *n = X509_get_subject_name(x);
+    char text[256];
+
+    for (int i = X509_NAME_get_index_by_NID(n, nid, -1); i >= 0;
+         i = X509_NAME_get_index_by_NID(n, nid, i)) {
+        if (!copy_asn1(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i)), text, sizeof(text))) {
+            continue;
+        }
+        for (size_t k = 0; k < nvals; k++) {
+            if (nid == NID_commonName ? fnmatch(vals[k], text, 0) == 0
+                                      : strcmp(vals[k], text) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static bool any_san_uri(X509 *x, char *const *globs, size_t n)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    char text[512];
+    bool hit = false;
+
+    for (int i = 0; gens && !hit && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_URI || !copy_asn1(g->d.uniformResourceIdentifier, text, sizeof(text))) {
+            continue;
+        }
+        for (size_t k = 0; !hit && k < n; k++) {
+            hit = fnmatch(globs[k], text, 0) == 0;
+        }
+    }
+    GENERAL_NAMES_free(gens);
+    return hit;
+}
+
+static bool oid_listed(const ASN1_OBJECT *o, char *const *oids, size_t n)
+{
+    char text[128];
+
+    if (OBJ_obj2txt(text, sizeof(text), o, 1) <= 0) {
+        return false;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (strcmp(oids[k], text) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* An extended key usage or a certificate policy of x is one of oids. */
+static bool any_oid(X509 *x, char *const *oids, size_t n)
+{
+    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+    CERTIFICATEPOLICIES *pol = X509_get_ext_d2i(x, NID_certificate_policies, NULL, NULL);
+    bool hit = false;
+
+    for (int i = 0; eku && !hit && i < sk_ASN1_OBJECT_num(eku); i++) {
+        hit = oid_listed(sk_ASN1_OBJECT_value(eku, i), oids, n);
+    }
+    for (int i = 0; pol && !hit && i < sk_POLICYINFO_num(pol); i++) {
+        hit = oid_listed(sk_POLICYINFO_value(pol, i)->policyid, oids, n);
+    }
+    EXTENDED_KEY_USAGE_free(eku);
+    CERTIFICATEPOLICIES_free(pol);
+    return hit;
+}
+
+static bool policy_allows(const struct tls_policy *p, X509 *x)
+{
+    return p->any || any_entry(x, NID_organizationalUnitName, p->ous, p->nous) ||
+           any_entry(x, NID_commonName, p->subjects, p->nsubjects) ||
+           any_san_uri(x, p->san_uris, p->nsan_uris) || any_oid(x, p->oids, p->noids);
+}
+
+int tls_policy_describe(const struct tls_policy *p, char *dst, size_t cap)
+{
+    static const char *const what[] = { "OU", "CN", "URI SAN", "OID" };
+    char *const *lists[] = { p->ous, p->subjects, p->san_uris, p->oids };
+    const size_t counts[] = { p->nous, p->nsubjects, p->nsan_uris, p->noids };
+    size_t n = 0;
+
+    dst[0] = 0;
+    if (p->any) {
+        return snprintf(dst, cap, "any certificate the CA signed");
+    }
+    for (size_t i = 0; i < VG_ARRAY_LEN(lists); i++) {
+        for (size_t k = 0; k < counts[i] && n < cap; k++) {
+            n += (size_t)snprintf(dst + n, cap - n, "%s%s %s", n ? ", " : "", what[i], lists[i][k]);
+        }
+    }
+    if (n == 0) {
+        n = (size_t)snprintf(dst, cap, "no certificate");
+    }
+    return (int)n;
+}
+
+/* Server sessions: records the certificate the peer presents (for refusal records,
+ * accepted or not), lets a CRL past its next update pass under tls.crl_expired: warn,
+ * and refuses a leaf the session's policy (tls.agents) does not allow. */
+static int verify_cb(int ok, X509_STORE_CTX *xs)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct tls_sess *s = ssl ? SSL_get_app_data(ssl) : NULL;
+    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+
+    if (!s) {
+        return ok;
+    }
+    if (leaf && !s->presented) {
+        s->presented = true;
+        cert_info(leaf, &s->cert);
+    }
+    if (!ok) {
+        return X509_STORE_CTX_get_error(xs) == X509_V_ERR_CRL_HAS_EXPIRED && s->ctx->crl_stale_ok;
+    }
+    if (X509_STORE_CTX_get_error_depth(xs) == 0 && s->policy && leaf &&
+        !policy_allows(s->policy, leaf)) {
+        char allowed[160];
+        tls_policy_describe(s->policy, allowed, sizeof(allowed));
+        /* The subject is in tls_sess_presented(); here what is allowed instead. */
+        snprintf(s->err, sizeof(s->err), "not an agent's certificate: %s allows %s",
+                 s->policy->name ? s->policy->name : "the policy", allowed);
+        s->denied = true;
+        /* bad_certificate: a client knows not to retry with the same one */
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
+        return 0;
+    }
+    return 1;
+}
+
+void tls_sess_set_policy(struct tls_sess *s, const struct tls_policy *p)
+{
+    s->policy = p;
+}
+
+bool tls_sess_refused_by_policy(const struct tls_sess *s)
+{
+    return s->denied;
+}
+
+const struct tls_cert_info *tls_sess_presented(const struct tls_sess *s)
+{
+    return s->presented ? &s->cert : NULL;
+}
+
+void tls_ctx_set_crl_stale_ok(struct tls_ctx *ctx, bool ok)
+{
+    ctx->crl_stale_ok = ok;
+}
+
+void tls_ctx_swap(struct tls_ctx *ctx, struct tls_ctx *fresh)
+{
+    SSL_CTX *old = ctx->ssl;
+
+    ctx->ssl = fresh->ssl; /* sessions made before keep their reference to old */
+    ctx->crl_stale_ok = fresh->crl_stale_ok;
+    fresh->ssl = old;
+    tls_ctx_free(fresh);
+}
+
+int tls_crl_read(const char *path, int64_t now_ns, struct tls_crl_info *out, struct errbuf *eb)
+{
+    BIO *in;
+    X509_CRL *crl;
+    int rc = check_readable("CRL", path, eb);
+
+    memset(out, 0, sizeof(*out));
+    if (rc < 0) {
+        return rc;
+    }
+    ERR_clear_error();
+    in = BIO_new_file(path, "r");
+    crl = in ? PEM_read_bio_X509_CRL(in, NULL, NULL, NULL) : NULL;
+    BIO_free(in);
+    if (!crl) {
+        return ctx_fail("CRL", path, eb);
+    }
+    const STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl);
+    out->revoked = rev ? (uint64_t)sk_X509_REVOKED_num(rev) : 0;
+    out->last_update_ns = time_ns(X509_CRL_get0_lastUpdate(crl));
+    out->next_update_ns = time_ns(X509_CRL_get0_nextUpdate(crl));
+    time_text(X509_CRL_get0_nextUpdate(crl), out->next_update, sizeof(out->next_update));
+    out->expired = out->next_update_ns > 0 && out->next_update_ns < now_ns;
+    X509_CRL_free(crl);
+    return 0;
+}
+
 int tls_server_ctx_new(const char *ca, const char *cert, const char *key, const char *crl,
                        struct tls_ctx **out, struct errbuf *eb)
 {
@@ -291,7 +579,7 @@ int tls_server_ctx_new(const char *ca, const char *cert, const char *key, const 
         goto fail;
     }
     SSL_CTX_set_client_CA_list(ssl, names); /* takes ownership */
-    SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
     /* No resumption: a resumed session skips certificate checks, so a CRL or CA
      * reloaded on SIGHUP would not apply to agents that reconnect. */
     SSL_CTX_set_session_cache_mode(ssl, SSL_SESS_CACHE_OFF);
@@ -378,6 +666,7 @@ int tls_sess_new(struct tls_ctx *ctx, bool server, const char *verify_host, stru
     }
     s = xcalloc(1, sizeof(*s));
     s->server = server;
+    s->ctx = ctx;
     ERR_clear_error();
     s->ssl = SSL_new(ctx->ssl); /* takes a reference on the SSL_CTX */
     s->rbio = BIO_new(BIO_s_mem());
@@ -389,6 +678,7 @@ int tls_sess_new(struct tls_ctx *ctx, bool server, const char *verify_host, stru
     BIO_set_mem_eof_return(s->rbio, -1);
     BIO_set_mem_eof_return(s->wbio, -1);
     SSL_set_bio(s->ssl, s->rbio, s->wbio); /* ssl owns both now */
+    SSL_set_app_data(s->ssl, s);           /* for verify_cb */
     if (server) {
         SSL_set_accept_state(s->ssl);
     } else {
@@ -855,7 +1145,7 @@ int tls_conn_open(struct tls_ctx *ctx, const char *host, int port, int timeout_m
             break;
         }
         if (h < 0) {
-            rc = h;
+            rc = c->sess->cert_refused ? VG_ECERT : h;
             errbuf_set(eb, "TLS handshake with %s failed: %s", c->where, tls_sess_error(c->sess));
             goto fail;
         }
@@ -913,6 +1203,9 @@ ssize_t tls_conn_read(struct tls_conn *c, void *p, size_t cap, int timeout_ms)
 
     for (;;) {
         ssize_t n = tls_sess_read(c->sess, p, cap);
+        if (n == VG_ETLS && c->sess->cert_refused) {
+            return VG_ECERT; /* TLS 1.3: the server refused our certificate after our Finished */
+        }
         if (n != 0) {
             return n;
         }

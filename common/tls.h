@@ -48,6 +48,60 @@ int tls_client_ctx_new(const char *ca, const char *cert, const char *key, struct
  * underlying SSL_CTX, so a context can be replaced (SIGHUP) while old sessions live. */
 void tls_ctx_free(struct tls_ctx *ctx);
 
+/* Replaces what ctx verifies and presents (CA, CRL, certificate, key, settings) with
+ * fresh's, a context just built by tls_server_ctx_new (a reload), and frees fresh.
+ * Sessions made before keep what they had; those made after use the new files. */
+void tls_ctx_swap(struct tls_ctx *ctx, struct tls_ctx *fresh);
+
+/* Server: accept client certificates while the CRL is past its next update (tls.crl_expired:
+ * warn; it is still checked for revocations). Default: refuse them ("CRL has expired"). */
+void tls_ctx_set_crl_stale_ok(struct tls_ctx *ctx, bool ok);
+
+/* A CRL file's dates and size. */
+struct tls_crl_info {
+    int64_t last_update_ns, next_update_ns; /* 0 when absent */
+    char next_update[32];                   /* RFC 3339, or "?" */
+    uint64_t revoked;                       /* serials listed */
+    bool expired;                           /* next update is before now */
+};
+/* Reads the PEM CRL at path. Returns 0, or -errno / VG_ETLS with eb naming the file. */
+int tls_crl_read(const char *path, int64_t now_ns, struct tls_crl_info *out,
+                 struct errbuf *eb) VG_MUST_USE;
+
+/* Who may complete a handshake on a server session (tls.agents): a client certificate
+ * the CA signed is accepted when any one of these holds, else refused in the handshake
+ * (a bad_certificate alert; tls_sess_error says what is allowed, tls_sess_presented
+ * which certificate it was). */
+struct tls_policy {
+    const char *name; /* for messages: the config key, e.g. "tls.agents.forward" */
+    bool any;         /* every certificate the CA signed */
+    char **ous;       /* an OU of the subject is one of these */
+    size_t nous;
+    char **subjects; /* the subject CN matches one of these globs ("agent-*") */
+    size_t nsubjects;
+    char **san_uris; /* a URI SAN matches one of these globs (spiffe://prod/ns/NS/sa/SA) */
+    size_t nsan_uris;
+    char **oids; /* an extended key usage or certificate policy OID is one of these */
+    size_t noids;
+};
+/* What p allows, for messages: "OU agents, CN agent-*". Returns the length. */
+int tls_policy_describe(const struct tls_policy *p, char *dst, size_t cap);
+/* Server side, before the handshake: p (which must outlive s) decides who may finish. */
+void tls_sess_set_policy(struct tls_sess *s, const struct tls_policy *p);
+/* After a failed handshake: true when it was the policy that refused the certificate. */
+bool tls_sess_refused_by_policy(const struct tls_sess *s);
+
+/* The leaf certificate a peer presented, as text for records and logs. */
+struct tls_cert_info {
+    char subject[256]; /* RFC 2253: "CN=agent-node-1,OU=agents" */
+    char issuer[256];
+    char serial[80]; /* hex */
+    char not_after[32];
+};
+/* Server side: the certificate the peer presented in the handshake, accepted or not;
+ * NULL when it sent none (or the handshake did not get that far). Storage in s. */
+const struct tls_cert_info *tls_sess_presented(const struct tls_sess *s);
+
 /* A memory-BIO session on ctx: server side if `server`, else client side checking the
  * server's certificate against verify_host (a DNS name or an IP literal; NULL: chain
  * only; also sent as SNI when it is a name). Ignored for servers. Returns 0 and *out
@@ -103,8 +157,9 @@ const char *tls_sess_version(const struct tls_sess *s);
  * (getaddrinfo: this is not the loop), connects to host:port, and completes the
  * handshake verifying the server's certificate against host (DNS name or IP), all
  * within timeout_ms. Returns 0 and *out (caller owns, tls_conn_close), else -errno
- * (-ECONNREFUSED, -ETIMEDOUT, ...), VG_ETLS or VG_EPARSE, with eb naming the peer and
- * the reason. Blocks. */
+ * (-ECONNREFUSED, -ETIMEDOUT, ...), VG_ECERT (a certificate refused: the server's by us,
+ * or ours by the server), VG_ETLS or VG_EPARSE, with eb naming the peer and the reason.
+ * Blocks. */
 int tls_conn_open(struct tls_ctx *ctx, const char *host, int port, int timeout_ms,
                   struct tls_conn **out, struct errbuf *eb) VG_MUST_USE;
 
@@ -113,7 +168,8 @@ int tls_conn_open(struct tls_ctx *ctx, const char *host, int port, int timeout_m
 int tls_conn_write(struct tls_conn *c, const void *p, size_t n) VG_MUST_USE;
 
 /* Reads decrypted bytes: > 0 bytes, -ETIMEDOUT when nothing came within timeout_ms,
- * -EPIPE on close_notify or EOF, VG_ETLS (reason in tls_conn_error()), or -errno.
+ * -EPIPE on close_notify or EOF, VG_ECERT when the server refused our certificate (TLS
+ * 1.3 says so after the handshake), VG_ETLS (reason in tls_conn_error()), or -errno.
  * Blocks up to timeout_ms. */
 ssize_t tls_conn_read(struct tls_conn *c, void *p, size_t cap, int timeout_ms) VG_MUST_USE;
 

@@ -23,6 +23,8 @@ const char *vg_strerror(int rc)
         return "does not parse";
     case VG_EFORMAT:
         return "unexpected document format";
+    case VG_ECERT:
+        return "certificate refused";
     default:
         break;
     }

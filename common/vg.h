@@ -22,6 +22,8 @@ enum {
     VG_ELIMIT = -1005,   /* a configured limit was hit */
     VG_EPARSE = -1006,   /* user input (filter, time, argument) did not parse */
     VG_EFORMAT = -1007,  /* a document is not of the expected format */
+    VG_ECERT = -1008,    /* a certificate was refused (ours by the peer, or the peer's by
+                            us): trying again with the same ones cannot help */
 };
 
 /* Names any code this project returns: VG_E*, -errno or UV_E*. Static storage. */

@@ -2,8 +2,8 @@
  *
  * Each event is formatted into one buffer and written with one fwrite, so a failure
  * (corrupt raw bytes, a limit) leaves no half event behind. Text from events reaches
- * the table only after sanitizing: valid UTF-8 is kept, invalid bytes become U+FFFD,
- * control characters become \xNN (tab and line breaks a space) and bidirectional
+ * the table only after sanitizing: valid UTF-8 is kept, invalid bytes and control
+ * characters become \xNN (tab and line breaks a space) and bidirectional
  * overrides '?', so an event cannot move the cursor or reorder what an analyst reads.
  * Widths count code points. Not thread-safe: one struct out per thread. */
 #include "query/output.h"
@@ -195,9 +195,11 @@ static const enum vg_field csv_fields[] = {
 };
 
 /* RFC 4180: quoted when it holds a comma, quote or line break; quotes doubled.
- * Invalid UTF-8 bytes become U+FFFD so the file is valid text. */
+ * Invalid UTF-8 bytes become \xNN so the file is valid text and values stay distinct (JSON
+ * output carries them exactly). */
 static int csv_cell(struct buf *b, struct span s)
 {
+    static const char hex[] = "0123456789abcdef";
     bool quote = false;
     int rc = 0;
 
@@ -214,7 +216,8 @@ static int csv_cell(struct buf *b, struct span s)
         uint32_t cp;
         size_t l = utf8_seq_len(s.p + i, s.n - i, &cp);
         if (l == 0) {
-            rc = buf_append_str(b, "\xef\xbf\xbd");
+            char esc[4] = { '\\', 'x', hex[s.p[i] >> 4], hex[s.p[i] & 15] };
+            rc = buf_append(b, esc, 4);
             i++;
             continue;
         }
@@ -282,9 +285,12 @@ static int sanitize(struct buf *out, struct span s, size_t *chars)
         uint32_t cp;
         size_t l = utf8_seq_len(s.p + i, s.n - i, &cp);
         if (l == 0) {
-            rc = buf_append_str(out, "\xef\xbf\xbd");
+            /* Not UTF-8: shown as the byte it is, so that two values differing only
+             * there do not look alike. */
+            char esc[4] = { '\\', 'x', hex[s.p[i] >> 4], hex[s.p[i] & 15] };
+            rc = buf_append(out, esc, 4);
             i++;
-            *chars += 1;
+            *chars += 4;
             continue;
         }
         if (cp == '\t' || cp == '\n' || cp == '\r') {

@@ -14,13 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "schemas/forward.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mp.h"
 #include "common/time.h"
 #include "common/tls.h"
 #include "common/xalloc.h"
+#include "schemas/forward.h"
 #include "schemas/trivy_report.h"
 
 #define SEND_MAX_DOC   (16u << 20)
@@ -46,6 +46,9 @@ struct sender {
     struct send_stats *st;
     struct errbuf *eb;
     int64_t t0, last_progress;
+    int64_t deadline; /* mono ns the run must end by (--timeout), or 0 */
+    int stalls;       /* reconnects since the last ack */
+    bool expired;     /* the deadline passed: nothing more is tried */
     uint64_t sent_events;
     const char *tag;
 };
@@ -68,7 +71,7 @@ int send_format_parse(const char *s, enum send_format *out)
         const char *name;
         enum send_format f;
     } names[] = {
-        { "ndjson", SEND_NDJSON },     { "json", SEND_NDJSON },   { "falco", SEND_FALCO },
+        { "ndjson", SEND_NDJSON },       { "json", SEND_NDJSON }, { "falco", SEND_FALCO },
         { "k8s-audit", SEND_K8S_AUDIT }, { "trivy", SEND_TRIVY }, { "syslog", SEND_SYSLOG },
     };
     for (size_t i = 0; i < VG_ARRAY_LEN(names); i++) {
@@ -113,12 +116,47 @@ static void progress(struct sender *s, bool final)
     fflush(stderr);
 }
 
+/* How long the next blocking step may take: the step's timeout, cut to what is left of
+ * --timeout. 0 when none is left. */
+static int step_ms(const struct sender *s)
+{
+    if (!s->deadline) {
+        return s->o->timeout_ms;
+    }
+    int64_t left = (s->deadline - vg_mono_ns()) / 1000000;
+    return left <= 0 ? 0 : left < s->o->timeout_ms ? (int)left : s->o->timeout_ms;
+}
+
+static int out_of_time(struct sender *s)
+{
+    s->expired = true;
+    errbuf_set(s->eb,
+               "gave up after --timeout %d s (%" PRIu64 " of %" PRIu64 " events acknowledged)",
+               s->o->total_timeout_ms / 1000, s->st->events, s->sent_events);
+    return -ETIMEDOUT;
+}
+
+/* Whether --timeout has run out (then eb says so and nothing more is tried). */
+static bool past_deadline(struct sender *s)
+{
+    if (s->deadline && vg_mono_ns() >= s->deadline) {
+        out_of_time(s);
+        return true;
+    }
+    return false;
+}
+
 static int connect_server(struct sender *s)
 {
+    int ms = step_ms(s);
+
     tls_conn_close(s->conn);
     s->conn = NULL;
     buf_reset(&s->ackbuf);
-    return tls_conn_open(s->ctx, s->o->host, s->o->port, s->o->timeout_ms, &s->conn, s->eb);
+    if (ms == 0) {
+        return out_of_time(s);
+    }
+    return tls_conn_open(s->ctx, s->o->host, s->o->port, ms, &s->conn, s->eb);
 }
 
 static struct chunk *q_at(struct sender *s, int i)
@@ -133,7 +171,8 @@ static int wait_ack(struct sender *s)
 
     for (;;) {
         struct span ack;
-        ssize_t n = forward_decode_ack(buf_span(&s->ackbuf), &ack, NULL);
+        uint64_t rejected = 0;
+        ssize_t n = forward_decode_ack(buf_span(&s->ackbuf), &ack, &rejected);
         if (n < 0) {
             errbuf_set(s->eb, "server sent something that is not a Forward ack");
             return -EPROTO;
@@ -145,7 +184,9 @@ static int wait_ack(struct sender *s)
             }
             buf_consume(&s->ackbuf, (size_t)n);
             s->st->events += c->count;
+            s->st->rejected += rejected;
             s->st->chunks++;
+            s->stalls = 0;
             buf_release(&c->msg);
             s->qhead = (s->qhead + 1) % s->qcap;
             s->qlen--;
@@ -153,7 +194,19 @@ static int wait_ack(struct sender *s)
             return 0;
         }
         uint8_t tmp[4096];
-        ssize_t r = tls_conn_read(s->conn, tmp, sizeof(tmp), s->o->timeout_ms);
+        int ms = step_ms(s);
+        if (ms == 0) {
+            return out_of_time(s);
+        }
+        ssize_t r = tls_conn_read(s->conn, tmp, sizeof(tmp), ms);
+        if (r == -ETIMEDOUT && past_deadline(s)) {
+            return (int)r;
+        }
+        if (r == VG_ECERT) {
+            errbuf_set(s->eb, "server %s:%d refused our certificate: %s (not retried)", s->o->host,
+                       s->o->port, tls_conn_error(s->conn));
+            return (int)r;
+        }
         if (r < 0) {
             return (int)r;
         }
@@ -164,20 +217,47 @@ static int wait_ack(struct sender *s)
     }
 }
 
-/* After a failure: reconnect (with backoff) and resend every unacked chunk. */
+/* Whether a failure is worth another connection: not a refused certificate (the same
+ * one would be refused again), not a server speaking something else, not --timeout
+ * used up. */
+static bool retryable(const struct sender *s, int rc)
+{
+    return rc != VG_ECERT && rc != -EPROTO && !s->expired;
+}
+
+/* After a failure: reconnect (with backoff) and resend every unacked chunk. At most
+ * max_retries reconnects without an ack in between, all within --timeout. */
 static int recover(struct sender *s, int why)
 {
+    if (!retryable(s, why)) {
+        return why; /* eb says why */
+    }
     for (int attempt = 1; attempt <= s->o->max_retries; attempt++) {
         struct errbuf eb;
         errbuf_clear(&eb);
-        fprintf(stderr, "vigil send: connection lost (%s); reconnecting (%d/%d), %d chunk(s) "
-                        "to resend\n",
-                vg_strerror(why), attempt, s->o->max_retries, s->qlen);
-        usleep((useconds_t)(100000u << (attempt - 1)));
+        if (++s->stalls > s->o->max_retries) {
+            break;
+        }
+        fprintf(stderr,
+                "vigil send: connection lost (%s); reconnecting (%d/%d), %d chunk(s) "
+                "to resend\n",
+                vg_strerror(why), s->stalls, s->o->max_retries, s->qlen);
+        int64_t pause_ns = (int64_t)(100000000LL << (attempt - 1));
+        if (s->deadline && vg_mono_ns() + pause_ns >= s->deadline) {
+            return out_of_time(s);
+        }
+        usleep((useconds_t)(pause_ns / 1000));
         struct errbuf *saved = s->eb;
         s->eb = &eb;
         int rc = connect_server(s);
         s->eb = saved;
+        if (rc == VG_ECERT) {
+            errbuf_set(s->eb, "%s (not retried)", errbuf_msg(&eb));
+            return rc;
+        }
+        if (rc < 0 && (s->expired || past_deadline(s))) {
+            return -ETIMEDOUT;
+        }
         if (rc < 0) {
             why = rc;
             continue;
@@ -192,8 +272,8 @@ static int recover(struct sender *s, int why)
         }
         why = rc;
     }
-    errbuf_set(s->eb, "server %s:%d unreachable after %d attempts: %s", s->o->host, s->o->port,
-               s->o->max_retries, vg_strerror(why));
+    errbuf_set(s->eb, "server %s:%d: no acknowledgement after %d reconnects: %s", s->o->host,
+               s->o->port, s->o->max_retries, vg_strerror(why));
     return why;
 }
 
@@ -379,15 +459,17 @@ static int send_documents(struct sender *s, FILE *f, const char *name)
         }
         if (jr < 0) {
             /* The rest cannot be framed reliably after a broken document. */
-            fprintf(stderr, "vigil send: %s: document at line %" PRIu64 ": %s; the rest of the "
-                            "file is not sent\n", name, line, errbuf_msg(&eb));
+            fprintf(stderr,
+                    "vigil send: %s: document at line %" PRIu64 ": %s; the rest of the "
+                    "file is not sent\n",
+                    name, line, errbuf_msg(&eb));
             s->st->bad_docs++;
             break;
         }
         const uint8_t *nl = in.p;
         size_t skip = 0;
-        while (skip < used && (nl[skip] == ' ' || nl[skip] == '\t' || nl[skip] == '\r' ||
-                               nl[skip] == '\n')) {
+        while (skip < used &&
+               (nl[skip] == ' ' || nl[skip] == '\t' || nl[skip] == '\r' || nl[skip] == '\n')) {
             line += nl[skip] == '\n';
             skip++;
         }
@@ -453,8 +535,8 @@ static int send_stream(struct sender *s, FILE *f, const char *name)
             if (jr < 0) {
                 /* Incomplete (a multi-line document) or broken: decide at the next line
                  * that starts a new document, or at the end of input. */
-                bool starts_new = l.n > 0 && (l.p[0] == '{' || l.p[0] == '[') &&
-                                  text.len > (size_t)n;
+                bool starts_new =
+                    l.n > 0 && (l.p[0] == '{' || l.p[0] == '[') && text.len > (size_t)n;
                 if (starts_new) {
                     fprintf(stderr, "vigil send: %s:%" PRIu64 ": %s; skipped\n", name, doc_line,
                             errbuf_msg(&eb));
@@ -511,10 +593,26 @@ int send_files(const struct send_opts *o, char **files, int nfiles, struct send_
     buf_init(&s.entries, SEND_MAX_CHUNK + SEND_MAX_DOC + 64);
     buf_init(&s.ackbuf, 64 * 1024);
     s.t0 = vg_mono_ns();
+    s.deadline = o->total_timeout_ms > 0 ? s.t0 + (int64_t)o->total_timeout_ms * 1000000 : 0;
 
     rc = tls_client_ctx_new(o->ca, o->cert, o->key, &s.ctx, eb);
     if (rc == 0) {
+        /* The first connection is retried like any other, unless a certificate was
+         * refused (a wrong CA, a revoked or unauthorized agent, a wrong purpose). */
+        struct errbuf first;
+        errbuf_clear(&first);
+        s.eb = &first;
         rc = connect_server(&s);
+        s.eb = eb;
+        if (rc == VG_ECERT) {
+            errbuf_set(eb, "%s (not retried)", errbuf_msg(&first));
+        } else if (rc < 0 && past_deadline(&s)) {
+            rc = -ETIMEDOUT;
+        } else if (rc < 0 && retryable(&s, rc)) {
+            rc = recover(&s, rc);
+        } else if (rc < 0) {
+            errbuf_set(eb, "%s", errbuf_msg(&first));
+        }
     }
     for (int i = 0; rc == 0 && i < (nfiles > 0 ? nfiles : 1); i++) {
         const char *name = nfiles > 0 ? files[i] : "-";
@@ -549,6 +647,12 @@ int send_files(const struct send_opts *o, char **files, int nfiles, struct send_
     buf_release(&s.ackbuf);
     if (rc == 0 && st->bad_docs > 0) {
         errbuf_set(eb, "%" PRIu64 " document(s) did not parse and were not sent", st->bad_docs);
+        rc = VG_EFORMAT;
+    } else if (rc == 0 && st->rejected > 0) {
+        errbuf_set(eb,
+                   "%" PRIu64 " of %" PRIu64 " events were rejected by vigild (they did not map "
+                   "to the schema; kept as source=vigil action=rejected_input records)",
+                   st->rejected, st->events);
         rc = VG_EFORMAT;
     }
     return rc;

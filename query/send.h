@@ -20,12 +20,14 @@ struct send_opts {
     uint32_t chunk_events; /* events per PackedForward chunk */
     int window;            /* chunks in flight before waiting for an ack */
     int timeout_ms;        /* connect and per-ack timeout */
-    int max_retries;       /* reconnects in a row before giving up */
+    int total_timeout_ms;  /* the whole run, retries included (--timeout); 0: none */
+    int max_retries;       /* reconnects without an ack in between before giving up */
     bool progress;         /* draw a progress line on stderr */
 };
 
 struct send_stats {
     uint64_t events;     /* events acknowledged */
+    uint64_t rejected;   /* of them, kept by vigild as rejected_input records (the acks say) */
     uint64_t chunks;     /* chunks acknowledged */
     uint64_t bad_docs;   /* input documents that did not parse (not sent) */
     uint64_t reconnects; /* connections re-made after a failure (chunks resent) */
@@ -36,10 +38,13 @@ void send_opts_init(struct send_opts *o);
 int send_format_parse(const char *s, enum send_format *out);
 
 /* Sends every document of the files ("-" or no files: standard input) and returns 0
- * when every event was acknowledged. Documents that do not parse are reported on
- * stderr with file and line, counted in bad_docs, and make the result VG_EFORMAT after
- * everything else was sent. Returns negative with eb set when the server could not be
- * reached or stopped acknowledging. */
+ * when every event was acknowledged and none rejected. Documents that do not parse are
+ * reported on stderr with file and line, counted in bad_docs, and make the result
+ * VG_EFORMAT after everything else was sent; events vigild acknowledged but could not
+ * map (kept as rejected_input records; st->rejected) make it VG_EFORMAT too, with eb
+ * saying how many. Returns negative with eb set when the server could not be reached,
+ * stopped acknowledging, refused a certificate (VG_ECERT: never retried), or the run
+ * passed total_timeout_ms (-ETIMEDOUT). */
 int send_files(const struct send_opts *o, char **files, int nfiles, struct send_stats *st,
                struct errbuf *eb);
 

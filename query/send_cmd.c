@@ -9,6 +9,9 @@
 #include "query/cli.h"
 #include "query/send.h"
 
+/* Every event acknowledged, some of them rejected by vigild (they did not map). */
+#define SEND_EXIT_REJECTED 3
+
 static void send_usage(FILE *f)
 {
     fprintf(
@@ -19,6 +22,11 @@ static void send_usage(FILE *f)
         "\n"
         "Ships events to vigild's Forward listener over mutual TLS and exits 0 only when\n"
         "every event was acknowledged (stored durably). FILE '-' or none: standard input.\n"
+        "Exit 1: not everything was acknowledged (unreachable, a certificate refused: not\n"
+        "retried, --timeout passed); 3: everything was acknowledged but vigild rejected\n"
+        "some events (they did not map; kept as rejected_input records): do not resend.\n"
+        "--timeout S bounds the whole run, reconnects included; without it each step\n"
+        "waits up to 30 s and 5 reconnects without an acknowledgement end it.\n"
         "Certificates default to $VIGIL_CA, $VIGIL_CERT, $VIGIL_KEY; --server defaults to\n"
         "the config's listen.forward (0.0.0.0 means 127.0.0.1).\n");
 }
@@ -101,7 +109,7 @@ static int send_run(struct cli_args *a)
         o.window = (int)so->window;
     }
     if (so->timeout_s) {
-        o.timeout_ms = (int)so->timeout_s * 1000;
+        o.total_timeout_ms = (int)so->timeout_s * 1000;
     }
     int rc = cli_load(a);
     if (rc != CLI_OK) {
@@ -132,12 +140,18 @@ static int send_run(struct cli_args *a)
     struct errbuf eb;
     errbuf_clear(&eb);
     rc = send_files(&o, a->words, a->nwords, &st, &eb);
-    printf("%" PRIu64 " events acknowledged in %.2f s (%.0f events/s)%s\n", st.events, st.seconds,
+    printf("%" PRIu64 " events acknowledged in %.2f s (%.0f events/s)%s", st.events, st.seconds,
            st.seconds > 0 ? (double)st.events / st.seconds : 0.0,
            st.reconnects ? " after reconnecting" : "");
+    if (st.rejected > 0) {
+        printf(", %" PRIu64 " of them rejected by vigild", st.rejected);
+    }
+    printf("\n");
     if (rc < 0) {
         fprintf(stderr, "vigil send: %s\n", errbuf_msg(&eb));
-        return CLI_FAIL;
+        /* Acknowledged but rejected: resending would not help and would store them again. */
+        return rc == VG_EFORMAT && st.rejected > 0 && st.bad_docs == 0 ? SEND_EXIT_REJECTED
+                                                                       : CLI_FAIL;
     }
     return CLI_OK;
 }

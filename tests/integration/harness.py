@@ -113,7 +113,7 @@ class Vigild:
     vigild_bin = VIGILD  # test_install.py runs the installed one
 
     def __init__(self, name="vigild", extra_config="", insecure=False, listen=None, store=None,
-                 server_names=()):
+                 server_names=(), tls=None):
         self.dir = tempfile.mkdtemp(prefix="vigil-it-%s-" % name)
         self.pki = os.path.join(self.dir, "pki")
         self.other_pki = os.path.join(self.dir, "other-pki")
@@ -129,6 +129,8 @@ class Vigild:
         self.listen.update(listen or {})
         self.store_opts = dict(self.STORE_DEFAULTS)
         self.store_opts.update(store or {})
+        # More tls keys, e.g. {"crl": "pki/crl.pem", "crl_expired": "warn"}.
+        self.tls_opts = dict(tls or {})
         self.proc = None
         self.ports = {}
         self.expected_errors = []
@@ -137,10 +139,11 @@ class Vigild:
         with open(self.config, "w") as f:
             f.write(
                 "store:  { path: %s, %s }\n"
-                "tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem }\n"
+                "tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem%s }\n"
                 "listen: { %s }\n"
                 "%s" % (self.store,
                         ", ".join("%s: %s" % kv for kv in self.store_opts.items()),
+                        "".join(", %s: %s" % kv for kv in self.tls_opts.items()),
                         ", ".join("%s: %s" % kv for kv in self.listen.items()),
                         self.extra_config))
 

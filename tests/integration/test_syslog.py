@@ -295,8 +295,15 @@ class BadInput(SyslogTest):
         s.close()
         wait_for("the later event", lambda: self.count("after", "cuts") == 1)
         self.assertEqual(self.count("complete"), 1)
-        self.assertEqual(self.vd.search("cut-test"), [])
-        self.assertEqual(self.metric("frames_rejected"), 0)
+        # Not stored as events; each cut-off frame is kept as a rejection record with its
+        # bytes (syslog has no acknowledgements: the sender will not send it again).
+        self.assertEqual(self.vd.search("cut-test", "source!=vigil"), [])
+        rej = wait_for("the rejections", lambda: len(self.vd.search(
+            "source=vigil", "action=rejected_input")) == 2 and self.vd.search(
+            "source=vigil", "action=rejected_input"))
+        self.assertEqual(sorted(e["raw"]["truncated_frame"] for e in rej),
+                         ["100 <13>1 - - - - - - cut-test", "12"])
+        self.assertEqual(self.metric("frames_rejected"), 2)
 
     def test_oversized_count_is_refused(self):
         s = self.tls_client()

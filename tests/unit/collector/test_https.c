@@ -203,6 +203,14 @@ static void test_parse_rejections(void **state)
           415, false, false },
         /* declared over max: refused at the head, before the body */
         { "POST /v1/events HTTP/1.1\r\nContent-Length: 65537\r\n\r\n", 413, false, true },
+        /* a transfer coding other than chunked: 501 at the head, then the connection
+         * closes (the body's framing is not to be trusted) */
+        { "POST /v1/events HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, false,
+          true },
+        { "POST /v1/events HTTP/1.1\r\nTransfer-Encoding: deflate\r\n\r\n", 501, false, true },
+        { "POST /v1/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"
+          "\r\n",
+          501, false, true },
         /* not HTTP at all */
         { "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400, true, true },
         { "hello\r\n\r\n", 400, true, true },
@@ -218,11 +226,11 @@ static void test_parse_rejections(void **state)
         struct got g;
         https_parser_new(MAX_BODY, &p);
         feed(p, cases[i].req, strlen(cases[i].req), 0, &g);
-        if (cases[i].status == 413) {
+        if (cases[i].status == 413 || cases[i].status == 501) {
             /* the HEAD step already carries the refusal */
             struct https_req *r = https_parser_req(p);
             assert_int_equal(g.heads, 1);
-            assert_int_equal(r->status, 413);
+            assert_int_equal(r->status, cases[i].status);
             assert_true(r->close_after);
             https_parser_free(p);
             continue;
@@ -785,6 +793,7 @@ static void test_replies(void **state)
     P(https_error_json("no such path", &out));
     assert_string_equal((const char *)out.data, "{\"error\":\"no such path\"}\n");
     assert_string_equal(https_reason(413), "Content Too Large");
+    assert_string_equal(https_reason(501), "Not Implemented");
     buf_release(&mp);
     buf_release(&out);
 }

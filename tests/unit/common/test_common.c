@@ -168,12 +168,27 @@ static void test_json_round_trip(void **state)
     /* Errors name line and column. */
     assert_int_equal(json_to_mp(SPAN_LIT("{\"a\": tru}"), &mp, &used, &eb), VG_EFORMAT);
     assert_non_null(strstr(errbuf_msg(&eb), "line 1 column"));
-    /* Invalid UTF-8 in msgpack strings becomes U+FFFD, still valid JSON. */
+    /* Invalid UTF-8 in strings is kept byte for byte: written as lone-surrogate escapes
+     * (still JSON), read back as the bytes; valid UTF-8 stays as it is. */
     buf_reset(&mp);
     buf_reset(&js);
-    assert_int_equal(mp_put_str(&mp, "a\xff", 2), 0);
+    const char bytes[] = "a\xff\x80 \xc3\xa9 \xed\xb2\x80 z\xc3";
+    assert_int_equal(mp_put_str(&mp, bytes, sizeof(bytes) - 1), 0);
     assert_int_equal(mp_to_json(buf_span(&mp), &js), 0);
-    assert_string_equal(buf_cstr(&js), "\"a\xef\xbf\xbd\"");
+    assert_string_equal(buf_cstr(&js),
+                        "\"a\\udcff\\udc80 \xc3\xa9 \\udced\\udcb2\\udc80 z\\udcc3\"");
+    struct buf back;
+    buf_init(&back, 1024);
+    assert_int_equal(json_to_mp(buf_span(&js), &back, &used, &eb), 0);
+    assert_int_equal(back.len, mp.len);
+    assert_memory_equal(back.data, mp.data, mp.len);
+    /* Raw invalid bytes in JSON text are kept too (not refused, not replaced). */
+    buf_reset(&back);
+    assert_int_equal(json_to_mp(SPAN_LIT("{\"u\":\"r\xf0\x28t\"}"), &back, &used, &eb), 0);
+    buf_reset(&js);
+    assert_int_equal(mp_to_json(buf_span(&back), &js), 0);
+    assert_string_equal(buf_cstr(&js), "{\"u\":\"r\\udcf0(t\"}");
+    buf_release(&back);
     buf_release(&mp);
     buf_release(&js);
 }

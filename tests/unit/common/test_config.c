@@ -515,6 +515,21 @@ static void test_errors(void **state)
         { TLS_OK "forwarders:\n  - { name: a, type: slack, url: 'https://x', secret_env: E,\n"
                  "      secret_file: ca.pem }\n",
           "'forwarders[0].secret_env': give secret_file or secret_env, not both" },
+        /* the limits of issue 12: a handshake limit below the connection limit, a memory
+         * budget that holds a frame, an agent rule that allows someone, OIDs as numbers */
+        { TLS_OK "listen: { max_connections: 10, max_handshakes: 10 }\n",
+          "'listen.max_handshakes': must be below listen.max_connections (10)" },
+        { TLS_OK "limits: { memory: 1MiB }\n",
+          "'limits.memory': must be at least 4 times listen.max_frame_bytes (16777216)" },
+        { "tls: { ca: ca.pem, cert: server.pem, key: server-key.pem, agents: { ous: [] } }\n",
+          "tls.agents allows no certificate: every agent would be refused" },
+        { "tls: { ca: ca.pem, cert: server.pem, key: server-key.pem,\n"
+          "       agents: { https: { any: false } } }\n",
+          "tls.agents.https allows no certificate" },
+        { "tls: { ca: ca.pem, cert: server.pem, key: server-key.pem, agents: { oids: [x.1] } }\n",
+          "'tls.agents.oids': 'x.1' is not an OID" },
+        { "tls: { ca: ca.pem, cert: server.pem, key: server-key.pem, crl_expired: maybe }\n",
+          "'tls.crl_expired': expected one of refuse, warn, got 'maybe'" },
         /* YAML itself */
         { TLS_OK "store:\n  path: [unclosed\n",
           "t.yaml:4:1: invalid YAML: did not find expected ',' or ']' (while parsing a flow "
@@ -538,6 +553,37 @@ static void test_errors(void **state)
                      cases[i].want);
         }
     }
+}
+
+/* The defaults and the resolution of the new limits: max_handshakes a quarter of
+ * max_connections; tls.agents OU agents for every listener unless one has its own. */
+static void test_issue12_keys(void **state)
+{
+    struct vg_config *c;
+    struct errbuf eb;
+
+    (void)state;
+    assert_int_equal(load(TLS_OK "listen: { max_connections: 40 }\n", &c, &eb), 0);
+    assert_int_equal(c->listen.max_handshakes, 10);
+    assert_int_equal(c->listen.max_handshakes_per_ip, 32);
+    assert_int_equal(c->listen.accept_rate_per_ip, 20);
+    assert_int_equal(c->limits.memory_bytes, 0);
+    assert_string_equal(c->tls.crl_expired, "refuse");
+    assert_int_equal(c->tls.agents.all.nous, 1);
+    assert_string_equal(c->tls.agents.all.ous[0], "agents");
+    for (int k = 0; k < LST_RULES; k++) {
+        assert_false(c->tls.agents.lst[k].set);
+    }
+    config_free(c);
+    assert_int_equal(load("tls: { ca: ca.pem, cert: server.pem, key: server-key.pem,\n"
+                          "  agents: { https: { subjects: [ kube-apiserver ] } } }\n",
+                          &c, &eb),
+                     0);
+    assert_true(c->tls.agents.lst[LST_RULE_HTTPS].set);
+    assert_false(c->tls.agents.lst[LST_RULE_FORWARD].set);
+    assert_string_equal(c->tls.agents.lst[LST_RULE_HTTPS].subjects[0], "kube-apiserver");
+    assert_int_equal(c->tls.agents.lst[LST_RULE_HTTPS].nous, 0);
+    config_free(c);
 }
 
 static void test_hostile_sizes(void **state)
@@ -819,6 +865,7 @@ int main(void)
         cmocka_unit_test(test_minimal_and_overrides),
         cmocka_unit_test(test_signing_key),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_issue12_keys),
         cmocka_unit_test(test_hostile_sizes),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_value_parsers),

@@ -472,17 +472,18 @@ static void test_pki_files(void **state)
 
     /* One more client, usable at once. */
     errbuf_clear(&eb);
-    assert_int_equal(pki_issue_client(dir1, "bob", &eb), 0);
+    assert_int_equal(pki_issue_client(dir1, "bob", PKI_ROLE_AGENT, &eb), 0);
     assert_int_equal(stat(P(dir1, "bob-key.pem"), &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
-    assert_int_equal(pki_issue_client(dir1, "bob", &eb), -EEXIST);
+    assert_int_equal(pki_issue_client(dir1, "bob", PKI_ROLE_AGENT, &eb), -EEXIST);
     expect_contains(errbuf_msg(&eb), "bob.pem");
     errbuf_clear(&eb);
-    assert_int_equal(pki_issue_client(dir1, "../evil", &eb), VG_EPARSE);
-    assert_int_equal(pki_issue_client(dir1, "", &eb), VG_EPARSE);
-    assert_int_equal(pki_issue_client(dir1, "ca", &eb), VG_EPARSE);
+    assert_int_equal(pki_issue_client(dir1, "../evil", PKI_ROLE_AGENT, &eb), VG_EPARSE);
+    assert_int_equal(pki_issue_client(dir1, "", PKI_ROLE_AGENT, &eb), VG_EPARSE);
+    assert_int_equal(pki_issue_client(dir1, "ca", PKI_ROLE_AGENT, &eb), VG_EPARSE);
     errbuf_clear(&eb);
-    assert_int_equal(pki_issue_client(dir3, "carol", &eb), -ENOENT); /* no CA there */
+    assert_int_equal(pki_issue_client(dir3, "carol", PKI_ROLE_AGENT, &eb),
+                     -ENOENT); /* no CA there */
     expect_contains(errbuf_msg(&eb), dir3);
 
     struct pair p;
@@ -914,11 +915,13 @@ static void test_conn_refused_by_server(void **state)
     struct tls_ctx *ctx = client_ctx(dir1, NULL, NULL);
     errbuf_clear(&eb);
     int rc = tls_conn_open(ctx, "127.0.0.1", port, 5000, &c, &eb);
+    /* Refused for its certificate (none): VG_ECERT, which vigil send does not retry. */
     if (rc == 0) {
-        assert_int_equal(tls_conn_read(c, in, sizeof(in), 5000), VG_ETLS);
+        assert_int_equal(tls_conn_read(c, in, sizeof(in), 5000), VG_ECERT);
         expect_contains(tls_conn_error(c), "certificate required");
         tls_conn_close(c);
     } else {
+        assert_int_equal(rc, VG_ECERT);
         expect_contains(errbuf_msg(&eb), "certificate required");
     }
     assert_int_equal(pthread_join(th, NULL), 0);
@@ -935,13 +938,167 @@ static void test_conn_refused_by_server(void **state)
     assert_int_equal(pthread_create(&th, NULL, srv_main, &sv), 0);
     ctx = client_ctx(dir2, dir2, "agent-node-1");
     errbuf_clear(&eb);
-    assert_int_equal(tls_conn_open(ctx, "127.0.0.1", port, 5000, &c, &eb), VG_ETLS);
+    assert_int_equal(tls_conn_open(ctx, "127.0.0.1", port, 5000, &c, &eb), VG_ECERT);
     expect_contains(errbuf_msg(&eb), "TLS handshake with 127.0.0.1:");
     expect_contains(errbuf_msg(&eb), "unable to get local issuer certificate");
     assert_int_equal(pthread_join(th, NULL), 0);
     tls_ctx_free(ctx);
     tls_ctx_free(sv.ctx);
     close(sv.lfd);
+}
+
+/* pair_run with a policy on the server session (tls.agents). */
+static void pair_run_policy(struct pair *p, const char *client, const struct tls_policy *pol)
+{
+    memset(p, 0, sizeof(*p));
+    p->cctx = client_ctx(dir1, dir1, client);
+    p->sctx = server_ctx(NULL);
+    assert_int_equal(tls_sess_new(p->cctx, false, "localhost", &p->c), 0);
+    assert_int_equal(tls_sess_new(p->sctx, true, NULL, &p->s), 0);
+    tls_sess_set_policy(p->s, pol);
+    pump(p->c, p->s, &p->crc, &p->src);
+}
+
+/* Who may ship: the default rule (OU agents) lets pki init's agents in and refuses its
+ * analyst in the handshake, saying what is allowed and naming the certificate; globs on
+ * the CN, OIDs (EKU) and any work as documented. */
+static void test_agent_policy(void **state)
+{
+    char *agents[] = { "agents" };
+    char *glob[] = { "agent-*" };
+    char *client_auth[] = { "1.3.6.1.5.5.7.3.2" };
+    char *server_auth[] = { "1.3.6.1.5.5.7.3.1" };
+    struct tls_policy ou = { .name = "tls.agents", .ous = agents, .nous = 1 };
+    struct tls_policy cn = { .name = "tls.agents.https", .subjects = glob, .nsubjects = 1 };
+    struct tls_policy eku = { .name = "x", .oids = client_auth, .noids = 1 };
+    struct tls_policy wrong_eku = { .name = "x", .oids = server_auth, .noids = 1 };
+    struct tls_policy any = { .name = "x", .any = true };
+    struct pair p;
+    char text[200];
+
+    (void)state;
+    pair_run_policy(&p, "agent-node-1", &ou);
+    assert_int_equal(p.src, 1);
+    assert_false(tls_sess_refused_by_policy(p.s));
+    assert_non_null(strstr(tls_sess_presented(p.s)->subject, "OU=agents"));
+    pair_free(&p);
+
+    pair_run_policy(&p, "analyst", &ou);
+    assert_int_equal(p.src, VG_ETLS);
+    assert_true(tls_sess_refused_by_policy(p.s));
+    assert_string_equal(tls_sess_error(p.s),
+                        "not an agent's certificate: tls.agents allows OU agents");
+    const struct tls_cert_info *ci = tls_sess_presented(p.s);
+    assert_non_null(ci);
+    assert_string_equal(ci->subject, "CN=analyst,OU=analysts");
+    assert_non_null(strstr(ci->issuer, "CN=vigil development CA"));
+    assert_true(strlen(ci->serial) >= 16);
+    assert_int_equal(strlen(ci->not_after), 20); /* 2028-01-01T00:00:00Z */
+    expect_client_refused(&p, "bad certificate");
+    pair_free(&p);
+
+    pair_run_policy(&p, "analyst", &cn);
+    assert_int_equal(p.src, VG_ETLS);
+    assert_string_equal(tls_sess_error(p.s),
+                        "not an agent's certificate: tls.agents.https allows CN agent-*");
+    pair_free(&p);
+    pair_run_policy(&p, "agent-sidecar-1", &cn);
+    assert_int_equal(p.src, 1);
+    pair_free(&p);
+    pair_run_policy(&p, "analyst", &eku);
+    assert_int_equal(p.src, 1);
+    pair_free(&p);
+    pair_run_policy(&p, "agent-node-1", &wrong_eku);
+    assert_int_equal(p.src, VG_ETLS);
+    pair_free(&p);
+    pair_run_policy(&p, "analyst", &any);
+    assert_int_equal(p.src, 1);
+    pair_free(&p);
+    tls_policy_describe(&ou, text, sizeof(text));
+    assert_string_equal(text, "OU agents");
+}
+
+/* The certificate of a peer the CA does not know is named too. */
+static void test_presented_other_ca(void **state)
+{
+    struct pair p;
+
+    (void)state;
+    pair_run(&p, client_ctx(dir1, dir2, "agent-node-1"), server_ctx(NULL), "localhost");
+    assert_int_equal(p.src, VG_ETLS);
+    const struct tls_cert_info *ci = tls_sess_presented(p.s);
+    assert_non_null(ci);
+    assert_string_equal(ci->subject, "CN=agent-node-1,OU=agents");
+    pair_free(&p);
+    /* no certificate, nothing presented */
+    struct tls_ctx *bare = NULL;
+    struct errbuf eb;
+    errbuf_clear(&eb);
+    assert_int_equal(tls_client_ctx_new(P(dir1, "ca.pem"), NULL, NULL, &bare, &eb), 0);
+    pair_run(&p, bare, server_ctx(NULL), "localhost");
+    assert_int_equal(p.src, VG_ETLS);
+    assert_null(tls_sess_presented(p.s));
+    pair_free(&p);
+}
+
+/* A CRL past its next update: read as expired; refused by default, accepted (still
+ * checked for revocations) with tls.crl_expired: warn. A context reloaded with a new CRL
+ * (tls_ctx_swap) applies it to new sessions at once. */
+static void test_crl_expired_and_swap(void **state)
+{
+    struct tls_crl_info ci;
+    struct errbuf eb;
+    struct pair p;
+    const char *revoke[] = { "agent-sidecar-1" };
+
+    (void)state;
+    errbuf_clear(&eb);
+    assert_int_equal(pki_crl(dir1, revoke, 1, -1, &eb), 0);
+    assert_int_equal(tls_crl_read(P(dir1, "crl.pem"), (int64_t)time(NULL) * 1000000000LL, &ci, &eb),
+                     0);
+    assert_true(ci.expired);
+    assert_int_equal(ci.revoked, 1);
+    pair_run(&p, client_ctx(dir1, dir1, "agent-node-1"), server_ctx(P(dir1, "crl.pem")),
+             "localhost");
+    assert_int_equal(p.src, VG_ETLS);
+    assert_string_equal(tls_sess_error(p.s), "certificate verify failed: CRL has expired");
+    pair_free(&p);
+    struct tls_ctx *stale = server_ctx(P(dir1, "crl.pem"));
+    tls_ctx_set_crl_stale_ok(stale, true);
+    pair_run(&p, client_ctx(dir1, dir1, "agent-node-1"), stale, "localhost");
+    assert_int_equal(p.src, 1);
+    pair_free(&p);
+    stale = server_ctx(P(dir1, "crl.pem"));
+    tls_ctx_set_crl_stale_ok(stale, true);
+    pair_run(&p, client_ctx(dir1, dir1, "agent-sidecar-1"), stale, "localhost");
+    assert_int_equal(p.src, VG_ETLS); /* revoked is revoked, stale or not */
+    pair_free(&p);
+
+    /* Reload: a context without CRL, then the files change and it is swapped. */
+    struct tls_ctx *live = server_ctx(NULL);
+    struct tls_ctx *cctx = client_ctx(dir1, dir1, "agent-sidecar-1");
+    struct tls_sess *c = NULL;
+    struct tls_sess *s = NULL;
+    int crc;
+    int src;
+    assert_int_equal(tls_sess_new(cctx, false, "localhost", &c), 0);
+    assert_int_equal(tls_sess_new(live, true, NULL, &s), 0);
+    pump(c, s, &crc, &src);
+    assert_int_equal(src, 1);
+    tls_sess_free(c);
+    tls_sess_free(s);
+    assert_int_equal(pki_crl(dir1, revoke, 0, 30, &eb), 0); /* keeps the one revoked */
+    tls_ctx_swap(live, server_ctx(P(dir1, "crl.pem")));
+    assert_int_equal(tls_sess_new(cctx, false, "localhost", &c), 0);
+    assert_int_equal(tls_sess_new(live, true, NULL, &s), 0);
+    pump(c, s, &crc, &src);
+    assert_int_equal(src, VG_ETLS);
+    assert_string_equal(tls_sess_error(s), "certificate verify failed: certificate revoked");
+    tls_sess_free(c);
+    tls_sess_free(s);
+    tls_ctx_free(cctx);
+    tls_ctx_free(live);
+    unlink(P(dir1, "crl.pem"));
 }
 
 int main(void)
@@ -956,6 +1113,9 @@ int main(void)
         cmocka_unit_test(test_pki_server_names),
         cmocka_unit_test(test_plaintext_garbage),
         cmocka_unit_test(test_crl),
+        cmocka_unit_test(test_agent_policy),
+        cmocka_unit_test(test_presented_other_ca),
+        cmocka_unit_test(test_crl_expired_and_swap),
         cmocka_unit_test(test_peer_from_san),
         cmocka_unit_test(test_conn_refused),
         cmocka_unit_test(test_conn_echo),

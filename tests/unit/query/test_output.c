@@ -189,7 +189,8 @@ static void test_json_empty_and_minimal(void **state)
     assert_int_equal(out_finish(o), 0);
     out_free(o);
     cap_close(&c);
-    assert_string_equal(c.text, "[\n{},\n{\"host\":\"h\xef\xbf\xbd\"}\n]\n");
+    /* an invalid byte round-trips as a lone-surrogate escape (schemas/event.yaml) */
+    assert_string_equal(c.text, "[\n{},\n{\"host\":\"h\\udcff\"}\n]\n");
     free(c.text);
 }
 
@@ -255,7 +256,7 @@ static void test_csv(void **state)
     assert_string_equal(c.text,
                         "ts,source,kind,severity,host,namespace,pod,user,src_ip,action,outcome,"
                         "rule,message\r\n"
-                        "2024-05-01T11:55:00.123456789Z,falco,,notice,bad\xef\xbf\xbd,default,"
+                        "2024-05-01T11:55:00.123456789Z,falco,,notice,bad\\xff,default,"
                         "nginx-abc,root,,,,plain rule,\"a,b \"\"c\"\"\r\nd\"\r\n"
                         ",,k,,,,,,,,,,\r\n");
     free(c.text);
@@ -407,7 +408,7 @@ static void test_table_utf8_and_controls(void **state)
     assert_null(strchr(t, '\t'));
     assert_null(strstr(t, "\xe2\x80\xae"));
     assert_null(strstr(t, "\xc2\x9b"));
-    assert_non_null(strstr(t, "\\x1b[31mred\\x07 tab here next ?evil \\x9b bad\xef\xbf\xbd end\n"));
+    assert_non_null(strstr(t, "\\x1b[31mred\\x07 tab here next ?evil \\x9b bad\\xff end\n"));
     /* 39 characters of the namespace, then the ellipsis, then "/" is cut too */
     const char *row = strchr(t, '\n') + 1;
     const char *where = row + 24 + 1 + 9 + 1 + 6 + 1;
