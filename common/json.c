@@ -101,7 +101,7 @@ static int put_str(struct buf *out, const unsigned char *s, size_t n)
     if (!p) {
         return mp_put_str(out, s, n);
     }
-    uint8_t small[1024];
+    uint8_t small[1024] = {0}; /* zeroed: gcc -O2 cannot see that k > 0 covers what is read */
     uint8_t *t = n <= sizeof(small) ? small : xmalloc(n);
     size_t k = 0;
     for (size_t i = 0; i < n;) {
