@@ -145,8 +145,11 @@ class Refusals(VigildTest):
         self.assertEqual(len(self.vd.search("raw.run_id=after-refusal")), 3)
         m = self.vd.metrics()
         self.assertEqual(m['vigil_listener_tls_handshake_failures_total{listener="forward"}'], 2)
-        # Each refusal is evidence: a source=vigil event with the peer and the reason.
-        ev = self.vd.search("source=vigil", "action=tls_handshake")
+        # Each refusal is evidence: a source=vigil event with the peer and the reason. It is
+        # stored by the store thread after the refusal, so it may land a moment later.
+        ev = harness.wait_for("two refusal records", lambda: (
+            lambda e: e if len(e) >= 2 else None)(
+                self.vd.search("source=vigil", "action=tls_handshake")))
         self.assertEqual(len(ev), 2)
         self.assertTrue(all(e["src_ip"] == "127.0.0.1" for e in ev))
         reasons = " ".join(e["message"] for e in ev)
@@ -158,8 +161,9 @@ class Refusals(VigildTest):
         # Closed at once: at most a TLS alert record (0x15), never a Forward ack.
         self.assertIn(recv_until_closed(s)[:1], (b"", b"\x15"))
         s.close()
-        self.assertEqual(self.vd.search("source=vigil", "action=tls_handshake",
-                                        check=True)[0]["outcome"], "failure")
+        ev = harness.wait_for("the refusal record", lambda: self.vd.search(
+            "source=vigil", "action=tls_handshake"))
+        self.assertEqual([e["outcome"] for e in ev], ["failure"])
 
 
 class BadInput(VigildTest):
