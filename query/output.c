@@ -530,3 +530,39 @@ int out_finish(struct out *o)
     }
     return rc;
 }
+
+int out_note(struct out *o, const char *text)
+{
+    struct buf *b = &o->line;
+    size_t chars;
+    int rc = 0;
+
+    if (o->fmt != OUT_TABLE) {
+        return 0;
+    }
+    buf_reset(b);
+    if (!o->header_done) {
+        rc = table_header(o);
+    }
+    buf_reset(&o->cell);
+    if (rc == 0) {
+        rc = sanitize(&o->cell, span_str(text), &chars);
+    }
+    if (rc == 0) {
+        rc = buf_append(b, o->cell.data, o->cell.len);
+    }
+    if (rc == 0) {
+        rc = buf_append_byte(b, '\n');
+    }
+    if (rc < 0) {
+        buf_reset(b);
+        return rc;
+    }
+    o->header_done = true;
+    return write_line(o);
+}
+
+int out_event_json(struct buf *b, const struct rec *r)
+{
+    return format_json(b, r);
+}

@@ -17,6 +17,7 @@
 
 #include <stdio.h>
 
+#include "common/buf.h"
 #include "common/vg.h"
 #include "schemas/record.h"
 
@@ -44,6 +45,16 @@ int out_event(struct out *o, const struct rec *r) VG_MUST_USE;
 /* Ends the output (closes the JSON array; prints the CSV header if no event did) and
  * flushes f. Returns 0, or -errno (-EIO when stdio lost an earlier write). Call once. */
 int out_finish(struct out *o) VG_MUST_USE;
+
+/* Table only (other formats: 0, nothing printed): prints one line of the command's own
+ * between events (a timeline's minute heading, a summary line), made safe for a
+ * terminal like a cell but never cut; the table header first if no event printed it.
+ * Returns 0, VG_ELIMIT or -errno when writing fails. */
+int out_note(struct out *o, const char *text) VG_MUST_USE;
+
+/* Appends r to b as the event object the json and ndjson formats print (no line end).
+ * Returns 0, VG_ECORRUPT (r's raw is malformed msgpack) or VG_ELIMIT (b's max). */
+int out_event_json(struct buf *b, const struct rec *r) VG_MUST_USE;
 
 /* Frees o (takes NULL). Does not close f. */
 void out_free(struct out *o);
