@@ -209,6 +209,39 @@ int vg_time_parse_arg(const char *s, int64_t now_ns, int64_t *ns)
     return vg_time_parse_rfc3339(sp, ns);
 }
 
+int vg_clock_parse(struct span s, int64_t *ns)
+{
+    unsigned v[3] = { 0, 0, 0 };
+    size_t parts = 0;
+
+    if (s.n != 5 && s.n != 8) {
+        return VG_EPARSE;
+    }
+    for (size_t i = 0; i < s.n; i += 3) {
+        if (s.p[i] < '0' || s.p[i] > '9' || s.p[i + 1] < '0' || s.p[i + 1] > '9' ||
+            (i + 2 < s.n && s.p[i + 2] != ':')) {
+            return VG_EPARSE;
+        }
+        v[parts++] = (unsigned)(s.p[i] - '0') * 10 + (unsigned)(s.p[i + 1] - '0');
+    }
+    if (v[0] > 23 || v[1] > 59 || v[2] > 59) {
+        return VG_EPARSE;
+    }
+    *ns = ((int64_t)v[0] * 3600 + v[1] * 60 + v[2]) * VG_NS_PER_SEC;
+    return 0;
+}
+
+int64_t vg_day_start(int64_t ns)
+{
+    const int64_t day = 86400 * VG_NS_PER_SEC;
+    int64_t d = ns / day;
+
+    if (ns % day < 0) {
+        d--;
+    }
+    return d * day;
+}
+
 size_t vg_time_format(int64_t ns, int ndigits, char *out, size_t cap)
 {
     int64_t secs = ns / VG_NS_PER_SEC;

@@ -2,6 +2,7 @@
  * cli.h). The CLI's only thread. */
 #include "query/cli.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,42 @@ static const struct cli_opt *own_opt(const struct cli_cmd *c, const char *a)
 
 static int bad_time(const struct cli_args *a, const char *opt, const char *v)
 {
-    fprintf(stderr, "vigil %s: %s: '%s' is not a time (RFC 3339 or 15m, 2h, 7d)\n", a->cmd, opt, v);
+    fprintf(stderr,
+            "vigil %s: %s: '%s' is not a time (RFC 3339, 15m, 2h, 7d, or a UTC clock time"
+            " like 14:00)\n",
+            a->cmd, opt, v);
     return CLI_USAGE;
+}
+
+/* --since and --until (README "Searching"): RFC 3339, an age (15m), or a clock time
+ * (14:00, 14:00:30) in UTC, the time shown in every output. A clock time is on the date
+ * of the other bound when that one is a date and time or an age, else today (UTC); when
+ * both are clock times and until is not after since, until is on the next day
+ * (--since 23:00 --until 01:00). */
+static int parse_times(struct cli_args *a)
+{
+    const int64_t day = 86400 * VG_NS_PER_SEC;
+    int64_t sc = 0;
+    int64_t uc = 0;
+    bool s_clock = a->since_arg && vg_clock_parse(span_str(a->since_arg), &sc) == 0;
+    bool u_clock = a->until_arg && vg_clock_parse(span_str(a->until_arg), &uc) == 0;
+
+    if (a->since_arg && !s_clock && vg_time_parse_arg(a->since_arg, a->now, &a->since) < 0) {
+        return bad_time(a, "--since", a->since_arg);
+    }
+    if (a->until_arg && !u_clock && vg_time_parse_arg(a->until_arg, a->now, &a->until) < 0) {
+        return bad_time(a, "--until", a->until_arg);
+    }
+    if (s_clock) {
+        a->since = vg_day_start(a->until_arg && !u_clock ? a->until : a->now) + sc;
+    }
+    if (u_clock) {
+        a->until = vg_day_start(a->since_arg && !s_clock ? a->since : a->now) + uc;
+        if (s_clock && a->until <= a->since) {
+            a->until += day;
+        }
+    }
+    return CLI_OK;
 }
 
 /* The shared option a names, if c takes it: 1 consumed (with *i past its value), 0 not
@@ -120,11 +155,9 @@ static int parse(const struct cli_cmd *c, struct cli_args *a, int argc, char **a
         }
         *(uint64_t *)(void *)slot = n;
     }
-    if (a->since_arg && vg_time_parse_arg(a->since_arg, a->now, &a->since) < 0) {
-        return bad_time(a, "--since", a->since_arg);
-    }
-    if (a->until_arg && vg_time_parse_arg(a->until_arg, a->now, &a->until) < 0) {
-        return bad_time(a, "--until", a->until_arg);
+    int rc = parse_times(a);
+    if (rc != CLI_OK) {
+        return rc;
     }
     if (a->format_arg && out_format_parse(a->format_arg, &a->format) < 0) {
         fprintf(stderr, "vigil %s: --format: expected table, json, ndjson or csv, got '%s'\n",
@@ -235,4 +268,13 @@ int cli_terminal_width(void)
 bool cli_progress_enabled(void)
 {
     return isatty(STDERR_FILENO) && getenv("CI") == NULL;
+}
+
+int cli_output_done(const char *prog, int rc)
+{
+    if (rc >= 0 || rc == -EPIPE) {
+        return CLI_OK;
+    }
+    fprintf(stderr, "%s: cannot write the output: %s\n", prog, vg_strerror(rc));
+    return CLI_FAIL;
 }

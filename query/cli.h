@@ -120,4 +120,10 @@ int cli_terminal_width(void);
 /* True when progress lines should be drawn (stderr is a terminal). */
 bool cli_progress_enabled(void);
 
+/* How a command ends after printing to stdout (rc: the last out_event / out_finish
+ * result, or 0): a reader that went away (EPIPE: `| head`) ends it quietly with CLI_OK,
+ * any other write error is said on stderr ("<prog>: cannot write the output: ...") and
+ * gives CLI_FAIL. SIGPIPE is ignored (main.c), so writes fail with EPIPE instead. */
+int cli_output_done(const char *prog, int rc);
+
 #endif

@@ -54,7 +54,9 @@ struct fcmp {
     struct span val;  /* the unescaped value */
     int64_t num;      /* time (ns), dst_port, raw integer */
     uint64_t unum;    /* seq */
-    double fnum;      /* raw number */
+    uint64_t unum_hi; /* seq=N..M: M (range set), unum being N */
+    bool range;
+    double fnum; /* raw number */
     bool has_int, has_float, has_bool, bval, is_null;
     int sev; /* severity rank for EQ and comparisons */
 };
@@ -735,7 +737,28 @@ static int build_term(struct parser *p, struct fnode **out)
                       vs);
             goto fail;
         }
-        if (type == VG_FT_UINT && parse_u64(c->val, UINT64_MAX, &c->unum) < 0) {
+        const uint8_t *dots =
+            type == VG_FT_UINT && c->val.n >= 2 ? memmem(c->val.p, c->val.n, "..", 2) : NULL;
+        if (dots) {
+            /* seq=N..M: from N to M, both included. */
+            struct span lo = { c->val.p, (size_t)(dots - c->val.p) };
+            struct span hi = { dots + 2, c->val.n - lo.n - 2 };
+            if (c->op != FOP_EQ) {
+                rc = perr(p, tk->op_off, "a range N..M goes with '=' or '!=', not '%s'", ops);
+                goto fail;
+            }
+            if (parse_u64(lo, UINT64_MAX, &c->unum) < 0 ||
+                parse_u64(hi, UINT64_MAX, &c->unum_hi) < 0) {
+                rc = perr(p, tk->val_off, "bad range '%s' for '%s' (N..M, two numbers)", vs, nm);
+                goto fail;
+            }
+            if (c->unum > c->unum_hi) {
+                rc = perr(p, tk->val_off, "empty range '%s' for '%s': %" PRIu64 " > %" PRIu64, vs,
+                          nm, c->unum, c->unum_hi);
+                goto fail;
+            }
+            c->range = true;
+        } else if (type == VG_FT_UINT && parse_u64(c->val, UINT64_MAX, &c->unum) < 0) {
             rc = perr(p, tk->val_off, "bad number '%s' for '%s'", vs, nm);
             goto fail;
         }
@@ -1202,6 +1225,9 @@ static bool cmp_match(const struct fcmp *c, const struct rec *r)
         return has && op_holds(c->op, cmp_i64(t, c->num));
     }
     case VG_FT_UINT:
+        if (c->range) {
+            return r->has_seq && r->seq >= c->unum && r->seq <= c->unum_hi;
+        }
         return r->has_seq && op_holds(c->op, r->seq < c->unum ? -1 : r->seq > c->unum);
     case VG_FT_INT:
         return r->has_dst_port && op_holds(c->op, cmp_i64(r->dst_port, c->num));
@@ -1295,6 +1321,67 @@ void filter_time_bounds(const struct filter *f, int64_t *since, int64_t *until)
         for (size_t i = 0; i < root->n; i++) {
             if (root->kids[i]->kind == FN_CMP) {
                 bound(&root->kids[i]->cmp, since, until);
+            }
+        }
+    }
+}
+
+static void seq_bound(const struct fcmp *c, uint64_t *lo, uint64_t *hi)
+{
+    uint64_t v = c->unum;
+
+    if (c->field != VG_F_SEQ || c->neg) {
+        return;
+    }
+    if (c->range) {
+        *lo = c->unum > *lo ? c->unum : *lo;
+        *hi = c->unum_hi < *hi ? c->unum_hi : *hi;
+        return;
+    }
+    switch (c->op) {
+    case FOP_EQ:
+        *lo = v > *lo ? v : *lo;
+        *hi = v < *hi ? v : *hi;
+        break;
+    case FOP_GE:
+        *lo = v > *lo ? v : *lo;
+        break;
+    case FOP_GT:
+        if (v == UINT64_MAX) {
+            *lo = UINT64_MAX; /* nothing is larger: an empty range */
+            *hi = 0;
+        } else if (v + 1 > *lo) {
+            *lo = v + 1;
+        }
+        break;
+    case FOP_LE:
+        *hi = v < *hi ? v : *hi;
+        break;
+    case FOP_LT:
+        if (v == 0) {
+            *lo = UINT64_MAX; /* nothing is smaller: an empty range */
+            *hi = 0;
+        } else if (v - 1 < *hi) {
+            *hi = v - 1;
+        }
+        break;
+    case FOP_HAS:
+        break;
+    }
+}
+
+void filter_seq_bounds(const struct filter *f, uint64_t *lo, uint64_t *hi)
+{
+    const struct fnode *root = f->root;
+
+    *lo = 0;
+    *hi = UINT64_MAX;
+    if (root->kind == FN_CMP) {
+        seq_bound(&root->cmp, lo, hi);
+    } else if (root->kind == FN_AND) {
+        for (size_t i = 0; i < root->n; i++) {
+            if (root->kids[i]->kind == FN_CMP) {
+                seq_bound(&root->kids[i]->cmp, lo, hi);
             }
         }
     }
@@ -1426,7 +1513,8 @@ static int describe_cmp(const struct fcmp *c, struct buf *out)
         break;
     }
     case VG_FT_UINT:
-        rc = buf_appendf(out, "%" PRIu64, c->unum);
+        rc = c->range ? buf_appendf(out, "%" PRIu64 "..%" PRIu64, c->unum, c->unum_hi)
+                      : buf_appendf(out, "%" PRIu64, c->unum);
         break;
     case VG_FT_INT:
         rc = buf_appendf(out, "%" PRId64, c->num);

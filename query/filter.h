@@ -3,6 +3,7 @@
  *
  *     term     field=value   field!=value   field~substring   field!~substring
  *              field>N  field>=N  field<N  field<=N        (numbers, times, severity)
+ *              seq=N..M  seq!=N..M                         (a range, both ends included)
  *              field=val*    field!=val*                   (prefix; field=* = present)
  *              src_ip=10.0.0.0/8  dst_ip=fd00::/8          (CIDR on IP fields)
  *              word  "a phrase"                            (full text over the event)
@@ -51,6 +52,12 @@ bool filter_match(const struct filter *f, const struct rec *r);
  * level, for the scanner to skip partitions and blocks; INT64_MIN / INT64_MAX when
  * unbounded. Every match lies inside the range (the converse does not hold). */
 void filter_time_bounds(const struct filter *f, int64_t *since, int64_t *until);
+
+/* The [lo, hi] range of seq implied by seq conditions ANDed at the top level (seq=N,
+ * seq=N..M, seq>=N, ...), for the scanner to skip segments and blocks by their seq
+ * range; 0 / UINT64_MAX when unbounded, lo > hi when nothing can match. Every match lies
+ * inside the range. Pure. */
+void filter_seq_bounds(const struct filter *f, uint64_t *lo, uint64_t *hi);
 
 /* What every record matching f has, from the terms ANDed at the top level (a term
  * under OR or NOT, a negated one, a number, time, CIDR or severity rank comparison adds

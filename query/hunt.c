@@ -26,7 +26,8 @@
  * store) through query/output.h on stdout; rules that did not load, and a summary line,
  * on stderr; progress on a terminal only. Exit 0 whether or not alerts fired; 1 when the
  * store cannot be read, no rule loaded, or a rule did not load without --allow-invalid;
- * 2 for usage errors. Runs on the CLI's only thread; blocks on disk. */
+ * 2 for usage errors; 130 when Ctrl-C stopped it (the alerts printed until then stand). Runs on the
+ * CLI's only thread; blocks on disk. */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -343,6 +344,9 @@ static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
     struct hunt *h = arg;
     struct rec r;
 
+    if (scan_interrupted()) {
+        return SCAN_STOP; /* Ctrl-C: what was read so far is not evaluated */
+    }
     if ((h->bad = scan_rec_decode(bytes, seq, &r, h->eb)) < 0) {
         return h->bad;
     }
@@ -422,7 +426,7 @@ static int replay(struct hunt *h)
 
     if (!sp->f) {
         qsort(sp->idx, sp->nidx, sizeof(*sp->idx), ent_cmp);
-        for (size_t i = 0; i < sp->nidx && h->out_rc == 0; i++) {
+        for (size_t i = 0; i < sp->nidx && h->out_rc == 0 && !scan_interrupted(); i++) {
             const uint8_t *p = sp->mem.data + sp->idx[i].off;
             uint32_t len;
             memcpy(&len, p + 8, 4);
@@ -463,7 +467,7 @@ static int replay(struct hunt *h)
     for (size_t i = n / 2; i-- > 0;) {
         heap_down(heap, n, i);
     }
-    while (rc == 0 && n > 0 && h->out_rc == 0) {
+    while (rc == 0 && n > 0 && h->out_rc == 0 && !scan_interrupted()) {
         struct cursor *c = heap[0];
         assert(last == 0 || c->seq > last); /* runs are sorted; seqs are unique */
         last = c->seq;
@@ -633,14 +637,18 @@ static int hunt_run(struct cli_args *a)
     h.keep_until = until == INT64_MAX || until > INT64_MAX - horizon ? INT64_MAX : until + horizon;
     int64_t read_since =
         since == INT64_MIN || since < INT64_MIN + horizon ? INT64_MIN : since - horizon;
+    scan_interrupt_begin(); /* Ctrl-C: stop reading or evaluating, print what fired */
     if (rc == 0 && (rc = store_reader_open(cli_store_dir(a), &rd, &eb)) == 0) {
         rc = store_scan(rd, read_since, INT64_MAX, on_rec, &h, NULL);
         if (rc < 0 && !h.bad) {
             errbuf_set(&eb, "%s", store_reader_error(rd));
         }
+        rc = rc == SCAN_STOP ? 0 : rc;
         store_reader_close(rd);
     }
-    if (rc == 0 && (rc = replay(&h)) == 0 && h.out_rc == 0) {
+    bool interrupted = scan_interrupted();
+    if (rc == 0 && !interrupted && (rc = replay(&h)) == 0 && h.out_rc == 0 &&
+        !(interrupted = scan_interrupted())) {
         /* what vigild's timer did since: the collector clock reaches now */
         (void)rules_engine_advance(h.eng, vg_now_ns(), on_alert, &h);
     }
@@ -651,10 +659,17 @@ static int hunt_run(struct cli_args *a)
         fprintf(stderr, "vigil hunt: %s\n", errbuf_msg(&eb));
         result = CLI_FAIL;
     }
+    scan_interrupt_end();
     if (out_finish(h.o) < 0 && h.out_rc == 0) {
         h.out_rc = -EPIPE;
     }
-    if (result == CLI_OK) {
+    if (result == CLI_OK && interrupted) {
+        fprintf(stderr,
+                "vigil hunt: interrupted: %" PRIu64 " alerts from the first %" PRIu64
+                " events (in seq order) evaluated before Ctrl-C, of %" PRIu64 " read\n",
+                h.alerts, h.evaluated, h.seen);
+        result = SCAN_EXIT_INTERRUPTED;
+    } else if (result == CLI_OK) {
         fprintf(stderr,
                 "vigil hunt: %zu rules loaded (%zu unsupported, %zu invalid), %" PRIu64
                 " events evaluated (%" PRIu64 " alerts skipped), %" PRIu64

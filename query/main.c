@@ -1,5 +1,6 @@
 /* query/main.c: vigil, the query and operations CLI. Finds the command in the table
  * (query/commands.c) and runs it (query/cli.c). */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -32,6 +33,9 @@ int main(int argc, char **argv)
 {
     log_set_prog("vigil");
     raise_open_files();
+    /* A reader that goes away (`vigil search | head`) makes writes fail with EPIPE, which
+     * each command ends on quietly (cli_output_done), instead of killing it mid-line. */
+    signal(SIGPIPE, SIG_IGN);
     log_set_level(LOG_LVL_WARN);
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(argc < 2 ? stderr : stdout);

@@ -4,53 +4,91 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/time.h"
 #include "common/xalloc.h"
 #include "query/filter.h"
 
-/* Counts shared by the threads of one scan, for the progress line. */
-struct scan_shared {
-    _Atomic uint64_t seen;
-    _Atomic uint64_t matched;
-};
-
 struct scan_ctx {
     const struct filter *f;
     uint64_t limit;
+    bool rev; /* SCAN_REVERSE: keep the latest */
     struct scan_result *res;
-    bool progress; /* this thread prints the progress line */
-    int64_t last_progress;
+    struct scan_par *par; /* for the progress line's matched count */
     uint64_t seen;
-    uint64_t seen_told; /* of seen and res->matched, what sh already has */
-    uint64_t matched_told;
-    struct scan_shared *sh;
+    uint64_t matched_told; /* of res->matched, what par already has */
     int bad;
     struct errbuf *eb;
 };
+
+/* ---- SIGINT (scan.h) ---- */
+
+static volatile sig_atomic_t scan_sigint;
+static int scan_sigint_depth;
+static struct sigaction scan_sigint_old;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    scan_sigint = 1; /* SA_RESETHAND: the next one kills */
+}
+
+void scan_interrupt_begin(void)
+{
+    if (scan_sigint_depth++ > 0) {
+        return;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    scan_sigint = 0;
+    (void)sigaction(SIGINT, &sa, &scan_sigint_old);
+}
+
+void scan_interrupt_end(void)
+{
+    if (scan_sigint_depth > 0 && --scan_sigint_depth == 0) {
+        (void)sigaction(SIGINT, &scan_sigint_old, NULL);
+    }
+}
+
+bool scan_interrupted(void)
+{
+    return scan_sigint != 0;
+}
 
 static bool hit_less(const struct scan_hit *a, const struct scan_hit *b)
 {
     return a->ts < b->ts || (a->ts == b->ts && a->seq < b->seq);
 }
 
-/* With a limit, hits[] is a max-heap on (ts, seq): the root is the latest kept hit,
- * replaced when an earlier match arrives. */
-static void heap_sift_down(struct scan_hit *h, size_t n, size_t i)
+/* a comes before b in the result: earlier, or with rev later. */
+static bool hit_before(bool rev, const struct scan_hit *a, const struct scan_hit *b)
+{
+    return rev ? hit_less(b, a) : hit_less(a, b);
+}
+
+/* With a limit, hits[] is a heap whose root is the kept hit that comes last (the latest,
+ * or with rev the earliest), replaced when a match that comes before it arrives. */
+static void heap_sift_down(bool rev, struct scan_hit *h, size_t n, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1;
         size_t r = l + 1;
         size_t m = i;
-        if (l < n && hit_less(&h[m], &h[l])) {
+        if (l < n && hit_before(rev, &h[m], &h[l])) {
             m = l;
         }
-        if (r < n && hit_less(&h[m], &h[r])) {
+        if (r < n && hit_before(rev, &h[m], &h[r])) {
             m = r;
         }
         if (m == i) {
@@ -63,11 +101,11 @@ static void heap_sift_down(struct scan_hit *h, size_t n, size_t i)
     }
 }
 
-static void heap_sift_up(struct scan_hit *h, size_t i)
+static void heap_sift_up(bool rev, struct scan_hit *h, size_t i)
 {
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!hit_less(&h[p], &h[i])) {
+        if (!hit_before(rev, &h[p], &h[i])) {
             return;
         }
         struct scan_hit t = h[i];
@@ -83,14 +121,14 @@ static void keep(struct scan_ctx *c, int64_t ts, uint64_t seq, struct span rec)
     struct scan_hit h = { ts, seq, NULL, rec.n };
 
     if (c->limit && res->n == c->limit) {
-        if (!hit_less(&h, &res->hits[0])) {
+        if (!hit_before(c->rev, &h, &res->hits[0])) {
             return;
         }
         free(res->hits[0].bytes);
         h.bytes = xmalloc(rec.n);
         memcpy(h.bytes, rec.p, rec.n);
         res->hits[0] = h;
-        heap_sift_down(res->hits, res->n, 0);
+        heap_sift_down(c->rev, res->hits, res->n, 0);
         return;
     }
     if (res->n == res->cap) {
@@ -101,7 +139,7 @@ static void keep(struct scan_ctx *c, int64_t ts, uint64_t seq, struct span rec)
     memcpy(h.bytes, rec.p, rec.n);
     res->hits[res->n++] = h;
     if (c->limit) {
-        heap_sift_up(res->hits, res->n - 1);
+        heap_sift_up(c->rev, res->hits, res->n - 1);
     }
 }
 
@@ -116,6 +154,11 @@ void scan_need_init(struct scan_need *sn, const struct filter *f)
         sn->vals[i].value = sn->fn.values[i].value;
     }
     sn->need = (struct store_need){ sn->vals, sn->fn.nvalues, sn->fn.texts, sn->fn.ntexts };
+    sn->seq_lo = 0;
+    sn->seq_hi = UINT64_MAX;
+    if (f) {
+        filter_seq_bounds(f, &sn->seq_lo, &sn->seq_hi);
+    }
 }
 
 int scan_rec_decode(struct span bytes, uint64_t seq, struct rec *r, struct errbuf *eb)
@@ -140,18 +183,9 @@ static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
         c->res->matched++;
         keep(c, ts, seq, bytes);
     }
-    if ((c->seen & 0xffff) == 0) {
-        atomic_fetch_add(&c->sh->seen, c->seen - c->seen_told);
-        atomic_fetch_add(&c->sh->matched, c->res->matched - c->matched_told);
-        c->seen_told = c->seen;
+    if ((c->seen & 0xfff) == 0 && c->res->matched != c->matched_told) {
+        scan_par_matched(c->par, c->res->matched - c->matched_told);
         c->matched_told = c->res->matched;
-        int64_t now = vg_mono_ns();
-        if (c->progress && now - c->last_progress > 200000000) {
-            c->last_progress = now;
-            fprintf(stderr, "\rscanning: %" PRIu64 " events read, %" PRIu64 " matched",
-                    atomic_load(&c->sh->seen), atomic_load(&c->sh->matched));
-            fflush(stderr);
-        }
     }
     return 0;
 }
@@ -163,6 +197,11 @@ static int cmp_hit(const void *a, const void *b)
     return hit_less(x, y) ? -1 : hit_less(y, x) ? 1 : 0;
 }
 
+static int cmp_hit_rev(const void *a, const void *b)
+{
+    return cmp_hit(b, a);
+}
+
 /* ---- parallel scans ---- */
 
 struct scan_par {
@@ -171,6 +210,11 @@ struct scan_par {
     struct store_scan_plan *plan;
     unsigned nt;
     uint64_t failed_id; /* the segment the failing stripe could not read (0: none) */
+    unsigned watch;     /* scan_par_watch: SCAN_PROGRESS, SCAN_INTERRUPTIBLE */
+    const char *what;
+    struct store_scan_progress progress; /* the runs count their blocks here */
+    _Atomic uint64_t matched;            /* scan_par_matched */
+    _Atomic bool interrupted;
 };
 
 struct stripe_run {
@@ -184,6 +228,136 @@ struct stripe_run {
     int rc;
     uint64_t failed_id;
 };
+
+/* Stops a stripe at its next record once SIGINT arrived (SCAN_INTERRUPTIBLE). */
+static int on_rec_watched(void *arg, int64_t ts, uint64_t seq, struct span rec)
+{
+    struct stripe_run *s = arg;
+
+    if (scan_sigint) {
+        atomic_store(&s->p->interrupted, true);
+        return SCAN_STOP;
+    }
+    return s->fn(s->arg, ts, seq, rec);
+}
+
+/* ---- the progress line ---- */
+
+#define SCAN_PROGRESS_AFTER_NS 1000000000LL /* drawn once a scan has run this long */
+#define SCAN_PROGRESS_EVERY_MS 250
+
+struct progress_run {
+    pthread_t th;
+    struct scan_par *p;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int drawn; /* columns of the line on screen (0: none) */
+};
+
+/* "1.2M", "345k", "17": n in at most 4 characters and a suffix. */
+static void human(char *out, size_t cap, double n)
+{
+    if (n >= 1e9) {
+        snprintf(out, cap, "%.1fG", n / 1e9);
+    } else if (n >= 1e6) {
+        snprintf(out, cap, "%.1fM", n / 1e6);
+    } else if (n >= 1e4) {
+        snprintf(out, cap, "%.0fk", n / 1e3);
+    } else {
+        snprintf(out, cap, "%.0f", n);
+    }
+}
+
+static void progress_draw(struct progress_run *pr, double secs)
+{
+    struct scan_par *p = pr->p;
+    struct store_scan_progress *g = &p->progress;
+    uint64_t total = store_scan_plan_bytes(p->plan);
+    uint64_t done = atomic_load(&g->bytes);
+    uint64_t recs = atomic_load(&g->records);
+    char line[256];
+    char rate[16];
+    char matched[16];
+    char eta[32] = "";
+
+    human(rate, sizeof(rate), secs > 0 ? (double)recs / secs : 0);
+    human(matched, sizeof(matched), (double)atomic_load(&p->matched));
+    double frac = total ? (double)done / (double)total : 0;
+    frac = frac > 1 ? 1 : frac;
+    if (frac > 0.01) {
+        double left = secs * (1 - frac) / frac;
+        snprintf(eta, sizeof(eta), ", ETA %.0f s", left < 1 ? 1 : left);
+    }
+    int n = snprintf(line, sizeof(line),
+                     "%s: %2.0f%% of %.1f MB, blocks %" PRIu64 " read %" PRIu64
+                     " skipped, %s matched, %s events/s%s",
+                     p->what, frac * 100, (double)total / 1e6, atomic_load(&g->blocks_read),
+                     atomic_load(&g->blocks_skipped), matched, rate, eta);
+    n = n < 0 ? 0 : n >= (int)sizeof(line) ? (int)sizeof(line) - 1 : n;
+    /* Pad over what the last line left, so a shorter line leaves no tail behind. */
+    fprintf(stderr, "\r%s%*s", line, pr->drawn > n ? pr->drawn - n : 0, "");
+    fflush(stderr);
+    pr->drawn = n > pr->drawn ? n : pr->drawn;
+}
+
+static void *progress_main(void *arg)
+{
+    struct progress_run *pr = arg;
+    int64_t t0 = vg_mono_ns();
+
+    pthread_mutex_lock(&pr->mu);
+    while (!pr->done) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += SCAN_PROGRESS_EVERY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&pr->cv, &pr->mu, &until);
+        int64_t el = vg_mono_ns() - t0;
+        if (!pr->done && el >= SCAN_PROGRESS_AFTER_NS) {
+            progress_draw(pr, (double)el / 1e9);
+        }
+    }
+    pthread_mutex_unlock(&pr->mu);
+    if (pr->drawn > 0) {
+        fprintf(stderr, "\r%*s\r", pr->drawn, "");
+        fflush(stderr);
+    }
+    return NULL;
+}
+
+void scan_par_narrow(struct scan_par *p, const struct scan_need *sn)
+{
+    if (sn->seq_lo > 0 || sn->seq_hi < UINT64_MAX) {
+        store_scan_plan_seq_range(p->plan, sn->seq_lo, sn->seq_hi);
+    }
+}
+
+void scan_par_watch(struct scan_par *p, unsigned flags, const char *what)
+{
+    p->watch = flags & (SCAN_PROGRESS | SCAN_INTERRUPTIBLE);
+    p->what = what ? what : "scanning";
+}
+
+void scan_par_matched(struct scan_par *p, uint64_t n)
+{
+    if (p) {
+        atomic_fetch_add_explicit(&p->matched, n, memory_order_relaxed);
+    }
+}
+
+bool scan_par_interrupted(const struct scan_par *p)
+{
+    return atomic_load(&((struct scan_par *)p)->interrupted);
+}
+
+uint64_t scan_par_blocks(const struct scan_par *p)
+{
+    return store_scan_plan_blocks(p->plan);
+}
 
 /* Threads for a scan of `bytes` stored bytes: one below 8 MiB (not worth starting
  * threads), else the online CPUs, at most 8; VIGIL_SCAN_THREADS (1..64) overrides. */
@@ -224,6 +398,7 @@ int scan_par_open(const char *dir, int64_t since, int64_t until, const struct st
         return rc;
     }
     p->nt = scan_threads(store_scan_plan_bytes(p->plan));
+    store_scan_plan_set_progress(p->plan, &p->progress);
     *out = p;
     return 0;
 }
@@ -241,7 +416,12 @@ static void *stripe_main(void *arg)
     if (s->stripe > 0 && (s->rc = store_reader_open(s->p->dir, &rd, &s->eb)) < 0) {
         return NULL;
     }
-    s->rc = store_scan_plan_run(rd, s->p->plan, s->stripe, s->p->nt, s->fn, s->arg, &s->stats);
+    if (s->p->watch & SCAN_INTERRUPTIBLE) {
+        s->rc =
+            store_scan_plan_run(rd, s->p->plan, s->stripe, s->p->nt, on_rec_watched, s, &s->stats);
+    } else {
+        s->rc = store_scan_plan_run(rd, s->p->plan, s->stripe, s->p->nt, s->fn, s->arg, &s->stats);
+    }
     if (s->rc < 0) {
         errbuf_set(&s->eb, "%s", store_reader_error(rd));
         s->failed_id = store_reader_failed_segment(rd);
@@ -256,8 +436,23 @@ int scan_par_run(struct scan_par *p, store_rec_fn fn, void *const *args,
                  struct store_scan_stats *stats, struct errbuf *eb)
 {
     struct stripe_run *ss = xcalloc(p->nt, sizeof(*ss));
+    struct progress_run pr = { .p = p };
+    bool drawing = false;
     int rc = 0;
 
+    atomic_store(&p->interrupted, false);
+    if (p->watch & SCAN_INTERRUPTIBLE) {
+        scan_interrupt_begin();
+    }
+    if (p->watch & SCAN_PROGRESS) {
+        pthread_mutex_init(&pr.mu, NULL);
+        pthread_cond_init(&pr.cv, NULL);
+        drawing = pthread_create(&pr.th, NULL, progress_main, &pr) == 0;
+        if (!drawing) {
+            pthread_cond_destroy(&pr.cv);
+            pthread_mutex_destroy(&pr.mu);
+        }
+    }
     for (unsigned i = 0; i < p->nt; i++) {
         ss[i] = (struct stripe_run){ .p = p, .stripe = i, .fn = fn, .arg = args[i] };
         errbuf_clear(&ss[i].eb);
@@ -275,6 +470,18 @@ int scan_par_run(struct scan_par *p, store_rec_fn fn, void *const *args,
         } else {
             stripe_main(&ss[i]);
         }
+    }
+    if (drawing) {
+        pthread_mutex_lock(&pr.mu);
+        pr.done = true;
+        pthread_cond_signal(&pr.cv);
+        pthread_mutex_unlock(&pr.mu);
+        pthread_join(pr.th, NULL);
+        pthread_cond_destroy(&pr.cv);
+        pthread_mutex_destroy(&pr.mu);
+    }
+    if (p->watch & SCAN_INTERRUPTIBLE) {
+        scan_interrupt_end();
     }
     p->failed_id = 0;
     for (unsigned i = 0; i < p->nt; i++) {
@@ -371,9 +578,8 @@ static int scan_once(const char *dir, int64_t since, int64_t until, const struct
                      uint64_t limit, unsigned flags, struct scan_skips *skips, bool *again,
                      struct scan_result *res, struct errbuf *eb)
 {
-    bool progress = (flags & SCAN_PROGRESS) != 0;
+    bool rev = (flags & SCAN_REVERSE) != 0;
     struct scan_par *par = NULL;
-    struct scan_shared sh = { 0 };
     int64_t t0 = vg_mono_ns();
     int rc;
 
@@ -387,7 +593,10 @@ static int scan_once(const char *dir, int64_t since, int64_t until, const struct
     if ((rc = scan_par_open(dir, since, until, &sn.need, &par, &res->stats, eb)) < 0) {
         return rc;
     }
+    scan_par_narrow(par, &sn);
     scan_par_skip(par, skips);
+    scan_par_watch(par, flags, "scanning");
+    res->blocks_total = scan_par_blocks(par);
     unsigned nt = scan_par_threads(par);
     res->threads = nt;
     struct scan_result *rs = xcalloc(nt, sizeof(*rs));
@@ -396,17 +605,15 @@ static int scan_once(const char *dir, int64_t since, int64_t until, const struct
     void **args = xcalloc(nt, sizeof(*args));
     for (unsigned i = 0; i < nt; i++) {
         errbuf_clear(&ebs[i]);
-        cs[i] = (struct scan_ctx){ .f = f,
-                                   .limit = limit,
-                                   .res = &rs[i],
-                                   .progress = progress && i == 0,
-                                   .sh = &sh,
-                                   .eb = &ebs[i] };
+        cs[i] = (struct scan_ctx){
+            .f = f, .limit = limit, .rev = rev, .res = &rs[i], .par = par, .eb = &ebs[i]
+        };
         args[i] = &cs[i];
     }
     rc = scan_par_run(par, on_rec, args, &res->stats, eb);
     *again = (flags & SCAN_SKIP_DAMAGED) && scan_skips_take(skips, par, rc, eb);
     uint64_t failed = rc < 0 ? par->failed_id : 0;
+    res->interrupted = scan_par_interrupted(par);
     scan_par_close(par);
     /* A record that does not decode says so itself; every stripe's hits and counts. */
     size_t total = 0;
@@ -430,14 +637,12 @@ static int scan_once(const char *dir, int64_t since, int64_t until, const struct
     free(cs);
     free(ebs);
     free(args);
-    if (progress && atomic_load(&sh.seen) > 0) {
-        fprintf(stderr, "\r%60s\r", "");
-    }
     int64_t t1 = vg_mono_ns();
     if (res->n > 1) {
-        qsort(res->hits, res->n, sizeof(*res->hits), cmp_hit);
+        qsort(res->hits, res->n, sizeof(*res->hits), rev ? cmp_hit_rev : cmp_hit);
     }
-    /* Each stripe kept its earliest `limit`: the earliest `limit` of all are among them. */
+    /* Each stripe kept its first `limit` (earliest, or latest with rev): the first
+     * `limit` of all are among them. */
     if (limit && res->n > limit) {
         for (size_t i = limit; i < res->n; i++) {
             free(res->hits[i].bytes);

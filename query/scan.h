@@ -1,6 +1,16 @@
 /* query/scan.h: the shared read path of search, timeline and the demo: scan the store
  * over a time window, decode each record, apply a filter, and keep the matches in time
- * order (bounded by a limit: the earliest `limit` matches by (ts, seq)). */
+ * order (bounded by a limit: the earliest `limit` matches by (ts, seq), or with
+ * SCAN_REVERSE the latest, newest first).
+ *
+ * Every scan can show progress and be interrupted (issue 13 item 6): with SCAN_PROGRESS
+ * a thread of its own draws one line on stderr, from the scan's first second on, every
+ * quarter second (blocks read and skipped, events matched, rate, share of the bytes done
+ * and ETA), and clears it at the end; with SCAN_INTERRUPTIBLE the first SIGINT stops
+ * the scan (every stripe stops at its next record) and the result says so
+ * (interrupted): the command prints what was found so far and exits SCAN_EXIT_INTERRUPTED;
+ * a second SIGINT kills as usual. Commands with their own scan loop use
+ * scan_par_watch, or scan_interrupt_begin/scan_interrupted/scan_interrupt_end. */
 #ifndef VG_QUERY_SCAN_H
 #define VG_QUERY_SCAN_H
 
@@ -53,10 +63,29 @@ struct scan_result {
     unsigned threads;          /* stripes scanned at once (scan_par_threads) */
     struct scan_skips skipped; /* SCAN_SKIP_DAMAGED: the damaged segments left out */
     uint64_t failed_segment;   /* scan_run failed on this segment (0: not one segment) */
+    bool interrupted;          /* SCAN_INTERRUPTIBLE: SIGINT stopped the scan; hits and
+                                  matched are what was found until then */
+    uint64_t blocks_total;     /* blocks of the plan (read, skipped or not reached) */
 };
 
-#define SCAN_PROGRESS     1u /* a progress line on stderr (for a terminal) */
-#define SCAN_SKIP_DAMAGED 2u /* leave out segments that cannot be read, and say which */
+#define SCAN_PROGRESS      1u /* a progress line on stderr (for a terminal) */
+#define SCAN_SKIP_DAMAGED  2u /* leave out segments that cannot be read, and say which */
+#define SCAN_INTERRUPTIBLE 4u /* SIGINT stops the scan; the result says interrupted */
+#define SCAN_REVERSE       8u /* the latest matches, newest first (--reverse) */
+
+/* The exit code of a command a SIGINT stopped after printing what it had found (as a
+ * shell reports a process SIGINT killed: 128 + 2). */
+#define SCAN_EXIT_INTERRUPTED 130
+/* What a store_rec_fn returns to stop its stripe when scan_interrupted(). */
+#define SCAN_STOP 1
+
+/* Installs a SIGINT handler that only records the signal, and resets that record
+ * (nested calls count: the outermost end restores the previous handler). The handler
+ * is one-shot: a second SIGINT has the default effect. Main thread only. */
+void scan_interrupt_begin(void);
+void scan_interrupt_end(void);
+/* True once SIGINT arrived since the outermost scan_interrupt_begin. Any thread. */
+bool scan_interrupted(void);
 
 /* Scans dir over [since, until) for records matching f (NULL: all). limit 0 = no limit.
  * Blocks whose index rules out what f needs (filter_needs) are skipped unread. What
@@ -76,8 +105,14 @@ struct scan_need {
     struct filter_needs fn;
     struct store_need_value vals[FILTER_MAX_TERMS];
     struct store_need need;
+    uint64_t seq_lo; /* filter_seq_bounds: 0 / UINT64_MAX when unbounded */
+    uint64_t seq_hi;
 };
 void scan_need_init(struct scan_need *sn, const struct filter *f);
+/* Applies what sn says of seq (seq=N, seq=N..M, seq>=N) to a plan (scan_par_open with
+ * &sn->need): the segments and blocks outside are passed over unread. */
+struct scan_par;
+void scan_par_narrow(struct scan_par *p, const struct scan_need *sn);
 
 /* Decodes one stored record as schema v1 (rec_decode). Returns 0, or VG_ECORRUPT with
  * eb naming the record's seq. */
@@ -93,6 +128,16 @@ struct scan_par;
 int scan_par_open(const char *dir, int64_t since, int64_t until, const struct store_need *need,
                   struct scan_par **out, struct store_scan_stats *stats, struct errbuf *eb);
 unsigned scan_par_threads(const struct scan_par *p);
+/* For the next scan_par_run (call before it): SCAN_PROGRESS draws the progress line
+ * (what: its first word, e.g. "search"), SCAN_INTERRUPTIBLE stops every stripe at its
+ * next record once SIGINT arrives (scan_par_interrupted then says so). */
+void scan_par_watch(struct scan_par *p, unsigned flags, const char *what);
+/* Adds n to the events matched the progress line shows (any stripe, any time). */
+void scan_par_matched(struct scan_par *p, uint64_t n);
+/* True when SIGINT stopped the last scan_par_run before the end. */
+bool scan_par_interrupted(const struct scan_par *p);
+/* Blocks of the plan, and blocks the runs so far read or skipped. */
+uint64_t scan_par_blocks(const struct scan_par *p);
 /* Leaves the segments of s out of p's plan (call before scan_par_run). */
 void scan_par_skip(struct scan_par *p, const struct scan_skips *s);
 /* The segment the last scan_par_run failed on (0: it did not fail on one segment). */

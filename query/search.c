@@ -18,16 +18,20 @@
 static void search_usage(FILE *f)
 {
     fprintf(f,
-            "usage: vigil search [FILTER...] [--since T] [--until T] [--limit N]\n"
+            "usage: vigil search [FILTER...] [--since T] [--until T] [--limit N] [--reverse]\n"
             "                    [--format table|json|ndjson|csv] [--explain] [--skip-damaged]\n"
             "                    [-c FILE | --store DIR]\n"
             "\n"
             "FILTER: field=value, field!=value, field~substring, field>=N, severity>=warning,\n"
-            "        src_ip=10.0.0.0/8, field=prefix*, bare words (full text), AND, OR, NOT, ( ).\n"
-            "T: RFC 3339 (2024-05-01T13:00:00Z) or relative (15m, 2h, 7d).\n"
+            "        src_ip=10.0.0.0/8, field=prefix*, seq=N..M, bare words (full text), AND,\n"
+            "        OR, NOT, ( ).\n"
+            "T: RFC 3339 (2024-05-01T13:00:00Z), relative (15m, 2h, 7d) or a UTC clock time\n"
+            "   (14:00, 14:00:30: on the other bound's date, else today).\n"
             "--limit: the earliest N matches (default 1000 on a terminal, all when piped).\n"
+            "--reverse: newest first (with --limit, the latest N).\n"
             "--skip-damaged: leave out segments that cannot be read (said on stderr) instead of\n"
-            "        failing on the first one.\n");
+            "        failing on the first one.\n"
+            "Ctrl-C stops the scan and prints what it found so far (exit 130).\n");
 }
 
 static double ms(uint64_t ns)
@@ -87,10 +91,12 @@ static void print_explain(const struct filter *f, int64_t since, int64_t until,
 struct search_opts {
     bool explain;
     bool skip_damaged;
+    bool reverse;
 };
 
 static const struct cli_opt search_opts[] = {
     { "--explain", NULL, CLI_FLAG, CLI_OFF(struct search_opts, explain), 0, 0 },
+    { "--reverse", NULL, CLI_FLAG, CLI_OFF(struct search_opts, reverse), 0, 0 },
     { "--skip-damaged", NULL, CLI_FLAG, CLI_OFF(struct search_opts, skip_damaged), 0, 0 },
     { NULL },
 };
@@ -115,8 +121,9 @@ static int search_run(struct cli_args *a)
     }
     errbuf_clear(&eb);
     struct scan_result res;
-    unsigned flags =
-        (cli_progress_enabled() ? SCAN_PROGRESS : 0) | (so->skip_damaged ? SCAN_SKIP_DAMAGED : 0);
+    unsigned flags = (cli_progress_enabled() ? SCAN_PROGRESS : 0) |
+                     (so->skip_damaged ? SCAN_SKIP_DAMAGED : 0) | SCAN_INTERRUPTIBLE |
+                     (so->reverse ? SCAN_REVERSE : 0);
     rc = scan_run(cli_store_dir(a), a->since, a->until, f, limit, flags, &res, &eb);
     scan_skips_print("vigil search", &res.skipped);
     if (rc < 0) {
@@ -127,31 +134,49 @@ static int search_run(struct cli_args *a)
         return CLI_FAIL;
     }
     struct out *o = out_new(a->format, stdout, cli_terminal_width());
+    int orc = 0;
     for (size_t i = 0; i < res.n; i++) {
         struct span cur = { res.hits[i].bytes, res.hits[i].len };
         struct rec r;
         if (rec_decode(&cur, &r) < 0) {
             continue;
         }
-        int orc = out_event(o, &r);
+        orc = out_event(o, &r);
         if (orc == VG_ECORRUPT) {
             fprintf(stderr,
                     "vigil search: event seq %" PRIu64 " has a malformed raw value; "
                     "skipped (run vigil verify)\n",
                     res.hits[i].seq);
+            orc = 0;
+            continue;
+        }
+        if (orc == VG_ELIMIT) {
+            fprintf(stderr, "vigil search: event seq %" PRIu64 " is too large to print; skipped\n",
+                    res.hits[i].seq);
+            orc = 0;
             continue;
         }
         if (orc < 0) {
             break; /* stdout closed (a pager quit): nothing more to show */
         }
     }
-    if (out_finish(o) < 0) {
-        rc = -EPIPE;
+    if (orc >= 0) {
+        orc = out_finish(o);
     }
     out_free(o);
-    if (limit && res.matched > res.n) {
-        fprintf(stderr, "vigil search: showing the earliest %zu of %" PRIu64 " matches (--limit)\n",
-                res.n, res.matched);
+    rc = cli_output_done("vigil search", orc);
+    if (rc == CLI_OK && limit && res.matched > res.n) {
+        fprintf(stderr, "vigil search: showing the %s %zu of %" PRIu64 " matches (--limit)\n",
+                so->reverse ? "latest" : "earliest", res.n, res.matched);
+    }
+    if (res.interrupted) {
+        fprintf(stderr,
+                "vigil search: interrupted: %" PRIu64 " matches in the %" PRIu64 " of %" PRIu64
+                " blocks scanned before Ctrl-C\n",
+                res.matched,
+                res.stats.blocks_read + res.stats.blocks_skipped + res.stats.blocks_skipped_index,
+                res.blocks_total);
+        rc = rc == CLI_OK ? SCAN_EXIT_INTERRUPTED : rc;
     }
     if (so->explain) {
         print_explain(f, a->since, a->until, &res);
@@ -159,12 +184,12 @@ static int search_run(struct cli_args *a)
     scan_result_release(&res);
     filter_free(f);
     free(text);
-    return CLI_OK;
+    return rc;
 }
 
 const struct cli_cmd cmd_search = {
     .name = "search",
-    .synopsis = "[FILTER] [--since T] [--until T] [--limit N] [--format table|json|ndjson|csv]",
+    .synopsis = "[FILTER] [--since T] [--until T] [--limit N] [--reverse] [--format FMT]",
     .takes = CLI_STORE | CLI_TIME | CLI_FORMAT | CLI_LIMIT,
     .opts = search_opts,
     .own_size = sizeof(struct search_opts),

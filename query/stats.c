@@ -45,6 +45,8 @@ struct stats {
     struct buf keys;
     struct buf key; /* the key being built */
     uint64_t matched;
+    uint64_t matched_told; /* of matched, what par's progress line has */
+    struct scan_par *par;
     int err;
     struct errbuf *eb;
 };
@@ -148,6 +150,10 @@ static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
         return 0;
     }
     s->matched++;
+    if ((s->matched & 0xfff) == 0) {
+        scan_par_matched(s->par, s->matched - s->matched_told);
+        s->matched_told = s->matched;
+    }
     buf_reset(&s->key);
     for (size_t i = 0; i < s->nfields; i++) {
         if (key_add(&s->key, &r, s->fields[i]) < 0) {
@@ -304,8 +310,9 @@ static int print_groups(struct stats *s, struct group *g, size_t n, enum out_for
         fputs("]\n", o);
     }
     buf_release(&j);
+    errno = 0;
     if (fflush(o) != 0 || ferror(o)) {
-        return -EIO;
+        return errno ? -errno : -EIO;
     }
     return 0;
 }
@@ -356,18 +363,23 @@ static int parse_by(struct stats *s, const char *by)
  * are left out; with skip_damaged, one that cannot be read is added to them (*again:
  * scan once more, afresh). *failed: the segment a failure was about (0: none). */
 static int stats_scan(struct stats *s, const char *dir, int64_t since, int64_t until,
-                      const struct store_need *need, bool skip_damaged, struct scan_skips *skips,
-                      bool *again, uint64_t *failed, struct store_scan_stats *st, struct errbuf *eb)
+                      const struct scan_need *sn, bool skip_damaged, struct scan_skips *skips,
+                      bool *again, uint64_t *failed, bool *interrupted, struct store_scan_stats *st,
+                      struct errbuf *eb)
 {
     struct scan_par *par = NULL;
-    int rc = scan_par_open(dir, since, until, need, &par, st, eb);
+    int rc = scan_par_open(dir, since, until, &sn->need, &par, st, eb);
 
     *again = false;
     *failed = 0;
     if (rc < 0) {
         return rc;
     }
+    scan_par_narrow(par, sn);
     scan_par_skip(par, skips);
+    scan_par_watch(par, (cli_progress_enabled() ? SCAN_PROGRESS : 0) | SCAN_INTERRUPTIBLE,
+                   "counting");
+    s->par = par;
     unsigned nt = scan_par_threads(par);
     struct stats *ps = xcalloc(nt, sizeof(*ps));
     struct errbuf *pe = xcalloc(nt, sizeof(*pe));
@@ -378,6 +390,7 @@ static int stats_scan(struct stats *s, const char *dir, int64_t since, int64_t u
         memcpy(ps[i].fields, s->fields, sizeof(s->fields));
         ps[i].nfields = s->nfields;
         ps[i].eb = &pe[i];
+        ps[i].par = par;
         errbuf_clear(&pe[i]);
         buf_init(&ps[i].keys, (size_t)1 << 31);
         buf_init(&ps[i].key, 1u << 24);
@@ -386,6 +399,8 @@ static int stats_scan(struct stats *s, const char *dir, int64_t since, int64_t u
     rc = scan_par_run(par, on_rec, args, st, eb);
     *again = skip_damaged && scan_skips_take(skips, par, rc, eb);
     *failed = rc < 0 ? scan_par_failed_segment(par) : 0;
+    *interrupted = scan_par_interrupted(par);
+    s->par = NULL;
     scan_par_close(par);
     for (unsigned i = 1; i < nt; i++) {
         if (ps[i].err && !s->err) {
@@ -468,10 +483,11 @@ static int stats_run(struct cli_args *a)
     /* --skip-damaged: each damaged segment found starts the count over without it. */
     struct scan_skips skips = { NULL, 0 };
     uint64_t failed = 0;
+    bool interrupted = false;
     for (;;) {
         bool again = false;
-        rc = stats_scan(&s, cli_store_dir(a), a->since, a->until, &sn.need, so->skip_damaged,
-                        &skips, &again, &failed, &st, &eb);
+        rc = stats_scan(&s, cli_store_dir(a), a->since, a->until, &sn, so->skip_damaged, &skips,
+                        &again, &failed, &interrupted, &st, &eb);
         if (!again) {
             break;
         }
@@ -501,7 +517,14 @@ static int stats_run(struct cli_args *a)
             qsort_r(g, n, sizeof(*g), cmp_group, &s.keys);
         }
         size_t shown = so->top && so->top < n ? (size_t)so->top : n;
-        rc = print_groups(&s, g, shown, a->format) < 0 ? CLI_FAIL : CLI_OK;
+        rc = cli_output_done("vigil stats", print_groups(&s, g, shown, a->format));
+        if (interrupted) {
+            fprintf(stderr,
+                    "vigil stats: interrupted: the counts of the %" PRIu64
+                    " matches found before Ctrl-C\n",
+                    s.matched);
+            rc = rc == CLI_OK ? SCAN_EXIT_INTERRUPTED : rc;
+        }
         if (so->explain) {
             fprintf(stderr,
                     "explain: blocks read %" PRIu64 ", skipped by time %" PRIu64

@@ -100,7 +100,8 @@ static bool in_flight(const struct seg_meta *m, const struct seg_walk *w)
 /* pinned: the plan's fd for m (-1: none, open it now). */
 static int scan_segment(struct store_reader *r, const struct seg_meta *m, int pinned, int64_t since,
                         int64_t until, const struct bix_query *need, uint64_t seq_min,
-                        unsigned stripe, unsigned nstripes, store_rec_fn fn, void *arg,
+                        uint64_t seq_max, struct store_scan_progress *progress, unsigned stripe,
+                        unsigned nstripes, store_rec_fn fn, void *arg,
                         struct store_scan_stats *stats)
 {
     struct seg_walk w;
@@ -132,6 +133,8 @@ static int scan_segment(struct store_reader *r, const struct seg_meta *m, int pi
     w.scan.stripe = stripe;
     w.scan.nstripes = nstripes;
     w.scan.seq_min = seq_min;
+    w.scan.seq_max = seq_max;
+    w.scan.progress = progress;
     w.rbuf = &r->rbuf;
     w.dbuf = &r->dbuf;
     w.dg = r->dg;
@@ -177,7 +180,9 @@ static uint64_t mono_ns(void)
 
 struct store_scan_plan {
     int64_t since, until;
-    uint64_t seq_min;
+    uint64_t seq_min;                     /* 0, or the records wanted have seq >= seq_min */
+    uint64_t seq_max;                     /* 0, or the records wanted have seq <= seq_max */
+    struct store_scan_progress *progress; /* NULL, or where runs count their blocks */
     struct seg_meta *rows;
     int *fds; /* rows[i]'s file, open since the plan was made; -1: opened when scanned
                  (there were more than the process may open, or it could not be opened) */
@@ -307,6 +312,15 @@ uint64_t store_scan_plan_bytes(const struct store_scan_plan *p)
     return b;
 }
 
+uint64_t store_scan_plan_blocks(const struct store_scan_plan *p)
+{
+    uint64_t b = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        b += p->rows[i].tot.blocks;
+    }
+    return b;
+}
+
 int store_scan_plan_run(struct store_reader *r, const struct store_scan_plan *p, unsigned stripe,
                         unsigned nstripes, store_rec_fn fn, void *arg,
                         struct store_scan_stats *stats)
@@ -326,9 +340,40 @@ int store_scan_plan_run(struct store_reader *r, const struct store_scan_plan *p,
     r->failed_id = 0;
     for (size_t i = 0; i < p->n && rc == 0; i++) {
         rc = scan_segment(r, &p->rows[i], p->fds ? p->fds[i] : -1, p->since, p->until, &p->q,
-                          p->seq_min, stripe, nstripes, fn, arg, stats);
+                          p->seq_min, p->seq_max, p->progress, stripe, nstripes, fn, arg, stats);
     }
     return rc;
+}
+
+void store_scan_plan_seq_range(struct store_scan_plan *p, uint64_t seq_min, uint64_t seq_max)
+{
+    size_t kept = 0;
+
+    /* A segment's catalog row holds the seq range of its committed blocks (segment.md 5.2);
+     * a pinned file left out is closed here. */
+    for (size_t i = 0; i < p->n; i++) {
+        bool in = seq_min <= seq_max && p->rows[i].tot.count > 0 &&
+                  p->rows[i].tot.seq_max >= seq_min && p->rows[i].tot.seq_min <= seq_max;
+        if (!in) {
+            if (p->fds && p->fds[i] >= 0) {
+                close(p->fds[i]);
+            }
+            continue;
+        }
+        p->rows[kept] = p->rows[i];
+        if (p->fds) {
+            p->fds[kept] = p->fds[i];
+        }
+        kept++;
+    }
+    p->n = kept;
+    p->seq_min = seq_min > p->seq_min ? seq_min : p->seq_min;
+    p->seq_max = seq_max == UINT64_MAX ? 0 : seq_max;
+}
+
+void store_scan_plan_set_progress(struct store_scan_plan *p, struct store_scan_progress *pr)
+{
+    p->progress = pr;
 }
 
 int store_scan_plan_skip(struct store_scan_plan *p, uint64_t segment_id)

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -542,11 +543,14 @@ int seg__walk(struct seg_walk *w)
             goto out;
         }
         bool pass = false; /* passed over unread (its header is still chained and counted) */
+        bool mine = true;  /* this stripe's block (counted in scan.progress) */
         w->rbuf->len = 0;
         if (skip && w->scan.nstripes > 1 && nblock++ % w->scan.nstripes != w->scan.stripe) {
             pass = true; /* another reader's (store_scan_plan_run) */
+            mine = false;
         } else if (skip && (h.ts_max < w->scan.since || h.ts_min >= w->scan.until ||
-                            (w->scan.seq_min > 0 && h.seq_max < w->scan.seq_min))) {
+                            (w->scan.seq_min > 0 && h.seq_max < w->scan.seq_min) ||
+                            (w->scan.seq_max > 0 && h.seq_min > w->scan.seq_max))) {
             /* segment.md 4.1: the stored hash becomes prev, unverified. */
             pass = true;
             if (w->stats) {
@@ -626,6 +630,16 @@ int seg__walk(struct seg_walk *w)
                     goto out;
                 }
             }
+        }
+        if (skip && mine && w->scan.progress) {
+            struct store_scan_progress *pr = w->scan.progress;
+            if (pass) {
+                atomic_fetch_add_explicit(&pr->blocks_skipped, 1, memory_order_relaxed);
+            } else {
+                atomic_fetch_add_explicit(&pr->blocks_read, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&pr->records, h.count, memory_order_relaxed);
+            }
+            atomic_fetch_add_explicit(&pr->bytes, blen, memory_order_relaxed);
         }
         seg__totals_add(&w->tot, &h);
         memcpy(w->chain, h.hash, VG_SHA256_LEN);

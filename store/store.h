@@ -8,6 +8,7 @@
 #ifndef VG_STORE_STORE_H
 #define VG_STORE_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -196,9 +197,26 @@ int store_scan_plan_make(struct store_reader *r, int64_t since, int64_t until,
                          struct store_scan_stats *stats) VG_MUST_USE;
 /* Bytes of the plan's segment files (as the catalog last recorded them). */
 uint64_t store_scan_plan_bytes(const struct store_scan_plan *p);
+/* Blocks of the plan's segments (as the catalog last recorded them). */
+uint64_t store_scan_plan_blocks(const struct store_scan_plan *p);
 int store_scan_plan_run(struct store_reader *r, const struct store_scan_plan *p, unsigned stripe,
                         unsigned nstripes, store_rec_fn fn, void *arg,
                         struct store_scan_stats *stats) VG_MUST_USE;
+/* How far the runs of a plan have got, for a progress line: each block of the plan is
+ * counted once, by the stripe that owns it, when that stripe is done with it (read or
+ * skipped). Atomic: any thread may read it while the stripes run. */
+struct store_scan_progress {
+    _Atomic uint64_t blocks_read;    /* decompressed */
+    _Atomic uint64_t blocks_skipped; /* by time, seq range or index */
+    _Atomic uint64_t bytes;          /* stored bytes of those blocks (of store_scan_plan_bytes) */
+    _Atomic uint64_t records;        /* records of the blocks read */
+};
+/* Counts the runs of p into pr (borrowed; NULL: none). Call before the runs start. */
+void store_scan_plan_set_progress(struct store_scan_plan *p, struct store_scan_progress *pr);
+/* Narrows p to the records with seq_min <= seq <= seq_max: segments and blocks whose seq
+ * range (segment.md 3.1, 7) lies outside are passed over unread (fn still filters the
+ * records of the blocks read). Call before the runs start. */
+void store_scan_plan_seq_range(struct store_scan_plan *p, uint64_t seq_min, uint64_t seq_max);
 /* Leaves segment_id out of the plan (a damaged segment the caller chose to skip).
  * Returns 1, or 0 when the plan does not hold it. */
 int store_scan_plan_skip(struct store_scan_plan *p, uint64_t segment_id);

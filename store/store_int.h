@@ -279,6 +279,8 @@ struct seg_walk {
                                          is stripe modulo nstripes are read */
         unsigned nstripes;
         uint64_t seq_min; /* 0, or: blocks whose seq_max is below it are passed over too */
+        uint64_t seq_max; /* 0, or: blocks whose seq_min is above it are passed over too */
+        struct store_scan_progress *progress; /* NULL, or counts this stripe's blocks */
     } scan;
     int (*block_done)(void *arg, const struct block_hdr *h); /* COPY: after fn got a
                                       block's records; nonzero stops */

@@ -128,6 +128,50 @@ static void test_shared_and_own(void **state)
     assert_string_equal(seen.words[0], "-");
 }
 
+/* --since/--until as a bare UTC clock time (README "Searching": --until 14:00): on the
+ * other bound's date when that one is a date and time or an age, else today; both clock
+ * times with until not after since: until on the next day. Bad clock times are usage
+ * errors. */
+static void test_clock_times(void **state)
+{
+    const int64_t s = VG_NS_PER_SEC;
+    const int64_t day = 86400 * s;
+    (void)state;
+
+    assert_int_equal(
+        run(&test_cmd, 5, "test", "--since", "2024-05-01T13:00:00Z", "--until", "14:00"), 42);
+    assert_int_equal(seen.a.since, 1714568400LL * s);
+    assert_int_equal(seen.a.until, (1714568400LL + 3600) * s);
+    assert_int_equal(
+        run(&test_cmd, 5, "test", "--since", "09:30:15", "--until", "2024-05-01T23:00:00+02:00"),
+        42);
+    assert_int_equal(seen.a.since, (1714521600LL + 9 * 3600 + 30 * 60 + 15) * s);
+    /* Today: against the clock the command read (a.now). */
+    assert_int_equal(run(&test_cmd, 3, "test", "--until", "14:00"), 42);
+    int64_t today = seen.a.now - (seen.a.now % day);
+    assert_int_equal(seen.a.until, today + 14 * 3600 * s);
+    assert_int_equal(seen.a.since, INT64_MIN);
+    assert_int_equal(run(&test_cmd, 5, "test", "--since", "13:00", "--until", "14:00"), 42);
+    today = seen.a.now - (seen.a.now % day);
+    assert_int_equal(seen.a.since, today + 13 * 3600 * s);
+    assert_int_equal(seen.a.until, today + 14 * 3600 * s);
+    assert_int_equal(run(&test_cmd, 5, "test", "--since", "23:00", "--until", "01:00"), 42);
+    today = seen.a.now - (seen.a.now % day);
+    assert_int_equal(seen.a.since, today + 23 * 3600 * s);
+    assert_int_equal(seen.a.until, today + day + 3600 * s);
+    /* An age as the other bound: its date. */
+    assert_int_equal(run(&test_cmd, 5, "test", "--since", "1d", "--until", "00:00:01"), 42);
+    int64_t then = seen.a.now - day;
+    assert_int_equal(seen.a.until, then - (then % day) + s);
+    const char *bad[] = {
+        "24:00", "14:60", "14:00:60", "1:00", "14:0", "14:00:0", "14-00", "14:00Z"
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(run(&test_cmd, 3, "test", "--until", bad[i]), CLI_USAGE);
+        assert_int_equal(seen.runs, 0);
+    }
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -203,8 +247,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shared_and_own), cmocka_unit_test(test_usage_errors),
-        cmocka_unit_test(test_list_option),    cmocka_unit_test(test_help_anywhere),
-        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_clock_times),    cmocka_unit_test(test_list_option),
+        cmocka_unit_test(test_help_anywhere),  cmocka_unit_test(test_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -822,6 +822,65 @@ static void test_time_bounds(void **state)
     }
 }
 
+/* seq=N..M (issue 13 item 7): both ends included, != outside, errors that name the
+ * token; and the seq range the scanner skips segments and blocks by. */
+static void test_seq_range(void **state)
+{
+    struct fixture *fx = *state;
+
+    YES("seq=42..42", &fx->falco);
+    YES("seq=1..42", &fx->falco);
+    YES("seq=42..100", &fx->falco);
+    NO("seq=43..100", &fx->falco);
+    NO("seq=1..41", &fx->falco);
+    NO("seq=1..100", &fx->k8s); /* absent */
+    YES("seq!=43..100", &fx->falco);
+    NO("seq!=40..50", &fx->falco);
+    YES("seq!=1..2", &fx->k8s);
+    YES("seq=0..18446744073709551615", &fx->falco);
+    check_desc("seq=5..9", "(EQ seq 5..9)");
+    check_desc("NOT seq!=5..9", "(NOT (NE seq 5..9))");
+    check_err("seq=9..5", 5, "empty range '9..5'");
+    check_err("seq>=1..5", 4, "a range N..M goes with '=' or '!='");
+    check_err("seq=1..", 5, "bad range '1..'");
+    check_err("seq=..5", 5, "bad range '..5'");
+    check_err("seq=a..b", 5, "bad range");
+    check_err("seq=1..2..3", 5, "bad range");
+    check_err("dst_port=1..2", 10, "bad number");
+
+    static const struct {
+        const char *text;
+        uint64_t lo, hi;
+    } cases[] = {
+        { "", 0, UINT64_MAX },
+        { "pod=x", 0, UINT64_MAX },
+        { "seq=42", 42, 42 },
+        { "seq=5..9", 5, 9 },
+        { "seq=5..9 seq=7..20", 7, 9 },
+        { "seq>=5 seq<9", 5, 8 },
+        { "seq>5 seq<=9 pod=x", 6, 9 },
+        { "seq<0", UINT64_MAX, 0 },
+        { "seq>18446744073709551615", UINT64_MAX, 0 },
+        { "seq=5..9 OR pod=x", 0, UINT64_MAX },
+        { "seq!=5..9", 0, UINT64_MAX },
+        { "NOT seq=5", 0, UINT64_MAX },
+        { "(seq=1 OR seq=2) seq<=10", 0, 10 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct filter *f = NULL;
+        uint64_t lo;
+        uint64_t hi;
+        assert_int_equal(filter_parse(cases[i].text, NOW_NS, &f, NULL, NULL), 0);
+        filter_seq_bounds(f, &lo, &hi);
+        if (lo != cases[i].lo || hi != cases[i].hi) {
+            fail_msg("'%s': [%llu, %llu], expected [%llu, %llu]", cases[i].text,
+                     (unsigned long long)lo, (unsigned long long)hi,
+                     (unsigned long long)cases[i].lo, (unsigned long long)cases[i].hi);
+        }
+        filter_free(f);
+    }
+}
+
 static void check_join(int argc, char **argv, const char *want)
 {
     char *got = filter_join_args(argc, argv);
@@ -931,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_error_without_outputs),
         cmocka_unit_test(test_time_bounds),
+        cmocka_unit_test(test_seq_range),
         cmocka_unit_test(test_join_args),
         cmocka_unit_test(test_error_caret),
     };

@@ -1,0 +1,351 @@
+"""Search and stats that fit an investigation (issue 13, items 6 and 7): seq lookups
+through the index, --reverse, clock times, --fields, stats aggregates and time buckets,
+progress and interruption, a closed pipe, compared with an independent reference.
+
+The events come from a seeded generator; they are shipped out of order (shuffled), with
+some exactly on partition edges, into a vigild with small blocks. The reference is
+Python's sqlite3 over the generator's own values (never vigil's output), joined to the
+seq vigild gave each event by its unique message. Every check runs over the store as
+written (many small lz4 blocks) and over a copy rewritten by `vigil compact` (large zstd
+blocks)."""
+import json
+import os
+import pty
+import random
+import re
+import select
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import VIGIL, Vigild, run, wait_for
+
+T0 = 1714568400  # 2024-05-01T13:00:00Z, a partition edge (1h partitions)
+HOUR = 3600
+N = 2400
+PODS = ["web-%d" % i for i in range(7)]
+NAMESPACES = ["prod", "staging"]
+USERS = ["alice", "bob", "carol", "dave", "erin", None]
+IMAGES = ["nginx:1.25", "registry.example.com/team/api:2.1", "redis:7", None]
+TEAMS = ["red", "blue", "green"]
+
+
+def iso(ns):
+    s, frac = divmod(ns, 10**9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + ".%09dZ" % frac
+
+
+def generate():
+    """The events, as shipped (shuffled), and their reference rows by message."""
+    rnd = random.Random(1313)
+    events = []
+    for i in range(N):
+        # 12:30 to 15:30 UTC, so three partition edges lie inside; some events sit
+        # exactly on an edge, or one nanosecond before it.
+        if i % 97 == 0:
+            ts = (T0 + HOUR * (i % 3)) * 10**9 - (i % 2)
+        else:
+            ts = (T0 - 1800) * 10**9 + rnd.randrange(3 * HOUR * 10**9)
+        ev = {"time": iso(ts), "message": "event %05d" % i,
+              "pod": rnd.choice(PODS), "namespace": rnd.choice(NAMESPACES),
+              "outcome": rnd.choice(["success", "failure", "failure"]),
+              "team": rnd.choice(TEAMS), "n": rnd.randrange(10),
+              "cmdline": "sh -c 'job %d'" % rnd.randrange(40)}
+        user = rnd.choice(USERS)
+        if user:
+            ev["user"] = user
+        if rnd.random() < 0.8:
+            ev["src_ip"] = "203.0.113.%d" % rnd.randrange(1, 30)
+        image = rnd.choice(IMAGES)
+        if image:
+            ev["image"] = image
+        if rnd.random() < 0.2:
+            ev["cve"] = "CVE-2024-%04d" % rnd.randrange(5)
+        events.append((ts, ev))
+    shipped = events[:]
+    rnd.shuffle(shipped)  # out-of-order arrival
+    return shipped
+
+
+class Store:
+    """A store vigild wrote from the generator's events, a compacted copy of it, and the
+    reference database."""
+
+    def __init__(self):
+        self.vd = Vigild("investigate", store={"block_bytes": "4KiB"})
+        self.vd.start()
+        shipped = generate()
+        path = os.path.join(self.vd.dir, "events.ndjson")
+        with open(path, "w") as f:
+            for _, ev in shipped:
+                f.write(json.dumps(ev) + "\n")
+        self.vd.send([path])
+        # vigild seals partitions that ended over a minute ago every 10 s; vigil compact
+        # rewrites sealed ones only.
+        wait_for("the partitions sealed", lambda: self.open_segments() == 0, seconds=60)
+        self.vd.stop()
+        self.written = self.vd.store
+        self.compacted = os.path.join(self.vd.dir, "compacted")
+        shutil.copytree(self.written, self.compacted)
+        p = run([VIGIL, "compact", "--store", self.compacted, "--block-bytes", "65536"],
+                check=False)
+        if p.returncode != 0:
+            raise AssertionError("vigil compact failed: " + p.stderr)
+        with sqlite3.connect(os.path.join(self.compacted, "catalog.db")) as c:
+            n = c.execute("SELECT count(*) FROM deletions WHERE reason = 'compacted'").fetchone()[0]
+        if n < 3:
+            raise AssertionError("only %d segments compacted: %s" % (n, p.stderr))
+        self.stores = {"as written": self.written, "compacted": self.compacted}
+        self.db = self.reference(shipped)
+
+    def open_segments(self):
+        with sqlite3.connect(os.path.join(self.vd.store, "catalog.db")) as c:
+            return c.execute("SELECT count(*) FROM segments WHERE state = 'open'").fetchone()[0]
+
+    def reference(self, shipped):
+        """sqlite3 over the generator's values; seq from vigil, joined by message."""
+        p = run([VIGIL, "search", "--store", self.written, "--format", "ndjson"])
+        seqs = {}
+        for line in p.stdout.splitlines():
+            e = json.loads(line)
+            seqs[e["message"]] = e["seq"]
+        if len(seqs) != N:
+            raise AssertionError("%d events stored, %d shipped" % (len(seqs), N))
+        db = sqlite3.connect(":memory:")
+        db.execute("CREATE TABLE ev (ts INTEGER, seq INTEGER, message TEXT, pod TEXT,"
+                   " namespace TEXT, user TEXT, src_ip TEXT, outcome TEXT, image TEXT,"
+                   " cmdline TEXT, cve TEXT, team TEXT, n INTEGER)")
+        for ts, ev in shipped:
+            db.execute("INSERT INTO ev VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (ts, seqs[ev["message"]], ev["message"], ev["pod"], ev["namespace"],
+                        ev.get("user"), ev.get("src_ip"), ev["outcome"], ev.get("image"),
+                        ev["cmdline"], ev.get("cve"), ev["team"], ev["n"]))
+        return db
+
+    def cleanup(self):
+        self.vd.cleanup()
+
+
+STORE = None
+
+
+def setUpModule():
+    global STORE
+    STORE = Store()
+
+
+def tearDownModule():
+    if STORE:
+        STORE.cleanup()
+
+
+def vigil(*args, check=True):
+    return run([VIGIL] + list(args), check=check)
+
+
+def ndjson(text):
+    return [json.loads(l) for l in text.splitlines() if l.strip()]
+
+
+def blocks(stderr):
+    m = re.search(r"blocks read (\d+), skipped by time (\d+), skipped by index (\d+)", stderr)
+    if not m:
+        raise AssertionError("no explain line in: " + stderr)
+    return int(m.group(1)), int(m.group(2)) + int(m.group(3))
+
+
+class Search(unittest.TestCase):
+    def q(self, sql, *args):
+        return STORE.db.execute(sql, args).fetchall()
+
+    def test_seq_lookups_use_the_index(self):
+        rnd = random.Random(7)
+        all_seqs = [r[0] for r in self.q("SELECT seq FROM ev")]
+        for name, store in STORE.stores.items():
+            total = sum(blocks(vigil("search", "--store", store, "--explain", "--format",
+                                    "ndjson", "--limit", "1", "NOT", "pod=none").stderr))
+            for _ in range(6):
+                n = rnd.choice(all_seqs)
+                m = n + rnd.randrange(0, 40)
+                for flt, lo, hi in (("seq=%d" % n, n, n), ("seq=%d..%d" % (n, m), n, m)):
+                    p = vigil("search", "--store", store, "--format", "ndjson", "--explain", flt)
+                    got = [(e["seq"], e["message"]) for e in ndjson(p.stdout)]
+                    want = self.q("SELECT seq, message FROM ev WHERE seq BETWEEN ? AND ?"
+                                  " ORDER BY ts, seq", lo, hi)
+                    self.assertEqual(got, [tuple(w) for w in want], (name, flt))
+                    read, skipped = blocks(p.stderr)
+                    # The seq range, not a scan: a block or two read per segment (arrival
+                    # was shuffled, so each partition holds some of every seq range),
+                    # the others skipped unread.
+                    segs = int(re.search(r"segments (\d+);", p.stderr).group(1))
+                    self.assertLessEqual(read, 2 * segs, (name, flt, p.stderr))
+                    self.assertGreater(skipped, 0, (name, flt, p.stderr))
+                    self.assertLessEqual(read + skipped, total, (name, flt))
+            # A range past the end finds nothing and reads nothing.
+            p = vigil("search", "--store", store, "--format", "ndjson", "--explain",
+                      "seq=%d..%d" % (max(all_seqs) + 1, max(all_seqs) + 100))
+            self.assertEqual(p.stdout, "")
+            self.assertEqual(blocks(p.stderr)[0], 0)
+            p = vigil("search", "--store", store, "seq=9..5", check=False)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("empty range '9..5'", p.stderr)
+
+    def test_reverse(self):
+        for name, store in STORE.stores.items():
+            for flt, where in (("pod=web-1", "pod = 'web-1'"),
+                               ("outcome=failure user=bob", "outcome = 'failure' AND user = 'bob'")):
+                want = [r[0] for r in self.q("SELECT seq FROM ev WHERE %s ORDER BY ts DESC,"
+                                             " seq DESC" % where)]
+                p = vigil("search", "--store", store, "--format", "ndjson", "--reverse", flt)
+                self.assertEqual([e["seq"] for e in ndjson(p.stdout)], want, (name, flt))
+                p = vigil("search", "--store", store, "--format", "ndjson", "--reverse",
+                          "--limit", "7", flt)
+                self.assertEqual([e["seq"] for e in ndjson(p.stdout)], want[:7], (name, flt))
+                self.assertIn("showing the latest 7 of %d matches" % len(want), p.stderr)
+
+    def test_clock_times(self):
+        # README "Searching": --until 14:00 is on the date of --since (UTC).
+        want = [r[0] for r in self.q("SELECT seq FROM ev WHERE ts >= ? AND ts < ? ORDER BY ts,"
+                                     " seq", T0 * 10**9, (T0 + HOUR) * 10**9)]
+        self.assertGreater(len(want), 100)
+        for name, store in STORE.stores.items():
+            p = vigil("search", "--store", store, "--format", "ndjson", "--since",
+                      "2024-05-01T13:00:00Z", "--until", "14:00")
+            self.assertEqual([e["seq"] for e in ndjson(p.stdout)], want, name)
+            p = vigil("search", "--store", store, "--format", "ndjson", "--since", "13:00",
+                      "--until", "2024-05-01T14:00:00Z")
+            self.assertEqual([e["seq"] for e in ndjson(p.stdout)], want, name)
+        p = vigil("search", "--store", STORE.written, "--until", "25:00", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("'25:00' is not a time", p.stderr)
+
+    def test_closed_pipe_ends_quietly(self):
+        for fmt in ("ndjson", "table", "csv", "json"):
+            proc = subprocess.Popen([VIGIL, "search", "--store", STORE.written, "--format", fmt],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc.stdout.readline()
+            proc.stdout.close()  # the reader goes away, as `| head -1` does
+            err = proc.stderr.read().decode()
+            proc.stderr.close()
+            rc = proc.wait(timeout=harness.timeout(60))
+            self.assertEqual(rc, 0, (fmt, err))
+            self.assertEqual(err, "", fmt)
+
+
+def slow_filter():
+    """Matches every event and makes each cost: 250 full-text words that occur nowhere,
+    under a NOT, so the index can skip nothing and every record is searched 250 times."""
+    return ["NOT", "(" + " OR ".join("zq%03d" % i for i in range(250)) + ")"]
+
+
+class Interrupt(unittest.TestCase):
+    """Ctrl-C (SIGINT) during a scan: what was found so far, a message, exit 130; the
+    progress line on a terminal, none when stderr is not one."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.vd = Vigild("interrupt", store={"block_bytes": "16KiB"})
+        cls.vd.start()
+        path = os.path.join(cls.vd.dir, "events.ndjson")
+        with open(path, "w") as f:
+            for i in range(20000):
+                # A note of some length: every full-text word searches it.
+                f.write(json.dumps({"time": iso((T0 + i) * 10**9), "message": "event %d" % i,
+                                    "pod": PODS[i % 7], "team": TEAMS[i % 3],
+                                    "note": "lorem ipsum dolor sit amet %d " % i * 8}) + "\n")
+        cls.vd.send([path])
+        cls.vd.stop()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.vd.cleanup()
+
+    def start(self, *args):
+        """The command with stderr on a terminal (a pty) and stdout on a pipe."""
+        master, slave = pty.openpty()
+        env = dict(os.environ, VIGIL_SCAN_THREADS="1")
+        env.pop("CI", None)
+        proc = subprocess.Popen([VIGIL] + list(args), stdout=subprocess.PIPE, stderr=slave,
+                                stdin=subprocess.DEVNULL, env=env)
+        os.close(slave)
+        return proc, master
+
+    def read_until(self, master, pattern, seconds):
+        """What the terminal got until pattern shows (or EOF / the deadline)."""
+        text = b""
+        deadline = time.monotonic() + harness.timeout(seconds)
+        while not re.search(pattern, text):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([master], [], [], left)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            text += chunk
+        return text.decode(errors="replace")
+
+    def interrupt(self, *args):
+        proc, master = self.start(*args)
+        try:
+            # The progress line shows once the scan has run a second: it is running.
+            seen = self.read_until(master, rb"\d+% of [\d.]+ MB, blocks \d+ read \d+ skipped, "
+                                   rb"\S+ matched, \S+ events/s", 30)
+            self.assertRegex(seen, r"ETA \d+ s", seen[-2000:])
+            proc.send_signal(signal.SIGINT)
+            out = proc.stdout.read().decode()
+            rc = proc.wait(timeout=harness.timeout(30))
+            rest = self.read_until(master, rb"interrupted[^\n]*\n", 10)
+        finally:
+            proc.stdout.close()
+            os.close(master)
+        return rc, out, seen + rest
+
+    def test_search_prints_what_it_found(self):
+        args = ["search", "--store", self.vd.store, "--format", "ndjson"] + slow_filter()
+        rc, out, err = self.interrupt(*args)
+        self.assertEqual(rc, 130, err[-2000:])
+        got = ndjson(out)
+        m = re.search(r"vigil search: interrupted: (\d+) matches in the (\d+) of (\d+) blocks",
+                      err)
+        self.assertIsNotNone(m, err[-2000:])
+        # Something was found, not everything, and all of it is printed, in order.
+        self.assertEqual(len(got), int(m.group(1)))
+        self.assertGreater(len(got), 0)
+        self.assertLess(len(got), 20000)
+        self.assertLess(int(m.group(2)), int(m.group(3)))
+        ts = [(e["ts"], e["seq"]) for e in got]
+        self.assertEqual(ts, sorted(ts))
+        # Piped, the same kind of scan (over a second of it) draws no progress line and
+        # runs to the end.
+        env = dict(os.environ, VIGIL_SCAN_THREADS="1")
+        env.pop("CI", None)
+        p = run([VIGIL] + args + ["--limit", "3", "--until", iso((T0 + 8000) * 10**9)], env=env)
+        self.assertEqual(len(ndjson(p.stdout)), 3)
+        self.assertEqual(p.stderr, "vigil search: showing the earliest 3 of 8000 matches "
+                         "(--limit)\n")
+
+    def test_stats_prints_the_counts_so_far(self):
+        rc, out, err = self.interrupt("stats", "--store", self.vd.store, "--by", "pod",
+                                      "--format", "json", *slow_filter())
+        self.assertEqual(rc, 130, err[-2000:])
+        m = re.search(r"vigil stats: interrupted: the counts of the (\d+) matches", err)
+        self.assertIsNotNone(m, err[-2000:])
+        counts = json.loads(out)
+        self.assertEqual(sum(g["count"] for g in counts), int(m.group(1)))
+        self.assertGreater(int(m.group(1)), 0)
+        self.assertLess(int(m.group(1)), 20000)
+
+
+if __name__ == "__main__":
+    harness.main()
