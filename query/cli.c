@@ -3,6 +3,7 @@
 #include "query/cli.h"
 
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -235,4 +236,21 @@ int cli_terminal_width(void)
 bool cli_progress_enabled(void)
 {
     return isatty(STDERR_FILENO) && getenv("CI") == NULL;
+}
+
+void cli_user(char *out, size_t cap)
+{
+    struct passwd pw;
+    struct passwd *res = NULL;
+    char buf[4096];
+    uid_t uid = geteuid();
+    const char *sudo = getenv("SUDO_USER");
+
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res) {
+        snprintf(out, cap, "uid %u", (unsigned)uid);
+    } else if (uid == 0 && sudo && *sudo) {
+        snprintf(out, cap, "%s (uid 0, sudo by %s)", pw.pw_name, sudo);
+    } else {
+        snprintf(out, cap, "%s (uid %u)", pw.pw_name, (unsigned)uid);
+    }
 }

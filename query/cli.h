@@ -120,4 +120,8 @@ int cli_terminal_width(void);
 /* True when progress lines should be drawn (stderr is a terminal). */
 bool cli_progress_enabled(void);
 
+/* Who runs the command, for the record (holds, export bundles): "alice (uid 1000)", or
+ * "root (uid 0, sudo by alice)". */
+void cli_user(char *out, size_t cap);
+
 #endif

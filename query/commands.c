@@ -14,6 +14,7 @@ extern const struct cli_cmd cmd_pki;
 extern const struct cli_cmd cmd_rules;
 extern const struct cli_cmd cmd_hunt;
 extern const struct cli_cmd cmd_verify;
+extern const struct cli_cmd cmd_export;
 extern const struct cli_cmd cmd_hold;
 extern const struct cli_cmd cmd_alerts;
 extern const struct cli_cmd cmd_demo;
@@ -28,6 +29,7 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_pki,     /* pki_cmd.c */
     &cmd_rules,   /* rules_cmd.c */
     &cmd_hunt,    /* hunt.c */
+    &cmd_export,  /* export.c */
     &cmd_verify,  /* verify.c */
     &cmd_hold,    /* hold.c */
     &cmd_alerts,  /* alerts.c */
