@@ -202,7 +202,7 @@ struct vctx {
     struct expect *ex;
     size_t nex, capex;
     size_t cur_seg;
-    int err; /* an allocation limit or a record that does not decode */
+    char bad_key[BUNDLE_MAX_NAME + 1]; /* a key member already reported as bad */
 };
 
 VG_PRINTF(2, 3) static void problem(struct vctx *v, const char *fmt, ...)
@@ -232,10 +232,10 @@ static struct member *member_find(struct vctx *v, const char *name)
 /* Reads member m whole into out (at most max bytes). Returns 0, VG_ELIMIT or -errno. */
 static int member_read(const struct member *m, size_t max, struct buf *out)
 {
+    buf_init(out, m->size <= max ? (size_t)m->size + 1 : 1); /* released by the caller */
     if (m->size > max) {
         return VG_ELIMIT;
     }
-    buf_init(out, (size_t)m->size + 1);
     int rc = buf_reserve(out, (size_t)m->size);
     if (rc < 0) {
         return rc;
@@ -499,9 +499,15 @@ static bool check_segment(struct vctx *v, const struct seg_info *si, const struc
                     si->entry, kid, kname);
             return false;
         }
+        if (strcmp(v->bad_key, kname) == 0) {
+            problem(v, "%s: FAILED: signed by key %.16s, whose member failed (above)", si->entry,
+                    kid);
+            return false;
+        }
         if (member_read(km, SIGN_PEM_MAX, &pem) < 0 ||
             sign_key_parse_public(buf_span(&pem), &k, &why) < 0) {
             problem(v, "%s: FAILED: not a public key: %s", kname, errbuf_msg(&why));
+            snprintf(v->bad_key, sizeof(v->bad_key), "%s", kname);
             buf_release(&pem);
             return false;
         }
@@ -510,6 +516,7 @@ static bool check_segment(struct vctx *v, const struct seg_info *si, const struc
         sign_key_id(k, got);
         if (strcmp(got, kid) != 0) {
             problem(v, "%s: FAILED: holds key %s, not the key its name says", kname, got);
+            snprintf(v->bad_key, sizeof(v->bad_key), "%s", kname);
             sign_key_free(k);
             return false;
         }

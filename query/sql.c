@@ -609,7 +609,9 @@ static int vt_next(sqlite3_vtab_cursor *cur)
                                                    "(run vigil verify)");
                 return SQLITE_ERROR;
             }
-            c->rowid++;
+            /* the rowid is the seq, unique in the store: SQLite dedupes the scans of an
+             * OR by rowid */
+            c->rowid = c->rec.has_seq ? (int64_t)c->rec.seq : c->rowid + 1;
             return SQLITE_OK;
         }
         int rc = next_batch(c);

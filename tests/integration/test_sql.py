@@ -96,6 +96,10 @@ QUERIES = [
     "SELECT count(*) FROM events WHERE user = 'nobody'",
     "SELECT seq FROM events WHERE outcome = 'failure' AND user = 'bob' AND dst_port = 22",
     "SELECT count(*) FROM events WHERE outcome = 'Failure'",
+    # OR: SQLite may scan once per branch and merge the rows by rowid
+    "SELECT seq FROM events WHERE pod = 'miner-0' OR user = 'carol'",
+    "SELECT seq FROM events WHERE (user = 'alice' AND ts < '2024-05-01T12:30Z') OR "
+    "(pod = 'web-1' AND ts >= '2024-05-01T14:30:00Z')",
     "SELECT seq FROM events WHERE message = 'event 77'",
     # raw as JSON
     "SELECT json_extract(raw, '$.objectRef.resource') AS r, count(*) FROM events GROUP BY r",
