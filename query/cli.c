@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -277,4 +278,21 @@ int cli_output_done(const char *prog, int rc)
     }
     fprintf(stderr, "%s: cannot write the output: %s\n", prog, vg_strerror(rc));
     return CLI_FAIL;
+}
+
+void cli_user(char *out, size_t cap)
+{
+    struct passwd pw;
+    struct passwd *res = NULL;
+    char buf[4096];
+    uid_t uid = geteuid();
+    const char *sudo = getenv("SUDO_USER");
+
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res) {
+        snprintf(out, cap, "uid %u", (unsigned)uid);
+    } else if (uid == 0 && sudo && *sudo) {
+        snprintf(out, cap, "%s (uid 0, sudo by %s)", pw.pw_name, sudo);
+    } else {
+        snprintf(out, cap, "%s (uid %u)", pw.pw_name, (unsigned)uid);
+    }
 }

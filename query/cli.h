@@ -126,4 +126,8 @@ bool cli_progress_enabled(void);
  * gives CLI_FAIL. SIGPIPE is ignored (main.c), so writes fail with EPIPE instead. */
 int cli_output_done(const char *prog, int rc);
 
+/* Who runs the command, for the record (holds, export bundles): "alice (uid 1000)", or
+ * "root (uid 0, sudo by alice)". */
+void cli_user(char *out, size_t cap);
+
 #endif

@@ -7,12 +7,14 @@
 extern const struct cli_cmd cmd_search;
 extern const struct cli_cmd cmd_stats;
 extern const struct cli_cmd cmd_timeline;
+extern const struct cli_cmd cmd_sql;
 extern const struct cli_cmd cmd_compact;
 extern const struct cli_cmd cmd_send;
 extern const struct cli_cmd cmd_pki;
 extern const struct cli_cmd cmd_rules;
 extern const struct cli_cmd cmd_hunt;
 extern const struct cli_cmd cmd_verify;
+extern const struct cli_cmd cmd_export;
 extern const struct cli_cmd cmd_hold;
 extern const struct cli_cmd cmd_alerts;
 extern const struct cli_cmd cmd_demo;
@@ -21,11 +23,13 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_search,  /* search.c */
     &cmd_stats,   /* stats.c */
     &cmd_timeline, /* timeline.c */
+    &cmd_sql,     /* sql.c */
     &cmd_compact, /* compact_cmd.c */
     &cmd_send,    /* send_cmd.c */
     &cmd_pki,     /* pki_cmd.c */
     &cmd_rules,   /* rules_cmd.c */
     &cmd_hunt,    /* hunt.c */
+    &cmd_export,  /* export.c */
     &cmd_verify,  /* verify.c */
     &cmd_hold,    /* hold.c */
     &cmd_alerts,  /* alerts.c */

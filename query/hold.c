@@ -5,7 +5,6 @@
  * (SQLite WAL; the store waits for vigild's brief locks). */
 #include <errno.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,24 +30,6 @@ static void hold_usage(FILE *f)
                "and is recorded with it; retention keeps the partitions whole either way.\n"
                "T: RFC 3339 (2024-05-01T13:00:00Z) or relative (15m, 2h, 7d ago).\n"
                "list shows the active holds; --all adds the released ones.\n");
-}
-
-/* "alice (uid 1000)", or "root (uid 0, sudo by alice)". */
-static void who_am_i(char *out, size_t cap)
-{
-    struct passwd pw;
-    struct passwd *res = NULL;
-    char buf[4096];
-    uid_t uid = geteuid();
-    const char *sudo = getenv("SUDO_USER");
-
-    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res) {
-        snprintf(out, cap, "uid %u", (unsigned)uid);
-    } else if (uid == 0 && sudo && *sudo) {
-        snprintf(out, cap, "%s (uid 0, sudo by %s)", pw.pw_name, sudo);
-    } else {
-        snprintf(out, cap, "%s (uid %u)", pw.pw_name, (unsigned)uid);
-    }
 }
 
 static bool reason_ok(const char *reason)
@@ -107,7 +88,7 @@ static int hold_add(struct cli_args *a, const char *reason, int nfilter)
         free(ftext);
         return rc;
     }
-    who_am_i(who, sizeof(who));
+    cli_user(who, sizeof(who));
     h.reason = (char *)reason;
     h.created_by = who;
     h.created = now;
@@ -233,7 +214,7 @@ static int hold_release(struct cli_args *a, const char *id_s, const char *reason
     if (rc != CLI_OK) {
         return rc;
     }
-    who_am_i(who, sizeof(who));
+    cli_user(who, sizeof(who));
     errbuf_clear(&eb);
     rc = store_hold_release(cli_store_dir(a), (int64_t)id, who, reason, vg_now_ns(), &eb);
     if (rc < 0) {

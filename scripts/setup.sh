@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libsystemd-dev: sd_notify for the unit's Type=notify (a no-op outside systemd).
+# libarchive-dev: the tar files of evidence bundles (vigil export, vigil verify BUNDLE).
 BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev libmsgpack-dev
             libsqlite3-dev libyaml-dev libcmocka-dev libhttp-parser-dev libyajl-dev
-            zlib1g-dev libcurl4-openssl-dev libzstd-dev libsystemd-dev)
+            zlib1g-dev libcurl4-openssl-dev libzstd-dev libsystemd-dev libarchive-dev)
 # systemd: systemd-analyze checks the unit; groff-base: the man pages render cleanly;
 # libivykis0 libnet1 libwrap0 libpcre3: the libraries of syslog-ng-core, which itself is
 # unpacked below, not installed (as are prometheus, for promtool, and

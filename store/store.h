@@ -266,6 +266,39 @@ struct store_verify_summary {
 int store_verify(const char *dir, const struct store_verify_opts *o, FILE *report,
                  struct store_verify_summary *sum, struct errbuf *eb) VG_MUST_USE;
 
+/* ---- segment images, for export bundles (schemas/bundle.md) ---- */
+
+/* What a segment image holds: its file header's identity and the chain walked. */
+struct store_image {
+    uint64_t segment_id;
+    int64_t part_start;
+    int64_t part_end;
+    bool compacted;
+    uint64_t bytes;  /* the image's length: header and whole blocks */
+    uint64_t blocks; /* and what they hold */
+    uint64_t count;
+    int64_t ts_min; /* meaningful when count > 0 */
+    int64_t ts_max;
+    uint64_t seq_min;
+    uint64_t seq_max;
+    uint8_t chain_head[32]; /* the last block's hash, or the genesis hash (segment.md 3.6) */
+};
+
+/* Opens the file of segment id, of the partition starting at part_start, in store dir
+ * (segment.md 1.3) read-only. *fd (caller closes) and *size (the file's) on success;
+ * name (64 bytes) gets the file name either way. Returns 0 or -errno with eb. */
+int store_image_open(const char *dir, int64_t part_start, uint64_t id, int *fd, uint64_t *size,
+                     char name[64], struct errbuf *eb) VG_MUST_USE;
+
+/* Walks the first size bytes of fd as a segment image: the file header, then whole
+ * blocks to exactly size, each checked as vigil verify checks them (segment.md 2, 3.5-3.7:
+ * checksum, chain hash from the genesis hash, decompression, record stream; a compacted
+ * segment's records digest, 12.2), calling fn (may be NULL) for every record in file
+ * order. *img is filled on success. Returns 0, fn's nonzero value, VG_ECORRUPT with eb
+ * ("offset O: block B: why", or "file header: why"), or -errno. Blocks on I/O. */
+int store_image_walk(int fd, uint64_t size, store_rec_fn fn, void *arg, struct store_image *img,
+                     struct errbuf *eb) VG_MUST_USE;
+
 /* ---- compaction (segment.md 12) ---- */
 
 enum store_codec { STORE_CODEC_ZSTD, STORE_CODEC_LZ4HC };

@@ -39,11 +39,12 @@ FENCES = [
     (r"msgpack\.h$", {"common/mp.c"}),
     (r"yajl/", {"common/json.c"}),
     (r"yaml\.h$", {"common/cfg_yaml.c", "rules/ytree.c"}),
-    (r"sqlite3\.h$", {"store/catalog.c", "forwarders/outbox.c"}),
+    (r"sqlite3\.h$", {"store/catalog.c", "forwarders/outbox.c", "query/sql.c"}),
     (r"(lz4|lz4hc|lz4frame|zstd)\.h$", {"store/block.c"}),
     (r"zlib\.h$", {"schemas/forward.c", "store/block.c", "store/segment.c"}),
     (r"http_parser\.h$", {"collector/https.c"}),
     (r"curl/", {"forwarders/http.c"}),
+    (r"archive(_entry)?\.h$", {"query/bundle.c"}),
     (r"systemd/", {"collector/vigild.c"}),
 ]
 # Call cycles between files that are one responsibility, on purpose. Each entry: the
