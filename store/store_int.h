@@ -510,4 +510,7 @@ void seg__digest_add(struct digest *d, int64_t ts, uint64_t seq, struct span rec
 /* Bytes a compressed block's data section may take at most (either codec). */
 #define ZSTD_BOUND_MAX ((size_t)BLOCK_MAX_RAW + BLOCK_MAX_RAW / 128 + 4096)
 
+/* verify.c: true while a writer holds dir's LOCK (read from /proc/locks, no lock taken). */
+bool verify__writer_live(const char *dir);
+
 #endif

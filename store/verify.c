@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -894,6 +895,54 @@ static int catalog_read(struct verify *v, struct seg_meta **rows, size_t *n,
     return 0;
 }
 
+/* Forgets what seq_read learnt, for another reading. */
+static void seq_release(struct vseq *q)
+{
+    for (size_t i = 0; i < q->nkeys; i++) {
+        sign_key_free(q->keys[i].k);
+    }
+    free(q->keys);
+    sealseq__map_release(&q->map);
+    memset(q, 0, sizeof(*q));
+}
+
+/* True while a writer holds the store's LOCK (store.c take_lock), seen in /proc/locks
+ * without taking a lock of our own: a probe that took one, even shared and for a moment,
+ * could make a vigild starting at that instant fail with "in use by another writer". */
+bool verify__writer_live(const char *dir)
+{
+    char path[PATH_MAX];
+    char ln[256];
+    struct stat sb;
+    bool live = false;
+
+    if (seg__path(path, sizeof(path), dir, "LOCK") < 0 || stat(path, &sb) != 0) {
+        return false;
+    }
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f) {
+        return false;
+    }
+    /* "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" (major:minor in hex) */
+    while (!live && fgets(ln, sizeof(ln), f)) {
+        unsigned maj;
+        unsigned min;
+        unsigned long long ino;
+        char kind[16];
+        char mode[16];
+        if (sscanf(ln, "%*[^:]: %15s %*s %15s %*d %x:%x:%llu", kind, mode, &maj, &min, &ino) == 5 &&
+            strcmp(kind, "FLOCK") == 0 && strcmp(mode, "WRITE") == 0 && maj == major(sb.st_dev) &&
+            min == minor(sb.st_dev) && ino == (unsigned long long)sb.st_ino) {
+            live = true;
+        }
+    }
+    fclose(f);
+    return live;
+}
+
+/* How long verify waits for a live writer's catalog to catch up with its sequence. */
+#define VERIFY_CATCHUP_NS (30 * VG_NS_PER_SEC)
+
 int store_verify(const char *dir, const struct store_verify_opts *o, FILE *report,
                  struct store_verify_summary *sum, struct errbuf *eb)
 {
@@ -948,13 +997,45 @@ int store_verify(const char *dir, const struct store_verify_opts *o, FILE *repor
     if (!v.cat && o && o->trusted_key && (rc = load_keys(&v, o, eb)) < 0) {
         goto out;
     }
-    if ((rc = seq_read(&v, o, eb)) < 0) {
-        goto out;
-    }
-    /* A live writer may be between an append and its transaction: read the catalog again
-     * before the sequence's word is taken against it. */
-    for (int again = 0; v.cat && again < 3 && seq_ahead(&v, rows, n, dels, ndels); again++) {
-        struct timespec ts = { 0, (again + 1) * 200 * 1000 * 1000L };
+    /* segment.md 13.6: the catalog, then the sequence. A live writer may be between an
+     * append and its transaction (the sequence ahead): while it holds the store, both are
+     * read again until they agree (a busy writer under load can take seconds); what the
+     * sequence says is reported only from the snapshot taken last. Without a writer, the
+     * sequence ahead is what a crash or an edit left, and is reported at once. */
+    int64_t catchup_until = vg_mono_ns() + VERIFY_CATCHUP_NS;
+    struct store_verify_summary sum0 = v.sum;
+    for (;;) {
+        char *seqrep = NULL;
+        size_t seqrep_len = 0;
+        FILE *mem = v.report ? open_memstream(&seqrep, &seqrep_len) : NULL;
+        FILE *real = v.report;
+        if (real && !mem) {
+            rc = -errno;
+            errbuf_set(eb, "cannot buffer the report: %s", vg_strerror(rc));
+            goto out;
+        }
+        v.report = mem;
+        rc = seq_read(&v, o, eb);
+        v.report = real;
+        if (mem) {
+            fclose(mem);
+        }
+        bool again = rc == 0 && v.cat && seq_ahead(&v, rows, n, dels, ndels) &&
+                     vg_mono_ns() < catchup_until && verify__writer_live(dir);
+        if (!again) {
+            if (real && seqrep_len > 0) {
+                fwrite(seqrep, 1, seqrep_len, real);
+            }
+            free(seqrep);
+            if (rc < 0) {
+                goto out;
+            }
+            break;
+        }
+        free(seqrep);
+        seq_release(&v.seq);
+        v.sum = sum0;
+        struct timespec ts = { 0, 100 * 1000 * 1000L };
         nanosleep(&ts, NULL);
         if ((rc = catalog_read(&v, &rows, &n, &dels, &ndels)) < 0) {
             errbuf_set(eb, "catalog '%s': %s", path, catalog__errmsg(v.cat));

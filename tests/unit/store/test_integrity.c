@@ -1294,7 +1294,9 @@ static void test_checkpoint(void **state)
     expect_ok(t->dir);
     st = open_store(&o);
     assert_int_equal(store_checkpoint(st), 0);
+    assert_true(verify__writer_live(t->dir)); /* verify waits for this writer's catalog */
     store_close(st);
+    assert_false(verify__writer_live(t->dir));
 
     /* Cut back to the first commit, the row made to agree: below the checkpoint. */
     snprintf(path, sizeof(path), "%s/segments/%s", t->dir, first.file);
