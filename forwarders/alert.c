@@ -341,7 +341,10 @@ int fwd_alert_evidence(const struct fwd_alert *a, struct buf *out)
 int fwd_alert_summary(const struct fwd_alert *a, size_t max, struct buf *out)
 {
     size_t start = out->len;
-    int rc = buf_append(out, a->title.p, a->title.n);
+    /* A fire drill's page says so first (schemas/drill.md "Markers"). */
+    int rc = a->drill.n ? buf_append_str(out, "[drill] ") : 0;
+
+    rc = rc < 0 ? rc : buf_append(out, a->title.p, a->title.n);
 
     if (rc == 0) {
         rc = buf_appendf(out, " (%s)", vg_severity_name(a->severity));

@@ -87,6 +87,12 @@ typedef int (*fwd_entry_fn)(void *arg, const struct fwd_entry_row *r);
 int fwd_outbox_entries(const char *store_dir, const char *state, size_t limit, fwd_entry_fn fn,
                        void *arg, struct errbuf *eb) VG_MUST_USE;
 
+/* Every entry (any state: "queued", "delivered", "dead", "superseded") of the alert
+ * records seq first_seq and after, by seq then receiver (`vigil drill`: the pages of a
+ * drill's alerts). Returns 0, fn's nonzero value, -ENOENT (no outbox) or VG_EDB. */
+int fwd_outbox_entries_from(const char *store_dir, uint64_t first_seq, fwd_entry_fn fn, void *arg,
+                            struct errbuf *eb) VG_MUST_USE;
+
 struct fwd_summary_row {
     const char *receiver;
     uint64_t queued, dead, delivered;

@@ -801,6 +801,20 @@ int fwd_outbox_entries(const char *store_dir, const char *state, size_t limit, f
                    want, (int64_t)limit, entry_row, &c, eb);
 }
 
+int fwd_outbox_entries_from(const char *store_dir, uint64_t first_seq, fwd_entry_fn fn, void *arg,
+                            struct errbuf *eb)
+{
+    struct entries_ctx c = { fn, arg };
+
+    return cli_run(store_dir,
+                   "SELECT e.id, e.seq, e.receiver, e.state, e.astate, e.incident,"
+                   " coalesce(i.title, ''), coalesce(e.error, ''), e.attempts,"
+                   " coalesce(e.status, 0), e.created, coalesce(e.done, 0)"
+                   " FROM entries e LEFT JOIN incidents i ON i.incident = e.incident"
+                   " WHERE ?1 IS NULL AND e.seq >= ?2 ORDER BY e.seq, e.receiver",
+                   NULL, (int64_t)first_seq, entry_row, &c, eb);
+}
+
 struct summary_ctx {
     fwd_summary_fn fn;
     void *arg;

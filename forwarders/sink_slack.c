@@ -59,6 +59,9 @@ static int slack_build(const struct fwd_rcv_cfg *rc, const struct fwd_alert *con
     J(buf_appendf(&t, "%s *%s* ",
                   a->state == FWD_RESOLVED ? ":white_check_mark:" : ":rotating_light:",
                   a->state == FWD_RESOLVED ? "RESOLVED" : "FIRING"));
+    if (a->drill.n) {
+        J(buf_append_str(&t, "[drill] "));
+    }
     J(put_escaped(&t, a->title, 200));
     J(buf_appendf(&t, " (%s", vg_severity_name(a->severity)));
     if (a->level.n) {
@@ -109,6 +112,11 @@ static int slack_build(const struct fwd_rcv_cfg *rc, const struct fwd_alert *con
     J(put_escaped(&t, buf_span(&ev), 2000));
     buf_release(&ev);
     J(buf_append_str(&t, "`\n"));
+    if (a->drill.n) {
+        J(buf_append_str(&t, "• fire drill "));
+        J(put_escaped(&t, a->drill, 128));
+        J(buf_append_str(&t, ": a test of the pipeline, not an incident\n"));
+    }
     J(buf_append_str(&t, "• fingerprint "));
     J(put_escaped(&t, a->fingerprint, 64));
     bool first = true;

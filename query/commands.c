@@ -18,6 +18,7 @@ extern const struct cli_cmd cmd_export;
 extern const struct cli_cmd cmd_hold;
 extern const struct cli_cmd cmd_alerts;
 extern const struct cli_cmd cmd_demo;
+extern const struct cli_cmd cmd_drill;
 
 const struct cli_cmd *const cli_commands[] = {
     &cmd_search,  /* search.c */
@@ -33,6 +34,7 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_verify,  /* verify.c */
     &cmd_hold,    /* hold.c */
     &cmd_alerts,  /* alerts.c */
+    &cmd_drill,   /* drill.c */
     &cmd_demo,    /* demo.c */
     NULL,
 };

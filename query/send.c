@@ -41,6 +41,7 @@ struct sender {
     struct buf entries; /* the chunk being built */
     uint32_t nentries;
     struct buf ackbuf;
+    struct buf marked; /* the event with its marks (send_opts.mark_keys) */
     uint64_t next_id;
     uint32_t id_salt;
     struct send_stats *st;
@@ -81,6 +82,29 @@ int send_format_parse(const char *s, enum send_format *out)
         }
     }
     return VG_EPARSE;
+}
+
+int send_hostport_parse(const char *s, const char **host, int *port, char *hbuf, size_t hcap)
+{
+    const char *colon = strrchr(s, ':');
+    uint64_t p;
+
+    if (!colon || colon == s) {
+        return VG_EPARSE;
+    }
+    size_t hn = (size_t)(colon - s);
+    if (s[0] == '[' && hn >= 2 && s[hn - 1] == ']') {
+        s++;
+        hn -= 2;
+    }
+    if (hn + 1 > hcap || parse_u64(span_str(colon + 1), 65535, &p) < 0 || p == 0) {
+        return VG_EPARSE;
+    }
+    memcpy(hbuf, s, hn);
+    hbuf[hn] = 0;
+    *host = hbuf;
+    *port = (int)p;
+    return 0;
 }
 
 static const char *format_tag(enum send_format f)
@@ -329,9 +353,76 @@ static int flush_chunk(struct sender *s)
     return 0;
 }
 
+/* The event map with o->mark_keys set (send.h), into s->marked. Returns 0 with *out
+ * pointing at the marked copy, or at record itself when it is not a map. */
+static int mark_record(struct sender *s, struct span record, struct span *out)
+{
+    const struct send_opts *o = s->o;
+    struct span cur = record;
+    struct mp_obj m;
+    uint32_t nmarks = 0;
+    uint32_t kept = 0;
+
+    *out = record;
+    while (nmarks < SEND_MAX_MARKS && o->mark_keys[nmarks]) {
+        nmarks++;
+    }
+    if (nmarks == 0 || mp_read(&cur, &m) != 1 || m.type != MP_MAP) {
+        return 0;
+    }
+    /* Count the pairs kept (those not replaced by a mark) first: the map's header
+     * comes before them. */
+    struct span walk = cur;
+    for (uint32_t i = 0; i < m.v.count; i++) {
+        struct span k;
+        struct span v;
+        struct span ks;
+        if (mp_take(&walk, &k) < 0 || mp_take(&walk, &v) < 0) {
+            return 0; /* malformed: sent as it is, vigild says what is wrong */
+        }
+        bool marked = false;
+        for (uint32_t j = 0; j < nmarks && mp_get_str(k, &ks); j++) {
+            marked = marked || span_eq_str(ks, o->mark_keys[j]);
+        }
+        kept += !marked;
+    }
+    buf_reset(&s->marked);
+    int rc = mp_put_map(&s->marked, kept + nmarks);
+    for (uint32_t i = 0; rc == 0 && i < m.v.count; i++) {
+        struct span k;
+        struct span v;
+        struct span ks;
+        if (mp_take(&cur, &k) < 0 || mp_take(&cur, &v) < 0) {
+            return 0;
+        }
+        bool marked = false;
+        for (uint32_t j = 0; j < nmarks && mp_get_str(k, &ks); j++) {
+            marked = marked || span_eq_str(ks, o->mark_keys[j]);
+        }
+        if (!marked) {
+            rc = mp_put_raw(&s->marked, k);
+            rc = rc < 0 ? rc : mp_put_raw(&s->marked, v);
+        }
+    }
+    for (uint32_t j = 0; rc == 0 && j < nmarks; j++) {
+        rc = mp_put_cstr(&s->marked, o->mark_keys[j]);
+        rc = rc < 0 ? rc : mp_put_cstr(&s->marked, o->mark_vals[j]);
+    }
+    if (rc < 0) {
+        errbuf_set(s->eb, "event of %zu bytes too large to send", record.n);
+        return rc;
+    }
+    *out = buf_span(&s->marked);
+    return 0;
+}
+
 static int add_record(struct sender *s, struct span record)
 {
-    int rc = forward_encode_entry(&s->entries, vg_now_ns(), record);
+    int rc = mark_record(s, record, &record);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = forward_encode_entry(&s->entries, vg_now_ns(), record);
     if (rc < 0) {
         errbuf_set(s->eb, "event of %zu bytes too large to send", record.n);
         return rc;
@@ -592,6 +683,7 @@ int send_files(const struct send_opts *o, char **files, int nfiles, struct send_
     s.id_salt = (uint32_t)(vg_now_ns() ^ (getpid() << 16));
     buf_init(&s.entries, SEND_MAX_CHUNK + SEND_MAX_DOC + 64);
     buf_init(&s.ackbuf, 64 * 1024);
+    buf_init(&s.marked, SEND_MAX_DOC + 4096);
     s.t0 = vg_mono_ns();
     s.deadline = o->total_timeout_ms > 0 ? s.t0 + (int64_t)o->total_timeout_ms * 1000000 : 0;
 
@@ -645,6 +737,7 @@ int send_files(const struct send_opts *o, char **files, int nfiles, struct send_
     tls_ctx_free(s.ctx);
     buf_release(&s.entries);
     buf_release(&s.ackbuf);
+    buf_release(&s.marked);
     if (rc == 0 && st->bad_docs > 0) {
         errbuf_set(eb, "%" PRIu64 " document(s) did not parse and were not sent", st->bad_docs);
         rc = VG_EFORMAT;

@@ -5,9 +5,12 @@
 #define VG_QUERY_SEND_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/errbuf.h"
+
+#define SEND_MAX_MARKS 4
 
 enum send_format { SEND_NDJSON, SEND_FALCO, SEND_K8S_AUDIT, SEND_TRIVY, SEND_SYSLOG };
 
@@ -23,6 +26,11 @@ struct send_opts {
     int total_timeout_ms;  /* the whole run, retries included (--timeout); 0: none */
     int max_retries;       /* reconnects without an ack in between before giving up */
     bool progress;         /* draw a progress line on stderr */
+    /* Top-level fields set on every event before it is sent (vigil drill's markers:
+     * vigil_drill, vigil_drill_step), replacing a key the event has already; string
+     * values. The rest NULL. Events that are not maps are sent as they are. */
+    const char *mark_keys[SEND_MAX_MARKS];
+    const char *mark_vals[SEND_MAX_MARKS];
 };
 
 struct send_stats {
@@ -36,6 +44,10 @@ struct send_stats {
 
 void send_opts_init(struct send_opts *o);
 int send_format_parse(const char *s, enum send_format *out);
+
+/* "HOST:PORT" or "[V6]:PORT" into *host (pointing into hbuf, hcap bytes) and *port
+ * (1..65535). Returns 0 or VG_EPARSE. */
+int send_hostport_parse(const char *s, const char **host, int *port, char *hbuf, size_t hcap);
 
 /* Sends every document of the files ("-" or no files: standard input) and returns 0
  * when every event was acknowledged and none rejected. Documents that do not parse are

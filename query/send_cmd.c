@@ -31,29 +31,6 @@ static void send_usage(FILE *f)
         "the config's listen.forward (0.0.0.0 means 127.0.0.1).\n");
 }
 
-static int parse_hostport(const char *s, const char **host, int *port, char *hbuf, size_t hcap)
-{
-    const char *colon = strrchr(s, ':');
-    uint64_t p;
-
-    if (!colon || colon == s) {
-        return VG_EPARSE;
-    }
-    size_t hn = (size_t)(colon - s);
-    if (s[0] == '[' && hn >= 2 && s[hn - 1] == ']') {
-        s++;
-        hn -= 2;
-    }
-    if (hn + 1 > hcap || parse_u64(span_str(colon + 1), 65535, &p) < 0 || p == 0) {
-        return VG_EPARSE;
-    }
-    memcpy(hbuf, s, hn);
-    hbuf[hn] = 0;
-    *host = hbuf;
-    *port = (int)p;
-    return 0;
-}
-
 struct send_cmd_opts {
     const char *format;
     const char *server;
@@ -116,7 +93,7 @@ static int send_run(struct cli_args *a)
         return rc;
     }
     if (server) {
-        if (parse_hostport(server, &o.host, &o.port, hbuf, sizeof(hbuf)) < 0) {
+        if (send_hostport_parse(server, &o.host, &o.port, hbuf, sizeof(hbuf)) < 0) {
             fprintf(stderr, "vigil send: --server: expected HOST:PORT, got '%s'\n", server);
             return CLI_USAGE;
         }

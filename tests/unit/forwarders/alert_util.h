@@ -20,6 +20,7 @@ struct mk {
     const char *const *group; /* k, v, k, v, ..., NULL */
     const char *const *tags;  /* NULL-terminated */
     const char *ns, *pod, *host, *user, *src_ip, *message, *agent, *kind, *source;
+    const char *drill; /* the fire drill run id (raw "drill"), or NULL */
 };
 
 static inline int mk_put_str(struct buf *b, const char *k, const char *v)
@@ -45,7 +46,7 @@ static inline int mk_alert(const struct mk *m, struct buf *out)
         nt++;
     }
     buf_init(&raw, 1 << 20);
-    n = 12 + (m->state ? 3 : 0) + (m->incident ? 1 : 0);
+    n = 12 + (m->state ? 3 : 0) + (m->incident ? 1 : 0) + (m->drill ? 1 : 0);
 #define P(x)     \
  do {            \
   if (rc == 0) { \
@@ -61,6 +62,9 @@ static inline int mk_alert(const struct mk *m, struct buf *out)
                  m->fingerprint ? m->fingerprint : "0123456789abcdef0123456789abcdef"));
     if (m->incident) {
         P(mk_put_str(&raw, "incident", m->incident));
+    }
+    if (m->drill) {
+        P(mk_put_str(&raw, "drill", m->drill));
     }
     if (m->state) {
         P(mk_put_str(&raw, "state", m->state));

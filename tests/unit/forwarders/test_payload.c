@@ -478,6 +478,56 @@ static void test_slack(void **state)
     buf_release(&recb);
 }
 
+/* ---- fire drills: every receiver is told (schemas/drill.md "Markers") ---- */
+
+static void test_drill_marked(void **state)
+{
+    static const char run[] = "drill-20261207T124512Z-3fa9c1d2";
+    char key[] = "0123456789abcdef0123456789abcdef";
+    static const struct {
+        const struct fwd_sink *sink;
+        const char *url, *path; /* where the marked text is */
+        bool prefixed;          /* "[drill] " starts it */
+    } cases[] = {
+        { &fwd_sink_slack, "https://hooks.slack.com/services/T/B/X", "text", false },
+        { &fwd_sink_pagerduty, "https://events.pagerduty.com/v2/enqueue", "payload.summary", true },
+        { &fwd_sink_pagerduty, "https://events.pagerduty.com/v2/enqueue",
+          "payload.custom_details.drill", false },
+        { &fwd_sink_opsgenie, "https://api.opsgenie.com/v2/alerts", "message", true },
+        { &fwd_sink_webhook, "https://soar.example/vigil", "drill", false },
+    };
+    (void)state;
+
+    for (size_t i = 0; i < VG_ARRAY_LEN(cases); i++) {
+        for (int marked = 0; marked < 2; marked++) {
+            struct fwd_rcv_cfg rc = rcfg(cases[i].sink, cases[i].url, key);
+            struct buf recb;
+            struct fwd_alert a;
+            struct http_req req;
+            struct doc d;
+            struct mk m = base("firing");
+            buf_init(&recb, 1 << 20);
+            m.drill = marked ? run : NULL;
+            build(cases[i].sink, &rc, &m, &recb, &a, &req);
+            parse_json(buf_span(&req.body), &d);
+            const char *text = get_str(buf_span(&d.mp), cases[i].path);
+            if (!marked) {
+                /* an alert of real traffic says nothing of drills */
+                assert_true(text == NULL || strstr(text, "drill") == NULL);
+            } else if (cases[i].prefixed) {
+                assert_non_null(text);
+                assert_int_equal(strncmp(text, "[drill] SSH brute force", 23), 0);
+            } else {
+                assert_non_null(text);
+                assert_non_null(strstr(text, run));
+            }
+            buf_release(&d.mp);
+            http_req_release(&req);
+            buf_release(&recb);
+        }
+    }
+}
+
 /* ---- webhook ---- */
 
 static void test_webhook_hmac(void **state)
@@ -529,6 +579,7 @@ int main(void)
         cmocka_unit_test(test_pagerduty),
         cmocka_unit_test(test_opsgenie),
         cmocka_unit_test(test_slack),
+        cmocka_unit_test(test_drill_marked),
         cmocka_unit_test(test_webhook_hmac),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
