@@ -5,6 +5,11 @@
  * looks at first and the alerts the default rule pack (etc/rules) raised live, then
  * stops vigild with SIGTERM and removes the directory.
  *
+ * In between, a short fire drill (etc/drills/multi_stage.yaml, query/drill.c) replays an
+ * intrusion through the same path and a webhook forwarder pages a receiver the demo runs
+ * on loopback (a thread answering 200), so the first command a user runs shows the
+ * times to detect and to page.
+ *
  * The nodes' auth logs are replayed as of now (their BSD syslog headers rewritten, the
  * spacing kept): vigild's correlation windows follow the wall clock and do not count
  * events dated minutes before they arrive (collector/rules_live.c), and the SSH brute
@@ -15,13 +20,17 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +40,8 @@
 #include "common/time.h"
 #include "common/tls.h"
 #include "query/cli.h"
+#include "query/drill.h"
+#include "query/drill_int.h"
 #include "query/filter.h"
 #include "query/output.h"
 #include "query/scan.h"
@@ -42,7 +53,8 @@ struct demo {
     char dir[PATH_MAX];
     char exe_dir[PATH_MAX];
     char data[PATH_MAX];
-    char rules[PATH_MAX]; /* the default rule pack; "" when not found */
+    char rules[PATH_MAX];  /* the default rule pack; "" when not found */
+    char drills[PATH_MAX]; /* the drill scenarios (etc/drills); "" when not found */
     pid_t vigild;
     int forward_port;
     bool keep;
@@ -124,6 +136,177 @@ static void find_rules(struct demo *d)
     if (find_shared(d, "VIGIL_DEMO_RULES", "rules", d->rules) < 0) {
         d->rules[0] = 0;
     }
+    if (find_shared(d, "VIGIL_DEMO_DRILLS", "drills", d->drills) < 0) {
+        d->drills[0] = 0;
+    }
+}
+
+/* The demo's pager: a receiver on 127.0.0.1 answering every POST with 200 (the webhook
+ * forwarder `oncall` posts to it). Its own thread, blocking; counts the pages. */
+struct demo_pager {
+    int fd;
+    int port;
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t lock;
+    int pages;
+};
+
+/* Reads one request (head, then Content-Length bytes of body) and answers 200. */
+static void pager_serve(struct demo_pager *p, int c)
+{
+    char req[65536];
+    size_t n = 0;
+    char *end = NULL;
+    struct timeval tv = { 5, 0 };
+
+    req[0] = 0;
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (n < sizeof(req) - 1 && !(end = strstr(req, "\r\n\r\n"))) {
+        ssize_t r = read(c, req + n, sizeof(req) - 1 - n);
+        if (r <= 0) {
+            return;
+        }
+        n += (size_t)r;
+        req[n] = 0;
+    }
+    if (!end) {
+        return;
+    }
+    size_t body = 0;
+    for (char *h = req; h < end; h++) {
+        if (strncasecmp(h, "\ncontent-length:", 16) == 0) {
+            body = strtoul(h + 16, NULL, 10);
+        }
+    }
+    /* libcurl asks before sending a body over 1 KiB */
+    *end = 0;
+    if (strcasestr(req, "\nexpect: 100-continue")) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (write(c, cont, sizeof(cont) - 1) != (ssize_t)sizeof(cont) - 1) {
+            return;
+        }
+    }
+    size_t have = n - (size_t)(end + 4 - req);
+    while (have < body) {
+        char skip[4096];
+        ssize_t r = read(c, skip, sizeof(skip));
+        if (r <= 0) {
+            return;
+        }
+        have += (size_t)r;
+    }
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+    if (write(c, ok, sizeof(ok) - 1) == (ssize_t)sizeof(ok) - 1) {
+        pthread_mutex_lock(&p->lock);
+        p->pages++;
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+static void *pager_main(void *arg)
+{
+    struct demo_pager *p = arg;
+    for (;;) {
+        int c = accept(p->fd, NULL, NULL);
+        if (c < 0 && errno == EINTR) {
+            continue;
+        }
+        if (c < 0) {
+            return NULL; /* pager_stop shut the socket down */
+        }
+        pager_serve(p, c);
+        close(c);
+    }
+}
+
+static int pager_start(struct demo_pager *p)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+
+    memset(p, 0, sizeof(*p));
+    p->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (p->fd < 0) {
+        return -errno;
+    }
+    if (bind(p->fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(p->fd, 16) != 0 ||
+        getsockname(p->fd, (struct sockaddr *)&a, &len) != 0) {
+        int rc = -errno;
+        close(p->fd);
+        return rc;
+    }
+    p->port = ntohs(a.sin_port);
+    pthread_mutex_init(&p->lock, NULL);
+    int rc = pthread_create(&p->thread, NULL, pager_main, p);
+    if (rc != 0) {
+        close(p->fd);
+        pthread_mutex_destroy(&p->lock);
+        return -rc;
+    }
+    p->running = true;
+    return 0;
+}
+
+static int pager_stop(struct demo_pager *p)
+{
+    int pages;
+    if (!p->running) {
+        return 0;
+    }
+    shutdown(p->fd, SHUT_RDWR);
+    pthread_join(p->thread, NULL);
+    close(p->fd);
+    pages = p->pages;
+    pthread_mutex_destroy(&p->lock);
+    p->running = false;
+    return pages;
+}
+
+/* The short drill: the multi-stage intrusion through the running vigild. Returns 0 when
+ * every stage was detected and paged, 1 when not, negative when it could not run. */
+static int run_drill(struct demo *d)
+{
+    char path[PATH_MAX + 32];
+    char pki[PATH_MAX + 8];
+    char store[PATH_MAX + 16];
+    struct drill_scn *scn = NULL;
+    struct drill_run r;
+    struct errbuf eb;
+
+    snprintf(path, sizeof(path), "%s/multi_stage.yaml", d->drills);
+    snprintf(pki, sizeof(pki), "%s/pki", d->dir);
+    snprintf(store, sizeof(store), "%s/store", d->dir);
+    errbuf_clear(&eb);
+    if (drill_scn_load(path, &scn, &eb) < 0) {
+        fprintf(stderr, "vigil demo: %s\n", errbuf_msg(&eb));
+        return -EINVAL;
+    }
+    char ca[PATH_MAX + 16];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", pki);
+    struct drill_ship sh = {
+        .host = "127.0.0.1",
+        .port = d->forward_port,
+        .ca = ca,
+        .pki = pki,
+    };
+    printf("\nA fire drill (vigil drill run %s): an intrusion replayed through the same\n"
+           "path, every alert paged by the webhook forwarder 'oncall' to a receiver on\n"
+           "loopback; time to detect and to page, per stage:\n",
+           path);
+    fflush(stdout);
+    int rc = drill_run_scenario(&sh, store, scn, &r, &eb);
+    if (rc < 0) {
+        fprintf(stderr, "vigil demo: the drill failed: %s\n", errbuf_msg(&eb));
+    }
+    if (r.scn) {
+        drill_print(stdout, &r);
+    }
+    int out = rc < 0 ? rc : r.passed ? 0 : 1;
+    drill_run_release(&r);
+    drill_scn_free(scn);
+    return out;
 }
 
 /* Copies syslog file src to dst with each BSD header ("Mmm dd HH:MM:SS ") moved to the
@@ -492,6 +675,8 @@ static int demo_run(struct cli_args *a)
 {
     const struct demo_opts *o = a->own;
     struct demo d = { .keep = o->keep };
+    struct demo_pager pager = { .running = false };
+    bool drill_failed = false;
     struct errbuf eb;
     uint64_t events = 0;
     int rc;
@@ -519,6 +704,17 @@ static int demo_run(struct cli_args *a)
     }
     snprintf(cfgpath, sizeof(cfgpath), "%s/vigil.yaml", d.dir);
     find_rules(&d);
+    char pager_line[256] = "";
+    if (d.rules[0] && d.drills[0]) {
+        if ((rc = pager_start(&pager)) < 0) {
+            fprintf(stderr, "vigil demo: cannot listen on loopback: %s\n", vg_strerror(rc));
+            goto out;
+        }
+        snprintf(pager_line, sizeof(pager_line),
+                 "forwarders:\n  - { name: oncall, type: webhook, url: 'http://127.0.0.1:%d/page',"
+                 " retry: { min: 200ms, max: 1s } }\n",
+                 pager.port);
+    }
     char rules_line[PATH_MAX + 64] = "";
     if (d.rules[0]) {
         snprintf(rules_line, sizeof(rules_line), "rules:  { paths: [ \"%s\" ] }\n", d.rules);
@@ -528,8 +724,8 @@ static int demo_run(struct cli_args *a)
              "store:  { path: %s/store, partition: 1h }\n"
              "tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem }\n"
              "listen: { forward: 127.0.0.1:0, syslog: null, https: null, admin: 127.0.0.1:0 }\n"
-             "%s",
-             d.dir, rules_line);
+             "%s%s",
+             d.dir, rules_line, pager_line);
     if ((rc = write_file(cfgpath, cfgtext)) < 0 || (rc = start_vigild(&d)) < 0) {
         goto out;
     }
@@ -560,6 +756,20 @@ static int demo_run(struct cli_args *a)
         }
     }
     try_without_certificate(&d);
+    if (pager.running) {
+        int dr = run_drill(&d);
+        if (dr < 0) {
+            rc = dr;
+            goto out;
+        }
+        drill_failed = dr != 0;
+        printf("  the demo's receiver answered %d page%s (the drill's and the sample events' "
+               "alerts, firing and updates)\n",
+               pager.pages, pager.pages == 1 ? "" : "s");
+    } else {
+        printf("\n(no fire drill: %s not found; set VIGIL_DEMO_DRILLS)\n",
+               d.rules[0] ? "etc/drills" : "the rule pack");
+    }
 
     /* Stop vigild first: everything acknowledged is durable, and the refusal event
      * recorded after the last ack is flushed by the clean stop. */
@@ -577,31 +787,38 @@ static int demo_run(struct cli_args *a)
                   "opened in it",
                   "pod=test-pod-1", 50);
     print_section(store, "Who was working on that cluster, from where", "user=minikube-user", 50);
-    print_section(store, "SSH authentication failures on the nodes", "kind=auth outcome=failure",
-                  8);
-    print_section(store, "Shells in containers (Falco)", "source=falco", 10);
+    print_section(store, "SSH authentication failures on the nodes",
+                  "kind=auth outcome=failure NOT raw.vigil_drill=*", 8);
+    print_section(store, "Shells in containers (Falco)", "source=falco NOT raw.vigil_drill=*", 10);
     print_section(store, "The collector's own evidence (refused connections, rejected input)",
                   "source=vigil", 10);
     if (d.rules[0]) {
-        print_section(store, "Alerts raised live by the rule pack", "kind=alert", 12);
+        print_section(store, "Alerts raised live by the rule pack (the drill's left out)",
+                      "kind=alert NOT raw.drill=*", 12);
     }
     printf("\nExplore it yourself%s:\n"
            "  vigil search --store %s/store pod=test-pod-1 --format json\n"
            "  vigil search --store %s/store src_ip=179.43.183.0/24\n"
-           "  vigil hunt %s --store %s/store\n",
+           "  vigil hunt %s --store %s/store\n"
+           "  vigil drill list --store %s/store\n",
            d.keep ? "" : " (run vigil demo --keep to keep the store)", d.dir, d.dir,
-           d.rules[0] ? d.rules : "etc/rules", d.dir);
+           d.rules[0] ? d.rules : "etc/rules", d.dir, d.dir);
     rc = 0;
 out:
     if (stop_vigild(&d) < 0 && rc == 0) {
         rc = -EIO;
     }
+    pager_stop(&pager);
     if (!d.keep) {
         remove_tree(d.dir);
     } else {
         printf("\nkept: %s\n", d.dir);
     }
-    return rc < 0 ? CLI_FAIL : CLI_OK;
+    if (drill_failed) {
+        fprintf(stderr, "vigil demo: the fire drill failed: an alert was not raised or not "
+                        "paged (see its report above)\n");
+    }
+    return rc < 0 || drill_failed ? CLI_FAIL : CLI_OK;
 }
 
 const struct cli_cmd cmd_demo = {

@@ -414,7 +414,7 @@ static void print_group(FILE *f, const struct drill_alert *a)
     fputc('}', f);
 }
 
-static void print_text(FILE *f, const struct drill_run *r)
+void drill_print(FILE *f, const struct drill_run *r)
 {
     char t[64];
     char d[32];
@@ -642,7 +642,7 @@ static int print_report(const struct drill_run *r, enum out_format fmt, bool las
         buf_release(&b);
         return rc;
     }
-    print_text(stdout, r);
+    drill_print(stdout, r);
     return 0;
 }
 

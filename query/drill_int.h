@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "common/buf.h"
@@ -94,6 +95,9 @@ int drill_collect(const char *store, const char *run, struct drill_run *r, struc
 /* Checks the expectations of the steps shipped (r->steps_shipped) as of now_ns
  * (INT64_MAX: everything that could happen has). */
 void drill_evaluate(struct drill_run *r, int64_t now_ns);
+/* The report as text: per step, each expectation's verdict, times and pages, then the
+ * noise and the result. */
+void drill_print(FILE *f, const struct drill_run *r);
 /* The report as one JSON object (schemas/drill.md). */
 int drill_json(const struct drill_run *r, struct buf *b) VG_MUST_USE;
 /* Runs scn: ships each step, watches until its expectations settle. out is filled even

@@ -76,6 +76,8 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(self.path("share/vigil/rules"))), rules)
         demo = sorted(os.listdir(os.path.join(SRC, "etc/demo")))
         self.assertEqual(sorted(os.listdir(self.path("share/vigil/demo"))), demo)
+        drills = sorted(os.listdir(os.path.join(SRC, "etc/drills")))
+        self.assertEqual(sorted(os.listdir(self.path("share/vigil/drills"))), drills)
         self.assertTrue(os.path.isfile(self.path("share/man/man1/vigil.1")))
         self.assertTrue(os.path.isfile(self.path("share/man/man8/vigild.8")))
         self.assertTrue(os.path.isfile(self.path("share/doc/vigil/README.md")))
@@ -120,6 +122,10 @@ class InstallTest(unittest.TestCase):
             self.path("share/vigil/rules")), p.stdout)
         self.assertIn("vigild stopped cleanly", p.stdout)
         self.assertIn("Alerts raised live by the rule pack", p.stdout)
+        # the short fire drill, from share/vigil/drills, detected and paged every stage
+        self.assertIn("(vigil drill run %s)" % os.path.realpath(
+            self.path("share/vigil/drills/multi_stage.yaml")), p.stdout)
+        self.assertIn("result: PASSED, 6 of 6 expectations met", p.stdout)
 
     def test_installed_vigild_with_the_example_config(self):
         vigil = self.path("bin/vigil")

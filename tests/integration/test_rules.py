@@ -679,13 +679,18 @@ class Demo(unittest.TestCase):
         env = dict(os.environ)
         env.pop("VIGIL_DEMO_RULES", None)
         env.pop("VIGIL_DEMO_DATA", None)
+        env.pop("VIGIL_DEMO_DRILLS", None)
         vigil = shutil.which(harness.VIGIL) or harness.VIGIL
         if not os.path.realpath(vigil).startswith(os.path.realpath(SRC) + os.sep):
             # Built outside the source tree: say where the demo's files are. Inside it (as
             # scripts/demo.sh builds), vigil finds etc/demo and etc/rules by itself.
-            env.update(VIGIL_DEMO_RULES=RULES, VIGIL_DEMO_DATA=os.path.join(SRC, "etc", "demo"))
+            env.update(VIGIL_DEMO_RULES=RULES, VIGIL_DEMO_DATA=os.path.join(SRC, "etc", "demo"),
+                       VIGIL_DEMO_DRILLS=os.path.join(SRC, "etc", "drills"))
         p = run([harness.VIGIL, "demo"], env=env, t=120)
         self.assertIn("rules: the default pack, " + os.path.realpath(RULES), p.stdout)
+        # the short fire drill: every stage detected and paged to the demo's receiver
+        self.assertIn("result: PASSED, 6 of 6 expectations met", p.stdout)
+        self.assertEqual(p.stdout.count("      paged oncall "), 6, p.stdout)
         section = p.stdout.split("Alerts raised live by the rule pack", 1)[1]
         section = section.split("\n\n", 1)[0]
         lines = [l for l in section.splitlines() if " rule " in l]
