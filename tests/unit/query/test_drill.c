@@ -92,7 +92,9 @@ static void test_load_errors(void **state)
             "b.yaml:3:35: 'steps[0].format': expected one of ndjson, falco, k8s-audit, trivy, "
             "syslog, got 'csv'");
     refused("name: x\nsteps:\n  - { name: s, events: x, listener: syslog }\n",
-            "'steps[0].listener': expected one of forward");
+            "'steps[0].listener': expected one of forward, https, got 'syslog'");
+    refused("name: x\nsteps:\n  - { name: s, events: x, listener: https, format: syslog }\n",
+            "'steps[0].listener': syslog lines are not shipped over HTTPS: listener forward");
     refused("name: x\nsteps:\n  - { name: s, events: '  ' }\n",
             "'steps[0].events': a step needs at least one event");
     refused("name: x\nsteps:\n  - name: s\n    events: |\n      a\n      b {{nwo}}\n",
