@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "common/mp.h"
 #include "common/time.h"
+#include "common/tls.h"
 #include "common/xalloc.h"
 #include "forwarders/fwd.h"
 #include "query/cli.h"
@@ -29,6 +30,7 @@
 #include "query/filter.h"
 #include "query/scan.h"
 #include "query/send.h"
+#include "schemas/trivy_report.h"
 
 #define NS_SEC 1000000000LL
 /* How far before its id's time a run's records are looked for: event times are the
@@ -685,9 +687,187 @@ static int write_tmp(const char *dir, struct span text, char *path, size_t cap)
     return close(fd) == 0 ? 0 : -errno;
 }
 
-/* Ships text (format fmt) marked with the run and step. */
+/* ---- the HTTPS listener: one POST per event, each on its own connection ---- */
+
+struct https_ship {
+    const struct send_opts *o; /* certificates, marks */
+    const char *host;
+    int port;
+    const char *path; /* /v1/events, /v1/falco, /v1/k8s/audit, /v1/trivy */
+    bool k8s;         /* wrap each event in an EventList, as the audit webhook posts */
+    struct tls_ctx *ctx;
+    struct buf mp, json;
+    struct errbuf *eb;
+};
+
+static const char *https_path(enum send_format f)
+{
+    switch (f) {
+    case SEND_FALCO:
+        return "/v1/falco";
+    case SEND_K8S_AUDIT:
+        return "/v1/k8s/audit";
+    case SEND_TRIVY:
+        return "/v1/trivy";
+    default:
+        return "/v1/events";
+    }
+}
+
+/* POSTs body and reads the answer: 0 on 200, else eb says what vigild answered. */
+static int https_post(struct https_ship *h, struct span body)
+{
+    struct tls_conn *c = NULL;
+    char head[512];
+    char resp[8192];
+    size_t n = 0;
+    int rc = tls_conn_open(h->ctx, h->host, h->port, 10000, &c, h->eb);
+
+    if (rc < 0) {
+        return rc;
+    }
+    int hn = snprintf(head, sizeof(head),
+                      "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                      h->path, h->host, h->port, body.n);
+    rc = tls_conn_write(c, head, (size_t)hn);
+    rc = rc < 0 ? rc : tls_conn_write(c, body.p, body.n);
+    /* the answer: read until vigild closes (Connection: close) or the buffer is full */
+    while (rc == 0 && n < sizeof(resp) - 1) {
+        ssize_t r = tls_conn_read(c, resp + n, sizeof(resp) - 1 - n, 10000);
+        if (r == -EPIPE) {
+            break;
+        }
+        if (r < 0) {
+            rc = (int)r;
+            errbuf_set(h->eb, "https %s:%d%s: no answer: %s", h->host, h->port, h->path,
+                       r == VG_ECERT ? tls_conn_error(c) : vg_strerror(rc));
+            break;
+        }
+        n += (size_t)r;
+    }
+    tls_conn_close(c);
+    resp[n] = 0;
+    int status = 0;
+    if (rc == 0 && (sscanf(resp, "HTTP/1.%*d %d", &status) != 1 || status != 200)) {
+        const char *body_at = strstr(resp, "\r\n\r\n");
+        errbuf_set(h->eb, "https %s:%d%s answered %d: %.200s", h->host, h->port, h->path, status,
+                   body_at ? body_at + 4 : resp);
+        rc = -EPROTO;
+    }
+    return rc;
+}
+
+static int https_event(void *arg, struct span rec)
+{
+    struct https_ship *h = arg;
+    int rc;
+
+    buf_reset(&h->mp);
+    buf_reset(&h->json);
+    if ((rc = send_mark(h->o, rec, &h->mp)) < 0) {
+        errbuf_set(h->eb, "event of %zu bytes too large to send", rec.n);
+        return rc;
+    }
+    if (h->k8s) {
+        rc = buf_append_str(&h->json, "{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\","
+                                      "\"items\":[");
+    }
+    rc = rc < 0 ? rc : mp_to_json(buf_span(&h->mp), &h->json);
+    if (rc == 0 && h->k8s) {
+        rc = buf_append_str(&h->json, "]}");
+    }
+    if (rc < 0) {
+        errbuf_set(h->eb, "event of %zu bytes cannot be written as JSON", rec.n);
+        return rc;
+    }
+    return https_post(h, buf_span(&h->json));
+}
+
+/* One JSON document: an array holds events, an EventList's items are events, a Trivy
+ * report is one event per finding (split here, so each finding carries the marks). */
+static int https_doc(struct https_ship *h, enum send_format fmt, struct span doc)
+{
+    struct span cur = doc;
+    struct mp_obj o;
+    struct span v;
+    struct span kind;
+
+    if (fmt == SEND_TRIVY) {
+        struct buf flat;
+        buf_init(&flat, 2 * doc.n + 65536);
+        int rc = trivy_report_split(doc, &flat, https_event, h, h->eb);
+        buf_release(&flat);
+        return rc < 0 ? rc : 0;
+    }
+    if (mp_read(&cur, &o) != 1) {
+        errbuf_set(h->eb, "a document is not JSON");
+        return VG_EFORMAT;
+    }
+    if (o.type == MP_ARRAY) {
+        for (uint32_t i = 0; i < o.v.count; i++) {
+            struct span el;
+            int rc = mp_take(&cur, &el) < 0 ? VG_EFORMAT : https_doc(h, fmt, el);
+            if (rc < 0) {
+                return rc;
+            }
+        }
+        return 0;
+    }
+    if (o.type == MP_MAP && mp_map_get(doc, SPAN_LIT("kind"), &v) == 1 && mp_get_str(v, &kind) &&
+        span_eq_str(kind, "EventList") && mp_map_get(doc, SPAN_LIT("items"), &v) == 1) {
+        return https_doc(h, fmt, v);
+    }
+    return https_event(h, doc);
+}
+
+static int ship_https(const struct drill_ship *sh, const struct send_opts *o, struct span text,
+                      struct errbuf *eb)
+{
+    struct https_ship h = {
+        .o = o,
+        .host = sh->https_host,
+        .port = sh->https_port,
+        .path = https_path(o->format),
+        .k8s = o->format == SEND_K8S_AUDIT,
+        .eb = eb,
+    };
+    struct buf doc;
+    int rc;
+
+    if (!sh->https_host) {
+        errbuf_set(eb, "the step ships through the HTTPS listener: give --https HOST:PORT");
+        return VG_EPARSE;
+    }
+    if ((rc = tls_client_ctx_new(o->ca, o->cert, o->key, &h.ctx, eb)) < 0) {
+        return rc;
+    }
+    buf_init(&h.mp, 16u << 20);
+    buf_init(&h.json, 64u << 20);
+    buf_init(&doc, 64u << 20);
+    while (rc == 0 && text.n > 0) {
+        size_t used = 0;
+        buf_reset(&doc);
+        rc = json_to_mp(text, &doc, &used, eb);
+        if (rc == -ENODATA) {
+            rc = 0;
+            break;
+        }
+        if (rc == 0) {
+            rc = https_doc(&h, o->format, buf_span(&doc));
+            span_advance(&text, used);
+        }
+    }
+    buf_release(&doc);
+    buf_release(&h.mp);
+    buf_release(&h.json);
+    tls_ctx_free(h.ctx);
+    return rc;
+}
+
+/* Ships text (format fmt) marked with the run and step, through the listener named. */
 static int ship(const struct drill_ship *sh, const char *run, size_t step, enum send_format fmt,
-                const char *agent, struct span text, struct errbuf *eb)
+                const char *agent, const char *listener, struct span text, struct errbuf *eb)
 {
     char path[PATH_MAX];
     char stepnum[16];
@@ -698,10 +878,6 @@ static int ship(const struct drill_ship *sh, const char *run, size_t step, enum 
     struct send_stats st;
     int rc;
 
-    if ((rc = write_tmp(tmp, text, path, sizeof(path))) < 0) {
-        errbuf_set(eb, "cannot write a temporary file in %s: %s", tmp, vg_strerror(rc));
-        return rc;
-    }
     send_opts_init(&o);
     o.host = sh->host;
     o.port = sh->port;
@@ -723,6 +899,13 @@ static int ship(const struct drill_ship *sh, const char *run, size_t step, enum 
     o.mark_vals[0] = run;
     o.mark_keys[1] = "vigil_drill_step";
     o.mark_vals[1] = stepnum;
+    if (listener && strcmp(listener, "https") == 0) {
+        return ship_https(sh, &o, text, eb);
+    }
+    if ((rc = write_tmp(tmp, text, path, sizeof(path))) < 0) {
+        errbuf_set(eb, "cannot write a temporary file in %s: %s", tmp, vg_strerror(rc));
+        return rc;
+    }
     char *files[] = { path };
     rc = send_files(&o, files, 1, &st, eb);
     unlink(path);
@@ -752,7 +935,7 @@ static int ship_manifest(const struct drill_ship *sh, const struct drill_scn *sc
     rc = rc < 0 ? rc : json_append_str(&doc, span_str(scn->text));
     rc = rc < 0 ? rc : buf_appendf(&doc, "}\n");
     if (rc == 0) {
-        rc = ship(sh, run, 0, SEND_NDJSON, NULL, buf_span(&doc), eb);
+        rc = ship(sh, run, 0, SEND_NDJSON, NULL, "forward", buf_span(&doc), eb);
     } else {
         errbuf_set(eb, "scenario too large to record");
     }
@@ -864,7 +1047,7 @@ int drill_run_scenario(const struct drill_ship *sh, const char *store, struct dr
         if (sh->progress) {
             fprintf(stderr, "vigil drill: %s step %zu \"%s\": shipping\n", run, s + 1, st->name);
         }
-        if ((rc = ship(sh, run, s + 1, fmt, st->agent, buf_span(&text), eb)) < 0) {
+        if ((rc = ship(sh, run, s + 1, fmt, st->agent, st->listener, buf_span(&text), eb)) < 0) {
             errbuf_prefix(eb, "step %zu \"%s\"", s + 1, st->name);
             break;
         }
@@ -888,6 +1071,7 @@ int drill_run_scenario(const struct drill_ship *sh, const char *store, struct dr
 
 struct drill_opts {
     const char *server;
+    const char *https;
     const char *ca;
     const char *cert;
     const char *key;
@@ -896,6 +1080,7 @@ struct drill_opts {
 
 static const struct cli_opt drill_cli_opts[] = {
     { "--server", NULL, CLI_STR, CLI_OFF(struct drill_opts, server), 0, 0 },
+    { "--https", NULL, CLI_STR, CLI_OFF(struct drill_opts, https), 0, 0 },
     { "--ca", NULL, CLI_STR, CLI_OFF(struct drill_opts, ca), 0, 0 },
     { "--cert", NULL, CLI_STR, CLI_OFF(struct drill_opts, cert), 0, 0 },
     { "--key", NULL, CLI_STR, CLI_OFF(struct drill_opts, key), 0, 0 },
@@ -907,13 +1092,15 @@ static void drill_usage(FILE *f)
 {
     fprintf(f,
             "usage: vigil drill run SCENARIO.yaml... [--store DIR | -c FILE] --server HOST:PORT\n"
+            "                       [--https HOST:PORT]\n"
             "                       [--ca CA.pem --cert CERT.pem --key KEY.pem | --pki DIR]\n"
             "                       [--format table|json]\n"
             "       vigil drill report RUN_ID [--store DIR | -c FILE] [--format table|json]\n"
             "       vigil drill list [--store DIR | -c FILE] [--since T] [--until T] [--limit N]\n"
             "\n"
             "run ships each step of each scenario (etc/drills/*.yaml) through vigild's Forward\n"
-            "listener, every event marked with the run id (raw.vigil_drill), and watches the\n"
+            "listener (--server; a step with listener: https through --https), every event marked "
+            "with the run id (raw.vigil_drill), and watches the\n"
             "store (read-only) for the alerts and the forwarders' outbox for their pages: per\n"
             "step, detected or missed, by which rule, time to detect, time to page per\n"
             "receiver, and what else fired. Exit 0 when every expectation was met, 1 when one\n"
@@ -949,6 +1136,12 @@ static int drill_do_run(struct cli_args *a, const struct drill_opts *o, const ch
         sh.port = a->cfg->listen.forward.port;
     } else {
         fprintf(stderr, "vigil drill run: --server HOST:PORT (vigild's Forward listener)\n");
+        return CLI_USAGE;
+    }
+    char h2buf[256];
+    if (o->https &&
+        send_hostport_parse(o->https, &sh.https_host, &sh.https_port, h2buf, sizeof(h2buf)) < 0) {
+        fprintf(stderr, "vigil drill: --https: expected HOST:PORT, got '%s'\n", o->https);
         return CLI_USAGE;
     }
     sh.pki = o->pki;
@@ -1156,8 +1349,9 @@ static int drill_cmd_run(struct cli_args *a)
     }
     const char *sub = a->words[0];
     bool run = strcmp(sub, "run") == 0;
-    if (!run && (o->server || o->ca || o->cert || o->key || o->pki)) {
-        fprintf(stderr, "vigil drill %s: --server, --ca, --cert, --key and --pki are for run\n",
+    if (!run && (o->server || o->https || o->ca || o->cert || o->key || o->pki)) {
+        fprintf(stderr,
+                "vigil drill %s: --server, --https, --ca, --cert, --key and --pki are for run\n",
                 sub);
         return CLI_USAGE;
     }

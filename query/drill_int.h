@@ -84,7 +84,9 @@ struct drill_ship {
     const char *host;
     int port;
     const char *ca, *cert, *key;
-    const char *pki; /* or: DIR/<agent>.pem per step */
+    const char *pki;        /* or: DIR/<agent>.pem per step */
+    const char *https_host; /* the HTTPS listener (steps with listener: https), or NULL */
+    int https_port;
     bool progress;
 };
 

@@ -22,8 +22,8 @@
 static const char *const drill_formats[] = {
     "ndjson", "falco", "k8s-audit", "trivy", "syslog", NULL
 };
-/* vigil send speaks Forward; the syslog and HTTPS listeners are not drilled yet. */
-static const char *const drill_listeners[] = { "forward", NULL };
+/* Forward (vigil send) and HTTPS (POST /v1/...); the syslog listener is not drilled yet. */
+static const char *const drill_listeners[] = { "forward", "https", NULL };
 
 static const struct cfg_opt expect_opts[] = {
     { "rule", CFG_STR, NULL, 0, 0, CFG_OFF(struct drill_expect, rule),
@@ -111,6 +111,11 @@ static int check_scn(const struct cfg_doc *d, struct drill_scn *s, struct errbuf
         struct drill_step *st = &s->steps[i];
         if (!st->events[strspn(st->events, " \t\r\n")]) {
             rc = cfg_doc_error(d, &st->events, eb, "a step needs at least one event");
+            break;
+        }
+        if (strcmp(st->listener, "https") == 0 && strcmp(st->format, "syslog") == 0) {
+            rc = cfg_doc_error(d, &st->listener, eb,
+                               "syslog lines are not shipped over HTTPS: listener forward");
             break;
         }
         rc = check_template(d, &st->events, st->events, &v, eb);

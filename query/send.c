@@ -353,22 +353,18 @@ static int flush_chunk(struct sender *s)
     return 0;
 }
 
-/* The event map with o->mark_keys set (send.h), into s->marked. Returns 0 with *out
- * pointing at the marked copy, or at record itself when it is not a map. */
-static int mark_record(struct sender *s, struct span record, struct span *out)
+int send_mark(const struct send_opts *o, struct span record, struct buf *out)
 {
-    const struct send_opts *o = s->o;
     struct span cur = record;
     struct mp_obj m;
     uint32_t nmarks = 0;
     uint32_t kept = 0;
 
-    *out = record;
     while (nmarks < SEND_MAX_MARKS && o->mark_keys[nmarks]) {
         nmarks++;
     }
     if (nmarks == 0 || mp_read(&cur, &m) != 1 || m.type != MP_MAP) {
-        return 0;
+        return buf_append(out, record.p, record.n);
     }
     /* Count the pairs kept (those not replaced by a mark) first: the map's header
      * comes before them. */
@@ -378,7 +374,8 @@ static int mark_record(struct sender *s, struct span record, struct span *out)
         struct span v;
         struct span ks;
         if (mp_take(&walk, &k) < 0 || mp_take(&walk, &v) < 0) {
-            return 0; /* malformed: sent as it is, vigild says what is wrong */
+            /* malformed: sent as it is, vigild says what is wrong */
+            return buf_append(out, record.p, record.n);
         }
         bool marked = false;
         for (uint32_t j = 0; j < nmarks && mp_get_str(k, &ks); j++) {
@@ -386,28 +383,39 @@ static int mark_record(struct sender *s, struct span record, struct span *out)
         }
         kept += !marked;
     }
-    buf_reset(&s->marked);
-    int rc = mp_put_map(&s->marked, kept + nmarks);
+    int rc = mp_put_map(out, kept + nmarks);
     for (uint32_t i = 0; rc == 0 && i < m.v.count; i++) {
         struct span k;
         struct span v;
         struct span ks;
-        if (mp_take(&cur, &k) < 0 || mp_take(&cur, &v) < 0) {
-            return 0;
-        }
+        (void)mp_take(&cur, &k); /* walked above: well-formed */
+        (void)mp_take(&cur, &v);
         bool marked = false;
         for (uint32_t j = 0; j < nmarks && mp_get_str(k, &ks); j++) {
             marked = marked || span_eq_str(ks, o->mark_keys[j]);
         }
         if (!marked) {
-            rc = mp_put_raw(&s->marked, k);
-            rc = rc < 0 ? rc : mp_put_raw(&s->marked, v);
+            rc = mp_put_raw(out, k);
+            rc = rc < 0 ? rc : mp_put_raw(out, v);
         }
     }
     for (uint32_t j = 0; rc == 0 && j < nmarks; j++) {
-        rc = mp_put_cstr(&s->marked, o->mark_keys[j]);
-        rc = rc < 0 ? rc : mp_put_cstr(&s->marked, o->mark_vals[j]);
+        rc = mp_put_cstr(out, o->mark_keys[j]);
+        rc = rc < 0 ? rc : mp_put_cstr(out, o->mark_vals[j]);
     }
+    return rc;
+}
+
+/* The event with o->mark_keys set, into s->marked; *out points at it, or at record
+ * itself when there are no marks. */
+static int mark_record(struct sender *s, struct span record, struct span *out)
+{
+    *out = record;
+    if (!s->o->mark_keys[0]) {
+        return 0;
+    }
+    buf_reset(&s->marked);
+    int rc = send_mark(s->o, record, &s->marked);
     if (rc < 0) {
         errbuf_set(s->eb, "event of %zu bytes too large to send", record.n);
         return rc;

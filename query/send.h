@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/errbuf.h"
+#include "common/span.h"
 
 #define SEND_MAX_MARKS 4
 
@@ -44,6 +46,11 @@ struct send_stats {
 
 void send_opts_init(struct send_opts *o);
 int send_format_parse(const char *s, enum send_format *out);
+
+/* Writes rec (one msgpack value) to out with o->mark_keys set, as send_files ships it:
+ * a map gets the marks (replacing keys of the same names), anything else is copied as
+ * it is. Returns 0 or VG_ELIMIT (out's max). */
+int send_mark(const struct send_opts *o, struct span rec, struct buf *out) VG_MUST_USE;
 
 /* "HOST:PORT" or "[V6]:PORT" into *host (pointing into hbuf, hcap bytes) and *port
  * (1..65535). Returns 0 or VG_EPARSE. */

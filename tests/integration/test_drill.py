@@ -226,6 +226,39 @@ class ReceiverDown(DrillTest):
         self.assertRegex(table, r"paged oncall +in [0-9.]+ s \(late: allowed 3.000 s\)")
 
 
+class HttpsListener(DrillTest):
+    """Steps with listener: https go through POST /v1/falco, /v1/k8s/audit, /v1/trivy."""
+    listen = {"https": "127.0.0.1:0"}
+
+    def test_scenarios_over_https(self):
+        files = []
+        shipped = 0
+        for name, events in (("container_shell", 1), ("image_cve_then_runtime", 2),
+                             ("k8s_api_denied_burst", 12), ("k8s_secrets_read", 1)):
+            with open(os.path.join(SRC, "etc", "drills", name + ".yaml")) as f:
+                text = f.read()
+            text = text.replace("    agent: ", "    listener: https\n    agent: ")
+            path = os.path.join(self.vd.dir, name + ".yaml")
+            with open(path, "w") as f:
+                f.write(text)
+            files.append(path)
+            shipped += events
+        before = self.vd.metrics().get('vigil_listener_events_received_total{listener="https"}', 0)
+        p = self.drill_run(files, "--https", "127.0.0.1:%d" % self.vd.ports["https"],
+                           "--format", "json", check=0)
+        reports = json.loads(p.stdout)
+        self.assertEqual([r["passed"] for r in reports], [True] * 4)
+        after = self.vd.metrics()['vigil_listener_events_received_total{listener="https"}']
+        self.assertEqual(after - before, shipped)
+        # every event stored carries the marks, the Trivy finding split from its report too
+        for r in reports:
+            evs = self.vd.search("raw.vigil_drill=%s" % r["run"], "NOT", "raw.vigil_drill_step=0")
+            self.assertEqual(len(evs), sum(s["events"] for s in r["steps"]))
+        # without --https the step says what is missing
+        p = self.drill_run(files[:1], check=1)
+        self.assertIn("give --https HOST:PORT", p.stderr)
+
+
 class Markers(DrillTest):
     def test_search_excluding_drills_returns_exactly_the_rest(self):
         plain = os.path.join(self.vd.dir, "plain.ndjson")
@@ -271,8 +304,12 @@ class BadScenario(DrillTest):
         self.check_refused("name: x\n" + step + "    expect:\n      - { within: 5s }\n",
                            "FILE:7:9: 'steps[0].expect[0].rule': an expectation needs a rule "
                            "or a tag")
-        self.check_refused("name: x\n" + step.replace("s\n", "s\n    listener: https\n", 1),
-                           "FILE:4:15: 'steps[0].listener': expected one of forward")
+        self.check_refused("name: x\n" + step.replace("s\n", "s\n    listener: syslog\n", 1),
+                           "FILE:4:15: 'steps[0].listener': expected one of forward, https")
+        self.check_refused("name: x\n" + step.replace("s\n", "s\n    listener: https\n"
+                                                           "    format: syslog\n", 1),
+                           "FILE:4:15: 'steps[0].listener': syslog lines are not shipped over "
+                           "HTTPS")
         self.check_refused("steps: []\n", "FILE:")
         # nothing of a refused scenario was shipped
         self.assertEqual(self.vd.search("raw.vigil_drill=*"), [])
