@@ -184,7 +184,7 @@ class TailTest(VigildTest):
         # json: SIGINT closes the array.
         t = Tail(vd.store, "--since", iso(BASE), fmt="json")
         self.addCleanup(t.kill)
-        t.until(2, "json history")
+        t.until(70, "json history: \"[\" and the first 69 events (the last line ends at the next write)")
         rc, rest, err = t.stop()
         self.assertEqual(rc, 0, err)
         doc = json.loads("".join(t.got + rest))
