@@ -8,6 +8,8 @@ extern const struct cli_cmd cmd_search;
 extern const struct cli_cmd cmd_stats;
 extern const struct cli_cmd cmd_timeline;
 extern const struct cli_cmd cmd_sql;
+extern const struct cli_cmd cmd_tail;
+extern const struct cli_cmd cmd_explain;
 extern const struct cli_cmd cmd_compact;
 extern const struct cli_cmd cmd_send;
 extern const struct cli_cmd cmd_pki;
@@ -25,6 +27,8 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_stats,   /* stats.c */
     &cmd_timeline, /* timeline.c */
     &cmd_sql,     /* sql.c */
+    &cmd_tail,    /* tail.c */
+    &cmd_explain, /* explain.c */
     &cmd_compact, /* compact_cmd.c */
     &cmd_send,    /* send_cmd.c */
     &cmd_pki,     /* pki_cmd.c */

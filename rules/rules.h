@@ -128,11 +128,17 @@ struct rules_rule_info {
     int64_t update_every_ns;     /* vigil.update_every, 0: the engine's default */
     int64_t lookback_ns;         /* event time a match of this rule reaches back: its
                                   * timespan plus its references' lookback; 0 detections */
+    int64_t count_lo, count_hi;  /* correlations: the count must lie in [lo, hi] (hi
+                                  * INT64_MAX: unbounded); 0, 0 for detections */
+    const char *value_field;     /* value_count: the field whose distinct values count; "" */
+    size_t nrefs;                /* correlations: the rules it refers to (ruleset_rule_ref) */
 };
 
 size_t ruleset_count(const struct ruleset *rs);
 /* Fills info for rule i < ruleset_count(rs); strings live as long as rs. */
 void ruleset_rule_info(const struct ruleset *rs, size_t i, struct rules_rule_info *info);
+/* The index of the k-th rule (k < info.nrefs) correlation i refers to. */
+size_t ruleset_rule_ref(const struct ruleset *rs, size_t i, size_t k);
 /* The index of the rule with this id or name, or -1. */
 long ruleset_find(const struct ruleset *rs, const char *id_or_name);
 

@@ -11,6 +11,7 @@
  * rules alert on their own (Sigma `generate`) and indexes detections by logsource.
  *
  * Blocks (reads files). Everything built is owned by the ruleset. */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1712,6 +1713,18 @@ void ruleset_rule_info(const struct ruleset *rs, size_t i, struct rules_rule_inf
     info->resolve_after_ns = r->resolve_after_ns;
     info->update_every_ns = r->update_every_ns;
     info->lookback_ns = r->lookback_ns;
+    if (r->type != RULES_DETECTION) {
+        info->count_lo = r->corr.lo;
+        info->count_hi = r->corr.hi;
+        info->nrefs = r->corr.nrefs;
+    }
+    info->value_field = r->corr.value_field ? r->corr.value_field : "";
+}
+
+size_t ruleset_rule_ref(const struct ruleset *rs, size_t i, size_t k)
+{
+    assert(i < rs->nrules && k < rs->rules[i].corr.nrefs);
+    return rs->rules[i].corr.refs[k].rule;
 }
 
 long ruleset_find(const struct ruleset *rs, const char *id_or_name)

@@ -85,6 +85,19 @@ void store_reader_close(struct store_reader *r)
     free(r);
 }
 
+int store_reader_committed_seq(struct store_reader *r, uint64_t *out)
+{
+    uint64_t next;
+    int rc = catalog__next_seq(r->cat, &next);
+
+    if (rc < 0) {
+        errbuf_set(&r->err, "catalog: %s", catalog__errmsg(r->cat));
+        return rc;
+    }
+    *out = next - 1;
+    return 0;
+}
+
 const char *store_reader_error(const struct store_reader *r)
 {
     return errbuf_msg(&r->err);

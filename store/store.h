@@ -224,6 +224,13 @@ void store_scan_plan_free(struct store_scan_plan *p); /* takes NULL */
 /* Adds b's counters and times to a's. */
 void store_scan_stats_add(struct store_scan_stats *a, const struct store_scan_stats *b);
 
+/* The highest seq the catalog records as committed, 0 for none (segment.md 5.2: a
+ * commit updates the rows only once its data is synced, in one transaction), so every
+ * stored record up to it can be read now; a record past it may still be in flight or
+ * be cut by a failed commit. For followers (`vigil tail`). Returns 0 or VG_EDB (r's
+ * error says what). Blocks on SQLite. */
+int store_reader_committed_seq(struct store_reader *r, uint64_t *out) VG_MUST_USE;
+
 /* The message of the last failure ("" when none). Owned by r. */
 const char *store_reader_error(const struct store_reader *r);
 /* The segment the last failed scan could not read (a corrupt block, a file that cannot

@@ -712,11 +712,14 @@ static void test_reader_beside_writer(void **state)
     struct store_reader *r = NULL;
     struct errbuf eb;
     struct got g = { 0 };
+    uint64_t committed = 99;
 
     errbuf_clear(&eb);
     assert_int_equal(store_reader_open(t->dir, &r, &eb), 0);
     assert_int_equal(store_scan(r, INT64_MIN, INT64_MAX, on_rec, &g, NULL), 0);
     assert_int_equal(g.n, 0);
+    assert_int_equal(store_reader_committed_seq(r, &committed), 0);
+    assert_int_equal(committed, 0);
 
     for (uint64_t i = 1; i <= 300; i++) {
         assert_int_equal(append(st, T0 + (int64_t)i, i), 0);
@@ -736,12 +739,17 @@ static void test_reader_beside_writer(void **state)
     assert_true(g.n >= 300 && g.n <= 600);
     assert_int_equal(g.bad, 0);
     got_free(&g);
+    /* The committed horizon is what a follower may deliver: not the blocks in flight. */
+    assert_int_equal(store_reader_committed_seq(r, &committed), 0);
+    assert_int_equal(committed, 300);
     assert_int_equal(verify(t->dir, NULL, 0), 0);
 
     assert_int_equal(store_commit(st), 0);
     assert_int_equal(store_scan(r, INT64_MIN, INT64_MAX, on_rec, &g, NULL), 0);
     assert_int_equal(g.n, 601);
     got_free(&g);
+    assert_int_equal(store_reader_committed_seq(r, &committed), 0);
+    assert_int_equal(committed, 601);
     store_close(st);
     assert_int_equal(store_scan(r, INT64_MIN, INT64_MAX, on_rec, &g, NULL), 0);
     assert_int_equal(g.n, 601);
