@@ -131,6 +131,7 @@ struct export_run {
     struct chosen *segs;
     size_t nsegs;
     uint64_t *cur_matched;
+    bool progress; /* a line on stderr per segment read (a terminal) */
 };
 
 static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
@@ -264,6 +265,10 @@ static int collect(const char *dir, struct export_run *x, struct seq_read *sr, s
         struct errbuf why;
         errbuf_clear(&why);
         x->cur_matched = &c->matched;
+        if (x->progress) {
+            fprintf(stderr, "\rvigil export: reading %s (%.1f MiB), %zu events so far\033[K",
+                    c->name, (double)e->bytes / (1024.0 * 1024.0), x->nhits);
+        }
         rc = store_image_walk(c->fd, e->bytes, on_rec, x, &img, &why);
         if (rc == 0 && (img.segment_id != e->segment_id ||
                         memcmp(img.chain_head, e->chain_head, VG_SHA256_LEN) != 0 ||
@@ -590,6 +595,7 @@ static int export_run(struct cli_args *a)
     x.f = f;
     x.since = a->since;
     x.until = a->until;
+    x.progress = cli_progress_enabled();
     for (int tries = 0;; tries++) {
         free(sr.v);
         run_release(&x);
@@ -597,6 +603,9 @@ static int export_run(struct cli_args *a)
         if (rc != -EAGAIN || tries + 1 >= EXPORT_MAX_TRIES) {
             break;
         }
+    }
+    if (x.progress) {
+        fputs("\r\033[K", stderr);
     }
     if (rc == -EAGAIN) {
         fprintf(stderr, "vigil export: segments kept going while reading them (%d tries): %s\n",
