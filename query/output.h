@@ -11,7 +11,9 @@
  *
  * An event object holds ts and received as RFC 3339 strings with 9 fraction digits,
  * seq and dst_port as numbers, every other present field as a string, and "raw", the
- * original event converted back to JSON. One struct out is used by one thread. */
+ * original event converted back to JSON. One struct out is used by one thread.
+ * Evidence bundles carry events in this NDJSON form and `vigil verify` compares them
+ * byte for byte with it (schemas/bundle.md 5): changing it is a new bundle version. */
 #ifndef VG_QUERY_OUTPUT_H
 #define VG_QUERY_OUTPUT_H
 

@@ -20,8 +20,10 @@
  * text is a UTC time of the same shape, cut anywhere after the date ("2024-05-01",
  * "2024-05-01T13:00", "...:00Z", "...:00.5Z"), for which string order is time order up
  * to the text's precision: ts > V and ts >= V imply ts >= V's time; ts < V, ts <= V and
- * ts = V imply ts < V's time + 1 day (int64 ns never leave the years 1677..2262, so
- * every ts has four year digits).
+ * ts = V imply ts < V's time + its precision (a day for a date, a minute for hh:mm, a
+ * second, or the unit of the last fraction digit: "...:00Z" sorts above "...:00.5Z",
+ * '.' being below 'Z'). int64 ns never leave the years 1677..2262, so every ts has four
+ * year digits.
  *
  * Rows stream: xFilter starts a thread that runs the parallel scan (scan_par_run, one
  * stripe per thread) into a queue of batches of at most 1 MiB, bounded at two batches
@@ -405,8 +407,11 @@ static void *producer(void *arg)
 }
 
 /* The time a ts bound V denotes, when V is a UTC time in ts's own shape cut after the
- * date or later (see the top of the file); false otherwise (then nothing is pushed). */
-static bool ts_bound(const unsigned char *v, int n, int64_t *ns)
+ * date or later (see the top of the file), and *unit, the precision V is written to (a
+ * day, a minute, a second, or 10^(9 - k) ns for k fraction digits): every ts whose text
+ * compares below or equal to V is below V's time + unit. False otherwise (then nothing
+ * is pushed). */
+static bool ts_bound(const unsigned char *v, int n, int64_t *ns, int64_t *unit)
 {
     static const char shape[] = "dddd-dd-ddTdd:dd:dd";
     int i = 0;
@@ -420,10 +425,12 @@ static bool ts_bound(const unsigned char *v, int n, int64_t *ns)
     if (!(i == 10 || i == 16 || i == 19)) {
         return false;
     }
+    *unit = i == 10 ? 86400 * VG_NS_PER_SEC : i == 16 ? 60 * VG_NS_PER_SEC : VG_NS_PER_SEC;
     int end = i;
     if (i == 19 && i < n && v[i] == '.') {
         int j = i + 1;
         while (j < n && j - i - 1 < 9 && v[j] >= '0' && v[j] <= '9') {
+            *unit /= 10;
             j++;
         }
         if (j == i + 1) {
@@ -488,15 +495,15 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int idxnum, const char *idxstr, i
         }
         if (col == VG_F_TS) {
             int64_t t;
-            if (!ts_bound(sqlite3_value_text(argv[i]), sqlite3_value_bytes(argv[i]), &t)) {
+            int64_t unit;
+            if (!ts_bound(sqlite3_value_text(argv[i]), sqlite3_value_bytes(argv[i]), &t, &unit)) {
                 continue;
             }
             if (op == '>' || op == ']' || op == '=') {
                 since = t > since ? t : since;
             }
             if (op == '<' || op == '[' || op == '=') {
-                int64_t u =
-                    t <= INT64_MAX - 86400 * VG_NS_PER_SEC ? t + 86400 * VG_NS_PER_SEC : INT64_MAX;
+                int64_t u = t <= INT64_MAX - unit ? t + unit : INT64_MAX;
                 until = u < until ? u : until;
             }
         } else if (op == '=') {

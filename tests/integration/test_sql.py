@@ -80,6 +80,11 @@ QUERIES = [
     "SELECT seq FROM events WHERE ts < '2024-05-01T12:00:01.5Z'",
     "SELECT seq FROM events WHERE ts >= '2024-05-01T14:59:59Z' AND ts <= '2024-05-01T15:00:00Z'",
     "SELECT count(*) FROM events WHERE ts > '2024-05-01T16:00:00Z'",
+    # upper bounds at each precision: "...:00Z" sorts above "...:00.000000001Z"
+    "SELECT seq FROM events WHERE ts <= '2024-05-01T13:00:00Z' AND ts > '2024-05-01T12:59:59Z'",
+    "SELECT seq FROM events WHERE ts <= '2024-05-01T13:59' AND ts >= '2024-05-01T13:58'",
+    "SELECT seq FROM events WHERE ts < '2024-05-01T14:00:00.5Z' AND ts > '2024-05-01T13:59:59.5Z'",
+    "SELECT seq FROM events WHERE ts = '2024-05-01T14:00:00Z'",
     "SELECT count(*) FROM events WHERE ts > '2024-05-01T14:00:00Z' AND ts < '2024-05-01T13:00:00Z'",
     # forms that are not pushed down: SQLite alone decides
     "SELECT count(*) FROM events WHERE ts > '2024-05-01T13:00:00+02:00'",
@@ -182,6 +187,13 @@ class Sql(VigildTest):
         self.assertIn("window [2024-05-01T14:00:00.000000000Z, +inf)", p.stderr)
         m = re.search(r"blocks read (\d+)", p.stderr)
         self.assertLess(int(m.group(1)), total * 2 // 3)
+        # the window is V's time up to V's precision, not wider
+        p = self.sql("SELECT count(*) FROM events WHERE ts BETWEEN '2024-05-01T13:00:00Z' AND "
+                     "'2024-05-01T13:30:00.25Z'", explain=True)
+        self.assertIn("window [2024-05-01T13:00:00.000000000Z, 2024-05-01T13:30:00.260000000Z)",
+                      p.stderr)
+        p = self.sql("SELECT count(*) FROM events WHERE ts < '2024-05-01T13:30'", explain=True)
+        self.assertIn("window [-inf, 2024-05-01T13:31:00.000000000Z)", p.stderr)
         p = self.sql("SELECT seq FROM events WHERE pod = 'miner-0'", explain=True)
         self.assertIn("index: 1 field value(s), 1 text(s)", p.stderr)
         m = re.search(r"blocks read (\d+), skipped by time \d+, skipped by index (\d+)", p.stderr)
