@@ -534,6 +534,9 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int idxnum, const char *idxstr, i
         vt->base.zErrMsg = sqlite3_mprintf("%s", errbuf_msg(&eb));
         return SQLITE_ERROR;
     }
+    /* a progress line on a terminal while the scan runs (scan.c draws it); SIGINT keeps
+     * its default: a statement stopped halfway has no answer worth printing */
+    scan_par_watch(c->par, cli_progress_enabled() ? SCAN_PROGRESS : 0, "sql");
     c->nt = scan_par_threads(c->par);
     c->stripes = xcalloc(c->nt, sizeof(*c->stripes));
     c->args = xcalloc(c->nt, sizeof(*c->args));
