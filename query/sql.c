@@ -120,6 +120,7 @@ static int queue_put(struct sql_queue *q, struct sql_batch *b)
 /* One stripe's batch being filled (the scan's fn argument). */
 struct sql_stripe {
     struct sql_queue *q;
+    struct scan_par *par; /* for the progress line's count */
     struct sql_batch *cur;
     int err;
 };
@@ -151,6 +152,7 @@ static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span rec)
     b->n++;
     if (b->n >= SQL_BATCH_RECORDS || b->data.len >= SQL_BATCH_BYTES) {
         s->cur = NULL;
+        scan_par_matched(s->par, b->n); /* handed to SQLite */
         return queue_put(s->q, b);
     }
     return 0;
@@ -418,7 +420,7 @@ static bool ts_bound(const unsigned char *v, int n, int64_t *ns, int64_t *unit)
 
     for (; i < n && shape[i]; i++) {
         if (shape[i] == 'd' ? !(v[i] >= '0' && v[i] <= '9') : v[i] != (unsigned char)shape[i]) {
-            return false;
+            break; /* where the shape stops: it must be one of the cuts below */
         }
     }
     /* a date, a date and hour:minute, or a full second */
@@ -534,11 +536,15 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int idxnum, const char *idxstr, i
         vt->base.zErrMsg = sqlite3_mprintf("%s", errbuf_msg(&eb));
         return SQLITE_ERROR;
     }
+    /* a progress line on a terminal while the scan runs (scan.c draws it); SIGINT keeps
+     * its default: a statement stopped halfway has no answer worth printing */
+    scan_par_watch(c->par, cli_progress_enabled() ? SCAN_PROGRESS : 0, "sql");
     c->nt = scan_par_threads(c->par);
     c->stripes = xcalloc(c->nt, sizeof(*c->stripes));
     c->args = xcalloc(c->nt, sizeof(*c->args));
     for (unsigned i = 0; i < c->nt; i++) {
         c->stripes[i].q = &c->q;
+        c->stripes[i].par = c->par;
         c->args[i] = &c->stripes[i];
     }
     pthread_mutex_init(&c->q.mu, NULL);

@@ -85,6 +85,8 @@ QUERIES = [
     "SELECT seq FROM events WHERE ts <= '2024-05-01T13:59' AND ts >= '2024-05-01T13:58'",
     "SELECT seq FROM events WHERE ts < '2024-05-01T14:00:00.5Z' AND ts > '2024-05-01T13:59:59.5Z'",
     "SELECT seq FROM events WHERE ts = '2024-05-01T14:00:00Z'",
+    "SELECT count(*) FROM events WHERE ts < '2024-05-01T13:00Z' AND ts >= '2024-05-01T12:59Z'",
+    "SELECT count(*) FROM events WHERE ts < '2024-05-01T13Z' OR ts > '2024-05-01T14:00:00.Z'",
     "SELECT count(*) FROM events WHERE ts > '2024-05-01T14:00:00Z' AND ts < '2024-05-01T13:00:00Z'",
     # forms that are not pushed down: SQLite alone decides
     "SELECT count(*) FROM events WHERE ts > '2024-05-01T13:00:00+02:00'",
@@ -194,6 +196,10 @@ class Sql(VigildTest):
                       p.stderr)
         p = self.sql("SELECT count(*) FROM events WHERE ts < '2024-05-01T13:30'", explain=True)
         self.assertIn("window [-inf, 2024-05-01T13:31:00.000000000Z)", p.stderr)
+        p = self.sql("SELECT count(*) FROM events WHERE ts < '2024-05-01T13:30Z' AND "
+                     "ts >= '2024-05-01'", explain=True)
+        self.assertIn("window [2024-05-01T00:00:00.000000000Z, 2024-05-01T13:31:00.000000000Z)",
+                      p.stderr)
         p = self.sql("SELECT seq FROM events WHERE pod = 'miner-0'", explain=True)
         self.assertIn("index: 1 field value(s), 1 text(s)", p.stderr)
         m = re.search(r"blocks read (\d+), skipped by time \d+, skipped by index (\d+)", p.stderr)
