@@ -528,6 +528,24 @@ static size_t edit_distance(struct span a, const char *b)
     return row[bn];
 }
 
+const char *filter_field_suggest(struct span name)
+{
+    const char *best = NULL;
+    size_t best_d = name.n <= 2 ? 1 : 2;
+
+    for (int f = 0; f < VG_F_COUNT; f++) {
+        if (f == VG_F_RAW) {
+            continue;
+        }
+        size_t d = edit_distance(name, vg_field_name((enum vg_field)f));
+        if (d <= best_d) {
+            best_d = d;
+            best = vg_field_name((enum vg_field)f);
+        }
+    }
+    return best;
+}
+
 static int unknown_field(struct parser *p, struct span name)
 {
     char nm[256];

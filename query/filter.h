@@ -87,6 +87,9 @@ int filter_describe(const struct filter *f, struct buf *out) VG_MUST_USE;
 
 void filter_free(struct filter *f);
 
+/* The normalized field name closest to name (a typo: one or two edits), or NULL. */
+const char *filter_field_suggest(struct span name);
+
 /* Prints text on one line (control characters as spaces) and under it a caret at the
  * 1-based character column, for the CLI to show where a filter went wrong. */
 void filter_error_caret(const char *text, int column, FILE *f);

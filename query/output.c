@@ -15,8 +15,11 @@
 
 #include "common/buf.h"
 #include "common/json.h"
+#include "common/mp.h"
 #include "common/time.h"
 #include "common/xalloc.h"
+#include "query/filter.h"
+#include "schemas/raw_path.h"
 
 #define OUT_MAX_EVENT_BYTES ((size_t)256 << 20) /* one formatted event */
 
@@ -29,12 +32,23 @@
 /* Not a terminal: generous fixed widths, and the last column is never cut. */
 #define OUT_PIPE_WHERE_W 40
 #define OUT_PIPE_WHO_W   32
+/* On a terminal: WHERE and WHO up to these; WHAT at least OUT_WHAT_MIN, wrapped onto at
+ * most OUT_WHAT_LINES lines. */
+#define OUT_WHERE_MAX  64
+#define OUT_WHO_MAX    48
+#define OUT_WHAT_MIN   16
+#define OUT_WHAT_LINES 3
 
 struct out {
     enum out_format fmt;
     FILE *f;
     int width;
     size_t where_w, who_w, what_w; /* table; what_w 0 = unlimited */
+    struct out_fields *fields;     /* out_set_fields, or NULL: the default columns */
+    size_t need_where, need_who;   /* out_measure: the widest WHERE and WHO cells */
+    bool measured;
+    bool what_below;                /* table_widths: WHAT on lines of its own under each row */
+    size_t field_w[OUT_MAX_FIELDS]; /* table widths of fields (0: unlimited) */
     size_t events;
     bool header_done;
     struct buf line;    /* the event being formatted */
@@ -65,6 +79,46 @@ static size_t clamp(size_t v, size_t lo, size_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Table widths (issue 13 item 1: the who and where are never what gets cut). When not a
+ * terminal: generous fixed widths, the last column uncut. On a terminal WHERE and WHO get
+ * what their cells need (out_measure; unmeasured, 40% and 25% of what is left after the
+ * fixed columns), up to OUT_WHERE_MAX and OUT_WHO_MAX, and WHAT the rest when that is at
+ * least OUT_WHAT_MIN, wrapping onto continuation lines (table_cell_wrap). When it is less,
+ * the message goes below the row on lines of its own (what_below). Only a terminal too
+ * narrow for WHERE and WHO themselves shares their room between them, in proportion. */
+static void table_widths(struct out *o)
+{
+    o->what_below = false;
+    if (o->width == 0) {
+        o->where_w = OUT_PIPE_WHERE_W;
+        o->who_w = OUT_PIPE_WHO_W;
+        o->what_w = 0;
+        return;
+    }
+    size_t avail = (size_t)o->width > OUT_FIXED_W + 2 ? (size_t)o->width - OUT_FIXED_W - 2 : 0;
+    size_t where = o->measured ? o->need_where : avail * 40 / 100;
+    size_t who = o->measured ? o->need_who : avail * 25 / 100;
+    where = clamp(where, OUT_MIN_W, OUT_WHERE_MAX);
+    who = clamp(who, OUT_MIN_W, OUT_WHO_MAX);
+    if (where + who + OUT_WHAT_MIN <= avail) {
+        o->where_w = where;
+        o->who_w = who;
+        o->what_w = avail - where - who;
+        return;
+    }
+    /* WHERE and WHO take the WHAT column's room too (and its separator). */
+    size_t room = avail + 1 > 2 * OUT_MIN_W ? avail + 1 : 2 * OUT_MIN_W;
+    if (where + who > room) {
+        size_t w = clamp(room * where / (where + who), OUT_MIN_W, where);
+        who = clamp(room - w, OUT_MIN_W, who);
+        where = w;
+    }
+    o->where_w = where;
+    o->who_w = who;
+    o->what_w = (size_t)o->width > 4 ? (size_t)o->width - 2 : OUT_MIN_W;
+    o->what_below = true;
+}
+
 struct out *out_new(enum out_format fmt, FILE *f, int width)
 {
     struct out *o = xcalloc(1, sizeof(*o));
@@ -75,26 +129,14 @@ struct out *out_new(enum out_format fmt, FILE *f, int width)
     buf_init(&o->line, OUT_MAX_EVENT_BYTES);
     buf_init(&o->scratch, OUT_MAX_EVENT_BYTES);
     buf_init(&o->cell, OUT_MAX_EVENT_BYTES);
-    if (o->width == 0) {
-        o->where_w = OUT_PIPE_WHERE_W;
-        o->who_w = OUT_PIPE_WHO_W;
-        o->what_w = 0;
-    } else {
-        /* What is left after the fixed columns and two separators: 30% WHERE, 25% WHO,
-         * the rest WHAT. Each keeps OUT_MIN_W columns, so below 56 columns the line is
-         * wider than the terminal. */
-        size_t avail = (size_t)o->width > OUT_FIXED_W + 2 ? (size_t)o->width - OUT_FIXED_W - 2 : 0;
-        o->where_w = clamp(avail * 3 / 10, OUT_MIN_W, 48);
-        o->who_w = clamp(avail / 4, OUT_MIN_W, 40);
-        o->what_w =
-            avail >= o->where_w + o->who_w + OUT_MIN_W ? avail - o->where_w - o->who_w : OUT_MIN_W;
-    }
+    table_widths(o);
     return o;
 }
 
 void out_free(struct out *o)
 {
     if (o) {
+        free(o->fields);
         buf_release(&o->line);
         buf_release(&o->scratch);
         buf_release(&o->cell);
@@ -126,62 +168,239 @@ static int json_time(struct buf *b, const char *key, int64_t ns)
     return buf_appendf(b, "\"%s\":\"%s\"", key, ts);
 }
 
+/* Appends "key":value for field f of r. Returns 1, 0 when r lacks it (nothing
+ * appended), or an error. */
+static int json_member(struct buf *b, const struct rec *r, int f, const char *key)
+{
+    int rc;
+
+    switch (f) {
+    case VG_F_TS:
+        return r->has_ts ? (rc = json_time(b, key, r->ts)) < 0 ? rc : 1 : 0;
+    case VG_F_RECEIVED:
+        return r->has_received ? (rc = json_time(b, key, r->received)) < 0 ? rc : 1 : 0;
+    case VG_F_SEQ:
+        return r->has_seq ? (rc = buf_appendf(b, "\"%s\":%" PRIu64, key, r->seq)) < 0 ? rc : 1 : 0;
+    case VG_F_DST_PORT:
+        return r->has_dst_port
+                   ? (rc = buf_appendf(b, "\"%s\":%" PRId64, key, r->dst_port)) < 0 ? rc : 1
+                   : 0;
+    case VG_F_RAW:
+        if (r->raw.n == 0) {
+            return 0;
+        }
+        if ((rc = buf_appendf(b, "\"%s\":", key)) == 0) {
+            rc = mp_to_json(r->raw, b);
+        }
+        return rc < 0 ? rc : 1;
+    default:
+        if (!r->str[f].p) {
+            return 0;
+        }
+        if ((rc = buf_appendf(b, "\"%s\":", key)) == 0) {
+            rc = json_append_str(b, r->str[f]);
+        }
+        return rc < 0 ? rc : 1;
+    }
+}
+
 static int format_json(struct buf *b, const struct rec *r)
 {
     bool first = true;
     int rc = buf_append_byte(b, '{');
 
     for (int f = 0; f < VG_F_COUNT && rc == 0; f++) {
-        const char *key = vg_field_name((enum vg_field)f);
-        bool has;
-        switch (f) {
-        case VG_F_TS:
-            has = r->has_ts;
-            break;
-        case VG_F_RECEIVED:
-            has = r->has_received;
-            break;
-        case VG_F_SEQ:
-            has = r->has_seq;
-            break;
-        case VG_F_DST_PORT:
-            has = r->has_dst_port;
-            break;
-        case VG_F_RAW:
-            has = r->raw.n > 0;
-            break;
-        default:
-            has = r->str[f].p != NULL;
-        }
-        if (!has) {
-            continue;
-        }
+        size_t mark = b->len;
         if (!first && (rc = buf_append_byte(b, ',')) < 0) {
             break;
         }
-        first = false;
-        switch (f) {
-        case VG_F_TS:
-            rc = json_time(b, key, r->ts);
+        rc = json_member(b, r, f, vg_field_name((enum vg_field)f));
+        if (rc == 0) {
+            b->len = mark; /* absent: no comma either */
+        } else if (rc > 0) {
+            first = false;
+            rc = 0;
+        }
+    }
+    return rc < 0 ? rc : buf_append_byte(b, '}');
+}
+
+/* ---- fields (--fields) ---- */
+
+struct raw_first {
+    struct span v;
+    bool found;
+};
+
+static bool visit_first(struct span value, int depth, void *arg)
+{
+    struct raw_first *f = arg;
+    (void)depth;
+    f->v = value;
+    f->found = true;
+    return true;
+}
+
+/* The first value raw.<path> reaches in r. */
+static bool raw_value(const struct out_field *f, const struct rec *r, struct span *v)
+{
+    struct raw_first first = { { NULL, 0 }, false };
+
+    if (r->raw.n == 0) {
+        return false;
+    }
+    if (f->path[0] == 0) {
+        *v = r->raw;
+        return true;
+    }
+    raw_path_walk(r->raw, span_str(f->path), 0, visit_first, &first);
+    *v = first.v;
+    return first.found;
+}
+
+int out_field_parse(struct span name, struct out_field *out, struct errbuf *eb)
+{
+    memset(out, 0, sizeof(*out));
+    if (name.n == 0 || name.n >= OUT_FIELD_NAME_MAX || memchr(name.p, 0, name.n)) {
+        errbuf_set(eb, name.n == 0 ? "empty field name" : "field name '%.40s…' is too long",
+                   (const char *)name.p);
+        return VG_EPARSE;
+    }
+    memcpy(out->name, name.p, name.n);
+    if (span_starts_with(name, SPAN_LIT("raw."))) {
+        if (name.n == 4 || name.p[name.n - 1] == '.' || strstr(out->name, "..")) {
+            errbuf_set(eb, "field '%s': empty key in the path", out->name);
+            return VG_EPARSE;
+        }
+        out->field = VG_F_RAW;
+        memcpy(out->path, name.p + 4, name.n - 4);
+        return 0;
+    }
+    int f = vg_field_lookup(name);
+    if (f >= 0) {
+        out->field = f;
+        return 0;
+    }
+    /* "container": the fields it begins. */
+    char starts[160] = "";
+    size_t n = 0;
+    for (int i = 0; i < VG_F_COUNT; i++) {
+        const char *fn = vg_field_name((enum vg_field)i);
+        if (strncmp(fn, out->name, name.n) == 0 && n + strlen(fn) + 8 < sizeof(starts)) {
+            n += (size_t)snprintf(starts + n, sizeof(starts) - n, "%s'%s'", n ? " or " : "", fn);
+        }
+    }
+    const char *best = filter_field_suggest(name);
+    if (n > 0) {
+        errbuf_set(eb, "unknown field '%s' (did you mean %s?)", out->name, starts);
+    } else if (best) {
+        errbuf_set(eb, "unknown field '%s' (did you mean '%s'?)", out->name, best);
+    } else {
+        errbuf_set(eb,
+                   "unknown field '%s' (fields are the normalized names of "
+                   "schemas/event.yaml, or raw.<path> into the original event)",
+                   out->name);
+    }
+    return VG_EPARSE;
+}
+
+int out_fields_parse(const char *list, struct out_fields *out, struct errbuf *eb)
+{
+    const char *p = list;
+
+    out->n = 0;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        struct span name = { (const uint8_t *)p, comma ? (size_t)(comma - p) : strlen(p) };
+        if (out->n == OUT_MAX_FIELDS) {
+            errbuf_set(eb, "more than %d fields", OUT_MAX_FIELDS);
+            return VG_EPARSE;
+        }
+        int rc = out_field_parse(name, &out->v[out->n], eb);
+        if (rc < 0) {
+            return rc;
+        }
+        out->n++;
+        if (!comma) {
+            return 0;
+        }
+        p = comma + 1;
+    }
+}
+
+int out_field_text(const struct out_field *f, const struct rec *r, int digits, struct buf *b)
+{
+    char num[48];
+    int rc;
+
+    switch (f->field) {
+    case VG_F_TS:
+    case VG_F_RECEIVED: {
+        bool has = f->field == VG_F_TS ? r->has_ts : r->has_received;
+        if (!has) {
+            return 0;
+        }
+        vg_time_format(f->field == VG_F_TS ? r->ts : r->received, digits, num, sizeof(num));
+        rc = buf_append_str(b, num);
+        break;
+    }
+    case VG_F_SEQ:
+        if (!r->has_seq) {
+            return 0;
+        }
+        rc = buf_appendf(b, "%" PRIu64, r->seq);
+        break;
+    case VG_F_DST_PORT:
+        if (!r->has_dst_port) {
+            return 0;
+        }
+        rc = buf_appendf(b, "%" PRId64, r->dst_port);
+        break;
+    case VG_F_RAW: {
+        struct span v;
+        struct span str;
+        if (!raw_value(f, r, &v)) {
+            return 0;
+        }
+        rc = mp_get_str(v, &str) ? buf_append(b, str.p, str.n) : mp_to_json(v, b);
+        break;
+    }
+    default:
+        if (!r->str[f->field].p) {
+            return 0;
+        }
+        rc = buf_append(b, r->str[f->field].p, r->str[f->field].n);
+    }
+    return rc < 0 ? rc : 1;
+}
+
+static int format_json_fields(struct out *o, struct buf *b, const struct rec *r)
+{
+    bool first = true;
+    int rc = buf_append_byte(b, '{');
+
+    for (size_t i = 0; i < o->fields->n && rc == 0; i++) {
+        const struct out_field *f = &o->fields->v[i];
+        size_t mark = b->len;
+        if (!first && (rc = buf_append_byte(b, ',')) < 0) {
             break;
-        case VG_F_RECEIVED:
-            rc = json_time(b, key, r->received);
-            break;
-        case VG_F_SEQ:
-            rc = buf_appendf(b, "\"%s\":%" PRIu64, key, r->seq);
-            break;
-        case VG_F_DST_PORT:
-            rc = buf_appendf(b, "\"%s\":%" PRId64, key, r->dst_port);
-            break;
-        case VG_F_RAW:
-            if ((rc = buf_appendf(b, "\"%s\":", key)) == 0) {
-                rc = mp_to_json(r->raw, b);
+        }
+        if (f->field == VG_F_RAW && f->path[0]) {
+            struct span v;
+            if (!raw_value(f, r, &v)) {
+                rc = 0;
+            } else if ((rc = json_append_str(b, span_str(f->name))) == 0 &&
+                       (rc = buf_append_byte(b, ':')) == 0 && (rc = mp_to_json(v, b)) == 0) {
+                rc = 1;
             }
-            break;
-        default:
-            if ((rc = buf_appendf(b, "\"%s\":", key)) == 0) {
-                rc = json_append_str(b, r->str[f]);
-            }
+        } else {
+            rc = json_member(b, r, f->field, f->name);
+        }
+        if (rc == 0) {
+            b->len = mark;
+        } else if (rc > 0) {
+            first = false;
+            rc = 0;
         }
     }
     return rc < 0 ? rc : buf_append_byte(b, '}');
@@ -234,12 +453,38 @@ static int csv_cell(struct buf *b, struct span s)
     return rc;
 }
 
-static int csv_header(struct buf *b)
+static int csv_header(const struct out *o, struct buf *b)
 {
     int rc = 0;
 
+    if (o->fields) {
+        for (size_t i = 0; i < o->fields->n && rc == 0; i++) {
+            if (i && (rc = buf_append_byte(b, ',')) < 0) {
+                break;
+            }
+            rc = csv_cell(b, span_str(o->fields->v[i].name));
+        }
+        return rc < 0 ? rc : buf_append_str(b, "\r\n");
+    }
     for (size_t i = 0; i < VG_ARRAY_LEN(csv_fields) && rc == 0; i++) {
         rc = buf_appendf(b, "%s%s", i ? "," : "", vg_field_name(csv_fields[i]));
+    }
+    return rc < 0 ? rc : buf_append_str(b, "\r\n");
+}
+
+static int format_csv_fields(struct out *o, struct buf *b, const struct rec *r)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < o->fields->n && rc == 0; i++) {
+        if (i && (rc = buf_append_byte(b, ',')) < 0) {
+            break;
+        }
+        buf_reset(&o->scratch);
+        rc = out_field_text(&o->fields->v[i], r, 9, &o->scratch);
+        if (rc > 0) {
+            rc = csv_cell(b, buf_span(&o->scratch));
+        }
     }
     return rc < 0 ? rc : buf_append_str(b, "\r\n");
 }
@@ -345,6 +590,49 @@ static int table_cell(struct out *o, struct span s, size_t w, bool last)
     return rc;
 }
 
+/* WHAT on a terminal: a cell of width w that wraps onto continuation lines (indented by
+ * indent columns) rather than being cut, at most OUT_WHAT_LINES lines, the last one cut
+ * with '…' when even they do not hold it. */
+static int table_cell_wrap(struct out *o, struct span s, size_t w, size_t indent)
+{
+    struct buf *b = &o->line;
+    size_t chars;
+    int rc;
+
+    buf_reset(&o->cell);
+    if ((rc = sanitize(&o->cell, s, &chars)) < 0) {
+        return rc;
+    }
+    size_t i = 0;
+    for (int line = 0; rc == 0; line++) {
+        size_t left = chars;
+        if (left <= w) {
+            return buf_append(b, o->cell.data + i, o->cell.len - i);
+        }
+        bool last = line + 1 == OUT_WHAT_LINES;
+        size_t take = last ? w - 1 : w;
+        size_t start = i;
+        for (size_t c = 0; c < take; c++) {
+            uint32_t cp;
+            i += utf8_seq_len(o->cell.data + i, o->cell.len - i, &cp);
+        }
+        chars -= take;
+        if ((rc = buf_append(b, o->cell.data + start, i - start)) < 0) {
+            return rc;
+        }
+        if (last) {
+            return buf_append_str(b, "\xe2\x80\xa6");
+        }
+        if ((rc = buf_append_byte(b, '\n')) < 0) {
+            return rc;
+        }
+        for (size_t k = 0; k < indent && rc == 0; k++) {
+            rc = buf_append_byte(b, ' ');
+        }
+    }
+    return rc;
+}
+
 static int table_sep(struct out *o)
 {
     return buf_append_byte(&o->line, ' ');
@@ -357,11 +645,29 @@ static int table_row(struct out *o, const struct span cells[6])
     };
     int rc = 0;
 
+    size_t indent = 0;
+
     for (int i = 0; i < 6 && rc == 0; i++) {
+        if (i == 5 && o->what_below) {
+            /* The message under the row, indented, wrapped at the terminal's width (the
+             * header row has no WHAT: header_row passes an empty one). */
+            if (cells[5].n == 0) {
+                break;
+            }
+            if ((rc = buf_append_str(&o->line, "\n  ")) == 0) {
+                rc = table_cell_wrap(o, cells[5], widths[5], 2);
+            }
+            break;
+        }
         if (i && (rc = table_sep(o)) < 0) {
             break;
         }
-        rc = table_cell(o, cells[i], widths[i], i == 5);
+        if (i == 5 && o->width > 0 && widths[5] > 1) {
+            rc = table_cell_wrap(o, cells[i], widths[i], indent);
+        } else {
+            rc = table_cell(o, cells[i], widths[i], i == 5 || (i == 4 && o->what_below));
+        }
+        indent += widths[i] + 1;
     }
     return rc < 0 ? rc : buf_append_byte(&o->line, '\n');
 }
@@ -393,11 +699,10 @@ static struct span join2(struct buf *scratch, struct span a, const char *sep, st
     return (struct span){ scratch->data + start, scratch->len - start };
 }
 
-static int format_table(struct out *o, const struct rec *r)
+/* The six cells of r's row; they point into scratch and ts. */
+static int table_cells(struct out *o, const struct rec *r, struct span cells[6], char ts[40])
 {
     const struct span *s = r->str;
-    struct span cells[6];
-    char ts[40];
     int rc;
 
     /* The cells point into scratch: reserve first so appending cannot move it. */
@@ -410,7 +715,7 @@ static int format_table(struct out *o, const struct rec *r)
         return rc;
     }
     if (r->has_ts || r->has_received) {
-        vg_time_format(r->has_ts ? r->ts : r->received, 3, ts, sizeof(ts));
+        vg_time_format(r->has_ts ? r->ts : r->received, 3, ts, 40);
         cells[0] = span_str(ts);
     } else {
         cells[0] = SPAN_LIT("-");
@@ -424,8 +729,11 @@ static int format_table(struct out *o, const struct rec *r)
         cells[3] = join2(&o->scratch, s[VG_F_NAMESPACE], "/", s[VG_F_POD]);
     } else if (s[VG_F_HOST].p) {
         cells[3] = s[VG_F_HOST];
+    } else if (s[VG_F_CONTAINER_NAME].p) {
+        cells[3] = s[VG_F_CONTAINER_NAME];
     } else {
-        cells[3] = s[VG_F_CONTAINER_NAME].p ? s[VG_F_CONTAINER_NAME] : SPAN_LIT("-");
+        /* An image's events and alerts (a scan, a correlation grouped by image). */
+        cells[3] = s[VG_F_IMAGE].p ? s[VG_F_IMAGE] : SPAN_LIT("-");
     }
     cells[4] = join2(&o->scratch, s[VG_F_USER], "@", s[VG_F_SRC_IP]);
     /* WHAT: the rule; else what was done to what; else the finding (CVE, package); else
@@ -444,14 +752,161 @@ static int format_table(struct out *o, const struct rec *r)
     } else {
         cells[5] = s[VG_F_KIND].p ? s[VG_F_KIND] : SPAN_LIT("-");
     }
-    return table_row(o, cells);
+    return 0;
+}
+
+static int format_table(struct out *o, const struct rec *r)
+{
+    struct span cells[6];
+    char ts[40];
+    int rc = table_cells(o, r, cells, ts);
+
+    return rc < 0 ? rc : table_row(o, cells);
+}
+
+void out_measure(struct out *o, const struct rec *r)
+{
+    struct span cells[6];
+    char ts[40];
+    size_t chars;
+
+    if (o->fmt != OUT_TABLE || o->fields || o->width == 0 || o->header_done ||
+        table_cells(o, r, cells, ts) < 0) {
+        return;
+    }
+    o->measured = true;
+    buf_reset(&o->cell);
+    if (sanitize(&o->cell, cells[3], &chars) == 0 && chars > o->need_where) {
+        o->need_where = chars;
+    }
+    buf_reset(&o->cell);
+    if (sanitize(&o->cell, cells[4], &chars) == 0 && chars > o->need_who) {
+        o->need_who = chars;
+    }
+    table_widths(o);
 }
 
 static int table_header(struct out *o)
 {
-    const struct span cells[6] = { SPAN_LIT("TIME"),  SPAN_LIT("SOURCE"), SPAN_LIT("SEV"),
-                                   SPAN_LIT("WHERE"), SPAN_LIT("WHO"),    SPAN_LIT("WHAT") };
+    const struct span cells[6] = {
+        SPAN_LIT("TIME"),  SPAN_LIT("SOURCE"), SPAN_LIT("SEV"),
+        SPAN_LIT("WHERE"), SPAN_LIT("WHO"),    o->what_below ? SPAN_LIT("") : SPAN_LIT("WHAT")
+    };
     return table_row(o, cells);
+}
+
+/* --fields in a table: fixed widths for times, numbers, source and severity; the other
+ * columns share what is left, the last one taking the rest (uncut when not a terminal). */
+static size_t field_fixed_w(int f)
+{
+    switch (f) {
+    case VG_F_TS:
+    case VG_F_RECEIVED:
+        return OUT_TIME_W;
+    case VG_F_SEQ:
+        return 10;
+    case VG_F_DST_PORT:
+        return 5;
+    case VG_F_SOURCE:
+        return OUT_SOURCE_W;
+    case VG_F_SEVERITY:
+        return OUT_SEV_W;
+    default:
+        return 0;
+    }
+}
+
+static void fields_widths(struct out *o)
+{
+    size_t n = o->fields->n;
+    size_t fixed = 0;
+    size_t flex = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        size_t w = field_fixed_w(o->fields->v[i].field);
+        size_t hw = strlen(o->fields->v[i].name);
+        o->field_w[i] = w ? (w > hw ? w : hw) : 0;
+        fixed += o->field_w[i];
+        flex += w == 0;
+    }
+    size_t avail = (size_t)o->width > fixed + n ? (size_t)o->width - fixed - n : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (o->field_w[i]) {
+            continue;
+        }
+        if (o->width == 0) {
+            o->field_w[i] = OUT_PIPE_WHO_W;
+        } else {
+            o->field_w[i] = clamp(flex ? avail / flex : 0, OUT_MIN_W, 200);
+        }
+    }
+    if (o->width == 0) {
+        o->field_w[n - 1] = 0; /* the last column is never cut when piped */
+    }
+}
+
+static int table_row_fields(struct out *o, const struct span *cells)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < o->fields->n && rc == 0; i++) {
+        if (i && (rc = table_sep(o)) < 0) {
+            break;
+        }
+        rc = table_cell(o, cells[i], o->field_w[i], i + 1 == o->fields->n);
+    }
+    return rc < 0 ? rc : buf_append_byte(&o->line, '\n');
+}
+
+static int table_header_fields(struct out *o)
+{
+    struct span cells[OUT_MAX_FIELDS];
+    char names[OUT_MAX_FIELDS][OUT_FIELD_NAME_MAX];
+
+    for (size_t i = 0; i < o->fields->n; i++) {
+        size_t k = 0;
+        for (const char *p = o->fields->v[i].name; *p && k + 1 < sizeof(names[i]); p++) {
+            names[i][k++] = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        }
+        names[i][k] = 0;
+        cells[i] = span_str(names[i]);
+    }
+    return table_row_fields(o, cells);
+}
+
+static int format_table_fields(struct out *o, const struct rec *r)
+{
+    struct span cells[OUT_MAX_FIELDS];
+    size_t off[OUT_MAX_FIELDS];
+    size_t len[OUT_MAX_FIELDS];
+    int rc = 0;
+
+    /* Every value into scratch first (it may move while it grows), then the cells. */
+    buf_reset(&o->scratch);
+    for (size_t i = 0; i < o->fields->n; i++) {
+        off[i] = o->scratch.len;
+        rc = out_field_text(&o->fields->v[i], r, 3, &o->scratch);
+        if (rc < 0) {
+            return rc;
+        }
+        len[i] = rc > 0 ? o->scratch.len - off[i] : SIZE_MAX;
+    }
+    for (size_t i = 0; i < o->fields->n; i++) {
+        cells[i] =
+            len[i] == SIZE_MAX ? SPAN_LIT("-") : (struct span){ o->scratch.data + off[i], len[i] };
+    }
+    return table_row_fields(o, cells);
+}
+
+void out_set_fields(struct out *o, const struct out_fields *fields)
+{
+    free(o->fields);
+    o->fields = NULL;
+    if (fields && fields->n > 0) {
+        o->fields = xmalloc(sizeof(*o->fields));
+        *o->fields = *fields;
+        fields_widths(o);
+    }
 }
 
 /* ---- driver ---- */
@@ -464,9 +919,9 @@ int out_event(struct out *o, const struct rec *r)
     buf_reset(b);
     if (!o->header_done) {
         if (o->fmt == OUT_TABLE) {
-            rc = table_header(o);
+            rc = o->fields ? table_header_fields(o) : table_header(o);
         } else if (o->fmt == OUT_CSV) {
-            rc = csv_header(b);
+            rc = csv_header(o, b);
         }
     }
     size_t head = b->len;
@@ -476,18 +931,18 @@ int out_event(struct out *o, const struct rec *r)
     if (rc == 0) {
         switch (o->fmt) {
         case OUT_JSON:
-            rc = format_json(b, r);
+            rc = o->fields ? format_json_fields(o, b, r) : format_json(b, r);
             break;
         case OUT_NDJSON:
-            if ((rc = format_json(b, r)) == 0) {
+            if ((rc = o->fields ? format_json_fields(o, b, r) : format_json(b, r)) == 0) {
                 rc = buf_append_byte(b, '\n');
             }
             break;
         case OUT_CSV:
-            rc = format_csv(b, r);
+            rc = o->fields ? format_csv_fields(o, b, r) : format_csv(b, r);
             break;
         case OUT_TABLE:
-            rc = format_table(o, r);
+            rc = o->fields ? format_table_fields(o, r) : format_table(o, r);
             break;
         }
     }
@@ -515,7 +970,7 @@ int out_finish(struct out *o)
     if (o->fmt == OUT_JSON) {
         rc = buf_append_str(b, o->events == 0 ? "[]\n" : "\n]\n");
     } else if (o->fmt == OUT_CSV && !o->header_done) {
-        rc = csv_header(b);
+        rc = csv_header(o, b);
         o->header_done = true;
     }
     if (rc == 0) {

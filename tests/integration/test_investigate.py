@@ -237,6 +237,141 @@ class Search(unittest.TestCase):
             self.assertEqual(err, "", fmt)
 
 
+def hour_text(ns, width):
+    b = ns // width * width
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(b // 10**9))
+
+
+class Stats(unittest.TestCase):
+    """vigil stats against sqlite3 over the generator's values: counts, dc, min/max(ts),
+    time buckets, raw keys, --rare, and the order of ties."""
+
+    def q(self, sql, *args):
+        return [list(r) for r in STORE.db.execute(sql, args).fetchall()]
+
+    def stats(self, store, *args):
+        p = vigil("stats", "--store", store, "--format", "json", *args)
+        return [list(r.values()) for r in json.loads(p.stdout)]
+
+    def test_counts_dc_first_and_last_seen(self):
+        want = self.q("SELECT src_ip, count(*), count(DISTINCT user), min(ts), max(ts) FROM ev"
+                      " WHERE outcome = 'failure' GROUP BY src_ip"
+                      " ORDER BY count(*) DESC, src_ip IS NULL, src_ip")
+        for r in want:
+            r[3], r[4] = iso(r[3]), iso(r[4])
+        self.assertGreater(len(want), 20)
+        for name, store in STORE.stores.items():
+            got = self.stats(store, "outcome=failure", "--by", "src_ip", "--top", "0",
+                             "--agg", "count,dc(user),min(ts),max(ts)")
+            self.assertEqual(got, want, name)
+            # --top 5, and the other spelling of the aggregates
+            got = self.stats(store, "outcome=failure", "--by", "src_ip", "--top", "5",
+                             "--agg", "count", "--agg", "dc:user,min:ts,max:ts")
+            self.assertEqual(got, want[:5], name)
+            # the default: count, the 20 most frequent
+            got = self.stats(store, "--by", "pod,namespace")
+            self.assertEqual(got, self.q("SELECT pod, namespace, count(*) FROM ev GROUP BY 1, 2"
+                                         " ORDER BY 3 DESC, 1, 2 LIMIT 20"), name)
+
+    def test_time_buckets(self):
+        for width, spec in ((HOUR * 10**9, "ts:1h"), (15 * 60 * 10**9, "ts:15m"),
+                            (7 * 60 * 10**9, "ts:7m")):
+            rows = self.q("SELECT ts, pod FROM ev WHERE user = 'alice'")
+            counts = {}
+            for ts, _ in rows:
+                k = ts // width * width
+                counts[k] = counts.get(k, 0) + 1
+            want = [[hour_text(k, width), counts[k]] for k in sorted(counts)]
+            for name, store in STORE.stores.items():
+                # in time order, all of them (no --top cut)
+                got = self.stats(store, "user=alice", "--by", spec)
+                self.assertEqual(got, want, (name, spec))
+        # a bucket with another key: bucket order, then most frequent first
+        rows = self.q("SELECT ts, namespace FROM ev")
+        counts = {}
+        for ts, ns in rows:
+            k = (hour_text(ts, HOUR * 10**9), ns)
+            counts[k] = counts.get(k, 0) + 1
+        want = sorted(([k[0], k[1], c] for k, c in counts.items()),
+                      key=lambda r: (r[0], -r[2], r[1]))
+        # the partition edges: events exactly on 13:00, 14:00, 15:00 open their bucket
+        self.assertIn("2024-05-01T13:00:00Z", [r[0] for r in want])
+        for name, store in STORE.stores.items():
+            self.assertEqual(self.stats(store, "--by", "ts:1h,namespace"), want, name)
+
+    def test_rare_and_raw_keys(self):
+        want = self.q("SELECT cmdline, count(*) FROM ev GROUP BY 1 ORDER BY 2, 1 LIMIT 6")
+        want_team = self.q("SELECT team, n, count(*), count(DISTINCT pod) FROM ev"
+                           " GROUP BY 1, 2 ORDER BY 3 DESC, 1, n")
+        for r in want_team:
+            r[1] = str(r[1])  # a raw number as a key: its JSON text
+        for name, store in STORE.stores.items():
+            self.assertEqual(self.stats(store, "--by", "cmdline", "--rare", "--top", "6"), want,
+                             name)
+            got = self.stats(store, "--by", "raw.team,raw.n", "--agg", "count,dc(pod)",
+                             "--top", "0")
+            # ties by the key's text: "10" sorts before "2"; compare as sets of rows and
+            # check the order of the counts
+            self.assertEqual(sorted(got), sorted(want_team), name)
+            self.assertEqual([r[2] for r in got], [r[2] for r in want_team], name)
+            # dc of a raw path, without --by: one row
+            got = self.stats(store, "outcome=failure", "--agg", "count,dc(raw.team),dc(cve)")
+            self.assertEqual(got, self.q("SELECT count(*), count(DISTINCT team),"
+                                         " count(DISTINCT cve) FROM ev WHERE outcome='failure'"),
+                             name)
+        got = self.stats(STORE.written, "pod=nosuch", "--agg", "count,min(ts)")
+        self.assertEqual(got, [[0, None]])
+
+    def test_bad_specs(self):
+        for args, why in ((["--by", "ts"], "--by: 'ts': group times into buckets, like ts:1h"),
+                          (["--by", "ts:soon"], "bad bucket width 'soon'"),
+                          (["--by", "container"], "did you mean 'container_id' or"),
+                          (["--agg", "avg(ts)"], "--agg: 'avg(ts)' is not an aggregate"),
+                          (["--agg", "min(pod)"], "min and max are of ts, received, seq")):
+            p = vigil("stats", "--store", STORE.written, *args, check=False)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn(why, p.stderr, args)
+
+
+class Fields(unittest.TestCase):
+    """--fields for every format: the columns and keys follow it, raw paths included."""
+
+    COLS = ["ts", "seq", "pod", "image", "cve", "cmdline", "raw.team", "raw.n", "user"]
+
+    def test_csv_ndjson_table(self):
+        import csv
+        import io
+        rows = STORE.db.execute("SELECT ts, seq, pod, image, cve, cmdline, team, n, user FROM ev"
+                                " WHERE namespace = 'prod' ORDER BY ts, seq").fetchall()
+        for name, store in STORE.stores.items():
+            p = vigil("search", "--store", store, "--format", "csv", "--fields",
+                      ",".join(self.COLS), "namespace=prod")
+            got = list(csv.reader(io.StringIO(p.stdout, newline="")))
+            self.assertEqual(got[0], self.COLS)
+            want = [[iso(r[0]), str(r[1]), r[2], r[3] or "", r[4] or "", r[5], r[6], str(r[7]),
+                     r[8] or ""] for r in rows]
+            self.assertEqual(got[1:], want, name)
+            p = vigil("search", "--store", store, "--format", "ndjson", "--fields",
+                      ",".join(self.COLS), "namespace=prod")
+            got = ndjson(p.stdout)
+            want = []
+            for r in rows:
+                e = {"ts": iso(r[0]), "seq": r[1], "pod": r[2], "image": r[3], "cve": r[4],
+                     "cmdline": r[5], "raw.team": r[6], "raw.n": r[7], "user": r[8]}
+                want.append({k: v for k, v in e.items() if v is not None})
+            self.assertEqual(got, want, name)
+            self.assertEqual([list(e) for e in got[:3]], [list(e) for e in want[:3]])  # key order
+        p = vigil("search", "--store", STORE.written, "--fields", "pod,image,cve", "--limit",
+                  "2", "namespace=prod")
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["POD", "IMAGE", "CVE"])
+        self.assertEqual(len(lines), 3)
+        p = vigil("search", "--store", STORE.written, "--fields", "pod,container", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--fields: unknown field 'container' (did you mean 'container_id' or "
+                      "'container_name'?)", p.stderr)
+
+
 def slow_filter():
     """Matches every event and makes each cost: 250 full-text words that occur nowhere,
     under a NOT, so the index can skip nothing and every record is searched 250 times."""
