@@ -21,6 +21,7 @@ extern const struct cli_cmd cmd_hold;
 extern const struct cli_cmd cmd_alerts;
 extern const struct cli_cmd cmd_demo;
 extern const struct cli_cmd cmd_drill;
+extern const struct cli_cmd cmd_completion;
 
 const struct cli_cmd *const cli_commands[] = {
     &cmd_search,  /* search.c */
@@ -40,6 +41,7 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_alerts,  /* alerts.c */
     &cmd_drill,   /* drill.c */
     &cmd_demo,    /* demo.c */
+    &cmd_completion, /* completion.c */
     NULL,
 };
 

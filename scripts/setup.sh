@@ -11,10 +11,11 @@ BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev li
             libsqlite3-dev libyaml-dev libcmocka-dev libhttp-parser-dev libyajl-dev
             zlib1g-dev libcurl4-openssl-dev libzstd-dev libsystemd-dev libarchive-dev)
 # systemd: systemd-analyze checks the unit; groff-base: the man pages render cleanly;
+# zsh: `vigil completion zsh` is driven in it;
 # libivykis0 libnet1 libwrap0 libpcre3: the libraries of syslog-ng-core, which itself is
 # unpacked below, not installed (as are prometheus, for promtool, and
 # prometheus-alertmanager, for the forwarders' tests).
-TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl systemd groff-base
+TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl systemd groff-base zsh
            libivykis0 libnet1 libwrap0 libpcre3)
 
 want=("${BUILD_PKGS[@]}")
