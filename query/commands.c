@@ -21,7 +21,6 @@ extern const struct cli_cmd cmd_hold;
 extern const struct cli_cmd cmd_alerts;
 extern const struct cli_cmd cmd_demo;
 extern const struct cli_cmd cmd_drill;
-extern const struct cli_cmd cmd_completion;
 
 const struct cli_cmd *const cli_commands[] = {
     &cmd_search,  /* search.c */
@@ -41,7 +40,6 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_alerts,  /* alerts.c */
     &cmd_drill,   /* drill.c */
     &cmd_demo,    /* demo.c */
-    &cmd_completion, /* completion.c */
     NULL,
 };
 

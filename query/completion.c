@@ -9,6 +9,8 @@
  *   registry of schemas/record.h, and raw.) for --by, --fields and, as field=, for the
  *   FILTER words of commands that take one; directories for --store, files for -c.
  *
+ * It is no row of the command table (main.c runs it with the table), so that the
+ * library has no call cycle: completion reads the table, a row would point back.
  * Pure output on stdout; the CLI's only thread. */
 
 #include <ctype.h>
@@ -17,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "query/cli.h"
+#include "query/completion.h"
+
 #include "query/output.h"
 #include "schemas/record.h"
 
@@ -427,7 +430,7 @@ static void zsh_script(FILE *f, const struct comp_cmd *cmds, size_t n)
     for (size_t i = 0; i < n; i++) {
         zsh_describe(f, cmds[i].c->name, cmds[i].c->synopsis);
     }
-    zsh_describe(f, "completion", "bash|zsh   a shell completion script");
+    zsh_describe(f, "completion", COMPLETION_SYNOPSIS);
     fputs("        )\n"
           "        _describe -t commands 'vigil command' cmds\n"
           "        return\n"
@@ -518,42 +521,37 @@ static void completion_usage(FILE *f)
                "        in a directory of $fpath)\n");
 }
 
-static int completion_run(struct cli_args *a)
+int completion_main(const struct cli_cmd *const *table, int argc, char **argv)
 {
-    if (a->nwords != 1 || (strcmp(a->words[0], "bash") != 0 && strcmp(a->words[0], "zsh") != 0)) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            completion_usage(stdout);
+            return CLI_OK;
+        }
+    }
+    if (argc != 2 || (strcmp(argv[1], "bash") != 0 && strcmp(argv[1], "zsh") != 0)) {
         fprintf(stderr, "vigil completion: which shell: bash or zsh\n");
         completion_usage(stderr);
         return CLI_USAGE;
     }
     size_t n = 0;
-    while (cli_commands[n]) {
+    while (table[n]) {
         n++;
     }
     struct comp_cmd *cmds = calloc(n ? n : 1, sizeof(*cmds));
     if (!cmds) {
         return CLI_FAIL;
     }
-    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(cli_commands[i]->name, "completion") != 0) {
-            build(&cmds[k++], cli_commands[i]);
-        }
+        build(&cmds[i], table[i]);
     }
-    if (strcmp(a->words[0], "bash") == 0) {
-        bash_script(stdout, cmds, k);
+    if (strcmp(argv[1], "bash") == 0) {
+        bash_script(stdout, cmds, n);
     } else {
-        zsh_script(stdout, cmds, k);
+        zsh_script(stdout, cmds, n);
     }
     free(cmds);
     errno = 0;
     int rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : errno ? -errno : -EIO;
     return cli_output_done("vigil completion", rc);
 }
-
-const struct cli_cmd cmd_completion = {
-    .name = "completion",
-    .synopsis = "bash|zsh   a shell completion script (commands, options, fields)",
-    .takes = 0,
-    .usage = completion_usage,
-    .run = completion_run,
-};

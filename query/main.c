@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "query/cli.h"
+#include "query/completion.h"
 
 static void usage(FILE *f)
 {
@@ -14,6 +15,7 @@ static void usage(FILE *f)
     for (size_t i = 0; cli_commands[i]; i++) {
         fprintf(f, "  %-8s %s\n", cli_commands[i]->name, cli_commands[i]->synopsis);
     }
+    fprintf(f, "  %-8s %s\n", "completion", COMPLETION_SYNOPSIS);
     fprintf(f, "\nEvery command takes -c vigil.yaml or --store DIR.\n");
 }
 
@@ -44,6 +46,9 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0) {
         printf("vigil %s\n", VG_VERSION);
         return CLI_OK;
+    }
+    if (strcmp(argv[1], "completion") == 0) {
+        return completion_main(cli_commands, argc - 1, argv + 1);
     }
     const struct cli_cmd *c = cli_find(argv[1]);
     if (!c) {
