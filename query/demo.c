@@ -568,6 +568,13 @@ static int print_section(const char *store, const char *title, const char *ftext
     if (rc == 0) {
         printf("\n%s   (vigil search %s)\n", title, ftext);
         struct out *o = out_new(OUT_TABLE, stdout, 120);
+        for (size_t i = 0; i < res.n; i++) { /* the who and where at the width they need */
+            struct span cur = { res.hits[i].bytes, res.hits[i].len };
+            struct rec r;
+            if (rec_decode(&cur, &r) == 0) {
+                out_measure(o, &r);
+            }
+        }
         for (size_t i = 0; i < res.n; i++) {
             struct span cur = { res.hits[i].bytes, res.hits[i].len };
             struct rec r;

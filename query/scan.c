@@ -30,14 +30,19 @@ struct scan_ctx {
 
 /* ---- SIGINT (scan.h) ---- */
 
-static volatile sig_atomic_t scan_sigint;
+/* Set by the handler, read by every stripe: a lock-free atomic, which a signal handler
+ * may store to (C11 7.14.1.1) and threads may read without a race. The depth and the
+ * saved action belong to the main thread. */
+static atomic_int scan_sigint;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "a signal handler stores to scan_sigint");
 static int scan_sigint_depth;
 static struct sigaction scan_sigint_old;
 
 static void on_sigint(int sig)
 {
     (void)sig;
-    scan_sigint = 1; /* SA_RESETHAND: the next one kills */
+    /* SA_RESETHAND: the next one kills. */
+    atomic_store_explicit(&scan_sigint, 1, memory_order_relaxed);
 }
 
 void scan_interrupt_begin(void)
@@ -50,7 +55,7 @@ void scan_interrupt_begin(void)
     sa.sa_handler = on_sigint;
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
-    scan_sigint = 0;
+    atomic_store(&scan_sigint, 0);
     (void)sigaction(SIGINT, &sa, &scan_sigint_old);
 }
 
@@ -63,7 +68,7 @@ void scan_interrupt_end(void)
 
 bool scan_interrupted(void)
 {
-    return scan_sigint != 0;
+    return atomic_load_explicit(&scan_sigint, memory_order_relaxed) != 0;
 }
 
 static bool hit_less(const struct scan_hit *a, const struct scan_hit *b)
@@ -234,7 +239,7 @@ static int on_rec_watched(void *arg, int64_t ts, uint64_t seq, struct span rec)
 {
     struct stripe_run *s = arg;
 
-    if (scan_sigint) {
+    if (scan_interrupted()) {
         atomic_store(&s->p->interrupted, true);
         return SCAN_STOP;
     }

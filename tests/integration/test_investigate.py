@@ -470,6 +470,32 @@ class Interrupt(unittest.TestCase):
         self.assertEqual(p.stderr, "vigil search: showing the earliest 3 of 8000 matches "
                          "(--limit)\n")
 
+    def test_terminal_table_is_capped_and_says_so(self):
+        """stdout on a 100-column terminal: 1,000 rows, the who and where whole, no line
+        past the width, and a line saying it capped."""
+        import fcntl
+        import struct
+        import termios
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+        env = dict(os.environ)
+        env.pop("CI", None)
+        proc = subprocess.Popen([VIGIL, "search", "--store", self.vd.store, "pod=web-3"],
+                                stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, env=env)
+        os.close(slave)
+        try:
+            text = self.read_until(master, rb"showing the earliest[^\n]*\n", 120)
+            rc = proc.wait(timeout=harness.timeout(60))
+        finally:
+            os.close(master)
+        self.assertEqual(rc, 0, text[-2000:])
+        lines = [l for l in text.replace("\r", "").split("\n") if l]
+        self.assertIn("vigil search: showing the earliest 1000 of 2857 matches (--limit)", lines)
+        rows = [l for l in lines if l.startswith("2024-")]
+        self.assertEqual(len(rows), 1000)
+        self.assertTrue(all(len(l) <= 100 for l in lines), max(lines, key=len))
+        self.assertTrue(all("web-3 " in l or l.endswith("web-3") for l in rows), rows[:3])
+
     def test_stats_prints_the_counts_so_far(self):
         rc, out, err = self.interrupt("stats", "--store", self.vd.store, "--by", "pod",
                                       "--format", "json", *slow_filter())
