@@ -433,9 +433,10 @@ class Interrupt(unittest.TestCase):
     def interrupt(self, *args):
         proc, master = self.start(*args)
         try:
-            # The progress line shows once the scan has run a second: it is running.
+            # The progress line shows once the scan has run a second (the ETA once 1% is
+            # done): the scan is running.
             seen = self.read_until(master, rb"\d+% of [\d.]+ MB, blocks \d+ read \d+ skipped, "
-                                   rb"\S+ matched, \S+ events/s", 30)
+                                   rb"\S+ matched, \S+ events/s, ETA \d+ s", 60)
             self.assertRegex(seen, r"ETA \d+ s", seen[-2000:])
             proc.send_signal(signal.SIGINT)
             out = proc.stdout.read().decode()
