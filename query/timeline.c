@@ -21,7 +21,6 @@
  * the scan stripes (scan.h), which keep their hits apart until merged here. */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,9 +263,8 @@ static void hits_sort_unique(struct tl_hits *h)
 }
 
 struct tl_progress {
-    bool on;
-    _Atomic uint64_t seen;
-    int64_t last;
+    bool on;          /* stderr is a terminal: the scans draw the shared progress line */
+    bool interrupted; /* Ctrl-C stopped a scan: what was found so far is printed */
 };
 
 /* One stripe of one scan. */
@@ -275,9 +273,7 @@ struct tl_stripe {
     const uint64_t *seqs; /* alert pass: the timeline's seqs, ascending; else NULL */
     size_t nseqs;
     struct tl_hits hits;
-    struct tl_progress *pg; /* stripe 0 draws it */
-    bool draw;
-    uint64_t seen;
+    struct tl_progress *pg;
     int bad;
     struct errbuf eb;
 };
@@ -349,27 +345,11 @@ static bool alert_triggered_by(const struct rec *r, const uint64_t *seqs, size_t
     return sv.hit;
 }
 
-static void progress_tick(struct tl_stripe *s)
-{
-    if (!s->pg->on || (s->seen & 0xffff) != 0) {
-        return;
-    }
-    atomic_fetch_add(&s->pg->seen, 0x10000);
-    int64_t now = vg_mono_ns();
-    if (s->draw && now - s->pg->last > 200000000) {
-        s->pg->last = now;
-        fprintf(stderr, "\rtimeline: %" PRIu64 " events read", atomic_load(&s->pg->seen));
-        fflush(stderr);
-    }
-}
-
 static int on_rec(void *arg, int64_t ts, uint64_t seq, struct span bytes)
 {
     struct tl_stripe *s = arg;
     struct rec r;
 
-    s->seen++;
-    progress_tick(s);
     if ((s->bad = scan_rec_decode(bytes, seq, &r, &s->eb)) < 0) {
         return s->bad;
     }
@@ -403,12 +383,16 @@ static int tl_scan(const char *dir, int64_t since, int64_t until, const struct s
     struct tl_stripe *ss = xcalloc(nt, sizeof(*ss));
     void **args = xcalloc(nt, sizeof(*args));
     for (unsigned i = 0; i < nt; i++) {
-        ss[i] =
-            (struct tl_stripe){ .e = e, .seqs = seqs, .nseqs = nseqs, .pg = pg, .draw = i == 0 };
+        ss[i] = (struct tl_stripe){ .e = e, .seqs = seqs, .nseqs = nseqs, .pg = pg };
         errbuf_clear(&ss[i].eb);
         args[i] = &ss[i];
     }
+    /* The shared progress line (blocks, matches, rate, ETA) on a terminal, and Ctrl-C. */
+    scan_par_watch(par, (pg->on ? SCAN_PROGRESS : 0) | SCAN_INTERRUPTIBLE, "timeline");
     rc = scan_par_run(par, on_rec, args, stats, eb);
+    if (scan_par_interrupted(par)) {
+        pg->interrupted = true;
+    }
     scan_par_close(par);
     for (unsigned i = 0; i < nt; i++) {
         if (ss[i].bad && rc < 0) {
@@ -436,7 +420,7 @@ static int tl_collect(const char *dir, int64_t since, int64_t until, const struc
 {
     int rc = 0;
 
-    for (size_t i = 0; i < e->n && rc == 0; i++) {
+    for (size_t i = 0; i < e->n && rc == 0 && !pg->interrupted; i++) {
         struct store_need_value nv = { vg_field_name(e->p[i].field), e->p[i].value };
         struct store_need need = { &nv, 1, NULL, 0 };
         rc = tl_scan(dir, since, until, &need, e, NULL, 0, pg, out, stats, eb);
@@ -445,7 +429,7 @@ static int tl_collect(const char *dir, int64_t since, int64_t until, const struc
         return rc;
     }
     hits_sort_unique(out);
-    if (out->n == 0) {
+    if (out->n == 0 || pg->interrupted) {
         return 0;
     }
     uint64_t *seqs = xmalloc(out->n * sizeof(*seqs));
@@ -929,11 +913,7 @@ static int timeline_run(struct cli_args *a)
     }
     memset(&stats, 0, sizeof(stats));
     errbuf_clear(&eb);
-    atomic_init(&pg.seen, 0);
     rc = tl_collect(cli_store_dir(a), a->since, a->until, &e, &pg, &h, &stats, &eb);
-    if (pg.on && pg.last) {
-        fprintf(stderr, "\r%60s\r", "");
-    }
     if (rc < 0) {
         fprintf(stderr, "vigil timeline: %s\n", errbuf_msg(&eb));
         hits_release(&h);
@@ -970,7 +950,13 @@ static int timeline_run(struct cli_args *a)
     free(rel.g);
     hits_release(&h);
     /* A closed stdout (a pager quit) is not a failure of the timeline. */
-    return rc < 0 && rc != -EPIPE ? CLI_FAIL : CLI_OK;
+    rc = rc < 0 && rc != -EPIPE ? CLI_FAIL : CLI_OK;
+    if (pg.interrupted) {
+        fprintf(stderr, "vigil timeline: interrupted: the events found before Ctrl-C (the "
+                        "timeline is incomplete)\n");
+        rc = rc == CLI_OK ? SCAN_EXIT_INTERRUPTED : rc;
+    }
+    return rc;
 }
 
 const struct cli_cmd cmd_timeline = {
