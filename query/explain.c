@@ -992,7 +992,7 @@ static int explain_run(struct cli_args *a)
                 stats.blocks_skipped_index);
     }
     ruleset_free(rf.rs);
-    rc = rc < 0 && rc != -EPIPE ? CLI_FAIL : CLI_OK;
+    rc = cli_output_done("vigil explain", rc);
 out:
     for (size_t i = 0; i < fd.n; i++) {
         free(fd.v[i].bytes);

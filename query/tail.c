@@ -151,9 +151,8 @@ static int tail_run(struct cli_args *a)
     }
     int frc = t.werr ? t.werr : out_finish(t.o);
     out_free(t.o);
-    if (rc == CLI_OK && frc < 0 && frc != -EPIPE) {
-        fprintf(stderr, "vigil tail: writing the output failed: %s\n", strerror(-frc));
-        rc = CLI_FAIL;
+    if (rc == CLI_OK) {
+        rc = cli_output_done("vigil tail", frc);
     }
 out:
     follow_close(fl);

@@ -950,7 +950,7 @@ static int timeline_run(struct cli_args *a)
     free(rel.g);
     hits_release(&h);
     /* A closed stdout (a pager quit) is not a failure of the timeline. */
-    rc = rc < 0 && rc != -EPIPE ? CLI_FAIL : CLI_OK;
+    rc = cli_output_done("vigil timeline", rc);
     if (pg.interrupted) {
         fprintf(stderr, "vigil timeline: interrupted: the events found before Ctrl-C (the "
                         "timeline is incomplete)\n");
