@@ -53,12 +53,15 @@ class Tail:
             self.lines.put(line)
         self.lines.put(None)
 
-    def until(self, n, what):
-        """Waits until n lines in all came (fails on a timeout or tail's exit)."""
-        deadline = time.monotonic() + harness.timeout(60)
+    def until(self, n, what, seconds=60, fail=True):
+        """Waits until n lines in all came (fails on a timeout or tail's exit; with
+        fail=False a timeout returns None instead)."""
+        deadline = time.monotonic() + harness.timeout(seconds)
         while len(self.got) < n:
             left = deadline - time.monotonic()
             if left <= 0:
+                if not fail:
+                    return None
                 raise AssertionError("tail: waiting for %s: %d of %d lines" % (
                     what, len(self.got), n))
             try:
@@ -117,10 +120,24 @@ class TailTest(VigildTest):
     def test_follows_across_seal_compaction_and_restart(self):
         vd = self.vd
         self.ship(events("before", 20, BASE + 600), "before")
-        start = max(self.seqs())
+        before = max(self.seqs())
         t = Tail(vd.store)
         self.addCleanup(t.kill)
-        expect = 0
+        # tail follows from the horizon it reads once started, which this test cannot
+        # see: ship one marker at a time until tail prints one, so it is following (a
+        # batch shipped before that could fall before its horizon, and never show).
+        for i in range(60):
+            self.ship(events("mark%d" % i, 1, BASE + 600), "mark%d" % i)
+            if t.until(1, "a marker", seconds=2, fail=False):
+                break
+        else:
+            raise AssertionError("tail printed none of 60 markers")
+        first = json.loads(t.got[0])
+        self.assertTrue(first["message"].startswith("mark"), first)
+        self.assertGreater(first["seq"], before)
+        start = first["seq"] - 1
+        expect = len([s for s in self.seqs() if s > start])  # the markers from there on
+        t.until(expect, "the markers shipped after the first shown")
         # Two old partitions, several commits each: the keeper seals and compacts them
         # while tail follows.
         for k in range(4):
