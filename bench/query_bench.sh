@@ -12,9 +12,13 @@
 #    segment.md 12; VG_COMPACT_CODEC=lz4hc for LZ4HC), "sealed" being the compacted size;
 #    VG_LOADER=1 loads with bench/store_load.c straight into the store instead (no
 #    network path: for a quick run, or when the send path is the bottleneck);
-# 3. runs the peers' scripts from ../shared/bench (ClickHouse, SQLite, lz4+grep), unless
-#    SKIP_PEERS=1 (then it reuses their last results, if any);
-# 4. runs the four forensic queries (queries.env) with `vigil search` / `vigil stats`,
+# 3. runs the peers' scripts from ../shared/bench (ClickHouse 18, SQLite, lz4+grep, and
+#    modern_bench.mjs: ClickHouse 26 as chDB and DuckDB 1.5, in process, from npm; their
+#    modules from VG_MB_MODULES, else installed once into the scratch dir), unless
+#    SKIP_PEERS=1 (then it reuses their last results, if any); SKIP_MODERN=1 leaves the
+#    modern ones out;
+# 4. runs the five forensic queries (queries.env) with `vigil search` / `vigil stats`, and
+#    (d) as `vigil timeline`,
 #    over the compacted store and over a copy of the store as ingested (LZ4 blocks):
 #    one first run, then RUNS timed runs, median;
 # 5. prints a table with every system's medians, the ratios, and bytes on disk.
@@ -47,12 +51,17 @@ VIGILD=$ROOT/$BIN/collector/vigild
 if [[ -n ${VG_EVENTS:-} ]]; then
     EVENTS=$VG_EVENTS
     N=$(wc -l < "$EVENTS")
-elif [[ ! -s $DATA/flat.ndjson || ! -s $DATA/events.ndjson || "$(cat "$DATA/N" 2>/dev/null)" != "$N" ]]; then
+elif [[ ( ${SKIP_PEERS:-0} != 1 && ! -s $DATA/flat.ndjson ) || ! -s $DATA/events.ndjson ||
+        "$(cat "$DATA/N" 2>/dev/null)" != "$N" ]]; then
+    # The peers' rows (flat.ndjson) only when the peers run: a vigil-only run (the
+    # scaling bench) needs half the disk.
+    FLAT=()
+    [[ ${SKIP_PEERS:-0} != 1 ]] && FLAT=(--flat-out "$DATA/flat.ndjson.tmp")
     log "generating $N events (seed 42)"
-    rm -f "$DATA/events.ndjson" "$DATA/flat.ndjson"
-    python3 "$PEERS/gen_events.py" -n "$N" --seed 42 -o "$DATA/events.ndjson.tmp" --flat-out "$DATA/flat.ndjson.tmp"
+    rm -f "$DATA/events.ndjson" "$DATA/flat.ndjson" "$DATA/N"
+    python3 "$PEERS/gen_events.py" -n "$N" --seed 42 -o "$DATA/events.ndjson.tmp" "${FLAT[@]}"
     mv "$DATA/events.ndjson.tmp" "$DATA/events.ndjson"
-    mv "$DATA/flat.ndjson.tmp" "$DATA/flat.ndjson"
+    [[ ${#FLAT[@]} -gt 0 ]] && mv "$DATA/flat.ndjson.tmp" "$DATA/flat.ndjson"
     echo "$N" > "$DATA/N"
 fi
 EVENTS=${EVENTS:-$DATA/events.ndjson}
@@ -161,6 +170,24 @@ if [[ ${SKIP_PEERS:-0} != 1 ]]; then
     log "peers: lz4 + grep"
     "$PEERS/grep_bench.sh" "$RUNS" > "$W/grep.out" 2>&1 || log "grep_bench.sh failed (see $W/grep.out)"
 fi
+# The modern peers (ClickHouse 26 as chDB and DuckDB, in process, from npm): the bar.
+# Their modules: VG_MB_MODULES, or $PEERS/modern/node_modules, or installed once into
+# the scratch dir (npm, pinned versions).
+if [[ ${SKIP_PEERS:-0} != 1 && ${SKIP_MODERN:-0} != 1 ]]; then
+    MB=${VG_MB_MODULES:-}
+    if [[ -z $MB && -d $PEERS/modern/node_modules ]]; then MB=$PEERS/modern; fi
+    if [[ -z $MB ]]; then
+        MB=$SCRATCH/mb_modules
+        if [[ ! -d $MB/node_modules/chdb ]]; then
+            log "peers: installing chdb and @duckdb/node-api into $MB"
+            npm install --silent --prefix "$MB" chdb@3.4.0 @duckdb/node-api@1.5.6-r.1 > "$W/npm.out" 2>&1 ||
+                log "npm install failed (see $W/npm.out)"
+        fi
+    fi
+    log "peers: ClickHouse 26 (chDB) and DuckDB"
+    MB_MODULES=$MB node "$PEERS/modern_bench.mjs" "$RUNS" > "$W/modern.out" 2>&1 ||
+        log "modern_bench.mjs failed (see $W/modern.out)"
+fi
 
 # ---- 4. vigil's queries ----
 iso() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
@@ -170,20 +197,26 @@ Q[b_authfail_top20]="stats --format csv outcome=failure --by src_ip --top 20"
 Q[c_rare_cmdline]="search --format ndjson cmdline~$Q_RARE"
 Q[c2_rare_rawjson]="search --format ndjson $Q_RARE"
 Q[d_user_timeline]="search --format ndjson user=$Q_USER"
+# (d) as an analyst asks it: the user's timeline, in event-time order (the peers' (d)
+# is ORDER BY ts too).
+Q[t_user_timeline]="timeline --format ndjson user=$Q_USER"
+QUERIES="a_pod_1h b_authfail_top20 c_rare_cmdline c2_rare_rawjson d_user_timeline t_user_timeline"
 run_queries() { # run_queries STORE TSV TAG
-    printf 'query\trows\tfirst_s\tmedian_s\truns_s\tcommand\n' > "$2"
-    for q in a_pod_1h b_authfail_top20 c_rare_cmdline c2_rare_rawjson d_user_timeline; do
+    printf 'query\trows\tfirst_s\tmedian_s\truns_s\tcommand\tpeak_rss_kb\n' > "$2"
+    for q in $QUERIES; do
         walls=()
+        rss=()
         for r in $(seq 0 "$RUNS"); do
             # shellcheck disable=SC2086
             read -r wall u s m < <(timed "$W/q.out" "$VIGIL" ${Q[$q]} --store "$1")
             if [[ $r == 0 ]]; then first=$wall; cp "$W/q.out" "$W/$3-$q.out"; continue; fi
             walls+=("$wall")
+            rss+=("$m")
         done
         rows=$(wc -l < "$W/$3-$q.out")
         [[ $q == b_* ]] && rows=$((rows - 1)) # the CSV header
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$q" "$rows" "$first" "$(median "${walls[@]}")" "${walls[*]}" \
-            "vigil ${Q[$q]}" >> "$2"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$q" "$rows" "$first" "$(median "${walls[@]}")" "${walls[*]}" \
+            "vigil ${Q[$q]}" "$(median "${rss[@]}")" >> "$2"
         log "$3 $q: $(tail -1 "$2")"
         # shellcheck disable=SC2086
         "$VIGIL" ${Q[$q]} --store "$1" --explain 2>"$W/$3-$q.explain" >/dev/null || true
@@ -207,7 +240,7 @@ ratio() { awk -v p="$1" -v v="$2" 'BEGIN{ if (p == "-" || v == "-" || v == 0) pr
     echo "== queries, $N events, median of $RUNS (seconds; ratio = peer time / vigil time) =="
     echo "vigil: over the compacted store; vigil-lz4: over the store as ingested (LZ4 blocks)"
     printf '%-18s %9s %9s %7s | %9s %7s %7s | %9s %7s %7s | %9s %7s\n' query vigil vigil-lz4 rows clickhouse rows ratio sqlite rows ratio lz4+grep ratio
-    for q in a_pod_1h b_authfail_top20 c_rare_cmdline c2_rare_rawjson d_user_timeline; do
+    for q in $QUERIES; do
         v=$(peer "$RESULTS/vigil_queries.tsv" "$q")
         vl=$(peer "$RESULTS/vigil_lz4_queries.tsv" "$q")
         vr=$(peer_rows "$RESULTS/vigil_queries.tsv" "$q")
@@ -221,6 +254,38 @@ ratio() { awk -v p="$1" -v v="$2" 'BEGIN{ if (p == "-" || v == "-" || v == 0) pr
         printf '%-18s %9s %9s %7s | %9s %7s %7s | %9s %7s %7s | %9s %7s\n' "$q" "$v" "$vl" "$vr" "$c" "$cr" "$(ratio "$c" "$v")" \
             "$s" "$sr" "$(ratio "$s" "$v")" "$g" "$(ratio "$g" "$v")"
     done
+    echo
+    echo "== the modern peers, same events, median of $RUNS (seconds; ratio = peer time / vigil time over the compacted store) =="
+    echo "t_user_timeline is vigil timeline; the peers' row for it is their (d), which is ORDER BY ts"
+    printf '%-18s %9s %9s %9s | %12s %7s %7s | %12s %7s %7s\n' query vigil vigil-lz4 rss-MiB ch26-chdb rows ratio duckdb rows ratio
+    mpeer() { # mpeer FILE QUERY COLUMN
+        [[ -s $1 ]] && awk -F'\t' -v q="$2" -v c="$3" '$2 == q {print $c; f=1} END {if (!f) print "-"}' "$1" || echo "-"
+    }
+    for q in $QUERIES; do
+        pq=$q
+        [[ $q == t_user_timeline ]] && pq=d_user_timeline
+        v=$(peer "$RESULTS/vigil_queries.tsv" "$q")
+        vl=$(peer "$RESULTS/vigil_lz4_queries.tsv" "$q")
+        mem=$(awk -F'\t' -v q="$q" '$1 == q && $7 != "" {printf "%.0f", $7 / 1024; f=1} END {if (!f) print "-"}' "$RESULTS/vigil_queries.tsv")
+        ch=$(mpeer "$RESULTS/modern_chdb_queries.tsv" "$pq" 5)
+        chr=$(mpeer "$RESULTS/modern_chdb_queries.tsv" "$pq" 3)
+        dk=$(mpeer "$RESULTS/modern_duckdb_queries.tsv" "$pq" 5)
+        dkr=$(mpeer "$RESULTS/modern_duckdb_queries.tsv" "$pq" 3)
+        printf '%-18s %9s %9s %9s | %12s %7s %7s | %12s %7s %7s\n' "$q" "$v" "$vl" "$mem" "$ch" "$chr" "$(ratio "$ch" "$v")" \
+            "$dk" "$dkr" "$(ratio "$dk" "$v")"
+    done
+    for e in chdb duckdb; do
+        [[ -s $RESULTS/modern_${e}_size.tsv ]] && tail -1 "$RESULTS/modern_${e}_size.tsv" |
+            awk -F'\t' '{printf "%s: %s rows, load %s s, %s bytes on disk (%sx smaller than the NDJSON)\n", $1, $2, $3, $5, $7}'
+    done
+    if [[ -s $RESULTS/top20_chdb.tsv ]]; then
+        if diff -q <(cut -f1,2 "$RESULTS/top20_vigil.tsv") <(cut -f1,2 "$RESULTS/top20_chdb.tsv") >/dev/null; then
+            echo "top 20 failing IPs: vigil and ClickHouse 26 agree"
+        else
+            echo "top 20 failing IPs: vigil and ClickHouse 26 differ:"
+            diff <(cut -f1,2 "$RESULTS/top20_vigil.tsv") <(cut -f1,2 "$RESULTS/top20_chdb.tsv") | head -10 || true
+        fi
+    fi
     if [[ -s $RESULTS/top20_clickhouse.tsv ]]; then
         if diff -q <(cut -f1,2 "$RESULTS/top20_vigil.tsv") <(cut -f1,2 "$RESULTS/top20_clickhouse.tsv") >/dev/null; then
             echo "top 20 failing IPs: vigil and ClickHouse agree"
