@@ -19,7 +19,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev libmsgpack-dev \
       libsqlite3-dev libyaml-dev libhttp-parser-dev libyajl-dev zlib1g-dev \
-      libcurl4-openssl-dev libzstd-dev libsystemd-dev libarchive-dev \
+      libcurl4-openssl-dev libzstd-dev libsystemd-dev libarchive-dev libnats-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt README.md ./
@@ -45,7 +45,8 @@ FROM debian:${DEBIAN_RELEASE}-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libuv1 libssl3 liblz4-1 libmsgpackc2 libsqlite3-0 libyaml-0-2 libyajl2 zlib1g \
-      libcurl4 libzstd1 libhttp-parser2.9 libsystemd0 libarchive13 curl ca-certificates \
+      libcurl4 libzstd1 libhttp-parser2.9 libsystemd0 libarchive13 libnats3.4 curl \
+      ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 999 vigil \
  && useradd --system --uid 999 --gid vigil --home-dir /var/lib/vigil \

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "collector/cluster_nats.h"
 #include "collector/pipeline.h"
 #include "collector/rules_live.h"
 #include "collector/vigild.h"
@@ -250,6 +251,9 @@ int main(int argc, char **argv)
     } else if ((rc = drop_privileges(cfg, allow_root, &eb)) < 0) {
         log_error("%s", errbuf_msg(&eb));
         exit_code = 2;
+    } else if (cfg->cluster.enabled) {
+        /* A cluster node opens no store of its own here: the store role opens one per
+         * shard it owns (vigild_start). */
     } else {
         struct store_opts so = {
             .dir = cfg->store.path,
@@ -267,7 +271,7 @@ int main(int argc, char **argv)
     }
     /* The outbox opens (as the user vigild runs as) and the forwarders' secrets are read
      * before the loop runs. */
-    if (exit_code == 0 &&
+    if (exit_code == 0 && !cfg->cluster.enabled &&
         (rc = fwd_new(&loop, cfg, cfg->store.path, store_next_seq(st), &vd.fwd, &eb)) < 0) {
         log_error("forwarders: %s", errbuf_msg(&eb));
         store_close(st);
@@ -298,13 +302,18 @@ int main(int argc, char **argv)
     if (uv_loop_close(&loop) != 0) {
         log_warn("loop closed with handles still open");
     }
-    /* The pipeline's store thread has been joined and the store closed. */
+    /* The pipeline's store thread has been joined and the store closed; the store
+     * role's threads stop now (they need no loop). */
+    vigild_cluster_stop(&vd);
     rules_live_free(vd.rules); /* the final checkpoint of the correlation state */
     pipeline_free(vd.pipe);
     metrics_release(&vd.m);
     fwd_free(vd.fwd);
     free(vd.shared_key);
     tls_ctx_free(tls);
+    if (cfg->cluster.enabled) {
+        cnats_shutdown();
+    }
     config_free(cfg);
     if (exit_code == 0) {
         log_info("stopped cleanly");

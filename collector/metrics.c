@@ -249,7 +249,9 @@ static void labels_release(struct metrics_labels *t)
 
 bool metrics_ready(const struct metrics *m, char *why, size_t cap)
 {
-    if (m->disk_full) {
+    if (m->cluster_ingest && !m->nats_connected) {
+        snprintf(why, cap, "not connected to NATS (cluster.nats): events are refused");
+    } else if (m->disk_full) {
         snprintf(why, cap,
                  "store disk below store.free_reserve (%" PRIu64 " bytes free): events are "
                  "refused",
@@ -462,6 +464,32 @@ int metrics_render(const struct metrics *m, struct buf *out)
             m->rules_events, m->rules_alerts, m->rules_groups, m->rules_groups_evicted,
             m->rules_alerts_dropped, m->rules_eval_failures,
             (double)(vg_now_ns() - m->started_ns) / 1e9);
+    }
+    if (rc == 0 && m->cluster_ingest) {
+        rc = buf_appendf(
+            out,
+            "# HELP vigil_cluster_nats_connected 1 while connected to a NATS server\n"
+            "# TYPE vigil_cluster_nats_connected gauge\nvigil_cluster_nats_connected %" PRIu64 "\n"
+            "# HELP vigil_cluster_published_messages_total messages JetStream acknowledged\n"
+            "# TYPE vigil_cluster_published_messages_total counter\n"
+            "vigil_cluster_published_messages_total %" PRIu64 "\n"
+            "# HELP vigil_cluster_published_bytes_total payload bytes of those messages\n"
+            "# TYPE vigil_cluster_published_bytes_total counter\n"
+            "vigil_cluster_published_bytes_total %" PRIu64 "\n"
+            "# HELP vigil_cluster_publish_duplicates_total publishes the stream already had "
+            "(a retry, stored once)\n"
+            "# TYPE vigil_cluster_publish_duplicates_total counter\n"
+            "vigil_cluster_publish_duplicates_total %" PRIu64 "\n"
+            "# HELP vigil_cluster_publish_retries_total publishes tried again with the same "
+            "message id\n"
+            "# TYPE vigil_cluster_publish_retries_total counter\n"
+            "vigil_cluster_publish_retries_total %" PRIu64 "\n"
+            "# HELP vigil_cluster_publish_failures_total group commits not published "
+            "(nothing of them acknowledged)\n"
+            "# TYPE vigil_cluster_publish_failures_total counter\n"
+            "vigil_cluster_publish_failures_total %" PRIu64 "\n",
+            m->nats_connected, m->cluster_published, m->cluster_published_bytes,
+            m->cluster_publish_dups, m->cluster_publish_retries, m->cluster_publish_failures);
     }
     return rc;
 }

@@ -124,6 +124,14 @@ struct metrics {
     uint64_t compaction_failures;     /* compactions that failed (I/O, catalog) */
     uint64_t compaction_bytes_before; /* bytes of the segments compacted, before and after */
     uint64_t compaction_bytes_after;
+    /* cluster: (all 0 without it; rendered only with it) */
+    uint64_t cluster_ingest;           /* this vigild runs the ingest role */
+    uint64_t nats_connected;           /* gauge: 1 while connected to a NATS server */
+    uint64_t cluster_published;        /* messages JetStream acknowledged */
+    uint64_t cluster_published_bytes;  /* their payload bytes */
+    uint64_t cluster_publish_dups;     /* acks of a message id the stream already had */
+    uint64_t cluster_publish_retries;  /* publishes tried again (no ack in time) */
+    uint64_t cluster_publish_failures; /* group commits not published (nothing acknowledged) */
     int64_t started_ns;
 };
 

@@ -14,9 +14,12 @@
 #include <unistd.h>
 
 #include "collector/admin.h"
+#include "collector/cluster_nats.h"
+#include "collector/cluster_store.h"
 #include "collector/conn.h"
 #include "collector/forward_in.h"
 #include "collector/https.h"
+#include "collector/js_sink.h"
 #include "collector/pipeline.h"
 #include "collector/rules_live.h"
 #include "collector/store_sink.h"
@@ -169,7 +172,45 @@ static int render_more_metrics(const void *arg, struct buf *out)
 {
     const struct vigild *vd = arg;
     int rc = fwd_metrics_render(vd->fwd, out);
+    if (rc == 0 && vd->cstore) {
+        rc = cluster_store_render(vd->cstore, out);
+    }
     return rc < 0 ? rc : rules_live_metrics(vd->rules, out);
+}
+
+/* The connection to NATS came or went (js_sink.h): evidence, published once it is back. */
+static void on_nats_state(void *arg, bool connected)
+{
+    struct vigild *vd = arg;
+
+    if (connected) {
+        ingest_self_event(&vd->port, VG_SEV_NOTICE, "nats_connection", "success", NULL, NULL,
+                          "connected to NATS again: events are taken and acknowledged");
+    } else {
+        ingest_self_event(&vd->port, VG_SEV_ERROR, "nats_connection", "failure", NULL, NULL,
+                          "not connected to NATS (cluster.nats): events are refused and not "
+                          "acknowledged until it is back");
+    }
+}
+
+/* This node's name: cluster.node, or the host name with what JetStream names do not take
+ * made '-'. */
+static void cluster_node_name(struct vigild *vd)
+{
+    const char *n = vd->cfg->cluster.node ? vd->cfg->cluster.node : vd->self_host;
+
+    snprintf(vd->node, sizeof(vd->node), "%.64s", *n ? n : "vigild");
+    for (char *p = vd->node; *p; p++) {
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-';
+        *p = ok ? *p : '-';
+    }
+}
+
+void vigild_cluster_stop(struct vigild *vd)
+{
+    cluster_store_stop(vd->cstore);
+    vd->cstore = NULL;
 }
 
 static void on_fwd_closed(void *arg)
@@ -611,10 +652,36 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         .compact_opts = { .codec = strcmp(cfg->store.compaction, "lz4hc") == 0 ? STORE_CODEC_LZ4HC
                                                                                : STORE_CODEC_ZSTD },
     };
-    uint64_t first_seq = store_next_seq(st);
+    uint64_t first_seq = st ? store_next_seq(st) : 1;
+    struct pipeline_sink ps;
     struct store_sink *sink = NULL;
-    if ((rc = store_sink_new(st, &ko, &vd->m, on_store_notice, vd, &sink, eb)) < 0) {
-        return rc;
+    struct js_sink *jsink = NULL;
+    if (cfg->cluster.enabled) {
+        /* A cluster node: its pipeline publishes (its events with the ingest role, its
+         * own evidence in any case); the store role reads its shards back. */
+        struct cnats *nats = NULL;
+        char name[200];
+        cluster_node_name(vd);
+        snprintf(name, sizeof(name), "vigild %s", vd->node);
+        if ((rc = cnats_connect(&cfg->cluster, name, &nats, eb)) < 0) {
+            return rc;
+        }
+        js_sink_new(nats, &cfg->cluster, vd->node, &vd->m, on_nats_state, vd, &jsink);
+        ps = js_sink_as_pipeline(jsink);
+        if ((cfg->cluster.role_mask & CLUSTER_ROLE_STORE) &&
+            (rc = cluster_store_start(cfg, vd->node, &vd->cstore, eb)) < 0) {
+            js_sink_free(jsink);
+            return rc;
+        }
+        log_info("cluster: node '%s', roles%s%s, %" PRIu64 " shards, NATS %s%s", vd->node,
+                 (cfg->cluster.role_mask & CLUSTER_ROLE_INGEST) ? " ingest" : "",
+                 (cfg->cluster.role_mask & CLUSTER_ROLE_STORE) ? " store" : "", cfg->cluster.shards,
+                 cfg->cluster.nats[0], cfg->cluster.nnats > 1 ? ", ..." : "");
+    } else {
+        if ((rc = store_sink_new(st, &ko, &vd->m, on_store_notice, vd, &sink, eb)) < 0) {
+            return rc;
+        }
+        ps = store_sink_as_pipeline(sink);
     }
     /* Batches: 8 MiB soft limit; one message may add four times the largest frame
      * (records carry the normalized fields beside the raw event); 1 MiB more is kept for
@@ -631,10 +698,10 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         .refusing_evidence_bytes = ev_bytes,
         .refusing_stranger_bytes = ev_bytes / 4,
     };
-    struct pipeline_sink ps = store_sink_as_pipeline(sink);
     rc = pipeline_new(vd->loop, &ps, first_seq, &lim, &vd->m, on_drain, vd, &vd->pipe, eb);
     if (rc < 0) {
         store_sink_free(sink);
+        js_sink_free(jsink);
         return rc;
     }
     if (vd->rules) {

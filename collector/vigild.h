@@ -16,6 +16,7 @@
 #include "schemas/record.h"
 #include "store/store.h"
 
+struct cluster_store;
 struct fwd;
 struct listener;
 struct rules_live;
@@ -31,6 +32,10 @@ struct vigild {
     struct rules_live *rules; /* NULL without rules.paths */
     struct fwd *fwd;          /* the forwarders (forwarders/fwd.h); made in main */
     struct listener *lst[LST_COUNT];
+    /* cluster: (cfg->cluster.enabled): this node's name, and the store role's shards
+     * (NULL without the store role). The pipeline's sink is then JetStream. */
+    char node[80];
+    struct cluster_store *cstore;
     struct metrics m;
     struct conn_set conns;   /* every open connection */
     struct ingest_port port; /* the pipeline, as listeners and rules see it */
@@ -87,8 +92,10 @@ int vigild_listen(struct vigild *vd, struct errbuf *eb);
 void vigild_unlisten(struct vigild *vd);
 
 /* Starts the pipeline (taking ownership of st) and signal handling, then says ready
- * (--ready-fd, systemd's NOTIFY_SOCKET). Call after vigild_listen. Returns 0 or negative
- * with eb. */
+ * (--ready-fd, systemd's NOTIFY_SOCKET). Call after vigild_listen. In a cluster (st is
+ * NULL) the pipeline publishes to JetStream (js_sink.h) and, with the store role, the
+ * shards' consumers start (cluster_store.h; stopped by vigild_cluster_stop once the loop
+ * has ended). Returns 0 or negative with eb. */
 int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb);
 
 /* Checks the configured CRL's next update against tls.crl_expired: 0, or VG_ECONFIG with
@@ -100,6 +107,10 @@ int vigild_check_crl(const struct vg_config *cfg, int64_t *next_ns, struct errbu
  * records the result (log and a source=vigil tls_reload event); a failed reload keeps
  * the files in force. why: what asked for it, for the record. */
 void vigild_reload_tls(struct vigild *vd, const char *why);
+
+/* After the loop ended: stops the store role's threads and closes the shards' stores,
+ * then cnats. Blocks. */
+void vigild_cluster_stop(struct vigild *vd);
 
 /* Graceful stop: stop accepting, let in-flight events become durable and be
  * acknowledged, close connections, close the store. The loop then ends. */

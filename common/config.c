@@ -323,6 +323,53 @@ static const struct cfg_opt log_opts[] = {
     { NULL },
 };
 
+static const struct cfg_opt cluster_tls_opts[] = {
+    { "ca", CFG_PATH, NULL, 0, 0, CFG_OFF(struct cluster_tls_cfg, ca),
+      "PEM CA bundle the NATS servers' certificates must chain to (TLS to NATS)",
+      .flags = CFG_F_EXISTS },
+    { "cert", CFG_PATH, NULL, 0, 0, CFG_OFF(struct cluster_tls_cfg, cert),
+      "PEM client certificate chain vigild shows the NATS servers (mTLS), with key",
+      .flags = CFG_F_EXISTS },
+    { "key", CFG_PATH, NULL, 0, 0, CFG_OFF(struct cluster_tls_cfg, key), "PEM private key of cert",
+      .flags = CFG_F_EXISTS },
+    { NULL },
+};
+
+static const struct cfg_opt cluster_stream_opts[] = {
+    { "max_age", CFG_DURATION, "7d", NS_MIN, 3660 * NS_DAY,
+      CFG_OFF(struct cluster_cfg, stream_max_age_ns),
+      "the events stream keeps a message this long at most: a store node further behind "
+      "than this cannot catch up from the stream" },
+    { "max_bytes", CFG_SIZE, "0", 0, 1LL << 60, CFG_OFF(struct cluster_cfg, stream_max_bytes),
+      "the events stream keeps at most this many bytes (the oldest go first; 0: no bound)" },
+    { NULL },
+};
+
+static const struct cfg_opt cluster_opts[] = {
+    { "nats", CFG_STRLIST, NULL, 0, 16, CFG_OFF(struct cluster_cfg, nats),
+      "URLs of the NATS servers (nats://host:port, tls://host:port); required with cluster",
+      .count_off = CFG_OFF(struct cluster_cfg, nnats) },
+    { "tls", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct cluster_cfg, tls),
+      "TLS to the NATS servers: their CA, and this node's certificate for mTLS",
+      .sub = cluster_tls_opts },
+    { "roles", CFG_STRLIST, NULL, 0, 3, CFG_OFF(struct cluster_cfg, roles),
+      "what this vigild runs: ingest (listeners, publishing to JetStream) and store "
+      "(consuming its shards into local stores); rules is not available yet",
+      .count_off = CFG_OFF(struct cluster_cfg, nroles) },
+    { "shards", CFG_UINT, "8", 1, CLUSTER_MAX_SHARDS, CFG_OFF(struct cluster_cfg, shards),
+      "events go to subjects vigil.ev.<0..shards-1> by their agent; fixed per cluster" },
+    { "store_shards", CFG_STR, NULL, 0, 0, CFG_OFF(struct cluster_cfg, store_shards),
+      "the shards this store node writes, e.g. \"0-3\" or \"0,2,5-7\" (default all)" },
+    { "replicas", CFG_UINT, "3", 1, 5, CFG_OFF(struct cluster_cfg, replicas),
+      "JetStream replicas of vigil's streams (when vigild creates them)" },
+    { "node", CFG_STR, NULL, 0, 0, CFG_OFF(struct cluster_cfg, node),
+      "this node's name in the cluster (its consumers are named after it): letters, digits, "
+      "- and _ (default: the host name)" },
+    { "stream", CFG_SECTION, NULL, 0, 0, 0, "limits of the events stream (when vigild creates it)",
+      .sub = cluster_stream_opts },
+    { NULL },
+};
+
 static const struct cfg_opt config_opts[] = {
     { "store", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, store), "the event store",
       .sub = store_opts },
@@ -343,6 +390,9 @@ static const struct cfg_opt config_opts[] = {
       "when started as root, vigild reads its keys and binds its listeners, then runs as "
       "this user (and its groups); as root without it, vigild refuses to start unless "
       "given --allow-root" },
+    { "cluster", CFG_SECTION, NULL, 0, 0, CFG_OFF(struct vg_config, cluster),
+      "run as nodes of a cluster over NATS JetStream (absent: one vigild does everything)",
+      .sub = cluster_opts },
     { NULL },
 };
 
@@ -508,6 +558,192 @@ static int check_forwarders(const struct cfg_doc *d, const struct vg_config *c, 
     return 0;
 }
 
+int config_shards_parse(const char *spec, uint64_t nshards, uint64_t *mask, struct errbuf *eb)
+{
+    const char *p = spec;
+
+    *mask = 0;
+    for (;;) {
+        char *end;
+        while (*p == ' ') {
+            p++;
+        }
+        if (*p < '0' || *p > '9') {
+            errbuf_set(eb,
+                       "expected a shard number at '%s' (shard sets look like \"0-3\" or "
+                       "\"0,2,5-7\")",
+                       p);
+            return VG_EPARSE;
+        }
+        errno = 0;
+        unsigned long a = strtoul(p, &end, 10);
+        unsigned long b = a;
+        p = end;
+        if (*p == '-') {
+            p++;
+            if (*p < '0' || *p > '9') {
+                errbuf_set(eb, "expected the end of the range at '%s'", p);
+                return VG_EPARSE;
+            }
+            b = strtoul(p, &end, 10);
+            p = end;
+        }
+        if (errno != 0 || a >= nshards || b >= nshards) {
+            errbuf_set(eb,
+                       "shard %lu is past the last one (cluster.shards is %" PRIu64 ": 0..%" PRIu64
+                       ")",
+                       a >= nshards ? a : b, nshards, nshards - 1);
+            return VG_EPARSE;
+        }
+        if (b < a) {
+            errbuf_set(eb, "range %lu-%lu goes backwards", a, b);
+            return VG_EPARSE;
+        }
+        for (unsigned long i = a; i <= b; i++) {
+            *mask |= 1ULL << i;
+        }
+        while (*p == ' ') {
+            p++;
+        }
+        if (*p == 0) {
+            return 0;
+        }
+        if (*p != ',') {
+            errbuf_set(eb, "unexpected '%c' in the shard set", *p);
+            return VG_EPARSE;
+        }
+        p++;
+    }
+}
+
+static bool node_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 64) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* cluster: present or not; the roles this vigild runs; what each needs. */
+static int check_cluster(const struct cfg_doc *d, struct vg_config *c, struct errbuf *eb)
+{
+    struct cluster_cfg *k = &c->cluster;
+    const void *given[] = { &k->nats,
+                            &k->tls.ca,
+                            &k->tls.cert,
+                            &k->tls.key,
+                            &k->roles,
+                            &k->shards,
+                            &k->store_shards,
+                            &k->replicas,
+                            &k->node,
+                            &k->stream_max_age_ns,
+                            &k->stream_max_bytes };
+
+    for (size_t i = 0; i < VG_ARRAY_LEN(given); i++) {
+        k->enabled |= cfg_doc_has(d, given[i]);
+    }
+    if (!k->enabled) {
+        return 0;
+    }
+    if (k->nnats == 0) {
+        return cfg_doc_error(d, &k->nats, eb, "a cluster needs the URLs of its NATS servers");
+    }
+    for (size_t i = 0; i < k->nnats; i++) {
+        const char *u = k->nats[i];
+        if (strncmp(u, "nats://", 7) != 0 && strncmp(u, "tls://", 6) != 0) {
+            return cfg_doc_error(d, &k->nats, eb,
+                                 "expected nats://host:port or tls://host:port, got '%s'", u);
+        }
+    }
+    if (!k->tls.cert != !k->tls.key) {
+        return cfg_doc_error(d, k->tls.cert ? &k->tls.cert : &k->tls.key, eb,
+                             "give both cert and key (mTLS to NATS), or neither");
+    }
+    if (k->tls.cert && !k->tls.ca) {
+        return cfg_doc_error(d, &k->tls.cert, eb, "mTLS to NATS needs tls.ca too");
+    }
+    if (k->nroles == 0) {
+        return cfg_doc_error(d, &k->roles, eb,
+                             "not given, and the default (ingest, store, rules) includes the "
+                             "rules role, which this vigild does not run yet: list the roles "
+                             "it runs, e.g. [ ingest, store ]");
+    }
+    for (size_t i = 0; i < k->nroles; i++) {
+        unsigned bit = strcmp(k->roles[i], "ingest") == 0  ? CLUSTER_ROLE_INGEST
+                       : strcmp(k->roles[i], "store") == 0 ? CLUSTER_ROLE_STORE
+                       : strcmp(k->roles[i], "rules") == 0 ? CLUSTER_ROLE_RULES
+                                                           : 0;
+        if (bit == 0) {
+            return cfg_doc_error(d, &k->roles, eb, "unknown role '%s' (ingest, store or rules)",
+                                 k->roles[i]);
+        }
+        if (bit == CLUSTER_ROLE_RULES) {
+            return cfg_doc_error(d, &k->roles, eb,
+                                 "the rules role is not available yet: a cluster runs ingest "
+                                 "and store nodes, without rules");
+        }
+        if (k->role_mask & bit) {
+            return cfg_doc_error(d, &k->roles, eb, "role '%s' is listed twice", k->roles[i]);
+        }
+        k->role_mask |= bit;
+    }
+    if (k->node && !node_name_ok(k->node)) {
+        return cfg_doc_error(d, &k->node, eb,
+                             "'%s': 1 to 64 letters, digits, - and _ (it names JetStream "
+                             "consumers)",
+                             k->node);
+    }
+    k->store_mask = k->shards >= 64 ? UINT64_MAX : (1ULL << k->shards) - 1;
+    if (k->store_shards) {
+        struct errbuf se;
+        errbuf_clear(&se);
+        if (!(k->role_mask & CLUSTER_ROLE_STORE)) {
+            return cfg_doc_error(d, &k->store_shards, eb,
+                                 "only a store node writes shards "
+                                 "(add store to cluster.roles)");
+        }
+        if (config_shards_parse(k->store_shards, k->shards, &k->store_mask, &se) < 0) {
+            return cfg_doc_error(d, &k->store_shards, eb, "%s", errbuf_msg(&se));
+        }
+    }
+    if (c->rules.npaths > 0) {
+        return cfg_doc_error(d, &c->rules.paths, eb,
+                             "in a cluster, rules run in the rules role, which is not available "
+                             "yet: remove rules.paths from ingest and store nodes");
+    }
+    if (c->nforwarders > 0) {
+        return cfg_doc_error(d, &c->forwarders, eb,
+                             "in a cluster, alerts are forwarded by the rules role, which is not "
+                             "available yet: remove forwarders from ingest and store nodes");
+    }
+    if (!(k->role_mask & CLUSTER_ROLE_INGEST)) {
+        /* No ingest role, no listeners for events: those the file leaves at their
+         * defaults are off; one it names is a mistake. */
+        struct cfg_addr *lst[] = { &c->listen.forward, &c->listen.syslog, &c->listen.https };
+        for (size_t i = 0; i < VG_ARRAY_LEN(lst); i++) {
+            if (lst[i]->enabled && cfg_doc_has(d, lst[i])) {
+                return cfg_doc_error(d, lst[i], eb,
+                                     "a node without the ingest role takes no events: set it "
+                                     "off, or add ingest to cluster.roles");
+            }
+            free(lst[i]->host);
+            lst[i]->host = NULL;
+            lst[i]->enabled = false;
+        }
+    }
+    return 0;
+}
+
 int config_load_mem(const char *name, struct span text, const char *base_dir,
                     struct vg_config **out, struct errbuf *eb)
 {
@@ -521,6 +757,9 @@ int config_load_mem(const char *name, struct span text, const char *base_dir,
     }
     c = xcalloc(1, sizeof(*c));
     rc = cfg_doc_apply(d, config_opts, c, base_dir, eb);
+    if (rc == 0) {
+        rc = check_cluster(d, c, eb); /* first: it turns off listeners a node does not run */
+    }
     if (rc == 0) {
         rc = check_listen(d, c, eb);
     }

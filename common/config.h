@@ -148,6 +148,43 @@ struct log_cfg {
     char *level; /* error, warn, info or debug; default info */
 };
 
+/* cluster: { nats, tls: { ca, cert, key }, roles, shards, store_shards, replicas, node,
+ * stream: { max_age, max_bytes } } (README "Cluster", schemas/cluster.md). Absent: vigild
+ * is one process doing everything (enabled false, every other field its default). */
+enum {
+    CLUSTER_ROLE_INGEST = 1 << 0, /* listeners; group commits published to JetStream */
+    CLUSTER_ROLE_STORE = 1 << 1,  /* durable consumers of owned shards -> local stores */
+    CLUSTER_ROLE_RULES = 1 << 2,  /* not run yet: refused by the load */
+};
+#define CLUSTER_MAX_SHARDS 64
+struct cluster_tls_cfg {
+    char *ca;   /* CA bundle the NATS servers' certificates chain to, or NULL */
+    char *cert; /* client certificate (mTLS), or NULL; with key */
+    char *key;
+};
+struct cluster_cfg {
+    char **nats; /* nats://host:port or tls://host:port URLs of the NATS servers */
+    size_t nnats;
+    struct cluster_tls_cfg tls;
+    char **roles; /* as given; role_mask is what the load made of them */
+    size_t nroles;
+    uint64_t shards;           /* 8: subjects vigil.ev.<0..shards-1>; fixed per cluster */
+    char *store_shards;        /* "0-3", "0,2,5-7" or NULL: every shard */
+    uint64_t replicas;         /* 3: JetStream replicas of vigil's streams */
+    char *node;                /* this node's name in consumer names, or NULL: host name */
+    int64_t stream_max_age_ns; /* 7d: the events stream keeps messages this long at most */
+    uint64_t stream_max_bytes; /* 0: no size bound */
+    /* Made by the load. */
+    bool enabled;        /* the file has a cluster section */
+    unsigned role_mask;  /* CLUSTER_ROLE_* */
+    uint64_t store_mask; /* bit i: this node stores shard i (store role) */
+};
+
+/* Parses a shard set ("0-3", "0,2,5-7") against nshards: *mask gets bit i for each shard
+ * i. Returns 0, or VG_EPARSE with eb saying what is wrong (a shard past nshards-1, a
+ * range backwards, an empty item). */
+int config_shards_parse(const char *spec, uint64_t nshards, uint64_t *mask, struct errbuf *eb);
+
 struct cfg_doc;
 
 struct vg_config {
@@ -162,6 +199,7 @@ struct vg_config {
     struct forwarder_cfg *forwarders;
     size_t nforwarders;
     struct log_cfg log;
+    struct cluster_cfg cluster;
 };
 
 /* Reads and loads the file at path (at most CFG_MAX_FILE_BYTES); relative paths inside it

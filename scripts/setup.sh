@@ -7,16 +7,19 @@ cd "$(dirname "$0")/.."
 
 # libsystemd-dev: sd_notify for the unit's Type=notify (a no-op outside systemd).
 # libarchive-dev: the tar files of evidence bundles (vigil export, vigil verify BUNDLE).
+# libnats-dev: cnats, JetStream for cluster nodes (collector/cluster_nats.c).
 BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev libmsgpack-dev
             libsqlite3-dev libyaml-dev libcmocka-dev libhttp-parser-dev libyajl-dev
-            zlib1g-dev libcurl4-openssl-dev libzstd-dev libsystemd-dev libarchive-dev)
+            zlib1g-dev libcurl4-openssl-dev libzstd-dev libsystemd-dev libarchive-dev
+            libnats-dev)
 # systemd: systemd-analyze checks the unit; groff-base: the man pages render cleanly;
-# zsh: `vigil completion zsh` is driven in it;
+# zsh: `vigil completion zsh` is driven in it; nats-server: the cluster tests run a
+# JetStream cluster of them (test_cluster.py);
 # libivykis0 libnet1 libwrap0 libpcre3: the libraries of syslog-ng-core, which itself is
 # unpacked below, not installed (as are prometheus, for promtool, and
 # prometheus-alertmanager, for the forwarders' tests).
 TEST_PKGS=(openssl curl python3 nodejs npm rsyslog rsyslog-openssl systemd groff-base zsh
-           libivykis0 libnet1 libwrap0 libpcre3)
+           libivykis0 libnet1 libwrap0 libpcre3 nats-server)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then

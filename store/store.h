@@ -34,8 +34,10 @@ struct store_opts {
     bool fsync;              /* false only for benchmarks/tests: commit skips fdatasync */
     const struct fsops *fs;  /* NULL: the real system calls; tests install failing ones */
     int64_t (*now_ns)(void); /* the clock a commit records as its records' receipt (the
-                                catalog's recv_max, retention's clock: segment.md 6);
-                                NULL: the wall clock. Tests set their own */
+                                catalog's recv_max, retention's clock: segment.md 6) and
+                                a new segment's header its creation time (2);
+                                NULL: the wall clock. Tests set their own; a cluster
+                                store node the stream's time */
     const char *signing_key; /* Ed25519 private key PEM signing sealed chain heads
                                 (segment.md 8); NULL: dir/keys/collector-ed25519.pem,
                                 created on first start */

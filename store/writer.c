@@ -318,7 +318,9 @@ static int seg_create(struct store *st, int64_t start, int64_t end, struct seg_w
     m.part_end = end;
     m.state = SEG_OPEN;
     m.bytes = SEG_HDR_LEN;
-    m.created = vg_now_ns();
+    /* The store's clock (store_opts.now_ns): a cluster store node gives the stream's
+     * time, so replicas of a shard write the same header (schemas/cluster.md 4). */
+    m.created = st->o.now_ns();
     seg__name(start, m.id, m.file);
     h.part_start = start;
     h.part_ns = end - start;

@@ -834,6 +834,103 @@ static void test_walker(void **state)
     cfg_release(outer_opts, &o);
 }
 
+/* cluster: absent, a valid one (roles, shard sets, defaults, listeners of a store-only
+ * node turned off), and each refusal with its place. */
+static void test_cluster(void **state)
+{
+    struct vg_config *c;
+    struct errbuf eb;
+    uint64_t mask;
+
+    (void)state;
+    assert_int_equal(load(TLS_OK, &c, &eb), 0);
+    assert_false(c->cluster.enabled);
+    assert_true(c->listen.forward.enabled);
+    config_free(c);
+
+    assert_int_equal(load(TLS_OK
+                          "cluster:\n  nats: [ \"nats://a:4222\", \"tls://b:4222\" ]\n"
+                          "  roles: [ ingest, store ]\n  shards: 8\n  store_shards: \"0-2, 5\"\n"
+                          "  node: ing-1\n  stream: { max_age: 2d }\n",
+                          &c, &eb),
+                     0);
+    assert_true(c->cluster.enabled);
+    assert_int_equal(c->cluster.nnats, 2);
+    assert_int_equal(c->cluster.role_mask, CLUSTER_ROLE_INGEST | CLUSTER_ROLE_STORE);
+    assert_int_equal(c->cluster.store_mask, 0x27);
+    assert_int_equal(c->cluster.replicas, 3);
+    assert_int_equal(c->cluster.stream_max_age_ns, 2 * 86400 * VG_NS_PER_SEC);
+    assert_string_equal(c->cluster.node, "ing-1");
+    config_free(c);
+
+    /* Without store_shards every shard; a store-only node runs no event listener. */
+    assert_int_equal(
+        load("cluster: { nats: [ \"nats://a:1\" ], roles: [ store ], shards: 64 }\n", &c, &eb), 0);
+    assert_int_equal(c->cluster.store_mask, UINT64_MAX);
+    assert_false(c->listen.forward.enabled);
+    assert_false(c->listen.https.enabled);
+    assert_true(c->listen.admin.enabled);
+    config_free(c);
+
+    static const struct bad_case cases[] = {
+        { TLS_OK "cluster: { roles: [ ingest ] }\n",
+          "t.yaml:2:10: 'cluster.nats': a cluster needs the URLs of its NATS servers" },
+        { TLS_OK "cluster: { nats: [ \"nats://a:1\" ] }\n",
+          "'cluster.roles': not given, and the default (ingest, store, rules) includes the "
+          "rules role, which this vigild does not run yet" },
+        { TLS_OK "cluster: { nats: [ \"nats://a:1\" ], roles: [ rules ] }\n",
+          "t.yaml:2:43: 'cluster.roles': the rules role is not available yet" },
+        { TLS_OK "cluster: { nats: [ \"nats://a:1\" ], roles: [ ingest, ingest ] }\n",
+          "'cluster.roles': role 'ingest' is listed twice" },
+        { TLS_OK "cluster: { nats: [ \"nats://a:1\" ], roles: [ ingst ] }\n",
+          "'cluster.roles': unknown role 'ingst' (ingest, store or rules)" },
+        { TLS_OK "cluster: { nats: [ \"a:1\" ], roles: [ ingest ] }\n",
+          "'cluster.nats': expected nats://host:port or tls://host:port, got 'a:1'" },
+        { TLS_OK "cluster: { nats: [ \"nats://a:1\" ], roles: [ store ], shards: 4,\n"
+                 "           store_shards: \"1-4\" }\n",
+          "t.yaml:3:26: 'cluster.store_shards': shard 4 is past the last one (cluster.shards "
+          "is 4: 0..3)" },
+        { TLS_OK "cluster: { nats: [ \"nats://a:1\" ], roles: [ store ], store_shards: \"3-1\" }\n",
+          "'cluster.store_shards': range 3-1 goes backwards" },
+        { TLS_OK "cluster: { nats: [ \"nats://a:1\" ], roles: [ ingest ], store_shards: \"1\" }\n",
+          "'cluster.store_shards': only a store node writes shards" },
+        { TLS_OK "cluster: { nats: [ \"nats://a:1\" ], roles: [ ingest ], shards: 65 }\n",
+          "'cluster.shards': 65 is out of range (1..64)" },
+        { TLS_OK "cluster: { nats: [ \"nats://a:1\" ], roles: [ ingest ], node: \"a b\" }\n",
+          "'cluster.node': 'a b': 1 to 64 letters, digits, - and _" },
+        { TLS_OK "cluster: { nats: [ \"nats://a:1\" ], roles: [ ingest ], tls: { ca: ca.pem, "
+                 "cert: server.pem } }\n",
+          "'cluster.tls.cert': give both cert and key (mTLS to NATS), or neither" },
+        { TLS_OK
+          "rules: { paths: [ . ] }\ncluster: { nats: [ \"nats://a:1\" ], roles: [ ingest ] }\n",
+          "'rules.paths': in a cluster, rules run in the rules role" },
+        { "cluster: { nats: [ \"nats://a:1\" ], roles: [ store ] }\n"
+          "listen: { forward: 127.0.0.1:0 }\n",
+          "t.yaml:2:20: 'listen.forward': a node without the ingest role takes no events" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = load(cases[i].text, &c, &eb);
+        if (rc != VG_ECONFIG || c != NULL || !strstr(errbuf_msg(&eb), cases[i].want)) {
+            fail_msg("case %zu: rc %d, message\n  '%s'\nwanted\n  '%s'", i, rc, errbuf_msg(&eb),
+                     cases[i].want);
+        }
+    }
+
+    /* The shard-set parser alone. */
+    errbuf_clear(&eb);
+    assert_int_equal(config_shards_parse("7", 8, &mask, &eb), 0);
+    assert_int_equal(mask, 0x80);
+    assert_int_equal(config_shards_parse("0,0-1, 3 ", 8, &mask, &eb), 0);
+    assert_int_equal(mask, 0xb);
+    assert_int_equal(config_shards_parse("", 8, &mask, &eb), VG_EPARSE);
+    assert_int_equal(config_shards_parse("1,", 8, &mask, &eb), VG_EPARSE);
+    assert_int_equal(config_shards_parse("1-", 8, &mask, &eb), VG_EPARSE);
+    errbuf_clear(&eb);
+    assert_int_equal(config_shards_parse("1x", 8, &mask, &eb), VG_EPARSE);
+    assert_non_null(strstr(errbuf_msg(&eb), "unexpected 'x'"));
+    assert_int_equal(config_shards_parse("99999999999999999999", 8, &mask, &eb), VG_EPARSE);
+}
+
 static void test_reference(void **state)
 {
     char *text = NULL;
@@ -870,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_value_parsers),
         cmocka_unit_test(test_walker),
+        cmocka_unit_test(test_cluster),
         cmocka_unit_test(test_reference),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
