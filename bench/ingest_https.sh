@@ -71,6 +71,7 @@ if errors or accepted[0] != len(lines):
 print("%.3f %d %d" % (secs, accepted[0], len(bodies)))
 PY
 rates=()
+cpus=()
 for run in $(seq 1 "$RUNS"); do
     D=$(mktemp -d "$SCRATCH/run-XXXXXX")
     $BIN/query/vigil pki init "$D/pki" >/dev/null
@@ -93,7 +94,10 @@ YAML
     size=$(du -sb "$D/store" | cut -f1)
     echo "run $run: $N events in $(echo "$out" | cut -d' ' -f3) POSTs of $BATCH on $CONNS connections, ${secs}s | $rate ev/s | vigild cpu ${cpu}s ($(awk -v c="$cpu" -v n="$N" 'BEGIN{printf "%.2f", c*1e6/n}') us/event) | store $size bytes ($(awk -v r="$RAW" -v s="$size" 'BEGIN{printf "%.2f", r/s}')x smaller than NDJSON)"
     rates+=("$rate")
+    cpus+=("$(awk -v c="$cpu" -v n="$N" 'BEGIN{printf "%.2f", c*1e6/n}')")
     rm -rf "$D"
 done
-median=$(printf '%s\n' "${rates[@]}" | sort -g | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }')
-echo "median: $median events/s over $RUNS runs of $N events (HTTPS, NDJSON bodies of $BATCH, $CONNS keep-alive connections)"
+med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+median=$(med "${rates[@]}")
+cpu_median=$(med "${cpus[@]}")
+echo "median: $median events/s, $cpu_median us of vigild CPU per event, over $RUNS runs of $N events (HTTPS, NDJSON bodies of $BATCH, $CONNS keep-alive connections)"

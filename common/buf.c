@@ -49,7 +49,7 @@ int buf_reserve(struct buf *b, size_t n)
     return 0;
 }
 
-int buf_append(struct buf *b, const void *p, size_t n)
+int buf__append_grow(struct buf *b, const void *p, size_t n)
 {
     int rc = buf_reserve(b, n);
     if (rc < 0) {

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/span.h"
 #include "common/vg.h"
@@ -22,7 +23,21 @@ int buf_reserve(struct buf *b, size_t n) VG_MUST_USE; /* room for n more; VG_ELI
 /* The capacity buf_reserve(b, n) would leave b with (b->cap when it has room already), or
  * 0 when n more is past max: for callers that budget memory before it is allocated. */
 size_t buf_reserve_cap(const struct buf *b, size_t n);
-int buf_append(struct buf *b, const void *p, size_t n) VG_MUST_USE;
+/* Inline when the room is there (most appends: encoders write small pieces into a
+ * buffer reserved once); buf__append_grow reserves first. */
+int buf__append_grow(struct buf *b, const void *p, size_t n) VG_MUST_USE;
+VG_MUST_USE static inline int buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (b->cap - b->len > n) { /* room for n and the NUL: cap > 0 */
+        if (n) {
+            memcpy(b->data + b->len, p, n);
+        }
+        b->len += n;
+        b->data[b->len] = 0;
+        return 0;
+    }
+    return buf__append_grow(b, p, n);
+}
 int buf_append_str(struct buf *b, const char *s) VG_MUST_USE;
 int buf_append_byte(struct buf *b, uint8_t c) VG_MUST_USE;
 int buf_appendf(struct buf *b, const char *fmt, ...) VG_MUST_USE VG_PRINTF(2, 3);

@@ -33,7 +33,7 @@ static int take_payload(struct span *in, size_t h, size_t n, struct mp_obj *o)
     return 1;
 }
 
-int mp_read(struct span *in, struct mp_obj *o)
+int mp__read_any(struct span *in, struct mp_obj *o)
 {
     if (in->n == 0) {
         return 0;
@@ -233,6 +233,27 @@ ssize_t mp_value_len(struct span in, size_t max_bytes, int max_depth)
         size_t used = (size_t)(cur.p - in.p);
         if (used >= max_bytes) {
             return VG_ELIMIT;
+        }
+        /* Most values are scalars with a one-byte header (fixint, nil, bool, fixstr) or
+         * a str 8: step over them here when they are whole. */
+        if (cur.n > 0) {
+            uint8_t c = cur.p[0];
+            size_t adv = 0;
+            if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+                adv = 1;
+            } else if (c >= 0xa0 && c <= 0xbf) {
+                adv = 1 + (size_t)(c & 0x1f);
+            } else if (c == 0xd9 && cur.n >= 2) {
+                adv = 2 + (size_t)cur.p[1];
+            }
+            if (adv > 0 && adv <= cur.n) {
+                span_advance(&cur, adv);
+                remaining[depth]--;
+                if (used + adv > max_bytes) {
+                    return VG_ELIMIT;
+                }
+                continue;
+            }
         }
         int rc = mp_read(&cur, &o);
         if (rc < 0) {
@@ -440,17 +461,59 @@ int mp_put_f64(struct buf *b, double v)
     return pk_rc(msgpack_pack_double(&pk, v));
 }
 
-int mp_put_str(struct buf *b, const void *p, size_t n)
+/* The headers of str, bin, array and map are written here, in the forms msgpack-c's
+ * packer picks (the smallest that holds the length; str 8 included), with the payload
+ * in one reserve: a record is some thirty of them, on the loop thread for every event. */
+static int put_sized(struct buf *b, uint8_t fix, uint32_t fix_max, uint8_t c8, uint8_t c16,
+                     uint8_t c32, size_t n, const void *p, size_t pn)
 {
-    PACKER(b);
+    uint8_t h[5];
+    size_t hn;
+
     if (n > UINT32_MAX) {
         return VG_ELIMIT;
     }
-    int rc = msgpack_pack_str(&pk, n);
-    if (rc == 0) {
-        rc = msgpack_pack_str_body(&pk, p, n);
+    if (n < fix_max) {
+        h[0] = (uint8_t)(fix | n);
+        hn = 1;
+    } else if (c8 && n <= UINT8_MAX) {
+        h[0] = c8;
+        h[1] = (uint8_t)n;
+        hn = 2;
+    } else if (n <= UINT16_MAX) {
+        h[0] = c16;
+        h[1] = (uint8_t)(n >> 8);
+        h[2] = (uint8_t)n;
+        hn = 3;
+    } else {
+        h[0] = c32;
+        h[1] = (uint8_t)(n >> 24);
+        h[2] = (uint8_t)(n >> 16);
+        h[3] = (uint8_t)(n >> 8);
+        h[4] = (uint8_t)n;
+        hn = 5;
     }
-    return pk_rc(rc);
+    if (b->cap - b->len <= hn + pn) {
+        if (pn > SIZE_MAX - hn) {
+            return VG_ELIMIT;
+        }
+        int rc = buf_reserve(b, hn + pn);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    memcpy(b->data + b->len, h, hn);
+    if (pn) {
+        memcpy(b->data + b->len + hn, p, pn);
+    }
+    b->len += hn + pn;
+    b->data[b->len] = 0;
+    return 0;
+}
+
+int mp_put_str(struct buf *b, const void *p, size_t n)
+{
+    return put_sized(b, 0xa0, 32, 0xd9, 0xda, 0xdb, n, p, n);
 }
 
 int mp_put_cstr(struct buf *b, const char *s)
@@ -460,27 +523,18 @@ int mp_put_cstr(struct buf *b, const char *s)
 
 int mp_put_bin(struct buf *b, const void *p, size_t n)
 {
-    PACKER(b);
-    if (n > UINT32_MAX) {
-        return VG_ELIMIT;
-    }
-    int rc = msgpack_pack_bin(&pk, n);
-    if (rc == 0) {
-        rc = msgpack_pack_bin_body(&pk, p, n);
-    }
-    return pk_rc(rc);
+    /* bin has no fix form: 0 < 0 never takes it */
+    return put_sized(b, 0, 0, 0xc4, 0xc5, 0xc6, n, p, n);
 }
 
 int mp_put_array(struct buf *b, uint32_t n)
 {
-    PACKER(b);
-    return pk_rc(msgpack_pack_array(&pk, n));
+    return put_sized(b, 0x90, 16, 0, 0xdc, 0xdd, n, NULL, 0);
 }
 
 int mp_put_map(struct buf *b, uint32_t n)
 {
-    PACKER(b);
-    return pk_rc(msgpack_pack_map(&pk, n));
+    return put_sized(b, 0x80, 16, 0, 0xde, 0xdf, n, NULL, 0);
 }
 
 int mp_put_ext(struct buf *b, int8_t type, const void *p, size_t n)

@@ -47,8 +47,53 @@ struct mp_obj {
  * and ext the payload is consumed too; for array and map only the header, and the
  * elements follow. Returns 1, 0 when *in ends inside the header or payload (need
  * more; *in is unchanged), or -EPROTO for a byte that starts no msgpack value
- * (0xc1). */
-int mp_read(struct span *in, struct mp_obj *o);
+ * (0xc1).
+ * Inline for the forms most values take (positive fixint, fixstr, str8, fixmap,
+ * fixarray): every record on ingest and every block a query reads goes through here
+ * several times per field; mp__read_any reads every form. */
+int mp__read_any(struct span *in, struct mp_obj *o);
+static inline int mp_read(struct span *in, struct mp_obj *o)
+{
+    if (in->n >= 2) {
+        uint8_t c = in->p[0];
+        size_t len;
+        size_t h = 1;
+        if (c <= 0x7f) {
+            o->type = MP_UINT;
+            o->ext_type = 0;
+            o->v.u = c;
+            in->p++;
+            in->n--;
+            return 1;
+        }
+        if (c <= 0x9f) { /* fixmap 0x80..0x8f, fixarray 0x90..0x9f */
+            o->type = c <= 0x8f ? MP_MAP : MP_ARRAY;
+            o->ext_type = 0;
+            o->v.count = c & 0x0f;
+            in->p++;
+            in->n--;
+            return 1;
+        }
+        if (c <= 0xbf) { /* fixstr */
+            len = c & 0x1f;
+        } else if (c == 0xd9) { /* str 8 */
+            len = in->p[1];
+            h = 2;
+        } else {
+            return mp__read_any(in, o);
+        }
+        if (in->n - h < len) {
+            return 0;
+        }
+        o->type = MP_STR;
+        o->ext_type = 0;
+        o->v.s = (struct span){ in->p + h, len };
+        in->p += h + len;
+        in->n -= h + len;
+        return 1;
+    }
+    return mp__read_any(in, o);
+}
 
 /* The length of the complete value at the front of in. Checks nesting depth against
  * max_depth and that no claimed count or length could fit in fewer bytes than

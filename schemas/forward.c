@@ -437,7 +437,10 @@ int forward_iter_init(struct forward_iter *it, const struct forward_msg *m, stru
     return iter_fail(it, -EPROTO);
 }
 
-/* Spec "Entry": [time, record]; also Fluent Bit's [[time, metadata], record]. */
+/* Spec "Entry": [time, record]; also Fluent Bit's [[time, metadata], record]. entry is
+ * one complete value, already measured (mp_value_len or mp_take): once the array header
+ * and the time (and metadata) are read, what is left of it is the record, so the
+ * record is not walked a second time. */
 static int parse_entry(struct span entry, int64_t *ns, struct span *record, struct span *meta)
 {
     struct mp_obj o;
@@ -457,10 +460,14 @@ static int parse_entry(struct span entry, int64_t *ns, struct span *record, stru
     } else {
         rc = read_time(&entry, ns);
     }
-    if (rc == 0) {
-        rc = take_map(&entry, record);
+    if (rc < 0) {
+        return rc;
     }
-    return rc;
+    if (entry.n == 0 || kind_of(entry.p[0]) != KIND_MAP) {
+        return -EPROTO;
+    }
+    *record = entry;
+    return 0;
 }
 
 int forward_iter_next(struct forward_iter *it, int64_t *time_ns, struct span *record)

@@ -10,34 +10,35 @@
 static const struct {
     const char *name;
     enum vg_field_type type;
+    uint8_t len; /* strlen(name): keys are written on every event */
 } fields[VG_F_COUNT] = {
-    [VG_F_TS] = { "ts", VG_FT_TIME },
-    [VG_F_RECEIVED] = { "received", VG_FT_TIME },
-    [VG_F_SEQ] = { "seq", VG_FT_UINT },
-    [VG_F_AGENT] = { "agent", VG_FT_STR },
-    [VG_F_SOURCE] = { "source", VG_FT_STR },
-    [VG_F_KIND] = { "kind", VG_FT_STR },
-    [VG_F_SEVERITY] = { "severity", VG_FT_SEVERITY },
-    [VG_F_HOST] = { "host", VG_FT_STR },
-    [VG_F_NAMESPACE] = { "namespace", VG_FT_STR },
-    [VG_F_POD] = { "pod", VG_FT_STR },
-    [VG_F_CONTAINER_ID] = { "container_id", VG_FT_STR },
-    [VG_F_CONTAINER_NAME] = { "container_name", VG_FT_STR },
-    [VG_F_IMAGE] = { "image", VG_FT_STR },
-    [VG_F_USER] = { "user", VG_FT_STR },
-    [VG_F_SRC_IP] = { "src_ip", VG_FT_IP },
-    [VG_F_DST_IP] = { "dst_ip", VG_FT_IP },
-    [VG_F_DST_PORT] = { "dst_port", VG_FT_INT },
-    [VG_F_PROCESS] = { "process", VG_FT_STR },
-    [VG_F_CMDLINE] = { "cmdline", VG_FT_STR },
-    [VG_F_RULE] = { "rule", VG_FT_STR },
-    [VG_F_ACTION] = { "action", VG_FT_STR },
-    [VG_F_OBJECT] = { "object", VG_FT_STR },
-    [VG_F_OUTCOME] = { "outcome", VG_FT_STR },
-    [VG_F_CVE] = { "cve", VG_FT_STR },
-    [VG_F_PACKAGE] = { "package", VG_FT_STR },
-    [VG_F_MESSAGE] = { "message", VG_FT_STR },
-    [VG_F_RAW] = { "raw", VG_FT_RAW },
+    [VG_F_TS] = { "ts", VG_FT_TIME, 2 },
+    [VG_F_RECEIVED] = { "received", VG_FT_TIME, 8 },
+    [VG_F_SEQ] = { "seq", VG_FT_UINT, 3 },
+    [VG_F_AGENT] = { "agent", VG_FT_STR, 5 },
+    [VG_F_SOURCE] = { "source", VG_FT_STR, 6 },
+    [VG_F_KIND] = { "kind", VG_FT_STR, 4 },
+    [VG_F_SEVERITY] = { "severity", VG_FT_SEVERITY, 8 },
+    [VG_F_HOST] = { "host", VG_FT_STR, 4 },
+    [VG_F_NAMESPACE] = { "namespace", VG_FT_STR, 9 },
+    [VG_F_POD] = { "pod", VG_FT_STR, 3 },
+    [VG_F_CONTAINER_ID] = { "container_id", VG_FT_STR, 12 },
+    [VG_F_CONTAINER_NAME] = { "container_name", VG_FT_STR, 14 },
+    [VG_F_IMAGE] = { "image", VG_FT_STR, 5 },
+    [VG_F_USER] = { "user", VG_FT_STR, 4 },
+    [VG_F_SRC_IP] = { "src_ip", VG_FT_IP, 6 },
+    [VG_F_DST_IP] = { "dst_ip", VG_FT_IP, 6 },
+    [VG_F_DST_PORT] = { "dst_port", VG_FT_INT, 8 },
+    [VG_F_PROCESS] = { "process", VG_FT_STR, 7 },
+    [VG_F_CMDLINE] = { "cmdline", VG_FT_STR, 7 },
+    [VG_F_RULE] = { "rule", VG_FT_STR, 4 },
+    [VG_F_ACTION] = { "action", VG_FT_STR, 6 },
+    [VG_F_OBJECT] = { "object", VG_FT_STR, 6 },
+    [VG_F_OUTCOME] = { "outcome", VG_FT_STR, 7 },
+    [VG_F_CVE] = { "cve", VG_FT_STR, 3 },
+    [VG_F_PACKAGE] = { "package", VG_FT_STR, 7 },
+    [VG_F_MESSAGE] = { "message", VG_FT_STR, 7 },
+    [VG_F_RAW] = { "raw", VG_FT_RAW, 3 },
 };
 
 const char *vg_field_name(enum vg_field f)
@@ -108,7 +109,7 @@ void rec_set(struct rec *r, enum vg_field f, struct span s)
 
 static int put_key(struct buf *out, enum vg_field f)
 {
-    return mp_put_cstr(out, fields[f].name);
+    return mp_put_str(out, fields[f].name, fields[f].len);
 }
 
 int rec_encode(const struct rec *r, struct buf *out)

@@ -104,6 +104,118 @@ static void test_mp_round_trip_and_lookup(void **state)
     buf_release(&b);
 }
 
+/* The headers mp_put_* write by hand are the smallest form for each length, as
+ * msgpack-c's packer writes them (msgpack spec "Formats"), at every boundary; each reads
+ * back through mp_read (inline forms and mp__read_any alike) and mp_value_len. */
+static void test_mp_header_forms(void **state)
+{
+    static const struct {
+        size_t n;
+        uint8_t str[5], bin[5], map[5];
+        size_t hn_str, hn_bin, hn_map;
+    } cases[] = {
+        { 0, { 0xa0 }, { 0xc4, 0 }, { 0x80 }, 1, 2, 1 },
+        { 15, { 0xaf }, { 0xc4, 15 }, { 0x8f }, 1, 2, 1 },
+        { 16, { 0xb0 }, { 0xc4, 16 }, { 0xde, 0, 16 }, 1, 2, 3 },
+        { 31, { 0xbf }, { 0xc4, 31 }, { 0xde, 0, 31 }, 1, 2, 3 },
+        { 32, { 0xd9, 32 }, { 0xc4, 32 }, { 0xde, 0, 32 }, 2, 2, 3 },
+        { 255, { 0xd9, 255 }, { 0xc4, 255 }, { 0xde, 0, 255 }, 2, 2, 3 },
+        { 256, { 0xda, 1, 0 }, { 0xc5, 1, 0 }, { 0xde, 1, 0 }, 3, 3, 3 },
+        { 65535, { 0xda, 0xff, 0xff }, { 0xc5, 0xff, 0xff }, { 0xde, 0xff, 0xff }, 3, 3, 3 },
+        { 65536, { 0xdb, 0, 1, 0, 0 }, { 0xc6, 0, 1, 0, 0 }, { 0xdf, 0, 1, 0, 0 }, 5, 5, 5 },
+    };
+    uint8_t *payload = calloc(1, 65536);
+    struct buf b;
+    struct mp_obj o;
+    (void)state;
+
+    assert_non_null(payload);
+    memset(payload, 'x', 65536);
+    buf_init(&b, 1 << 20);
+    for (size_t i = 0; i < VG_ARRAY_LEN(cases); i++) {
+        size_t n = cases[i].n;
+
+        buf_reset(&b);
+        assert_int_equal(mp_put_str(&b, payload, n), 0);
+        assert_true(buf_check(&b));
+        assert_int_equal(b.len, cases[i].hn_str + n);
+        assert_memory_equal(b.data, cases[i].str, cases[i].hn_str);
+        struct span in = buf_span(&b);
+        assert_int_equal(mp_read(&in, &o), 1);
+        assert_int_equal(o.type, MP_STR);
+        assert_int_equal(o.v.s.n, n);
+        assert_true(o.v.s.p == b.data + cases[i].hn_str);
+        assert_int_equal(in.n, 0);
+        assert_int_equal(mp_value_len(buf_span(&b), b.len, 1), (ssize_t)b.len);
+        /* one byte short: need more, the cursor untouched */
+        in = (struct span){ b.data, b.len - 1 };
+        if (b.len > 1) {
+            assert_int_equal(mp_read(&in, &o), 0);
+            assert_int_equal(in.n, b.len - 1);
+            assert_int_equal(mp_value_len(in, b.len, 1), 0);
+        }
+        /* a limit one byte below the value's length */
+        assert_int_equal(mp_value_len(buf_span(&b), b.len - 1, 1), VG_ELIMIT);
+
+        buf_reset(&b);
+        assert_int_equal(mp_put_bin(&b, payload, n), 0);
+        assert_int_equal(b.len, cases[i].hn_bin + n);
+        assert_memory_equal(b.data, cases[i].bin, cases[i].hn_bin);
+        in = buf_span(&b);
+        assert_int_equal(mp_read(&in, &o), 1);
+        assert_int_equal(o.type, MP_BIN);
+        assert_int_equal(o.v.s.n, n);
+
+        buf_reset(&b);
+        assert_int_equal(mp_put_map(&b, (uint32_t)n), 0);
+        assert_int_equal(b.len, cases[i].hn_map);
+        assert_memory_equal(b.data, cases[i].map, cases[i].hn_map);
+        in = buf_span(&b);
+        assert_int_equal(mp_read(&in, &o), 1);
+        assert_int_equal(o.type, MP_MAP);
+        assert_int_equal(o.v.count, n);
+
+        buf_reset(&b);
+        assert_int_equal(mp_put_array(&b, (uint32_t)n), 0);
+        assert_int_equal(b.len, cases[i].hn_map);
+        assert_int_equal(b.data[0], n < 16 ? 0x90 | n : n <= 65535 ? 0xdc : 0xdd);
+        in = buf_span(&b);
+        assert_int_equal(mp_read(&in, &o), 1);
+        assert_int_equal(o.type, MP_ARRAY);
+        assert_int_equal(o.v.count, n);
+    }
+    /* Past the buffer's max: VG_ELIMIT and nothing written. */
+    struct buf small;
+    buf_init(&small, 8);
+    assert_int_equal(mp_put_str(&small, payload, 8), VG_ELIMIT);
+    assert_int_equal(small.len, 0);
+    assert_int_equal(mp_put_str(&small, payload, 7), 0);
+    assert_int_equal(small.len, 8);
+    buf_release(&small);
+    /* Scalars on the inline path and at the very end of the input (one byte left). */
+    const uint8_t scalars[] = { 0x05, 0x7f, 0xff, 0xc0, 0xc3, 0x91, 0x01, 0x81, 0xa1, 'k', 0x00 };
+    assert_int_equal(mp_value_len((struct span){ scalars, 1 }, 16, 1), 1);
+    struct span in = { scalars, sizeof(scalars) };
+    assert_int_equal(mp_read(&in, &o), 1);
+    assert_true(o.type == MP_UINT && o.v.u == 5);
+    assert_int_equal(mp_read(&in, &o), 1);
+    assert_true(o.type == MP_UINT && o.v.u == 0x7f);
+    assert_int_equal(mp_read(&in, &o), 1);
+    assert_true(o.type == MP_INT && o.v.i == -1);
+    assert_int_equal(mp_read(&in, &o), 1);
+    assert_int_equal(o.type, MP_NIL);
+    assert_int_equal(mp_read(&in, &o), 1);
+    assert_true(o.type == MP_BOOL && o.v.b);
+    assert_int_equal(mp_value_len(in, in.n, 4), 2); /* [1] */
+    assert_int_equal(mp_value_len((struct span){ in.p + 2, in.n - 2 }, 16, 4), 4); /* {"k": 0} */
+    in = (struct span){ scalars + sizeof(scalars) - 1, 1 };
+    assert_int_equal(mp_read(&in, &o), 1);
+    assert_true(o.type == MP_UINT && o.v.u == 0 && in.n == 0);
+    assert_int_equal(mp_read(&in, &o), 0);
+    buf_release(&b);
+    free(payload);
+}
+
 static void test_time_parse_and_format(void **state)
 {
     int64_t ns;
@@ -290,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_buf_limits_and_invariants),
         cmocka_unit_test(test_mp_rejects_huge_claims),
         cmocka_unit_test(test_mp_round_trip_and_lookup),
+        cmocka_unit_test(test_mp_header_forms),
         cmocka_unit_test(test_time_parse_and_format),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_error_place),

@@ -441,6 +441,33 @@ static void test_entry_shapes(void **state)
     assert_int_equal(t, T2);
     assert_int_equal(it.metadata.n, 0);
     assert_int_equal(forward_iter_next(&it, &t, &r), 0);
+
+    /* The record is what is left of the measured entry after its time (and metadata):
+     * it must be a map, and the metadata too. Each bad entry in a PackedForward stream
+     * behind a good one: the good one comes out, then -EPROTO. */
+    static const uint8_t bad_entries[][8] = {
+        { 0x92, 0x01, 0xa1, 'x' },             /* [1, "x"] */
+        { 0x92, 0x01, 0x91, 0x01 },             /* [1, [1]] */
+        { 0x92, 0x01, 0xc0 },                   /* [1, nil] */
+        { 0x92, 0x92, 0x01, 0x80, 0x05 },       /* [[1, {}], 5] */
+        { 0x92, 0x92, 0x01, 0x05, 0x80 },       /* [[1, 5], {}] */
+    };
+    static const size_t bad_len[] = { 4, 4, 3, 5, 5 };
+    for (size_t i = 0; i < VG_ARRAY_LEN(bad_len); i++) {
+        const uint8_t good[] = { 0x92, 0x01, 0x81, 0xa1, 'a', 0x01 }; /* [1, {"a": 1}] */
+        buf_reset(&b);
+        P(mp_put_array(&b, 2));
+        P(mp_put_cstr(&b, "t"));
+        uint8_t stream[16];
+        memcpy(stream, good, sizeof(good));
+        memcpy(stream + sizeof(good), bad_entries[i], bad_len[i]);
+        P(mp_put_bin(&b, stream, sizeof(good) + bad_len[i]));
+        assert_int_equal(forward_decode(buf_span(&b), &m, MAXF), (ssize_t)b.len);
+        P(forward_iter_init(&it, &m, NULL));
+        assert_int_equal(forward_iter_next(&it, &t, &r), 1);
+        assert_int_equal(r.n, 4);
+        assert_int_equal(forward_iter_next(&it, &t, &r), -EPROTO);
+    }
     buf_release(&b);
 }
 
