@@ -106,6 +106,15 @@ int pack__skip(struct span p, int64_t *prev_received) VG_MUST_USE;
 int pack__unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_received, struct buf *out,
                  struct errbuf *why) VG_MUST_USE;
 
+/* Appends the schema-v1 record with the keys in present (bit k: key k) to out as
+ * unpacking writes it (segment.md 3.4.2: the smallest headers, keys in table order):
+ * num[k] for ts, received and dst_port (int64), seq (uint64 bits); str[k] for the
+ * string keys and raw (the bytes inside its bin). Returns 0 or VG_ELIMIT (out->max). */
+int pack__emit(uint32_t present, const int64_t num[PK_COUNT], const struct span str[PK_COUNT],
+               struct buf *out) VG_MUST_USE;
+/* The value class of key k: 0 int, 1 uint (seq), 2 string, 3 raw. */
+int pack__key_class(int k);
+
 /* The group a record goes to inside its block (segment.md 3.4.1): records of one
  * source sit together, which lz4 likes. 0 .. PACK_GROUPS - 1. */
 #define PACK_GROUPS 8

@@ -1,8 +1,9 @@
 /* store/block.c: one block of a segment (schemas/segment.md 3): the header, the index
- * section (v2, built by bindex.c), the record stream (v2: packed records in groups,
- * pack.c), LZ4 (or, in compacted segments, zstd) compression, the CRC-32 checksum and
- * the SHA-256 chain hash. The only file that includes <lz4.h> and <zstd.h>. Writes
- * format v2; reads v1 and v2.
+ * section (v2, v3, built by bindex.c), the record stream (v2: packed records in groups,
+ * pack.c) or the column directory and columns (v3, laid out by cols.c), LZ4 (or, in
+ * compacted segments, zstd) compression, the CRC-32 checksums and the SHA-256 chain
+ * hash. The only file that includes <lz4.h> and <zstd.h>. Writes format v3 (v1 and v2
+ * for tests); reads all three.
  *
  * Everything read here comes from disk and may be hostile: lengths are checked against
  * the hard limits of segment.md 3.7 before anything is allocated or trusted. Pure
@@ -38,6 +39,9 @@ enum {
     BH_SEQ_MIN = 48,
     BH_SEQ_MAX = 56,
     BH_HASH = 64,
+    BH_DIR_LEN = 96,
+    BH_DIR_CRC = 100,
+    BH_REC_LEN = 104,
     BH_CRC = 124,
 };
 
@@ -88,13 +92,57 @@ void block__hdr_encode(const struct block_hdr *h, uint8_t *p)
     put_u32(p + BH_RAW_LEN, h->raw_len);
     put_u32(p + BH_STORED_LEN, h->stored_len);
     put_u32(p + BH_INDEX_LEN, h->index_len);
-    put_u32(p + BH_INDEX_CRC, h->version >= BLOCK_VERSION ? h->index_crc : 0);
+    put_u32(p + BH_INDEX_CRC, h->version >= BLOCK_VERSION_2 ? h->index_crc : 0);
     put_u64(p + BH_TS_MIN, (uint64_t)h->ts_min);
     put_u64(p + BH_TS_MAX, (uint64_t)h->ts_max);
     put_u64(p + BH_SEQ_MIN, h->seq_min);
     put_u64(p + BH_SEQ_MAX, h->seq_max);
     memcpy(p + BH_HASH, h->hash, VG_SHA256_LEN);
+    if (h->version >= BLOCK_VERSION_3) {
+        put_u32(p + BH_DIR_LEN, h->dir_len);
+        put_u32(p + BH_DIR_CRC, h->dir_crc);
+        put_u32(p + BH_REC_LEN, h->rec_len);
+    }
     put_u32(p + BH_CRC, h->crc);
+}
+
+size_t block__max_len(void)
+{
+    /* segment.md 3.7: the largest of v1/v2 (LZ4 or zstd bound) and v3's bound. */
+    return (size_t)BLOCK_HDR_LEN + BLOCK_MAX_INDEX + BLOCK_MAX_RAW + BLOCK_MAX_RAW / 128 +
+           B3_DATA_SLACK + 4096;
+}
+
+/* segment.md 3.7, v3: the directory and the columns behind it bound the lengths. */
+static int hdr_check_v3(struct block_hdr *h, struct errbuf *why)
+{
+    if (h->dir_len < B3_DIR_HDR + 3 * B3_DIR_ENT || h->dir_len > B3_DIR_MAX ||
+        (h->dir_len - B3_DIR_HDR) % B3_DIR_ENT != 0 || h->dir_len >= h->raw_len ||
+        h->dir_len >= h->stored_len) {
+        errbuf_set(why, "bad column directory length %" PRIu32, h->dir_len);
+        return VG_ECORRUPT;
+    }
+    uint64_t raw = h->raw_len - h->dir_len;
+    uint64_t data = h->stored_len - h->dir_len;
+    if (h->stored_len > (uint64_t)h->raw_len + h->raw_len / 128 + B3_DATA_SLACK ||
+        raw > (uint64_t)BLOCK_ZSTD_MAX_RATIO * data) {
+        errbuf_set(why, "bad compressed length %" PRIu32 " for %" PRIu32 " bytes", h->stored_len,
+                   h->raw_len);
+        return VG_ECORRUPT;
+    }
+    if (h->count == 0 || h->count > raw / 3) {
+        errbuf_set(why, "bad record count %" PRIu32 " for %" PRIu32 " bytes", h->count, h->raw_len);
+        return VG_ECORRUPT;
+    }
+    if (h->rec_len < h->count || h->rec_len > BLOCK_MAX_RAW) {
+        errbuf_set(why, "bad records length %" PRIu32, h->rec_len);
+        return VG_ECORRUPT;
+    }
+    if (h->ts_min > h->ts_max || h->seq_min > h->seq_max) {
+        errbuf_set(why, "bad ts or seq range");
+        return VG_ECORRUPT;
+    }
+    return 0;
 }
 
 int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
@@ -105,7 +153,8 @@ int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
         return VG_ECORRUPT;
     }
     h->version = get_u16(p + BH_VERSION);
-    if (h->version != BLOCK_VERSION && h->version != BLOCK_VERSION_1) {
+    if (h->version != BLOCK_VERSION_3 && h->version != BLOCK_VERSION_2 &&
+        h->version != BLOCK_VERSION_1) {
         errbuf_set(why, "unsupported block version %u", h->version);
         return VG_ECORRUPT;
     }
@@ -116,7 +165,7 @@ int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
     h->codec = p[BH_CODEC];
     h->flags = p[BH_FLAGS];
     if (h->codec != BLOCK_CODEC_LZ4 &&
-        (h->codec != BLOCK_CODEC_ZSTD || h->version < BLOCK_VERSION)) {
+        (h->codec != BLOCK_CODEC_ZSTD || h->version < BLOCK_VERSION_2)) {
         errbuf_set(why, "unsupported block codec %u", h->codec);
         return VG_ECORRUPT;
     }
@@ -124,7 +173,11 @@ int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
     h->raw_len = get_u32(p + BH_RAW_LEN);
     h->stored_len = get_u32(p + BH_STORED_LEN);
     h->index_len = get_u32(p + BH_INDEX_LEN);
-    h->index_crc = h->version >= BLOCK_VERSION ? get_u32(p + BH_INDEX_CRC) : 0;
+    h->index_crc = h->version >= BLOCK_VERSION_2 ? get_u32(p + BH_INDEX_CRC) : 0;
+    bool v3 = h->version == BLOCK_VERSION_3;
+    h->dir_len = v3 ? get_u32(p + BH_DIR_LEN) : 0;
+    h->dir_crc = v3 ? get_u32(p + BH_DIR_CRC) : 0;
+    h->rec_len = v3 ? get_u32(p + BH_REC_LEN) : 0;
     h->ts_min = (int64_t)get_u64(p + BH_TS_MIN);
     h->ts_max = (int64_t)get_u64(p + BH_TS_MAX);
     h->seq_min = get_u64(p + BH_SEQ_MIN);
@@ -139,6 +192,9 @@ int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
     if (h->index_len > BLOCK_MAX_INDEX) {
         errbuf_set(why, "bad index length %" PRIu32, h->index_len);
         return VG_ECORRUPT;
+    }
+    if (v3) {
+        return hdr_check_v3(h, why);
     }
     /* segment.md 3.7: how far each codec can expand bounds what a header may claim. */
     uint64_t bound = h->codec == BLOCK_CODEC_LZ4 ? (uint64_t)LZ4_COMPRESSBOUND(h->raw_len)
@@ -161,6 +217,42 @@ int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
     return 0;
 }
 
+/* segment.md 3.8: which part of a v3 block fails its own checksum (for a message). */
+static void v3_where(const struct block_hdr *h, struct span payload, char *out, size_t cap)
+{
+    if (h->index_len > payload.n) {
+        return;
+    }
+    if (h->index_len > 0 &&
+        (uint32_t)crc32_z(0L, payload.p, h->index_len) != h->index_crc) {
+        snprintf(out, cap, " in the index");
+        return;
+    }
+    struct span data = { payload.p + h->index_len, payload.n - h->index_len };
+    if (h->dir_len > data.n || h->dir_len < B3_DIR_HDR) {
+        return;
+    }
+    if ((uint32_t)crc32_z(0L, data.p, h->dir_len) != h->dir_crc) {
+        snprintf(out, cap, " in the column directory");
+        return;
+    }
+    uint32_t n = get_u16(data.p + 2);
+    uint64_t at = h->dir_len;
+    for (uint32_t i = 0; i < n && B3_DIR_HDR + (uint64_t)(i + 1) * B3_DIR_ENT <= h->dir_len; i++) {
+        const uint8_t *e = data.p + B3_DIR_HDR + (size_t)i * B3_DIR_ENT;
+        uint32_t st = get_u32(e + 12);
+        if (st > data.n - at) {
+            return;
+        }
+        if ((uint32_t)crc32_z(0L, data.p + at, st) != get_u32(e + 16)) {
+            snprintf(out, cap, " in column '%s' (entry %" PRIu32 ")",
+                     block3__col_name(get_u16(e)), i);
+            return;
+        }
+        at += st;
+    }
+}
+
 int block__verify_crc(const uint8_t *hdr, const struct block_hdr *h, struct span payload,
                       struct errbuf *why)
 {
@@ -172,8 +264,12 @@ int block__verify_crc(const uint8_t *hdr, const struct block_hdr *h, struct span
     uLong crc = crc32(0L, tmp, BLOCK_HDR_LEN);
     crc = crc32_z(crc, payload.p, payload.n);
     if ((uint32_t)crc != h->crc) {
-        errbuf_set(why, "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")", h->crc,
-                   (uint32_t)crc);
+        char where[96] = "";
+        if (h->version == BLOCK_VERSION_3) {
+            v3_where(h, payload, where, sizeof(where));
+        }
+        errbuf_set(why, "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")%s",
+                   h->crc, (uint32_t)crc, where);
         return VG_ECORRUPT;
     }
     return 0;
@@ -200,6 +296,170 @@ int block__verify(const uint8_t *hdr, const struct block_hdr *h, struct span pay
         errbuf_set(why, "chain hash mismatch");
         return VG_ECORRUPT;
     }
+    if (h->version == BLOCK_VERSION_3 && h->index_len <= payload.n) {
+        /* segment.md 3.8: the directory's and every column's own checksum too (a reader
+         * of some columns trusts them without the block's). */
+        return block__cols_check(h, (struct span){ payload.p + h->index_len,
+                                                   payload.n - h->index_len }, why);
+    }
+    return 0;
+}
+
+int block3__dir_parse(const struct block_hdr *h, struct span data, struct block3_dirent *ents,
+                      uint32_t *nents, struct errbuf *why)
+{
+    /* segment.md 3.8.1 */
+    if (h->dir_len > data.n || data.n != h->stored_len) {
+        errbuf_set(why, "column directory runs past the data section");
+        return VG_ECORRUPT;
+    }
+    if ((uint32_t)crc32_z(0L, data.p, h->dir_len) != h->dir_crc) {
+        errbuf_set(why, "column directory checksum mismatch");
+        return VG_ECORRUPT;
+    }
+    uint32_t n = get_u16(data.p + 2);
+    if (data.p[0] != 1 || data.p[1] != 0 || n > B3_MAX_COLS ||
+        h->dir_len != B3_DIR_HDR + n * B3_DIR_ENT) {
+        errbuf_set(why, "bad column directory");
+        return VG_ECORRUPT;
+    }
+    uint64_t raw = h->dir_len;
+    uint64_t stored = h->dir_len;
+    unsigned last = 0;
+    uint32_t nraw = 0;
+    bool seen[4] = { false, false, false, false };
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *p = data.p + B3_DIR_HDR + (size_t)i * B3_DIR_ENT;
+        struct block3_dirent *e = &ents[i];
+        e->id = get_u16(p);
+        e->codec = p[2];
+        e->nvals = get_u32(p + 4);
+        e->raw_len = get_u32(p + 8);
+        e->stored_len = get_u32(p + 12);
+        e->crc = get_u32(p + 16);
+        bool known = e->id == B3_TS || e->id == B3_SEQ || e->id == B3_FORM ||
+                     e->id == B3_NUMS || e->id == B3_VERBATIM || e->id == B3_RAW ||
+                     (e->id >= B3_STR && e->id <= B3_ID_MAX &&
+                      pack__key_class(e->id - B3_STR) == 2);
+        if (!known || p[3] != 0 || e->id < last || (e->id == last && e->id != B3_RAW)) {
+            errbuf_set(why, "column directory entry %" PRIu32 ": bad or repeated column %u", i,
+                       e->id);
+            return VG_ECORRUPT;
+        }
+        last = e->id;
+        uint64_t bound = e->codec == BLOCK_CODEC_LZ4    ? (uint64_t)LZ4_COMPRESSBOUND(e->raw_len)
+                         : e->codec == BLOCK_CODEC_ZSTD ? (uint64_t)ZSTD_COMPRESSBOUND(e->raw_len)
+                                                        : e->raw_len;
+        uint64_t ratio = e->codec == BLOCK_CODEC_LZ4    ? 255
+                         : e->codec == BLOCK_CODEC_ZSTD ? BLOCK_ZSTD_MAX_RATIO
+                                                        : 1;
+        if ((e->codec != B3_CODEC_PLAIN && e->codec != h->codec) || e->raw_len == 0 ||
+            e->stored_len == 0 || e->stored_len > bound ||
+            (uint64_t)e->raw_len > ratio * e->stored_len ||
+            e->nvals > (uint64_t)h->count * (e->id == B3_NUMS ? 4 : 1)) {
+            errbuf_set(why, "column '%s': bad codec or lengths", block3__col_name(e->id));
+            return VG_ECORRUPT;
+        }
+        if (e->id <= B3_FORM) {
+            seen[e->id] = true;
+            if (e->nvals != h->count) {
+                errbuf_set(why, "column '%s': %" PRIu32 " values for %" PRIu32 " records",
+                           block3__col_name(e->id), e->nvals, h->count);
+                return VG_ECORRUPT;
+            }
+        }
+        if (e->id == B3_RAW) {
+            nraw += e->nvals;
+            if (nraw > h->count) {
+                errbuf_set(why, "column 'raw': more values than records");
+                return VG_ECORRUPT;
+            }
+        }
+        raw += e->raw_len;
+        stored += e->stored_len;
+    }
+    if (!seen[B3_TS] || !seen[B3_SEQ] || !seen[B3_FORM]) {
+        errbuf_set(why, "column directory lacks ts, seq or form");
+        return VG_ECORRUPT;
+    }
+    if (raw != h->raw_len || stored != h->stored_len) {
+        errbuf_set(why, "column lengths do not add up to the block's");
+        return VG_ECORRUPT;
+    }
+    *nents = n;
+    return 0;
+}
+
+int block__cols_check(const struct block_hdr *h, struct span data, struct errbuf *why)
+{
+    struct block3_dirent *ents = xmalloc(sizeof(*ents) * B3_MAX_COLS);
+    uint32_t n;
+    int rc = block3__dir_parse(h, data, ents, &n, why);
+    size_t at = h->dir_len;
+
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        if ((uint32_t)crc32_z(0L, data.p + at, ents[i].stored_len) != ents[i].crc) {
+            errbuf_set(why, "column '%s' (entry %" PRIu32 "): checksum mismatch",
+                       block3__col_name(ents[i].id), i);
+            rc = VG_ECORRUPT;
+        }
+        at += ents[i].stored_len;
+    }
+    free(ents);
+    return rc;
+}
+
+/* Decompresses one column (segment.md 3.8) into dst: exactly e->raw_len bytes. */
+static int col_decompress(const struct block3_dirent *e, const uint8_t *src, uint8_t *dst,
+                          struct errbuf *why)
+{
+    if (e->codec == B3_CODEC_PLAIN) {
+        memcpy(dst, src, e->raw_len);
+        return 0;
+    }
+    if (e->codec == BLOCK_CODEC_ZSTD) {
+        size_t z = ZSTD_decompress(dst, e->raw_len, src, e->stored_len);
+        if (ZSTD_isError(z) || z != e->raw_len) {
+            errbuf_set(why, "column '%s': zstd decompression failed (%s)",
+                       block3__col_name(e->id), ZSTD_isError(z) ? ZSTD_getErrorName(z) : "short");
+            return VG_ECORRUPT;
+        }
+        return 0;
+    }
+    int n = LZ4_decompress_safe((const char *)src, (char *)dst, (int)e->stored_len,
+                                (int)e->raw_len);
+    if (n != (int)e->raw_len) {
+        errbuf_set(why, "column '%s': lz4 decompression failed (%d of %" PRIu32 " bytes)",
+                   block3__col_name(e->id), n, e->raw_len);
+        return VG_ECORRUPT;
+    }
+    return 0;
+}
+
+/* segment.md 3.8: the directory, then every column, into out (reserved for raw_len). */
+static int decompress_v3(const struct block_hdr *h, struct span data, struct buf *out,
+                         struct errbuf *why)
+{
+    struct block3_dirent *ents = xmalloc(sizeof(*ents) * B3_MAX_COLS);
+    uint32_t n;
+    int rc = block3__dir_parse(h, data, ents, &n, why);
+
+    if (rc == 0) {
+        memcpy(out->data, data.p, h->dir_len);
+        size_t src = h->dir_len;
+        size_t dst = h->dir_len;
+        for (uint32_t i = 0; i < n && rc == 0; i++) {
+            rc = col_decompress(&ents[i], data.p + src, out->data + dst, why);
+            src += ents[i].stored_len;
+            dst += ents[i].raw_len;
+        }
+    }
+    free(ents);
+    if (rc < 0) {
+        return rc;
+    }
+    out->len = h->raw_len;
+    out->data[out->len] = 0;
     return 0;
 }
 
@@ -215,6 +475,9 @@ int block__decompress(const struct block_hdr *h, struct span data, struct buf *o
     if (buf_reserve(out, h->raw_len) < 0) {
         errbuf_set(why, "block of %" PRIu32 " bytes over the reader's limit", h->raw_len);
         return VG_ECORRUPT;
+    }
+    if (h->version == BLOCK_VERSION_3) {
+        return decompress_v3(h, data, out, why);
     }
     if (h->codec == BLOCK_CODEC_ZSTD) {
         /* segment.md 3.3: one zstd frame, exactly raw_len bytes. */
@@ -253,6 +516,10 @@ void block__iter_init(struct block_iter *it, const struct block_hdr *h, struct s
     it->since = INT64_MIN;
     it->until = INT64_MAX;
     it->skipped = 0;
+    it->v3 = NULL;
+    if (h->version == BLOCK_VERSION_3) {
+        block3__iter_init(it);
+    }
 }
 
 int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct span *rec,
@@ -261,8 +528,11 @@ int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct s
     uint64_t zz;
     uint64_t dseq;
     uint64_t len;
-    bool v2 = it->h->version >= BLOCK_VERSION;
+    bool v2 = it->h->version == BLOCK_VERSION_2;
 
+    if (it->h->version == BLOCK_VERSION_3) {
+        return block3__iter_next(it, ts, seq, rec, why);
+    }
     for (;;) {
         if (it->left == 0) {
             if (it->in.n != 0) {
@@ -348,7 +618,7 @@ int block__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct s
 
 int block__index_check(const struct block_hdr *h, struct span index, struct errbuf *why)
 {
-    if (h->version < BLOCK_VERSION) {
+    if (h->version < BLOCK_VERSION_2) {
         return 0;
     }
     /* segment.md 3.1: the index has its own checksum, so a reader can trust it before
@@ -373,6 +643,7 @@ void block__builder_init(struct block_builder *b)
 
 void block__builder_reset(struct block_builder *b)
 {
+    block3__reset(b->v3);
     b->raw.len = 0;
     b->ents.len = 0;
     b->in_bytes = 0;
@@ -396,6 +667,8 @@ void block__builder_release(struct block_builder *b)
     bix__builder_release(&b->ix);
     free(b->view);
     b->view = NULL;
+    block3__free(b->v3);
+    b->v3 = NULL;
     block__builder_reset(b);
 }
 
@@ -448,6 +721,14 @@ int block__builder_add(struct block_builder *b, int64_t ts, uint64_t seq, struct
         b->raw.data[b->raw.len] = 0;
         b->prev_ts = ts;
         b->prev_seq = seq;
+        builder_range(b, ts, seq, rec.n);
+        return 0;
+    }
+    if (!b->v2) {
+        /* segment.md 3.8: format v3, columns. */
+        if ((rc = block3__add(b, ts, seq, rec)) < 0) {
+            return rc;
+        }
         builder_range(b, ts, seq, rec.n);
         return 0;
     }
@@ -527,12 +808,135 @@ void block__enc_init(struct block_enc *enc, int codec, int level)
     if ((codec == 0 || codec == BLOCK_CODEC_LZ4) && level > 0) {
         enc->lz4hc_state = xmalloc((size_t)LZ4_sizeofStateHC());
     }
+    if (codec == BLOCK_CODEC_ZSTD) {
+        enc->zstd_cctx = ZSTD_createCCtx();
+    }
 }
 
 void block__enc_release(struct block_enc *enc)
 {
     free(enc->lz4hc_state);
     enc->lz4hc_state = NULL;
+    ZSTD_freeCCtx(enc->zstd_cctx);
+    enc->zstd_cctx = NULL;
+}
+
+static void block_seal(struct block_hdr *h, const uint8_t prev[VG_SHA256_LEN], struct digest *d,
+                       struct buf *out, struct span payload);
+
+/* Compresses one column (segment.md 3.8) into dst (room for bound bytes); sets e->codec
+ * and e->stored_len. A column that does not shrink (or is tiny) is stored plain. */
+static void col_compress(const struct block_enc *enc, struct block3_dirent *e, const uint8_t *src,
+                         uint8_t *dst, size_t bound)
+{
+    size_t n = 0;
+
+    e->codec = B3_CODEC_PLAIN;
+    if (e->raw_len >= 64) {
+        if (enc->codec == BLOCK_CODEC_ZSTD) {
+            int level = enc->level ? enc->level : 3;
+            size_t z = enc->zstd_cctx
+                           ? ZSTD_compressCCtx(enc->zstd_cctx, dst, bound, src, e->raw_len, level)
+                           : ZSTD_compress(dst, bound, src, e->raw_len, level);
+            if (!ZSTD_isError(z) && z > 0 && z < e->raw_len &&
+                e->raw_len <= (uint64_t)BLOCK_ZSTD_MAX_RATIO * z) {
+                e->codec = BLOCK_CODEC_ZSTD;
+                n = z;
+            }
+        } else {
+            int lb = LZ4_compressBound((int)e->raw_len);
+            int k = enc->level > 0
+                        ? (enc->lz4hc_state
+                               ? LZ4_compress_HC_extStateHC(enc->lz4hc_state, (const char *)src,
+                                                            (char *)dst, (int)e->raw_len, lb,
+                                                            enc->level)
+                               : LZ4_compress_HC((const char *)src, (char *)dst, (int)e->raw_len,
+                                                 lb, enc->level))
+                        : LZ4_compress_default((const char *)src, (char *)dst, (int)e->raw_len, lb);
+            if (k > 0 && (size_t)k < e->raw_len) {
+                e->codec = BLOCK_CODEC_LZ4;
+                n = (size_t)k;
+            }
+        }
+    }
+    if (e->codec == B3_CODEC_PLAIN) {
+        memcpy(dst, src, e->raw_len);
+        n = e->raw_len;
+    }
+    e->stored_len = (uint32_t)n;
+    e->crc = (uint32_t)crc32_z(0L, dst, n);
+}
+
+/* segment.md 3.8: a v3 block: header, index, column directory, compressed columns. */
+static int finish_v3(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN], struct digest *d,
+                     struct buf *out, struct block_hdr *h, const struct block_enc *enc)
+{
+    uint8_t codec = enc->codec == BLOCK_CODEC_ZSTD ? BLOCK_CODEC_ZSTD : BLOCK_CODEC_LZ4;
+    /* Raw chunks: what a reader of a few rows decompresses (3.8.3). LZ4 sees 64 KiB
+     * back anyway; zstd gains from more. */
+    size_t chunk = codec == BLOCK_CODEC_ZSTD ? (128u << 10) : (64u << 10);
+    struct block3_dirent *ents = xmalloc(sizeof(*ents) * B3_MAX_COLS);
+    uint32_t n = 0;
+    int rc;
+
+    b->index.len = 0;
+    if ((rc = bix__builder_finish(&b->ix, &b->index)) < 0 ||
+        (rc = block3__layout(b, chunk, ents, &n, &b->scratch)) < 0) {
+        goto out;
+    }
+    size_t dir_len = B3_DIR_HDR + (size_t)n * B3_DIR_ENT;
+    if (dir_len + b->scratch.len > BLOCK_MAX_RAW || b->raw.len > BLOCK_MAX_RAW) {
+        rc = VG_ELIMIT;
+        goto out;
+    }
+    size_t bound = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t zb = ZSTD_compressBound(ents[i].raw_len);
+        size_t lb = (size_t)LZ4_compressBound((int)ents[i].raw_len);
+        bound += zb > lb ? zb : lb;
+    }
+    out->len = 0;
+    if (buf_reserve(out, BLOCK_HDR_LEN + b->index.len + dir_len + bound) < 0) {
+        rc = VG_ELIMIT;
+        goto out;
+    }
+    if (b->index.len > 0) {
+        memcpy(out->data + BLOCK_HDR_LEN, b->index.data, b->index.len);
+    }
+    uint8_t *dir = out->data + BLOCK_HDR_LEN + b->index.len;
+    uint8_t *dst = dir + dir_len;
+    const uint8_t *src = b->scratch.data;
+    size_t stored = dir_len;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t zb = ZSTD_compressBound(ents[i].raw_len);
+        size_t lb = (size_t)LZ4_compressBound((int)ents[i].raw_len);
+        col_compress(enc, &ents[i], src, dst, zb > lb ? zb : lb);
+        src += ents[i].raw_len;
+        dst += ents[i].stored_len;
+        stored += ents[i].stored_len;
+    }
+    block3__dir_encode(ents, n, dir);
+
+    memset(h, 0, sizeof(*h));
+    h->version = BLOCK_VERSION_3;
+    h->codec = codec;
+    h->count = b->count;
+    h->raw_len = (uint32_t)(dir_len + b->scratch.len);
+    h->stored_len = (uint32_t)stored;
+    h->index_len = (uint32_t)b->index.len;
+    h->index_crc = (uint32_t)crc32_z(0L, b->index.data, b->index.len);
+    h->dir_len = (uint32_t)dir_len;
+    h->dir_crc = (uint32_t)crc32_z(0L, dir, dir_len);
+    h->rec_len = (uint32_t)b->raw.len;
+    h->ts_min = b->ts_min;
+    h->ts_max = b->ts_max;
+    h->seq_min = b->seq_min;
+    h->seq_max = b->seq_max;
+    block_seal(h, prev, d, out, (struct span){ out->data + BLOCK_HDR_LEN, b->index.len + stored });
+    rc = 0;
+out:
+    free(ents);
+    return rc;
 }
 
 int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
@@ -540,7 +944,6 @@ int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_
                           const struct block_enc *enc)
 {
     static const struct block_enc plain_lz4 = { 0 };
-    uint8_t tmp[BLOCK_HDR_LEN];
     struct span stream = buf_span(&b->raw);
     struct span index = { NULL, 0 };
     int rc;
@@ -550,6 +953,9 @@ int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_
     }
     if (!enc) {
         enc = &plain_lz4;
+    }
+    if (!b->v1 && !b->v2) {
+        return finish_v3(b, prev, d, out, h, enc);
     }
     if (!b->v1) {
         b->index.len = 0;
@@ -600,7 +1006,7 @@ int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_
         n = (size_t)k;
     }
     memset(h, 0, sizeof(*h));
-    h->version = b->v1 ? BLOCK_VERSION_1 : BLOCK_VERSION;
+    h->version = b->v1 ? BLOCK_VERSION_1 : BLOCK_VERSION_2;
     h->codec = codec;
     h->count = b->count;
     h->raw_len = (uint32_t)stream.n;
@@ -612,8 +1018,16 @@ int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_
     h->seq_min = b->seq_min;
     h->seq_max = b->seq_max;
     struct span payload = { out->data + BLOCK_HDR_LEN, index.n + n };
+    block_seal(h, prev, d, out, payload);
+    return 0;
+}
 
-    /* segment.md 3.6, then 3.5 over the header that holds the hash. */
+/* segment.md 3.6, then 3.5 over the header that holds the hash; the header into out. */
+static void block_seal(struct block_hdr *h, const uint8_t prev[VG_SHA256_LEN], struct digest *d,
+                       struct buf *out, struct span payload)
+{
+    uint8_t tmp[BLOCK_HDR_LEN];
+
     block__hdr_encode(h, tmp);
     digest_update(d, prev, VG_SHA256_LEN);
     digest_update(d, tmp, BLOCK_HDR_LEN);
@@ -626,5 +1040,4 @@ int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_
     memcpy(out->data, tmp, BLOCK_HDR_LEN);
     out->len = BLOCK_HDR_LEN + payload.n;
     out->data[out->len] = 0;
-    return 0;
 }

@@ -328,7 +328,7 @@ static void compact_init(struct compact *c, const struct store_compact_opts *o)
                                                : COMPACT_DEFAULT_ZSTD_LEVEL);
     c->block_bytes = o->block_bytes ? o->block_bytes : COMPACT_DEFAULT_BLOCK;
     block__builder_init(&c->b);
-    buf_init(&c->out, BLOCK_HDR_LEN + (size_t)BLOCK_MAX_INDEX + ZSTD_BOUND_MAX);
+    buf_init(&c->out, block__max_len());
     c->dg = digest_new();
 }
 

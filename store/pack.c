@@ -473,6 +473,64 @@ static uint8_t *put_mp_bin_hdr(uint8_t *p, size_t n)
     return p;
 }
 
+int pack__key_class(int k)
+{
+    return k >= 0 && k < PK_COUNT ? (int)keys[k].cls : -1;
+}
+
+int pack__emit(uint32_t present, const int64_t num[PK_COUNT], const struct span str[PK_COUNT],
+               struct buf *out)
+{
+    size_t need = 3;
+    int rc;
+
+    for (int k = 0; k < PK_COUNT; k++) {
+        if (present & (1u << k)) {
+            need += 1u + keys[k].len + (keys[k].cls >= KC_STR ? 5 + str[k].n : 9);
+        }
+    }
+    if ((rc = buf_reserve(out, need)) < 0) {
+        return rc;
+    }
+    uint8_t *o = out->data + out->len;
+    unsigned n = (unsigned)__builtin_popcount(present);
+    if (n < 16) {
+        *o++ = (uint8_t)(0x80 | n);
+    } else {
+        *o++ = 0xde;
+        o = put_be(o, n, 2);
+    }
+    for (int k = 0; k < PK_COUNT; k++) {
+        if (!(present & (1u << k))) {
+            continue;
+        }
+        *o++ = (uint8_t)(0xa0 | keys[k].len);
+        memcpy(o, keys[k].name, keys[k].len);
+        o += keys[k].len;
+        switch (keys[k].cls) {
+        case KC_INT:
+            o = put_mp_int(o, num[k]);
+            break;
+        case KC_UINT:
+            o = put_mp_uint(o, (uint64_t)num[k]);
+            break;
+        case KC_STR:
+            o = put_mp_str_hdr(o, str[k].n);
+            memcpy(o, str[k].p, str[k].n);
+            o += str[k].n;
+            break;
+        case KC_RAW:
+            o = put_mp_bin_hdr(o, str[k].n);
+            memcpy(o, str[k].p, str[k].n);
+            o += str[k].n;
+            break;
+        }
+    }
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = 0;
+    return 0;
+}
+
 int pack__skip(struct span p, int64_t *prev_received)
 {
     uint64_t present;

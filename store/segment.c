@@ -211,8 +211,7 @@ bool seg__totals_eq(const struct seg_totals *a, const struct seg_totals *b)
 
 size_t seg__rbuf_max(void)
 {
-    return (size_t)BLOCK_MAX_INDEX + (size_t)BLOCK_MAX_RAW + BLOCK_MAX_RAW / 255 + 16 +
-           BLOCK_HDR_LEN;
+    return block__max_len();
 }
 
 /* Reads exactly n bytes at off. Returns 0, 1 when the file ended first (it may be
@@ -306,13 +305,13 @@ static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t 
     }
     while ((rc = block__iter_next(&it, &ts, &seq, &rec, &w->why)) > 0) {
         if (w->fn == NULL) {
-            if (h->version >= BLOCK_VERSION) {
+            if (h->version >= BLOCK_VERSION_2) {
                 ubuf->len = (size_t)(rec.p - ubuf->data); /* checked; not wanted */
             }
             continue;
         }
         struct walk_rec wr = { ts, seq, 0, rec.n };
-        if (h->version >= BLOCK_VERSION) {
+        if (h->version >= BLOCK_VERSION_2) {
             wr.off = (size_t)(rec.p - ubuf->data);
         } else {
             wr.off = (size_t)(rec.p - raw.p);
@@ -334,7 +333,7 @@ static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t 
     }
     const struct walk_rec *wr = (const struct walk_rec *)(const void *)recs->data;
     size_t n = recs->len / sizeof(*wr);
-    const uint8_t *base = h->version >= BLOCK_VERSION ? ubuf->data : raw.p;
+    const uint8_t *base = h->version >= BLOCK_VERSION_2 ? ubuf->data : raw.p;
     rc = 0;
     for (size_t i = 0; i < n; i++) {
         if (w->stats) {
@@ -378,7 +377,7 @@ static int walk_digest(struct seg_walk *w, const struct block_hdr *h, uint64_t o
     recs->len = 0;
     block__iter_init(&it, h, buf_span(w->dbuf), ubuf);
     while ((rc = block__iter_next(&it, &ts, &seq, &rec, &w->why)) > 0) {
-        const uint8_t *base = h->version >= BLOCK_VERSION ? ubuf->data : w->dbuf->data;
+        const uint8_t *base = h->version >= BLOCK_VERSION_2 ? ubuf->data : w->dbuf->data;
         struct walk_rec wr = { ts, seq, (size_t)(rec.p - base), rec.n };
         if (buf_append(recs, &wr, sizeof(wr)) < 0) {
             errbuf_set(&w->why, "block of %" PRIu32 " records over the reader's limit", h->count);
@@ -390,7 +389,7 @@ static int walk_digest(struct seg_walk *w, const struct block_hdr *h, uint64_t o
     }
     struct walk_rec *wr = (struct walk_rec *)(void *)recs->data;
     size_t n = recs->len / sizeof(*wr);
-    const uint8_t *base = h->version >= BLOCK_VERSION ? ubuf->data : w->dbuf->data;
+    const uint8_t *base = h->version >= BLOCK_VERSION_2 ? ubuf->data : w->dbuf->data;
     if (n > 1) {
         qsort(wr, n, sizeof(*wr), cmp_walk_rec);
     }

@@ -21,8 +21,10 @@
 #define SEG_HDR_LEN               128
 #define SEG_VERSION               1
 #define BLOCK_HDR_LEN             128
-#define BLOCK_VERSION             2 /* written (segment.md 3.1); 1 is still read */
+#define BLOCK_VERSION             3 /* written (segment.md 3.1); 1 and 2 are still read */
 #define BLOCK_VERSION_1           1
+#define BLOCK_VERSION_2           2
+#define BLOCK_VERSION_3           3
 #define BLOCK_CODEC_LZ4           1
 #define BLOCK_CODEC_ZSTD          2           /* v2 blocks of compacted segments (3.1, 12) */
 #define BLOCK_MAX_RAW             (64u << 20) /* segment.md 3.7 */
@@ -44,7 +46,10 @@ struct block_hdr { /* segment.md 3.1 */
     uint32_t raw_len;
     uint32_t stored_len;
     uint32_t index_len;
-    uint32_t index_crc; /* v2: CRC-32 of the index section (segment.md 3.1) */
+    uint32_t index_crc; /* v2, v3: CRC-32 of the index section (segment.md 3.1) */
+    uint32_t dir_len;   /* v3: length of the column directory (segment.md 3.8) */
+    uint32_t dir_crc;   /* v3: its CRC-32 */
+    uint32_t rec_len;   /* v3: the bytes of the block's records put back together */
     int64_t ts_min;
     int64_t ts_max;
     uint64_t seq_min;
@@ -69,12 +74,16 @@ void block__hdr_encode(const struct block_hdr *h, uint8_t *p);
 int block__verify(const uint8_t *hdr, const struct block_hdr *h, struct span payload,
                   const uint8_t prev[VG_SHA256_LEN], struct digest *d,
                   struct errbuf *why) VG_MUST_USE;
+/* v3 (3.8): the column directory and every column against their own checksums. */
+int block__cols_check(const struct block_hdr *h, struct span data, struct errbuf *why) VG_MUST_USE;
 /* Only the checksum (3.5). */
 int block__verify_crc(const uint8_t *hdr, const struct block_hdr *h, struct span payload,
                       struct errbuf *why) VG_MUST_USE;
 
 /* Decompresses the data section (3.3) into out (reset first; out->max must allow
- * raw_len). Returns 0 or VG_ECORRUPT with why. */
+ * raw_len). v3 (3.8): out gets the column directory, then every column decompressed,
+ * in directory order (raw_len bytes in all), each column's checksum checked. Returns 0
+ * or VG_ECORRUPT with why. */
 int block__decompress(const struct block_hdr *h, struct span data, struct buf *out,
                       struct errbuf *why) VG_MUST_USE;
 
@@ -84,7 +93,9 @@ int block__index_check(const struct block_hdr *h, struct span index,
                        struct errbuf *why) VG_MUST_USE;
 
 /* Walks a decompressed record stream (3.4): v1 entries, or v2 groups of entries whose
- * packed records (3.4.2) are unpacked into scratch. */
+ * packed records (3.4.2) are unpacked into scratch; or the decompressed columns of a v3
+ * block (3.8), whose rows are put back together into scratch. */
+#define BLOCK3_CUR_SIZE 2048
 struct block_iter {
     const struct block_hdr *h;
     struct span in;
@@ -93,7 +104,9 @@ struct block_iter {
     int64_t prev_received; /* v2: of the group's last packed record (3.4.2) */
     int64_t ts;
     uint64_t seq;
-    struct buf *scratch; /* v2: the unpacked record */
+    struct buf *scratch; /* v2, v3: the unpacked record */
+    struct block3_cur *v3; /* v3: the column cursors (cols.c), inside v3_mem */
+    uint64_t v3_mem[(BLOCK3_CUR_SIZE + 7) / 8];
     /* Records block__iter_next skips (checked only as far as skipping needs): */
     const struct bix_query *pre; /* NULL, or those it rules out (bix__record_may_match) */
     bool windowed;               /* those outside [since, until) */
@@ -133,12 +146,14 @@ struct block_builder {
     uint64_t seq_max;
     uint64_t prev_seq;
     bool v1;                            /* tests: build format v1 blocks */
+    bool v2;                            /* tests: build format v2 blocks */
     struct buf ents;                    /* v2: struct block_ent per record */
     struct buf scratch;                 /* v2: unpacking check, then the grouped stream at finish */
     struct buf index;                   /* v2: the index section at finish */
     struct bix_builder ix;              /* v2 */
     int64_t prev_received[PACK_GROUPS]; /* v2: per group (3.4.2) */
-    struct pack_view *view;             /* v2: the record being added */
+    struct pack_view *view;             /* v2, v3: the record being added */
+    struct block3_build *v3;            /* v3: rows and column buffers (cols.c) */
 };
 
 /* How block__builder_finish compresses (3.3). */
@@ -146,6 +161,7 @@ struct block_enc {
     int codec;         /* BLOCK_CODEC_LZ4 (0 means it too) or BLOCK_CODEC_ZSTD */
     int level;         /* LZ4: 0 LZ4_compress_default, 1..12 LZ4HC; zstd: its level (0: 3) */
     void *lz4hc_state; /* NULL, or LZ4HC's state reused across blocks (block__enc_init) */
+    void *zstd_cctx;   /* NULL, or zstd's context reused across columns and blocks */
 };
 /* An encoder for codec and level (as above) that keeps LZ4HC's state from block to
  * block; release it with block__enc_release. The compression libraries stay in block.c. */
@@ -170,6 +186,60 @@ int block__builder_add(struct block_builder *b, int64_t ts, uint64_t seq,
 int block__builder_finish(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
                           struct digest *d, struct buf *out, struct block_hdr *h,
                           const struct block_enc *enc) VG_MUST_USE;
+
+/* ---- cols.c: the columns of format v3 blocks (segment.md 3.8) ---- */
+
+/* segment.md 3.8.1: column ids. */
+enum block3_col {
+    B3_TS = 1,
+    B3_SEQ = 2,
+    B3_FORM = 3,
+    B3_NUMS = 4,
+    B3_VERBATIM = 5,
+    B3_RAW = 6,
+    B3_STR = 32, /* + the key (3.4.2) of a string field: 35 (agent) .. 56 (message) */
+    B3_ID_MAX = B3_STR + PK_DST_PORT,
+};
+#define B3_DIR_HDR      4
+#define B3_DIR_ENT      20
+#define B3_MAX_COLS     1152 /* segment.md 3.7 */
+#define B3_DIR_MAX      (B3_DIR_HDR + B3_DIR_ENT * B3_MAX_COLS)
+#define B3_ROW_MAX      640 /* bytes of columns a row may take beyond its record's */
+#define B3_CODEC_PLAIN  0
+#define B3_DATA_SLACK   (64u * B3_MAX_COLS) /* compression framing of every column */
+
+/* One entry of the column directory (3.8). */
+struct block3_dirent {
+    uint16_t id;
+    uint8_t codec;
+    uint32_t nvals;
+    uint32_t raw_len;
+    uint32_t stored_len;
+    uint32_t crc;
+};
+/* Parses and checks the directory at the front of data (the data section) against h.
+ * n gets the count; ents (B3_MAX_COLS) the entries. Returns 0 or VG_ECORRUPT. */
+int block3__dir_parse(const struct block_hdr *h, struct span data, struct block3_dirent *ents,
+                      uint32_t *n, struct errbuf *why) VG_MUST_USE;
+/* The name of column id ("ts", "user", "raw"...) for messages. */
+const char *block3__col_name(unsigned id);
+
+/* The builder's part (block.c calls these for v3 blocks). */
+struct block3_build;
+int block3__add(struct block_builder *b, int64_t ts, uint64_t seq, struct span rec) VG_MUST_USE;
+void block3__reset(struct block3_build *v);
+void block3__free(struct block3_build *v);
+/* Lays out the columns of b's rows: the directory (codecs and stored lengths still
+ * unset) in dir, the uncompressed columns back to back in cols; ents/n the entries.
+ * raw_chunk: the writer's target size of a chunk of the raw column. */
+int block3__layout(struct block_builder *b, size_t raw_chunk, struct block3_dirent *ents,
+                   uint32_t *n, struct buf *cols) VG_MUST_USE;
+void block3__dir_encode(const struct block3_dirent *ents, uint32_t n, uint8_t *out);
+
+/* Iteration (block.c's block__iter_* for v3). */
+void block3__iter_init(struct block_iter *it);
+int block3__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct span *rec,
+                      struct errbuf *why) VG_MUST_USE;
 
 /* ---- segment.c: segment files (segment.md 1, 2, 4) ---- */
 
@@ -305,6 +375,8 @@ struct seg_walk {
 };
 /* Limits for seg_walk.rbuf and seg_walk.ubuf. */
 size_t seg__rbuf_max(void);
+/* The largest block block__hdr_decode accepts (header, index and data section). */
+size_t block__max_len(void);
 size_t seg__ubuf_max(void);
 /* Returns 0 (walked to exactly size), fn's nonzero value, VG_ECORRUPT (bad_off,
  * bad_incomplete and why set; everything before bad_off is good), or -errno from

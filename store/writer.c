@@ -888,7 +888,7 @@ void writer__release(struct store *st)
 
 void writer__init(struct store *st)
 {
-    buf_init(&st->zbuf, BLOCK_HDR_LEN + (size_t)BLOCK_MAX_RAW + BLOCK_MAX_RAW / 255 + 16);
+    buf_init(&st->zbuf, block__max_len());
     block__enc_init(&st->enc, BLOCK_CODEC_LZ4, st->o.lz4_level < 0 ? 0 : st->o.lz4_level);
     buf_init(&st->rbuf, seg__rbuf_max());
     buf_init(&st->dbuf, BLOCK_MAX_RAW);
