@@ -484,6 +484,24 @@ static int trivy_doc(struct ingest *g, struct span doc)
     return 0;
 }
 
+/* Whether doc (json_to_mp's msgpack) holds the string "EventList" anywhere, as the fixstr
+ * json_to_mp writes it (0xa9 and the 9 bytes). Only such a document can be a k8s
+ * EventList: looking for the bytes spares every other document a walk of its top-level
+ * map (mp_map_get) before map_event walks it. */
+static bool has_event_list(struct span doc)
+{
+    const uint8_t *p = doc.p;
+    const uint8_t *end = doc.p + doc.n;
+
+    while (end - p >= 10 && (p = memchr(p, 0xa9, (size_t)(end - p - 9))) != NULL) {
+        if (memcmp(p + 1, "EventList", 9) == 0) {
+            return true;
+        }
+        p++;
+    }
+    return false;
+}
+
 /* One parsed document: an object is an event, an array's elements and an EventList's
  * items are events. */
 static int handle_doc(struct ingest *g, struct span doc)
@@ -501,7 +519,8 @@ static int handle_doc(struct ingest *g, struct span doc)
         return 0;
     }
     if (o.type == MP_MAP) {
-        if (mp_map_get(doc, SPAN_LIT("kind"), &v) == 1 && mp_get_str(v, &kind) &&
+        if (has_event_list(doc) && mp_map_get(doc, SPAN_LIT("kind"), &v) == 1 &&
+            mp_get_str(v, &kind) &&
             span_eq_str(kind, "EventList")) {
             if (mp_map_get(doc, SPAN_LIT("items"), &v) != 1 || mp_read(&v, &o) != 1 ||
                 o.type != MP_ARRAY) {

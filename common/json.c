@@ -14,9 +14,10 @@
 
 /* JSON -> msgpack with yajl's event (SAX) parser: each value is packed as it is
  * lexed, with no document tree. A container's element count is unknown until it
- * closes, so its header is written as map32/array32 and shrunk to the smallest form
- * on close (the bytes after it move left by 2 or 4), which keeps the output identical
- * to a packer that knew the count. */
+ * closes, so its header is written as a one-byte fixmap/fixarray and, when it closes
+ * with 16 elements or more, widened to map16/32 or array16/32 (the bytes after it move
+ * right by 2 or 4), which keeps the output identical to a packer that knew the count.
+ * Most containers hold fewer than 16: nothing moves. */
 struct j2m {
     struct buf *out;
     struct {
@@ -74,7 +75,14 @@ static int on_number(void *ctx, const char *s, size_t n)
     uint64_t u;
     char tmp[64];
 
-    if (!memchr(s, '.', n) && !memchr(s, 'e', n) && !memchr(s, 'E', n)) {
+    bool integral = true;
+    for (size_t k = 0; k < n; k++) { /* numbers are short: one pass, no calls */
+        if (s[k] == '.' || s[k] == 'e' || s[k] == 'E') {
+            integral = false;
+            break;
+        }
+    }
+    if (integral) {
         if (parse_i64(sp, INT64_MIN, INT64_MAX, &i) == 0) {
             return j2m_value(j, mp_put_i64(j->out, i));
         }
@@ -135,7 +143,7 @@ static int on_key(void *ctx, const unsigned char *s, size_t n)
 
 static int j2m_open(struct j2m *j, bool map)
 {
-    const uint8_t h[5] = { map ? 0xdf : 0xdd, 0, 0, 0, 0 };
+    const uint8_t h = map ? 0x80 : 0x90; /* the count is set on close */
 
     if (j->depth >= MP_MAX_DEPTH) {
         return j2m_fail(j, VG_EFORMAT, "nesting deeper than 64 levels");
@@ -146,7 +154,7 @@ static int j2m_open(struct j2m *j, bool map)
     j->st[j->depth].hdr = j->out->len;
     j->st[j->depth].count = 0;
     j->st[j->depth].map = map;
-    if (buf_append(j->out, h, sizeof(h)) < 0) {
+    if (buf_append(j->out, &h, 1) < 0) {
         return j2m_fail(j, VG_ELIMIT, NULL);
     }
     j->depth++;
@@ -159,26 +167,31 @@ static int on_close(void *ctx)
     j->depth--;
     uint32_t n = j->st[j->depth].count;
     bool map = j->st[j->depth].map;
-    uint8_t *p = j->out->data + j->st[j->depth].hdr;
-    size_t tail = j->out->len - j->st[j->depth].hdr - 5;
+    size_t hdr = j->st[j->depth].hdr;
 
     if (n < 16) {
-        p[0] = (uint8_t)((map ? 0x80 : 0x90) | n);
-        memmove(p + 1, p + 5, tail);
-        j->out->len -= 4;
-    } else if (n <= UINT16_MAX) {
-        p[0] = map ? 0xde : 0xdc;
-        p[1] = (uint8_t)(n >> 8);
-        p[2] = (uint8_t)n;
-        memmove(p + 3, p + 5, tail);
-        j->out->len -= 2;
+        j->out->data[hdr] = (uint8_t)((map ? 0x80 : 0x90) | n);
     } else {
-        p[1] = (uint8_t)(n >> 24);
-        p[2] = (uint8_t)(n >> 16);
-        p[3] = (uint8_t)(n >> 8);
-        p[4] = (uint8_t)n;
+        size_t grow = n <= UINT16_MAX ? 2 : 4;
+        if (buf_reserve(j->out, grow) < 0) {
+            return j2m_fail(j, VG_ELIMIT, NULL);
+        }
+        uint8_t *p = j->out->data + hdr;
+        memmove(p + 1 + grow, p + 1, j->out->len - hdr - 1);
+        if (grow == 2) {
+            p[0] = map ? 0xde : 0xdc;
+            p[1] = (uint8_t)(n >> 8);
+            p[2] = (uint8_t)n;
+        } else {
+            p[0] = map ? 0xdf : 0xdd;
+            p[1] = (uint8_t)(n >> 24);
+            p[2] = (uint8_t)(n >> 16);
+            p[3] = (uint8_t)(n >> 8);
+            p[4] = (uint8_t)n;
+        }
+        j->out->len += grow;
+        j->out->data[j->out->len] = 0;
     }
-    j->out->data[j->out->len] = 0;
     if (j->depth == 0) {
         j->done = true;
         return 0;

@@ -234,8 +234,9 @@ ssize_t mp_value_len(struct span in, size_t max_bytes, int max_depth)
         if (used >= max_bytes) {
             return VG_ELIMIT;
         }
-        /* Most values are scalars with a one-byte header (fixint, nil, bool, fixstr) or
-         * a str 8: step over them here when they are whole. */
+        /* Most values are scalars of a fixed size (fixint, nil, bool, int, float,
+         * fixext), a fixstr or str 8, or a fixmap or fixarray: step over them here when
+         * they are whole; mp_read takes the rest. */
         if (cur.n > 0) {
             uint8_t c = cur.p[0];
             size_t adv = 0;
@@ -245,6 +246,26 @@ ssize_t mp_value_len(struct span in, size_t max_bytes, int max_depth)
                 adv = 1 + (size_t)(c & 0x1f);
             } else if (c == 0xd9 && cur.n >= 2) {
                 adv = 2 + (size_t)cur.p[1];
+            } else if (c >= 0xca && c <= 0xd3) { /* float 32/64, uint and int 8..64 */
+                static const uint8_t size[10] = { 4, 8, 1, 2, 4, 8, 1, 2, 4, 8 };
+                adv = 1 + (size_t)size[c - 0xca];
+            } else if (c >= 0xd4 && c <= 0xd8) { /* fixext 1..16 */
+                adv = 2 + ((size_t)1 << (c - 0xd4));
+            } else if (c >= 0x80 && c <= 0x9f) { /* fixmap, fixarray */
+                uint64_t n = c <= 0x8f ? 2 * (uint64_t)(c & 0x0f) : (uint64_t)(c & 0x0f);
+                span_advance(&cur, 1);
+                remaining[depth]--;
+                if (n == 0) {
+                    continue;
+                }
+                if (n > max_bytes - used - 1) {
+                    return VG_ELIMIT;
+                }
+                if (depth + 1 > max_depth) {
+                    return -EPROTO;
+                }
+                remaining[++depth] = n;
+                continue;
             }
             if (adv > 0 && adv <= cur.n) {
                 span_advance(&cur, adv);

@@ -569,6 +569,21 @@ static void test_ingest_k8s_eventlist(void **state)
     assert_int_equal(res.accepted, 1);
     assert_string_equal(s.field[0], "pod-7");
     expect_reject(&res, 0, 2, 1, -1, "EventList without an items array");
+    /* "EventList" spelled with an escape is the same string (its items are split), and
+     * the word as another key's value, or a kind of another length, is no EventList. */
+    memset(&s, 0, sizeof(s));
+    s.want = VG_F_POD;
+    buf_reset(&body);
+    P(buf_append_str(&body, "{\"kind\":\"Event\\u004cist\",\"items\":["));
+    P(buf_appendf(&body, EV, 1, 1, 1, 1));
+    P(buf_append_byte(&body, ','));
+    P(buf_appendf(&body, EV, 2, 2, 2, 2));
+    P(buf_append_str(&body, "]}\n{\"kind\":\"EventLists\",\"items\":[],\"x\":\"EventList\"}"));
+    P(ingest(HTTPS_ROUTE_EVENTS, false, (const char *)body.data, &s, &res));
+    assert_int_equal(res.accepted, 3);
+    assert_string_equal(s.field[0], "pod-1");
+    assert_string_equal(s.field[1], "pod-2");
+    assert_int_equal(res.rejected, 0);
     buf_release(&body);
 }
 

@@ -248,6 +248,66 @@ static void test_time_parse_and_format(void **state)
     assert_true(ns == 8 * 3600 * VG_NS_PER_SEC);
 }
 
+/* Containers get the header a packer that knew the count writes: fix forms below 16
+ * elements, 16-bit counts from 16, 32-bit from 65536, nested and side by side (an inner
+ * container widened after its parent's header was written, a sibling opened after it). */
+static void test_json_container_counts(void **state)
+{
+    static const uint32_t counts[] = { 0, 1, 15, 16, 17, 65535, 65536 };
+    struct buf text;
+    struct buf got;
+    struct buf want;
+    struct errbuf eb;
+    size_t used;
+    (void)state;
+
+    buf_init(&text, 1 << 22);
+    buf_init(&got, 1 << 22);
+    buf_init(&want, 1 << 22);
+    for (size_t i = 0; i < VG_ARRAY_LEN(counts); i++) {
+        uint32_t n = counts[i];
+        /* [ {"k0":0,...}, [7,7,...], "end" ]: a map and an array of n, then a string */
+        buf_reset(&text);
+        buf_reset(&want);
+        assert_int_equal(buf_append_str(&text, "[{"), 0);
+        assert_int_equal(mp_put_array(&want, 3), 0);
+        assert_int_equal(mp_put_map(&want, n), 0);
+        for (uint32_t k = 0; k < n; k++) {
+            char key[16];
+            snprintf(key, sizeof(key), "k%u", k);
+            assert_int_equal(buf_appendf(&text, "%s\"%s\":%u", k ? "," : "", key, k % 100), 0);
+            assert_int_equal(mp_put_cstr(&want, key), 0);
+            assert_int_equal(mp_put_i64(&want, k % 100), 0);
+        }
+        assert_int_equal(buf_append_str(&text, "},["), 0);
+        assert_int_equal(mp_put_array(&want, n), 0);
+        for (uint32_t k = 0; k < n; k++) {
+            assert_int_equal(buf_append_str(&text, k ? ",7" : "7"), 0);
+            assert_int_equal(mp_put_i64(&want, 7), 0);
+        }
+        assert_int_equal(buf_append_str(&text, "],\"end\"]"), 0);
+        assert_int_equal(mp_put_cstr(&want, "end"), 0);
+        buf_reset(&got);
+        errbuf_clear(&eb);
+        assert_int_equal(json_to_mp(buf_span(&text), &got, &used, &eb), 0);
+        assert_int_equal(used, text.len);
+        assert_true(buf_check(&got));
+        assert_int_equal(got.len, want.len);
+        assert_memory_equal(got.data, want.data, want.len);
+    }
+    /* Widening past the output's max is VG_ELIMIT with nothing left behind. */
+    struct buf small;
+    buf_init(&small, 20);
+    assert_int_equal(json_to_mp(SPAN_LIT("[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]"), &small, NULL,
+                                NULL),
+                     VG_ELIMIT); /* 19 elements: 1 + 19 bytes fit, the 3-byte header not */
+    assert_int_equal(small.len, 0);
+    buf_release(&small);
+    buf_release(&text);
+    buf_release(&got);
+    buf_release(&want);
+}
+
 static void test_json_round_trip(void **state)
 {
     const char *doc = "{\"a\":1,\"big\":1685022245478445995,\"s\":\"x\\u00e9\\n\\\"\","
@@ -405,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_mp_header_forms),
         cmocka_unit_test(test_time_parse_and_format),
         cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_json_container_counts),
         cmocka_unit_test(test_json_error_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
