@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Syslog ingest, side by side in one run: vigild's syslog listener vs rsyslog, both
 # receiving the same RFC 5425 stream (octet-counted RFC 5424 frames of the realistic
-# event mix, shared/bench/gen_events.py --syslog-out) over one mutual-TLS connection on
+# event mix, shared/bench/gen_events.py --syslog-out) over one mutual-TLS connection (or CONNS) on
 # 127.0.0.1, sent by the same client (shared/bench/rsyslog/tls_sender.py) with the same
 # PKI (shared/bench/make_certs.sh).
 #   vigild:  parse, normalize, index, lz4, group-commit fsync; done when /metrics shows
@@ -11,7 +11,10 @@
 #            the file holds every message (shared/bench/rsyslog/measure.py).
 # Runs are interleaved (vigild, rsyslog, vigild, ...); prints each run, the medians of
 # events/s and CPU per event, and the ratio vigild/rsyslog.
-# usage: bench/ingest_syslog.sh [N=300000] [RUNS=3]
+# CONNS > 1: the frames are cut into CONNS files (whole frames) and CONNS senders run at
+# once, one connection each, against both receivers (rsyslog's run is then watched here,
+# as measure.py watches one sender: done when the file holds every message).
+# usage: bench/ingest_syslog.sh [N=300000] [RUNS=3] [CONNS=1]
 # Needs a release build in $VG_BUILD (default build/release: cmake -S . -B build/release
 # -DCMAKE_BUILD_TYPE=Release && cmake --build build/release -j) and rsyslogd with
 # rsyslog-openssl. Binds 127.0.0.1 only; stops what it started by PID.
@@ -22,6 +25,7 @@ if [[ $EUID -eq 0 ]]; then ALLOW_ROOT=(--allow-root); fi
 cd "$(dirname "$0")/.."
 N=${1:-300000}
 RUNS=${2:-3}
+CONNS=${3:-1}
 BENCH=$(cd "${VG_BENCH_DIR:-../shared/bench}" && pwd)
 BIN=${VG_BUILD:-build/release}
 SCRATCH=${BENCH_SCRATCH:-$(dirname "$(mktemp -u)")/vigil-bench}
@@ -35,6 +39,29 @@ if [[ ! -s $FRAMES ]]; then
     echo "generating $N RFC 5425 frames into $FRAMES" >&2
     python3 "$BENCH/gen_events.py" -n "$N" --seed 7 -o /dev/null --syslog-out "$FRAMES.tmp"
     mv "$FRAMES.tmp" "$FRAMES"
+fi
+PARTS="$FRAMES"
+if [[ $CONNS -gt 1 ]]; then
+    PARTS=$(python3 - "$FRAMES" "$CONNS" <<'PY'
+import os, sys
+frames, k = sys.argv[1], int(sys.argv[2])
+names = ["%s.part%d-%d" % (frames, k, i) for i in range(k)]
+if not all(os.path.exists(n) and os.path.getmtime(n) >= os.path.getmtime(frames) for n in names):
+    data = open(frames, "rb").read()
+    offs, i = [], 0
+    while i < len(data):  # octet-counted: "LEN SP FRAME"
+        sp = data.index(b" ", i)
+        offs.append(i)
+        i = sp + 1 + int(data[i:sp])
+    offs.append(len(data))
+    per = (len(offs) - 1 + k - 1) // k
+    for j, n in enumerate(names):
+        a, b = offs[min(j * per, len(offs) - 1)], offs[min((j + 1) * per, len(offs) - 1)]
+        open(n + ".tmp", "wb").write(data[a:b])
+        os.replace(n + ".tmp", n)
+print(":".join(names))
+PY
+)
 fi
 PKI="$SCRATCH/syslog-pki"
 [[ -s $PKI/client.pem ]] || "$BENCH/make_certs.sh" "$PKI" 2>/dev/null
@@ -52,7 +79,9 @@ run_vigild() { # sets RES="eps us_per_event wall_s store_ratio"
     D=$(mktemp -d "$SCRATCH/syslog-run-XXXXXX")
     cat > "$D/vigil.yaml" <<YAML
 store:  { path: $D/store, partition: 1h }
-tls:    { ca: $PKI/ca.pem, cert: $PKI/server.pem, key: $PKI/server.key }
+# make_certs.sh's client is CN=client.bench.test with no OU=agents: let it in by name.
+tls:    { ca: $PKI/ca.pem, cert: $PKI/server.pem, key: $PKI/server.key,
+          agents: { subjects: [ client.bench.test ] } }
 listen: { forward: null, syslog: 127.0.0.1:0, https: null, admin: 127.0.0.1:0 }
 log:    { level: warn }
 YAML
@@ -66,9 +95,9 @@ YAML
     local c0 out
     c0=$(cpu_s "$PID")
     # Sender and watcher: wall time from the first byte sent to the last event durable.
-    out=$(python3 - "$port" "$admin" "$FRAMES" "$PKI" "$N" "$BENCH/rsyslog/tls_sender.py" <<'PY'
+    out=$(python3 - "$port" "$admin" "$PARTS" "$PKI" "$N" "$BENCH/rsyslog/tls_sender.py" <<'PY'
 import json, subprocess, sys, time, urllib.request
-port, admin, frames, pki, n, sender = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
+port, admin, parts, pki, n, sender = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
 def stored():
     with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % admin, timeout=10) as r:
         for line in r.read().decode().splitlines():
@@ -76,7 +105,8 @@ def stored():
                 return int(float(line.split()[1]))
     return 0
 t0 = time.time()
-snd = subprocess.Popen([sys.executable, sender, port, frames, pki], stdout=subprocess.PIPE)
+snds = [subprocess.Popen([sys.executable, sender, port, f, pki], stdout=subprocess.PIPE)
+        for f in parts.split(":")]
 s = 0
 while s < n and time.time() - t0 < 600:
     time.sleep(0.02)
@@ -84,8 +114,9 @@ while s < n and time.time() - t0 < 600:
 t1 = time.time()
 # Done once everything is durable. The sender's TLS unwrap() waits for a close_notify
 # that vigild does not send back (conn.c): stop it instead of waiting.
-snd.kill()
-snd.communicate()
+for snd in snds:
+    snd.kill()
+    snd.communicate()
 print("%d %.3f" % (s, t1 - t0))
 PY
 )
@@ -112,7 +143,42 @@ run_rsyslog() { # sets RES="eps us_per_event wall_s"
     PID=$!
     for _ in $(seq 100); do ss -ltn | grep -q "127.0.0.1:$RS_PORT " && break; sleep 0.1; done
     local j
-    j=$(python3 "$BENCH/rsyslog/measure.py" "$RS_PORT" "$FRAMES" "$PKI" "$W/out.log" "$PID" 600)
+    if [[ $CONNS -gt 1 ]]; then
+        j=$(python3 - "$RS_PORT" "$PARTS" "$PKI" "$W/out.log" "$PID" "$BENCH/rsyslog/tls_sender.py" <<'PY'
+import json, os, subprocess, sys, time
+port, parts, pki, outfile, pid, sender = sys.argv[1:7]
+tck = os.sysconf("SC_CLK_TCK")
+def cpu():
+    f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / tck
+n = exp = 0  # events, and the bytes the file holds once all are written (as measure.py)
+for part in parts.split(":"):
+    data, i = open(part, "rb").read(), 0
+    while i < len(data):
+        sp = data.index(b" ", i)
+        ln = int(data[i:sp])
+        exp += len(data[sp + 1: sp + 1 + ln].split(b" ", 7)[7]) + 1
+        n += 1
+        i = sp + 1 + ln
+c0, t0 = cpu(), time.time()
+snds = [subprocess.Popen([sys.executable, sender, port, f, pki], stdout=subprocess.PIPE)
+        for f in parts.split(":")]
+sz = 0
+while time.time() - t0 < 600:
+    time.sleep(0.01)
+    sz = os.path.getsize(outfile) if os.path.exists(outfile) else 0
+    if sz >= exp:
+        break
+t1, c1 = time.time(), cpu()
+for snd in snds:
+    snd.communicate(timeout=60)
+print(json.dumps({"complete": sz >= exp, "eps_total": n / (t1 - t0), "wall_s": t1 - t0,
+                  "receiver_cpu_us_per_event": 1e6 * (c1 - c0) / n}))
+PY
+)
+    else
+        j=$(python3 "$BENCH/rsyslog/measure.py" "$RS_PORT" "$FRAMES" "$PKI" "$W/out.log" "$PID" 600)
+    fi
     cleanup
     RES=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["complete"], d; print("%.0f %.2f %.2f" % (d["eps_total"], d["receiver_cpu_us_per_event"], d["wall_s"]))' "$j")
     rm -rf "$W"
@@ -131,7 +197,7 @@ for run in $(seq 1 "$RUNS"); do
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 vm=$(median "${v_rates[@]}"); rm_=$(median "${r_rates[@]}")
-echo "median over $RUNS runs of $N events (RFC 5425 over mTLS, one connection):"
+echo "median over $RUNS runs of $N events (RFC 5425 over mTLS, $CONNS connection(s)):"
 echo "  vigild syslog listener: $vm events/s, $(median "${v_cpu[@]}") us CPU/event (durable, indexed, compressed)"
 echo "  rsyslog -> file:        $rm_ events/s, $(median "${r_cpu[@]}") us CPU/event"
 echo "  ratio vigild/rsyslog:   $(awk -v a="$vm" -v b="$rm_" 'BEGIN{printf "%.2f", a/b}')"
