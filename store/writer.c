@@ -1,7 +1,9 @@
 /* store/writer.c: the store writer (schemas/segment.md 5): appends records to the open
- * block of their partition's open segment, writes full blocks, commits durably, rolls
- * back failed commits, seals ended partitions, and recovers one segment file after a
- * crash (store.c walks the catalog and the directory and calls it per file).
+ * block of their partition's open segment, writes full blocks, commits durably (with
+ * the commit journal, 5.6: journaling the open blocks' new records and cutting blocks
+ * when full or old), rolls back failed commits, seals ended partitions, recovers one
+ * segment file after a crash (store.c walks the catalog and the directory and calls it
+ * per file) and replays the journal.
  *
  * Invariants, between calls:
  * - every segment in st->segs has `committed` = what its catalog row says (or will
@@ -11,7 +13,10 @@
  * - m.chain_head is the hash of the last block in the file (the genesis hash while
  *   there is none); the open block chains from it when written;
  * - at most max_open_segments segments hold an fd, except transiently on errors;
- * - a segment not dirty, without an fd, is in the catalog and is dropped from memory.
+ * - a segment not dirty, without an fd, is in the catalog and is dropped from memory;
+ * - with a journal, every record in an open block that was acknowledged is in a
+ *   journal file in st->jnl.files (5.6.2), and every journal file holds only records
+ *   in open blocks or in committed blocks.
  *
  * Thread: one thread uses a struct store (vigild's store thread); every function
  * blocks on disk I/O. */
@@ -38,7 +43,8 @@ struct seg_writer {
     int fd;                    /* -1 while evicted (LRU) */
     bool in_catalog;           /* its row exists */
     bool created;              /* created since the last commit: fsync segments/ */
-    bool dirty;                /* records or bytes since the last commit */
+    bool dirty;                /* bytes written (or, without a journal, records added)
+                                  since the last commit, or a new file: its row to write */
     bool synced;               /* dirty bytes already fdatasynced (at eviction) */
     bool stale_row;            /* recovery could not write its row (a full disk) */
     uint64_t last_use;         /* LRU tick */
@@ -509,7 +515,12 @@ static int append_rec(struct store *st, int64_t ts, uint64_t seq, struct span re
     if (s->blk.count == 1) {
         s->blk_born = st->o.now_ns();
     }
-    s->dirty = true;
+    /* Without a journal the next commit writes this block. With one, a segment is dirty
+     * only once a block is written to it (seg_flush) or it is new: a commit of journaled
+     * records alone neither syncs it nor rewrites its catalog row. */
+    if (!journaling(st)) {
+        s->dirty = true;
+    }
     return 0;
 }
 
