@@ -68,6 +68,9 @@ static int check_opts(const struct store_opts *o, struct store_opts *out, struct
     if (!out->now_ns) {
         out->now_ns = vg_now_ns;
     }
+    if (!out->mono_ns) {
+        out->mono_ns = vg_mono_ns;
+    }
     if (out->max_open_segments < 1 || out->max_open_segments > 4096) {
         errbuf_set(eb, "store '%s': max open segments %d is not between 1 and 4096", o->dir,
                    o->max_open_segments);

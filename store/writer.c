@@ -49,7 +49,7 @@ struct seg_writer {
     bool stale_row;            /* recovery could not write its row (a full disk) */
     uint64_t last_use;         /* LRU tick */
     struct block_builder blk;  /* the open block */
-    int64_t blk_born;          /* o.now_ns() when its first record came (block_max_age) */
+    int64_t blk_born;          /* o.mono_ns() when its first record came (block_max_age) */
 };
 
 /* segment.md 5.6: commits journal the open blocks instead of cutting them. */
@@ -513,7 +513,7 @@ static int append_rec(struct store *st, int64_t ts, uint64_t seq, struct span re
         return rc;
     }
     if (s->blk.count == 1) {
-        s->blk_born = st->o.now_ns();
+        s->blk_born = st->o.mono_ns();
     }
     /* Without a journal the next commit writes this block. With one, a segment is dirty
      * only once a block is written to it (seg_flush) or it is new: a commit of journaled
@@ -673,7 +673,7 @@ static int commit(struct store *st, int64_t seal_ts)
     bool any = false;
     bool journaled = false;
     bool need_dir = false;
-    int64_t now = journaling(st) ? st->o.now_ns() : 0;
+    int64_t now = journaling(st) ? st->o.mono_ns() : 0;
     int rc;
 
     if (st->poison_rc < 0 && (rc = store_unpoison(st)) < 0) {
@@ -791,7 +791,7 @@ int store_commit(struct store *st)
 
 int store_cut_aged(struct store *st)
 {
-    int64_t now = st->o.now_ns();
+    int64_t now = st->o.mono_ns();
 
     for (size_t i = 0; journaling(st) && i < st->nsegs; i++) {
         if (blk_due(st, st->segs[i], now, INT64_MIN)) {

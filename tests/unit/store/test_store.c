@@ -1880,7 +1880,7 @@ static void test_journal_dense_and_replayed(void **state)
     o.block_bytes = 64 << 10;
     o.block_max_age_ns = HOUR;
     g_clock = T0;
-    o.now_ns = fake_now;
+    o.mono_ns = fake_now;
     struct store *st = open_store(&o);
     uint64_t seq = 1;
     for (int c = 0; c < 50; c++) {
@@ -1966,7 +1966,7 @@ static void test_journal_dense_and_replayed(void **state)
     got_free(&g);
     store_reader_close(r);
     assert_int_equal(verify(t->dir, NULL, 0), 0);
-    o.now_ns = NULL;
+    o.mono_ns = NULL;
 }
 
 /* A block is cut once its first record is block_max_age old (store_cut_aged), and the
@@ -1980,7 +1980,7 @@ static void test_journal_age(void **state)
     o.block_bytes = 64 << 10;
     o.block_max_age_ns = 60 * VG_NS_PER_SEC;
     g_clock = T0;
-    o.now_ns = fake_now;
+    o.mono_ns = fake_now;
     struct store *st = open_store(&o);
     for (uint64_t seq = 1; seq <= 10; seq++) {
         assert_int_equal(append(st, T0 + (int64_t)seq, seq), 0);
@@ -2010,7 +2010,7 @@ static void test_journal_age(void **state)
     assert_int_equal(g.n, 11);
     got_free(&g);
     assert_int_equal(verify(t->dir, NULL, 0), 0);
-    o.now_ns = NULL;
+    o.mono_ns = NULL;
 }
 
 /* A crash in the middle of a journal write: the file cut at every offset of its last
