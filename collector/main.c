@@ -259,6 +259,7 @@ int main(int argc, char **argv)
             .dir = cfg->store.path,
             .partition_ns = cfg->store.partition_ns,
             .block_bytes = (size_t)cfg->store.block_bytes,
+            .block_max_age_ns = cfg->store.block_max_age_ns,
             .lz4_level = strcmp(cfg->store.compression, "lz4") == 0 ? -1 : 0,
             .max_open_segments = 8,
             .fsync = cfg->store.fsync,

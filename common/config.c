@@ -52,6 +52,11 @@ static const struct cfg_opt store_opts[] = {
       .sub = retention_opts },
     { "block_bytes", CFG_SIZE, "1MiB", 4 << 10, 16 << 20, CFG_OFF(struct store_cfg, block_bytes),
       "uncompressed bytes of records per compressed block" },
+    { "block_max_age", CFG_DURATION, "1m", 0, 3600 * NS_SEC,
+      CFG_OFF(struct store_cfg, block_max_age_ns),
+      "a commit makes events durable in the commit journal and a block is written once full "
+      "or when its first event is this old, so blocks are as large at a light load as at a "
+      "heavy one; 0: every commit writes the open blocks (small ones under a light load)" },
     { "compression", CFG_ENUM, "lz4hc", 0, 0, CFG_OFF(struct store_cfg, compression),
       "how blocks are written: lz4hc (LZ4 format, ~1.35x denser, ~2.3x the compression CPU) "
       "or lz4 (least CPU per event); both read equally fast",

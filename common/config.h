@@ -17,6 +17,7 @@
 #include "common/vg.h"
 
 /* store: { path, partition, retention: { max_age, max_size, interval }, block_bytes,
+ *          block_max_age,
  *          commit_interval, free_reserve, fsync, signing_key } */
 struct store_cfg {
     char *path;                      /* never NULL */
@@ -25,6 +26,7 @@ struct store_cfg {
     int64_t retain_every_ns;         /* retention.interval, 1m */
     uint64_t max_size_bytes;         /* retention.max_size, 200GB */
     uint64_t block_bytes;            /* 1MiB, 4KiB..16MiB */
+    int64_t block_max_age_ns;        /* 1m, 0..1h: the commit journal (segment.md 5.6); 0 off */
     char *compression;               /* "lz4hc" (default) or "lz4": how blocks are written */
     char *compaction;                /* "zstd" (default), "lz4hc" or "off": sealed segments */
     int64_t commit_interval_ns;      /* 2ms, 0..1s */

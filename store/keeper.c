@@ -41,7 +41,7 @@ struct store_keeper {
     bool over_size_warned;
     int64_t full_since; /* mono ns */
     uint64_t refused;   /* records refused in this disk-full episode */
-    int64_t next_seal, next_retention, next_disk, next_compact, next_checkpoint; /* mono ns */
+    int64_t next_seal, next_retention, next_disk, next_compact, next_checkpoint, next_cut; /* mono ns */
 
     /* Shared under mu. */
     uv_mutex_t mu;
@@ -306,6 +306,15 @@ int64_t store_keeper_run(struct store_keeper *k, int64_t now, bool *news)
         }
         k->next_seal = now + k->pol.seal_every_ns;
     }
+    if (now >= k->next_cut) {
+        /* segment.md 5.6: a block is cut once its first record is block_max_age old, even
+         * when no commit comes. */
+        int rc = store_cut_aged(k->st);
+        if (rc < 0) {
+            log_warn("store: writing aged blocks failed: %s", vg_strerror(rc));
+        }
+        k->next_cut = now + k->pol.cut_every_ns;
+    }
     if (now >= k->next_checkpoint) {
         /* segment.md 13.3: what was committed since is in the seal sequence. */
         int rc = store_checkpoint(k->st);
@@ -347,6 +356,9 @@ int64_t store_keeper_run(struct store_keeper *k, int64_t now, bool *news)
     }
     if (k->next_checkpoint < next) {
         next = k->next_checkpoint;
+    }
+    if (k->next_cut < next) {
+        next = k->next_cut;
     }
     if (k->pol.retention_every_ns > 0 && k->next_retention < next) {
         next = k->next_retention;
@@ -422,6 +434,9 @@ int store_keeper_new(struct store *st, const struct store_keeper_opts *o, struct
     }
     if (!k->pol.free_dir) {
         k->pol.free_reserve_bytes = 0;
+    }
+    if (k->pol.cut_every_ns <= 0) {
+        k->pol.cut_every_ns = VG_NS_PER_SEC;
     }
     if (k->pol.seal_every_ns <= 0) {
         k->pol.seal_every_ns = 10 * VG_NS_PER_SEC;

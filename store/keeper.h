@@ -38,6 +38,7 @@ struct store_keeper_opts {
     int64_t seal_grace_ns;            /* partitions sealed this long after they end: 60 s */
     int64_t retention_every_ns;       /* 60 s */
     int64_t checkpoint_every_ns;      /* open segments into the seal sequence: 60 s */
+    int64_t cut_every_ns;             /* blocks older than block_max_age cut: 1 s */
     int64_t disk_check_every_ns;      /* 1 s */
     bool compact;                     /* compact sealed segments (store.compaction) */
     struct store_compact_opts compact_opts;

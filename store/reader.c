@@ -29,6 +29,12 @@
 struct store_reader {
     char dir[PATH_MAX];
     char segdir[PATH_MAX];
+    char jdir[PATH_MAX]; /* the journal (segment.md 5.6) */
+    struct buf jbuf;     /* a journal frame's payload */
+    /* The newest journal frame seen by store_reader_committed_seq, to read on from: */
+    uint64_t hz_no;  /* its file (0: none yet) */
+    uint64_t hz_end; /* past it */
+    uint64_t hz_seq; /* its commit_seq */
     struct catalog *cat;
     struct buf rbuf; /* stored bytes of the block being read */
     struct buf dbuf; /* its decompressed record stream */
@@ -51,6 +57,7 @@ int store_reader_open(const char *dir, struct store_reader **out, struct errbuf 
     r = xcalloc(1, sizeof(*r));
     snprintf(r->dir, sizeof(r->dir), "%s", dir);
     if (seg__path(r->segdir, sizeof(r->segdir), dir, "segments") < 0 ||
+        seg__path(r->jdir, sizeof(r->jdir), dir, JNL_DIR) < 0 ||
         seg__path(path, sizeof(path), dir, "catalog.db") < 0) {
         free(r);
         errbuf_set(eb, "store '%s': path too long", dir);
@@ -59,6 +66,7 @@ int store_reader_open(const char *dir, struct store_reader **out, struct errbuf 
     buf_init(&r->rbuf, seg__rbuf_max());
     buf_init(&r->dbuf, BLOCK_MAX_RAW);
     buf_init(&r->ubuf, seg__ubuf_max());
+    buf_init(&r->jbuf, JNL_MAX_PAYLOAD);
     rc = catalog__open(path, true, &r->cat, eb);
     if (rc < 0) {
         if (rc == -ENOENT) {
@@ -81,20 +89,77 @@ void store_reader_close(struct store_reader *r)
     buf_release(&r->rbuf);
     buf_release(&r->dbuf);
     buf_release(&r->ubuf);
+    buf_release(&r->jbuf);
     digest_free(r->dg);
     free(r);
+}
+
+/* segment.md 5.6.4: the commit_seq of the newest good frame of the journal (0: none).
+ * The writer journals a commit after the catalog took its blocks, so every record up to
+ * it was in a committed block or a journal file when that frame was written. */
+static int journal_horizon(struct store_reader *r, uint64_t *out)
+{
+    uint64_t *nos = NULL;
+    size_t n = 0;
+    int rc = jnl__list(r->jdir, &nos, &n);
+
+    *out = 0;
+    if (rc < 0) {
+        errbuf_set(&r->err, "journal: cannot list '%s': %s", r->jdir, vg_strerror(rc));
+        return rc;
+    }
+    for (size_t i = n; i-- > 0 && *out == 0;) {
+        char name[JNL_NAME_MAX];
+        char path[PATH_MAX];
+        struct jnl_walk w;
+        struct stat sb;
+        jnl__name(nos[i], name);
+        if (seg__path(path, sizeof(path), r->jdir, name) < 0) {
+            continue;
+        }
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            continue; /* reclaimed meanwhile: its records are in committed blocks */
+        }
+        memset(&w, 0, sizeof(w));
+        w.fd = fd;
+        w.size = fstat(fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+        w.pbuf = &r->jbuf;
+        w.expect_no = nos[i];
+        bool cached = nos[i] == r->hz_no && w.size >= r->hz_end;
+        w.from = cached ? r->hz_end : 0;
+        rc = jnl__walk(&w);
+        close(fd);
+        if (rc < 0 && rc != VG_ECORRUPT) {
+            continue; /* another version, or a read error: the catalog's horizon holds */
+        }
+        if (w.frames > 0) {
+            r->hz_no = nos[i];
+            r->hz_end = w.end;
+            r->hz_seq = w.commit_seq;
+            *out = w.commit_seq;
+        } else if (cached) {
+            *out = r->hz_seq;
+        }
+    }
+    free(nos);
+    return 0;
 }
 
 int store_reader_committed_seq(struct store_reader *r, uint64_t *out)
 {
     uint64_t next;
+    uint64_t jseq;
     int rc = catalog__next_seq(r->cat, &next);
 
     if (rc < 0) {
         errbuf_set(&r->err, "catalog: %s", catalog__errmsg(r->cat));
         return rc;
     }
-    *out = next - 1;
+    if ((rc = journal_horizon(r, &jseq)) < 0) {
+        return rc;
+    }
+    *out = next - 1 > jseq ? next - 1 : jseq;
     return 0;
 }
 
@@ -134,6 +199,12 @@ static int scan_segment(struct store_reader *r, const struct seg_meta *m, int pi
         errbuf_set(&r->err, "segment '%s': cannot open: %s", m->file, vg_strerror(rc));
         r->failed_id = m->id;
         return rc;
+    }
+    /* segment.md 4.2, 5.6.4: an open segment up to what its row says is committed. The
+     * blocks past it were written since; their acknowledged records are read from the
+     * journal (once: the journal's records the row's blocks hold are left out there). */
+    if (m->state == SEG_OPEN && w.size > m->bytes) {
+        w.size = m->bytes;
     }
     w.mode = SEG_WALK_SCAN; /* segment.md 4.1: checksums only; chains are verify's */
     w.fd = fd;
@@ -201,7 +272,23 @@ struct store_scan_plan {
                  (there were more than the process may open, or it could not be opened) */
     size_t n;
     struct bix_query q;
+    /* segment.md 5.6.4: the journal's records of [since, until) that no listed block
+     * holds, in seq order; stripe 0 delivers them after its blocks. */
+    struct plan_jrec *jrecs;
+    size_t nj, capj;
+    struct buf jbytes;
 };
+
+struct plan_jrec {
+    int64_t ts;
+    uint64_t seq;
+    size_t off; /* in jbytes */
+    size_t len;
+};
+
+/* The journal's records a plan keeps at most (bytes): far above what a journal holds
+ * (its records wait block_max_age at most). */
+#define PLAN_JOURNAL_MAX ((size_t)1 << 34)
 
 /* Listing the catalog again because a listed file went: at most this many times (each
  * time, the writer finished a compaction or a deletion in between). */
@@ -249,18 +336,130 @@ static size_t plan_pin(struct store_reader *r, struct store_scan_plan *p, uint64
     return missing;
 }
 
+/* segment.md 5.6.4: opens every journal file, before the catalog is listed: a file
+ * removed before this had all its records in blocks the listing then sees. */
+static int *journal_pin(struct store_reader *r, size_t *n, uint64_t **nos_out, int *rc)
+{
+    uint64_t *nos = NULL;
+    int *fds;
+
+    *rc = jnl__list(r->jdir, &nos, n);
+    if (*rc < 0) {
+        errbuf_set(&r->err, "journal: cannot list '%s': %s", r->jdir, vg_strerror(*rc));
+        *n = 0;
+        return NULL;
+    }
+    fds = xmalloc((*n ? *n : 1) * sizeof(*fds));
+    for (size_t i = 0; i < *n; i++) {
+        char name[JNL_NAME_MAX];
+        char path[PATH_MAX];
+        jnl__name(nos[i], name);
+        fds[i] = -1;
+        if (seg__path(path, sizeof(path), r->jdir, name) == 0) {
+            fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+        }
+    }
+    *nos_out = nos;
+    return fds;
+}
+
+struct jcollect {
+    struct store_scan_plan *p;
+    const struct jnl_stored *stored;
+    uint64_t last;
+    int rc;
+};
+
+static int on_plan_frame(void *arg, const struct jnl_frame *f, struct span payload)
+{
+    struct jcollect *c = arg;
+    struct store_scan_plan *p = c->p;
+    struct span in = payload;
+    int64_t ts;
+    uint64_t seq;
+    struct span rec;
+
+    (void)f;
+    while (jnl__rec_next(&in, &ts, &seq, &rec) == 1) {
+        if (seq <= c->last || ts < p->since || ts >= p->until ||
+            (p->seq_min != 0 && seq < p->seq_min) || jnl__stored_has(c->stored, ts, seq)) {
+            continue;
+        }
+        c->last = seq;
+        size_t off = p->jbytes.len;
+        if ((c->rc = buf_append(&p->jbytes, rec.p, rec.n)) < 0) {
+            return 1;
+        }
+        if (p->nj == p->capj) {
+            p->capj = p->capj ? 2 * p->capj : 64;
+            p->jrecs = xrealloc(p->jrecs, p->capj * sizeof(*p->jrecs));
+        }
+        p->jrecs[p->nj++] = (struct plan_jrec){ ts, seq, off, rec.n };
+    }
+    return 0;
+}
+
+/* The pinned journal files' records that the listed blocks do not hold. A frame that
+ * fails its checks ends its file quietly: the writer may be writing it (a frame is
+ * acknowledged only once synced; vigil verify reports damage). */
+static int journal_collect(struct store_reader *r, struct store_scan_plan *p, const int *fds,
+                           const uint64_t *nos, size_t nfds, const struct jnl_stored *stored)
+{
+    struct jcollect c = { .p = p, .stored = stored };
+
+    for (size_t i = 0; i < nfds; i++) {
+        struct jnl_walk w;
+        struct stat sb;
+        if (fds[i] < 0) {
+            continue;
+        }
+        memset(&w, 0, sizeof(w));
+        w.fd = fds[i];
+        w.size = fstat(fds[i], &sb) == 0 ? (uint64_t)sb.st_size : 0;
+        w.pbuf = &r->jbuf;
+        w.fn = on_plan_frame;
+        w.arg = &c;
+        w.expect_no = nos[i];
+        int rc = jnl__walk(&w);
+        if (c.rc < 0) {
+            errbuf_set(&r->err, "journal: over %zu bytes of records not yet in blocks",
+                       (size_t)PLAN_JOURNAL_MAX);
+            return c.rc;
+        }
+        if (rc < 0 && rc != VG_ECORRUPT && rc != VG_EFORMAT) {
+            errbuf_set(&r->err, "journal '%s': read failed: %s", r->jdir, vg_strerror(rc));
+            return rc;
+        }
+        if (rc < 0) {
+            log_debug("journal '%s' file %zu: stopping at offset %" PRIu64 " (%s)", r->jdir, i,
+                      w.bad_off, errbuf_msg(&w.why));
+        }
+    }
+    return 0;
+}
+
 static int plan_make(struct store_reader *r, int64_t since, int64_t until,
                      const struct store_need *need, uint64_t seq_min, struct store_scan_plan **out,
                      struct store_scan_stats *stats)
 {
     struct store_scan_plan *p = xcalloc(1, sizeof(*p));
+    struct jnl_stored stored;
+    size_t njfds = 0;
+    int *jfds = NULL;
+    uint64_t *jnos = NULL;
     int rc = 0;
 
     errbuf_clear(&r->err);
+    memset(&stored, 0, sizeof(stored));
     *out = NULL;
     p->since = since;
     p->until = until;
     p->seq_min = seq_min;
+    buf_init(&p->jbytes, PLAN_JOURNAL_MAX);
+    if (since < until && (jfds = journal_pin(r, &njfds, &jnos, &rc)) == NULL) {
+        free(p);
+        return rc;
+    }
     uint64_t last_missing = 0;
     for (int attempt = 1; since < until; attempt++) {
         uint64_t t0 = mono_ns();
@@ -271,9 +470,17 @@ static int plan_make(struct store_reader *r, int64_t since, int64_t until,
         }
         if (rc < 0) {
             errbuf_set(&r->err, "catalog: %s", catalog__errmsg(r->cat));
-            free(p);
-            return rc;
+            goto fail;
         }
+        /* What the listed blocks hold, before rows are left out by seq (5.6.4). */
+        jnl__stored_release(&stored);
+        for (size_t i = 0; i < p->n; i++) {
+            if (p->rows[i].tot.count > 0) {
+                jnl__stored_add(&stored, p->rows[i].part_start, p->rows[i].part_end,
+                                p->rows[i].tot.seq_max);
+            }
+        }
+        jnl__stored_done(&stored);
         /* A segment's catalog row holds the seq range of its committed blocks (segment.md
          * 5.2), so one that ends below seq_min has nothing the caller keeps. */
         size_t kept = 0;
@@ -298,15 +505,38 @@ static int plan_make(struct store_reader *r, int64_t since, int64_t until,
         p->rows = NULL;
         p->n = 0;
     }
+    if ((rc = journal_collect(r, p, jfds, jnos, njfds, &stored)) < 0) {
+        goto fail;
+    }
     if ((rc = bix__query_init(&p->q, need)) < 0) {
         errbuf_set(&r->err, "what the scan needs is over the index's limits");
-        plan_unpin(p);
-        free(p->rows);
-        free(p);
-        return rc;
+        goto fail;
     }
+    for (size_t i = 0; i < njfds; i++) {
+        if (jfds[i] >= 0) {
+            close(jfds[i]);
+        }
+    }
+    free(jfds);
+    free(jnos);
+    jnl__stored_release(&stored);
     *out = p;
     return 0;
+fail:
+    for (size_t i = 0; i < njfds; i++) {
+        if (jfds[i] >= 0) {
+            close(jfds[i]);
+        }
+    }
+    free(jfds);
+    free(jnos);
+    jnl__stored_release(&stored);
+    plan_unpin(p);
+    free(p->rows);
+    free(p->jrecs);
+    buf_release(&p->jbytes);
+    free(p);
+    return rc;
 }
 
 int store_scan_plan_make(struct store_reader *r, int64_t since, int64_t until,
@@ -354,6 +584,16 @@ int store_scan_plan_run(struct store_reader *r, const struct store_scan_plan *p,
     for (size_t i = 0; i < p->n && rc == 0; i++) {
         rc = scan_segment(r, &p->rows[i], p->fds ? p->fds[i] : -1, p->since, p->until, &p->q,
                           p->seq_min, p->seq_max, p->progress, stripe, nstripes, fn, arg, stats);
+    }
+    /* segment.md 5.6.4: the acknowledged records still only in the journal, once. */
+    for (size_t i = 0; stripe == 0 && i < p->nj && rc == 0; i++) {
+        const struct plan_jrec *j = &p->jrecs[i];
+        if (j->seq < p->seq_min || (p->seq_max != 0 && j->seq > p->seq_max)) {
+            continue;
+        }
+        stats->records++;
+        stats->records_journal++;
+        rc = fn(arg, j->ts, j->seq, (struct span){ p->jbytes.data + j->off, j->len });
     }
     return rc;
 }
@@ -421,6 +661,8 @@ void store_scan_plan_free(struct store_scan_plan *p)
     bix__query_release(&p->q);
     plan_unpin(p);
     free(p->rows);
+    free(p->jrecs);
+    buf_release(&p->jbytes);
     free(p);
 }
 
@@ -435,6 +677,7 @@ void store_scan_stats_add(struct store_scan_stats *a, const struct store_scan_st
     a->records_decoded += b->records_decoded;
     a->records_skipped += b->records_skipped;
     a->records += b->records;
+    a->records_journal += b->records_journal;
     a->ns_catalog += b->ns_catalog;
     a->ns_io += b->ns_io;
     a->ns_index += b->ns_index;

@@ -57,11 +57,19 @@ static int check_opts(const struct store_opts *o, struct store_opts *out, struct
                    o->lz4_level);
         return VG_ECONFIG;
     }
+    if (o->block_max_age_ns < 0 || o->block_max_age_ns > 3600 * VG_NS_PER_SEC) {
+        errbuf_set(eb, "store '%s': block max age %lld ns is not between 0 and 1h", o->dir,
+                   (long long)o->block_max_age_ns);
+        return VG_ECONFIG;
+    }
     if (out->max_open_segments == 0) {
         out->max_open_segments = STORE_DEFAULT_MAX_OPEN;
     }
     if (!out->now_ns) {
         out->now_ns = vg_now_ns;
+    }
+    if (!out->mono_ns) {
+        out->mono_ns = vg_mono_ns;
     }
     if (out->max_open_segments < 1 || out->max_open_segments > 4096) {
         errbuf_set(eb, "store '%s': max open segments %d is not between 1 and 4096", o->dir,
@@ -250,6 +258,9 @@ int store_open(const struct store_opts *o, struct store **out, struct errbuf *eb
     if (rc == 0) {
         rc = make_dir(st, st->segdir, st->dir, eb);
     }
+    if (rc == 0 && (rc = seg__path(path, sizeof(path), st->dir, JNL_DIR)) == 0) {
+        rc = make_dir(st, path, st->dir, eb); /* segment.md 5.6 */
+    }
     if (rc == 0) {
         rc = take_lock(st, eb);
     }
@@ -292,6 +303,11 @@ int store_open(const struct store_opts *o, struct store **out, struct errbuf *eb
                    st->dir, vg_strerror(rc));
         goto fail;
     }
+    /* segment.md 5.6.3: last, once the catalog says what the blocks hold. */
+    rc = writer__journal_open(st, eb);
+    if (rc < 0) {
+        goto fail;
+    }
     buf_release(&st->rbuf); /* recovery scratch; can be large */
     buf_release(&st->dbuf);
     *out = st;
@@ -327,7 +343,8 @@ void store_close(struct store *st)
         return;
     }
     if (st->cat) {
-        int rc = store_commit(st);
+        /* Every open block cut: a clean stop leaves the journal empty (segment.md 5.6). */
+        int rc = writer__close_commit(st);
         if (rc < 0) {
             log_error("store '%s': final commit failed: %s", st->dir, vg_strerror(rc));
         } else if ((rc = store_checkpoint(st)) < 0) {

@@ -38,6 +38,14 @@ struct store_opts {
                                 a new segment's header its creation time (2);
                                 NULL: the wall clock. Tests set their own; a cluster
                                 store node the stream's time */
+    int64_t block_max_age_ns; /* segment.md 5.6: > 0: a commit journals the records of
+                                 open blocks (one fdatasync of the journal) and cuts a
+                                 block only when it is full or its first record is this
+                                 old on mono_ns (or its partition is sealed, or at
+                                 close); 0: every commit cuts the open blocks (no
+                                 journal). 0 .. 1 h */
+    int64_t (*mono_ns)(void); /* the clock block_max_age is measured on; NULL:
+                                 CLOCK_MONOTONIC. Tests set their own */
     const char *signing_key; /* Ed25519 private key PEM signing sealed chain heads
                                 (segment.md 8); NULL: dir/keys/collector-ed25519.pem,
                                 created on first start */
@@ -79,6 +87,12 @@ int store_append(struct store *st, int64_t ts, uint64_t seq, struct span rec) VG
  * committed size (retried by later calls if that fails too), so a later commit never
  * builds on unacknowledged bytes. The store stays usable. */
 int store_commit(struct store *st) VG_MUST_USE;
+
+/* Cuts (compresses, writes and commits) the open blocks whose first record is older
+ * than block_max_age (segment.md 5.6), so the journal does not hold records longer than
+ * that whatever the commit rate. Called periodically (vigild: every second). Returns 0
+ * or an error as store_commit. */
+int store_cut_aged(struct store *st) VG_MUST_USE;
 
 /* Seals the open segments of partitions ending at or before ts (segment.md 5.5):
  * commits first when one of them holds uncommitted records, then closes them and marks
@@ -126,6 +140,8 @@ struct store_scan_stats {
     uint64_t records_skipped;      /* records of the blocks read that were not unpacked:
                                       outside the window, or without what the scan needs */
     uint64_t records;              /* records passed to fn */
+    uint64_t records_journal;      /* of those, read from the journal (segment.md 5.6.4):
+                                      acknowledged, not yet in a committed block */
     /* Time per stage, ns (monotonic clock, per block): */
     uint64_t ns_catalog;    /* listing segments */
     uint64_t ns_io;         /* pread of headers, indexes and data */

@@ -45,6 +45,8 @@ struct store {
     struct store_stats stats;
     uint64_t *seal_pending; /* rows to seal that a full disk kept SQLite from sealing */
     size_t nseal_pending;
+    /* writer.c (journal.c's bytes and files): the commit journal (segment.md 5.6) */
+    struct jnl_w jnl;
     /* compact.c: */
     uint64_t *compact_done; /* segments compaction need not look at again */
     size_t ncompact_done;
@@ -57,6 +59,13 @@ void writer__init(struct store *st);
 void writer__release(struct store *st);
 int writer__recover_file(struct store *st, const char *file, const struct seg_meta *row,
                          struct errbuf *eb) VG_MUST_USE;
+/* After the segments are recovered and the catalog agrees with them (segment.md 5.6.3):
+ * reads the journal files (cutting a torn tail) and appends every journaled record the
+ * catalog's blocks do not hold to its open block, with its seq. Returns 0, VG_EFORMAT
+ * or -errno / VG_EDB with eb. */
+int writer__journal_open(struct store *st, struct errbuf *eb) VG_MUST_USE;
+/* store_close's commit: every open block cut, so the journal is reclaimed whole. */
+int writer__close_commit(struct store *st) VG_MUST_USE;
 
 /* writer.c, for retention.c: true when the writer holds a segment of partition
  * [start, end) in memory (open, or written and not yet committed): retention must not

@@ -585,4 +585,124 @@ void seg__digest_add(struct digest *d, int64_t ts, uint64_t seq, struct span rec
 /* verify.c: true while a writer holds dir's LOCK (read from /proc/locks, no lock taken). */
 bool verify__writer_live(const char *dir);
 
+/* ---- journal.c: the commit journal (segment.md 5.6) ---- */
+
+#define JNL_DIR           "journal"
+#define JNL_VERSION       1
+#define JNL_FILE_HDR_LEN  64
+#define JNL_FRAME_HDR_LEN 48
+#define JNL_REC_HDR_LEN   20           /* ts, seq, len */
+#define JNL_MAX_PAYLOAD   (64u << 20)  /* segment.md 5.6.1: a frame's records, at most */
+#define JNL_FRAME_TARGET  (16u << 20)  /* the writer starts a new frame past this */
+#define JNL_ROLL_BYTES    (4u << 20)   /* the writer starts a new file past this */
+#define JNL_NAME_MAX      32
+_Static_assert(JNL_REC_HDR_LEN + BLOCK_MAX_REC <= JNL_MAX_PAYLOAD, "a record fits a frame");
+
+struct jnl_frame { /* segment.md 5.6.1 */
+    uint32_t count;
+    uint32_t payload_len;
+    uint32_t payload_crc;
+    uint64_t seq_min;
+    uint64_t seq_max;
+    uint64_t commit_seq; /* the writer's highest seq appended when it committed this frame */
+};
+
+void jnl__file_hdr_encode(uint64_t no, int64_t created, uint8_t p[JNL_FILE_HDR_LEN]);
+/* Returns 0, VG_ECORRUPT or VG_EFORMAT (another version), with why. */
+int jnl__file_hdr_decode(const uint8_t *p, uint64_t *no, struct errbuf *why) VG_MUST_USE;
+void jnl__frame_hdr_encode(const struct jnl_frame *f, uint8_t p[JNL_FRAME_HDR_LEN]);
+/* Decodes and checks a frame header alone (bounds, seq range). 0 or VG_ECORRUPT. */
+int jnl__frame_hdr_decode(const uint8_t *p, struct jnl_frame *f, struct errbuf *why) VG_MUST_USE;
+/* Checks a frame's payload against its header: checksum, count, seq order. */
+int jnl__payload_check(const struct jnl_frame *f, struct span payload,
+                       struct errbuf *why) VG_MUST_USE;
+/* The next record of a payload: 1 (in advanced), 0 at its end, VG_ECORRUPT. */
+int jnl__rec_next(struct span *in, int64_t *ts, uint64_t *seq, struct span *rec) VG_MUST_USE;
+/* Appends one record as a payload holds it. 0 or VG_ELIMIT. */
+int jnl__rec_append(struct buf *b, int64_t ts, uint64_t seq, struct span rec) VG_MUST_USE;
+/* "<number, 20 digits>.vjnl" */
+void jnl__name(uint64_t no, char out[JNL_NAME_MAX]);
+bool jnl__name_parse(const char *name, uint64_t *no);
+/* The journal files of jdir by number, ascending, into a new array (caller frees); none
+ * when jdir is missing. Returns 0 or -errno. */
+int jnl__list(const char *jdir, uint64_t **nos, size_t *n) VG_MUST_USE;
+
+/* One pass over a journal file: its header, then frame after frame (each checked in full:
+ * header, bounds, payload checksum, records) until the end or the first bad one. */
+struct jnl_walk {
+    /* in */
+    int fd;
+    uint64_t size;    /* bytes of the file to consider */
+    uint64_t from;    /* 0, or: start at this frame offset (the file header and the frames
+                         before it were good at an earlier walk) */
+    uint64_t expect_no; /* 0, or the number its name says: a header saying another is bad
+                           (hdr_ok stays false, nothing is read past it) */
+    struct buf *pbuf; /* scratch for a payload (max >= JNL_MAX_PAYLOAD) */
+    int (*fn)(void *arg, const struct jnl_frame *f, struct span payload); /* NULL, or each
+                         good frame; nonzero stops the walk and is returned */
+    void *arg;
+    /* out */
+    bool hdr_ok;
+    uint64_t no;         /* the file header's number */
+    uint64_t end;        /* past the last good frame (0: header bad) */
+    uint64_t frames;     /* good frames */
+    uint64_t records;    /* their records */
+    uint64_t seq_max;    /* of the last good frame (0: none) */
+    uint64_t commit_seq; /* of the last good frame (0: none) */
+    /* when jnl__walk returns VG_ECORRUPT */
+    uint64_t bad_off;    /* offset of the bad header or frame */
+    bool bad_incomplete; /* it runs past size (in flight or torn) */
+    struct errbuf why;
+};
+/* Returns 0 (walked to exactly size), fn's nonzero value, VG_ECORRUPT, VG_EFORMAT (a file
+ * of another version) or -errno. */
+int jnl__walk(struct jnl_walk *w) VG_MUST_USE;
+
+/* What the catalog holds, per partition: the highest seq in a block (segment.md 5.6.3).
+ * A journaled record (ts, seq) is in a block when its partition's seq_max >= seq. */
+struct jnl_part {
+    int64_t start, end;
+    uint64_t seq_max;
+};
+struct jnl_stored {
+    struct jnl_part *v;
+    size_t n, cap;
+    int64_t max_len;
+};
+void jnl__stored_add(struct jnl_stored *s, int64_t start, int64_t end, uint64_t seq_max);
+void jnl__stored_done(struct jnl_stored *s); /* after the adds, before the lookups */
+bool jnl__stored_has(const struct jnl_stored *s, int64_t ts, uint64_t seq);
+void jnl__stored_release(struct jnl_stored *s);
+
+/* The writer's journal (segment.md 5.6.2). */
+struct jnl_wfile {
+    uint64_t no;
+    uint64_t seq_max; /* of its last frame; 0: none */
+};
+struct jnl_w {
+    char dir[PATH_MAX];
+    int fd;        /* the file frames go to; -1: the next append creates one */
+    uint64_t no;   /* its number */
+    uint64_t size; /* its size: every frame in it synced */
+    struct jnl_wfile *files; /* every journal file, by number */
+    size_t nfiles, cap;
+    uint64_t next_no;
+    struct buf pend; /* the records appended since the last commit, as a payload holds them */
+    struct buf out;  /* the frames being written */
+};
+void jnl__w_init(struct jnl_w *j);
+void jnl__w_release(struct jnl_w *j, const struct fsops *fs);
+void jnl__w_file_add(struct jnl_w *j, uint64_t no, uint64_t seq_max);
+/* j->dir/<name of no> into out (PATH_MAX). 0 or -ENAMETOOLONG. */
+int jnl__path(const struct jnl_w *j, uint64_t no, char *out) VG_MUST_USE;
+/* Appends payload (whole records in seq order) as frames with one write, then fdatasyncs
+ * (sync). Creates a file (synced, with the directory) when there is none or the current
+ * one passed JNL_ROLL_BYTES. Returns 0, or -errno with nothing appended (the file is cut
+ * back, or abandoned for a new one when that fails: logged). */
+int jnl__w_append(struct jnl_w *j, const struct fsops *fs, struct span payload, uint64_t commit_seq,
+                  bool sync, int64_t now) VG_MUST_USE;
+/* Removes the files whose records all have seq < low (in committed blocks), then syncs
+ * the directory (sync). Failures are logged: a file left is harmless (5.6.3). */
+void jnl__w_reclaim(struct jnl_w *j, const struct fsops *fs, uint64_t low, bool sync);
+
 #endif

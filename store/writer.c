@@ -1,7 +1,9 @@
 /* store/writer.c: the store writer (schemas/segment.md 5): appends records to the open
- * block of their partition's open segment, writes full blocks, commits durably, rolls
- * back failed commits, seals ended partitions, and recovers one segment file after a
- * crash (store.c walks the catalog and the directory and calls it per file).
+ * block of their partition's open segment, writes full blocks, commits durably (with
+ * the commit journal, 5.6: journaling the open blocks' new records and cutting blocks
+ * when full or old), rolls back failed commits, seals ended partitions, recovers one
+ * segment file after a crash (store.c walks the catalog and the directory and calls it
+ * per file) and replays the journal.
  *
  * Invariants, between calls:
  * - every segment in st->segs has `committed` = what its catalog row says (or will
@@ -11,7 +13,10 @@
  * - m.chain_head is the hash of the last block in the file (the genesis hash while
  *   there is none); the open block chains from it when written;
  * - at most max_open_segments segments hold an fd, except transiently on errors;
- * - a segment not dirty, without an fd, is in the catalog and is dropped from memory.
+ * - a segment not dirty, without an fd, is in the catalog and is dropped from memory;
+ * - with a journal, every record in an open block that was acknowledged is in a
+ *   journal file in st->jnl.files (5.6.2), and every journal file holds only records
+ *   in open blocks or in committed blocks.
  *
  * Thread: one thread uses a struct store (vigild's store thread); every function
  * blocks on disk I/O. */
@@ -38,12 +43,20 @@ struct seg_writer {
     int fd;                    /* -1 while evicted (LRU) */
     bool in_catalog;           /* its row exists */
     bool created;              /* created since the last commit: fsync segments/ */
-    bool dirty;                /* records or bytes since the last commit */
+    bool dirty;                /* bytes written (or, without a journal, records added)
+                                  since the last commit, or a new file: its row to write */
     bool synced;               /* dirty bytes already fdatasynced (at eviction) */
     bool stale_row;            /* recovery could not write its row (a full disk) */
     uint64_t last_use;         /* LRU tick */
     struct block_builder blk;  /* the open block */
+    int64_t blk_born;          /* o.mono_ns() when its first record came (block_max_age) */
 };
+
+/* segment.md 5.6: commits journal the open blocks instead of cutting them. */
+static bool journaling(const struct store *st)
+{
+    return st->o.block_max_age_ns > 0;
+}
 
 static bool seal_is_pending(const struct store *st, uint64_t id)
 {
@@ -217,6 +230,9 @@ static int seg_flush(struct store *st, struct seg_writer *s)
     if (rc < 0) {
         return rc;
     }
+    /* Written to, whatever happens: a rollback cuts it back (with the journal an open
+     * block may hold records of earlier commits while its segment is clean). */
+    s->dirty = true;
     rc = fsops_pwrite_all(st->fs, s->fd, st->zbuf.data, st->zbuf.len, (int64_t)s->m.bytes);
     if (rc < 0) {
         log_error("segment '%s': write of %zu bytes at offset %" PRIu64 " failed: %s", s->m.file,
@@ -466,9 +482,52 @@ static int store_unpoison(struct store *st)
     return 0;
 }
 
-int store_append(struct store *st, int64_t ts, uint64_t seq, struct span rec)
+/* Adds one record to the open block of its partition (creating or reopening the
+ * segment, writing the block when full). *io is set when the error is an I/O or catalog
+ * error, after which the caller rolls back (segment.md 5.3); other errors change nothing. */
+static int append_rec(struct store *st, int64_t ts, uint64_t seq, struct span rec, bool *io)
 {
     struct seg_writer *s = st->cur;
+    int rc;
+
+    *io = false;
+    if (!s || ts < s->m.part_start || ts >= s->m.part_end) {
+        rc = seg_for(st, ts, &s);
+        if (rc == -EINVAL) {
+            return rc; /* the partition overflows int64: nothing happened */
+        }
+        if (rc < 0) {
+            *io = true;
+            return rc;
+        }
+    }
+    if (s->blk.count > 0 && s->blk.in_bytes + block__entry_len(rec.n) > st->o.block_bytes) {
+        rc = seg_flush(st, s);
+        if (rc < 0) {
+            *io = true;
+            return rc;
+        }
+    }
+    rc = block__builder_add(&s->blk, ts, seq, rec);
+    if (rc < 0) {
+        return rc;
+    }
+    if (s->blk.count == 1) {
+        s->blk_born = st->o.mono_ns();
+    }
+    /* Without a journal the next commit writes this block. With one, a segment is dirty
+     * only once a block is written to it (seg_flush) or it is new: a commit of journaled
+     * records alone neither syncs it nor rewrites its catalog row. */
+    if (!journaling(st)) {
+        s->dirty = true;
+    }
+    return 0;
+}
+
+int store_append(struct store *st, int64_t ts, uint64_t seq, struct span rec)
+{
+    size_t pend_len = st->jnl.pend.len;
+    bool io;
     int rc;
 
     if (st->poison_rc < 0 && (rc = store_unpoison(st)) < 0) {
@@ -480,26 +539,15 @@ int store_append(struct store *st, int64_t ts, uint64_t seq, struct span rec)
     if (rec.n > BLOCK_MAX_REC) {
         return VG_ELIMIT;
     }
-    if (!s || ts < s->m.part_start || ts >= s->m.part_end) {
-        rc = seg_for(st, ts, &s);
-        if (rc == -EINVAL) {
-            return rc; /* the partition overflows int64: nothing happened */
-        }
-        if (rc < 0) {
-            return store_fail(st, rc);
-        }
-    }
-    if (s->blk.count > 0 && s->blk.in_bytes + block__entry_len(rec.n) > st->o.block_bytes) {
-        rc = seg_flush(st, s);
-        if (rc < 0) {
-            return store_fail(st, rc);
-        }
-    }
-    rc = block__builder_add(&s->blk, ts, seq, rec);
-    if (rc < 0) {
+    /* segment.md 5.6.2: what the next commit journals. */
+    if (journaling(st) && (rc = jnl__rec_append(&st->jnl.pend, ts, seq, rec)) < 0) {
         return rc;
     }
-    s->dirty = true;
+    rc = append_rec(st, ts, seq, rec, &io);
+    if (rc < 0) {
+        st->jnl.pend.len = pend_len;
+        return io ? store_fail(st, rc) : rc;
+    }
     st->next_seq = seq + 1;
     st->stats.records++;
     return 0;
@@ -544,6 +592,11 @@ static int seg_rollback(struct store *st, struct seg_writer *s)
     return 0;
 }
 
+static int journal_replay(struct store *st, bool at_open, struct errbuf *eb);
+
+/* segment.md 5.3, 5.6.2: every file back at its committed size, the open blocks empty,
+ * then refilled from the journal with what was acknowledged and is in no committed
+ * block (a block written since the last commit may have taken it). */
 static int store_rollback(struct store *st)
 {
     int first = 0;
@@ -554,22 +607,82 @@ static int store_rollback(struct store *st)
             first = rc;
         }
     }
+    buf_reset(&st->jnl.pend);
+    if (first == 0 && st->jnl.nfiles > 0) {
+        struct errbuf eb;
+        errbuf_clear(&eb);
+        first = journal_replay(st, false, &eb);
+        if (first < 0) {
+            log_error("store '%s': %s", st->dir, errbuf_msg(&eb));
+        }
+    }
     return first;
 }
 
-int store_commit(struct store *st)
+/* segment.md 5.6: a commit cuts an open block when there is no journal, when its
+ * partition is being sealed (part_end <= seal_ts) or when its first record is
+ * block_max_age old. */
+static bool blk_due(const struct store *st, struct seg_writer *s, int64_t now, int64_t seal_ts)
+{
+    if (s->blk.count == 0) {
+        return false;
+    }
+    if (!journaling(st) || s->m.part_end <= seal_ts) {
+        return true;
+    }
+    if (now < s->blk_born) {
+        s->blk_born = now; /* the clock went back: age from now */
+    }
+    return now - s->blk_born >= st->o.block_max_age_ns;
+}
+
+/* The lowest seq in an open block, UINT64_MAX when none: every record below it that
+ * was acknowledged is in a committed block (segment.md 5.6.2). */
+static uint64_t open_low(const struct store *st)
+{
+    uint64_t low = UINT64_MAX;
+
+    for (size_t i = 0; i < st->nsegs; i++) {
+        const struct block_builder *b = &st->segs[i]->blk;
+        if (b->count > 0 && b->seq_min < low) {
+            low = b->seq_min;
+        }
+    }
+    return low;
+}
+
+/* The records appended since the last commit that a commit journals: from the first
+ * with seq >= low (pend is in seq order); those before it are all in blocks. */
+static struct span pend_from(const struct buf *pend, uint64_t low)
+{
+    struct span in = buf_span(pend);
+    struct span at = in;
+    int64_t ts;
+    uint64_t seq;
+    struct span rec;
+
+    while (jnl__rec_next(&in, &ts, &seq, &rec) == 1 && seq < low) {
+        at = in;
+    }
+    return at;
+}
+
+/* store_commit, cutting the blocks of partitions ending at or before seal_ts too. */
+static int commit(struct store *st, int64_t seal_ts)
 {
     bool any = false;
+    bool journaled = false;
     bool need_dir = false;
+    int64_t now = journaling(st) ? st->o.mono_ns() : 0;
     int rc;
 
     if (st->poison_rc < 0 && (rc = store_unpoison(st)) < 0) {
         return rc;
     }
-    /* segment.md 5.2 (a): write the open blocks. */
+    /* segment.md 5.2 (a): write the open blocks that are due (5.6). */
     for (size_t i = 0; i < st->nsegs; i++) {
         struct seg_writer *s = st->segs[i];
-        if (s->blk.count > 0) {
+        if (blk_due(st, s, now, seal_ts)) {
             rc = seg_flush(st, s);
             if (rc < 0) {
                 goto fail;
@@ -594,60 +707,103 @@ int store_commit(struct store *st)
             }
         }
     }
-    if (!any) {
-        return 0;
-    }
-    if (need_dir && st->o.fsync) {
-        rc = st->fs->fsync_dir(st->fs->ctx, st->segdir);
-        if (rc < 0) {
-            log_error("store '%s': fsync of segments/: %s", st->dir, vg_strerror(rc));
+    if (any) {
+        if (need_dir && st->o.fsync) {
+            rc = st->fs->fsync_dir(st->fs->ctx, st->segdir);
+            if (rc < 0) {
+                log_error("store '%s': fsync of segments/: %s", st->dir, vg_strerror(rc));
+                goto fail;
+            }
+        }
+        if ((rc = seq_open_new(st)) < 0) {
             goto fail;
         }
-    }
-    if ((rc = seq_open_new(st)) < 0) {
-        goto fail;
-    }
-    /* (c) then tell the catalog, in one transaction; each row written says when its
-     * newest records were received (segment.md 6, recv_max: retention's clock). */
-    int64_t now = st->o.now_ns();
-    rc = catalog__begin(st->cat);
-    for (size_t i = 0; rc == 0 && i < st->nsegs; i++) {
-        if (st->segs[i]->dirty) {
-            if (st->segs[i]->m.recv_max < now) {
-                st->segs[i]->m.recv_max = now;
+        /* (c) then tell the catalog, in one transaction; each row written says when its
+         * newest records were received (segment.md 6, recv_max: retention's clock). */
+        int64_t recv = st->o.now_ns();
+        rc = catalog__begin(st->cat);
+        for (size_t i = 0; rc == 0 && i < st->nsegs; i++) {
+            if (st->segs[i]->dirty) {
+                if (st->segs[i]->m.recv_max < recv) {
+                    st->segs[i]->m.recv_max = recv;
+                }
+                rc = catalog__put(st->cat, &st->segs[i]->m);
             }
-            rc = catalog__put(st->cat, &st->segs[i]->m);
+        }
+        if (rc == 0) {
+            rc = seal_pending_flush(st);
+        }
+        if (rc == 0) {
+            rc = catalog__commit(st->cat);
+        }
+        if (rc < 0) {
+            catalog__rollback(st->cat);
+            goto fail;
+        }
+        for (size_t i = 0; i < st->nsegs; i++) {
+            struct seg_writer *s = st->segs[i];
+            if (s->dirty) {
+                s->committed = s->m;
+                s->in_catalog = true;
+                s->created = false;
+                s->dirty = false;
+                s->synced = false;
+                s->stale_row = false;
+            }
+        }
+        st->nseal_pending = 0;
+    }
+    /* (d) segment.md 5.6.2: the records still in open blocks, journaled after the catalog
+     * took the blocks, so a reader that sees a frame sees the catalog of its commit. */
+    uint64_t low = open_low(st);
+    if (journaling(st)) {
+        struct span p = pend_from(&st->jnl.pend, low);
+        if (p.n > 0) {
+            rc = jnl__w_append(&st->jnl, st->fs, p, st->next_seq - 1, st->o.fsync, vg_now_ns());
+            if (rc < 0) {
+                goto fail;
+            }
+            journaled = true;
         }
     }
-    if (rc == 0) {
-        rc = seal_pending_flush(st);
-    }
-    if (rc == 0) {
-        rc = catalog__commit(st->cat);
-    }
-    if (rc < 0) {
-        catalog__rollback(st->cat);
-        goto fail;
+    buf_reset(&st->jnl.pend);
+    if (st->jnl.nfiles > 0) {
+        jnl__w_reclaim(&st->jnl, st->fs, low, st->o.fsync);
     }
     for (size_t i = st->nsegs; i-- > 0;) {
         struct seg_writer *s = st->segs[i];
-        if (s->dirty) {
-            s->committed = s->m;
-            s->in_catalog = true;
-            s->created = false;
-            s->dirty = false;
-            s->synced = false;
-            s->stale_row = false;
-        }
-        if (s->fd < 0) {
+        if (s->fd < 0 && !s->dirty) {
             segs_remove(st, i);
         }
     }
-    st->nseal_pending = 0;
-    st->stats.commits++;
+    if (any || journaled) {
+        st->stats.commits++;
+    }
     return 0;
 fail:
     return store_fail(st, rc);
+}
+
+int store_commit(struct store *st)
+{
+    return commit(st, INT64_MIN);
+}
+
+int store_cut_aged(struct store *st)
+{
+    int64_t now = st->o.mono_ns();
+
+    for (size_t i = 0; journaling(st) && i < st->nsegs; i++) {
+        if (blk_due(st, st->segs[i], now, INT64_MIN)) {
+            return commit(st, INT64_MIN);
+        }
+    }
+    return 0;
+}
+
+int writer__close_commit(struct store *st)
+{
+    return commit(st, INT64_MAX);
 }
 
 int store_seal_before(struct store *st, int64_t ts)
@@ -657,7 +813,7 @@ int store_seal_before(struct store *st, int64_t ts)
     for (size_t i = 0; i < st->nsegs; i++) {
         struct seg_writer *s = st->segs[i];
         if (s->m.part_end <= ts && (s->dirty || s->blk.count > 0)) {
-            rc = store_commit(st);
+            rc = commit(st, ts); /* its open block is cut, journal or not (5.6) */
             if (rc < 0) {
                 return rc;
             }
@@ -868,6 +1024,264 @@ out:
     return rc;
 }
 
+/* ---- the journal's records back into open blocks (segment.md 5.6.3) ---- */
+
+struct replay {
+    struct store *st;
+    struct jnl_stored stored;
+    uint64_t last;     /* the highest seq replayed or skipped as seen */
+    uint64_t replayed; /* records appended to open blocks */
+    uint64_t commit_seq;
+    int rc; /* an append's error */
+};
+
+static int on_replay_frame(void *arg, const struct jnl_frame *f, struct span payload)
+{
+    struct replay *rp = arg;
+    struct span in = payload;
+    int64_t ts;
+    uint64_t seq;
+    struct span rec;
+
+    if (f->commit_seq > rp->commit_seq) {
+        rp->commit_seq = f->commit_seq;
+    }
+    while (jnl__rec_next(&in, &ts, &seq, &rec) == 1) {
+        bool io;
+        if (seq <= rp->last || jnl__stored_has(&rp->stored, ts, seq)) {
+            continue; /* in a committed block, or replayed from an earlier frame */
+        }
+        rp->last = seq;
+        int rc = append_rec(rp->st, ts, seq, rec, &io);
+        if (rc == -EINVAL) {
+            log_warn("store '%s': journaled record seq %" PRIu64 " has a time (%" PRId64
+                     ") whose partition overflows: skipped",
+                     rp->st->dir, seq, ts);
+            continue;
+        }
+        if (rc < 0) {
+            rp->rc = rc;
+            return 1;
+        }
+        rp->replayed++;
+    }
+    return 0;
+}
+
+/* What the catalog's blocks hold, and the segments in memory as of the last commit. */
+static int stored_load(struct store *st, struct jnl_stored *out, struct errbuf *eb)
+{
+    struct seg_meta *rows = NULL;
+    struct catalog_deletion *dels = NULL;
+    size_t n = 0;
+    size_t nd = 0;
+    int rc = catalog__list(st->cat, CATALOG_ALL, 0, 0, &rows, &n);
+
+    if (rc == 0) {
+        rc = catalog__deletions_list(st->cat, false, &dels, &nd);
+    }
+    if (rc < 0) {
+        errbuf_set(eb, "journal: cannot list the catalog: %s", catalog__errmsg(st->cat));
+        free(rows);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].tot.count > 0) {
+            jnl__stored_add(out, rows[i].part_start, rows[i].part_end, rows[i].tot.seq_max);
+        }
+    }
+    /* A deleted segment's records were in blocks once: never brought back. */
+    for (size_t i = 0; i < nd; i++) {
+        if (dels[i].m.tot.count > 0) {
+            jnl__stored_add(out, dels[i].m.part_start, dels[i].m.part_end, dels[i].m.tot.seq_max);
+        }
+    }
+    for (size_t i = 0; i < st->nsegs; i++) {
+        const struct seg_meta *m = &st->segs[i]->committed;
+        if (m->tot.count > 0) {
+            jnl__stored_add(out, m->part_start, m->part_end, m->tot.seq_max);
+        }
+    }
+    jnl__stored_done(out);
+    free(rows);
+    free(dels);
+    return 0;
+}
+
+/* Walks journal file no. At open a bad frame ends the file (a torn tail: cut); after a
+ * failed commit the files are as synced, and a bad frame is damage (logged, the rest of
+ * that file skipped). Returns 0, or < 0 with eb. *drop: a torn file header, no file. */
+static int replay_file(struct replay *rp, struct buf *pbuf, uint64_t no, bool at_open, bool *drop,
+                       struct errbuf *eb)
+{
+    struct store *st = rp->st;
+    char path[PATH_MAX];
+    struct stat sb;
+    struct jnl_walk w;
+    int rc = jnl__path(&st->jnl, no, path);
+
+    *drop = false;
+    if (rc < 0) {
+        errbuf_set(eb, "journal: path too long");
+        return rc;
+    }
+    int fd = st->fs->open(st->fs->ctx, path, at_open ? O_RDWR : O_RDONLY, 0);
+    if (fd == -ENOENT && !at_open) {
+        *drop = true;
+        return 0;
+    }
+    if (fd < 0) {
+        errbuf_set(eb, "journal: cannot open '%s': %s", path, vg_strerror(fd));
+        return fd;
+    }
+    if (fstat(fd, &sb) != 0) {
+        rc = -errno;
+        errbuf_set(eb, "journal: cannot stat '%s': %s", path, vg_strerror(rc));
+        goto out;
+    }
+    memset(&w, 0, sizeof(w));
+    w.fd = fd;
+    w.size = (uint64_t)sb.st_size;
+    w.pbuf = pbuf;
+    w.fn = on_replay_frame;
+    w.arg = rp;
+    w.expect_no = no;
+    rc = jnl__walk(&w);
+    if (rp->rc < 0) {
+        rc = rp->rc;
+        errbuf_set(eb, "journal '%s': appending its records to open blocks: %s", path,
+                   vg_strerror(rc));
+        goto out;
+    }
+    if (rc == VG_EFORMAT) {
+        errbuf_set(eb, "journal '%s': %s (written by a newer vigild?)", path, errbuf_msg(&w.why));
+        goto out;
+    }
+    if (rc < 0 && rc != VG_ECORRUPT) {
+        errbuf_set(eb, "journal: cannot read '%s': %s", path, vg_strerror(rc));
+        goto out;
+    }
+    rc = 0;
+    if (!w.hdr_ok && !w.bad_incomplete) {
+        /* Not a file this journal wrote under that name: moved aside (nothing reads a
+         * name that is not "<number>.vjnl"), kept for inspection. */
+        char aside[PATH_MAX + 8];
+        snprintf(aside, sizeof(aside), "%s.bad", path);
+        log_error("journal '%s': %s; moved aside as '%s'", path, errbuf_msg(&w.why), aside);
+        *drop = true;
+        if (!at_open) {
+            goto out;
+        }
+        rc = st->fs->rename(st->fs->ctx, path, aside);
+        if (rc < 0) {
+            errbuf_set(eb, "journal: cannot move '%s' aside: %s", path, vg_strerror(rc));
+        }
+        goto out;
+    }
+    if (w.bad_off == 0 && w.end == w.size) {
+        goto out; /* whole */
+    }
+    if (!at_open) {
+        log_error("journal '%s': bad frame at offset %" PRIu64 " (%s): the records after it "
+                  "are not in open blocks",
+                  path, w.bad_off, errbuf_msg(&w.why));
+        goto out;
+    }
+    if (!w.hdr_ok) {
+        /* Created, its header never synced: it held no frame. */
+        log_warn("journal '%s': torn file header (%" PRIu64 " bytes): removed", path, w.size);
+        st->fs->close(st->fs->ctx, fd);
+        fd = -1;
+        *drop = true;
+        rc = st->fs->unlink(st->fs->ctx, path);
+        if (rc < 0) {
+            errbuf_set(eb, "journal: cannot remove '%s': %s", path, vg_strerror(rc));
+        }
+        goto out;
+    }
+    /* A frame is acknowledged only once synced, and nothing is written after a frame
+     * that was not: from the first bad frame on, nothing was acknowledged. */
+    log_warn("journal '%s': torn tail at offset %" PRIu64 " (%s): cutting %" PRIu64 " bytes",
+             path, w.end, errbuf_msg(&w.why), w.size - w.end);
+    rc = st->fs->ftruncate(st->fs->ctx, fd, (int64_t)w.end);
+    if (rc == 0) {
+        rc = st->fs->fdatasync(st->fs->ctx, fd);
+    }
+    if (rc < 0) {
+        errbuf_set(eb, "journal: cannot cut the torn tail of '%s': %s", path, vg_strerror(rc));
+    }
+out:
+    if (fd >= 0) {
+        st->fs->close(st->fs->ctx, fd);
+    }
+    if (rc == 0 && at_open && !*drop) {
+        jnl__w_file_add(&st->jnl, no, w.seq_max);
+    }
+    return rc;
+}
+
+static int journal_replay(struct store *st, bool at_open, struct errbuf *eb)
+{
+    struct replay rp = { .st = st };
+    struct buf pbuf;
+    uint64_t *nos = NULL;
+    size_t n = 0;
+    int rc = stored_load(st, &rp.stored, eb);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (at_open) {
+        rc = jnl__list(st->jnl.dir, &nos, &n);
+        if (rc < 0) {
+            errbuf_set(eb, "journal: cannot list '%s': %s", st->jnl.dir, vg_strerror(rc));
+            jnl__stored_release(&rp.stored);
+            return rc;
+        }
+    } else {
+        n = st->jnl.nfiles;
+        nos = xmalloc((n ? n : 1) * sizeof(*nos));
+        for (size_t i = 0; i < n; i++) {
+            nos[i] = st->jnl.files[i].no;
+        }
+    }
+    buf_init(&pbuf, JNL_MAX_PAYLOAD);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool drop;
+        rc = replay_file(&rp, &pbuf, nos[i], at_open, &drop, eb);
+        if (at_open && nos[i] >= st->jnl.next_no) {
+            st->jnl.next_no = nos[i] + 1; /* never reuse a number, even a foreign file's */
+        }
+    }
+    buf_release(&pbuf);
+    free(nos);
+    jnl__stored_release(&rp.stored);
+    if (rc < 0) {
+        return rc;
+    }
+    uint64_t next = (rp.last > rp.commit_seq ? rp.last : rp.commit_seq) + 1;
+    if (rp.commit_seq > 0 && next > st->next_seq) {
+        st->next_seq = next; /* never reuse a seq a reader may have seen */
+    }
+    if (rp.replayed > 0) {
+        log_info("store '%s': journal: %" PRIu64 " acknowledged records not yet in blocks are "
+                 "back in open blocks",
+                 st->dir, rp.replayed);
+    }
+    return 0;
+}
+
+int writer__journal_open(struct store *st, struct errbuf *eb)
+{
+    int rc = seg__path(st->jnl.dir, sizeof(st->jnl.dir), st->dir, JNL_DIR);
+
+    if (rc < 0) {
+        errbuf_set(eb, "store '%s': path too long", st->dir);
+        return rc;
+    }
+    return journal_replay(st, true, eb);
+}
+
 void writer__release(struct store *st)
 {
     for (size_t i = 0; i < st->nsegs; i++) {
@@ -884,6 +1298,7 @@ void writer__release(struct store *st)
     st->dg = NULL;
     free(st->seal_pending);
     st->seal_pending = NULL;
+    jnl__w_release(&st->jnl, st->fs);
 }
 
 void writer__init(struct store *st)
@@ -893,6 +1308,7 @@ void writer__init(struct store *st)
     buf_init(&st->rbuf, seg__rbuf_max());
     buf_init(&st->dbuf, BLOCK_MAX_RAW);
     st->dg = digest_new();
+    jnl__w_init(&st->jnl);
 }
 
 bool store__poisoned(const struct store *st)

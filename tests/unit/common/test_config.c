@@ -139,6 +139,7 @@ static void test_example_loads(void **state)
     assert_string_equal(c->store.compression, "lz4hc");
     assert_string_equal(c->store.compaction, "zstd");
     assert_int_equal(c->store.commit_interval_ns, 2 * 1000 * 1000);
+    assert_int_equal(c->store.block_max_age_ns, 60 * VG_NS_PER_SEC);
     assert_int_equal(c->store.free_reserve_bytes, 1ULL << 30);
     assert_true(c->store.fsync);
 
@@ -267,6 +268,7 @@ static void test_minimal_and_overrides(void **state)
     assert_int_equal(load(TLS_OK "store:\n"
                                  "  path: data\n"
                                  "  commit_interval: 0\n"
+                                 "  block_max_age: 0s\n"
                                  "  block_bytes: 4096\n"
                                  "  compression: lz4\n"
                                  "  compaction: off\n"
@@ -284,6 +286,7 @@ static void test_minimal_and_overrides(void **state)
     in_tmp(p, sizeof(p), "data");
     assert_string_equal(c->store.path, p);
     assert_int_equal(c->store.commit_interval_ns, 0);
+    assert_int_equal(c->store.block_max_age_ns, 0);
     assert_int_equal(c->store.block_bytes, 4096);
     assert_string_equal(c->store.compression, "lz4");
     assert_string_equal(c->store.compaction, "off");
@@ -461,6 +464,8 @@ static void test_errors(void **state)
           "t.yaml:3:16: 'store.block_bytes': 1KiB is out of range (4KiB..16MiB)" },
         { TLS_OK "store: { commit_interval: 2s }\n",
           "'store.commit_interval': 2s is out of range (0..1s)" },
+        { TLS_OK "store: { block_max_age: 2h }\n",
+          "'store.block_max_age': 2h is out of range (0..1h)" },
         { TLS_OK "listen: { max_connections: 0 }\n",
           "'listen.max_connections': 0 is out of range (1..1000000)" },
         { TLS_OK "listen: { max_frame_bytes: 1GiB }\n",

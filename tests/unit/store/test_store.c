@@ -44,6 +44,10 @@ static int teardown(void **state)
     return tdir_teardown(state);
 }
 
+/* The tests that run with and without the commit journal (segment.md 5.6) set this:
+ * 0 (every commit cuts its blocks) or the journal's block_max_age. */
+static int64_t g_max_age;
+
 static struct store_opts opts(const struct tdir *t)
 {
     struct store_opts o = {
@@ -52,6 +56,7 @@ static struct store_opts opts(const struct tdir *t)
         .block_bytes = 4096,
         .max_open_segments = 4,
         .fsync = true,
+        .block_max_age_ns = g_max_age,
     };
     return o;
 }
@@ -764,6 +769,14 @@ static void test_reader_beside_writer(void **state)
     assert_non_null(strstr(errbuf_msg(&eb), "no store"));
 }
 
+/* The same with the commit journal: the reader sees exactly what was acknowledged. */
+static void test_reader_beside_writer_journal(void **state)
+{
+    g_max_age = HOUR;
+    test_reader_beside_writer(state);
+    g_max_age = 0;
+}
+
 /* Crash in the middle of the last block: cut the file at every offset inside it, with
  * the catalog saying it was committed and saying it was not; reopen: the torn block is
  * cut off, everything before it is intact, no error. */
@@ -1084,7 +1097,9 @@ static int fault_run(const struct tdir *t, struct fault *f)
             assert_true(failed); /* no I/O error is swallowed */
         }
     }
-    bool may_keep_unacked = st && store__poisoned(st); /* a rollback failed */
+    /* A rollback failed; or, with the journal, its write failed after the catalog took
+     * the commit's full blocks (segment.md 5.6.2): at least once. */
+    bool may_keep_unacked = (st && store__poisoned(st)) || o.block_max_age_ns > 0;
     store__abandon(st);                                /* kill -9 */
 
     o.fs = NULL;
@@ -1720,6 +1735,347 @@ static bool power_run(const struct tdir *t, uint64_t seed)
     return ok;
 }
 
+
+/* ---- the commit journal (segment.md 5.6) ---- */
+
+static int64_t g_clock = T0;
+static int64_t fake_now(void)
+{
+    return g_clock;
+}
+
+static size_t journal_files(const char *dir)
+{
+    char path[PATH_MAX];
+    uint64_t *nos = NULL;
+    size_t n = 0;
+
+    snprintf(path, sizeof(path), "%s/journal", dir);
+    assert_int_equal(jnl__list(path, &nos, &n), 0);
+    free(nos);
+    return n;
+}
+
+/* The path of the newest journal file (there is one). */
+static void journal_last(const char *dir, char *out)
+{
+    char path[PATH_MAX];
+    char name[JNL_NAME_MAX];
+    uint64_t *nos = NULL;
+    size_t n = 0;
+
+    snprintf(path, sizeof(path), "%s/journal", dir);
+    assert_int_equal(jnl__list(path, &nos, &n), 0);
+    assert_true(n > 0);
+    jnl__name(nos[n - 1], name);
+    assert_true(strlen(path) + strlen(name) + 2 <= PATH_MAX);
+    memcpy(out, path, strlen(path));
+    out[strlen(path)] = '/';
+    memcpy(out + strlen(path) + 1, name, strlen(name) + 1);
+    free(nos);
+}
+
+/* segment.md 5.6.1: frames encode and decode; every byte of a frame matters. */
+static void test_journal_framing(void **state)
+{
+    (void)state;
+    struct buf pay;
+    struct buf rb;
+    struct jnl_frame f;
+    struct jnl_frame d;
+    struct errbuf why;
+    uint8_t h[JNL_FRAME_HDR_LEN];
+
+    memset(&f, 0, sizeof(f));
+    memset(&d, 0, sizeof(d));
+    buf_init(&pay, 1 << 20);
+    buf_init(&rb, 1 << 16);
+    for (uint64_t seq = 10; seq < 20; seq += 3) {
+        make_rec(seq, &rb);
+        assert_int_equal(jnl__rec_append(&pay, T0 + (int64_t)seq, seq, buf_span(&rb)), 0);
+        f.count++;
+    }
+    f.seq_min = 10;
+    f.seq_max = 19;
+    f.commit_seq = 25;
+    f.payload_len = (uint32_t)pay.len;
+    f.payload_crc = seg__crc32(pay.data, pay.len);
+    jnl__frame_hdr_encode(&f, h);
+    errbuf_clear(&why);
+    assert_int_equal(jnl__frame_hdr_decode(h, &d, &why), 0);
+    assert_true(d.count == f.count && d.payload_len == f.payload_len &&
+                d.payload_crc == f.payload_crc && d.seq_min == f.seq_min &&
+                d.seq_max == f.seq_max && d.commit_seq == f.commit_seq);
+    assert_int_equal(jnl__payload_check(&d, buf_span(&pay), &why), 0);
+    /* The records, in order, as appended. */
+    struct span in = buf_span(&pay);
+    int64_t ts;
+    uint64_t seq;
+    struct span rec;
+    for (uint64_t want = 10; want < 20; want += 3) {
+        assert_int_equal(jnl__rec_next(&in, &ts, &seq, &rec), 1);
+        assert_int_equal(seq, want);
+        assert_int_equal(ts, T0 + (int64_t)want);
+        make_rec(want, &rb);
+        assert_true(span_eq(rec, buf_span(&rb)));
+    }
+    assert_int_equal(jnl__rec_next(&in, &ts, &seq, &rec), 0);
+    /* Any flipped bit of the header or the payload is caught. */
+    for (size_t i = 0; i < JNL_FRAME_HDR_LEN; i++) {
+        uint8_t c[JNL_FRAME_HDR_LEN];
+        memcpy(c, h, sizeof(c));
+        c[i] ^= 0x10;
+        int rc = jnl__frame_hdr_decode(c, &d, &why);
+        assert_true(rc == VG_ECORRUPT || jnl__payload_check(&d, buf_span(&pay), &why) < 0);
+    }
+    for (size_t i = 0; i < pay.len; i++) {
+        pay.data[i] ^= 0x01;
+        assert_int_equal(jnl__payload_check(&f, buf_span(&pay), &why), VG_ECORRUPT);
+        pay.data[i] ^= 0x01;
+    }
+    /* Limits, before anything is read: a count the bytes cannot hold, a payload over
+     * the maximum, a seq range that cannot fit, a commit_seq below the records. */
+    struct jnl_frame bad[] = {
+        { .count = 0, .payload_len = 100, .seq_min = 1, .seq_max = 1, .commit_seq = 1 },
+        { .count = 10, .payload_len = 100, .seq_min = 1, .seq_max = 10, .commit_seq = 10 },
+        { .count = 1, .payload_len = JNL_MAX_PAYLOAD + 1, .seq_min = 1, .seq_max = 1,
+          .commit_seq = 1 },
+        { .count = 3, .payload_len = 100, .seq_min = 5, .seq_max = 6, .commit_seq = 6 },
+        { .count = 1, .payload_len = 100, .seq_min = 5, .seq_max = 5, .commit_seq = 4 },
+        { .count = 1, .payload_len = 100, .seq_min = 0, .seq_max = 0, .commit_seq = 0 },
+    };
+    for (size_t i = 0; i < VG_ARRAY_LEN(bad); i++) {
+        jnl__frame_hdr_encode(&bad[i], h);
+        assert_int_equal(jnl__frame_hdr_decode(h, &d, &why), VG_ECORRUPT);
+    }
+    /* A payload whose records disagree with the header. */
+    f.count = 2;
+    f.seq_max = 13;
+    assert_int_equal(jnl__payload_check(&f, buf_span(&pay), &why), VG_ECORRUPT);
+    /* File names. */
+    char name[JNL_NAME_MAX];
+    uint64_t no = 0;
+    jnl__name(42, name);
+    assert_string_equal(name, "00000000000000000042.vjnl");
+    assert_true(jnl__name_parse(name, &no));
+    assert_int_equal(no, 42);
+    assert_false(jnl__name_parse("00000000000000000042.vseg", &no));
+    assert_false(jnl__name_parse("0000000000000000042.vjnl", &no));
+    assert_false(jnl__name_parse("00000000000000000000.vjnl", &no));
+    buf_release(&pay);
+    buf_release(&rb);
+}
+
+/* Small commits do not cut small blocks: the records wait in open blocks, durable in the
+ * journal; readers see them once; a kill -9 loses none (replayed with their seq); a
+ * clean close leaves no journal. The store is as dense at 20 per commit as at 1000. */
+static void test_journal_dense_and_replayed(void **state)
+{
+    struct tdir *t = *state;
+    struct store_opts o = opts(t);
+    struct store_stats ss;
+    struct got g = { 0 };
+    uint64_t committed = 0;
+
+    o.block_bytes = 64 << 10;
+    o.block_max_age_ns = HOUR;
+    g_clock = T0;
+    o.mono_ns = fake_now;
+    struct store *st = open_store(&o);
+    uint64_t seq = 1;
+    for (int c = 0; c < 50; c++) {
+        for (int i = 0; i < 20; i++, seq++) {
+            assert_int_equal(append(st, T0 + (int64_t)seq * VG_NS_PER_SEC, seq), 0);
+        }
+        assert_int_equal(store_commit(st), 0);
+    }
+    store_get_stats(st, &ss);
+    /* ~100 KB of records in 64 KiB blocks: one full block written, none per commit. */
+    assert_true(ss.blocks <= 2);
+    assert_int_equal(ss.commits, 50);
+    assert_true(journal_files(t->dir) >= 1);
+
+    /* A reader sees every acknowledged record, once, while most are only journaled. */
+    struct store_reader *r = NULL;
+    struct errbuf eb;
+    struct store_scan_stats sst = { 0 };
+    errbuf_clear(&eb);
+    assert_int_equal(store_reader_open(t->dir, &r, &eb), 0);
+    assert_int_equal(store_scan(r, INT64_MIN, INT64_MAX, on_rec, &g, &sst), 0);
+    assert_int_equal(g.n, 1000);
+    assert_int_equal(g.bad, 0);
+    assert_true(sst.records_journal > 0 && sst.records_journal < 1000);
+    bool seen[1001] = { false };
+    for (size_t i = 0; i < g.n; i++) {
+        assert_true(g.seq[i] >= 1 && g.seq[i] <= 1000 && !seen[g.seq[i]]);
+        seen[g.seq[i]] = true;
+    }
+    got_free(&g);
+    /* A window and a seq range apply to the journaled records too. */
+    assert_int_equal(store_scan(r, T0 + 990 * VG_NS_PER_SEC, T0 + 995 * VG_NS_PER_SEC, on_rec, &g,
+                                NULL),
+                     0);
+    assert_int_equal(g.n, 5);
+    got_free(&g);
+    assert_int_equal(store_scan_from_seq(r, 996, on_rec, &g, NULL), 0);
+    size_t from996 = 0;
+    for (size_t i = 0; i < g.n; i++) {
+        from996 += g.seq[i] >= 996;
+    }
+    assert_int_equal(from996, 5);
+    got_free(&g);
+    /* The follower's horizon counts the journal. */
+    assert_int_equal(store_reader_committed_seq(r, &committed), 0);
+    assert_int_equal(committed, 1000);
+    /* Appended, not committed: not seen, not in the horizon. */
+    for (int i = 0; i < 5; i++, seq++) {
+        assert_int_equal(append(st, T0 + (int64_t)seq * VG_NS_PER_SEC, seq), 0);
+    }
+    assert_int_equal(store_scan(r, INT64_MIN, INT64_MAX, on_rec, &g, NULL), 0);
+    assert_int_equal(g.n, 1000);
+    got_free(&g);
+    assert_int_equal(store_reader_committed_seq(r, &committed), 0);
+    assert_int_equal(committed, 1000);
+    /* verify says what the journal holds that no block does yet (segment.md 5.6.5). */
+    char report[8192];
+    assert_int_equal(verify(t->dir, report, sizeof(report)), 0);
+    assert_non_null(strstr(report, "journal: 1 files, 1000 records"));
+    assert_null(strstr(report, " 0 not yet in blocks"));
+
+    /* kill -9: the open blocks are gone from memory, not from the journal. */
+    store__abandon(st);
+    st = open_store(&o);
+    assert_int_equal(store_next_seq(st), 1001);
+    assert_int_equal(store_scan(r, INT64_MIN, INT64_MAX, on_rec, &g, NULL), 0);
+    assert_int_equal(g.n, 1000);
+    got_free(&g);
+    /* A second crash before anything new: replayed again, still once. */
+    store__abandon(st);
+    st = open_store(&o);
+    assert_int_equal(store_next_seq(st), 1001);
+    for (int i = 0; i < 20; i++, seq++) {
+        assert_int_equal(append(st, T0 + (int64_t)seq * VG_NS_PER_SEC, seq), 0);
+    }
+    assert_int_equal(store_commit(st), 0);
+    store_close(st); /* every block cut: the journal goes */
+    assert_int_equal(journal_files(t->dir), 0);
+    assert_int_equal(store_scan(r, INT64_MIN, INT64_MAX, on_rec, &g, &sst), 0);
+    /* The 1000, then 20 more; the 5 never committed are gone (their seqs unused). */
+    assert_int_equal(g.n, 1020);
+    assert_int_equal(g.bad, 0);
+    got_free(&g);
+    store_reader_close(r);
+    assert_int_equal(verify(t->dir, NULL, 0), 0);
+    o.mono_ns = NULL;
+}
+
+/* A block is cut once its first record is block_max_age old (store_cut_aged), and the
+ * journal files whose records are then all in blocks go. */
+static void test_journal_age(void **state)
+{
+    struct tdir *t = *state;
+    struct store_opts o = opts(t);
+    struct store_stats ss;
+
+    o.block_bytes = 64 << 10;
+    o.block_max_age_ns = 60 * VG_NS_PER_SEC;
+    g_clock = T0;
+    o.mono_ns = fake_now;
+    struct store *st = open_store(&o);
+    for (uint64_t seq = 1; seq <= 10; seq++) {
+        assert_int_equal(append(st, T0 + (int64_t)seq, seq), 0);
+    }
+    assert_int_equal(store_commit(st), 0);
+    g_clock += 59 * VG_NS_PER_SEC;
+    assert_int_equal(store_cut_aged(st), 0);
+    store_get_stats(st, &ss);
+    assert_int_equal(ss.blocks, 0);
+    assert_int_equal(journal_files(t->dir), 1);
+    g_clock += VG_NS_PER_SEC;
+    assert_int_equal(store_cut_aged(st), 0);
+    store_get_stats(st, &ss);
+    assert_int_equal(ss.blocks, 1);
+    assert_int_equal(journal_files(t->dir), 0);
+    /* Sealing cuts the open block of an ended partition, however young. */
+    assert_int_equal(append(st, T0 + 11, 11), 0);
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(journal_files(t->dir), 1);
+    assert_int_equal(store_seal_before(st, T0 + HOUR), 0);
+    store_get_stats(st, &ss);
+    assert_int_equal(ss.blocks, 2);
+    assert_int_equal(journal_files(t->dir), 0);
+    store_close(st);
+    struct got g = { 0 };
+    assert_int_equal(scan(t->dir, INT64_MIN, INT64_MAX, &g, NULL, NULL, 0), 0);
+    assert_int_equal(g.n, 11);
+    got_free(&g);
+    assert_int_equal(verify(t->dir, NULL, 0), 0);
+    o.mono_ns = NULL;
+}
+
+/* A crash in the middle of a journal write: the file cut at every offset of its last
+ * frame. Recovery cuts the torn frame (logged), keeps every frame before it, and the
+ * store holds exactly the acknowledged records before it, once. */
+static void test_journal_torn_tail(void **state)
+{
+    struct tdir *t = *state;
+    struct store_opts o = opts(t);
+    char jpath[PATH_MAX];
+    char copy[PATH_MAX];
+
+    o.block_bytes = 64 << 10;
+    o.block_max_age_ns = HOUR;
+    struct store *st = open_store(&o);
+    uint64_t seq = 1;
+    for (int c = 0; c < 3; c++) {
+        for (int i = 0; i < 20; i++, seq++) {
+            assert_int_equal(append(st, T0 + (int64_t)seq, seq), 0);
+        }
+        assert_int_equal(store_commit(st), 0);
+    }
+    journal_last(t->dir, jpath);
+    size_t before_len = 0;
+    free(read_file(jpath, &before_len));
+    for (int i = 0; i < 20; i++, seq++) {
+        assert_int_equal(append(st, T0 + (int64_t)seq, seq), 0);
+    }
+    assert_int_equal(store_commit(st), 0); /* the frame of 61..80 */
+    store__abandon(st);
+    size_t full_len = 0;
+    uint8_t *full = read_file(jpath, &full_len);
+    assert_true(full_len > before_len);
+    snprintf(copy, sizeof(copy), "%s.full", t->root);
+    log_set_level(LOG_LVL_ERROR);
+    for (size_t cut = before_len; cut <= full_len; cut += (cut + 13 < full_len ? 13 : 1)) {
+        /* Back to the moment of the crash: the segments as they were, this journal. */
+        write_file(jpath, full, cut);
+        st = open_store(&o);
+        assert_int_equal(store_next_seq(st), cut == full_len ? 81 : 61);
+        store__abandon(st); /* recovery changed nothing but the journal's tail */
+        struct got g = { 0 };
+        assert_int_equal(scan(t->dir, INT64_MIN, INT64_MAX, &g, NULL, NULL, 0), 0);
+        assert_int_equal(g.n, cut == full_len ? 80 : 60);
+        assert_int_equal(g.bad, 0);
+        got_free(&g);
+        size_t now_len = 0;
+        free(read_file(jpath, &now_len));
+        assert_int_equal(now_len, cut == full_len ? full_len : before_len);
+        if (cut > before_len + 100 && cut < before_len + 114) {
+            /* Torn again, as a crash leaves it: verify notes it, the next start cuts it. */
+            char report[8192];
+            write_file(jpath, full, cut);
+            assert_int_equal(verify(t->dir, report, sizeof(report)), 0);
+            assert_non_null(strstr(report, "being written or torn"));
+        }
+    }
+    log_set_level(LOG_LVL_INFO);
+    free(full);
+    st = open_store(&o);
+    store_close(st);
+    assert_int_equal(journal_files(t->dir), 0);
+    assert_int_equal(verify(t->dir, NULL, 0), 0);
+}
+
 /* VG_POWER_SEED=N runs that seed alone (a failure prints its seed); otherwise seeds 1..40. */
 static void test_power_loss(void **state)
 {
@@ -1736,6 +2092,24 @@ static void test_power_loss(void **state)
         }
     }
     log_set_level(LOG_LVL_INFO);
+}
+
+/* The faults with the commit journal: its writes, syncs, creations and truncations
+ * fail too, and a rollback refills the open blocks from it (segment.md 5.6.2). */
+static void test_faults_journal(void **state)
+{
+    g_max_age = HOUR;
+    test_faults(state);
+    g_max_age = 0;
+}
+
+/* The same with the commit journal (segment.md 5.6): commits journal the open blocks,
+ * which are cut when full, sealed or at close; recovery replays the journal. */
+static void test_power_loss_journal(void **state)
+{
+    g_max_age = HOUR;
+    test_power_loss(state);
+    g_max_age = 0;
 }
 
 int main(void)
@@ -1758,6 +2132,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_orphan_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_record_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_power_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_power_loss_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_faults_journal, setup, teardown),
+        cmocka_unit_test(test_journal_framing),
+        cmocka_unit_test_setup_teardown(test_journal_dense_and_replayed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_beside_writer_journal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
