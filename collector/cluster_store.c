@@ -12,7 +12,7 @@
 #include <uv.h>
 
 #include "collector/cluster_msg.h"
-#include "collector/cluster_nats.h"
+#include "common/cnats.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "common/xalloc.h"
@@ -448,7 +448,7 @@ int cluster_store_start(const struct vg_config *cfg, const char *node, struct cl
         }
     }
     snprintf(name, sizeof(name), "vigild %s (store)", node);
-    if ((rc = cnats_connect(&cfg->cluster, name, &cs->nats, eb)) < 0) {
+    if ((rc = cnats_connect(&cfg->cluster, name, CNATS_BACKGROUND, &cs->nats, eb)) < 0) {
         goto fail;
     }
     for (size_t i = 0; i < cs->n; i++) {

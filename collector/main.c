@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "collector/cluster_nats.h"
+#include "common/cnats.h"
 #include "collector/pipeline.h"
 #include "collector/rules_live.h"
 #include "collector/vigild.h"
