@@ -17,6 +17,8 @@ as the agents:
 - vigil cluster status: the stream, its replicas (a killed server offline: exit 1), each
   store node's consumer per shard with what it wrote and its lag, a shard no store node
   writes (exit 1); its usage errors.
+- test_aged_out: a store node later than the stream's limits says what it lost.
+- test_deploy_example: deploy/cluster/ passes nats-server -t and vigild --check-config.
 - test_check_config: what vigild --check-config refuses in cluster:.
 """
 import json
@@ -451,6 +453,61 @@ class ClusterTest(unittest.TestCase):
         p = run([VIGIL, "cluster", "status", "-c", vd.config], check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn("no NATS server reachable (nats://127.0.0.1:%d)" % port, p.stderr)
+
+    def test_deploy_example(self):
+        """deploy/cluster/: the NATS configs are valid for nats-server, the vigild configs
+        for vigild --check-config (with a PKI beside them, and no `user:`, which names an
+        account the test machine may not have)."""
+        src = os.path.join(os.environ.get("VG_SOURCE_DIR", os.path.join(
+            os.path.dirname(__file__), "..", "..")), "deploy", "cluster")
+        for i in (1, 2, 3):
+            with open(os.path.join(src, "nats-%d.conf" % i)) as f:
+                text = f.read().replace("/var/lib/nats", os.path.join(self.base, "js"))
+            conf = os.path.join(self.base, "nats-%d.conf" % i)
+            with open(conf, "w") as f:
+                f.write(text)
+            p = run([NATS_SERVER, "-c", conf, "-t"], check=False)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        vd = self.add(harness.Vigild("deploy"))
+        for name in ("ingest", "store-a", "store-b"):
+            with open(os.path.join(src, name + ".yaml")) as f:
+                lines = [l for l in f if not l.startswith("user:")]
+            conf = os.path.join(vd.dir, name + ".yaml")
+            with open(conf, "w") as f:
+                f.write("".join(lines).replace("/var/lib/vigil", vd.store))
+            p = run([VIGILD, "-c", conf, "--check-config"], check=False)
+            self.assertEqual(p.returncode, 0, name + ": " + p.stdout + p.stderr)
+
+    def test_aged_out(self):
+        """A store node that comes after the stream dropped messages (stream.max_bytes)
+        says what it can no longer have, and counts it; it stores what is left."""
+        self.nats = NatsCluster(self.base, 1)
+        self.nats.start()
+        urls = self.nats.urls()
+        ing = self.add(node("ing", urls, ["ingest"], 1))
+        ing.extra_config += "  stream: { max_bytes: 64KiB }\n"
+        ing.start()
+        events = os.path.join(self.base, "many.ndjson")
+        write_events(events, "agent-node-1", 1000)
+        p = send(ing, [events], "agent-node-1", extra=("--chunk", "20", "--window", "1"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        st = self.add(node("late", urls, ["store"], 1, pki=ing.pki))
+        st.expected_errors.append("the stream no longer holds messages 1..")
+        st.start()
+        sh = shard_of("agent-node-1")
+        gap = 'vigil_cluster_store_gap_messages_total{shard="%d"}' % sh
+        wait_for("the gap counted", lambda: metric(st, gap) > 0, seconds=60)
+        wait_for("what is left stored",
+                 lambda: metric(st, 'vigil_cluster_store_lag_messages{shard="%d"}' % sh) == 0
+                 and metric(st, 'vigil_cluster_store_messages_total{shard="%d"}' % sh) > 0,
+                 seconds=60)
+        got = messages(shard_events(st.store, sh), "agent-node-1")
+        self.assertTrue(0 < len(got) < 1000, len(got))
+        self.assertEqual(got[-1], "evt agent-node-1 000999")  # the newest are kept
+        self.assertIn("the stream no longer holds messages 1..", st.read_log())
+        st.stop()
+        ing.stop()
+        self.nats.stop()
 
     def test_check_config(self):
         vd = self.add(harness.Vigild("cfg"))
