@@ -12,7 +12,7 @@
 #include <uv.h>
 
 #include "collector/cluster_msg.h"
-#include "collector/cluster_nats.h"
+#include "common/cnats.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "common/xalloc.h"
@@ -53,6 +53,7 @@ struct shard_figures {
     uint64_t last_seq; /* stream sequence of the last message written */
     uint64_t pending;  /* messages the consumer had left at the last fetch */
     uint64_t restarts; /* consumer (re)made from the store's position */
+    uint64_t gap;      /* stream messages aged out before this node wrote them */
     bool consuming;    /* bound to the consumer now */
 };
 
@@ -240,6 +241,18 @@ static void shard_thread(void *arg)
                              sh->id, errbuf_msg(&teb));
                 }
             }
+            /* What the stream dropped (stream.max_age, max_bytes) before this node had
+             * it is gone from this node: said, counted, never silent. */
+            struct cnats_stream_status ss;
+            if (cnats_stream_status(cs->nats, &ss, &eb) == 0 && ss.first_seq > start) {
+                log_error("cluster: shard %u: the stream no longer holds messages %" PRIu64
+                          "..%" PRIu64 " (cluster.stream limits): whatever of shard %u was "
+                          "among them is missing from '%s'; the shard's other store nodes "
+                          "may have it",
+                          sh->id, start, ss.first_seq - 1, sh->id, sh->dir);
+                f.gap += ss.first_seq - start;
+            }
+            errbuf_clear(&eb);
             f.restarts++;
             f.consuming = true;
             figures_update(sh, &f);
@@ -331,6 +344,10 @@ int cluster_store_render(struct cluster_store *cs, struct buf *out)
         { "vigil_cluster_store_lag_messages", "gauge",
           "messages of the shard the consumer had not delivered yet at the last fetch",
           offsetof(struct shard_figures, pending) },
+        { "vigil_cluster_store_gap_messages_total", "counter",
+          "stream messages that aged out before this node wrote them (its shard's among "
+          "them are missing here)",
+          offsetof(struct shard_figures, gap) },
     };
     int rc = 0;
 
@@ -448,7 +465,7 @@ int cluster_store_start(const struct vg_config *cfg, const char *node, struct cl
         }
     }
     snprintf(name, sizeof(name), "vigild %s (store)", node);
-    if ((rc = cnats_connect(&cfg->cluster, name, &cs->nats, eb)) < 0) {
+    if ((rc = cnats_connect(&cfg->cluster, name, CNATS_BACKGROUND, &cs->nats, eb)) < 0) {
         goto fail;
     }
     for (size_t i = 0; i < cs->n; i++) {

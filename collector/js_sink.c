@@ -32,6 +32,7 @@ struct shard_batch {
 struct js_counts {
     bool connected;
     uint64_t published, bytes, dups, retries, failures;
+    struct metrics_hist publish; /* METRICS_HIST_PUBLISH */
 };
 
 struct js_sink {
@@ -100,7 +101,8 @@ static int publish_one(struct js_sink *s, unsigned shard, unsigned part, struct 
 {
     char subject[64];
     char msgid[200];
-    int64_t deadline = vg_mono_ns() + (int64_t)JS_SINK_PUBLISH_DEADLINE_MS * 1000000;
+    int64_t t0 = vg_mono_ns();
+    int64_t deadline = t0 + (int64_t)JS_SINK_PUBLISH_DEADLINE_MS * 1000000;
     struct errbuf eb;
     int rc;
 
@@ -120,6 +122,7 @@ static int publish_one(struct js_sink *s, unsigned shard, unsigned part, struct 
             s->local.published++;
             s->local.bytes += b->len;
             s->local.dups += dup;
+            metrics_hist_add(&s->local.publish, METRICS_HIST_PUBLISH, vg_mono_ns() - t0);
             return 0;
         }
         if (vg_mono_ns() >= deadline) {
@@ -236,6 +239,7 @@ static void sink_report(void *ctx)
     s->m->cluster_publish_dups = c.dups;
     s->m->cluster_publish_retries = c.retries;
     s->m->cluster_publish_failures = c.failures;
+    s->m->hist[METRICS_HIST_PUBLISH] = c.publish;
     if (!s->reported_once || c.connected != s->reported_connected) {
         bool first = !s->reported_once;
         s->reported_once = true;

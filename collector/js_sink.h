@@ -19,7 +19,7 @@
 
 #include <stdbool.h>
 
-#include "collector/cluster_nats.h"
+#include "common/cnats.h"
 #include "collector/metrics.h"
 #include "collector/pipeline.h"
 #include "common/config.h"

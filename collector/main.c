@@ -15,10 +15,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "collector/cluster_nats.h"
 #include "collector/pipeline.h"
 #include "collector/rules_live.h"
 #include "collector/vigild.h"
+#include "common/cnats.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/tls.h"
@@ -187,7 +187,10 @@ int main(int argc, char **argv)
     }
 
     struct tls_ctx *tls = NULL;
-    if (!cfg->listen.insecure) {
+    /* Only TLS listeners need the context (a cluster store node has none). */
+    bool tls_listener =
+        cfg->listen.forward.enabled || cfg->listen.syslog.enabled || cfg->listen.https.enabled;
+    if (!cfg->listen.insecure && tls_listener) {
         int64_t crl_next;
         rc = vigild_check_crl(cfg, &crl_next, &eb);
         if (rc == 0) {

@@ -88,11 +88,19 @@ static const struct {
                              { 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
                                1000000, 2500000, 10000000 },
                              12 },
+    [METRICS_HIST_PUBLISH] = { "vigil_cluster_publish_seconds",
+                               "cluster ingest: one message from its publish to JetStream's ack "
+                               "(stored on a quorum of the stream's replicas), retries included",
+                               METRICS_LATENCY_LE, 14 },
 };
 
 void metrics_hist_observe(struct metrics *m, enum metrics_hist_kind k, int64_t ns)
 {
-    struct metrics_hist *h = &m->hist[k];
+    metrics_hist_add(&m->hist[k], k, ns);
+}
+
+void metrics_hist_add(struct metrics_hist *h, enum metrics_hist_kind k, int64_t ns)
+{
     size_t i = 0;
 
     while (i < hists[k].n && ns > hists[k].le[i]) {
@@ -297,7 +305,9 @@ int metrics_render(const struct metrics *m, struct buf *out)
         }
     }
     for (int k = 0; k < METRICS_HIST_COUNT && rc == 0; k++) {
-        rc = render_hist(m, (enum metrics_hist_kind)k, out);
+        if (k != METRICS_HIST_PUBLISH || m->cluster_ingest) {
+            rc = render_hist(m, (enum metrics_hist_kind)k, out);
+        }
     }
     if (rc == 0) {
         rc = render_labels(&m->agent_events, "vigil_agent_events_total",

@@ -48,12 +48,16 @@ struct metrics_hist {
     int64_t sum_ns;
 };
 enum metrics_hist_kind {
-    METRICS_HIST_ACK,    /* listener hands events over -> durable (the ack can go) */
-    METRICS_HIST_COMMIT, /* one group commit: append, compress, fsync */
-    METRICS_HIST_RULES,  /* the rules over one durable event */
+    METRICS_HIST_ACK,     /* listener hands events over -> durable (the ack can go) */
+    METRICS_HIST_COMMIT,  /* one group commit: append, compress, fsync */
+    METRICS_HIST_RULES,   /* the rules over one durable event */
+    METRICS_HIST_PUBLISH, /* cluster ingest: one message to JetStream's ack (rendered in a
+                             cluster only) */
     METRICS_HIST_COUNT,
 };
 void metrics_hist_observe(struct metrics *m, enum metrics_hist_kind k, int64_t ns);
+/* The same into a histogram of kind k held elsewhere (another thread's, copied in). */
+void metrics_hist_add(struct metrics_hist *h, enum metrics_hist_kind k, int64_t ns);
 
 /* A counter per label value (an agent, a rule), at most cap values; the rest count in
  * other. Memory is allocated on first use and freed by metrics_release. */

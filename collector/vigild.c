@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "collector/admin.h"
-#include "collector/cluster_nats.h"
+#include "common/cnats.h"
 #include "collector/cluster_store.h"
 #include "collector/conn.h"
 #include "collector/forward_in.h"
@@ -663,7 +663,7 @@ int vigild_start(struct vigild *vd, struct store *st, struct errbuf *eb)
         char name[200];
         cluster_node_name(vd);
         snprintf(name, sizeof(name), "vigild %s", vd->node);
-        if ((rc = cnats_connect(&cfg->cluster, name, &nats, eb)) < 0) {
+        if ((rc = cnats_connect(&cfg->cluster, name, CNATS_BACKGROUND, &nats, eb)) < 0) {
             return rc;
         }
         js_sink_new(nats, &cfg->cluster, vd->node, &vd->m, on_nats_state, vd, &jsink);

@@ -21,6 +21,7 @@ extern const struct cli_cmd cmd_hold;
 extern const struct cli_cmd cmd_alerts;
 extern const struct cli_cmd cmd_demo;
 extern const struct cli_cmd cmd_drill;
+extern const struct cli_cmd cmd_cluster;
 
 const struct cli_cmd *const cli_commands[] = {
     &cmd_search,  /* search.c */
@@ -39,6 +40,7 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_hold,    /* hold.c */
     &cmd_alerts,  /* alerts.c */
     &cmd_drill,   /* drill.c */
+    &cmd_cluster, /* cluster_cmd.c */
     &cmd_demo,    /* demo.c */
     NULL,
 };

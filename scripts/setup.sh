@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # libsystemd-dev: sd_notify for the unit's Type=notify (a no-op outside systemd).
 # libarchive-dev: the tar files of evidence bundles (vigil export, vigil verify BUNDLE).
-# libnats-dev: cnats, JetStream for cluster nodes (collector/cluster_nats.c).
+# libnats-dev: cnats, JetStream for cluster nodes (common/cnats.c).
 BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev liblz4-dev libmsgpack-dev
             libsqlite3-dev libyaml-dev libcmocka-dev libhttp-parser-dev libyajl-dev
             zlib1g-dev libcurl4-openssl-dev libzstd-dev libsystemd-dev libarchive-dev

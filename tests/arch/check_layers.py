@@ -46,7 +46,7 @@ FENCES = [
     (r"curl/", {"forwarders/http.c"}),
     (r"archive(_entry)?\.h$", {"query/bundle.c"}),
     (r"systemd/", {"collector/vigild.c"}),
-    (r"nats/", {"collector/cluster_nats.c"}),
+    (r"nats/", {"common/cnats.c"}),
 ]
 # Call cycles between files that are one responsibility, on purpose. Each entry: the
 # library, the set of object files, why.

@@ -14,6 +14,11 @@ as the agents:
   full disk) and vigild's readiness says why; once NATS is back, the same events are
   acknowledged and stored, nothing acknowledged before is lost, and the outage is
   recorded as source=vigil evidence.
+- vigil cluster status: the stream, its replicas (a killed server offline: exit 1), each
+  store node's consumer per shard with what it wrote and its lag, a shard no store node
+  writes (exit 1); its usage errors.
+- test_aged_out: a store node later than the stream's limits says what it lost.
+- test_deploy_example: deploy/cluster/ passes nats-server -t and vigild --check-config.
 - test_check_config: what vigild --check-config refuses in cluster:.
 """
 import json
@@ -261,6 +266,9 @@ class ClusterTest(unittest.TestCase):
         after = metric(ia, "vigil_cluster_published_messages_total") + \
             metric(ib, "vigil_cluster_published_messages_total")
         self.assertGreater(after, before, "nothing was published after the server was killed")
+        # Every acked message's publish latency was measured.
+        self.assertEqual(metric(ia, "vigil_cluster_publish_seconds_count"),
+                         metric(ia, "vigil_cluster_published_messages_total"))
 
         owners = {s: [vd for vd, sh in ((s1, s1_shards), (s2, s2_shards))
                       if str(s) in sh.split(",")] for s in range(SHARDS)}
@@ -300,6 +308,33 @@ class ClusterTest(unittest.TestCase):
         wait_for("both replicas of shard %d at the same message" % r, same_position, seconds=60)
         self.assertEqual(segments(s1.store, r), segments(s2.store, r),
                          "the replicas of shard %d differ" % r)
+
+        # vigil cluster status: the dead server as an offline replica (exit 1), each store
+        # node's consumer of each of its shards, written up to the stream, no lag.
+        def status():
+            p = run([VIGIL, "cluster", "status", "-c", s1.config], check=False)
+            return p if "OFFLINE" in p.stdout else None
+        p = wait_for("cluster status to see the killed server offline", status, seconds=120,
+                     every=1)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("replica n2", p.stdout)
+        p = run([VIGIL, "cluster", "status", "-c", s1.config, "--format", "ndjson"], check=False)
+        rows = [json.loads(l) for l in p.stdout.splitlines()]
+        self.assertEqual(rows[0]["stream"], "vigil-events")
+        self.assertEqual(rows[0]["replicas"], 3)
+        self.assertTrue(any(x["name"] == "n2" and x["offline"] for x in rows[0]["peers"]),
+                        rows[0])
+        got = sorted((x["shard"], x["node"]) for x in rows[1:] if "shard" in x)
+        want = sorted([(int(q), "store-1") for q in s1_shards.split(",")] +
+                      [(int(q), "store-2") for q in s2_shards.split(",")])
+        self.assertEqual(got, want)
+        for x in rows[1:]:
+            self.assertEqual(x["lag"], 0, x)
+        written = {x["node"]: x["written"] for x in rows[1:] if x.get("shard") == r}
+        self.assertEqual(written["store-1"], written["store-2"])
+        # Written up to a stream sequence at or past the shard's last message.
+        self.assertGreaterEqual(written["store-1"],
+                                metric(s1, 'vigil_cluster_store_last_sequence{shard="%d"}' % r))
         for vd, shs in ((s1, s1_shards), (s2, s2_shards)):
             for s in shs.split(","):
                 p = run([VIGIL, "verify", "--store", os.path.join(vd.store, "shard-" + s)],
@@ -380,7 +415,98 @@ class ClusterTest(unittest.TestCase):
         ev = [e for e in shard_events(vd.store, sv)
               if e.get("source") == "vigil" and e.get("action") == "nats_connection"]
         self.assertEqual(sorted(e["outcome"] for e in ev)[:2], ["failure", "success"], ev)
+
+        # vigil cluster status: one server (no replicas), every shard written: all well;
+        # asked about a cluster of five shards, the fifth has no store node.
+        p = run([VIGIL, "cluster", "status", "-c", vd.config], check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        for q in range(SHARDS):
+            self.assertRegex(p.stdout, r"\n%d +both +vigil-store-both-%d " % (q, q))
+        five = os.path.join(vd.dir, "five.yaml")  # beside it: its paths are relative
+        with open(vd.config) as f:
+            text = f.read().replace("shards: %d" % SHARDS, "shards: 5")
+        with open(five, "w") as f:
+            f.write(text)
+        p = run([VIGIL, "cluster", "status", "-c", five], check=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("shard 4: no store node writes it", p.stdout)
         vd.stop()
+        self.nats.stop()
+
+    def test_status_usage(self):
+        p = run([VIGIL, "cluster", "status"], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("-c FILE is required", p.stderr)
+        p = run([VIGIL, "cluster", "stats", "-c", "x"], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown subcommand 'stats'", p.stderr)
+        vd = self.add(harness.Vigild("nocluster"))
+        vd.write_config()
+        p = run([VIGIL, "cluster", "status", "-c", vd.config], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("has no cluster: section", p.stderr)
+        # Nothing listens there: said, exit 1.
+        port = free_ports(1)[0]
+        vd.extra_config = ('cluster: { nats: [ "nats://127.0.0.1:%d" ], roles: [ ingest ] }\n'
+                           % port)
+        vd.write_config()
+        p = run([VIGIL, "cluster", "status", "-c", vd.config], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no NATS server reachable (nats://127.0.0.1:%d)" % port, p.stderr)
+
+    def test_deploy_example(self):
+        """deploy/cluster/: the NATS configs are valid for nats-server, the vigild configs
+        for vigild --check-config (with a PKI beside them, and no `user:`, which names an
+        account the test machine may not have)."""
+        src = os.path.join(os.environ.get("VG_SOURCE_DIR", os.path.join(
+            os.path.dirname(__file__), "..", "..")), "deploy", "cluster")
+        for i in (1, 2, 3):
+            with open(os.path.join(src, "nats-%d.conf" % i)) as f:
+                text = f.read().replace("/var/lib/nats", os.path.join(self.base, "js"))
+            conf = os.path.join(self.base, "nats-%d.conf" % i)
+            with open(conf, "w") as f:
+                f.write(text)
+            p = run([NATS_SERVER, "-c", conf, "-t"], check=False)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        vd = self.add(harness.Vigild("deploy"))
+        for name in ("ingest", "store-a", "store-b"):
+            with open(os.path.join(src, name + ".yaml")) as f:
+                lines = [l for l in f if not l.startswith("user:")]
+            conf = os.path.join(vd.dir, name + ".yaml")
+            with open(conf, "w") as f:
+                f.write("".join(lines).replace("/var/lib/vigil", vd.store))
+            p = run([VIGILD, "-c", conf, "--check-config"], check=False)
+            self.assertEqual(p.returncode, 0, name + ": " + p.stdout + p.stderr)
+
+    def test_aged_out(self):
+        """A store node that comes after the stream dropped messages (stream.max_bytes)
+        says what it can no longer have, and counts it; it stores what is left."""
+        self.nats = NatsCluster(self.base, 1)
+        self.nats.start()
+        urls = self.nats.urls()
+        ing = self.add(node("ing", urls, ["ingest"], 1))
+        ing.extra_config += "  stream: { max_bytes: 64KiB }\n"
+        ing.start()
+        events = os.path.join(self.base, "many.ndjson")
+        write_events(events, "agent-node-1", 1000)
+        p = send(ing, [events], "agent-node-1", extra=("--chunk", "20", "--window", "1"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        st = self.add(node("late", urls, ["store"], 1, pki=ing.pki))
+        st.expected_errors.append("the stream no longer holds messages 1..")
+        st.start()
+        sh = shard_of("agent-node-1")
+        gap = 'vigil_cluster_store_gap_messages_total{shard="%d"}' % sh
+        wait_for("the gap counted", lambda: metric(st, gap) > 0, seconds=60)
+        wait_for("what is left stored",
+                 lambda: metric(st, 'vigil_cluster_store_lag_messages{shard="%d"}' % sh) == 0
+                 and metric(st, 'vigil_cluster_store_messages_total{shard="%d"}' % sh) > 0,
+                 seconds=60)
+        got = messages(shard_events(st.store, sh), "agent-node-1")
+        self.assertTrue(0 < len(got) < 1000, len(got))
+        self.assertEqual(got[-1], "evt agent-node-1 000999")  # the newest are kept
+        self.assertIn("the stream no longer holds messages 1..", st.read_log())
+        st.stop()
+        ing.stop()
         self.nats.stop()
 
     def test_check_config(self):

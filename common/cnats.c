@@ -1,6 +1,6 @@
-/* collector/cluster_nats.c: JetStream through cnats (see cluster_nats.h). The only file
- * that includes <nats/nats.h>; cnats' status codes become ours here, with its text. */
-#include "collector/cluster_nats.h"
+/* common/cnats.c: JetStream through cnats (see cnats.h). The only file that includes
+ * <nats/nats.h>; cnats' status codes become ours here, with its text. */
+#include "common/cnats.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -92,8 +92,8 @@ static void on_reconnected(natsConnection *nc, void *closure)
     log_info("cluster: connected to NATS at %s", url);
 }
 
-int cnats_connect(const struct cluster_cfg *cfg, const char *name, struct cnats **out,
-                  struct errbuf *eb)
+int cnats_connect(const struct cluster_cfg *cfg, const char *name, enum cnats_mode mode,
+                  struct cnats **out, struct errbuf *eb)
 {
     struct cnats *c = xcalloc(1, sizeof(*c));
     natsOptions *o = NULL;
@@ -120,7 +120,7 @@ int cnats_connect(const struct cluster_cfg *cfg, const char *name, struct cnats 
      * (backpressure) and store nodes wait; nothing is buffered behind the caller's back
      * (a publish waits for its ack or fails). */
     if (s == NATS_OK) {
-        s = natsOptions_SetMaxReconnect(o, -1);
+        s = natsOptions_SetMaxReconnect(o, mode == CNATS_BACKGROUND ? -1 : 0);
     }
     if (s == NATS_OK) {
         s = natsOptions_SetReconnectWait(o, 250);
@@ -134,7 +134,7 @@ int cnats_connect(const struct cluster_cfg *cfg, const char *name, struct cnats 
     if (s == NATS_OK) {
         s = natsOptions_SetMaxPingsOut(o, 2);
     }
-    if (s == NATS_OK) {
+    if (s == NATS_OK && mode == CNATS_BACKGROUND) {
         s = natsOptions_SetRetryOnFailedConnect(o, true, on_reconnected, c);
     }
     if (s == NATS_OK) {
@@ -167,6 +167,11 @@ int cnats_connect(const struct cluster_cfg *cfg, const char *name, struct cnats 
     s = natsConnection_Connect(&c->nc, o);
     if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
         rc = fail(s, 0, eb, "cluster: cannot connect to NATS");
+        if (s == NATS_NO_SERVER) {
+            errbuf_clear(eb);
+            errbuf_set(eb, "cluster: no NATS server reachable (%s%s)", cfg->nats[0],
+                       cfg->nnats > 1 ? ", ..." : "");
+        }
         goto fail;
     }
     if (s == NATS_NOT_YET_CONNECTED) {
@@ -460,6 +465,97 @@ void cnats_free(struct cnats *c)
     uv_cond_destroy(&c->closed_cond);
     uv_mutex_destroy(&c->mu);
     free(c);
+}
+
+static void copy_name(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+int cnats_stream_status(struct cnats *c, struct cnats_stream_status *out, struct errbuf *eb)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+
+    memset(out, 0, sizeof(*out));
+    natsStatus s = js_GetStreamInfo(&si, c->js, CLUSTER_EVENTS_STREAM, NULL, &jerr);
+    if (s == NATS_OK && si == NULL) {
+        s = NATS_NOT_FOUND;
+    }
+    if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+        errbuf_set(eb, "stream '%s' does not exist (no cluster node has started yet?)",
+                   CLUSTER_EVENTS_STREAM);
+        return -ENOENT;
+    }
+    if (s != NATS_OK) {
+        return fail(s, jerr, eb, "stream '" CLUSTER_EVENTS_STREAM "'");
+    }
+    out->msgs = si->State.Msgs;
+    out->bytes = si->State.Bytes;
+    out->first_seq = si->State.FirstSeq;
+    out->last_seq = si->State.LastSeq;
+    out->last_ns = si->State.LastTime;
+    out->consumers = si->State.Consumers;
+    out->replicas = si->Config ? si->Config->Replicas : 0;
+    if (si->Cluster) {
+        copy_name(out->leader, sizeof(out->leader), si->Cluster->Leader);
+        if (si->Cluster->Leader && out->npeers < CNATS_MAX_PEERS) {
+            struct cnats_peer *p = &out->peers[out->npeers++];
+            copy_name(p->name, sizeof(p->name), si->Cluster->Leader);
+            p->leader = p->current = true;
+        }
+        for (int i = 0; i < si->Cluster->ReplicasLen && out->npeers < CNATS_MAX_PEERS; i++) {
+            const jsPeerInfo *r = si->Cluster->Replicas[i];
+            struct cnats_peer *p = &out->peers[out->npeers++];
+            copy_name(p->name, sizeof(p->name), r->Name);
+            p->current = r->Current;
+            p->offline = r->Offline;
+            p->lag = r->Lag;
+            p->active_ns = r->Active;
+        }
+    }
+    jsStreamInfo_Destroy(si);
+    return 0;
+}
+
+int cnats_consumers(struct cnats *c, struct cnats_consumer_status **out, size_t *n,
+                    struct errbuf *eb)
+{
+    jsConsumerInfoList *list = NULL;
+    jsErrCode jerr = 0;
+
+    *out = NULL;
+    *n = 0;
+    natsStatus s = js_Consumers(&list, c->js, CLUSTER_EVENTS_STREAM, NULL, &jerr);
+    if (s == NATS_NOT_FOUND) {
+        return 0; /* none */
+    }
+    if (s != NATS_OK) {
+        return fail(s, jerr, eb, "consumers of '" CLUSTER_EVENTS_STREAM "'");
+    }
+    struct cnats_consumer_status *v = xcalloc((size_t)list->Count + 1, sizeof(*v));
+    for (int i = 0; i < list->Count; i++) {
+        const jsConsumerInfo *ci = list->List[i];
+        struct cnats_consumer_status *x = &v[i];
+        copy_name(x->name, sizeof(x->name), ci->Name);
+        copy_name(x->filter, sizeof(x->filter), ci->Config ? ci->Config->FilterSubject : NULL);
+        x->delivered = ci->Delivered.Stream;
+        /* With nothing awaiting an ack, everything delivered is acknowledged (the
+         * server's ack floor of a filtered consumer can stay behind the gaps). */
+        x->ack_floor = ci->NumAckPending == 0 ? ci->Delivered.Stream : ci->AckFloor.Stream;
+        x->pending = ci->NumPending;
+        x->ack_pending = (uint64_t)ci->NumAckPending;
+        x->redelivered = (uint64_t)ci->NumRedelivered;
+        x->waiting = ci->NumWaiting;
+        x->last_active_ns = ci->Delivered.Last;
+        if (ci->Cluster) {
+            copy_name(x->leader, sizeof(x->leader), ci->Cluster->Leader);
+        }
+    }
+    *n = (size_t)list->Count;
+    *out = v;
+    jsConsumerInfoList_Destroy(list);
+    return 0;
 }
 
 void cnats_shutdown(void)

@@ -1,14 +1,15 @@
-/* collector/cluster_nats.h: vigild's one door to NATS JetStream (cnats, libnats-dev; no
- * other file includes <nats/nats.h>). A connection that reconnects by itself, the events
- * stream (created when missing, schemas/cluster.md 2), publishing with a message id and
- * waiting for the publish ack, and durable pull consumers read in stream order.
+/* common/cnats.h: vigil's one door to NATS JetStream (cnats, libnats-dev; no other
+ * file includes <nats/nats.h>): vigild's cluster roles and `vigil cluster status`. A connection
+ * that reconnects by itself, the events stream (created when missing, schemas/cluster.md 2),
+ * publishing with a message id and waiting for the publish ack, and durable pull consumers read in
+ * stream order.
  *
  * Threads: cnats runs its own threads for the sockets. A struct cnats may be used from
  * any thread; a struct cnats_sub by one thread at a time. Every call here blocks, at most
- * for the timeout it is given: call them from the pipeline's store thread or a store
- * node's shard threads, never from the loop. */
-#ifndef VG_COLLECTOR_CLUSTER_NATS_H
-#define VG_COLLECTOR_CLUSTER_NATS_H
+ * for the timeout it is given: in vigild call them from the pipeline's store thread or
+ * a store node's shard threads, never from the loop. */
+#ifndef VG_COMMON_CNATS_H
+#define VG_COMMON_CNATS_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,12 +27,19 @@
 struct cnats;
 struct cnats_sub;
 
-/* Connects to cfg->nats (TLS from cfg->tls; name: how the servers list this client). A
- * server that is not reachable yet is not an error: the connection keeps trying in the
- * background, forever, and cnats_connected says when it is up. Returns 0 with *out
- * (cnats_free), or VG_ECONFIG (TLS files cnats refused) / -EIO with eb. */
-int cnats_connect(const struct cluster_cfg *cfg, const char *name, struct cnats **out,
-                  struct errbuf *eb) VG_MUST_USE;
+enum cnats_mode {
+    /* A daemon's: a server that is not reachable yet is not an error; the connection
+     * keeps trying in the background, forever, and cnats_connected says when it is up. */
+    CNATS_BACKGROUND,
+    /* A command's: one attempt at each server; none reachable is an error. */
+    CNATS_ONCE,
+};
+
+/* Connects to cfg->nats (TLS from cfg->tls; name: how the servers list this client).
+ * Returns 0 with *out (cnats_free), or VG_ECONFIG (TLS files cnats refused) / -ENOTCONN /
+ * -EIO with eb. */
+int cnats_connect(const struct cluster_cfg *cfg, const char *name, enum cnats_mode mode,
+                  struct cnats **out, struct errbuf *eb) VG_MUST_USE;
 
 /* True while connected to one of the servers. */
 bool cnats_connected(struct cnats *c);
@@ -94,6 +102,44 @@ void cnats_sub_free(struct cnats_sub *s); /* takes NULL */
 
 /* Closes the connection and frees. Takes NULL. */
 void cnats_free(struct cnats *c);
+
+/* `vigil cluster status`: the stream as its servers see it. */
+#define CNATS_MAX_PEERS 8
+struct cnats_peer {
+    char name[64];
+    bool leader, current, offline;
+    uint64_t lag;      /* operations behind the leader */
+    int64_t active_ns; /* since the leader last heard from it */
+};
+struct cnats_stream_status {
+    uint64_t msgs, bytes, first_seq, last_seq;
+    int64_t last_ns; /* stream time of the last message */
+    int64_t replicas, consumers;
+    char leader[64];                          /* "" on a single server */
+    struct cnats_peer peers[CNATS_MAX_PEERS]; /* the leader first */
+    size_t npeers;
+};
+/* Returns 0, -ENOENT (no stream yet), or -ENOTCONN / -ETIMEDOUT / -EIO with eb. */
+int cnats_stream_status(struct cnats *c, struct cnats_stream_status *out,
+                        struct errbuf *eb) VG_MUST_USE;
+
+struct cnats_consumer_status {
+    char name[128];
+    char filter[128];
+    uint64_t delivered;   /* stream sequence of the last message delivered */
+    uint64_t ack_floor;   /* ... acknowledged with everything before it: the stream
+                             sequence up to which the consumer is done (past its last
+                             message when caught up) */
+    uint64_t pending;     /* not delivered yet */
+    uint64_t ack_pending; /* delivered, not acknowledged */
+    uint64_t redelivered;
+    int64_t waiting;        /* pull requests waiting: a client is fetching */
+    int64_t last_active_ns; /* when it last delivered (0: never) */
+    char leader[64];
+};
+/* Every consumer of the events stream: *out (free) gets *n. Returns 0 or negative with eb. */
+int cnats_consumers(struct cnats *c, struct cnats_consumer_status **out, size_t *n,
+                    struct errbuf *eb) VG_MUST_USE;
 
 /* At the end of the process, after every cnats_free: cnats' own threads and memory. */
 void cnats_shutdown(void);
