@@ -685,9 +685,16 @@ void conn_finish(struct conn *c)
     conn_maybe_finish(c);
 }
 
-/* The peer ended its stream: what is left in c->in is a frame it cut off. */
+/* The peer ended its stream: what is left in c->in is a frame it cut off. Unless the
+ * protocol paused (the port full) with whole frames still buffered, as when one read
+ * brought the last records and TLS's close_notify together: then nothing is done now.
+ * Once resumed, the frames are taken and the end is seen again (TLS keeps reporting
+ * close_notify, a socket its EOF), so no frame the peer sent whole is called cut off. */
 static void conn_eof(struct conn *c)
 {
+    if (c->state == CONN_STREAMING && c->paused && c->in.len > 0) {
+        return;
+    }
     if (c->state == CONN_STREAMING && c->in.len > 0 && c->lst->proto->on_eof) {
         c->lst->proto->on_eof(c);
     }

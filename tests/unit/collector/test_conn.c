@@ -619,6 +619,7 @@ struct tls_client {
     int port;
     const char *cert; /* NULL: no client certificate */
     const char *send;
+    bool no_reply; /* close right after sending (close_notify), waiting for nothing */
     atomic_int done;
     int open_rc;
     char got[64];
@@ -645,7 +646,7 @@ static void *tls_client_main(void *arg)
     }
     tc->open_rc = tls_conn_open(ctx, "127.0.0.1", tc->port, 10000 * loop_test_mult(), &c, &eb);
     if (tc->open_rc == 0 && tc->send) {
-        if (tls_conn_write(c, tc->send, strlen(tc->send)) == 0) {
+        if (tls_conn_write(c, tc->send, strlen(tc->send)) == 0 && !tc->no_reply) {
             ssize_t n = tls_conn_read(c, tc->got, sizeof(tc->got) - 1, 10000 * loop_test_mult());
             if (n > 0) {
                 tc->got[n] = 0;
@@ -691,6 +692,46 @@ static void test_tls_agent(void **state)
     RUN_UNTIL(fx, fx->set.conns == NULL);
     assert_int_equal(fx->m.tls_handshake_failures, 0);
     assert_int_equal(fx->fp.evidence, 0);
+    fx_free(fx);
+}
+
+/* The last records and close_notify in one read while the port is full: the frames
+ * wait in the paused connection (not taken as cut off by the end), and once resumed
+ * they are all ingested, then the end is handled. */
+static void test_tls_close_while_paused(void **state)
+{
+    struct fx *fx = fx_new(true, NULL);
+    struct tls_client tc;
+
+    (void)state;
+    fx->fp.full = true;
+    memset(&tc, 0, sizeof(tc));
+    tc.port = fx->port_no;
+    tc.cert = "agent-node-1";
+    tc.send = "a\nb\nc\n";
+    tc.no_reply = true;
+    assert_int_equal(pthread_create(&tc.th, NULL, tls_client_main, &tc), 0);
+    RUN_UNTIL(fx, fx->set.conns && fx->set.conns->state == CONN_STREAMING);
+    /* The loop does not run while the client sends and closes: one read takes it all. */
+    while (!atomic_load(&tc.done)) {
+        usleep(1000);
+    }
+    tls_client_join(&tc);
+    assert_int_equal(tc.open_rc, 0);
+    RUN_UNTIL(fx, fx->m.pauses >= 1);
+    for (int i = 0; i < 10; i++) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(fx->fp.ingested, 0);
+    assert_non_null(fx->set.conns);
+    assert_int_equal(fx->set.conns->state, CONN_STREAMING);
+    assert_true(fx->set.conns->paused);
+    fx->fp.full = false;
+    conn_resume_all(&fx->set);
+    RUN_UNTIL(fx, fx->fp.ingested == 3);
+    assert_string_equal(fx->fp.last_msg, "c");
+    RUN_UNTIL(fx, fx->set.conns == NULL);
+    assert_int_equal(fx->m.frames_rejected, 0);
     fx_free(fx);
 }
 
@@ -1100,6 +1141,7 @@ int main(void)
         cmocka_unit_test(test_drain_all),
         cmocka_unit_test(test_listener_closed_first),
         cmocka_unit_test(test_tls_agent),
+        cmocka_unit_test(test_tls_close_while_paused),
         cmocka_unit_test(test_tls_no_client_cert),
         cmocka_unit_test(test_tls_plaintext_refused),
         cmocka_unit_test(test_tls_handshake_timeout),
