@@ -6,7 +6,9 @@
 # `vigil send` processes, one connection each.
 # usage: bench/ingest_forward.sh [N=1000000] [RUNS=3] [CONNS=1]
 # Needs a release build in $VG_BIN_DIR (default build/release; scripts/demo.sh makes
-# one). Binds 127.0.0.1 only; stops vigild by PID.
+# one). VG_STORE_EXTRA adds store keys (e.g. "block_max_age: 0s"). vigild's CPU is read
+# as it stops (its final commit, which cuts the open blocks, included). Binds 127.0.0.1
+# only; stops vigild by PID.
 set -euo pipefail
 # vigild refuses to keep root unless told: these runs are throwaway stores.
 ALLOW_ROOT=()
@@ -41,7 +43,7 @@ for run in $(seq 1 "$RUNS"); do
     D=$(mktemp -d "$SCRATCH/run-XXXXXX")
     $BIN/query/vigil pki init "$D/pki" >/dev/null
     cat > "$D/vigil.yaml" <<YAML
-store:  { path: $D/store, partition: 1h }
+store:  { path: $D/store, partition: 1h${VG_STORE_EXTRA:+, $VG_STORE_EXTRA} }
 tls:    { ca: pki/ca.pem, cert: pki/server.pem, key: pki/server-key.pem }
 listen: { forward: 127.0.0.1:0, syslog: null, https: null, admin: 127.0.0.1:0 }
 log:    { level: warn }
@@ -65,8 +67,16 @@ YAML
     else
         out=$(cat "$D/send.0.out")
     fi
-    cpu=$(awk -v t="$(getconf CLK_TCK)" '{print ($14+$15)/t}' /proc/$pid/stat)
-    kill -TERM $pid; wait $pid
+    # Its CPU as it stops (its final commit, which cuts the open blocks, included): read
+    # until it is gone, the last reading 10 ms or less before its exit.
+    kill -TERM $pid
+    cpu=0
+    while c=$(awk -v t="$(getconf CLK_TCK)" '{print ($14+$15)/t}' /proc/$pid/stat 2>/dev/null) &&
+        [[ -n $c ]]; do
+        cpu=$c
+        sleep 0.01
+    done
+    wait $pid
     rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", n/(b-a)}')
     size=$(du -sb "$D/store" | cut -f1)
     echo "run $run: $out | wall rate $rate ev/s | vigild cpu ${cpu}s ($(awk -v c="$cpu" -v n="$N" 'BEGIN{printf "%.2f", c*1e6/n}') us/event) | store $size bytes ($(awk -v r="$RAW" -v s="$size" 'BEGIN{printf "%.2f", r/s}')x smaller than NDJSON)"
