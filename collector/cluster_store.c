@@ -411,6 +411,9 @@ static int open_shard(struct cluster_store *cs, struct shard *sh, struct errbuf 
         .max_open_segments = 8,
         .fsync = sc->fsync,
         .now_ns = shard_now,
+        /* No commit journal: every message's commit cuts its blocks, so block boundaries
+         * follow the stream, not a clock (schemas/cluster.md 4.3). */
+        .block_max_age_ns = 0,
         .signing_key = sc->signing_key,
     };
     if ((rc = store_open(&so, &sh->st, eb)) < 0) {

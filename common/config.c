@@ -726,6 +726,12 @@ static int check_cluster(const struct cfg_doc *d, struct vg_config *c, struct er
                              "in a cluster, rules run in the rules role, which is not available "
                              "yet: remove rules.paths from ingest and store nodes");
     }
+    if (cfg_doc_has(d, &c->store.block_max_age_ns)) {
+        return cfg_doc_error(d, &c->store.block_max_age_ns, eb,
+                             "a cluster store node cuts a block at every stream message, "
+                             "without the commit journal, so that replicas stay byte-identical "
+                             "(schemas/cluster.md 4.3): remove it");
+    }
     if (c->nforwarders > 0) {
         return cfg_doc_error(d, &c->forwarders, eb,
                              "in a cluster, alerts are forwarded by the rules role, which is not "

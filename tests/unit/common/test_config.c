@@ -909,6 +909,9 @@ static void test_cluster(void **state)
         { TLS_OK
           "rules: { paths: [ . ] }\ncluster: { nats: [ \"nats://a:1\" ], roles: [ ingest ] }\n",
           "'rules.paths': in a cluster, rules run in the rules role" },
+        { TLS_OK "store: { block_max_age: 10s }\n"
+                 "cluster: { nats: [ \"nats://a:1\" ], roles: [ store ] }\n",
+          "'store.block_max_age': a cluster store node cuts a block at every stream message" },
         { "cluster: { nats: [ \"nats://a:1\" ], roles: [ store ] }\n"
           "listen: { forward: 127.0.0.1:0 }\n",
           "t.yaml:2:20: 'listen.forward': a node without the ingest role takes no events" },
