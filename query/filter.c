@@ -1450,6 +1450,26 @@ static void need_leaf(const struct fnode *n, struct filter_needs *out)
     }
 }
 
+static uint64_t node_fields(const struct fnode *n)
+{
+    if (n->kind == FN_TEXT) {
+        return FILTER_FIELDS_ALL;
+    }
+    if (n->kind == FN_CMP) {
+        return 1ull << n->cmp.field;
+    }
+    uint64_t m = 0;
+    for (size_t i = 0; i < n->n; i++) {
+        m |= node_fields(n->kids[i]);
+    }
+    return m;
+}
+
+uint64_t filter_fields(const struct filter *f)
+{
+    return node_fields(f->root);
+}
+
 void filter_needs(const struct filter *f, struct filter_needs *out)
 {
     const struct fnode *root = f->root;

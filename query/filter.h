@@ -81,6 +81,12 @@ struct filter_needs {
 };
 void filter_needs(const struct filter *f, struct filter_needs *out);
 
+/* The fields f reads: bit (1 << enum vg_field) for each field a comparison names
+ * (raw.<path>: VG_F_RAW); FILTER_FIELDS_ALL when a full-text term reads every string of
+ * the event. 0 for a filter that matches everything. Pure. */
+#define FILTER_FIELDS_ALL UINT64_MAX
+uint64_t filter_fields(const struct filter *f);
+
 /* Appends a canonical form, e.g. (AND (EQ pod "x") (TEXT "shell")), for --explain and
  * tests. Returns 0 or VG_ELIMIT. */
 int filter_describe(const struct filter *f, struct buf *out) VG_MUST_USE;

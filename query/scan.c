@@ -334,6 +334,20 @@ static void *progress_main(void *arg)
     return NULL;
 }
 
+void scan_par_fields(struct scan_par *p, uint64_t fields)
+{
+    uint32_t bits = 0;
+
+    if (fields != FILTER_FIELDS_ALL && fields != 0) {
+        for (int f = 0; f < VG_F_COUNT; f++) {
+            if ((fields >> f) & 1) {
+                bits |= store_field_bit(vg_field_name((enum vg_field)f));
+            }
+        }
+    }
+    store_scan_plan_set_fields(p->plan, bits);
+}
+
 void scan_par_narrow(struct scan_par *p, const struct scan_need *sn)
 {
     if (sn->seq_lo > 0 || sn->seq_hi < UINT64_MAX) {

@@ -113,6 +113,11 @@ void scan_need_init(struct scan_need *sn, const struct filter *f);
  * &sn->need): the segments and blocks outside are passed over unread. */
 struct scan_par;
 void scan_par_narrow(struct scan_par *p, const struct scan_need *sn);
+/* Projection: the stripes of p give their store_rec_fn records with at least the fields
+ * of fields (bits 1 << enum vg_field, as filter_fields; FILTER_FIELDS_ALL or 0: whole
+ * records), read from those columns alone where blocks have them (segment.md 3.8).
+ * Call before scan_par_run. */
+void scan_par_fields(struct scan_par *p, uint64_t fields);
 
 /* Decodes one stored record as schema v1 (rec_decode). Returns 0, or VG_ECORRUPT with
  * eb naming the record's seq. */

@@ -821,6 +821,24 @@ static int add_agg(struct span part, void *arg)
     return 0;
 }
 
+/* The fields the counting reads (filter_fields' bits): the filter's, the keys' and the
+ * aggregates' (count reads none). Records are given only those (segment.md 3.8): a
+ * `stats` over normalized fields never decompresses raw events. */
+static uint64_t stats_fields(const struct stats *s)
+{
+    uint64_t m = s->f ? filter_fields(s->f) : 0;
+    for (size_t i = 0; i < s->nkeys; i++) {
+        m |= 1ull << s->keys[i].f.field;
+    }
+    for (size_t a = 0; a < s->naggs; a++) {
+        if (s->aggs[a].kind != STATS_COUNT) {
+            m |= 1ull << s->aggs[a].f.field;
+        }
+    }
+    /* Never none: an empty projection would read every column as "whole". */
+    return m ? m : 1ull << VG_F_TS;
+}
+
 /* One scan into s: one table per stripe (thread), merged into s. The segments of skips
  * are left out; with skip_damaged, one that cannot be read is added to them (*again:
  * scan once more, afresh). *failed: the segment a failure was about (0: none). */
@@ -838,6 +856,7 @@ static int stats_scan(struct stats *s, const char *dir, int64_t since, int64_t u
         return rc;
     }
     scan_par_narrow(par, sn);
+    scan_par_fields(par, stats_fields(s));
     scan_par_skip(par, skips);
     scan_par_watch(par, (cli_progress_enabled() ? SCAN_PROGRESS : 0) | SCAN_INTERRUPTIBLE,
                    "counting");

@@ -109,7 +109,8 @@ int pack__unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_received
 /* Appends the schema-v1 record with the keys in present (bit k: key k) to out as
  * unpacking writes it (segment.md 3.4.2: the smallest headers, keys in table order):
  * num[k] for ts, received and dst_port (int64), seq (uint64 bits); str[k] for the
- * string keys and raw (the bytes inside its bin). Returns 0 or VG_ELIMIT (out->max). */
+ * string keys and raw (the bytes inside its bin; p NULL: n bytes are left for the caller
+ * to fill, at the end of out). Returns 0 or VG_ELIMIT (out->max). */
 int pack__emit(uint32_t present, const int64_t num[PK_COUNT], const struct span str[PK_COUNT],
                struct buf *out) VG_MUST_USE;
 /* The value class of key k: 0 int, 1 uint (seq), 2 string, 3 raw. */
@@ -199,6 +200,7 @@ struct bix_query {
         bool nocase;
     } * rec;
     struct buf rbytes;
+    uint32_t fields; /* store_need.fields */
 };
 /* Compiles need (may be NULL: nothing needed). Owned by q (bix__query_release).
  * Returns 0 or VG_ELIMIT. */

@@ -42,6 +42,7 @@ enum {
     BH_DIR_LEN = 96,
     BH_DIR_CRC = 100,
     BH_REC_LEN = 104,
+    BH_HDR_CRC = 108,
     BH_CRC = 124,
 };
 
@@ -178,6 +179,11 @@ int block__hdr_decode(const uint8_t *p, struct block_hdr *h, struct errbuf *why)
     h->dir_len = v3 ? get_u32(p + BH_DIR_LEN) : 0;
     h->dir_crc = v3 ? get_u32(p + BH_DIR_CRC) : 0;
     h->rec_len = v3 ? get_u32(p + BH_REC_LEN) : 0;
+    if (v3 && get_u32(p + BH_HDR_CRC) != (uint32_t)crc32(0L, p, BH_HDR_CRC)) {
+        /* segment.md 3.1: a v3 header checks itself, for readers of some columns. */
+        errbuf_set(why, "block header checksum mismatch");
+        return VG_ECORRUPT;
+    }
     h->ts_min = (int64_t)get_u64(p + BH_TS_MIN);
     h->ts_max = (int64_t)get_u64(p + BH_TS_MAX);
     h->seq_min = get_u64(p + BH_SEQ_MIN);
@@ -223,8 +229,7 @@ static void v3_where(const struct block_hdr *h, struct span payload, char *out, 
     if (h->index_len > payload.n) {
         return;
     }
-    if (h->index_len > 0 &&
-        (uint32_t)crc32_z(0L, payload.p, h->index_len) != h->index_crc) {
+    if (h->index_len > 0 && (uint32_t)crc32_z(0L, payload.p, h->index_len) != h->index_crc) {
         snprintf(out, cap, " in the index");
         return;
     }
@@ -245,8 +250,8 @@ static void v3_where(const struct block_hdr *h, struct span payload, char *out, 
             return;
         }
         if ((uint32_t)crc32_z(0L, data.p + at, st) != get_u32(e + 16)) {
-            snprintf(out, cap, " in column '%s' (entry %" PRIu32 ")",
-                     block3__col_name(get_u16(e)), i);
+            snprintf(out, cap, " in column '%s' (entry %" PRIu32 ")", block3__col_name(get_u16(e)),
+                     i);
             return;
         }
         at += st;
@@ -288,6 +293,9 @@ int block__verify(const uint8_t *hdr, const struct block_hdr *h, struct span pay
     memset(tmp + BH_CRC, 0, 4);
     /* segment.md 3.6: the chain hash, with hash and crc fields zero. */
     memset(tmp + BH_HASH, 0, VG_SHA256_LEN);
+    if (h->version == BLOCK_VERSION_3) {
+        memset(tmp + BH_HDR_CRC, 0, 4);
+    }
     digest_update(d, prev, VG_SHA256_LEN);
     digest_update(d, tmp, BLOCK_HDR_LEN);
     digest_update(d, payload.p, payload.n);
@@ -299,8 +307,8 @@ int block__verify(const uint8_t *hdr, const struct block_hdr *h, struct span pay
     if (h->version == BLOCK_VERSION_3 && h->index_len <= payload.n) {
         /* segment.md 3.8: the directory's and every column's own checksum too (a reader
          * of some columns trusts them without the block's). */
-        return block__cols_check(h, (struct span){ payload.p + h->index_len,
-                                                   payload.n - h->index_len }, why);
+        return block__cols_check(
+            h, (struct span){ payload.p + h->index_len, payload.n - h->index_len }, why);
     }
     return 0;
 }
@@ -337,10 +345,10 @@ int block3__dir_parse(const struct block_hdr *h, struct span data, struct block3
         e->raw_len = get_u32(p + 8);
         e->stored_len = get_u32(p + 12);
         e->crc = get_u32(p + 16);
-        bool known = e->id == B3_TS || e->id == B3_SEQ || e->id == B3_FORM ||
-                     e->id == B3_NUMS || e->id == B3_VERBATIM || e->id == B3_RAW ||
-                     (e->id >= B3_STR && e->id <= B3_ID_MAX &&
-                      pack__key_class(e->id - B3_STR) == 2);
+        bool known =
+            e->id == B3_TS || e->id == B3_SEQ || e->id == B3_FORM || e->id == B3_NUMS ||
+            e->id == B3_VERBATIM || e->id == B3_RAW ||
+            (e->id >= B3_STR && e->id <= B3_ID_MAX && pack__key_class(e->id - B3_STR) == 2);
         if (!known || p[3] != 0 || e->id < last || (e->id == last && e->id != B3_RAW)) {
             errbuf_set(why, "column directory entry %" PRIu32 ": bad or repeated column %u", i,
                        e->id);
@@ -353,8 +361,9 @@ int block3__dir_parse(const struct block_hdr *h, struct span data, struct block3
         uint64_t ratio = e->codec == BLOCK_CODEC_LZ4    ? 255
                          : e->codec == BLOCK_CODEC_ZSTD ? BLOCK_ZSTD_MAX_RATIO
                                                         : 1;
-        if ((e->codec != B3_CODEC_PLAIN && e->codec != h->codec) || e->raw_len == 0 ||
-            e->stored_len == 0 || e->stored_len > bound ||
+        if ((e->codec != B3_CODEC_PLAIN && e->codec != BLOCK_CODEC_LZ4 &&
+             e->codec != BLOCK_CODEC_ZSTD) ||
+            e->raw_len == 0 || e->stored_len == 0 || e->stored_len > bound ||
             (uint64_t)e->raw_len > ratio * e->stored_len ||
             e->nvals > (uint64_t)h->count * (e->id == B3_NUMS ? 4 : 1)) {
             errbuf_set(why, "column '%s': bad codec or lengths", block3__col_name(e->id));
@@ -420,20 +429,30 @@ static int col_decompress(const struct block3_dirent *e, const uint8_t *src, uin
     if (e->codec == BLOCK_CODEC_ZSTD) {
         size_t z = ZSTD_decompress(dst, e->raw_len, src, e->stored_len);
         if (ZSTD_isError(z) || z != e->raw_len) {
-            errbuf_set(why, "column '%s': zstd decompression failed (%s)",
-                       block3__col_name(e->id), ZSTD_isError(z) ? ZSTD_getErrorName(z) : "short");
+            errbuf_set(why, "column '%s': zstd decompression failed (%s)", block3__col_name(e->id),
+                       ZSTD_isError(z) ? ZSTD_getErrorName(z) : "short");
             return VG_ECORRUPT;
         }
         return 0;
     }
-    int n = LZ4_decompress_safe((const char *)src, (char *)dst, (int)e->stored_len,
-                                (int)e->raw_len);
+    int n =
+        LZ4_decompress_safe((const char *)src, (char *)dst, (int)e->stored_len, (int)e->raw_len);
     if (n != (int)e->raw_len) {
         errbuf_set(why, "column '%s': lz4 decompression failed (%d of %" PRIu32 " bytes)",
                    block3__col_name(e->id), n, e->raw_len);
         return VG_ECORRUPT;
     }
     return 0;
+}
+
+int block3__col_load(const struct block3_dirent *e, const uint8_t *stored, uint8_t *dst,
+                     struct errbuf *why)
+{
+    if ((uint32_t)crc32_z(0L, stored, e->stored_len) != e->crc) {
+        errbuf_set(why, "column '%s': checksum mismatch", block3__col_name(e->id));
+        return VG_ECORRUPT;
+    }
+    return col_decompress(e, stored, dst, why);
 }
 
 /* segment.md 3.8: the directory, then every column, into out (reserved for raw_len). */
@@ -808,9 +827,7 @@ void block__enc_init(struct block_enc *enc, int codec, int level)
     if ((codec == 0 || codec == BLOCK_CODEC_LZ4) && level > 0) {
         enc->lz4hc_state = xmalloc((size_t)LZ4_sizeofStateHC());
     }
-    if (codec == BLOCK_CODEC_ZSTD) {
-        enc->zstd_cctx = ZSTD_createCCtx();
-    }
+    enc->zstd_cctx = ZSTD_createCCtx(); /* v3: zstd columns in every block (3.8.5) */
 }
 
 void block__enc_release(struct block_enc *enc)
@@ -832,9 +849,13 @@ static void col_compress(const struct block_enc *enc, struct block3_dirent *e, c
     size_t n = 0;
 
     e->codec = B3_CODEC_PLAIN;
+    /* segment.md 3.8.5: the raw chunks with the block's codec; the other columns, small
+     * and made of codes and short strings that want entropy coding, with zstd (level 1
+     * in an LZ4 block, the block's level in a zstd one). */
+    bool zstd = enc->codec == BLOCK_CODEC_ZSTD || e->id != B3_RAW;
     if (e->raw_len >= 64) {
-        if (enc->codec == BLOCK_CODEC_ZSTD) {
-            int level = enc->level ? enc->level : 3;
+        if (zstd) {
+            int level = enc->codec == BLOCK_CODEC_ZSTD ? (enc->level ? enc->level : 3) : 1;
             size_t z = enc->zstd_cctx
                            ? ZSTD_compressCCtx(enc->zstd_cctx, dst, bound, src, e->raw_len, level)
                            : ZSTD_compress(dst, bound, src, e->raw_len, level);
@@ -846,12 +867,11 @@ static void col_compress(const struct block_enc *enc, struct block3_dirent *e, c
         } else {
             int lb = LZ4_compressBound((int)e->raw_len);
             int k = enc->level > 0
-                        ? (enc->lz4hc_state
-                               ? LZ4_compress_HC_extStateHC(enc->lz4hc_state, (const char *)src,
-                                                            (char *)dst, (int)e->raw_len, lb,
-                                                            enc->level)
-                               : LZ4_compress_HC((const char *)src, (char *)dst, (int)e->raw_len,
-                                                 lb, enc->level))
+                        ? (enc->lz4hc_state ? LZ4_compress_HC_extStateHC(
+                                                  enc->lz4hc_state, (const char *)src, (char *)dst,
+                                                  (int)e->raw_len, lb, enc->level)
+                                            : LZ4_compress_HC((const char *)src, (char *)dst,
+                                                              (int)e->raw_len, lb, enc->level))
                         : LZ4_compress_default((const char *)src, (char *)dst, (int)e->raw_len, lb);
             if (k > 0 && (size_t)k < e->raw_len) {
                 e->codec = BLOCK_CODEC_LZ4;
@@ -874,7 +894,7 @@ static int finish_v3(struct block_builder *b, const uint8_t prev[VG_SHA256_LEN],
     uint8_t codec = enc->codec == BLOCK_CODEC_ZSTD ? BLOCK_CODEC_ZSTD : BLOCK_CODEC_LZ4;
     /* Raw chunks: what a reader of a few rows decompresses (3.8.3). LZ4 sees 64 KiB
      * back anyway; zstd gains from more. */
-    size_t chunk = codec == BLOCK_CODEC_ZSTD ? (128u << 10) : (64u << 10);
+    size_t chunk = codec == BLOCK_CODEC_ZSTD ? (256u << 10) : (64u << 10);
     struct block3_dirent *ents = xmalloc(sizeof(*ents) * B3_MAX_COLS);
     uint32_t n = 0;
     int rc;
@@ -1034,6 +1054,9 @@ static void block_seal(struct block_hdr *h, const uint8_t prev[VG_SHA256_LEN], s
     digest_update(d, payload.p, payload.n);
     digest_final(d, h->hash);
     memcpy(tmp + BH_HASH, h->hash, VG_SHA256_LEN);
+    if (h->version == BLOCK_VERSION_3) {
+        put_u32(tmp + BH_HDR_CRC, (uint32_t)crc32(0L, tmp, BH_HDR_CRC));
+    }
     uLong crc = crc32(0L, tmp, BLOCK_HDR_LEN);
     h->crc = (uint32_t)crc32_z(crc, payload.p, payload.n);
     put_u32(tmp + BH_CRC, h->crc);

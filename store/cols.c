@@ -22,6 +22,8 @@
 #include "common/xalloc.h"
 #include "store/store_int.h"
 
+#define B3_MAX_HOLES 16
+
 /* The int keys in the order of the nums column (segment.md 3.8.2). */
 static const int num_keys[4] = { PK_TS, PK_RECEIVED, PK_SEQ, PK_DST_PORT };
 
@@ -36,6 +38,9 @@ struct b3_row {
     int64_t num[4];
     uint32_t soff[PK_COUNT]; /* strings and raw: offset and length inside the record */
     uint32_t slen[PK_COUNT];
+    uint8_t nholes; /* strings of raw stored only in their column (3.8.3) */
+    uint8_t hkey[B3_MAX_HOLES];
+    uint32_t hoff[B3_MAX_HOLES]; /* of the string's bytes inside raw */
 };
 
 struct b3_ord {
@@ -103,6 +108,73 @@ static uint64_t fnv64(struct span s)
     return h;
 }
 
+/* Adds a hole for key k at off (of n bytes) in raw unless it overlaps one. */
+static bool hole_add(struct b3_row *r, int k, uint32_t off, uint32_t n)
+{
+    int j = r->nholes;
+    if (j == B3_MAX_HOLES) {
+        return false;
+    }
+    for (int i = 0; i < j; i++) {
+        uint32_t o = r->hoff[i];
+        uint32_t e = o + r->slen[r->hkey[i]];
+        if (off < e && o < off + n) {
+            return false;
+        }
+    }
+    r->nholes++;
+    while (j > 0 && r->hoff[j - 1] > off) { /* in offset order */
+        r->hoff[j] = r->hoff[j - 1];
+        r->hkey[j] = r->hkey[j - 1];
+        j--;
+    }
+    r->hoff[j] = off;
+    r->hkey[j] = (uint8_t)k;
+    return true;
+}
+
+/* The holes of a row's raw: each string field found in raw (a whole string of it, as
+ * the view found them, else anywhere in its bytes), longest fields first. */
+static void holes_find(struct b3_row *r, const struct pack_view *pv)
+{
+    struct span raw = pv->str[PK_RAW];
+    int order[PK_COUNT];
+    int n = 0;
+
+    for (int k = 0; k < PK_COUNT; k++) {
+        if (pack__key_class(k) == 2 && (pv->present >> k) & 1 && pv->str[k].n >= 4) {
+            int j = n++;
+            while (j > 0 && pv->str[order[j - 1]].n < pv->str[k].n) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = k;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int k = order[i];
+        struct span v = pv->str[k];
+        int ri = pv->ref[k];
+        if (ri >= 0 && pv->rawstr_ord[ri] >= 0 &&
+            hole_add(r, k, (uint32_t)(pv->rawstr[ri].p - raw.p), (uint32_t)v.n)) {
+            continue;
+        }
+        const uint8_t *at = raw.p;
+        size_t left = raw.n;
+        while (left >= v.n) {
+            const uint8_t *f = memmem(at, left, v.p, v.n);
+            if (!f) {
+                break;
+            }
+            if (hole_add(r, k, (uint32_t)(f - raw.p), (uint32_t)v.n)) {
+                break;
+            }
+            left -= (size_t)(f - at) + 1;
+            at = f + 1;
+        }
+    }
+}
+
 int block3__add(struct block_builder *b, int64_t ts, uint64_t seq, struct span rec)
 {
     struct block3_build *v = build_get(b);
@@ -142,6 +214,11 @@ int block3__add(struct block_builder *b, int64_t ts, uint64_t seq, struct span r
                     r.soff[k] = (uint32_t)(pv->str[k].p - rec.p);
                     r.slen[k] = (uint32_t)pv->str[k].n;
                 }
+            }
+            /* segment.md 3.8.3: bytes of raw that a field repeats are kept once, in the
+             * field's column; raw keeps a hole for them. */
+            if ((pv->present >> PK_RAW) & 1) {
+                holes_find(&r, pv);
             }
         }
     }
@@ -193,6 +270,41 @@ static int put_bytes(struct buf *o, struct span s)
         return rc;
     }
     return s.n ? buf_append(o, s.p, s.n) : 0;
+}
+
+/* segment.md 3.8.3: one raw value: its holes, then its bytes without them. */
+static int put_raw(struct buf *cols, const struct b3_row *r, struct span raw)
+{
+    size_t stripped = raw.n;
+    uint32_t at = 0; /* in the stripped bytes */
+    int rc;
+
+    for (int h = 0; h < r->nholes; h++) {
+        stripped -= r->slen[r->hkey[h]];
+    }
+    if ((rc = put_uv(cols, r->nholes)) < 0) {
+        return rc;
+    }
+    size_t cut = 0; /* bytes of raw cut out before the current hole */
+    for (int h = 0; h < r->nholes; h++) {
+        uint32_t pos = (uint32_t)(r->hoff[h] - cut); /* where it goes in the stripped bytes */
+        if ((rc = put_uv(cols, pos - at)) < 0 || (rc = put_uv(cols, r->hkey[h])) < 0) {
+            return rc;
+        }
+        at = pos;
+        cut += r->slen[r->hkey[h]];
+    }
+    if ((rc = put_uv(cols, stripped)) < 0) {
+        return rc;
+    }
+    size_t from = 0;
+    for (int h = 0; h < r->nholes; h++) {
+        if ((rc = buf_append(cols, raw.p + from, r->hoff[h] - from)) < 0) {
+            return rc;
+        }
+        from = r->hoff[h] + r->slen[r->hkey[h]];
+    }
+    return buf_append(cols, raw.p + from, raw.n - from);
 }
 
 /* Starts column id at cols->len. */
@@ -391,7 +503,7 @@ int block3__layout(struct block_builder *b, size_t raw_chunk, struct block3_dire
             continue;
         }
         struct span s = { b->raw.data + r->off + r->soff[PK_RAW], r->slen[PK_RAW] };
-        if ((rc = put_bytes(cols, s)) < 0) {
+        if ((rc = put_raw(cols, r, s)) < 0) {
             return rc;
         }
         ents[n].nvals++;
@@ -469,9 +581,14 @@ struct block3_cur {
     struct span dict[PK_COUNT];
     uint32_t used[B3_ID_MAX + 1]; /* values read */
     uint32_t want[B3_ID_MAX + 1]; /* the directory's nvals (raw: of all chunks) */
+    bool has[B3_ID_MAX + 1];      /* in the directory */
     struct span dir;              /* the directory's entries */
     uint32_t ndir;
-    uint32_t raw_ent; /* next directory entry to look at for a raw chunk */
+    const uint8_t *raw_start; /* decoded bytes of the first raw chunk */
+    uint32_t raw_ent;         /* next directory entry to look at for a raw chunk */
+    int32_t raw_ci;           /* the current raw chunk (-1 before the first) */
+    const uint8_t *raw_next;  /* where the next chunk starts */
+    bool raw_loaded;          /* the current chunk is in the decoded bytes */
     uint32_t raw_vals_left;
     uint64_t raw_bytes_left;
     int64_t prev_ts;
@@ -486,15 +603,16 @@ static uint32_t le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-void block3__iter_init(struct block_iter *it)
+static bool bit(const uint8_t *bits, uint32_t i)
 {
-    struct block3_cur *c = (struct block3_cur *)(void *)it->v3_mem;
-    struct span in = it->in;
+    return (bits[i / 8] >> (i % 8)) & 1;
+}
 
-    it->v3 = c;
+/* Sets up c over the decoded data section in (the directory, then the columns). */
+static void cur_init(struct block3_cur *c, struct span in)
+{
     memset(c, 0, sizeof(*c));
-    /* The decompressed data section: the directory (checked by block__decompress),
-     * then each column's bytes in its order. */
+    c->raw_ci = -1;
     if (in.n < B3_DIR_HDR || in.p[0] != 1) {
         snprintf(c->err, sizeof(c->err), "bad column directory");
         c->bad = true;
@@ -515,16 +633,17 @@ void block3__iter_init(struct block_iter *it)
         unsigned id = (unsigned)e[0] | (unsigned)e[1] << 8;
         uint32_t nv = le32(e + 4);
         uint32_t rl = le32(e + 8);
-        if (id > B3_ID_MAX || rl > in.n - at || (id != B3_RAW && c->col[id].p)) {
+        if (id > B3_ID_MAX || rl > in.n - at || (id != B3_RAW && c->has[id])) {
             snprintf(c->err, sizeof(c->err), "bad column directory entry %" PRIu32, i);
             c->bad = true;
             return;
         }
-        if (id == B3_RAW && c->col[id].p) {
+        if (id == B3_RAW && c->has[id]) {
             c->col[id].n += rl; /* chunks lie back to back */
         } else {
             c->col[id] = (struct span){ in.p + at, rl };
         }
+        c->has[id] = true;
         c->want[id] += nv;
         at += rl;
     }
@@ -533,21 +652,43 @@ void block3__iter_init(struct block_iter *it)
         c->bad = true;
         return;
     }
-    for (int k = 0; k < PK_COUNT; k++) {
-        unsigned id = B3_STR + (unsigned)k;
-        uint64_t dl;
-        if (pack__key_class(k) != 2 || !c->col[id].p) {
-            continue;
-        }
-        if (store__get_uvarint(&c->col[id], &dl) < 0 || dl > c->col[id].n) {
-            snprintf(c->err, sizeof(c->err), "column '%s': bad dictionary length",
-                     block3__col_name(id));
-            c->bad = true;
-            return;
-        }
-        c->dict[k] = (struct span){ c->col[id].p, (size_t)dl };
-        span_advance(&c->col[id], (size_t)dl);
+    c->raw_start = c->col[B3_RAW].p;
+    c->raw_next = c->raw_start;
+}
+
+/* Parses the dictionary in front of string column k (when loaded). */
+static int cur_dict(struct block3_cur *c, int k)
+{
+    unsigned id = B3_STR + (unsigned)k;
+    uint64_t dl;
+    if (store__get_uvarint(&c->col[id], &dl) < 0 || dl > c->col[id].n) {
+        snprintf(c->err, sizeof(c->err), "column '%s': bad dictionary length",
+                 block3__col_name(id));
+        c->bad = true;
+        return VG_ECORRUPT;
     }
+    c->dict[k] = (struct span){ c->col[id].p, (size_t)dl };
+    span_advance(&c->col[id], (size_t)dl);
+    return 0;
+}
+
+static bool loaded(const struct block_iter *it, unsigned id)
+{
+    return it->v3_loaded == 0 || ((it->v3_loaded >> id) & 1);
+}
+
+void block3__iter_init(struct block_iter *it)
+{
+    struct block3_cur *c = (struct block3_cur *)(void *)it->v3_mem;
+
+    it->v3 = c;
+    it->v3_loaded = 0;
+    it->v3_chunks = NULL;
+    it->v3_fields = 0;
+    it->v3_rows = NULL;
+    cur_init(c, it->in);
+    /* The dictionaries are parsed at the first row, once the caller has said which
+     * columns it loaded. */
 }
 
 static int cur_uv(struct block3_cur *c, unsigned id, uint64_t *v, struct errbuf *why, uint32_t row)
@@ -566,7 +707,6 @@ static int cur_bytes(struct block3_cur *c, unsigned id, struct span *out, struct
                      uint32_t row)
 {
     uint64_t len;
-    struct span save = c->col[id];
     if (cur_uv(c, id, &len, why, row) < 0) {
         return VG_ECORRUPT;
     }
@@ -577,31 +717,108 @@ static int cur_bytes(struct block3_cur *c, unsigned id, struct span *out, struct
     }
     *out = (struct span){ c->col[id].p, (size_t)len };
     span_advance(&c->col[id], (size_t)len);
-    if (id == B3_RAW) {
-        /* segment.md 3.8.3: a raw value lies inside one chunk. */
-        size_t took = (size_t)(c->col[id].p - save.p);
-        while (c->raw_vals_left == 0) {
-            const uint8_t *e = NULL;
-            while (c->raw_ent < c->ndir) {
-                const uint8_t *x = c->dir.p + (size_t)c->raw_ent++ * B3_DIR_ENT;
-                if (((unsigned)x[0] | (unsigned)x[1] << 8) == B3_RAW) {
-                    e = x;
-                    break;
-                }
+    return 0;
+}
+
+/* A raw value (segment.md 3.8.3): the bytes kept and where the holes go. */
+struct b3_raw {
+    uint32_t n;
+    uint32_t pos[B3_MAX_HOLES];
+    uint8_t key[B3_MAX_HOLES];
+    struct span bytes; /* p NULL: its chunk was not loaded */
+};
+
+/* segment.md 3.8.3: the next row's raw value, from the chunk that holds it. */
+static int cur_raw(struct block_iter *it, struct block3_cur *c, struct b3_raw *out,
+                   struct errbuf *why, uint32_t row)
+{
+    while (c->raw_vals_left == 0) {
+        const uint8_t *e = NULL;
+        while (c->raw_ent < c->ndir) {
+            const uint8_t *x = c->dir.p + (size_t)c->raw_ent++ * B3_DIR_ENT;
+            if (((unsigned)x[0] | (unsigned)x[1] << 8) == B3_RAW) {
+                e = x;
+                break;
             }
-            if (!e || c->raw_bytes_left != 0) {
-                errbuf_set(why, "row %" PRIu32 ": raw chunks do not match their values", row);
-                return VG_ECORRUPT;
-            }
-            c->raw_vals_left = le32(e + 4);
-            c->raw_bytes_left = le32(e + 8);
         }
-        if (took > c->raw_bytes_left) {
-            errbuf_set(why, "row %" PRIu32 ": a raw value crosses its chunk's end", row);
+        if (!e || (c->raw_loaded && c->col[B3_RAW].n != 0)) {
+            errbuf_set(why, "row %" PRIu32 ": raw chunks do not match their values", row);
             return VG_ECORRUPT;
         }
-        c->raw_bytes_left -= took;
-        c->raw_vals_left--;
+        c->raw_ci++;
+        c->raw_vals_left = le32(e + 4);
+        c->raw_bytes_left = le32(e + 8);
+        c->raw_loaded =
+            loaded(it, B3_RAW) && (!it->v3_chunks || bit(it->v3_chunks, (uint32_t)c->raw_ci));
+        c->col[B3_RAW] = (struct span){ c->raw_next, (size_t)c->raw_bytes_left };
+        c->raw_next += c->raw_bytes_left;
+    }
+    c->raw_vals_left--;
+    out->n = 0;
+    out->bytes = (struct span){ NULL, 0 };
+    if (!c->raw_loaded) {
+        c->used[B3_RAW]++;
+        return 0;
+    }
+    uint64_t nh;
+    if (cur_uv(c, B3_RAW, &nh, why, row) < 0) {
+        return VG_ECORRUPT;
+    }
+    c->used[B3_RAW]--; /* one value, counted by cur_bytes below */
+    if (nh > B3_MAX_HOLES) {
+        errbuf_set(why, "row %" PRIu32 ": raw: %" PRIu64 " holes", row, nh);
+        return VG_ECORRUPT;
+    }
+    uint64_t at = 0;
+    for (uint32_t h = 0; h < nh; h++) {
+        uint64_t gap;
+        uint64_t k;
+        if (store__get_uvarint(&c->col[B3_RAW], &gap) < 0 ||
+            store__get_uvarint(&c->col[B3_RAW], &k) < 0 || k >= PK_COUNT ||
+            pack__key_class((int)k) != 2 || gap > UINT32_MAX - at) {
+            errbuf_set(why, "row %" PRIu32 ": raw: bad hole", row);
+            return VG_ECORRUPT;
+        }
+        at += gap;
+        out->pos[h] = (uint32_t)at;
+        out->key[h] = (uint8_t)k;
+    }
+    out->n = (uint32_t)nh;
+    int rc = cur_bytes(c, B3_RAW, &out->bytes, why, row);
+    if (rc == 0 && nh > 0 && at > out->bytes.n) {
+        errbuf_set(why, "row %" PRIu32 ": raw: a hole past its bytes", row);
+        return VG_ECORRUPT;
+    }
+    if (rc == 0 && c->raw_vals_left == 0 && c->col[B3_RAW].n != 0) {
+        errbuf_set(why, "row %" PRIu32 ": raw chunk longer than its values", row);
+        return VG_ECORRUPT;
+    }
+    return rc;
+}
+
+static int iter_end(struct block_iter *it, struct block3_cur *c, struct errbuf *why)
+{
+    for (unsigned id = 0; id <= B3_ID_MAX; id++) {
+        if (!c->has[id] || !loaded(it, id)) {
+            continue;
+        }
+        size_t left = id == B3_RAW ? (c->raw_loaded ? c->col[id].n : 0) : c->col[id].n;
+        if (left != 0 || c->used[id] != c->want[id]) {
+            errbuf_set(why, "column '%s': %zu bytes or %" PRIu32 " values left over",
+                       block3__col_name(id), left, c->want[id] - c->used[id]);
+            return VG_ECORRUPT;
+        }
+    }
+    if (c->raw_vals_left != 0) {
+        errbuf_set(why, "raw chunks do not match their values");
+        return VG_ECORRUPT;
+    }
+    for (uint32_t i = c->raw_ent; i < c->ndir; i++) {
+        const uint8_t *x = c->dir.p + (size_t)i * B3_DIR_ENT;
+        if (((unsigned)x[0] | (unsigned)x[1] << 8) == B3_RAW) {
+            errbuf_set(why, "raw chunks do not match their values");
+            return VG_ECORRUPT;
+        }
     }
     return 0;
 }
@@ -613,8 +830,17 @@ int block3__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct 
     const struct block_hdr *h = it->h;
     int64_t num[PK_COUNT];
     struct span str[PK_COUNT];
+    struct b3_raw raw = { 0 };
     int rc;
 
+    if (!c->bad && c->used[B3_TS] == 0 && it->left == h->count) {
+        for (int k = 0; k < PK_COUNT; k++) {
+            unsigned id = B3_STR + (unsigned)k;
+            if (pack__key_class(k) == 2 && c->has[id] && loaded(it, id) && cur_dict(c, k) < 0) {
+                break;
+            }
+        }
+    }
     if (c->bad) {
         errbuf_set(why, "%s", c->err);
         return VG_ECORRUPT;
@@ -622,19 +848,7 @@ int block3__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct 
     for (;;) {
         uint32_t row = h->count - it->left;
         if (it->left == 0) {
-            for (unsigned id = 0; id <= B3_ID_MAX; id++) {
-                if (c->col[id].n != 0 || c->used[id] != c->want[id]) {
-                    errbuf_set(why, "column '%s': %zu bytes or %" PRIu32 " values left over",
-                               block3__col_name(id), c->col[id].n,
-                               c->want[id] - c->used[id]);
-                    return VG_ECORRUPT;
-                }
-            }
-            if (c->raw_vals_left != 0 || c->raw_bytes_left != 0) {
-                errbuf_set(why, "raw chunks do not match their values");
-                return VG_ECORRUPT;
-            }
-            return 0;
+            return iter_end(it, c, why) < 0 ? VG_ECORRUPT : 0;
         }
         uint64_t zz;
         uint64_t dseq;
@@ -653,6 +867,7 @@ int block3__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct 
             return VG_ECORRUPT;
         }
         uint32_t present = 0;
+        uint32_t have = 0; /* keys whose values were read */
         struct span verb = { NULL, 0 };
         if (form == 0) {
             if ((rc = cur_bytes(c, B3_VERBATIM, &verb, why, row)) < 0) {
@@ -668,7 +883,8 @@ int block3__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct 
                 return VG_ECORRUPT;
             }
             present = (uint32_t)(form >> 1);
-            for (int j = 0; j < 4; j++) {
+            bool nums = loaded(it, B3_NUMS);
+            for (int j = 0; j < 4 && nums; j++) {
                 int k = num_keys[j];
                 uint64_t d;
                 if (!((present >> k) & 1)) {
@@ -683,6 +899,7 @@ int block3__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct 
                      : k == PK_SEQ      ? it->seq
                                         : 0;
                 num[k] = (int64_t)d;
+                have |= 1u << k;
                 if (k == PK_RECEIVED) {
                     c->prev_received = num[k];
                 }
@@ -691,7 +908,7 @@ int block3__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct 
                 unsigned id = B3_STR + (unsigned)k;
                 uint64_t code;
                 uint64_t len;
-                if (!((present >> k) & 1) || pack__key_class(k) != 2) {
+                if (!((present >> k) & 1) || pack__key_class(k) != 2 || !loaded(it, id)) {
                     continue;
                 }
                 if (cur_uv(c, id, &code, why, row) < 0) {
@@ -710,25 +927,64 @@ int block3__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct 
                     return VG_ECORRUPT;
                 }
                 str[k] = (struct span){ d.p, (size_t)len };
+                have |= 1u << k;
             }
             if ((present >> PK_RAW) & 1) {
-                if ((rc = cur_bytes(c, B3_RAW, &str[PK_RAW], why, row)) < 0) {
+                if ((rc = cur_raw(it, c, &raw, why, row)) < 0) {
                     return rc;
+                }
+                bool whole = raw.bytes.p != NULL;
+                size_t n = raw.bytes.n;
+                for (uint32_t hi = 0; hi < raw.n && whole; hi++) {
+                    /* each hole is a string field of the row, read from its column */
+                    if (!((present >> raw.key[hi]) & 1)) {
+                        errbuf_set(why, "row %" PRIu32 ": raw: a hole for a field it lacks", row);
+                        return VG_ECORRUPT;
+                    }
+                    whole = (have >> raw.key[hi]) & 1;
+                    n += str[raw.key[hi]].n;
+                }
+                if (whole) {
+                    str[PK_RAW] = (struct span){ NULL, n };
+                    have |= 1u << PK_RAW;
                 }
             }
         }
         it->left--;
-        if (it->windowed && (it->ts < it->since || it->ts >= it->until)) {
+        if ((it->windowed && (it->ts < it->since || it->ts >= it->until)) ||
+            (it->v3_rows && !bit(it->v3_rows, row))) {
             it->skipped++;
             continue;
         }
+        uint32_t keys = it->v3_fields ? present & it->v3_fields : present;
+        if ((keys & have) != keys) {
+            errbuf_set(why, "row %" PRIu32 ": a column the reader wants was not loaded", row);
+            return VG_ECORRUPT;
+        }
         size_t at = it->scratch->len;
         rc = form == 0 ? buf_append(it->scratch, verb.p, verb.n)
-                       : pack__emit(present, num, str, it->scratch);
+                       : pack__emit(keys, num, str, it->scratch);
         if (rc < 0) {
             it->scratch->len = at;
             errbuf_set(why, "row %" PRIu32 ": larger than the reader's limit", row);
             return VG_ECORRUPT;
+        }
+        if (form != 0 && (keys >> PK_RAW) & 1) {
+            /* raw in place: its bytes with each hole's string put back (3.8.3) */
+            uint8_t *o = it->scratch->data + it->scratch->len - str[PK_RAW].n;
+            size_t from = 0;
+            for (uint32_t hi = 0; hi < raw.n; hi++) {
+                size_t cut = raw.pos[hi] - from;
+                memcpy(o, raw.bytes.p + from, cut);
+                o += cut;
+                from = raw.pos[hi];
+                struct span v = str[raw.key[hi]];
+                if (v.n) {
+                    memcpy(o, v.p, v.n);
+                }
+                o += v.n;
+            }
+            memcpy(o, raw.bytes.p + from, raw.bytes.n - from);
         }
         *rec = (struct span){ it->scratch->data + at, it->scratch->len - at };
         c->produced += rec->n;
@@ -746,4 +1002,120 @@ int block3__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct 
         *seq = it->seq;
         return 1;
     }
+}
+
+int block3__select(const struct block_hdr *h, struct span decoded, const struct block3_val *vals,
+                   size_t nvals, uint8_t *rows, uint8_t *chunks, struct errbuf *why)
+{
+    struct block3_cur *c = xmalloc(sizeof(*c));
+    uint32_t off[PK_COUNT];
+    int rc = VG_ECORRUPT;
+    uint32_t nrows = 0;
+
+    memset(rows, 0, (h->count + 7) / 8);
+    cur_init(c, decoded);
+    if (c->bad) {
+        errbuf_set(why, "%s", c->err);
+        goto out;
+    }
+    uint32_t nchunks = 0;
+    for (uint32_t i = 0; i < c->ndir; i++) {
+        const uint8_t *x = c->dir.p + (size_t)i * B3_DIR_ENT;
+        nchunks += ((unsigned)x[0] | (unsigned)x[1] << 8) == B3_RAW;
+    }
+    memset(chunks, 0, (nchunks + 7) / 8 + 1);
+    /* Each value's dictionary offset (segment.md 3.8.3); a value not in the dictionary
+     * is in no packed row. */
+    uint32_t mask = 0;
+    for (size_t v = 0; v < nvals; v++) {
+        int k = vals[v].key;
+        unsigned id = B3_STR + (unsigned)k;
+        uint32_t at_v = UINT32_MAX; /* never matches */
+        if (c->has[id]) {
+            if (!((mask >> k) & 1) && cur_dict(c, k) < 0) {
+                errbuf_set(why, "%s", c->err);
+                goto out;
+            }
+            struct span d = c->dict[k];
+            while (d.n > 0) {
+                uint32_t at = (uint32_t)(d.p - c->dict[k].p);
+                uint64_t len;
+                if (store__get_uvarint(&d, &len) < 0 || len > d.n) {
+                    errbuf_set(why, "column '%s': bad dictionary entry", block3__col_name(id));
+                    goto out;
+                }
+                if (len == vals[v].value.n && memcmp(d.p, vals[v].value.p, len) == 0) {
+                    at_v = at;
+                    break;
+                }
+                span_advance(&d, (size_t)len);
+            }
+        }
+        /* Two values for one key: only a row holding both, which none does unless they
+         * are the same. */
+        if ((mask >> k) & 1) {
+            off[k] = off[k] == at_v ? at_v : UINT32_MAX;
+        } else {
+            off[k] = at_v;
+        }
+        mask |= 1u << k;
+    }
+    /* The rows, through form; a wanted row's raw chunk. */
+    int32_t ci = -1;
+    uint32_t ci_left = 0;
+    uint32_t ent = 0;
+    for (uint32_t row = 0; row < h->count; row++) {
+        uint64_t form;
+        if (cur_uv(c, B3_FORM, &form, why, row) < 0) {
+            goto out;
+        }
+        bool want = true;
+        uint32_t present = (uint32_t)(form >> 1);
+        if (form != 0) {
+            for (int k = 0; k < PK_COUNT; k++) {
+                if (!((mask >> k) & 1)) {
+                    continue;
+                }
+                if (!((present >> k) & 1)) {
+                    want = false;
+                    continue;
+                }
+                uint64_t code;
+                if (cur_uv(c, B3_STR + (unsigned)k, &code, why, row) < 0) {
+                    goto out;
+                }
+                want &= code == off[k];
+            }
+        }
+        if (want) {
+            rows[row / 8] |= (uint8_t)(1u << (row % 8));
+            nrows++;
+        }
+        if (form != 0 && ((present >> PK_RAW) & 1)) {
+            while (ci_left == 0) {
+                const uint8_t *e = NULL;
+                while (ent < c->ndir) {
+                    const uint8_t *x = c->dir.p + (size_t)ent++ * B3_DIR_ENT;
+                    if (((unsigned)x[0] | (unsigned)x[1] << 8) == B3_RAW) {
+                        e = x;
+                        break;
+                    }
+                }
+                if (!e || ci + 1 >= (int32_t)nchunks) {
+                    errbuf_set(why, "row %" PRIu32 ": raw chunks do not match their values", row);
+                    goto out;
+                }
+                ci++;
+                ci_left = le32(e + 4);
+            }
+            if (want) {
+                chunks[ci / 8] |= (uint8_t)(1u << (ci % 8));
+            }
+            ci_left--;
+        }
+    }
+    rc = (int)nrows;
+out:
+    free(c);
+    return rc;
 }

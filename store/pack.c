@@ -473,6 +473,12 @@ static uint8_t *put_mp_bin_hdr(uint8_t *p, size_t n)
     return p;
 }
 
+uint32_t store_field_bit(const char *name)
+{
+    int k = name ? key_lookup(span_str(name)) : -1;
+    return k < 0 ? 0 : 1u << k;
+}
+
 int pack__key_class(int k)
 {
     return k >= 0 && k < PK_COUNT ? (int)keys[k].cls : -1;
@@ -516,12 +522,17 @@ int pack__emit(uint32_t present, const int64_t num[PK_COUNT], const struct span 
             break;
         case KC_STR:
             o = put_mp_str_hdr(o, str[k].n);
-            memcpy(o, str[k].p, str[k].n);
+            if (str[k].n) {
+                memcpy(o, str[k].p, str[k].n);
+            }
             o += str[k].n;
             break;
         case KC_RAW:
+            /* p NULL: the caller fills the n bytes (cols.c puts raw back in place). */
             o = put_mp_bin_hdr(o, str[k].n);
-            memcpy(o, str[k].p, str[k].n);
+            if (str[k].p) {
+                memcpy(o, str[k].p, str[k].n);
+            }
             o += str[k].n;
             break;
         }

@@ -629,6 +629,11 @@ void store_scan_plan_set_progress(struct store_scan_plan *p, struct store_scan_p
     p->progress = pr;
 }
 
+void store_scan_plan_set_fields(struct store_scan_plan *p, uint32_t fields)
+{
+    p->q.fields = fields;
+}
+
 int store_scan_plan_skip(struct store_scan_plan *p, uint64_t segment_id)
 {
     for (size_t i = 0; i < p->n; i++) {

@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "common/time.h"
+#include "common/xalloc.h"
 #include "store/store_int.h"
 
 static const uint8_t seg_magic[8] = { 'V', 'I', 'G', 'I', 'L', 'S', 'E', 'G' };
@@ -282,8 +283,16 @@ struct walk_rec {
 
 /* segment.md 3.4: the record stream of one checked block; records go to fn only after
  * the whole stream checked out, so a bad block returns nothing. */
+/* A projected read of a v3 block (segment.md 3.8): what was loaded, what is wanted. */
+struct v3_sel {
+    uint64_t loaded;
+    const uint8_t *chunks;
+    uint32_t fields;
+    const uint8_t *rows;
+};
+
 static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t off,
-                        struct buf *ubuf, struct buf *recs)
+                        struct buf *ubuf, struct buf *recs, const struct v3_sel *sel)
 {
     struct span raw = buf_span(w->dbuf);
     struct block_iter it;
@@ -302,6 +311,15 @@ static int walk_records(struct seg_walk *w, const struct block_hdr *h, uint64_t 
         it.since = w->scan.since;
         it.until = w->scan.until;
         it.pre = w->scan.need && w->scan.need->nrec > 0 ? w->scan.need : NULL;
+    }
+    if (sel) {
+        it.v3_loaded = sel->loaded;
+        it.v3_chunks = sel->chunks;
+        it.v3_fields = sel->fields;
+        it.v3_rows = sel->rows;
+        if (sel->fields) {
+            it.pre = NULL; /* the texts may lie in fields not put back */
+        }
     }
     while ((rc = block__iter_next(&it, &ts, &seq, &rec, &w->why)) > 0) {
         if (w->fn == NULL) {
@@ -431,6 +449,227 @@ static int walk_read(struct seg_walk *w, struct buf *b, size_t n, uint64_t off)
         w->stats->bytes_read += n;
     }
     return 0;
+}
+
+/* Loads the directory entries of ents whose column is in mask (raw chunks: those set in
+ * chunks, or all when NULL) from the data section at doff into dec (the decoded layout):
+ * adjacent ones in one pread, each checked by its own checksum. */
+static int v3_load(struct seg_walk *w, const struct block3_dirent *ents, uint32_t n,
+                   const uint64_t *st, const uint64_t *de, uint64_t mask, const uint8_t *chunks,
+                   uint64_t doff, uint8_t *stored, uint8_t *dec, uint64_t off)
+{
+    uint32_t ci = 0;
+    bool *sel = xcalloc(n ? n : 1, sizeof(*sel));
+    int rc = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        sel[i] = (mask >> ents[i].id) & 1;
+        if (ents[i].id == B3_RAW) {
+            sel[i] = sel[i] && (!chunks || ((chunks[ci / 8] >> (ci % 8)) & 1));
+            ci++;
+        }
+    }
+    for (uint32_t i = 0; i < n && rc == 0;) {
+        if (!sel[i]) {
+            i++;
+            continue;
+        }
+        uint32_t j = i;
+        while (j < n && sel[j]) {
+            j++;
+        }
+        uint64_t a = st[i];
+        uint64_t b = st[j - 1] + ents[j - 1].stored_len;
+        uint64_t t0 = w->stats ? now_ns() : 0;
+        rc = read_at(w->fd, stored + a, (size_t)(b - a), doff + a);
+        if (rc != 0) {
+            errbuf_set(&w->why, "file shrank while reading");
+            rc = rc < 0 ? rc : walk_bad(w, off, true);
+            break;
+        }
+        uint64_t t1 = w->stats ? now_ns() : 0;
+        if (w->stats) {
+            w->stats->ns_io += t1 - t0;
+            w->stats->bytes_read += b - a;
+        }
+        for (uint32_t k = i; k < j && rc == 0; k++) {
+            if (w->unchecked) {
+                struct block3_dirent e = ents[k];
+                e.crc = (uint32_t)crc32_z(0L, stored + st[k], e.stored_len);
+                rc = block3__col_load(&e, stored + st[k], dec + de[k], &w->why);
+            } else {
+                rc = block3__col_load(&ents[k], stored + st[k], dec + de[k], &w->why);
+            }
+            if (rc < 0) {
+                rc = walk_bad(w, off, false);
+            } else if (w->stats) {
+                w->stats->bytes_decompressed += ents[k].raw_len;
+            }
+        }
+        if (w->stats) {
+            w->stats->ns_decompress += now_ns() - t1;
+        }
+        i = j;
+    }
+    free(sel);
+    return rc;
+}
+
+/* Whether a scan reads parts of v3 blocks (walk_v3_scan): it reads some fields only, or
+ * needs values of identity fields whose postings (segment.md 3.8.3) narrow the rows.
+ * Otherwise it reads whole blocks, checked by the block's checksum. */
+static bool v3_projected(const struct bix_query *q)
+{
+    if (!q) {
+        return false;
+    }
+    if (q->fields) {
+        return true;
+    }
+    for (size_t i = 0; i < q->nvals; i++) {
+        if (q->vals[i].id != BIX_SRC_IP) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* segment.md 3.8, 4.1: a v3 block in a scan. Reads the column directory, then only the
+ * columns the scan needs: those of the fields it reads (every one for whole records);
+ * with values of identity fields it needs, first those columns, to find the rows that
+ * can hold them (the postings, 3.8.3), then only the raw chunks of those rows. Each
+ * column read is checked by its own checksum (the header checks itself, 3.1). */
+static int walk_v3_scan(struct seg_walk *w, const struct block_hdr *h, uint64_t off,
+                        struct buf *ubuf, struct buf *recs, bool *none)
+{
+    const struct bix_query *q = w->scan.need;
+    uint32_t fields = q ? q->fields : 0;
+    uint32_t keys = fields ? fields : UINT32_MAX;
+    size_t base = w->rbuf->len; /* the index, when it was read */
+    uint64_t doff = off + BLOCK_HDR_LEN + h->index_len;
+    struct block3_dirent *ents = NULL;
+    uint64_t *st = NULL;
+    uint64_t *de = NULL;
+    uint8_t *rows = NULL;
+    uint8_t *chunks = NULL;
+    uint32_t n = 0;
+    int rc;
+
+    *none = false;
+    if (buf_reserve(w->rbuf, h->stored_len) < 0 || buf_reserve(w->dbuf, h->raw_len) < 0 ||
+        h->raw_len > w->dbuf->max) {
+        errbuf_set(&w->why, "block of %" PRIu32 " bytes over the reader's limit", h->stored_len);
+        return walk_bad(w, off, false);
+    }
+    uint8_t *stored = w->rbuf->data + base;
+    uint64_t t0 = w->stats ? now_ns() : 0;
+    rc = read_at(w->fd, stored, h->dir_len, doff);
+    if (rc != 0) {
+        errbuf_set(&w->why, "file shrank while reading");
+        return rc < 0 ? rc : walk_bad(w, off, true);
+    }
+    if (w->stats) {
+        w->stats->ns_io += now_ns() - t0;
+        w->stats->bytes_read += h->dir_len;
+    }
+    struct block_hdr hh = *h;
+    if (w->unchecked) {
+        hh.dir_crc = (uint32_t)crc32_z(0L, stored, h->dir_len);
+    }
+    ents = xmalloc(sizeof(*ents) * B3_MAX_COLS);
+    if (block3__dir_parse(&hh, (struct span){ stored, h->stored_len }, ents, &n, &w->why) < 0) {
+        rc = walk_bad(w, off, false);
+        goto out;
+    }
+    st = xmalloc(sizeof(*st) * (n + 1));
+    de = xmalloc(sizeof(*de) * (n + 1));
+    uint64_t sa = h->dir_len;
+    uint64_t da = h->dir_len;
+    uint32_t nchunks = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        st[i] = sa;
+        de[i] = da;
+        sa += ents[i].stored_len;
+        da += ents[i].raw_len;
+        nchunks += ents[i].id == B3_RAW;
+    }
+    memcpy(w->dbuf->data, stored, h->dir_len);
+    w->dbuf->len = h->raw_len;
+    w->dbuf->data[w->dbuf->len] = 0;
+
+    /* The identity values the scan needs (but src_ip, whose spellings differ). */
+    struct block3_val vals[16];
+    size_t nv = 0;
+    static const int pk_of[BIX_NFIELDS + 1] = {
+        [BIX_HOST] = PK_HOST,   [BIX_NAMESPACE] = PK_NAMESPACE,
+        [BIX_POD] = PK_POD,     [BIX_CONTAINER_ID] = PK_CONTAINER_ID,
+        [BIX_IMAGE] = PK_IMAGE, [BIX_USER] = PK_USER,
+        [BIX_SRC_IP] = -1,      [BIX_RULE] = PK_RULE,
+        [BIX_CVE] = PK_CVE,
+    };
+    for (size_t i = 0; q && i < q->nvals && nv < VG_ARRAY_LEN(vals); i++) {
+        int id = q->vals[i].id;
+        if (id >= 1 && id <= BIX_NFIELDS && pk_of[id] > 0) {
+            vals[nv++] =
+                (struct block3_val){ pk_of[id], { q->keys.data + q->vals[i].off, q->vals[i].len } };
+        }
+    }
+    uint64_t mask = 1ull << B3_TS | 1ull << B3_SEQ | 1ull << B3_FORM | 1ull << B3_VERBATIM;
+    if (keys & (1u << PK_TS | 1u << PK_RECEIVED | 1u << PK_SEQ | 1u << PK_DST_PORT)) {
+        mask |= 1ull << B3_NUMS;
+    }
+    for (int k = 0; k < PK_COUNT; k++) {
+        /* raw is put back with the strings of its holes (3.8.3): every string column */
+        if (pack__key_class(k) == 2 && ((keys >> k) & 1 || (keys >> PK_RAW) & 1)) {
+            mask |= 1ull << (B3_STR + k);
+        }
+    }
+    for (size_t i = 0; i < nv; i++) {
+        mask |= 1ull << (B3_STR + vals[i].key);
+    }
+    if ((rc = v3_load(w, ents, n, st, de, mask, NULL, doff, stored, w->dbuf->data, off)) != 0) {
+        goto out;
+    }
+    if (nv > 0) {
+        uint64_t t1 = w->stats ? now_ns() : 0;
+        rows = xmalloc((size_t)h->count / 8 + 1);
+        chunks = xmalloc((size_t)nchunks / 8 + 2);
+        int m = block3__select(h, buf_span(w->dbuf), vals, nv, rows, chunks, &w->why);
+        if (w->stats) {
+            w->stats->ns_index += now_ns() - t1;
+        }
+        if (m < 0) {
+            rc = walk_bad(w, off, false);
+            goto out;
+        }
+        if (m == 0) {
+            *none = true; /* no row holds them: nothing to put back */
+            rc = 0;
+            goto out;
+        }
+    }
+    if ((keys >> PK_RAW) & 1) {
+        mask |= 1ull << B3_RAW;
+        if ((rc = v3_load(w, ents, n, st, de, 1ull << B3_RAW, chunks, doff, stored, w->dbuf->data,
+                          off)) != 0) {
+            goto out;
+        }
+    }
+    if (w->stats) {
+        w->stats->blocks_read++;
+    }
+    struct v3_sel sel = { mask, (keys >> PK_RAW) & 1 ? chunks : NULL, fields, rows };
+    if (!((keys >> PK_RAW) & 1)) {
+        sel.loaded &= ~(1ull << B3_RAW);
+    }
+    rc = walk_records(w, h, off, ubuf, recs, &sel);
+out:
+    free(ents);
+    free(st);
+    free(de);
+    free(rows);
+    free(chunks);
+    return rc;
 }
 
 int seg__walk(struct seg_walk *w)
@@ -577,7 +816,16 @@ int seg__walk(struct seg_walk *w)
                 w->stats->blocks_skipped_index += pass;
             }
         }
-        if (!pass) {
+        if (!pass && skip && h.version == BLOCK_VERSION_3 && v3_projected(w->scan.need)) {
+            bool none;
+            rc = walk_v3_scan(w, &h, off, ubuf, &recs, &none);
+            if (rc != 0) {
+                goto out;
+            }
+            if (none && w->stats) {
+                w->stats->blocks_skipped_index++;
+            }
+        } else if (!pass) {
             size_t have = w->rbuf->len; /* the index, when it was read above */
             size_t plen = (size_t)(blen - BLOCK_HDR_LEN);
             if ((rc = walk_read(w, w->rbuf, plen - have, off + BLOCK_HDR_LEN + have)) != 0) {
@@ -624,7 +872,7 @@ int seg__walk(struct seg_walk *w)
                     any_block = true;
                     last_seq = h.seq_max;
                 }
-                rc = walk_records(w, &h, off, ubuf, &recs);
+                rc = walk_records(w, &h, off, ubuf, &recs, NULL);
                 if (rc != 0) {
                     goto out;
                 }

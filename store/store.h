@@ -169,6 +169,9 @@ struct store_need {
                                  infinite or NaN float as "inf" / "nan") */
     size_t ntexts;
 };
+/* The bit of a schema-v1 field ("ts", "received", "seq", the string fields, "dst_port",
+ * "raw") for store_scan_plan_set_fields; 0 for another name. */
+uint32_t store_field_bit(const char *name);
 
 /* Called for each record; rec points into the reader's buffer, valid until fn returns.
  * A nonzero return stops the scan and is returned by store_scan. */
@@ -231,6 +234,12 @@ struct store_scan_progress {
 };
 /* Counts the runs of p into pr (borrowed; NULL: none). Call before the runs start. */
 void store_scan_plan_set_progress(struct store_scan_plan *p, struct store_scan_progress *pr);
+/* Projection: fields 0 (the default) gives fn whole records. Else fn reads only those
+ * fields (store_field_bit): records of format v3 blocks (segment.md 3.8) come with only
+ * those of them they have (a schema-v1 map of fewer keys), put back from those columns
+ * alone; records stored verbatim come whole (and v1/v2 blocks' records too). Call
+ * before the runs start. */
+void store_scan_plan_set_fields(struct store_scan_plan *p, uint32_t fields);
 /* Narrows p to the records with seq_min <= seq <= seq_max: segments and blocks whose seq
  * range (segment.md 3.1, 7) lies outside are passed over unread (fn still filters the
  * records of the blocks read). Call before the runs start. */

@@ -95,7 +95,7 @@ int block__index_check(const struct block_hdr *h, struct span index,
 /* Walks a decompressed record stream (3.4): v1 entries, or v2 groups of entries whose
  * packed records (3.4.2) are unpacked into scratch; or the decompressed columns of a v3
  * block (3.8), whose rows are put back together into scratch. */
-#define BLOCK3_CUR_SIZE 2048
+#define BLOCK3_CUR_SIZE 2560
 struct block_iter {
     const struct block_hdr *h;
     struct span in;
@@ -104,7 +104,7 @@ struct block_iter {
     int64_t prev_received; /* v2: of the group's last packed record (3.4.2) */
     int64_t ts;
     uint64_t seq;
-    struct buf *scratch; /* v2, v3: the unpacked record */
+    struct buf *scratch;   /* v2, v3: the unpacked record */
     struct block3_cur *v3; /* v3: the column cursors (cols.c), inside v3_mem */
     uint64_t v3_mem[(BLOCK3_CUR_SIZE + 7) / 8];
     /* Records block__iter_next skips (checked only as far as skipping needs): */
@@ -113,6 +113,11 @@ struct block_iter {
     int64_t since;
     int64_t until;
     uint32_t skipped; /* how many */
+    /* v3 (segment.md 3.8), a projected read: what was loaded and what is wanted. */
+    uint64_t v3_loaded;       /* 0: every column; else bit id: column id is in raw */
+    const uint8_t *v3_chunks; /* NULL: every raw chunk; else bit i: raw chunk i is */
+    uint32_t v3_fields;       /* 0: whole records; else the keys (3.4.2) put back */
+    const uint8_t *v3_rows;   /* NULL: every row; else bit i: row i is wanted */
 };
 /* scratch (v2 blocks; its max bounds a record) holds the record block__iter_next returns
  * until the next call. */
@@ -200,13 +205,13 @@ enum block3_col {
     B3_STR = 32, /* + the key (3.4.2) of a string field: 35 (agent) .. 56 (message) */
     B3_ID_MAX = B3_STR + PK_DST_PORT,
 };
-#define B3_DIR_HDR      4
-#define B3_DIR_ENT      20
-#define B3_MAX_COLS     1152 /* segment.md 3.7 */
-#define B3_DIR_MAX      (B3_DIR_HDR + B3_DIR_ENT * B3_MAX_COLS)
-#define B3_ROW_MAX      640 /* bytes of columns a row may take beyond its record's */
-#define B3_CODEC_PLAIN  0
-#define B3_DATA_SLACK   (64u * B3_MAX_COLS) /* compression framing of every column */
+#define B3_DIR_HDR     4
+#define B3_DIR_ENT     20
+#define B3_MAX_COLS    1152 /* segment.md 3.7 */
+#define B3_DIR_MAX     (B3_DIR_HDR + B3_DIR_ENT * B3_MAX_COLS)
+#define B3_ROW_MAX     640 /* bytes of columns a row may take beyond its record's */
+#define B3_CODEC_PLAIN 0
+#define B3_DATA_SLACK  (64u * B3_MAX_COLS) /* compression framing of every column */
 
 /* One entry of the column directory (3.8). */
 struct block3_dirent {
@@ -221,6 +226,10 @@ struct block3_dirent {
  * n gets the count; ents (B3_MAX_COLS) the entries. Returns 0 or VG_ECORRUPT. */
 int block3__dir_parse(const struct block_hdr *h, struct span data, struct block3_dirent *ents,
                       uint32_t *n, struct errbuf *why) VG_MUST_USE;
+/* Checks one column's stored bytes against its checksum and decompresses them into dst
+ * (e->raw_len bytes). Returns 0 or VG_ECORRUPT. */
+int block3__col_load(const struct block3_dirent *e, const uint8_t *stored, uint8_t *dst,
+                     struct errbuf *why) VG_MUST_USE;
 /* The name of column id ("ts", "user", "raw"...) for messages. */
 const char *block3__col_name(unsigned id);
 
@@ -235,6 +244,18 @@ void block3__free(struct block3_build *v);
 int block3__layout(struct block_builder *b, size_t raw_chunk, struct block3_dirent *ents,
                    uint32_t *n, struct buf *cols) VG_MUST_USE;
 void block3__dir_encode(const struct block3_dirent *ents, uint32_t n, uint8_t *out);
+
+/* Which rows of a v3 block (decoded: the directory then the columns, those of form and
+ * of the string keys named in vals loaded) may hold every value of vals (key k, exact
+ * bytes): bit i of rows for row i (verbatim rows always), bit c of chunks for each raw
+ * chunk holding a wanted row's raw. rows and chunks are zeroed first. Returns the
+ * number of wanted rows, or VG_ECORRUPT. */
+struct block3_val {
+    int key;
+    struct span value;
+};
+int block3__select(const struct block_hdr *h, struct span decoded, const struct block3_val *vals,
+                   size_t nvals, uint8_t *rows, uint8_t *chunks, struct errbuf *why) VG_MUST_USE;
 
 /* Iteration (block.c's block__iter_* for v3). */
 void block3__iter_init(struct block_iter *it);

@@ -27,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(c) ((c) ? (void)0 : abort())
 
 /* Walks every row; returns how many came back (or -1 on a decoding error). */
-static long walk(const struct block_hdr *h, struct span raw, struct buf *scratch,
-                 struct span *recs, size_t nrecs)
+static long walk(const struct block_hdr *h, struct span raw, struct buf *scratch, struct span *recs,
+                 size_t nrecs)
 {
     struct block_iter it;
     struct errbuf why;
@@ -51,6 +51,29 @@ static long walk(const struct block_hdr *h, struct span raw, struct buf *scratch
         n++;
     }
     return rc < 0 ? -1 : n;
+}
+
+/* A projected walk: wanted rows only, user and host only; may fail, never crash. */
+static void part_walk(const struct block_hdr *h, struct span raw, struct buf *scratch,
+                      const uint8_t *rows, const uint8_t *chunks)
+{
+    struct block_iter it;
+    struct errbuf why;
+    int64_t ts;
+    uint64_t seq;
+    struct span rec;
+    int rc;
+
+    scratch->len = 0;
+    errbuf_clear(&why);
+    block__iter_init(&it, h, raw, scratch);
+    it.v3_fields = 1u << PK_USER | 1u << PK_HOST | 1u << PK_RAW;
+    it.v3_rows = rows;
+    it.v3_chunks = chunks;
+    while ((rc = block__iter_next(&it, &ts, &seq, &rec, &why)) > 0) {
+        CHECK(rec.n > 0 && rec.p >= scratch->data && rec.p + rec.n <= scratch->data + scratch->len);
+    }
+    CHECK(rc == 0 || rc == VG_ECORRUPT);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -102,6 +125,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(block__decompress(&h2, stored, &raw, &why) == 0);
     CHECK(walk(&h2, buf_span(&raw), &scratch, recs, nrecs) == (long)nrecs);
 
+    /* Parts of it (segment.md 4.1.1): the rows of user "bob", only their user and
+     * host put back; then the same over the edited bytes below. */
+    uint8_t rows[512 / 8 + 1];
+    uint8_t chunks[B3_MAX_COLS / 8 + 2];
+    struct block3_val val = { PK_USER, SPAN_LIT("bob") };
+    int m = block3__select(&h2, buf_span(&raw), &val, 1, rows, chunks, &why);
+    CHECK(m >= 0);
+    part_walk(&h2, buf_span(&raw), &scratch, rows, chunks);
+
     /* The edits. */
     bool dir_edited = false;
     while (edits.n >= 4) {
@@ -118,6 +150,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     (void)walk(&h2, buf_span(&raw), &scratch, NULL, 0);
+    m = block3__select(&h2, buf_span(&raw), &val, 1, rows, chunks, &why);
+    CHECK(m >= 0 || m == VG_ECORRUPT);
+    if (m >= 0) {
+        part_walk(&h2, buf_span(&raw), &scratch, rows, chunks);
+    }
     if (dir_edited) {
         /* The directory's checksum made right: its parser and the column decoders. */
         h2.dir_crc = (uint32_t)crc32(0L, stored.p, h2.dir_len);
