@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <lz4.h>
 #include <lz4hc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -418,6 +419,37 @@ int block__cols_check(const struct block_hdr *h, struct span data, struct errbuf
     return rc;
 }
 
+/* zstd's decompression context, one per thread, kept for its life: a v3 block has tens
+ * of zstd frames, and a context made for each (ZSTD_decompress) costs more than the
+ * frame (an mmap'ed 160 KiB). */
+static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
+static pthread_key_t dctx_key;
+static bool dctx_ok;
+
+static void dctx_free(void *p)
+{
+    ZSTD_freeDCtx(p);
+}
+
+static void dctx_init(void)
+{
+    dctx_ok = pthread_key_create(&dctx_key, dctx_free) == 0;
+}
+
+static ZSTD_DCtx *dctx_get(void)
+{
+    (void)pthread_once(&dctx_once, dctx_init);
+    if (!dctx_ok) {
+        return NULL;
+    }
+    ZSTD_DCtx *d = pthread_getspecific(dctx_key);
+    if (!d && (d = ZSTD_createDCtx()) != NULL && pthread_setspecific(dctx_key, d) != 0) {
+        ZSTD_freeDCtx(d);
+        d = NULL;
+    }
+    return d;
+}
+
 /* Decompresses one column (segment.md 3.8) into dst: exactly e->raw_len bytes. */
 static int col_decompress(const struct block3_dirent *e, const uint8_t *src, uint8_t *dst,
                           struct errbuf *why)
@@ -427,7 +459,9 @@ static int col_decompress(const struct block3_dirent *e, const uint8_t *src, uin
         return 0;
     }
     if (e->codec == BLOCK_CODEC_ZSTD) {
-        size_t z = ZSTD_decompress(dst, e->raw_len, src, e->stored_len);
+        ZSTD_DCtx *d = dctx_get();
+        size_t z = d ? ZSTD_decompressDCtx(d, dst, e->raw_len, src, e->stored_len)
+                     : ZSTD_decompress(dst, e->raw_len, src, e->stored_len);
         if (ZSTD_isError(z) || z != e->raw_len) {
             errbuf_set(why, "column '%s': zstd decompression failed (%s)", block3__col_name(e->id),
                        ZSTD_isError(z) ? ZSTD_getErrorName(z) : "short");
