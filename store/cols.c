@@ -24,6 +24,11 @@
 
 #define B3_MAX_HOLES 16
 
+/* The string keys (3.4.2's table but ts, received, seq, dst_port and raw). */
+#define B3_STR_KEYS        \
+ (((1u << PK_COUNT) - 1) & \
+  ~(1u << PK_TS | 1u << PK_RECEIVED | 1u << PK_SEQ | 1u << PK_DST_PORT | 1u << PK_RAW))
+
 /* The int keys in the order of the nums column (segment.md 3.8.2). */
 static const int num_keys[4] = { PK_TS, PK_RECEIVED, PK_SEQ, PK_DST_PORT };
 
@@ -904,11 +909,12 @@ int block3__iter_next(struct block_iter *it, int64_t *ts, uint64_t *seq, struct 
                     c->prev_received = num[k];
                 }
             }
-            for (int k = 0; k < PK_COUNT; k++) {
+            for (uint32_t m = present & B3_STR_KEYS; m; m &= m - 1) {
+                int k = __builtin_ctz(m);
                 unsigned id = B3_STR + (unsigned)k;
                 uint64_t code;
                 uint64_t len;
-                if (!((present >> k) & 1) || pack__key_class(k) != 2 || !loaded(it, id)) {
+                if (!loaded(it, id)) {
                     continue;
                 }
                 if (cur_uv(c, id, &code, why, row) < 0) {
