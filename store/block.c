@@ -885,8 +885,9 @@ static void col_compress(const struct block_enc *enc, struct block3_dirent *e, c
     e->codec = B3_CODEC_PLAIN;
     /* segment.md 3.8.5: the raw chunks with the block's codec; the other columns, small
      * and made of codes and short strings that want entropy coding, with zstd (level 1
-     * in an LZ4 block, the block's level in a zstd one). */
-    bool zstd = enc->codec == BLOCK_CODEC_ZSTD || e->id != B3_RAW;
+     * in an LZ4HC block, the block's level in a zstd one); plain LZ4 (the least CPU)
+     * for every column of a plain LZ4 block. */
+    bool zstd = enc->codec == BLOCK_CODEC_ZSTD || (e->id != B3_RAW && enc->level > 0);
     if (e->raw_len >= 64) {
         if (zstd) {
             int level = enc->codec == BLOCK_CODEC_ZSTD ? (enc->level ? enc->level : 3) : 1;
