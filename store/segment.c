@@ -545,7 +545,7 @@ static int walk_v3_scan(struct seg_walk *w, const struct block_hdr *h, uint64_t 
     const struct bix_query *q = w->scan.need;
     uint32_t fields = q ? q->fields : 0;
     uint32_t keys = fields ? fields : UINT32_MAX;
-    size_t base = w->rbuf->len; /* the index, when it was read */
+    size_t base; /* past the index */
     uint64_t doff = off + BLOCK_HDR_LEN + h->index_len;
     struct block3_dirent *ents = NULL;
     uint64_t *st = NULL;
@@ -556,6 +556,17 @@ static int walk_v3_scan(struct seg_walk *w, const struct block_hdr *h, uint64_t 
     int rc;
 
     *none = false;
+    if (w->rbuf->len == 0 && h->index_len > 0) {
+        /* The index too (small), so that a scan of parts still checks every section it
+         * can trust the rest by: header, index, directory, columns read. */
+        if ((rc = walk_read(w, w->rbuf, h->index_len, off + BLOCK_HDR_LEN)) != 0) {
+            return rc;
+        }
+        if (!w->unchecked && block__index_check(h, buf_span(w->rbuf), &w->why) < 0) {
+            return walk_bad(w, off, false);
+        }
+    }
+    base = w->rbuf->len;
     if (buf_reserve(w->rbuf, h->stored_len) < 0 || buf_reserve(w->dbuf, h->raw_len) < 0 ||
         h->raw_len > w->dbuf->max) {
         errbuf_set(&w->why, "block of %" PRIu32 " bytes over the reader's limit", h->stored_len);
