@@ -459,6 +459,9 @@ void jnl__w_release(struct jnl_w *j, const struct fsops *fs)
     free(j->files);
     j->files = NULL;
     j->nfiles = j->cap = 0;
+    free(j->poff);
+    j->poff = NULL;
+    j->npend = j->cappend = 0;
     buf_release(&j->pend);
     buf_release(&j->out);
 }
@@ -525,6 +528,52 @@ static int jnl_create(struct jnl_w *j, const struct fsops *fs, bool sync, int64_
     return 0;
 }
 
+/* Makes sure a file takes the next frames: the current one, or a new one when there is
+ * none or it passed JNL_ROLL_BYTES. */
+static int jnl_ready(struct jnl_w *j, const struct fsops *fs, bool sync, int64_t now)
+{
+    if (j->fd >= 0 && j->size >= JNL_ROLL_BYTES) {
+        fs->close(fs->ctx, j->fd); /* written and synced: nothing to lose */
+        j->fd = -1;
+    }
+    return j->fd < 0 ? jnl_create(j, fs, sync, now) : 0;
+}
+
+/* Writes n bytes of whole frames (the last with seq_max) at the end of the file and
+ * syncs; on failure cuts the file back (or abandons it) and returns the error. */
+static int jnl_write(struct jnl_w *j, const struct fsops *fs, const uint8_t *p, size_t n,
+                     uint64_t seq_max, bool sync)
+{
+    int rc = fsops_pwrite_all(fs, j->fd, p, n, (int64_t)j->size);
+
+    if (rc == 0 && sync) {
+        rc = fs->fdatasync(fs->ctx, j->fd);
+    }
+    if (rc < 0) {
+        char path[PATH_MAX];
+        if (jnl__path(j, j->no, path) < 0) {
+            snprintf(path, sizeof(path), "%s", j->dir);
+        }
+        log_error("journal '%s': write of %zu bytes at offset %" PRIu64 " failed: %s", path, n,
+                  j->size, vg_strerror(rc));
+        /* segment.md 5.6.2: nothing after a frame that was not synced. */
+        int trc = fs->ftruncate(fs->ctx, j->fd, (int64_t)j->size);
+        if (trc < 0) {
+            log_error("journal '%s': cannot truncate back to %" PRIu64 " bytes: %s; starting a "
+                      "new file",
+                      path, j->size, vg_strerror(trc));
+        }
+        /* Either way the next frame goes to a new file: this one may end in garbage,
+         * which recovery cuts (a torn tail past the last acknowledged frame). */
+        fs->close(fs->ctx, j->fd);
+        j->fd = -1;
+        return rc;
+    }
+    j->size += n;
+    j->files[j->nfiles - 1].seq_max = seq_max;
+    return 0;
+}
+
 int jnl__w_append(struct jnl_w *j, const struct fsops *fs, struct span payload, uint64_t commit_seq,
                   bool sync, int64_t now)
 {
@@ -534,11 +583,7 @@ int jnl__w_append(struct jnl_w *j, const struct fsops *fs, struct span payload, 
     if (payload.n == 0) {
         return 0;
     }
-    if (j->fd >= 0 && j->size >= JNL_ROLL_BYTES) {
-        fs->close(fs->ctx, j->fd); /* written and synced: nothing to lose */
-        j->fd = -1;
-    }
-    if (j->fd < 0 && (rc = jnl_create(j, fs, sync, now)) < 0) {
+    if ((rc = jnl_ready(j, fs, sync, now)) < 0) {
         return rc;
     }
     /* Frames of at most JNL_FRAME_TARGET bytes (one record may take a frame alone). */
@@ -577,37 +622,96 @@ int jnl__w_append(struct jnl_w *j, const struct fsops *fs, struct span payload, 
         in.n -= part.n;
         seq_max = f.seq_max;
     }
-    rc = fsops_pwrite_all(fs, j->fd, j->out.data, j->out.len, (int64_t)j->size);
-    if (rc == 0 && sync) {
-        rc = fs->fdatasync(fs->ctx, j->fd);
-    }
-    if (rc < 0) {
-        char path[PATH_MAX];
-        if (jnl__path(j, j->no, path) < 0) {
-            snprintf(path, sizeof(path), "%s", j->dir);
-        }
-        log_error("journal '%s': write of %zu bytes at offset %" PRIu64 " failed: %s", path,
-                  j->out.len, j->size, vg_strerror(rc));
-        /* segment.md 5.6.2: nothing after a frame that was not synced. */
-        int trc = fs->ftruncate(fs->ctx, j->fd, (int64_t)j->size);
-        if (trc < 0) {
-            log_error("journal '%s': cannot truncate back to %" PRIu64 " bytes: %s; starting a "
-                      "new file",
-                      path, j->size, vg_strerror(trc));
-        }
-        /* Either way the next frame goes to a new file: this one may end in garbage,
-         * which recovery cuts (a torn tail past the last acknowledged frame). */
-        fs->close(fs->ctx, j->fd);
-        j->fd = -1;
-        return rc;
-    }
-    j->size += j->out.len;
-    j->files[j->nfiles - 1].seq_max = seq_max;
+    rc = jnl_write(j, fs, j->out.data, j->out.len, seq_max, sync);
     if (j->out.cap > (4u << 20)) {
         buf_release(&j->out); /* a large commit: do not keep its copy */
         buf_init(&j->out, (size_t)1 << 40);
     }
+    return rc;
+}
+
+int jnl__w_pend_add(struct jnl_w *j, int64_t ts, uint64_t seq, struct span rec)
+{
+    size_t len = j->pend.len;
+    int rc;
+
+    if (len == 0) {
+        /* Room for the frame header of a commit that journals every pending record. */
+        if ((rc = buf_reserve(&j->pend, JNL_FRAME_HDR_LEN)) < 0) {
+            return rc;
+        }
+        memset(j->pend.data, 0, JNL_FRAME_HDR_LEN);
+        j->pend.len = JNL_FRAME_HDR_LEN;
+    }
+    if ((rc = jnl__rec_append(&j->pend, ts, seq, rec)) < 0) {
+        j->pend.len = len;
+        return rc;
+    }
+    if (j->npend == j->cappend) {
+        j->cappend = j->cappend ? 2 * j->cappend : 1024;
+        j->poff = xrealloc(j->poff, j->cappend * sizeof(*j->poff));
+    }
+    j->poff[j->npend++] = j->pend.len - JNL_REC_HDR_LEN - rec.n;
     return 0;
+}
+
+void jnl__w_pend_reset(struct jnl_w *j)
+{
+    buf_reset(&j->pend);
+    j->npend = 0;
+    if (j->pend.cap > (64u << 20)) {
+        buf_release(&j->pend); /* a large batch: do not keep its room */
+        buf_init(&j->pend, (size_t)1 << 40);
+    }
+}
+
+static uint64_t pend_seq(const struct jnl_w *j, size_t i)
+{
+    return store__get_le(j->pend.data + j->poff[i] + 8, 8);
+}
+
+int jnl__w_commit(struct jnl_w *j, const struct fsops *fs, uint64_t low, uint64_t commit_seq,
+                  bool sync, int64_t now)
+{
+    size_t lo = 0;
+    size_t hi = j->npend;
+    int rc;
+
+    /* The first pending record with seq >= low (they are in seq order). */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (pend_seq(j, mid) < low) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == j->npend) {
+        return 0;
+    }
+    size_t from = j->poff[lo];
+    struct span payload = { j->pend.data + from, j->pend.len - from };
+    if (payload.n > JNL_MAX_PAYLOAD) {
+        rc = jnl__w_append(j, fs, payload, commit_seq, sync, now);
+        return rc < 0 ? rc : 1;
+    }
+    if ((rc = jnl_ready(j, fs, sync, now)) < 0) {
+        return rc;
+    }
+    /* One frame, its header in the bytes before its payload: the room at the start of
+     * pend, or records a block took, which nothing reads again. */
+    struct jnl_frame f = {
+        .count = (uint32_t)(j->npend - lo),
+        .payload_len = (uint32_t)payload.n,
+        .payload_crc = seg__crc32(payload.p, payload.n),
+        .seq_min = pend_seq(j, lo),
+        .seq_max = pend_seq(j, j->npend - 1),
+        .commit_seq = commit_seq,
+    };
+    uint8_t *hdr = j->pend.data + from - JNL_FRAME_HDR_LEN;
+    jnl__frame_hdr_encode(&f, hdr);
+    rc = jnl_write(j, fs, hdr, JNL_FRAME_HDR_LEN + payload.n, f.seq_max, sync);
+    return rc < 0 ? rc : 1;
 }
 
 void jnl__w_reclaim(struct jnl_w *j, const struct fsops *fs, uint64_t low, bool sync)

@@ -708,14 +708,28 @@ struct jnl_w {
     struct jnl_wfile *files; /* every journal file, by number */
     size_t nfiles, cap;
     uint64_t next_no;
-    struct buf pend; /* the records appended since the last commit, as a payload holds them */
-    struct buf out;  /* the frames being written */
+    struct buf pend; /* the records appended since the last commit, as a payload holds
+                        them, after JNL_FRAME_HDR_LEN bytes of room for a frame header */
+    size_t *poff;    /* the offset in pend of each of them */
+    size_t npend, cappend;
+    struct buf out;  /* the frames being written (a payload over JNL_MAX_PAYLOAD) */
 };
 void jnl__w_init(struct jnl_w *j);
 void jnl__w_release(struct jnl_w *j, const struct fsops *fs);
 void jnl__w_file_add(struct jnl_w *j, uint64_t no, uint64_t seq_max);
 /* j->dir/<name of no> into out (PATH_MAX). 0 or -ENAMETOOLONG. */
 int jnl__path(const struct jnl_w *j, uint64_t no, char *out) VG_MUST_USE;
+/* Adds a record appended to the store to what the next commit may journal. 0 or
+ * VG_ELIMIT (nothing added). */
+int jnl__w_pend_add(struct jnl_w *j, int64_t ts, uint64_t seq, struct span rec) VG_MUST_USE;
+/* Drops the pending records (a commit took them, or a rollback dropped them). */
+void jnl__w_pend_reset(struct jnl_w *j);
+/* segment.md 5.6.2: journals the pending records from the first whose seq >= low (the
+ * others are in blocks), as one frame written in place (its header in pend's room, no
+ * copy) when they fit one, else as jnl__w_append does. Returns 1 when it wrote, 0 when
+ * there was nothing to journal, or as jnl__w_append. */
+int jnl__w_commit(struct jnl_w *j, const struct fsops *fs, uint64_t low, uint64_t commit_seq,
+                  bool sync, int64_t now) VG_MUST_USE;
 /* Appends payload (whole records in seq order) as frames with one write, then fdatasyncs
  * (sync). Creates a file (synced, with the directory) when there is none or the current
  * one passed JNL_ROLL_BYTES. Returns 0, or -errno with nothing appended (the file is cut

@@ -526,7 +526,6 @@ static int append_rec(struct store *st, int64_t ts, uint64_t seq, struct span re
 
 int store_append(struct store *st, int64_t ts, uint64_t seq, struct span rec)
 {
-    size_t pend_len = st->jnl.pend.len;
     bool io;
     int rc;
 
@@ -540,13 +539,13 @@ int store_append(struct store *st, int64_t ts, uint64_t seq, struct span rec)
         return VG_ELIMIT;
     }
     /* segment.md 5.6.2: what the next commit journals. */
-    if (journaling(st) && (rc = jnl__rec_append(&st->jnl.pend, ts, seq, rec)) < 0) {
-        return rc;
-    }
     rc = append_rec(st, ts, seq, rec, &io);
     if (rc < 0) {
-        st->jnl.pend.len = pend_len;
         return io ? store_fail(st, rc) : rc;
+    }
+    if (journaling(st) && (rc = jnl__w_pend_add(&st->jnl, ts, seq, rec)) < 0) {
+        /* In its open block but never to be journaled: no commit may return 0 now. */
+        return store_fail(st, rc);
     }
     st->next_seq = seq + 1;
     st->stats.records++;
@@ -607,7 +606,7 @@ static int store_rollback(struct store *st)
             first = rc;
         }
     }
-    buf_reset(&st->jnl.pend);
+    jnl__w_pend_reset(&st->jnl);
     if (first == 0 && st->jnl.nfiles > 0) {
         struct errbuf eb;
         errbuf_clear(&eb);
@@ -649,22 +648,6 @@ static uint64_t open_low(const struct store *st)
         }
     }
     return low;
-}
-
-/* The records appended since the last commit that a commit journals: from the first
- * with seq >= low (pend is in seq order); those before it are all in blocks. */
-static struct span pend_from(const struct buf *pend, uint64_t low)
-{
-    struct span in = buf_span(pend);
-    struct span at = in;
-    int64_t ts;
-    uint64_t seq;
-    struct span rec;
-
-    while (jnl__rec_next(&in, &ts, &seq, &rec) == 1 && seq < low) {
-        at = in;
-    }
-    return at;
 }
 
 /* store_commit, cutting the blocks of partitions ending at or before seal_ts too. */
@@ -757,16 +740,13 @@ static int commit(struct store *st, int64_t seal_ts)
      * took the blocks, so a reader that sees a frame sees the catalog of its commit. */
     uint64_t low = open_low(st);
     if (journaling(st)) {
-        struct span p = pend_from(&st->jnl.pend, low);
-        if (p.n > 0) {
-            rc = jnl__w_append(&st->jnl, st->fs, p, st->next_seq - 1, st->o.fsync, vg_now_ns());
-            if (rc < 0) {
-                goto fail;
-            }
-            journaled = true;
+        rc = jnl__w_commit(&st->jnl, st->fs, low, st->next_seq - 1, st->o.fsync, vg_now_ns());
+        if (rc < 0) {
+            goto fail;
         }
+        journaled = rc > 0;
     }
-    buf_reset(&st->jnl.pend);
+    jnl__w_pend_reset(&st->jnl);
     if (st->jnl.nfiles > 0) {
         jnl__w_reclaim(&st->jnl, st->fs, low, st->o.fsync);
     }

@@ -2076,6 +2076,69 @@ static void test_journal_torn_tail(void **state)
     assert_int_equal(verify(t->dir, NULL, 0), 0);
 }
 
+
+static int count_big(void *arg, int64_t ts, uint64_t seq, struct span rec)
+{
+    (void)ts;
+    uint64_t *n = arg;
+    assert_true(rec.n > (1u << 20) || seq == 1);
+    (*n)++;
+    return 0;
+}
+
+/* A commit whose journaled records pass a frame's 64 MiB: several frames of at most
+ * 16 MiB (one record in an old partition keeps them all in the journal), replayed
+ * whole after a kill -9. */
+static void test_journal_big_commit(void **state)
+{
+    struct tdir *t = *state;
+    struct store_opts o = opts(t);
+    struct buf b;
+    uint64_t n = 0;
+
+    o.block_bytes = 16u << 20;
+    o.block_max_age_ns = HOUR;
+    o.lz4_level = -1;
+    struct store *st = open_store(&o);
+    assert_int_equal(append(st, T0, 1), 0);
+    buf_init(&b, 2u << 20);
+    assert_int_equal(mp_put_map(&b, 1), 0);
+    assert_int_equal(mp_put_cstr(&b, "message"), 0);
+    size_t at = b.len;
+    for (uint64_t seq = 2; seq <= 71; seq++) {
+        b.len = at;
+        char big[(1u << 20) + 64];
+        memset(big, 'a' + (int)(seq % 26), sizeof(big));
+        assert_int_equal(mp_put_str(&b, big, sizeof(big)), 0);
+        assert_int_equal(store_append(st, T0 + 2 * HOUR + (int64_t)seq, seq, buf_span(&b)), 0);
+    }
+    buf_release(&b);
+    assert_int_equal(store_commit(st), 0);
+    store__abandon(st);
+    char jpath[PATH_MAX];
+    journal_last(t->dir, jpath);
+    size_t len = 0;
+    free(read_file(jpath, &len));
+    assert_true(len > (70u << 20)); /* every record since the one in the old partition */
+    st = open_store(&o);
+    store__abandon(st);
+    struct store_reader *r = NULL;
+    struct errbuf eb;
+    errbuf_clear(&eb);
+    assert_int_equal(store_reader_open(t->dir, &r, &eb), 0);
+    assert_int_equal(store_scan(r, INT64_MIN, INT64_MAX, count_big, &n, NULL), 0);
+    assert_int_equal(n, 71);
+    store_reader_close(r);
+    st = open_store(&o);
+    store_close(st);
+    assert_int_equal(journal_files(t->dir), 0);
+    n = 0;
+    assert_int_equal(store_reader_open(t->dir, &r, &eb), 0);
+    assert_int_equal(store_scan(r, INT64_MIN, INT64_MAX, count_big, &n, NULL), 0);
+    assert_int_equal(n, 71);
+    store_reader_close(r);
+}
+
 /* VG_POWER_SEED=N runs that seed alone (a failure prints its seed); otherwise seeds 1..40. */
 static void test_power_loss(void **state)
 {
@@ -2138,6 +2201,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal_dense_and_replayed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_big_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_beside_writer_journal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
