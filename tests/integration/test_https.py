@@ -14,7 +14,7 @@ import tempfile
 import unittest
 
 import harness
-from harness import VigildTest, run
+from harness import VigildTest, run, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.environ.get("VG_CORPUS_DIR", os.path.join(HERE, "../data/corpus"))
@@ -452,7 +452,10 @@ class BatchLimit(HttpsTest):
         self.assertTrue(1 < r["line"] < n, r)
         self.assertIn("smaller bodies", r["error"])
         self.assertEqual(self.vd.search("source=http", extra=("--limit", "5")), [])
-        ev = self.vd.search("source=vigil", "action=rejected_input")
+        # The evidence is recorded beside the reply, not before it: readers see it once its
+        # commit is done (schemas/segment.md 4.3).
+        ev = wait_for("the rejected_input evidence",
+                      lambda: self.vd.search("source=vigil", "action=rejected_input"))
         self.assertEqual(len(ev), 1)
         self.assertIn("do not fit one store batch", ev[0]["message"])
         code, _, reply = self.post("/v1/events", b'{"message":"small"}')
