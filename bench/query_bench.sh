@@ -65,7 +65,7 @@ elif [[ ( ${SKIP_PEERS:-0} != 1 && ! -s $DATA/flat.ndjson ) || ! -s $DATA/events
     echo "$N" > "$DATA/N"
 fi
 EVENTS=${EVENTS:-$DATA/events.ndjson}
-RAW=$(stat -c %s "$EVENTS")
+RAW=$(stat -L -c %s "$EVENTS")
 log "data: $N events, $RAW bytes of NDJSON"
 
 # ---- 2. ingest into vigild ----
@@ -278,22 +278,17 @@ ratio() { awk -v p="$1" -v v="$2" 'BEGIN{ if (p == "-" || v == "-" || v == 0) pr
         [[ -s $RESULTS/modern_${e}_size.tsv ]] && tail -1 "$RESULTS/modern_${e}_size.tsv" |
             awk -F'\t' '{printf "%s: %s rows, load %s s, %s bytes on disk (%sx smaller than the NDJSON)\n", $1, $2, $3, $5, $7}'
     done
-    if [[ -s $RESULTS/top20_chdb.tsv ]]; then
-        if diff -q <(cut -f1,2 "$RESULTS/top20_vigil.tsv") <(cut -f1,2 "$RESULTS/top20_chdb.tsv") >/dev/null; then
-            echo "top 20 failing IPs: vigil and ClickHouse 26 agree"
+    agree() { # agree FILE NAME: does the peer's top 20 of (b) match vigil's?
+        [[ -s $1 ]] || return 0
+        if diff -q <(cut -f1,2 "$RESULTS/top20_vigil.tsv") <(cut -f1,2 "$1") >/dev/null; then
+            echo "top 20 failing IPs: vigil and $2 agree"
         else
-            echo "top 20 failing IPs: vigil and ClickHouse 26 differ:"
-            diff <(cut -f1,2 "$RESULTS/top20_vigil.tsv") <(cut -f1,2 "$RESULTS/top20_chdb.tsv") | head -10 || true
+            echo "top 20 failing IPs: vigil and $2 differ:"
+            diff <(cut -f1,2 "$RESULTS/top20_vigil.tsv") <(cut -f1,2 "$1") | head -10 || true
         fi
-    fi
-    if [[ -s $RESULTS/top20_clickhouse.tsv ]]; then
-        if diff -q <(cut -f1,2 "$RESULTS/top20_vigil.tsv") <(cut -f1,2 "$RESULTS/top20_clickhouse.tsv") >/dev/null; then
-            echo "top 20 failing IPs: vigil and ClickHouse agree"
-        else
-            echo "top 20 failing IPs: vigil and ClickHouse differ:"
-            diff <(cut -f1,2 "$RESULTS/top20_vigil.tsv") <(cut -f1,2 "$RESULTS/top20_clickhouse.tsv") | head -10 || true
-        fi
-    fi
+    }
+    agree "$RESULTS/top20_chdb.tsv" "ClickHouse 26"
+    agree "$RESULTS/top20_clickhouse.tsv" "ClickHouse 18"
     echo
     echo "== bytes on disk, $N events (ratio = raw NDJSON / bytes) =="
     printf '%-40s %14s %8s\n' store bytes ratio
