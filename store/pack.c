@@ -458,6 +458,17 @@ static uint8_t *put_mp_str_hdr(uint8_t *p, size_t n)
     return p;
 }
 
+/* The smallest map header for n keys (n < 2^16: at most PK_COUNT keys). */
+static uint8_t *put_mp_map_hdr(uint8_t *p, unsigned n)
+{
+    if (n < 16) {
+        *p++ = (uint8_t)(0x80 | n);
+        return p;
+    }
+    *p++ = 0xde;
+    return put_be(p, n, 2);
+}
+
 static uint8_t *put_mp_bin_hdr(uint8_t *p, size_t n)
 {
     if (n < 256) {
@@ -499,13 +510,7 @@ int pack__emit(uint32_t present, const int64_t num[PK_COUNT], const struct span 
         return rc;
     }
     uint8_t *o = out->data + out->len;
-    unsigned n = (unsigned)__builtin_popcount(present);
-    if (n < 16) {
-        *o++ = (uint8_t)(0x80 | n);
-    } else {
-        *o++ = 0xde;
-        o = put_be(o, n, 2);
-    }
+    o = put_mp_map_hdr(o, (unsigned)__builtin_popcount(present));
     for (int k = 0; k < PK_COUNT; k++) {
         if (!(present & (1u << k))) {
             continue;
@@ -672,13 +677,7 @@ static int unpack(struct span p, int64_t ts, uint64_t seq, int64_t *prev_receive
         return rc;
     }
     uint8_t *o = out->data + out->len;
-    unsigned n = (unsigned)__builtin_popcountll(present);
-    if (n < 16) {
-        *o++ = (uint8_t)(0x80 | n);
-    } else {
-        *o++ = 0xde;
-        o = put_be(o, n, 2);
-    }
+    o = put_mp_map_hdr(o, (unsigned)__builtin_popcountll(present));
     for (int k = 0; k < PK_COUNT; k++) {
         if (!(present & (1u << k))) {
             continue;
